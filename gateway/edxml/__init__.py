@@ -1,0 +1,164 @@
+"""The edXML format layer (QCVN 102:2016 as public SDKs and samples use it), sans-IO.
+
+Everything here takes and returns bytes and values: no files, sockets or global state
+(compiled XML Schemas are cached; they are immutable). Typical use::
+
+    from gateway import edxml
+
+    data = edxml.build(document)                       # strict VNPT layout, unsigned
+    signed = edxml.sign(data, identity)                # XMLDSig, relay-safe
+    checked = edxml.validate(signed, trust=trust)      # schema + structure + signature
+    checked.message.subject
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from lxml import etree
+
+from gateway.edxml.agency import AgencyCode
+from gateway.edxml.build import build, build_tree, serialize
+from gateway.edxml.certs import SigningIdentity, TrustStore, agency_of, check_signing_certificate
+from gateway.edxml.codes import BusinessDocType, Priority, ReceiverType, StatusCode, SteeringType
+from gateway.edxml.model import (
+    Attachment,
+    Business,
+    BusinessDocumentInfo,
+    Code,
+    Document,
+    DocumentType,
+    ManifestReference,
+    Message,
+    Organization,
+    OtherInfo,
+    PromulgationInfo,
+    Receiver,
+    ReplacementInfo,
+    ResponseFor,
+    SignerInfo,
+    StaffInfo,
+    StatusMessage,
+    TraceHeader,
+)
+from gateway.edxml.names import safe_file_name
+from gateway.edxml.parse import message_from_tree
+from gateway.edxml.schema import MessageKind, SchemaMode, validate_tree
+from gateway.edxml.signature import SignatureState, SignatureVerdict, sign_tree, verify_tree
+from gateway.edxml.xmlsafe import DEFAULT_LIMITS, Limits, parse_xml
+from gateway.errors import SignatureMissing
+
+
+@dataclass(frozen=True)
+class Validation:
+    """A message that passed schema and structure checks, with its signature verdict."""
+
+    message: Message
+    kind: MessageKind
+    signature: SignatureVerdict
+
+
+def read(data: bytes, *, mode: SchemaMode = SchemaMode.LENIENT, limits: Limits = DEFAULT_LIMITS) -> Message:
+    """Parse and schema-check edXML bytes into a Document or StatusMessage (signature not checked)."""
+    root = parse_xml(data, limits)
+    validate_tree(root, mode)
+    return message_from_tree(root, limits)
+
+
+def validate(
+    data: bytes,
+    *,
+    trust: TrustStore | None,
+    mode: SchemaMode = SchemaMode.LENIENT,
+    limits: Limits = DEFAULT_LIMITS,
+    require_signature: bool = True,
+    at: datetime | None = None,
+    allow_sha1: bool = False,
+) -> Validation:
+    """Everything a receiver checks: safe parse, schema, structure, then the signature.
+
+    Raises a FormatError or SignatureError (each with a stable code) when the message is
+    not acceptable; SignatureMissing when it is unsigned and ``require_signature`` is set.
+    """
+    root = parse_xml(data, limits)
+    kind = validate_tree(root, mode)
+    message = message_from_tree(root, limits)
+    verdict = verify_tree(root, trust, at=at, allow_sha1=allow_sha1)
+    if require_signature and not verdict.valid:
+        raise SignatureMissing(verdict.detail)
+    return Validation(message=message, kind=kind, signature=verdict)
+
+
+def sign(data: bytes, identity: SigningIdentity, *, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """Sign edXML bytes (any layout the reader accepts) and return the signed bytes."""
+    root = parse_xml(data, limits)
+    message_from_tree(root, limits)  # refuse to sign what we would refuse to read
+    sign_tree(root, identity)
+    return serialize(root)
+
+
+def sign_message(message: Message, identity: SigningIdentity) -> bytes:
+    """Build and sign in one step: what the gateway sends."""
+    root = build_tree(message)
+    sign_tree(root, identity)
+    return serialize(root)
+
+
+def verify(
+    data: bytes | etree._Element,
+    trust: TrustStore | None,
+    *,
+    at: datetime | None = None,
+    allow_sha1: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> SignatureVerdict:
+    root = data if isinstance(data, etree._Element) else parse_xml(data, limits)
+    message_from_tree(root, limits)
+    return verify_tree(root, trust, at=at, allow_sha1=allow_sha1)
+
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "AgencyCode",
+    "Attachment",
+    "Business",
+    "BusinessDocType",
+    "BusinessDocumentInfo",
+    "Code",
+    "Document",
+    "DocumentType",
+    "Limits",
+    "ManifestReference",
+    "Message",
+    "MessageKind",
+    "Organization",
+    "OtherInfo",
+    "Priority",
+    "PromulgationInfo",
+    "Receiver",
+    "ReceiverType",
+    "ReplacementInfo",
+    "ResponseFor",
+    "SchemaMode",
+    "SignatureState",
+    "SignatureVerdict",
+    "SignerInfo",
+    "SigningIdentity",
+    "StaffInfo",
+    "StatusCode",
+    "StatusMessage",
+    "SteeringType",
+    "TraceHeader",
+    "TrustStore",
+    "Validation",
+    "agency_of",
+    "build",
+    "check_signing_certificate",
+    "read",
+    "safe_file_name",
+    "sign",
+    "sign_message",
+    "validate",
+    "verify",
+]

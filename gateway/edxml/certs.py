@@ -1,0 +1,183 @@
+"""Certificates for edXML signatures: who may sign, and for which agency.
+
+Where the agency code sits: the certificate's Subject carries it in the
+``organizationIdentifier`` attribute (OID 2.5.4.97, the attribute ETSI EN 319 412-1
+uses for the identifier of a legal person), holding exactly the code as it appears
+in OrganId, e.g. ``000.00.00.H58``. A signature counts for a message only if this
+code equals the message's From/OrganId.
+
+The chain is checked here, with the verification time as a parameter, and signxml is
+then handed the verified certificate to check the XML signature itself (so it never
+falls back to a public CA bundle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from gateway.edxml.agency import AgencyCode
+from gateway.errors import (
+    AgencyCodeError,
+    CertificateExpired,
+    CertificateUsage,
+    KeyMaterialError,
+    SignerMismatch,
+    UntrustedCertificate,
+)
+
+AGENCY_CODE_OID = NameOID.ORGANIZATION_IDENTIFIER
+MAX_CHAIN_LENGTH = 6
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+def load_certificates(pem: bytes, *, what: str = "certificate file") -> tuple[x509.Certificate, ...]:
+    try:
+        certificates = tuple(x509.load_pem_x509_certificates(pem))
+    except ValueError as exc:
+        raise KeyMaterialError(f"{what} holds no readable PEM certificate: {exc}") from None
+    return certificates
+
+
+@dataclass(frozen=True)
+class TrustStore:
+    """The certificate authorities whose certificates may sign edXML (roots and intermediates)."""
+
+    authorities: tuple[x509.Certificate, ...]
+
+    def __post_init__(self) -> None:
+        if not self.authorities:
+            raise KeyMaterialError("the trust store holds no certificate")
+
+    @classmethod
+    def from_pem(cls, pem: bytes) -> TrustStore:
+        return cls(load_certificates(pem, what="trust store"))
+
+    def contains(self, certificate: x509.Certificate) -> bool:
+        return any(certificate == authority for authority in self.authorities)
+
+
+@dataclass(frozen=True)
+class SigningIdentity:
+    """A private key with its certificate (and any intermediates), as the signer holds them."""
+
+    key: PrivateKey = field(repr=False)
+    certificate: x509.Certificate
+    intermediates: tuple[x509.Certificate, ...] = ()
+
+    @classmethod
+    def from_pem(cls, key_pem: bytes, cert_pem: bytes, password: bytes | None = None) -> SigningIdentity:
+        try:
+            key = serialization.load_pem_private_key(key_pem, password=password)
+        except (ValueError, TypeError) as exc:
+            raise KeyMaterialError(f"private key cannot be read: {exc}") from None
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise KeyMaterialError("only RSA and EC private keys sign edXML")
+        certificates = load_certificates(cert_pem)
+        leaf, *rest = certificates
+        if leaf.public_key().public_numbers() != key.public_key().public_numbers():
+            raise KeyMaterialError("the certificate does not belong to the private key")
+        return cls(key=key, certificate=leaf, intermediates=tuple(rest))
+
+    @property
+    def agency(self) -> AgencyCode:
+        return agency_of(self.certificate)
+
+
+def agency_of(certificate: x509.Certificate) -> AgencyCode:
+    """The agency code a certificate speaks for (Subject organizationIdentifier)."""
+    values = certificate.subject.get_attributes_for_oid(AGENCY_CODE_OID)
+    if len(values) != 1:
+        raise SignerMismatch(
+            f"certificate {describe(certificate)} names {len(values)} agency codes in"
+            " Subject organizationIdentifier (2.5.4.97); exactly one is required"
+        )
+    try:
+        return AgencyCode.lenient(str(values[0].value))
+    except AgencyCodeError as exc:
+        raise SignerMismatch(f"certificate {describe(certificate)}: {exc.message}") from None
+
+
+def describe(certificate: x509.Certificate) -> str:
+    fingerprint = hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()[:16]
+    return f"'{certificate.subject.rfc4514_string()}' (sha256 {fingerprint}…)"
+
+
+def _check_period(certificate: x509.Certificate, at: datetime, role: str) -> None:
+    if at < certificate.not_valid_before_utc:
+        raise CertificateExpired(
+            f"{role} {describe(certificate)} is not valid before"
+            f" {certificate.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    if at > certificate.not_valid_after_utc:
+        raise CertificateExpired(
+            f"{role} {describe(certificate)} expired on {certificate.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC"
+        )
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def check_signing_certificate(
+    leaf: x509.Certificate,
+    trust: TrustStore,
+    *,
+    at: datetime | None = None,
+    offered: tuple[x509.Certificate, ...] = (),
+) -> AgencyCode:
+    """Check that ``leaf`` may sign edXML at time ``at`` and return the agency it speaks for.
+
+    Chain: up through ``offered`` intermediates to a certificate of the trust store, each
+    link's signature verified and each issuer a CA valid at ``at``. Usage: digitalSignature
+    or nonRepudiation, and not itself a CA.
+    """
+    at = at or datetime.now(UTC)
+    _check_period(leaf, at, "certificate")
+    if _is_ca(leaf):
+        raise CertificateUsage(f"certificate {describe(leaf)} is a CA certificate, not a signer's")
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        raise CertificateUsage(f"certificate {describe(leaf)} has no KeyUsage extension") from None
+    if not (usage.digital_signature or usage.content_commitment):
+        raise CertificateUsage(f"certificate {describe(leaf)} is not for digitalSignature or nonRepudiation")
+
+    current = leaf
+    candidates = trust.authorities + offered
+    for _ in range(MAX_CHAIN_LENGTH):
+        issuer = next(
+            (c for c in candidates if c.subject == current.issuer and c != current and _issued_by(current, c)),
+            None,
+        )
+        if issuer is None:
+            raise UntrustedCertificate(
+                f"certificate {describe(current)} was not issued by any trusted authority"
+                f" (issuer '{current.issuer.rfc4514_string()}')"
+            )
+        if not _is_ca(issuer):
+            raise UntrustedCertificate(f"issuer {describe(issuer)} is not a certificate authority")
+        _check_period(issuer, at, "issuing CA")
+        if trust.contains(issuer):
+            return agency_of(leaf)
+        current = issuer
+    raise UntrustedCertificate(f"certificate chain of {describe(leaf)} is longer than {MAX_CHAIN_LENGTH}")

@@ -1,0 +1,329 @@
+"""XMLDSig signatures on edXML messages (signxml), built so that relays can append hops.
+
+What is signed: a detached signature, placed in edXMLHeader after TraceHeaderList (after
+MessageHeader in a status message), with one Reference per part, each by Id and
+exclusive c14n: MessageHeader, Bussiness, every TraceHeader present at signing time,
+edXMLBody (the manifest) and AttachmentEncoded. A relay appending a TraceHeader touches
+none of them; changing any other byte of the header, the manifest or an attachment
+breaks a digest. Exclusive c14n keeps SignedInfo valid when the Signature element is
+moved into the document after signing.
+
+What verification proves, in order: the signature is real XMLDSig (placeholders are
+reported as *unsigned*, not invalid); the algorithms are allowed (SHA-1 only with the
+legacy switch); the certificate chains to the trust store, is valid at the given time,
+may sign, and names the sender's agency code; the signature value and every digest
+match; and every part listed above is covered by exactly the element found at its
+proper place, so that a second MessageHeader, a moved Signature or a Reference that
+points elsewhere cannot pass (signature wrapping).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from lxml import etree
+from signxml import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureConfiguration,
+    SignatureConstructionMethod,
+    SignatureMethod,
+    SignatureReference,
+    XMLSigner,
+    XMLVerifier,
+)
+from signxml.exceptions import InvalidDigest, InvalidInput, SignXMLException
+from signxml.exceptions import InvalidSignature as SignXMLInvalidSignature
+
+from gateway.edxml import ns
+from gateway.edxml.certs import SigningIdentity, TrustStore, check_signing_certificate, describe
+from gateway.edxml.parse import Envelope, local_name
+from gateway.edxml.text import clean
+from gateway.edxml.xmlsafe import new_parser
+from gateway.errors import (
+    SignatureCoverage,
+    SignatureError,
+    SignatureMismatch,
+    SignerMismatch,
+    StructureError,
+    WeakAlgorithm,
+)
+
+ID_ATTRIBUTE = "Id"
+C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
+_SHA1_URIS = frozenset({m.value for m in SignatureMethod if "SHA1" in m.name} | {DigestAlgorithm.SHA1.value})
+_STRONG_METHODS = frozenset(
+    {
+        SignatureMethod.RSA_SHA256,
+        SignatureMethod.ECDSA_SHA256,
+        SignatureMethod.RSA_SHA384,
+        SignatureMethod.ECDSA_SHA384,
+        SignatureMethod.RSA_SHA512,
+        SignatureMethod.ECDSA_SHA512,
+    }
+)
+_STRONG_DIGESTS = frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512})
+
+
+class _Signer(XMLSigner):
+    """signxml's signer, re-parsing with our hardened parser (its own refuses text nodes over 10 MB)."""
+
+    @property
+    def parser(self) -> etree.XMLParser:
+        return new_parser()
+
+
+class SignatureState(enum.Enum):
+    VALID = "valid"
+    UNSIGNED = "unsigned"
+
+
+@dataclass(frozen=True)
+class SignatureVerdict:
+    """The outcome of a verification that did not fail: valid, or no real signature at all."""
+
+    state: SignatureState
+    detail: str
+    signer: str | None = None
+    certificate: x509.Certificate | None = None
+    algorithm: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.state is SignatureState.VALID
+
+
+# --- which parts are signed ----------------------------------------------------------------------
+
+
+def _signed_parts(frame: Envelope) -> list[tuple[str, etree._Element]]:
+    """(Id, element) for every part a signature must cover, in document order."""
+    parts: list[tuple[str, etree._Element]] = [("edxml-MessageHeader", frame.message_header)]
+    if frame.trace_header_list is not None:
+        hop = 0
+        for child in frame.trace_header_list:
+            if not isinstance(child.tag, str):
+                continue
+            if child.tag == ns.q("Bussiness"):
+                parts.append(("edxml-Bussiness", child))
+            elif child.tag == ns.q("TraceHeader"):
+                hop += 1
+                parts.append((f"edxml-TraceHeader-{hop}", child))
+    if frame.body is not None:
+        parts.append(("edxml-edXMLBody", frame.body))
+    if frame.attachment_encoded is not None:
+        parts.append(("edxml-AttachmentEncoded", frame.attachment_encoded))
+    return parts
+
+
+# --- signing ---------------------------------------------------------------------------------------
+
+
+def sign_tree(root: etree._Element, identity: SigningIdentity) -> None:
+    """Sign the edXML tree in place, replacing any signature or placeholder it carries.
+
+    Refuses to sign a message whose From is not the agency the certificate names.
+    """
+    frame = Envelope(root)
+    sender = _sender_code(frame)
+    if sender != identity.agency.text:
+        raise SignerMismatch(
+            f"the certificate is for {identity.agency}, but the message is From {sender}: refusing to sign"
+        )
+    if frame.signature is not None:
+        frame.header.remove(frame.signature)
+    parts = _signed_parts(frame)
+    wanted = {id_value for id_value, _ in parts}
+    for element in root.iter():
+        if (
+            isinstance(element.tag, str)
+            and element.get(ID_ATTRIBUTE) in wanted
+            and all(element is not part for _, part in parts)
+        ):
+            raise StructureError(
+                f"element {ns.pretty(element.tag)} already uses Id {element.get(ID_ATTRIBUTE)!r}",
+                where=f"line {element.sourceline}",
+            )
+    for id_value, element in parts:
+        element.set(ID_ATTRIBUTE, id_value)
+
+    is_ec = isinstance(identity.key, ec.EllipticCurvePrivateKey)
+    signer = _Signer(
+        method=SignatureConstructionMethod.detached,
+        signature_algorithm=SignatureMethod.ECDSA_SHA256 if is_ec else SignatureMethod.RSA_SHA256,
+        digest_algorithm=DigestAlgorithm.SHA256,
+        c14n_algorithm=C14N,
+    )
+    # Unprefixed <Signature xmlns="…xmldsig#">, the layout edXML files use.
+    signer.namespaces = {None: ns.DSIG}
+    signature = signer.sign(
+        root,
+        key=identity.key,
+        cert=[identity.certificate, *identity.intermediates],
+        reference_uri=[SignatureReference(URI=f"#{id_value}", c14n_method=C14N) for id_value, _ in parts],
+        id_attribute=ID_ATTRIBUTE,
+    )
+    anchor = frame.trace_header_list if frame.trace_header_list is not None else frame.message_header
+    anchor.addnext(signature)
+    signature.tail = anchor.tail  # keep the indentation of the surrounding layout
+
+
+def _sender_code(frame: Envelope) -> str:
+    organ_ids = frame.message_header.findall(f"{{{ns.EDXML}}}From/{{{ns.EDXML}}}OrganId")
+    if len(organ_ids) != 1:
+        raise StructureError(
+            "MessageHeader must name exactly one From/OrganId", where=f"line {frame.message_header.sourceline}"
+        )
+    return clean(organ_ids[0].text or "")
+
+
+# --- verifying ---------------------------------------------------------------------------------------
+
+
+def verify_tree(
+    root: etree._Element,
+    trust: TrustStore | None,
+    *,
+    at: datetime | None = None,
+    allow_sha1: bool = False,
+) -> SignatureVerdict:
+    """Verify the signature of a parsed edXML tree.
+
+    Returns UNSIGNED for a message without a real XMLDSig signature, VALID for one that
+    passes every check; raises a SignatureError subclass (with its code) otherwise.
+    """
+    frame = Envelope(root)
+    signature = frame.signature
+    if signature is None:
+        return SignatureVerdict(SignatureState.UNSIGNED, "no signature")
+    if signature.tag == ns.q("DigitalSignature"):
+        return SignatureVerdict(SignatureState.UNSIGNED, "empty edXML:DigitalSignature placeholder (.NET SDK layout)")
+    if signature.tag == ns.q("Signature"):
+        return SignatureVerdict(
+            SignatureState.UNSIGNED,
+            "placeholder Signature in the edXML namespace (VNPT library layout); it is not XMLDSig",
+        )
+    leaf, offered = _certificates(signature)
+    if leaf is None:
+        return SignatureVerdict(SignatureState.UNSIGNED, "placeholder Signature: KeyInfo holds no readable certificate")
+
+    method = signature.find(f"{{{ns.DSIG}}}SignedInfo/{{{ns.DSIG}}}SignatureMethod")
+    method_uri = "" if method is None else method.get("Algorithm", "")
+    digest_uris = [
+        dm.get("Algorithm", "")
+        for dm in signature.iterfind(f"{{{ns.DSIG}}}SignedInfo/{{{ns.DSIG}}}Reference/{{{ns.DSIG}}}DigestMethod")
+    ]
+    weak = [uri for uri in [method_uri, *digest_uris] if uri in _SHA1_URIS]
+    if weak and not allow_sha1:
+        raise WeakAlgorithm(f"SHA-1 ({weak[0]}) is refused; an admin may allow legacy senders explicitly")
+
+    if trust is None:
+        raise SignatureError("the message is signed but no trust store was given to check it against")
+    signer_code = check_signing_certificate(leaf, trust, at=at, offered=offered)
+    sender = _sender_code(frame)
+    if signer_code.text != sender:
+        raise SignerMismatch(
+            f"signed with a certificate of {signer_code} {describe(leaf)}, but the message is From {sender}"
+        )
+
+    methods = set(_STRONG_METHODS)
+    digests = set(_STRONG_DIGESTS)
+    if allow_sha1:
+        methods |= {SignatureMethod.RSA_SHA1, SignatureMethod.ECDSA_SHA1}
+        digests |= {DigestAlgorithm.SHA1}
+    config = SignatureConfiguration(
+        location=f"./{{{ns.EDXML}}}edXMLEnvelope/{{{ns.EDXML}}}edXMLHeader/",
+        expect_references=True,
+        signature_methods=frozenset(methods),
+        digest_algorithms=frozenset(digests),
+        verification_time=at,
+    )
+    try:
+        XMLVerifier().verify(root, x509_cert=leaf, id_attribute=ID_ATTRIBUTE, expect_config=config, parser=new_parser())
+    except (InvalidDigest, SignXMLInvalidSignature) as exc:
+        raise SignatureMismatch(str(exc)) from None
+    except InvalidInput as exc:
+        raise SignatureCoverage(str(exc)) from None
+    except SignXMLException as exc:
+        raise SignatureError(str(exc)) from None
+    _check_coverage(root, frame)
+    return SignatureVerdict(
+        SignatureState.VALID,
+        f"signed by {signer_code}",
+        signer=signer_code.text,
+        certificate=leaf,
+        algorithm=method_uri,
+    )
+
+
+def _certificates(signature: etree._Element) -> tuple[x509.Certificate | None, tuple[x509.Certificate, ...]]:
+    """The signer's certificate and any intermediates from KeyInfo/X509Data, or None for a placeholder."""
+    texts = [
+        el.text or ""
+        for el in signature.iterfind(f"{{{ns.DSIG}}}KeyInfo/{{{ns.DSIG}}}X509Data/{{{ns.DSIG}}}X509Certificate")
+    ]
+    certificates: list[x509.Certificate] = []
+    for text in texts:
+        try:
+            certificates.append(x509.load_der_x509_certificate(base64.b64decode("".join(text.split()), validate=True)))
+        except (ValueError, binascii.Error):
+            return None, ()
+    if not certificates:
+        return None, ()
+    # signxml writes the signer's certificate first; intermediates follow.
+    return certificates[0], tuple(certificates[1:])
+
+
+def _check_coverage(root: etree._Element, frame: Envelope) -> None:
+    """Every part that must be signed is referenced, by the element at its proper place.
+
+    TraceHeaders may be left unreferenced only after the last referenced one: relays append.
+    """
+    # signxml verified SignedInfo as found at this very place (config.location)
+    uris = [ref.get("URI") for ref in frame.signature.iterfind(f"{{{ns.DSIG}}}SignedInfo/{{{ns.DSIG}}}Reference")]
+    if "" in uris:
+        return  # the whole document is signed: nothing can have been added or moved
+    referenced: set[str] = set()
+    for uri in uris:
+        if uri is None or not uri.startswith("#"):
+            raise SignatureCoverage(f"Reference URI {uri!r} does not point into the message")
+        referenced.add(uri[1:])
+
+    parts = _covered_parts(frame)
+    positions = {id(element) for element in parts}
+    for id_value in referenced:
+        holders = [el for el in root.iter() if isinstance(el.tag, str) and _id_of(el) == id_value]
+        if len(holders) != 1 or id(holders[0]) not in positions:
+            raise SignatureCoverage(
+                f"Reference #{id_value} points at an element that is not one of the message's signed parts"
+            )
+    unsigned_seen = False
+    for element in parts:
+        covered = _id_of(element) in referenced
+        name = local_name(element)
+        if name == "TraceHeader":
+            if covered and unsigned_seen:
+                raise SignatureCoverage(
+                    "an unsigned TraceHeader stands before a signed one: hops may only be appended",
+                    where=f"line {element.sourceline}",
+                )
+            unsigned_seen = unsigned_seen or not covered
+        elif not covered:
+            raise SignatureCoverage(f"edXML:{name} is not covered by the signature", where=f"line {element.sourceline}")
+
+
+def _id_of(element: etree._Element) -> str | None:
+    for name, value in element.attrib.items():
+        if etree.QName(name).localname == ID_ATTRIBUTE:
+            return value
+    return None
+
+
+def _covered_parts(frame: Envelope) -> list[etree._Element]:
+    return [element for _, element in _signed_parts(frame)]

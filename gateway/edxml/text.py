@@ -1,0 +1,48 @@
+"""Text conventions shared by parse and build: NFC, trimmed, dates and timestamps."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import date, datetime
+
+DATE_FORMAT = "%Y/%m/%d"
+TIMESTAMP_FORMAT = "%Y/%m/%d %H:%M:%S"
+
+# What real files contain besides the edXML form (facts §1.2; BKAV writes dd/MM/yyyy).
+_LENIENT_DATE_FORMATS = (DATE_FORMAT, "%d/%m/%Y", "%Y-%m-%d")
+_LENIENT_TIMESTAMP_FORMATS = (TIMESTAMP_FORMAT, "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d/%m/%Y %H:%M:%S")
+
+
+def clean(text: str) -> str:
+    """Vietnamese arrives in NFC or NFD; compare and store NFC, without surrounding blanks."""
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def format_date(value: date) -> str:
+    return value.strftime(DATE_FORMAT)
+
+
+def format_timestamp(value: datetime) -> str:
+    return value.strftime(TIMESTAMP_FORMAT)
+
+
+def parse_date(text: str) -> date:
+    if not text.isascii():  # strptime would take other scripts' digits
+        raise ValueError(f"{text!r} is not a date (yyyy/MM/dd)")
+    for fmt in _LENIENT_DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(f"{text!r} is not a date (yyyy/MM/dd)")
+
+
+def parse_timestamp(text: str) -> datetime:
+    if not text.isascii():
+        raise ValueError(f"{text!r} is not a timestamp (yyyy/MM/dd HH:mm:ss)")
+    for fmt in _LENIENT_TIMESTAMP_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    raise ValueError(f"{text!r} is not a timestamp (yyyy/MM/dd HH:mm:ss)")

@@ -1,0 +1,111 @@
+"""The one place where bytes become an XML tree, with every safety limit applied.
+
+edXML never carries a DOCTYPE, entities or external references, so any of them is
+refused outright; lxml's "safe" flags alone would let an XXE document through with
+the entity merely unexpanded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lxml import etree
+
+from gateway.errors import ForbiddenXML, LimitExceeded, MalformedXML
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what the gateway agrees to read. The defaults let a 100 MB scan through
+    (base64 grows it by a third) and stop anything that only an attacker would send."""
+
+    max_bytes: int = 160 * MiB
+    max_depth: int = 64
+    max_elements: int = 50_000
+    max_attachments: int = 100
+    max_attachment_bytes: int = 110 * MiB
+
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_depth", "max_elements", "max_attachments", "max_attachment_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"limit {name} must be positive")
+
+
+DEFAULT_LIMITS = Limits()
+
+# DOCTYPE can only stand in the prolog; a cheap look before parsing spares a huge parse.
+_PROLOG_SCAN = 64 * 1024
+
+
+class _RefuseExternal(etree.Resolver):
+    """Asked for any external resource (DTD, entity, XInclude), the answer is no."""
+
+    def resolve(self, system_url, public_id, context):
+        raise ForbiddenXML(f"reference to an external resource {system_url!r}", where="prolog")
+
+
+def new_parser() -> etree.XMLParser:
+    """The hardened parser; also handed to signxml, which re-parses what it signs and verifies."""
+    # A fresh parser per call: lxml parsers are not thread-safe and keep error state.
+    # Do not add collect_ids=False: with it libxml2 opens the external DTD subset
+    # (a test with a named pipe caught this); the resolver below is the second lock.
+    parser = etree.XMLParser(
+        resolve_entities=False,
+        load_dtd=False,
+        dtd_validation=False,
+        no_network=True,
+        huge_tree=True,  # base64 text nodes above 10 MB; our own limits bound the rest
+        remove_blank_text=False,
+    )
+    parser.resolvers.add(_RefuseExternal())
+    return parser
+
+
+def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
+    """Parse ``data`` into an element tree or raise a FormatError saying what and where."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError("parse_xml takes bytes")
+    size = len(data)
+    if size > limits.max_bytes:
+        raise LimitExceeded(f"message is {size} bytes, the limit is {limits.max_bytes}")
+    if size == 0:
+        raise MalformedXML("empty input")
+    head = bytes(data[:_PROLOG_SCAN])
+    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+        raise ForbiddenXML("DOCTYPE or entity declaration: edXML never carries one", where="prolog")
+    try:
+        root = etree.fromstring(bytes(data), new_parser())
+    except ForbiddenXML:
+        raise
+    except etree.XMLSyntaxError as exc:
+        # lxml appends ", line N, column M" to the message; say it once, in `where`
+        text = re.sub(r", line \d+, column \d+$", "", str(exc.msg or exc))
+        where = f"line {exc.lineno}, column {exc.offset + 1}" if exc.lineno else None
+        if "depth" in text.lower():
+            raise LimitExceeded(f"nesting too deep: {text}", where=where) from None
+        raise MalformedXML(text, where=where) from None
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise ForbiddenXML("DOCTYPE declaration: edXML never carries one", where="prolog")
+    _check_shape(root, limits)
+    return root
+
+
+def _check_shape(root: etree._Element, limits: Limits) -> None:
+    depth = 0
+    count = 0
+    for event, node in etree.iterwalk(root, events=("start", "end")):
+        if event == "end":
+            depth -= 1
+            continue
+        depth += 1
+        count += 1
+        if isinstance(node, etree._Entity):
+            raise ForbiddenXML("entity reference", where=f"line {node.sourceline}")
+        if depth > limits.max_depth:
+            raise LimitExceeded(f"nesting deeper than {limits.max_depth} levels", where=f"line {node.sourceline}")
+        if count > limits.max_elements:
+            raise LimitExceeded(f"more than {limits.max_elements} elements", where=f"line {node.sourceline}")

@@ -1,0 +1,161 @@
+"""One exception tree for the whole gateway, each class with a stable error code.
+
+Codes are part of the contract with admins and operators: they appear in logs, in
+`validate` output and in status-02 refusal reasons, and docs/errors.md explains
+what to do about each. Never renumber or reuse a code; add new ones.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+    code: str = "GW000"
+    title: str = "gateway error"
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+    def __str__(self) -> str:
+        location = f" (at {self.where})" if self.where else ""
+        return f"{self.code} {self.title}: {self.message}{location}"
+
+
+# --- format layer: reading and checking edXML --------------------------------------------
+
+
+class FormatError(GatewayError):
+    """The bytes are not an acceptable edXML message."""
+
+    code = "EDX100"
+    title = "not acceptable edXML"
+
+
+class MalformedXML(FormatError):
+    code = "EDX101"
+    title = "malformed XML"
+
+
+class ForbiddenXML(FormatError):
+    """DOCTYPE, entity declarations or other constructs edXML never carries."""
+
+    code = "EDX102"
+    title = "forbidden XML construct"
+
+
+class LimitExceeded(FormatError):
+    code = "EDX103"
+    title = "size limit exceeded"
+
+
+class SchemaViolation(FormatError):
+    code = "EDX104"
+    title = "schema violation"
+
+
+class StructureError(FormatError):
+    """Well-formed and schema-shaped, but missing, duplicated or misplaced elements."""
+
+    code = "EDX105"
+    title = "invalid edXML structure"
+
+
+class InvalidValue(FormatError):
+    """A field holds a value outside its code list, format or range."""
+
+    code = "EDX106"
+    title = "invalid value"
+
+
+class AttachmentError(FormatError):
+    """Manifest and attachments disagree, bad base64, duplicate ContentId."""
+
+    code = "EDX107"
+    title = "invalid attachment"
+
+
+class AgencyCodeError(FormatError):
+    code = "EDX108"
+    title = "invalid agency code"
+
+
+class BuildError(GatewayError):
+    """A model cannot be written as edXML (e.g. text XML cannot carry)."""
+
+    code = "EDX110"
+    title = "cannot build edXML"
+
+
+# --- signatures ---------------------------------------------------------------------------
+
+
+class SignatureError(GatewayError):
+    """A signature is present but cannot be trusted. Unsigned is not an error here."""
+
+    code = "SIG200"
+    title = "invalid signature"
+
+
+class SignatureMissing(SignatureError):
+    """Raised only where a signature is required and the message carries none (or a placeholder)."""
+
+    code = "SIG201"
+    title = "unsigned message"
+
+
+class SignatureMismatch(SignatureError):
+    """Digest or signature value does not match: the signed content was changed."""
+
+    code = "SIG202"
+    title = "signature does not match content"
+
+
+class SignatureCoverage(SignatureError):
+    """The signature does not cover exactly the parts it must (wrapping, moved or missing references)."""
+
+    code = "SIG203"
+    title = "signature does not cover the message"
+
+
+class WeakAlgorithm(SignatureError):
+    code = "SIG204"
+    title = "algorithm not allowed"
+
+
+class UntrustedCertificate(SignatureError):
+    code = "SIG205"
+    title = "certificate not trusted"
+
+
+class CertificateExpired(SignatureError):
+    code = "SIG206"
+    title = "certificate outside its validity period"
+
+
+class CertificateUsage(SignatureError):
+    code = "SIG207"
+    title = "certificate not allowed to sign documents"
+
+
+class SignerMismatch(SignatureError):
+    """The certificate names another agency than the message's sender."""
+
+    code = "SIG208"
+    title = "certificate does not belong to the sender"
+
+
+class KeyMaterialError(GatewayError):
+    """A private key or certificate file cannot be used."""
+
+    code = "PKI300"
+    title = "unusable key or certificate"
+
+
+class UsageError(GatewayError):
+    """Wrong command-line use; the CLI exits 2."""
+
+    code = "CLI400"
+    title = "usage error"

@@ -1,0 +1,100 @@
+"""The TOML configuration: every key documented, wrong keys named, paths relative to the file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from gateway import config
+from gateway.edxml.xmlsafe import DEFAULT_LIMITS, Limits
+from tests.conftest import PROVINCE, REPO, full_document
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_documents_every_key_with_its_default():
+    example = tomllib.loads((REPO / "config.example.toml").read_text(encoding="utf-8"))
+    assert example["limits"] == {f.name: getattr(DEFAULT_LIMITS, f.name) for f in fields(Limits)}
+    text = (REPO / "config.example.toml").read_text(encoding="utf-8")
+    for f in fields(config.SigningConfig):
+        assert f"{f.name} = " in text, f"[signing] {f.name} is not documented"
+    loaded = config.load(REPO / "config.example.toml")
+    assert loaded.limits == DEFAULT_LIMITS and loaded.signing == config.SigningConfig()
+
+
+def test_relative_paths_resolve_against_the_file(tmp_path):
+    loaded = config.load(write(tmp_path, '[signing]\ntrust = "pki/ca.pem"\n[limits]\nmax_depth = 20\n'))
+    assert loaded.signing.trust == tmp_path.resolve() / "pki" / "ca.pem"
+    assert loaded.limits.max_depth == 20
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        ("[signing]\ntrsut = 'x'\n", "signing.trsut", "unknown key 'trsut'"),
+        ("[limit]\n", "[limit]", "unknown section"),
+        ("[limits]\nmax_depth = 'ten'\n", "max_depth", "must be int"),
+        ("[limits]\nmax_depth = true\n", "max_depth", "must be int"),
+        ("[limits]\nmax_depth = 0\n", "[limits]", "must be positive"),
+        ("[signing]\nallow_sha1 = 1\n", "allow_sha1", "must be bool"),
+        ("[signing\n", "gateway.toml", "not valid TOML"),
+        ("signing = 3\n", "signing", "must be a table"),
+    ],
+)
+def test_wrong_configuration_is_refused_naming_the_key(tmp_path, text, where, message):
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(write(tmp_path, text))
+    assert where in caught.value.where and message in caught.value.message
+    assert caught.value.code == "CFG500"
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(config.ConfigError, match="does not exist"):
+        config.load(tmp_path / "nope.toml")
+
+
+def test_commands_read_the_configuration(pki, tmp_path):
+    (tmp_path / "pki").mkdir()
+    for name in ("ca.pem", f"{PROVINCE}.pem", f"{PROVINCE}.key"):
+        (tmp_path / "pki" / name).write_bytes((pki.folder / name).read_bytes())
+    path = write(
+        tmp_path,
+        f'[signing]\nkey = "pki/{PROVINCE}.key"\ncert = "pki/{PROVINCE}.pem"\ntrust = "pki/ca.pem"\n',
+    )
+    from gateway import edxml
+
+    (tmp_path / "doc.edxml").write_bytes(edxml.build(full_document()))
+    run = [sys.executable, "-m", "gateway"]
+    signed = subprocess.run(
+        [*run, "sign", "--config", str(path), str(tmp_path / "doc.edxml"), str(tmp_path / "signed.edxml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
+    assert signed.returncode == 0, signed.stderr
+    checked = subprocess.run(
+        [*run, "validate", "--config", str(path), str(tmp_path / "signed.edxml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "signed by 000.00.00.H58" in checked.stdout
+    bad = subprocess.run(
+        [*run, "validate", "--config", str(write(tmp_path, "[limits]\nmax_bytes = -1\n")), str(tmp_path / "doc.edxml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1 and "CFG500" in bad.stderr and "Traceback" not in bad.stderr
