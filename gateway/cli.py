@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway import config, edxml, pki
+from gateway import __version__, config, edxml, pki
 from gateway.edxml.xmlsafe import DEFAULT_LIMITS, Limits
 from gateway.errors import GatewayError, LimitExceeded, UsageError
 from gateway.fsutil import write_atomic
@@ -157,6 +157,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="edxml-gateway", description="edXML interconnection gateway (QCVN 102:2016, VXP axis)")
+    parser.add_argument("--version", action="version", version=f"edxml-gateway {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     validate = commands.add_parser("validate", help="check edXML files: schema, structure and signature")

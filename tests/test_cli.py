@@ -21,6 +21,11 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     )
 
 
+def sign_as(pki_dir: Path, code: str, source: Path, target: Path) -> subprocess.CompletedProcess[str]:
+    key, cert = pki_dir / f"{code}.key", pki_dir / f"{code}.pem"
+    return run("sign", "--key", str(key), "--cert", str(cert), str(source), str(target))
+
+
 @pytest.fixture(scope="module")
 def pki_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("cli-pki")
@@ -58,15 +63,7 @@ def test_sign_then_validate(pki_dir, tmp_path):
     source = tmp_path / "doc.edxml"
     source.write_bytes(edxml.build(full_document()))
     target = tmp_path / "doc.signed.edxml"
-    result = run(
-        "sign",
-        "--key",
-        str(pki_dir / f"{PROVINCE}.key"),
-        "--cert",
-        str(pki_dir / f"{PROVINCE}.pem"),
-        str(source),
-        str(target),
-    )
+    result = sign_as(pki_dir, PROVINCE, source, target)
     assert result.returncode == 0, result.stderr
     result = run("validate", "--strict", "--trust", str(pki_dir / "ca.pem"), "--json", str(target))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -87,18 +84,7 @@ def test_status_signed_with_ec_key(pki_dir, tmp_path):
     source = tmp_path / "status.edxml"
     source.write_bytes(edxml.build(full_status(sender=MINISTRY)))
     target = tmp_path / "status.signed.edxml"
-    assert (
-        run(
-            "sign",
-            "--key",
-            str(pki_dir / f"{MINISTRY}.key"),
-            "--cert",
-            str(pki_dir / f"{MINISTRY}.pem"),
-            str(source),
-            str(target),
-        ).returncode
-        == 0
-    )
+    assert sign_as(pki_dir, MINISTRY, source, target).returncode == 0
     result = run("validate", "--trust", str(pki_dir / "ca.pem"), str(target))
     assert result.returncode == 0
     assert "valid status 03 from 000.00.00.G22" in result.stdout
@@ -108,15 +94,7 @@ def test_sign_refuses_a_document_of_another_agency(pki_dir, tmp_path):
     source = tmp_path / "doc.edxml"
     source.write_bytes(edxml.build(full_document()))
     target = tmp_path / "out.edxml"
-    result = run(
-        "sign",
-        "--key",
-        str(pki_dir / f"{MINISTRY}.key"),
-        "--cert",
-        str(pki_dir / f"{MINISTRY}.pem"),
-        str(source),
-        str(target),
-    )
+    result = sign_as(pki_dir, MINISTRY, source, target)
     assert result.returncode == 1
     assert "SIG208" in result.stderr and "refusing to sign" in result.stderr
     assert not target.exists()
@@ -126,15 +104,7 @@ def test_sign_refuses_what_is_not_edxml_and_writes_nothing(pki_dir, tmp_path):
     source = tmp_path / "junk.edxml"
     source.write_bytes(b"<not-edxml/>")
     target = tmp_path / "out.edxml"
-    result = run(
-        "sign",
-        "--key",
-        str(pki_dir / f"{PROVINCE}.key"),
-        "--cert",
-        str(pki_dir / f"{PROVINCE}.pem"),
-        str(source),
-        str(target),
-    )
+    result = sign_as(pki_dir, PROVINCE, source, target)
     assert result.returncode == 1 and "EDX105" in result.stderr
     assert list(tmp_path.iterdir()) == [source]
 
@@ -202,3 +172,5 @@ def test_console_script_is_installed():
     assert script.exists()
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "validate" in result.stdout and "pki" in result.stdout
+    version = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("edxml-gateway ")

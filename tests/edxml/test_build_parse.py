@@ -25,6 +25,24 @@ def test_status_round_trip_for_every_code(code):
     assert edxml.read(edxml.build(status)) == status
 
 
+CODE_LIST_VALUES = [
+    *(("priority", value) for value in edxml.Priority),
+    *(("steering", value) for value in edxml.SteeringType),
+    *(("business", value) for value in edxml.BusinessDocType),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), CODE_LIST_VALUES, ids=[f"{f}-{v.value}" for f, v in CODE_LIST_VALUES])
+def test_every_code_list_value_round_trips_and_is_strictly_valid(document, field, value):
+    if field == "priority":
+        changed = replace(document, other_info=replace(document.other_info, priority=value))
+    elif field == "steering":
+        changed = replace(document, steering_type=value)
+    else:
+        changed = replace(document, business=replace(document.business, business_doc_type=value))
+    assert edxml.read(edxml.build(changed), mode=SchemaMode.STRICT) == changed
+
+
 def test_built_messages_pass_the_strict_schemas(document, status):
     edxml.read(edxml.build(document), mode=SchemaMode.STRICT)
     edxml.read(edxml.build(status), mode=SchemaMode.STRICT)
