@@ -8,7 +8,6 @@ element and its line. Works on a tree from :func:`gateway.edxml.xmlsafe.parse_xm
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from collections.abc import Callable
@@ -47,7 +46,7 @@ from gateway.errors import AgencyCodeError, AttachmentError, InvalidValue, Struc
 T = TypeVar("T")
 
 SIGNATURE_NAMES = frozenset({"Signature", "DigitalSignature"})
-_WHITESPACE = re.compile(rb"[ \t\r\n]+")
+_BASE64_BLANKS = b" \t\r\n"
 
 
 def where(el: etree._Element) -> str:
@@ -115,10 +114,7 @@ class _Children:
         value = _text(found)
         if value == "":
             return None
-        try:
-            return convert(value)
-        except (ValueError, AgencyCodeError) as exc:
-            raise InvalidValue(str(getattr(exc, "message", exc)), where=where(found)) from None
+        return _converted(found, value, convert)
 
     def texts(self, name: str) -> tuple[str, ...]:
         return tuple(_text(el) for el in self.many(name))
@@ -283,10 +279,17 @@ def _replacement(el: etree._Element) -> ReplacementInfo:
 
 
 def _checked(el: etree._Element, convert: Callable[[str], T]) -> T:
+    return _converted(el, _text(el), convert)
+
+
+def _converted(el: etree._Element, value: str, convert: Callable[[str], T]) -> T:
+    """convert(value), with the element and line added to whatever it refuses."""
     try:
-        return convert(_text(el))
-    except (ValueError, AgencyCodeError) as exc:
-        raise InvalidValue(str(getattr(exc, "message", exc)), where=where(el)) from None
+        return convert(value)
+    except AgencyCodeError as exc:
+        raise AgencyCodeError(exc.message, where=where(el)) from None
+    except ValueError as exc:
+        raise InvalidValue(str(exc), where=where(el)) from None
 
 
 # --- messages ----------------------------------------------------------------------------------
@@ -611,9 +614,14 @@ def decode_base64(el: etree._Element, limits: Limits) -> bytes:
         raw = text.encode("ascii")
     except UnicodeEncodeError:
         raise AttachmentError("attachment content is not base64 (non-ASCII text)", where=where(el)) from None
-    compact = _WHITESPACE.sub(b"", raw)
+    # translate() and a2b_base64 run in C: a regex over 27 MB of base64 cost ten times more
+    compact = raw.translate(None, _BASE64_BLANKS)
+    if len(compact) % 4:
+        raise AttachmentError(
+            f"attachment content is not valid base64: {len(compact)} characters, not a multiple of 4", where=where(el)
+        )
     try:
-        data = base64.b64decode(compact, validate=True)
+        data = binascii.a2b_base64(compact, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise AttachmentError(f"attachment content is not valid base64: {exc}", where=where(el)) from None
     if len(data) > limits.max_attachment_bytes:

@@ -297,8 +297,13 @@ def _check_coverage(root: etree._Element, frame: Envelope) -> None:
 
     parts = _covered_parts(frame)
     positions = {id(element) for element in parts}
+    holders_by_id: dict[str, list[etree._Element]] = {}
+    for element in root.iter():  # one pass over the tree, whatever the number of references
+        id_value = _id_of(element) if isinstance(element.tag, str) and element.attrib else None
+        if id_value in referenced:
+            holders_by_id.setdefault(id_value, []).append(element)
     for id_value in referenced:
-        holders = [el for el in root.iter() if isinstance(el.tag, str) and _id_of(el) == id_value]
+        holders = holders_by_id.get(id_value, [])
         if len(holders) != 1 or id(holders[0]) not in positions:
             raise SignatureCoverage(
                 f"Reference #{id_value} points at an element that is not one of the message's signed parts"

@@ -157,7 +157,7 @@ class TestAttachments:
         text = doc_text.replace("<ContentId>cid:att-1</ContentId>", "<ContentId>att-1</ContentId>")
         assert edxml.read(text.encode()).attachments[1].content_id == "att-1"
 
-    @pytest.mark.parametrize("payload", ["not base64!", "AAA", "AAAA=AAA", "QUJD\u00e9"])
+    @pytest.mark.parametrize("payload", ["not base64!", "AAA", "AAAA=AAA", "QUJD\u00e9", "QUJD=", "Q===", "QU-_"])
     def test_invalid_base64(self, doc_text, payload):
         import re
 
@@ -178,3 +178,14 @@ class TestAttachments:
         data = edxml.build(full_document(attachments=2))  # the second carries 512 bytes
         with pytest.raises(AttachmentError, match=r"limit of 300 bytes|the limit is 300"):
             edxml.read(data, limits=edxml.Limits(max_attachment_bytes=300))
+
+
+def test_bad_agency_identifier_keeps_its_own_code(doc_text):
+    from gateway.edxml.parse import message_from_tree
+    from gateway.edxml.xmlsafe import parse_xml
+    from gateway.errors import AgencyCodeError
+
+    text = doc_text.replace("<edXML:OrganId>000.00.11.H58</edXML:OrganId>", "<edXML:OrganId>Sở Nội vụ</edXML:OrganId>")
+    with pytest.raises(AgencyCodeError) as caught:
+        message_from_tree(parse_xml(text.encode()))
+    assert caught.value.code == "EDX108" and "edXML:OrganId" in caught.value.where
