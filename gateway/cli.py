@@ -145,6 +145,22 @@ def cmd_pki_issue(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- axis -------------------------------------------------------------------------------------------
+
+
+def cmd_axis(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway import logs
+    from gateway.axis import config as axis_config
+    from gateway.axis.server import serve
+
+    settings = axis_config.load(Path(args.config))
+    logs.configure()
+    asyncio.run(serve(settings))
+    return EXIT_OK
+
+
 # --- wiring -----------------------------------------------------------------------------------------
 
 
@@ -190,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--name")
     issue.add_argument("--ec", action="store_true", help="ECDSA P-256 instead of RSA-2048")
     issue.set_defaults(handler=cmd_pki_issue)
+    axis = commands.add_parser("axis", help="run the national axis mock (VXP protocol) in the foreground")
+    axis.add_argument("--config", required=True, metavar="axis.toml")
+    axis.set_defaults(handler=cmd_axis)
     return parser
 
 

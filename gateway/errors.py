@@ -159,3 +159,28 @@ class UsageError(GatewayError):
 
     code = "CLI400"
     title = "usage error"
+
+
+class StoreError(GatewayError):
+    """The SQLite database cannot be opened or used (corrupt, locked, read-only, disk full)."""
+
+    code = "DB700"
+    title = "database error"
+
+
+class AxisError(GatewayError):
+    """The axis refused a request; ``axis_code`` is its ErrorCode (see gateway/vxp/answers.py)."""
+
+    code = "AXS600"
+    title = "refused by the axis"
+
+    def __init__(self, message: str, *, axis_code: str = "", where: str | None = None) -> None:
+        super().__init__(message, where=where)
+        self.axis_code = axis_code
+
+
+class AxisUnavailable(GatewayError):
+    """The axis could not be reached or did not answer in time; the request may be retried."""
+
+    code = "AXS601"
+    title = "axis unavailable"

@@ -82,6 +82,7 @@ class _Signer(XMLSigner):
 class SignatureState(enum.Enum):
     VALID = "valid"
     UNSIGNED = "unsigned"
+    NOT_CHECKED = "not checked"
 
 
 @dataclass(frozen=True)

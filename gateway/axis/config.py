@@ -1,0 +1,188 @@
+"""The axis mock's TOML configuration (axis.toml), read into frozen values.
+
+Relative paths resolve against the file's folder. Keys this version does not use are
+allowed (the issue's contract), but every required key must be there and of its type;
+errors name the file and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway.config import ConfigError
+from gateway.edxml.agency import AgencyCode
+from gateway.edxml.xmlsafe import DEFAULT_LIMITS
+from gateway.errors import AgencyCodeError
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """A connected system: one secret, the agencies it speaks for."""
+
+    id: str
+    secret: str
+    agencies: tuple[str, ...]
+    # The public SDK keeps one timestamp per service object and repeats signed headers;
+    # such a client is let through without the freshness window and replay check, with a warning.
+    legacy_sdk: bool = False
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"SystemConfig(id={self.id!r}, agencies={self.agencies!r}, legacy_sdk={self.legacy_sdk})"
+
+
+@dataclass(frozen=True)
+class AgencyConfig:
+    code: str
+    name: str
+    mail: str = ""
+    locked: bool = False
+
+
+@dataclass(frozen=True)
+class AxisConfig:
+    path: Path
+    host: str
+    port: int
+    data_dir: Path
+    code: str
+    systems: tuple[SystemConfig, ...]
+    agencies: tuple[AgencyConfig, ...]
+    max_body_bytes: int = DEFAULT_LIMITS.max_bytes
+    timestamp_window_seconds: int = 300
+    fail_retry_seconds: int = 60
+    verify_signatures: bool = False
+    trust: Path | None = None
+    allow_sha1: bool = False
+
+
+def load(path: Path) -> AxisConfig:
+    where = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist", where=where) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"configuration file {path} cannot be read: {exc}", where=where) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", where=where) from None
+    base = path.resolve().parent
+    server = _table(data, "server", where)
+    systems = tuple(
+        _system(item, base, f"{where}: systems[{i}]") for i, item in enumerate(_list(data, "systems", where))
+    )
+    agencies = tuple(_agency(item, f"{where}: agencies[{i}]") for i, item in enumerate(_list(data, "agencies", where)))
+
+    declared = {a.code for a in agencies}
+    owner: dict[str, str] = {}
+    for system in systems:
+        for code in system.agencies:
+            if code not in declared:
+                raise ConfigError(
+                    f"system {system.id!r} speaks for {code}, which no [[agencies]] entry declares",
+                    where=f"{where}: systems.agencies",
+                )
+            if code in owner:
+                raise ConfigError(
+                    f"{code} belongs to both {owner[code]!r} and {system.id!r}", where=f"{where}: systems"
+                )
+            owner[code] = system.id
+    if len({s.id for s in systems}) != len(systems):
+        raise ConfigError("two [[systems]] share an id", where=f"{where}: systems.id")
+
+    trust = _optional(server, "trust", str, where)
+    config = AxisConfig(
+        path=path,
+        host=_required(server, "host", str, f"{where}: server"),
+        port=_required(server, "port", int, f"{where}: server"),
+        data_dir=base / _required(server, "data_dir", str, f"{where}: server"),
+        code=_code(_required(server, "code", str, f"{where}: server"), f"{where}: server.code"),
+        systems=systems,
+        agencies=agencies,
+        max_body_bytes=_optional(server, "max_body_bytes", int, where) or DEFAULT_LIMITS.max_bytes,
+        timestamp_window_seconds=_optional(server, "timestamp_window_seconds", int, where) or 300,
+        fail_retry_seconds=_optional(server, "fail_retry_seconds", int, where) or 60,
+        verify_signatures=bool(_optional(server, "verify_signatures", bool, where)),
+        trust=base / trust if trust else None,
+        allow_sha1=bool(_optional(server, "allow_sha1", bool, where)),
+    )
+    if not 0 <= config.port < 65536:  # 0: any free port, logged in axis_listening (tests use it)
+        raise ConfigError(f"port {config.port} is not a TCP port", where=f"{where}: server.port")
+    if config.verify_signatures and config.trust is None:
+        raise ConfigError("verify_signatures needs a trust store", where=f"{where}: server.trust")
+    for name in ("max_body_bytes", "timestamp_window_seconds", "fail_retry_seconds"):
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"{name} must be positive", where=f"{where}: server.{name}")
+    return config
+
+
+def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key)
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{key}] is missing", where=f"{where}: [{key}]")
+    return value
+
+
+def _list(data: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ConfigError(f"{key} must be an array of tables ([[{key}]])", where=f"{where}: {key}")
+    return value
+
+
+def _required(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in table:
+        raise ConfigError(f"key {key!r} is missing", where=f"{where}.{key}")
+    value = table[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"must be {kind.__name__}, got {value!r}", where=f"{where}.{key}")
+    return value
+
+
+def _optional(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    return _required(table, key, kind, where) if key in table else None
+
+
+def _code(text: str, where: str) -> str:
+    try:
+        return AgencyCode.lenient(text).text
+    except AgencyCodeError as exc:
+        raise ConfigError(exc.message, where=where) from None
+
+
+def _system(item: dict[str, Any], base: Path, where: str) -> SystemConfig:
+    system_id = _required(item, "id", str, where)
+    if "secret" in item and "secret_file" in item:
+        raise ConfigError("give secret or secret_file, not both", where=f"{where}.secret")
+    if "secret_file" in item:
+        secret_path = base / _required(item, "secret_file", str, where)
+        try:
+            secret = secret_path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"secret file {secret_path} cannot be read: {exc.strerror}", where=f"{where}.secret_file"
+            ) from None
+    else:
+        secret = _required(item, "secret", str, where)
+    if len(secret) < 16:
+        raise ConfigError("the secret must be at least 16 characters", where=f"{where}.secret")
+    agencies = _required(item, "agencies", list, where)
+    if not all(isinstance(code, str) for code in agencies):
+        raise ConfigError("agencies must be a list of codes", where=f"{where}.agencies")
+    return SystemConfig(
+        id=system_id,
+        secret=secret,
+        agencies=tuple(_code(code, f"{where}.agencies") for code in agencies),
+        legacy_sdk=bool(_optional(item, "legacy_sdk", bool, where)),
+    )
+
+
+def _agency(item: dict[str, Any], where: str) -> AgencyConfig:
+    return AgencyConfig(
+        code=_code(_required(item, "code", str, where), f"{where}.code"),
+        name=_required(item, "name", str, where),
+        mail=_optional(item, "mail", str, where) or "",
+        locked=bool(_optional(item, "locked", bool, where)),
+    )

@@ -1,0 +1,575 @@
+"""The axis mock's HTTP server (aiohttp): the VXP calls of facts §5.1 over the store.
+
+Every request is authenticated before its body is read. sendEdoc streams the body to a
+file under ``incoming/``, checks hash-file, validates the message (lenient schema,
+structure, optionally the signature), checks that the sender is one of the caller's
+agencies and that every recipient exists, appends the axis's TraceHeader, writes the
+relayed copy, and only then commits the document and its deliveries and answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import signal
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from gateway import edxml, logs
+from gateway.axis.config import AxisConfig
+from gateway.axis.store import AxisStore, Delivery, NewDocument
+from gateway.edxml.build import serialize
+from gateway.edxml.relay import append_trace_header
+from gateway.edxml.xmlsafe import Limits, parse_xml
+from gateway.errors import GatewayError, MalformedXML, SignatureError
+from gateway.fsutil import write_atomic
+from gateway.vxp.answers import AxisCode, fail, ok
+from gateway.vxp.protocol import VIETNAM, AuthError, SignedRequest, hash_file_matches, verify_request
+
+LIST_LIMIT = 500
+CHUNK = 256 * 1024
+_AUTH_CODES = {
+    "credentials": AxisCode.BAD_CREDENTIALS,
+    "timestamp": AxisCode.STALE_TIMESTAMP,
+    "replay": AxisCode.REPLAYED,
+    "request": AxisCode.BAD_CREDENTIALS,
+    "hash": AxisCode.HASH_MISMATCH,
+}
+
+
+class Refusal(Exception):
+    def __init__(self, code: AxisCode, detail: str | None = None) -> None:
+        super().__init__(detail or code.meaning)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A message that passed the door, with its relayed bytes."""
+
+    message: edxml.Message
+    relayed: bytes
+
+
+class Axis:
+    def __init__(self, config: AxisConfig, store: AxisStore, trust: edxml.TrustStore | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.trust = trust
+        self.secrets = {s.id: s.secret for s in config.systems}
+        self.legacy = {s.id for s in config.systems if s.legacy_sdk}
+        self.window = timedelta(seconds=config.timestamp_window_seconds)
+        self.limits = Limits(max_bytes=config.max_body_bytes, max_attachment_bytes=config.max_body_bytes)
+        self.log = logs.get("axis")
+        self._warned_legacy: set[str] = set()
+        self.handlers = {
+            "sendEdoc": self.send_edoc,
+            "getReceivedEdocList": self.get_received_list,
+            "getEdoc": self.get_edoc,
+            "updateStatus": self.update_status,
+            "getSentEdocList": self.get_sent_list,
+            "countReceiveEdoc": self.count_edoc,
+            "countReceiveStatus": self.count_status,
+            "getAgenciesList": self.get_agencies,
+            "registerAgency": self.register_agency,
+            "deleteAgency": self.delete_agency,
+        }
+
+    def application(self) -> web.Application:
+        # Only registerAgency reads a JSON body through aiohttp; sendEdoc streams its own.
+        app = web.Application(client_max_size=64 * 1024)
+        app.router.add_post("/{call}", self.dispatch)
+        return app
+
+    # --- the door -----------------------------------------------------------------------------
+
+    async def dispatch(self, request: web.Request) -> web.Response:
+        call = request.match_info["call"]
+        handler = self.handlers.get(call)
+        if handler is None:
+            return self._refuse(request, call, None, Refusal(AxisCode.BAD_REQUEST, f"unknown call {call}"))
+        try:
+            signed = self._authenticate(request, call)
+        except AuthError as exc:
+            return self._refuse(request, call, None, Refusal(_AUTH_CODES[exc.kind], exc.reason))
+        try:
+            return await handler(request, signed)
+        except Refusal as refusal:
+            return self._refuse(request, call, signed, refusal)
+        except Exception as exc:
+            self.log.exception("internal_error", call=call, system=signed.system_id)
+            return self._refuse(request, call, signed, Refusal(AxisCode.INTERNAL, type(exc).__name__))
+
+    def _authenticate(self, request: web.Request, call: str) -> SignedRequest:
+        headers = list(request.headers.items())
+        system_id = None
+        legacy = False
+        try:
+            signed = verify_request(headers, secret_of=self.secrets, now=datetime.now(UTC), window=None)
+            system_id = signed.system_id
+            legacy = system_id in self.legacy
+        except AuthError:
+            raise
+        if legacy:
+            if system_id not in self._warned_legacy:
+                self._warned_legacy.add(system_id)
+                self.log.warning(
+                    "legacy_sdk_client",
+                    system=system_id,
+                    detail="timestamp window and replay check are not applied to this system",
+                )
+            return signed
+        if signed.skew > self.window:
+            raise AuthError(
+                "timestamp", f"timestamp {signed.timestamp} is {int(signed.skew.total_seconds())} s from now"
+            )
+        if not self.store.remember_request(call, signed.hash_header, 2 * self.window.total_seconds() + 60):
+            raise AuthError("replay", "this signed request was already received")
+        return signed
+
+    def _refuse(self, request: web.Request, call: str, signed: SignedRequest | None, refusal: Refusal) -> web.Response:
+        self.log.warning(
+            "request_refused",
+            call=call,
+            system=signed.system_id if signed else None,
+            code=refusal.code.wire,
+            reason=refusal.detail or refusal.code.meaning,
+            remote=request.remote,
+        )
+        extra = {"DocId": ""} if call == "sendEdoc" else {}
+        response = web.json_response(fail(refusal.code, refusal.detail, **extra), status=refusal.code.http_status)
+        if call == "sendEdoc" and not request.content.at_eof():
+            response.force_close()  # do not read an unwanted body to keep the connection
+        return response
+
+    def _own(self, signed: SignedRequest) -> frozenset[str]:
+        return self.store.agencies_of(signed.system_id)
+
+    def _message_type(self, signed: SignedRequest, default: str = "edoc") -> str:
+        value = (signed.get("messagetype") or default).strip().lower()
+        if value not in ("edoc", "status"):
+            raise Refusal(AxisCode.BAD_REQUEST, f"messagetype must be edoc or status, not {value!r}")
+        return value
+
+    # --- sendEdoc -----------------------------------------------------------------------------
+
+    async def send_edoc(self, request: web.Request, signed: SignedRequest) -> web.Response:
+        message_type = self._message_type(signed, default="")
+        claimed = signed.get("hash-file")
+        if not claimed:
+            raise Refusal(AxisCode.BAD_REQUEST, "hash-file is missing")
+        limit = self.config.max_body_bytes
+        if request.content_length is not None and request.content_length > limit + 2:
+            raise Refusal(AxisCode.TOO_LARGE, f"{request.content_length} bytes, the limit is {limit}")
+        upload = await self._receive(request, limit)
+        try:
+            if hash_file_matches(claimed, digests=[upload.digest]):
+                pass
+            elif upload.trimmed_digest is not None and hash_file_matches(claimed, digests=[upload.trimmed_digest]):
+                upload.trim()  # the SDK appends CRLF after the file; the hash covers the file only
+            else:
+                raise Refusal(AxisCode.HASH_MISMATCH)
+            checked = await asyncio.to_thread(self._check, upload.path, message_type)
+            return await self._accept(signed, checked, message_type)
+        finally:
+            upload.path.unlink(missing_ok=True)
+
+    async def _receive(self, request: web.Request, limit: int) -> _Upload:
+        fd_path = self.store.incoming_dir / f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{id(request):x}.part"
+        whole = hashlib.sha256()
+        without_tail = hashlib.sha256()
+        tail = b""
+        size = 0
+        with fd_path.open("wb") as handle:
+            try:
+                async for chunk in request.content.iter_chunked(CHUNK):
+                    size += len(chunk)
+                    if size > limit + 2:
+                        raise Refusal(AxisCode.TOO_LARGE, f"more than {limit} bytes")
+                    whole.update(chunk)
+                    joined = tail + chunk
+                    without_tail.update(joined[:-2])
+                    tail = joined[-2:]
+                    handle.write(chunk)
+            except Refusal:
+                handle.close()
+                fd_path.unlink(missing_ok=True)
+                raise
+        trimmed = without_tail.digest() if tail == b"\r\n" else None
+        return _Upload(fd_path, whole.digest(), trimmed, size)
+
+    def _check(self, path: Path, message_type: str) -> Checked:
+        """In a worker thread: everything about the file that needs no database."""
+        data = path.read_bytes()
+        try:
+            root = parse_xml(data, self.limits)
+            checked = edxml.validate_root(
+                root,
+                trust=self.trust,
+                limits=self.limits,
+                require_signature=self.config.verify_signatures,
+                check_signature=self.config.verify_signatures,
+                allow_sha1=self.config.allow_sha1,
+            )
+        except MalformedXML as exc:
+            raise Refusal(AxisCode.INVALID_FILE, str(exc)) from None
+        except (GatewayError, SignatureError) as exc:
+            code = AxisCode.TOO_LARGE if exc.code == "EDX103" else AxisCode.NOT_EDXML
+            raise Refusal(code, str(exc)) from None
+        kind = "status" if isinstance(checked.message, edxml.StatusMessage) else "edoc"
+        if kind != message_type:
+            raise Refusal(AxisCode.BAD_REQUEST, f"messagetype says {message_type}, the file is a {kind}")
+        if kind == "edoc":
+            append_trace_header(root, self.config.code, datetime.now(VIETNAM).replace(tzinfo=None))
+            return Checked(checked.message, serialize(root))
+        return Checked(checked.message, data)
+
+    async def _accept(self, signed: SignedRequest, checked: Checked, message_type: str) -> web.Response:
+        message = checked.message
+        sender = message.sender.organ_id.text
+        if sender not in self._own(signed):
+            raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{sender} is not an agency of system {signed.system_id}")
+        recipients = _recipients(message)
+        for code in recipients:
+            agency = self.store.agency(code)
+            if agency is None:
+                raise Refusal(AxisCode.UNKNOWN_RECIPIENT, code)
+            if agency.locked:
+                raise Refusal(AxisCode.RECIPIENT_LOCKED, code)
+        document = _new_document(signed.system_id, message, message_type, checked.relayed, recipients)
+        duplicate = self.store.find_duplicate(document.dedup_key)
+        if duplicate is None:
+            sender_doc_id, path = self.store.new_document_path()
+            await asyncio.to_thread(write_atomic, path, checked.relayed)
+            try:
+                doc_ids = self.store.record_document(sender_doc_id, document)
+            except sqlite3.IntegrityError:
+                path.unlink(missing_ok=True)  # the same document won a race with this one
+                duplicate = self.store.find_duplicate(document.dedup_key)
+                if duplicate is None:
+                    raise
+            else:
+                self.log.info(
+                    "document_accepted",
+                    doc_id=sender_doc_id,
+                    agency=sender,
+                    peer=list(recipients),
+                    system=signed.system_id,
+                    message_type=message_type,
+                    deliveries=doc_ids,
+                    document_id=document.document_id,
+                    bytes=document.size,
+                )
+                return web.json_response(ok(DocId=sender_doc_id))
+        sender_doc_id, earlier_recipients = duplicate
+        if tuple(sorted(recipients)) != earlier_recipients:
+            raise Refusal(AxisCode.BAD_REQUEST, "this DocumentId was already sent to other recipients")
+        self.log.info(
+            "document_duplicate",
+            doc_id=sender_doc_id,
+            agency=sender,
+            peer=list(recipients),
+            system=signed.system_id,
+            message_type=message_type,
+        )
+        return web.json_response(ok(DocId=sender_doc_id))
+
+    # --- receiving ----------------------------------------------------------------------------
+
+    def _targets(self, signed: SignedRequest) -> frozenset[str]:
+        own = self._own(signed)
+        wanted = signed.get("to")
+        if wanted:
+            wanted = wanted.strip()
+            if wanted not in own:
+                raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{wanted} is not an agency of system {signed.system_id}")
+            return frozenset({wanted})
+        return own
+
+    async def get_received_list(self, request: web.Request, signed: SignedRequest) -> web.Response:
+        deliveries = self.store.listable(self._targets(signed), self._message_type(signed), LIST_LIMIT)
+        return web.json_response(ok(data=[_listed(d) for d in deliveries]))
+
+    async def count_edoc(self, request: web.Request, signed: SignedRequest) -> web.Response:
+        return web.json_response(ok(count=self.store.count_listable(self._targets(signed), "edoc")))
+
+    async def count_status(self, request: web.Request, signed: SignedRequest) -> web.Response:
+        return web.json_response(ok(count=self.store.count_listable(self._targets(signed), "status")))
+
+    def _delivery(self, signed: SignedRequest) -> Delivery:
+        doc_id = (signed.get("docId") or "").strip()
+        if not doc_id:
+            raise Refusal(AxisCode.BAD_REQUEST, "docId is missing")
+        delivery = self.store.delivery_for(doc_id, self._own(signed))
+        if delivery is None:  # unknown and not-yours look the same: nothing leaks
+            raise Refusal(AxisCode.NOT_FOUND, doc_id)
+        return delivery
+
+    async def get_edoc(self, request: web.Request, signed: SignedRequest) -> web.Response:
+        delivery = self._delivery(signed)
+        data = await asyncio.to_thread(self.store.document_file(delivery).read_bytes)
+        self.store.mark_fetched(delivery.doc_id)
+        self.log.info(
+            "delivery_fetched",
+            doc_id=delivery.doc_id,
+            agency=delivery.to_code,
+            peer=delivery.from_code,
+            system=signed.system_id,
+            message_type=delivery.message_type,
+        )
+        return web.json_response(ok(data=base64.b64encode(data).decode("ascii")))
+
+    async def update_status(self, request: web.Request, signed: SignedRequest) -> web.Response:
+        delivery = self._delivery(signed)
+        state = (signed.get("status") or "").strip().lower()
+        if state not in ("done", "fail", "processing"):
+            raise Refusal(AxisCode.BAD_REQUEST, f"status must be done, fail or processing, not {state!r}")
+        self.store.set_state(delivery.doc_id, state, self.config.fail_retry_seconds)
+        self.log.info(
+            "delivery_state",
+            doc_id=delivery.doc_id,
+            agency=delivery.to_code,
+            peer=delivery.from_code,
+            system=signed.system_id,
+            state=state,
+        )
+        return web.json_response(ok())
+
+    async def get_sent_list(self, request: web.Request, signed: SignedRequest) -> web.Response:
+        message_type = signed.get("messagetype")
+        rows = self.store.sent_by(
+            signed.system_id,
+            message_type.strip().lower() if message_type else None,
+            (signed.get("docId") or "").strip() or None,
+            LIST_LIMIT,
+        )
+        return web.json_response(ok(data=[_sent(d) for d in rows]))
+
+    # --- agencies -----------------------------------------------------------------------------
+
+    async def get_agencies(self, request: web.Request, signed: SignedRequest) -> web.Response:
+        agencies = self.store.agencies()
+        known = {a.code for a in agencies}
+        return web.json_response(
+            ok(
+                data=[
+                    {
+                        "id": a.code,
+                        "code": a.code,
+                        "pid": _parent(a.code, known),
+                        "name": a.name,
+                        "mail": a.mail,
+                        "oldCode": "",
+                    }
+                    for a in agencies
+                ]
+            )
+        )
+
+    async def register_agency(self, request: web.Request, signed: SignedRequest) -> web.Response:
+        try:
+            body = await request.json()
+        except (ValueError, web.HTTPRequestEntityTooLarge):
+            raise Refusal(AxisCode.BAD_REQUEST, "the body must be a small JSON object") from None
+        if not isinstance(body, dict):
+            raise Refusal(AxisCode.BAD_REQUEST, "the body must be a JSON object")
+        code, name = str(body.get("code") or "").strip(), str(body.get("name") or "").strip()
+        try:
+            code = edxml.AgencyCode.lenient(code).text
+        except GatewayError:
+            raise Refusal(AxisCode.BAD_REQUEST, f"code {code!r} is not an agency code") from None
+        if not name:
+            raise Refusal(AxisCode.BAD_REQUEST, "name is missing")
+        existing = self.store.agency(code)
+        if existing is not None and existing.system_id != signed.system_id:
+            raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{code} belongs to another system")
+        self.store.register_agency(code, name, str(body.get("mail") or ""), signed.system_id)
+        self.log.info("agency_registered", agency=code, system=signed.system_id)
+        return web.json_response(ok())
+
+    async def delete_agency(self, request: web.Request, signed: SignedRequest) -> web.Response:
+        code = (signed.get("AgencyCode") or "").strip()
+        agency = self.store.agency(code)
+        if agency is None or agency.system_id != signed.system_id:
+            raise Refusal(AxisCode.NOT_FOUND, code)
+        if agency.source == "config":
+            raise Refusal(AxisCode.BAD_REQUEST, f"{code} is declared in the axis configuration")
+        self.store.delete_agency(code)
+        self.log.info("agency_deleted", agency=code, system=signed.system_id)
+        return web.json_response(ok())
+
+
+@dataclass
+class _Upload:
+    path: Path
+    digest: bytes
+    trimmed_digest: bytes | None
+    size: int
+
+    def trim(self) -> None:
+        with self.path.open("r+b") as handle:
+            handle.truncate(self.size - 2)
+        self.size -= 2
+
+
+def _recipients(message: edxml.Message) -> tuple[str, ...]:
+    """Routing: a document goes to each To; a status to the agency it answers (ResponseFor/OrganId)."""
+    if isinstance(message, edxml.Document):
+        return tuple(sorted(t.organ_id.text for t in message.to))
+    target = message.response_for.organ_id
+    if target is None:
+        raise Refusal(AxisCode.NOT_EDXML, "the status message names no ResponseFor/OrganId")
+    return (target.text,)
+
+
+def _new_document(
+    system_id: str, message: edxml.Message, message_type: str, data: bytes, recipients: tuple[str, ...]
+) -> NewDocument:
+    sender = message.sender.organ_id.text
+    if isinstance(message, edxml.Document):
+        identity = message.document_id or hashlib.sha256(data).hexdigest()
+        title, notation, status_code = message.subject, (message.code.code_notation or "") if message.code else "", ""
+        document_id = message.document_id
+    else:
+        answered = message.response_for
+        stamp = message.timestamp.isoformat() if message.timestamp else ""
+        identity = f"{answered.document_id}|{answered.organ_id}|{message.status_code.wire}|{stamp}"
+        title, notation, status_code = message.description or "", "", message.status_code.wire
+        document_id = answered.document_id
+    return NewDocument(
+        message_type=message_type,
+        system_id=system_id,
+        from_code=sender,
+        dedup_key=f"{sender}|{message_type}|{identity}",
+        document_id=document_id,
+        title=title,
+        notation=notation,
+        status_code=status_code,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        recipients=recipients,
+    )
+
+
+def _time(epoch: float | None) -> str:
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch, VIETNAM).strftime("%Y/%m/%d %H:%M:%S")
+
+
+def _listed(d: Delivery) -> dict[str, Any]:
+    return {
+        "docId": d.doc_id,
+        "serviceType": "eDoc",
+        "messageType": d.message_type,
+        "created_time": _time(d.created_at),
+        "updated_time": _time(d.updated_at),
+        "from": d.from_code,
+        "to": d.to_code,
+        "status": d.state,
+        "status_desc": _STATE_TEXT[d.state],
+    }
+
+
+def _sent(d: Delivery) -> dict[str, Any]:
+    return {
+        "serviceType": "eDoc",
+        "messageType": d.message_type,
+        "senderDocId": d.sender_doc_id,
+        "receiverDocId": d.doc_id,
+        "fromCode": d.from_code,
+        "toCode": d.to_code,
+        "title": d.title,
+        "notation": d.notation,
+        "sentTime": _time(d.created_at),
+        "receivedTime": _time(d.done_at),
+        "sendStatus": "done",
+        "sendStatusDesc": "accepted by the axis",
+        "receiveStatus": d.state,
+        "receiveStatusDesc": _STATE_TEXT[d.state],
+    }
+
+
+_STATE_TEXT = {
+    "pending": "waiting for the recipient",
+    "processing": "the recipient is processing it",
+    "done": "received by the recipient",
+    "fail": "the recipient failed to take it; listed again later",
+}
+
+
+def _parent(code: str, known: set[str]) -> str:
+    agency = edxml.AgencyCode(code)
+    if not agency.is_qd20:
+        return ""
+    parent = agency.parent
+    return parent.text if parent is not None and parent.text in known else ""
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+async def serve(config: AxisConfig, *, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop``), then finish in-flight requests and close the store."""
+    log = logs.get("axis")
+    trust = None
+    if config.trust is not None:
+        try:
+            trust = edxml.TrustStore.from_pem(config.trust.read_bytes())
+        except OSError as exc:
+            raise GatewayError(
+                f"trust store {config.trust} cannot be read: {exc.strerror}", where=str(config.trust)
+            ) from None
+    store = AxisStore(config.data_dir)
+    try:
+        store.seed_agencies(
+            (a.code, a.name, a.mail, next((s.id for s in config.systems if a.code in s.agencies), None), a.locked)
+            for a in config.agencies
+        )
+        removed = store.remove_orphan_files()
+        axis = Axis(config, store, trust)
+        runner = web.AppRunner(axis.application(), access_log=None, handle_signals=False, shutdown_timeout=10)
+        await runner.setup()
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        port = runner.addresses[0][1] if runner.addresses else config.port
+        log.info(
+            "axis_listening",
+            host=config.host,
+            port=port,
+            data_dir=str(config.data_dir),
+            code=config.code,
+            systems=len(config.systems),
+            agencies=len(config.agencies),
+            orphans_removed=removed,
+        )
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        housekeeping = asyncio.create_task(_housekeeping(store))
+        await stop.wait()
+        log.info("axis_stopping")
+        housekeeping.cancel()
+        await runner.cleanup()
+    finally:
+        store.close()
+    log.info("axis_stopped")
+
+
+async def _housekeeping(store: AxisStore) -> None:
+    while True:
+        await asyncio.sleep(60)
+        store.forget_expired_requests()
+
+
+def describe_config(config: AxisConfig) -> str:
+    return json.dumps({"host": config.host, "port": config.port, "systems": [s.id for s in config.systems]})

@@ -1,0 +1,382 @@
+"""The axis's durable state: agencies, accepted documents, deliveries, seen requests.
+
+One SQLite file (WAL) plus one file per accepted document under ``docs/``. A document's
+file is written and fsynced before the transaction that records it commits, so a
+committed row always has its file; files without a row (a crash between the two) are
+removed at start. The only module that knows table names.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from gateway.sqlite import connect, transaction
+
+SCHEMA_VERSION = 1
+
+LISTABLE = ("pending", "processing", "fail")
+STATES = frozenset({"pending", "processing", "done", "fail"})
+
+
+@dataclass(frozen=True)
+class Agency:
+    code: str
+    name: str
+    mail: str
+    system_id: str | None
+    locked: bool
+    source: str  # "config" or "registered"
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    """What the server has checked and wants recorded, with its recipients."""
+
+    message_type: str  # "edoc" or "status"
+    system_id: str
+    from_code: str
+    dedup_key: str
+    document_id: str | None
+    title: str
+    notation: str
+    status_code: str
+    sha256: str
+    size: int
+    recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    doc_id: str
+    sender_doc_id: str
+    to_code: str
+    from_code: str
+    message_type: str
+    state: str
+    created_at: float
+    updated_at: float
+    fetched_at: float | None
+    done_at: float | None
+    file: str
+    title: str
+    notation: str
+    system_id: str
+
+
+class AxisStore:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.docs_dir = data_dir / "docs"
+        self.incoming_dir = data_dir / "incoming"
+        for folder in (data_dir, self.docs_dir, self.incoming_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.db_path = data_dir / "axis.sqlite3"
+        self.connection = connect(self.db_path)
+        self._migrate()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    # --- schema ---------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = self.connection.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        db = sqlite_utils.Database(self.connection)
+        with transaction(self.connection):
+            db["agencies"].create(
+                {"code": str, "name": str, "mail": str, "system_id": str, "locked": int, "source": str},
+                pk="code",
+                not_null={"name", "mail", "locked", "source"},
+                if_not_exists=True,
+            )
+            db["documents"].create(
+                {
+                    "sender_doc_id": str,
+                    "message_type": str,
+                    "system_id": str,
+                    "from_code": str,
+                    "dedup_key": str,
+                    "document_id": str,
+                    "title": str,
+                    "notation": str,
+                    "status_code": str,
+                    "file": str,
+                    "sha256": str,
+                    "size": int,
+                    "received_at": float,
+                },
+                pk="sender_doc_id",
+                not_null={
+                    "message_type",
+                    "system_id",
+                    "from_code",
+                    "dedup_key",
+                    "file",
+                    "sha256",
+                    "size",
+                    "received_at",
+                },
+                if_not_exists=True,
+            )
+            db["documents"].create_index(["dedup_key"], unique=True, if_not_exists=True)
+            db["deliveries"].create(
+                {
+                    "doc_id": str,
+                    "sender_doc_id": str,
+                    "to_code": str,
+                    "message_type": str,
+                    "state": str,
+                    "available_at": float,
+                    "created_at": float,
+                    "updated_at": float,
+                    "fetched_at": float,
+                    "done_at": float,
+                },
+                pk="doc_id",
+                foreign_keys=[("sender_doc_id", "documents", "sender_doc_id")],
+                not_null={
+                    "sender_doc_id",
+                    "to_code",
+                    "message_type",
+                    "state",
+                    "available_at",
+                    "created_at",
+                    "updated_at",
+                },
+                if_not_exists=True,
+            )
+            db["deliveries"].create_index(["sender_doc_id", "to_code"], unique=True, if_not_exists=True)
+            db["deliveries"].create_index(["to_code", "message_type", "state", "available_at"], if_not_exists=True)
+            db["seen_requests"].create(
+                {"call": str, "hash_header": str, "expires_at": float},
+                pk=("call", "hash_header"),
+                not_null={"expires_at"},
+                if_not_exists=True,
+            )
+            self.connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # --- agencies -------------------------------------------------------------------------------
+
+    def seed_agencies(self, agencies: Iterable[tuple[str, str, str, str | None, bool]]) -> None:
+        """Make the configured agencies (code, name, mail, system, locked) what the table says."""
+        with transaction(self.connection) as db:
+            for code, name, mail, system_id, locked in agencies:
+                db.execute(
+                    "INSERT INTO agencies (code, name, mail, system_id, locked, source)"
+                    " VALUES (?, ?, ?, ?, ?, 'config')"
+                    " ON CONFLICT(code) DO UPDATE SET name = excluded.name, mail = excluded.mail,"
+                    " system_id = excluded.system_id, locked = excluded.locked, source = 'config'",
+                    (code, name, mail, system_id, int(locked)),
+                )
+
+    def agency(self, code: str) -> Agency | None:
+        row = self.connection.execute("SELECT * FROM agencies WHERE code = ?", (code,)).fetchone()
+        return None if row is None else _agency(row)
+
+    def agencies(self) -> list[Agency]:
+        return [_agency(row) for row in self.connection.execute("SELECT * FROM agencies ORDER BY code")]
+
+    def agencies_of(self, system_id: str) -> frozenset[str]:
+        rows = self.connection.execute("SELECT code FROM agencies WHERE system_id = ?", (system_id,))
+        return frozenset(row["code"] for row in rows)
+
+    def register_agency(self, code: str, name: str, mail: str, system_id: str) -> None:
+        with transaction(self.connection) as db:
+            db.execute(
+                "INSERT INTO agencies (code, name, mail, system_id, locked, source)"
+                " VALUES (?, ?, ?, ?, 0, 'registered')"
+                " ON CONFLICT(code) DO UPDATE SET name = excluded.name, mail = excluded.mail",
+                (code, name, mail, system_id),
+            )
+
+    def delete_agency(self, code: str) -> None:
+        with transaction(self.connection) as db:
+            db.execute("DELETE FROM agencies WHERE code = ? AND source = 'registered'", (code,))
+
+    # --- replay memory --------------------------------------------------------------------------
+
+    def remember_request(self, call: str, hash_header: str, keep_seconds: float) -> bool:
+        """Record a request signature; False when it was already seen (a replay)."""
+        now = time.time()
+        try:
+            with transaction(self.connection) as db:
+                db.execute(
+                    "DELETE FROM seen_requests WHERE call = ? AND hash_header = ? AND expires_at < ?",
+                    (call, hash_header, now),
+                )
+                db.execute(
+                    "INSERT INTO seen_requests (call, hash_header, expires_at) VALUES (?, ?, ?)",
+                    (call, hash_header, now + keep_seconds),
+                )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def forget_expired_requests(self) -> int:
+        with transaction(self.connection) as db:
+            return db.execute("DELETE FROM seen_requests WHERE expires_at < ?", (time.time(),)).rowcount
+
+    # --- documents ------------------------------------------------------------------------------
+
+    def find_duplicate(self, dedup_key: str) -> tuple[str, tuple[str, ...]] | None:
+        """(sender docId, recipients) of a document already accepted under this key."""
+        row = self.connection.execute(
+            "SELECT sender_doc_id FROM documents WHERE dedup_key = ?", (dedup_key,)
+        ).fetchone()
+        if row is None:
+            return None
+        recipients = self.connection.execute(
+            "SELECT to_code FROM deliveries WHERE sender_doc_id = ? ORDER BY to_code", (row["sender_doc_id"],)
+        )
+        return row["sender_doc_id"], tuple(r["to_code"] for r in recipients)
+
+    def new_document_path(self) -> tuple[str, Path]:
+        sender_doc_id = str(uuid.uuid4())
+        return sender_doc_id, self.docs_dir / f"{sender_doc_id}.edxml"
+
+    def record_document(self, sender_doc_id: str, document: NewDocument) -> list[str]:
+        """One transaction: the document and one delivery per recipient; returns their docIds.
+
+        Raises sqlite3.IntegrityError when another request recorded the same dedup key first.
+        """
+        now = time.time()
+        doc_ids = [str(uuid.uuid4()) for _ in document.recipients]
+        with transaction(self.connection) as db:
+            db.execute(
+                "INSERT INTO documents (sender_doc_id, message_type, system_id, from_code, dedup_key, document_id,"
+                " title, notation, status_code, file, sha256, size, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sender_doc_id,
+                    document.message_type,
+                    document.system_id,
+                    document.from_code,
+                    document.dedup_key,
+                    document.document_id,
+                    document.title,
+                    document.notation,
+                    document.status_code,
+                    f"{sender_doc_id}.edxml",
+                    document.sha256,
+                    document.size,
+                    now,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO deliveries (doc_id, sender_doc_id, to_code, message_type, state, available_at,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+                [
+                    (doc_id, sender_doc_id, to, document.message_type, now, now, now)
+                    for doc_id, to in zip(doc_ids, document.recipients, strict=True)
+                ],
+            )
+        return doc_ids
+
+    def remove_orphan_files(self) -> int:
+        """Delete document files no row refers to (a crash between write and commit), and stale uploads."""
+        known = {row["file"] for row in self.connection.execute("SELECT file FROM documents")}
+        removed = 0
+        for path in self.docs_dir.iterdir():
+            if path.name not in known:
+                path.unlink(missing_ok=True)
+                removed += 1
+        for path in self.incoming_dir.iterdir():
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    # --- deliveries -----------------------------------------------------------------------------
+
+    _DELIVERY = (
+        "SELECT d.doc_id, d.sender_doc_id, d.to_code, doc.from_code, d.message_type, d.state, d.created_at,"
+        " d.updated_at, d.fetched_at, d.done_at, doc.file, doc.title, doc.notation, doc.system_id"
+        " FROM deliveries d JOIN documents doc ON doc.sender_doc_id = d.sender_doc_id"
+    )
+
+    def listable(self, to_codes: Iterable[str], message_type: str, limit: int) -> list[Delivery]:
+        codes = sorted(set(to_codes))
+        if not codes:
+            return []
+        marks = ",".join("?" * len(codes))
+        rows = self.connection.execute(
+            f"{self._DELIVERY} WHERE d.to_code IN ({marks}) AND d.message_type = ? AND d.state != 'done'"
+            " AND d.available_at <= ? ORDER BY d.created_at, d.doc_id LIMIT ?",
+            (*codes, message_type, time.time(), limit),
+        )
+        return [Delivery(**dict(row)) for row in rows]
+
+    def count_listable(self, to_codes: Iterable[str], message_type: str) -> int:
+        codes = sorted(set(to_codes))
+        if not codes:
+            return 0
+        marks = ",".join("?" * len(codes))
+        row = self.connection.execute(
+            f"SELECT count(*) FROM deliveries WHERE to_code IN ({marks}) AND message_type = ?"  # noqa: S608
+            " AND state != 'done' AND available_at <= ?",
+            (*codes, message_type, time.time()),
+        ).fetchone()
+        return int(row[0])
+
+    def delivery_for(self, doc_id: str, to_codes: frozenset[str]) -> Delivery | None:
+        """A delivery, only if it is addressed to one of ``to_codes`` (isolation)."""
+        row = self.connection.execute(f"{self._DELIVERY} WHERE d.doc_id = ?", (doc_id,)).fetchone()
+        if row is None or row["to_code"] not in to_codes:
+            return None
+        return Delivery(**dict(row))
+
+    def mark_fetched(self, doc_id: str) -> None:
+        now = time.time()
+        self.connection.execute(
+            "UPDATE deliveries SET fetched_at = coalesce(fetched_at, ?), updated_at = ? WHERE doc_id = ?",
+            (now, now, doc_id),
+        )
+
+    def set_state(self, doc_id: str, state: str, retry_after: float) -> None:
+        if state not in STATES:
+            raise ValueError(state)
+        now = time.time()
+        available = now + retry_after if state == "fail" else now
+        with transaction(self.connection) as db:
+            db.execute(
+                "UPDATE deliveries SET state = ?, available_at = ?, updated_at = ?,"
+                " done_at = CASE WHEN ? = 'done' THEN coalesce(done_at, ?) ELSE done_at END WHERE doc_id = ?",
+                (state, available, now, state, now, doc_id),
+            )
+
+    def sent_by(
+        self, system_id: str, message_type: str | None, sender_doc_id: str | None, limit: int
+    ) -> list[Delivery]:
+        query = f"{self._DELIVERY} WHERE doc.system_id = ?"
+        args: list[object] = [system_id]
+        if message_type:
+            query += " AND d.message_type = ?"
+            args.append(message_type)
+        if sender_doc_id:
+            query += " AND d.sender_doc_id = ?"
+            args.append(sender_doc_id)
+        query += " ORDER BY d.created_at DESC, d.to_code LIMIT ?"
+        args.append(limit)
+        return [Delivery(**dict(row)) for row in self.connection.execute(query, args)]
+
+    def document_file(self, delivery: Delivery) -> Path:
+        return self.docs_dir / delivery.file
+
+
+def _agency(row: sqlite3.Row) -> Agency:
+    return Agency(
+        code=row["code"],
+        name=row["name"],
+        mail=row["mail"],
+        system_id=row["system_id"],
+        locked=bool(row["locked"]),
+        source=row["source"],
+    )

@@ -1,0 +1,176 @@
+"""The gateway's client of the axis: the VXP calls over aiohttp, signed as the SDK signs them.
+
+It fixes the SDK's quirks (facts §5.2): a fresh timestamp and nonce on every request, no
+parameter carried over from an earlier call, ASCII-only header values. The body of
+sendEdoc is framed as the SDK frames it (the file, then CRLF) with hash-file in the SDK's
+unpadded hex, the only form the real axis is known to accept.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDict
+
+from gateway.errors import AxisError, AxisUnavailable
+from gateway.vxp.protocol import sdk_hex, signed_headers
+
+JSON = "application/json"
+OCTETS = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One item of getReceivedEdocList."""
+
+    doc_id: str
+    message_type: str
+    from_code: str
+    to_code: str
+    status: str
+    created_time: str
+
+
+class AxisClient:
+    def __init__(
+        self,
+        url: str,
+        system_id: str,
+        secret: str,
+        *,
+        timeout: float = 60.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.system_id = system_id
+        self._secret = secret
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=10)
+        self._session = session
+        self._own_session = session is None
+
+    async def __aenter__(self) -> AxisClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None and self._own_session:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # One pooled session: connections are reused across calls.
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def call(self, name: str, params: dict[str, str], body: bytes = b"", content_type: str = JSON) -> dict:
+        headers = CIMultiDict(
+            signed_headers(params, system_id=self.system_id, secret=self._secret, content_type=content_type)
+        )
+        try:
+            async with self._client().post(f"{self.url}/{name}", data=body, headers=headers) as response:
+                text = await response.text(encoding="utf-8", errors="replace")
+                http_status = response.status
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise AxisUnavailable(f"{name}: {type(exc).__name__}: {exc}", where=self.url) from None
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            raise AxisUnavailable(f"{name}: HTTP {http_status} with a body that is not JSON", where=self.url) from None
+        if not isinstance(answer, dict):
+            raise AxisUnavailable(f"{name}: the answer is not a JSON object", where=self.url)
+        error_code = str(answer.get("ErrorCode", ""))
+        if str(answer.get("status", "")).upper() == "FAIL" or error_code not in ("0", ""):
+            raise AxisError(
+                f"{name}: ErrorCode {error_code}: {answer.get('ErrorDesc', '')}", axis_code=error_code, where=self.url
+            )
+        return answer
+
+    # --- the calls ------------------------------------------------------------------------------
+
+    async def send_edoc(self, data: bytes, *, message_type: str, from_code: str) -> str:
+        """Send an edXML document ("edoc") or status message ("status"); returns the axis's DocId."""
+        params = {
+            "servicetype": "eDoc",
+            "messagetype": message_type,
+            "from": from_code,
+            "hash-file": sdk_hex(hashlib.sha256(data).digest()),
+        }
+        answer = await self.call("sendEdoc", params, data + b"\r\n", OCTETS)
+        doc_id = str(answer.get("DocId") or "")
+        if not doc_id:
+            raise AxisError("sendEdoc: the answer carries no DocId", where=self.url)
+        return doc_id
+
+    async def received_list(self, message_type: str = "edoc", *, to: str | None = None) -> list[Listed]:
+        params = {"servicetype": "eDoc", "messagetype": message_type}
+        if to:
+            params["to"] = to
+        answer = await self.call("getReceivedEdocList", params)
+        return [
+            Listed(
+                doc_id=str(item.get("docId", "")),
+                message_type=str(item.get("messageType", message_type)),
+                from_code=str(item.get("from", "")),
+                to_code=str(item.get("to", "")),
+                status=str(item.get("status", "")),
+                created_time=str(item.get("created_time", "")),
+            )
+            for item in _data_list(answer)
+        ]
+
+    async def get_edoc(self, doc_id: str) -> bytes:
+        answer = await self.call("getEdoc", {"docId": doc_id})
+        data = answer.get("data")
+        if not isinstance(data, str):
+            raise AxisError("getEdoc: the answer carries no data", where=self.url)
+        try:
+            return base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise AxisError("getEdoc: data is not base64", where=self.url) from None
+
+    async def update_status(self, doc_id: str, status: str) -> None:
+        if status not in ("done", "fail", "processing"):
+            raise ValueError(status)
+        await self.call("updateStatus", {"docId": doc_id, "status": status})
+
+    async def sent_list(self, *, message_type: str | None = None, doc_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"servicetype": "eDoc"}
+        if message_type:
+            params["messagetype"] = message_type
+        if doc_id:
+            params["docId"] = doc_id
+        return _data_list(await self.call("getSentEdocList", params))
+
+    async def count(self, message_type: str = "edoc") -> int:
+        name = "countReceiveStatus" if message_type == "status" else "countReceiveEdoc"
+        answer = await self.call(name, {"servicetype": "eDoc", "messagetype": message_type})
+        try:
+            return int(answer.get("count", 0))
+        except (TypeError, ValueError):
+            raise AxisError(f"{name}: count is not a number", where=self.url) from None
+
+    async def agencies(self) -> list[dict[str, Any]]:
+        return _data_list(await self.call("getAgenciesList", {}))
+
+    async def register_agency(self, code: str, name: str, *, mail: str = "", parent: str = "") -> None:
+        body = json.dumps({"id": code, "pcode": parent, "code": code, "name": name, "mail": mail}).encode()
+        await self.call("registerAgency", {}, body)
+
+    async def delete_agency(self, code: str) -> None:
+        await self.call("deleteAgency", {"AgencyCode": code})
+
+
+def _data_list(answer: dict) -> list[dict[str, Any]]:
+    data = answer.get("data", [])
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise AxisError("the answer's data is not a list of objects")
+    return data

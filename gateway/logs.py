@@ -1,0 +1,47 @@
+"""Structured logs: one JSON object per line on stderr (journald keeps them), or readable
+lines on a terminal. Every event has a snake_case ``event`` name; events about a document
+carry ``doc_id``, ``agency`` and ``peer``. Secrets are never passed to a logger, and any
+field whose name says secret is masked as a last line of defence.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+_SECRET_WORDS = ("secret", "password", "hash-header", "hash_header", "private")
+
+
+def _mask_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in list(event):
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            event[key] = "***"
+    return event
+
+
+def configure(*, json_lines: bool | None = None, level: int = logging.INFO) -> None:
+    """Set up structlog once per process; JSON unless stderr is a terminal (or told otherwise)."""
+    if json_lines is None:
+        json_lines = not sys.stderr.isatty()
+    renderer: Any = (
+        structlog.processors.JSONRenderer(ensure_ascii=False) if json_lines else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _mask_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def get(name: str) -> Any:
+    return structlog.get_logger(component=name)

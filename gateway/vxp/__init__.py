@@ -1,0 +1,1 @@
+"""The VXP wire protocol (facts §5), sans-IO: signing and checking requests, answers."""
