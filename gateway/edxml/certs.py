@@ -6,9 +6,9 @@ uses for the identifier of a legal person), holding exactly the code as it appea
 in OrganId, e.g. ``000.00.00.H58``. A signature counts for a message only if this
 code equals the message's From/OrganId.
 
-The chain is checked here, with the verification time as a parameter, and signxml is
-then handed the verified certificate to check the XML signature itself (so it never
-falls back to a public CA bundle).
+The chain is checked here (by cryptography's RFC 5280 verifier), with the verification
+time as a parameter, and signxml is then handed the verified certificate to check the
+XML signature itself (so it never falls back to a public CA bundle).
 """
 
 from __future__ import annotations
@@ -18,23 +18,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
 from gateway.edxml.agency import AgencyCode
 from gateway.errors import (
     AgencyCodeError,
     CertificateExpired,
     CertificateUsage,
+    GatewayError,
     KeyMaterialError,
     SignerMismatch,
     UntrustedCertificate,
 )
 
 AGENCY_CODE_OID = NameOID.ORGANIZATION_IDENTIFIER
-MAX_CHAIN_LENGTH = 6
+MAX_CHAIN_LENGTH = 4
+MAX_OFFERED = 8  # intermediates read from one message's KeyInfo
+MAX_RSA_BITS = 8192
+MAX_RSA_EXPONENT = 2**32 - 1
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -130,12 +134,18 @@ def _is_ca(certificate: x509.Certificate) -> bool:
         return False
 
 
-def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+def _check_key(certificate: x509.Certificate, role: str) -> None:
+    """Refuse keys whose only use is to make verification slow (huge RSA exponents or moduli)."""
+    key = certificate.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        numbers = key.public_numbers()
+        if key.key_size > MAX_RSA_BITS or key.key_size < 2048 or numbers.e > MAX_RSA_EXPONENT or numbers.e < 3:
+            raise UntrustedCertificate(
+                f"{role} {describe(certificate)} has an RSA key outside 2048-{MAX_RSA_BITS} bits"
+                f" or an exponent outside 3-{MAX_RSA_EXPONENT}"
+            )
+    elif not isinstance(key, ec.EllipticCurvePublicKey):
+        raise UntrustedCertificate(f"{role} {describe(certificate)} has neither an RSA nor an EC key")
 
 
 def check_signing_certificate(
@@ -147,12 +157,27 @@ def check_signing_certificate(
 ) -> AgencyCode:
     """Check that ``leaf`` may sign edXML at time ``at`` and return the agency it speaks for.
 
-    Chain: up through ``offered`` intermediates to a certificate of the trust store, each
-    link's signature verified and each issuer a CA valid at ``at``. Usage: digitalSignature
-    or nonRepudiation, and not itself a CA.
+    Here: the signer's own period, key, usage (digitalSignature or nonRepudiation, not a
+    CA) and agency code, with messages a person can act on. The chain, up through at most
+    MAX_OFFERED intermediates from the message to an authority of the trust store, is
+    built and checked by cryptography's RFC 5280 verifier (signatures, CA flags, path
+    length, keyCertSign, critical extensions). Anything it cannot process is refused with
+    a gateway error, never an exception of the library's own.
     """
     at = at or datetime.now(UTC)
+    try:
+        return _check(leaf, trust, at, offered)
+    except GatewayError:
+        raise
+    except Exception as exc:  # a hostile certificate must not surface as a library exception
+        raise UntrustedCertificate(f"certificate cannot be processed: {type(exc).__name__}: {exc}") from None
+
+
+def _check(
+    leaf: x509.Certificate, trust: TrustStore, at: datetime, offered: tuple[x509.Certificate, ...]
+) -> AgencyCode:
     _check_period(leaf, at, "certificate")
+    _check_key(leaf, "certificate")
     if _is_ca(leaf):
         raise CertificateUsage(f"certificate {describe(leaf)} is a CA certificate, not a signer's")
     try:
@@ -161,23 +186,29 @@ def check_signing_certificate(
         raise CertificateUsage(f"certificate {describe(leaf)} has no KeyUsage extension") from None
     if not (usage.digital_signature or usage.content_commitment):
         raise CertificateUsage(f"certificate {describe(leaf)} is not for digitalSignature or nonRepudiation")
+    agency = agency_of(leaf)
 
-    current = leaf
-    candidates = trust.authorities + offered
-    for _ in range(MAX_CHAIN_LENGTH):
-        issuer = next(
-            (c for c in candidates if c.subject == current.issuer and c != current and _issued_by(current, c)),
-            None,
-        )
-        if issuer is None:
-            raise UntrustedCertificate(
-                f"certificate {describe(current)} was not issued by any trusted authority"
-                f" (issuer '{current.issuer.rfc4514_string()}')"
-            )
-        if not _is_ca(issuer):
-            raise UntrustedCertificate(f"issuer {describe(issuer)} is not a certificate authority")
-        _check_period(issuer, at, "issuing CA")
-        if trust.contains(issuer):
-            return agency_of(leaf)
-        current = issuer
-    raise UntrustedCertificate(f"certificate chain of {describe(leaf)} is longer than {MAX_CHAIN_LENGTH}")
+    unique = list(dict.fromkeys(c for c in offered if c != leaf))
+    if len(unique) > MAX_OFFERED:
+        raise UntrustedCertificate(f"the message offers {len(unique)} certificates; at most {MAX_OFFERED} are read")
+    for certificate in unique:
+        _check_key(certificate, "offered certificate")
+    verifier = (
+        PolicyBuilder()
+        .store(Store(list(trust.authorities)))
+        .time(at)
+        .max_chain_depth(MAX_CHAIN_LENGTH)
+        .extension_policies(ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ExtensionPolicy.permit_all())
+        .build_client_verifier()
+    )
+    try:
+        verifier.verify(leaf, unique)
+    except VerificationError as exc:
+        for issuer in (*trust.authorities, *unique):
+            if issuer.subject == leaf.issuer:
+                _check_period(issuer, at, "issuing CA")  # say "expired" when that is the reason
+        raise UntrustedCertificate(
+            f"certificate {describe(leaf)} does not chain to a trusted authority"
+            f" (issuer '{leaf.issuer.rfc4514_string()}'): {exc}"
+        ) from None
+    return agency

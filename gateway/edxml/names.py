@@ -14,8 +14,10 @@ MAX_NAME_BYTES = 200  # below every common file system's 255-byte limit, leaving
 FALLBACK = "attachment"
 
 _RESERVED_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f-\x9f]')
+# Windows also treats COM¹-³ and LPT¹-³ (superscript digits) as devices.
 _WINDOWS_DEVICES = frozenset(
-    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {f"COM{i}" for i in range(10)} | {f"LPT{i}" for i in range(10)}
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{port}{digit}" for port in ("COM", "LPT") for digit in "0123456789¹²³"}
 )
 
 
@@ -32,7 +34,8 @@ def safe_file_name(name: str, *, fallback: str = FALLBACK) -> str:
     stem, dot, extension = text.rpartition(".")
     if not dot:
         stem, extension = text, ""
-    if stem.split(".")[0].upper() in _WINDOWS_DEVICES:
+    # "con .pdf" and "con.tar.gz" name the device too: compare the part before the first dot, blanks trimmed
+    if stem.split(".")[0].rstrip(" ").upper() in _WINDOWS_DEVICES:
         stem = f"_{stem}"
     return _fit(stem, f".{extension}" if dot else "") or fallback
 

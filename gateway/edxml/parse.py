@@ -120,12 +120,28 @@ class _Children:
         return tuple(_text(el) for el in self.many(name))
 
 
-def _text(el: etree._Element) -> str:
+def read_text(el: etree._Element) -> str:
+    """The value of a text-only element, NFC and trimmed, as every reader here sees it."""
+    _text_only(el)
+    return clean(el.text or "")
+
+
+_text = read_text
+
+
+def _text_only(el: etree._Element) -> None:
+    """A value element holds text and nothing else.
+
+    Not even a comment: signatures canonicalise comments away, so text split by one could
+    be cut or extended without breaking the signature, while a reader joining or stopping
+    at the comment would read something else than what was signed.
+    """
     for child in el:
         if isinstance(child.tag, str):
             raise StructureError(f"{ns.pretty(el.tag)} must hold text, not elements", where=where(child))
-    # itertext joins text split by comments, which real templates contain
-    return clean("".join(el.itertext()))
+        raise StructureError(
+            f"{ns.pretty(el.tag)} holds a comment or processing instruction inside its value", where=where(el)
+        )
 
 
 def _int(text: str) -> int:
@@ -602,9 +618,10 @@ def _attachment(el: etree._Element, limits: Limits) -> Attachment:
 
 def decode_base64(el: etree._Element, limits: Limits) -> bytes:
     """Strict base64: the standard alphabet with padding; line breaks and blanks are allowed."""
-    for child in el:
-        if isinstance(child.tag, str):
-            raise AttachmentError("ContentTransferEncoded must hold base64 text", where=where(child))
+    try:
+        _text_only(el)
+    except StructureError as exc:
+        raise AttachmentError(exc.message, where=exc.where) from None
     text = el.text or ""
     if len(text) // 4 * 3 > limits.max_attachment_bytes + 3:
         raise AttachmentError(

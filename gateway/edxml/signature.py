@@ -42,9 +42,8 @@ from signxml.exceptions import InvalidDigest, InvalidInput, SignXMLException
 from signxml.exceptions import InvalidSignature as SignXMLInvalidSignature
 
 from gateway.edxml import ns
-from gateway.edxml.certs import SigningIdentity, TrustStore, check_signing_certificate, describe
-from gateway.edxml.parse import Envelope, local_name
-from gateway.edxml.text import clean
+from gateway.edxml.certs import MAX_OFFERED, SigningIdentity, TrustStore, check_signing_certificate, describe
+from gateway.edxml.parse import Envelope, local_name, read_text
 from gateway.edxml.xmlsafe import new_parser
 from gateway.errors import (
     SignatureCoverage,
@@ -52,6 +51,7 @@ from gateway.errors import (
     SignatureMismatch,
     SignerMismatch,
     StructureError,
+    UntrustedCertificate,
     WeakAlgorithm,
 )
 
@@ -176,12 +176,13 @@ def sign_tree(root: etree._Element, identity: SigningIdentity) -> None:
 
 
 def _sender_code(frame: Envelope) -> str:
+    """From/OrganId, read exactly as the model reads it (one reader, one meaning)."""
     organ_ids = frame.message_header.findall(f"{{{ns.EDXML}}}From/{{{ns.EDXML}}}OrganId")
     if len(organ_ids) != 1:
         raise StructureError(
             "MessageHeader must name exactly one From/OrganId", where=f"line {frame.message_header.sourceline}"
         )
-    return clean(organ_ids[0].text or "")
+    return read_text(organ_ids[0])
 
 
 # --- verifying ---------------------------------------------------------------------------------------
@@ -213,6 +214,10 @@ def verify_tree(
     leaf, offered = _certificates(signature)
     if leaf is None:
         return SignatureVerdict(SignatureState.UNSIGNED, "placeholder Signature: KeyInfo holds no readable certificate")
+    if len(offered) > MAX_OFFERED:
+        raise UntrustedCertificate(
+            f"KeyInfo offers {len(offered) + 1} certificates; at most {MAX_OFFERED + 1} are read"
+        )
 
     method = signature.find(f"{{{ns.DSIG}}}SignedInfo/{{{ns.DSIG}}}SignatureMethod")
     method_uri = "" if method is None else method.get("Algorithm", "")
@@ -253,6 +258,8 @@ def verify_tree(
         raise SignatureCoverage(str(exc)) from None
     except SignXMLException as exc:
         raise SignatureError(str(exc)) from None
+    except Exception as exc:  # a hostile signature must not surface as a library exception
+        raise SignatureError(f"the signature cannot be processed: {type(exc).__name__}: {exc}") from None
     _check_coverage(root, frame)
     return SignatureVerdict(
         SignatureState.VALID,
@@ -264,21 +271,36 @@ def verify_tree(
 
 
 def _certificates(signature: etree._Element) -> tuple[x509.Certificate | None, tuple[x509.Certificate, ...]]:
-    """The signer's certificate and any intermediates from KeyInfo/X509Data, or None for a placeholder."""
-    texts = [
-        el.text or ""
-        for el in signature.iterfind(f"{{{ns.DSIG}}}KeyInfo/{{{ns.DSIG}}}X509Data/{{{ns.DSIG}}}X509Certificate")
-    ]
-    certificates: list[x509.Certificate] = []
-    for text in texts:
+    """The signer's certificate and any intermediates from KeyInfo/X509Data.
+
+    (None, ()) only for a template: no X509Certificate that reads as a certificate and no
+    other key material. A signature whose KeyInfo names a key some other way, or mixes
+    readable and unreadable certificates, is a real signature we cannot accept: invalid.
+    """
+    key_info = signature.find(f"{{{ns.DSIG}}}KeyInfo")
+    texts = [] if key_info is None else [el.text or "" for el in key_info.iter(f"{{{ns.DSIG}}}X509Certificate")]
+    certificates: list[x509.Certificate | None] = []
+    for text in texts[: MAX_OFFERED + 2]:
         try:
             certificates.append(x509.load_der_x509_certificate(base64.b64decode("".join(text.split()), validate=True)))
         except (ValueError, binascii.Error):
-            return None, ()
-    if not certificates:
+            certificates.append(None)
+    readable = [c for c in certificates if c is not None]
+    if not readable:
+        other_keys = key_info is not None and any(
+            isinstance(el.tag, str) and local_name(el) not in ("X509Data", "X509Certificate", "X509SubjectName")
+            for el in key_info.iter()
+            if el is not key_info
+        )
+        if other_keys:
+            raise UntrustedCertificate("the signature names its key without a certificate; it cannot be checked")
         return None, ()
+    if None in certificates:
+        raise UntrustedCertificate("KeyInfo holds a certificate that cannot be read beside real ones")
+    if len(texts) > len(certificates):
+        return readable[0], tuple(readable[1:]) + (readable[0],) * (len(texts) - len(certificates))
     # signxml writes the signer's certificate first; intermediates follow.
-    return certificates[0], tuple(certificates[1:])
+    return readable[0], tuple(readable[1:])
 
 
 def _check_coverage(root: etree._Element, frame: Envelope) -> None:
@@ -309,6 +331,9 @@ def _check_coverage(root: etree._Element, frame: Envelope) -> None:
             raise SignatureCoverage(
                 f"Reference #{id_value} points at an element that is not one of the message's signed parts"
             )
+    signed_hops = [_id_of(el) for el in parts if local_name(el) == "TraceHeader" and _id_of(el) in referenced]
+    if signed_hops != [uri[1:] for uri in uris if uri[1:] in signed_hops]:
+        raise SignatureCoverage("the signed TraceHeaders are not in the order they were signed in")
     unsigned_seen = False
     for element in parts:
         covered = _id_of(element) in referenced

@@ -8,6 +8,7 @@ the entity merely unexpanded.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lxml import etree
@@ -27,9 +28,17 @@ class Limits:
     max_elements: int = 50_000
     max_attachments: int = 100
     max_attachment_bytes: int = 110 * MiB
+    max_attributes: int = 100_000
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_depth", "max_elements", "max_attachments", "max_attachment_bytes"):
+        for name in (
+            "max_bytes",
+            "max_depth",
+            "max_elements",
+            "max_attachments",
+            "max_attachment_bytes",
+            "max_attributes",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"limit {name} must be positive")
 
@@ -52,32 +61,49 @@ def new_parser() -> etree.XMLParser:
     # A fresh parser per call: lxml parsers are not thread-safe and keep error state.
     # Do not add collect_ids=False: with it libxml2 opens the external DTD subset
     # (a test with a named pipe caught this); the resolver below is the second lock.
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        load_dtd=False,
-        dtd_validation=False,
-        no_network=True,
-        huge_tree=True,  # base64 text nodes above 10 MB; our own limits bound the rest
-        remove_blank_text=False,
-    )
+    parser = etree.XMLParser(**_PARSER_OPTIONS)
     parser.resolvers.add(_RefuseExternal())
     return parser
 
 
+_PARSER_OPTIONS = {
+    "resolve_entities": False,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "no_network": True,
+    "huge_tree": True,  # base64 text nodes above 10 MB; our own limits bound the rest
+    "remove_blank_text": False,
+}
+_CHUNK = 64 * 1024
+
+
 def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
-    """Parse ``data`` into an element tree or raise a FormatError saying what and where."""
+    """Parse ``data`` into an element tree or raise a FormatError saying what and where.
+
+    The bytes are fed in chunks and every element is counted as it starts, so an input
+    made of millions of tiny elements or attributes is stopped when it crosses a limit,
+    not after libxml2 has built all of it.
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError("parse_xml takes bytes")
+    data = bytes(data)
     size = len(data)
     if size > limits.max_bytes:
         raise LimitExceeded(f"message is {size} bytes, the limit is {limits.max_bytes}")
     if size == 0:
         raise MalformedXML("empty input")
-    head = bytes(data[:_PROLOG_SCAN])
+    head = data[:_PROLOG_SCAN]
     if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
         raise ForbiddenXML("DOCTYPE or entity declaration: edXML never carries one", where="prolog")
+    parser = etree.XMLPullParser(events=("start", "end"), **_PARSER_OPTIONS)
+    parser.resolvers.add(_RefuseExternal())
+    shape = _Shape(limits)
     try:
-        root = etree.fromstring(bytes(data), new_parser())
+        for offset in range(0, size, _CHUNK):
+            parser.feed(data[offset : offset + _CHUNK])
+            shape.take(parser.read_events())
+        root = parser.close()
+        shape.take(parser.read_events())
     except ForbiddenXML:
         raise
     except etree.XMLSyntaxError as exc:
@@ -90,22 +116,30 @@ def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise ForbiddenXML("DOCTYPE declaration: edXML never carries one", where="prolog")
-    _check_shape(root, limits)
     return root
 
 
-def _check_shape(root: etree._Element, limits: Limits) -> None:
-    depth = 0
-    count = 0
-    for event, node in etree.iterwalk(root, events=("start", "end")):
-        if event == "end":
-            depth -= 1
-            continue
-        depth += 1
-        count += 1
-        if isinstance(node, etree._Entity):
-            raise ForbiddenXML("entity reference", where=f"line {node.sourceline}")
-        if depth > limits.max_depth:
-            raise LimitExceeded(f"nesting deeper than {limits.max_depth} levels", where=f"line {node.sourceline}")
-        if count > limits.max_elements:
-            raise LimitExceeded(f"more than {limits.max_elements} elements", where=f"line {node.sourceline}")
+class _Shape:
+    """Counts elements, attributes and depth from parser events; raises at the first excess."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.depth = 0
+        self.elements = 0
+        self.attributes = 0
+
+    def take(self, events: Iterable[tuple[str, etree._Element]]) -> None:
+        limits = self.limits
+        for event, node in events:
+            if event == "end":
+                self.depth -= 1
+                continue
+            self.depth += 1
+            self.elements += 1
+            self.attributes += len(node.attrib)
+            if self.depth > limits.max_depth:
+                raise LimitExceeded(f"nesting deeper than {limits.max_depth} levels", where=f"line {node.sourceline}")
+            if self.elements > limits.max_elements:
+                raise LimitExceeded(f"more than {limits.max_elements} elements", where=f"line {node.sourceline}")
+            if self.attributes > limits.max_attributes:
+                raise LimitExceeded(f"more than {limits.max_attributes} attributes", where=f"line {node.sourceline}")

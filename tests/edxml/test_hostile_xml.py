@@ -169,3 +169,15 @@ def test_empty_and_non_bytes_input():
         parse_xml(b"")
     with pytest.raises(TypeError):
         parse_xml("<edXML/>")  # type: ignore[arg-type]
+
+
+def test_millions_of_tiny_elements_stop_at_the_limit_while_parsing():
+    data = f'<edXML xmlns="{NS}">'.encode() + b"<a/>" * 2_000_000 + b"</edXML>"
+    with pytest.raises(LimitExceeded, match=f"more than {DEFAULT_LIMITS.max_elements} elements"):
+        parse_xml(data)
+
+
+def test_attributes_are_counted():
+    data = f'<edXML xmlns="{NS}">'.encode() + b'<a x="1" y="2"/>' * 600 + b"</edXML>"
+    with pytest.raises(LimitExceeded, match="more than 1000 attributes"):
+        parse_xml(data, Limits(max_attributes=1000))

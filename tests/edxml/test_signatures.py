@@ -16,6 +16,7 @@ from gateway.edxml.ns import DSIG, EDXML
 from gateway.edxml.signature import C14N, SignatureState
 from gateway.edxml.xmlsafe import parse_xml
 from gateway.errors import (
+    AttachmentError,
     CertificateExpired,
     CertificateUsage,
     KeyMaterialError,
@@ -172,7 +173,7 @@ class TestCertificates:
         other_ca = create_ca("Somebody else's CA")
         pair = issue(other_ca, PROVINCE)
         data = edxml.sign_message(full_document(), edxml.SigningIdentity.from_pem(pair.key_pem, pair.cert_pem))
-        with pytest.raises(UntrustedCertificate, match="not issued by any trusted authority"):
+        with pytest.raises(UntrustedCertificate, match="does not chain to a trusted authority"):
             check(data, pki)
 
     @pytest.mark.parametrize(
@@ -336,3 +337,111 @@ def attacker_sign(
     )
     header.append(signature)
     return root
+
+
+class TestReviewFindings:
+    """Attacks found in review; each test failed before its fix."""
+
+    def test_comment_cannot_cut_a_signed_attachment(self, signed, pki):
+        text = signed.decode()
+        match = re.search(r"(<edXML:ContentTransferEncoded[^>]*>)([A-Za-z0-9+/=]+)", text)
+        payload = match.group(2)
+        cut = text[: match.start(2)] + payload[:8] + "<!--x-->" + payload[8:] + text[match.end(2) :]
+        with pytest.raises(AttachmentError, match="comment"):
+            check(cut.encode(), pki)
+
+    def test_comment_cannot_change_the_sender_the_certificate_is_compared_with(self, pki):
+        root = edxml.build_tree(full_document())
+        organ_id = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{E}MessageHeader/{E}From/{E}OrganId")
+        comment = etree.Comment("")
+        comment.tail = ".001"
+        organ_id.append(comment)  # <OrganId>000.00.00.H58<!---->.001</OrganId>
+        with pytest.raises(StructureError, match="comment"):
+            edxml.sign(serialize(root), pki.identity(PROVINCE))
+        with pytest.raises(StructureError, match="comment"):
+            check(serialize(attacker_sign(root, pki.agencies[PROVINCE])), pki)
+
+    def test_an_unreadable_certificate_beside_a_real_one_is_invalid_not_unsigned(self, signed, pki):
+        forged = signed.decode().replace("Về việc triển khai", "Về việc giả mạo")
+        forged = forged.replace("</X509Data>", "<X509Certificate>!</X509Certificate></X509Data>")
+        with pytest.raises(UntrustedCertificate, match="cannot be read"):
+            check(forged.encode(), pki, require_signature=False)
+
+    def test_a_key_without_a_certificate_is_invalid_not_unsigned(self, signed, pki):
+        text = re.sub(r"<X509Data>.*?</X509Data>", "<KeyName>somebody</KeyName>", signed.decode(), flags=re.S)
+        with pytest.raises(UntrustedCertificate, match="without a certificate"):
+            check(text.encode(), pki, require_signature=False)
+
+    def test_signed_trace_headers_cannot_be_reordered(self, pki):
+        hops = (
+            edxml.TraceHeader(edxml.AgencyCode(PROVINCE), datetime(2023, 7, 3, 8, 0)),
+            edxml.TraceHeader(edxml.AgencyCode(MINISTRY), datetime(2023, 7, 3, 9, 0)),
+        )
+        from dataclasses import replace as with_
+
+        root = parse_xml(edxml.sign_message(with_(full_document(), trace_headers=hops), pki.identity(PROVINCE)))
+        first, second = root.iter(f"{E}TraceHeader")
+        first.addprevious(second)
+        with pytest.raises(SignatureCoverage, match="order"):
+            check(serialize(root), pki)
+
+    def test_a_certificate_with_broken_extensions_is_a_gateway_error(self, signed, pki):
+        import base64
+
+        from cryptography.hazmat.primitives import serialization
+
+        der = pki.agencies[PROVINCE].certificate.public_bytes(serialization.Encoding.DER)
+        broken = der.replace(bytes.fromhex("0603551d0e"), bytes.fromhex("0603551d13"))  # a second BasicConstraints
+        text = signed.decode()
+        match = re.search(r"<X509Certificate>([^<]*)</X509Certificate>", text)
+        tampered = text[: match.start(1)] + base64.b64encode(broken).decode() + text[match.end(1) :]
+        with pytest.raises(SignatureError):
+            check(tampered.encode(), pki)
+
+    def test_many_offered_certificates_are_refused_before_any_is_tried(self, signed, pki):
+        text = signed.decode()
+        certificate = re.search(r"<X509Certificate>[^<]*</X509Certificate>", text).group(0)
+        flooded = text.replace(certificate, certificate * 1000)
+        with pytest.raises(UntrustedCertificate, match="1000 certificates"):
+            check(flooded.encode(), pki)
+
+    def test_path_length_and_key_cert_sign_of_intermediates_are_enforced(self, pki):
+        from cryptography import x509
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        from gateway.edxml.certs import AGENCY_CODE_OID
+        from gateway.pki import KeyPair
+
+        now = datetime.now(UTC)
+
+        def make(subject, key, issuer, issuer_key, *, ca, path_length=None, org=None):
+            names = [x509.NameAttribute(NameOID.COMMON_NAME, subject)]
+            names += [x509.NameAttribute(AGENCY_CODE_OID, org)] if org else []
+            usage = x509.KeyUsage(not ca, not ca, False, False, False, ca, ca, False, False)
+            return (
+                x509.CertificateBuilder()
+                .subject_name(x509.Name(names))
+                .issuer_name(issuer)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - timedelta(days=1))
+                .not_valid_after(now + timedelta(days=30))
+                .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
+                .add_extension(usage, critical=True)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+                .add_extension(
+                    x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
+                )
+                .sign(issuer_key, hashes.SHA256())
+            )
+
+        root_key, sub_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+        root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Root, no sub-CA allowed")])
+        root = make("Root, no sub-CA allowed", root_key, root_name, root_key, ca=True, path_length=0)
+        sub = make("Rogue sub-CA", sub_key, root.subject, root_key, ca=True)
+        leaf = KeyPair(leaf_key, make("leaf", leaf_key, sub.subject, sub_key, ca=False, org=PROVINCE))
+        identity = edxml.SigningIdentity(key=leaf.key, certificate=leaf.certificate, intermediates=(sub,))
+        data = edxml.sign_message(full_document(), identity)
+        with pytest.raises(UntrustedCertificate, match="does not chain"):
+            edxml.validate(data, trust=edxml.TrustStore((root,)))

@@ -54,7 +54,7 @@ def test_vnpt_layout_in_nfd_with_crlf_comments_and_relay_hop():
     checked = edxml.validate(load("variant-vnpt-nfd.edxml"), trust=None, require_signature=False)
     doc = checked.message
     assert doc.sender.organ_name == "UBND xã Hậu Thành"  # NFC, equal to what a person types
-    assert doc.subject == "Báo cáo tình hình  thực hiện nhiệm vụ tháng 8"
+    assert doc.subject == "Báo cáo tình hình thực hiện nhiệm vụ tháng 8"
     assert doc.business.paper is True
     assert doc.trace_headers[0].timestamp == datetime(2023, 9, 1, 7, 0, 0)
     assert doc.trace_headers[1].organ_id is None
