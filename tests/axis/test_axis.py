@@ -376,3 +376,22 @@ def test_configuration_errors_name_the_key(tmp_path):
     assert result.returncode == 1
     assert "server.data_dir" in result.stderr and "Traceback" not in result.stderr
     _ = json
+
+
+def test_the_example_configuration_loads_with_the_documented_defaults(tmp_path):
+    import shutil
+
+    from gateway.axis.config import AxisConfig, load
+    from tests.conftest import REPO
+
+    shutil.copy(REPO / "examples" / "axis.toml", tmp_path / "axis.toml")
+    (tmp_path / "secrets").mkdir()
+    for system in ("sys-h58", "sys-g22"):
+        (tmp_path / "secrets" / f"{system}.secret").write_text("a-secret-of-twenty-chars\n")
+    config = load(tmp_path / "axis.toml")
+    defaults = {f.name: f.default for f in dataclasses.fields(AxisConfig) if f.default is not dataclasses.MISSING}
+    for name, default in defaults.items():
+        assert getattr(config, name) == default, name
+    assert config.port == 8780 and config.data_dir == tmp_path.resolve() / "axis-data"
+    assert [s.id for s in config.systems] == ["sys-h58", "sys-g22"]
+    assert "a-secret" not in repr(config.systems)
