@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import signal
 import sqlite3
 from dataclasses import dataclass
@@ -109,16 +108,12 @@ class Axis:
             return self._refuse(request, call, signed, Refusal(AxisCode.INTERNAL, type(exc).__name__))
 
     def _authenticate(self, request: web.Request, call: str) -> SignedRequest:
-        headers = list(request.headers.items())
-        system_id = None
-        legacy = False
-        try:
-            signed = verify_request(headers, secret_of=self.secrets, now=datetime.now(UTC), window=None)
-            system_id = signed.system_id
-            legacy = system_id in self.legacy
-        except AuthError:
-            raise
-        if legacy:
+        # The window is applied below, per system: legacy SDK clients keep one timestamp for life.
+        signed = verify_request(
+            list(request.headers.items()), secret_of=self.secrets, now=datetime.now(UTC), window=None
+        )
+        system_id = signed.system_id
+        if system_id in self.legacy:
             if system_id not in self._warned_legacy:
                 self._warned_legacy.add(system_id)
                 self.log.warning(
@@ -569,7 +564,3 @@ async def _housekeeping(store: AxisStore) -> None:
     while True:
         await asyncio.sleep(60)
         store.forget_expired_requests()
-
-
-def describe_config(config: AxisConfig) -> str:
-    return json.dumps({"host": config.host, "port": config.port, "systems": [s.id for s in config.systems]})
