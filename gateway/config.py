@@ -1,19 +1,24 @@
 """The gateway's TOML configuration, read into frozen values with errors that name the key.
 
-Only the sections the shipped commands read are defined here ([signing], [limits]);
-config.example.toml documents every key with its default, and a test keeps the two in
-step. Relative paths resolve against the folder of the configuration file.
+Each section is a frozen dataclass; a key's type and default are its field's. A key or
+section the gateway does not know, a value of the wrong type or a missing required key is
+refused with the file and the key in the message. Relative paths resolve against the
+folder of the configuration file. config.example.toml documents every key with its
+default, and a test keeps the two in step.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from gateway.edxml.xmlsafe import DEFAULT_LIMITS, Limits
-from gateway.errors import GatewayError
+from gateway.edxml.agency import AgencyCode
+from gateway.edxml.xmlsafe import Limits
+from gateway.errors import AgencyCodeError, GatewayError
 
 
 class ConfigError(GatewayError):
@@ -22,90 +27,207 @@ class ConfigError(GatewayError):
 
 
 @dataclass(frozen=True)
-class SigningConfig:
+class AgencySection:
+    """[agency]: who this gateway speaks for."""
+
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class AxisSection:
+    """[axis]: where the national axis is and how this system signs in."""
+
+    url: str
+    system_id: str
+    secret: str | None = field(default=None, repr=False)
+    secret_file: Path | None = None
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class SigningSection:
     """[signing]: this agency's key and certificate, and whom it trusts."""
 
     key: Path | None = None
     cert: Path | None = None
     trust: Path | None = None
     allow_sha1: bool = False
+    require_signatures: bool = True
+
+
+@dataclass(frozen=True)
+class PathsSection:
+    """[paths]: where state, the drop folder and the inbox live."""
+
+    data_dir: Path = Path("var")
+    outbox: Path = Path("outbox")
+    inbox: Path = Path("inbox")
+
+
+@dataclass(frozen=True)
+class PollSection:
+    """[poll]: how often the axis is asked for new documents and statuses."""
+
+    interval: float = 2.0
+
+
+@dataclass(frozen=True)
+class WorkersSection:
+    """[workers]: how often each worker runs (seconds)."""
+
+    intake: float = 1.0
+    push: float = 1.0
+    deliver: float = 1.0
+    housekeeping: float = 300.0
+
+
+@dataclass(frozen=True)
+class IntakeSection:
+    """[intake]: the drop folder."""
+
+    settle_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class RetrySection:
+    """[retry]: exponential backoff with jitter for calls to the axis."""
+
+    initial_seconds: float = 5.0
+    max_seconds: float = 300.0
+    deadline_hours: float = 72.0
 
 
 @dataclass(frozen=True)
 class Config:
     path: Path
-    signing: SigningConfig
+    signing: SigningSection
     limits: Limits
+    agency: AgencySection | None = None
+    axis: AxisSection | None = None
+    paths: PathsSection = PathsSection()
+    poll: PollSection = PollSection()
+    workers: WorkersSection = WorkersSection()
+    intake: IntakeSection = IntakeSection()
+    retry: RetrySection = RetrySection()
+
+    @property
+    def secret(self) -> str:
+        """The axis secret, read from the file when one is named."""
+        assert self.axis is not None
+        if self.axis.secret is not None:
+            return self.axis.secret
+        assert self.axis.secret_file is not None
+        try:
+            return self.axis.secret_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the secret file: {exc.strerror}", where=f"{self.path}: axis.secret_file"
+            ) from None
 
 
-_SECTIONS = {"signing", "limits"}
-# Sections the daemon will read; accepted here so one file serves every command.
-_LATER_SECTIONS = {"agency", "axis", "paths", "poll", "workers", "retry", "log"}
+SECTIONS: dict[str, type] = {
+    "agency": AgencySection,
+    "axis": AxisSection,
+    "signing": SigningSection,
+    "paths": PathsSection,
+    "poll": PollSection,
+    "workers": WorkersSection,
+    "intake": IntakeSection,
+    "retry": RetrySection,
+    "limits": Limits,
+}
 
 
-def load(path: Path) -> Config:
+def load(path: Path, *, daemon: bool = False) -> Config:
+    """Read a configuration file; ``daemon=True`` also requires what running the gateway needs."""
+    where = str(path)
     try:
         text = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"configuration file {path} does not exist", where=str(path)) from None
+        raise ConfigError(f"configuration file {path} does not exist", where=where) from None
     except OSError as exc:
-        raise ConfigError(f"configuration file {path} cannot be read: {exc.strerror}", where=str(path)) from None
+        raise ConfigError(f"configuration file {path} cannot be read: {exc.strerror}", where=where) from None
     try:
         data = tomllib.loads(text.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError("the file is not UTF-8", where=str(path)) from None
+        raise ConfigError("the file is not UTF-8", where=where) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", where=str(path)) from None
-    for section in data:
-        if section not in _SECTIONS | _LATER_SECTIONS:
-            raise ConfigError(f"unknown section [{section}]", where=f"{path}: [{section}]")
+        raise ConfigError(f"not valid TOML: {exc}", where=where) from None
+    for name, value in data.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"unknown section [{name}]; known: {', '.join(SECTIONS)}", where=f"{where}: [{name}]")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} must be a table ([{name}])", where=f"{where}: {name}")
     base = path.resolve().parent
-    signing_table = _table(data, "signing", path)
-    limits_table = _table(data, "limits", path)
-    _only_known(signing_table, SigningConfig, "signing", path)
-    _only_known(limits_table, Limits, "limits", path)
-    signing = SigningConfig(
-        key=_path(signing_table, "key", base, path),
-        cert=_path(signing_table, "cert", base, path),
-        trust=_path(signing_table, "trust", base, path),
-        allow_sha1=_typed(signing_table, "allow_sha1", bool, False, path),
-    )
-    values = {f.name: _typed(limits_table, f.name, int, getattr(DEFAULT_LIMITS, f.name), path) for f in fields(Limits)}
+    sections: dict[str, Any] = {}
+    for name, shape in SECTIONS.items():
+        if name in data or name not in ("agency", "axis"):
+            sections[name] = _section(data.get(name, {}), shape, name, base, where)
+    config = Config(path=path, **sections)
+    if daemon:
+        _check_daemon(config, where)
+    return config
+
+
+def _check_daemon(config: Config, where: str) -> None:
+    for name in ("agency", "axis"):
+        if getattr(config, name) is None:
+            raise ConfigError(f"section [{name}] is missing", where=f"{where}: [{name}]")
+    assert config.agency is not None and config.axis is not None
     try:
-        limits = Limits(**values)
-    except ValueError as exc:
-        raise ConfigError(str(exc), where=f"{path}: [limits]") from None
-    return Config(path=path, signing=signing, limits=limits)
+        AgencyCode.lenient(config.agency.code)
+    except AgencyCodeError as exc:
+        raise ConfigError(exc.message, where=f"{where}: agency.code") from None
+    if (config.axis.secret is None) == (config.axis.secret_file is None):
+        raise ConfigError("give exactly one of secret and secret_file", where=f"{where}: axis.secret")
+    if len(config.secret) < 16:
+        raise ConfigError("the secret must be at least 16 characters", where=f"{where}: axis.secret")
+    if not config.axis.url.startswith(("http://", "https://")):
+        raise ConfigError(f"{config.axis.url!r} is not an http(s) URL", where=f"{where}: axis.url")
+    for key in ("key", "cert", "trust"):
+        value = getattr(config.signing, key)
+        if value is None:
+            raise ConfigError(f"key {key!r} is missing", where=f"{where}: signing.{key}")
+        if not value.is_file():
+            raise ConfigError(f"{value} does not exist", where=f"{where}: signing.{key}")
+    for section in ("poll", "workers", "intake", "retry"):
+        for f in fields(getattr(config, section)):
+            if getattr(getattr(config, section), f.name) <= 0:
+                raise ConfigError("must be positive", where=f"{where}: {section}.{f.name}")
 
 
-def _table(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
-    table = data.get(name, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{name} must be a table ([{name}])", where=f"{path}: {name}")
-    return table
-
-
-def _only_known(table: dict[str, Any], shape: type, section: str, path: Path) -> None:
-    known = {f.name for f in fields(shape)}
+def _section(table: dict[str, Any], shape: type, name: str, base: Path, where: str) -> Any:
+    hints = typing.get_type_hints(shape)
+    known = {f.name: f for f in fields(shape)}
     for key in table:
         if key not in known:
-            raise ConfigError(
-                f"unknown key {key!r}; [{section}] takes {', '.join(sorted(known))}", where=f"{path}: {section}.{key}"
-            )
+            raise ConfigError(f"unknown key {key!r}; [{name}] takes {', '.join(known)}", where=f"{where}: {name}.{key}")
+    values: dict[str, Any] = {}
+    for key, spec in known.items():
+        if key in table:
+            values[key] = _convert(table[key], hints[key], base, f"{where}: {name}.{key}")
+        elif spec.default is MISSING and spec.default_factory is MISSING:
+            raise ConfigError(f"key {key!r} is missing", where=f"{where}: {name}.{key}")
+        elif isinstance(spec.default, Path):
+            values[key] = base / spec.default
+    try:
+        return shape(**values)
+    except ValueError as exc:
+        raise ConfigError(str(exc), where=f"{where}: [{name}]") from None
 
 
-def _typed(table: dict[str, Any], key: str, kind: type, default: Any, path: Path) -> Any:
-    value = table.get(key, default)
+def _convert(value: Any, hint: Any, base: Path, where: str) -> Any:
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    kinds = [o for o in options if o is not type(None)]
+    kind = kinds[0]
+    if kind is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"must be a path, got {value!r}", where=where)
+        return base / value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
     # bool is an int in Python; a limit of `true` is a mistake, not 1
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"must be {kind.__name__}, got {value!r}", where=f"{path}: {key}")
+        raise ConfigError(f"must be {kind.__name__}, got {value!r}", where=where)
     return value
-
-
-def _path(table: dict[str, Any], key: str, base: Path, path: Path) -> Path | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"must be a path, got {value!r}", where=f"{path}: signing.{key}")
-    return base / value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tomllib
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import pytest
@@ -25,10 +25,18 @@ def test_example_documents_every_key_with_its_default():
     example = tomllib.loads((REPO / "config.example.toml").read_text(encoding="utf-8"))
     assert example["limits"] == {f.name: getattr(DEFAULT_LIMITS, f.name) for f in fields(Limits)}
     text = (REPO / "config.example.toml").read_text(encoding="utf-8")
-    for f in fields(config.SigningConfig):
-        assert f"{f.name} = " in text, f"[signing] {f.name} is not documented"
-    loaded = config.load(REPO / "config.example.toml")
-    assert loaded.limits == DEFAULT_LIMITS and loaded.signing == config.SigningConfig()
+    for section, shape in config.SECTIONS.items():
+        for f in fields(shape):
+            if (
+                f.name in example.get(section, {})
+                and f.default not in (MISSING, None)
+                and not isinstance(f.default, Path)
+            ):
+                assert example[section][f.name] == f.default, f"{section}.{f.name} documents another default"
+    for section, shape in config.SECTIONS.items():
+        assert f"[{section}]" in text, f"[{section}] is not documented"
+        for f in fields(shape):
+            assert f"{f.name} = " in text, f"{section}.{f.name} is not documented"
 
 
 def test_relative_paths_resolve_against_the_file(tmp_path):
@@ -41,6 +49,8 @@ def test_relative_paths_resolve_against_the_file(tmp_path):
     ("text", "where", "message"),
     [
         ("[signing]\ntrsut = 'x'\n", "signing.trsut", "unknown key 'trsut'"),
+        ("[poll]\ninterval = 'fast'\n", "poll.interval", "must be float"),
+        ("[agency]\nname = 'UBND'\n", "agency.code", "key 'code' is missing"),
         ("[limit]\n", "[limit]", "unknown section"),
         ("[limits]\nmax_depth = 'ten'\n", "max_depth", "must be int"),
         ("[limits]\nmax_depth = true\n", "max_depth", "must be int"),
