@@ -79,6 +79,8 @@ class WorkersSection:
     intake: float = 1.0
     push: float = 1.0
     deliver: float = 1.0
+    respond: float = 1.0
+    retry: float = 5.0
     housekeeping: float = 300.0
 
 
