@@ -161,6 +161,108 @@ def cmd_axis(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- the gateway daemon and its commands ---------------------------------------------------------
+
+
+def _daemon_config(args: argparse.Namespace) -> config.Config:
+    return config.load(Path(args.config), daemon=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway import logs
+    from gateway.daemon.runner import run
+
+    settings = _daemon_config(args)
+    logs.configure()
+    asyncio.run(run(settings))
+    return EXIT_OK
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from gateway.daemon import commands
+
+    document_id = commands.send(
+        _daemon_config(args),
+        to=args.to,
+        subject=args.subject,
+        files=[Path(f) for f in args.files],
+        code_number=args.code_number,
+        code_notation=args.code_notation,
+        paper=args.paper,
+    )
+    print(document_id)
+    return EXIT_OK
+
+
+def cmd_respond(args: argparse.Namespace) -> int:
+    from gateway.daemon import commands
+
+    document_id = commands.respond(
+        _daemon_config(args), args.id, code=args.code, description=args.description, staff=args.staff
+    )
+    print(f"status {args.code} queued for {document_id}")
+    return EXIT_OK
+
+
+def cmd_recall(args: argparse.Namespace) -> int:
+    from gateway.daemon import commands
+
+    recipients = commands.recall(_daemon_config(args), args.document_id, reason=args.reason)
+    print(f"recall request (13) queued for {', '.join(recipients)}")
+    return EXIT_OK
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from gateway.daemon import commands
+
+    count = commands.retry(_daemon_config(args), args.document_id)
+    print(f"{count} message(s) queued again")
+    return EXIT_OK
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from gateway.daemon import commands
+
+    timeline = commands.track(_daemon_config(args), args.document_id)
+    if args.json:
+        print(json.dumps(timeline, ensure_ascii=False))
+        return EXIT_OK
+    print(f"document {timeline['document_id']}")
+    if timeline["received"]:
+        received = timeline["received"]
+        print(f"  received from {received['from']} at {received['received_at']} (inbox {received['inbox_id']})")
+    for item in timeline["statuses_sent"]:
+        print(f"  status {item['status_code']} to {', '.join(item['to'])}: {item['state']} {item['sent_at'] or ''}")
+    for item in timeline["sent"]:
+        print(f"  sent: {item['state']} at {item['sent_at'] or '-'} (axis DocId {item['axis_doc_id'] or '-'})")
+        for code, receipts in item["recipients"].items():
+            steps = (
+                ", ".join(f"{r['status_code']} {r['status_time'] or r['received_at']}" for r in receipts)
+                or "no status yet"
+            )
+            print(f"    {code}: {steps}")
+    return EXIT_OK
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from gateway.daemon import commands
+
+    healthy, report = commands.health(_daemon_config(args))
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print(f"{report['agency']}: {'healthy' if healthy else 'UNHEALTHY'}")
+        for problem in report["problems"]:
+            print(f"  - {problem}")
+        print(f"  last poll {report['last_poll']}, last push {report['last_push']}")
+        print(f"  certificate expires {report['certificate_expires']} ({report['certificate_days_left']} days)")
+        for key, value in sorted(report["queues"].items()):
+            print(f"  {key}: {value}")
+    return EXIT_OK if healthy else EXIT_FAILED
+
+
 # --- wiring -----------------------------------------------------------------------------------------
 
 
@@ -206,6 +308,50 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--name")
     issue.add_argument("--ec", action="store_true", help="ECDSA P-256 instead of RSA-2048")
     issue.set_defaults(handler=cmd_pki_issue)
+    run = commands.add_parser("run", help="run this agency's gateway in the foreground (for systemd)")
+    run.add_argument("--config", required=True, metavar="gateway.toml")
+    run.set_defaults(handler=cmd_run)
+
+    send = commands.add_parser("send", help="queue a document for sending and print its DocumentId")
+    send.add_argument("--config", required=True)
+    send.add_argument("--to", required=True, action="append", metavar="CODE", help="a recipient agency (repeat)")
+    send.add_argument("--subject", required=True)
+    send.add_argument("--code-number")
+    send.add_argument("--code-notation")
+    send.add_argument("--paper", action="store_true", help="a paper copy is also sent")
+    send.add_argument("files", nargs="*", metavar="FILE")
+    send.set_defaults(handler=cmd_send)
+
+    respond = commands.add_parser("respond", help="send a status (03-06, 15, 16) about a received document")
+    respond.add_argument("--config", required=True)
+    respond.add_argument("id", metavar="ID", help="the inbox folder name (or the DocumentId)")
+    respond.add_argument("--code", required=True, choices=["02", "03", "04", "05", "06", "15", "16"])
+    respond.add_argument("--description")
+    respond.add_argument("--staff")
+    respond.set_defaults(handler=cmd_respond)
+
+    recall = commands.add_parser("recall", help="ask every recipient of a sent document to give it back (13)")
+    recall.add_argument("--config", required=True)
+    recall.add_argument("document_id", metavar="DOCUMENT_ID")
+    recall.add_argument("--reason", required=True)
+    recall.set_defaults(handler=cmd_recall)
+
+    track = commands.add_parser("track", help="the timeline of a document, per recipient")
+    track.add_argument("--config", required=True)
+    track.add_argument("document_id", metavar="DOCUMENT_ID")
+    track.add_argument("--json", action="store_true")
+    track.set_defaults(handler=cmd_track)
+
+    health = commands.add_parser("health", help="queues, last contact with the axis, certificate; exit 1 if unhealthy")
+    health.add_argument("--config", required=True)
+    health.add_argument("--json", action="store_true")
+    health.set_defaults(handler=cmd_health)
+
+    retry = commands.add_parser("retry", help="send a failed document or status again")
+    retry.add_argument("--config", required=True)
+    retry.add_argument("document_id", metavar="DOCUMENT_ID")
+    retry.set_defaults(handler=cmd_retry)
+
     axis = commands.add_parser("axis", help="run the national axis mock (VXP protocol) in the foreground")
     axis.add_argument("--config", required=True, metavar="axis.toml")
     axis.set_defaults(handler=cmd_axis)

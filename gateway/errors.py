@@ -184,3 +184,17 @@ class AxisUnavailable(GatewayError):
 
     code = "AXS601"
     title = "axis unavailable"
+
+
+class IntakeError(GatewayError):
+    """A document handed over by the document system cannot be sent as it is."""
+
+    code = "INT800"
+    title = "document refused at intake"
+
+
+class DeliveryError(GatewayError):
+    """A received document cannot be delivered to the inbox (disk full, permissions)."""
+
+    code = "DLV900"
+    title = "delivery to the inbox failed"

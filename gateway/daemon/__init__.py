@@ -1,0 +1,1 @@
+"""The gateway daemon: intake, push, poll, deliver, respond, retry and housekeeping workers."""

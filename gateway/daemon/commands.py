@@ -1,0 +1,217 @@
+"""The admin and document-system commands that work on a gateway's state without the daemon:
+send, respond, recall, track, health, retry. They share the daemon's database (SQLite in
+WAL mode takes both) and leave the sending itself to the daemon's workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from gateway import edxml
+from gateway.config import Config
+from gateway.daemon import compose
+from gateway.daemon.service import Gateway, new_source_key
+from gateway.edxml.parse import message_from_tree
+from gateway.edxml.xmlsafe import parse_xml
+from gateway.errors import UsageError
+
+
+def _open(config: Config) -> Gateway:
+    return Gateway(config)
+
+
+def _close(gateway: Gateway) -> None:
+    asyncio.run(gateway.close())
+
+
+def send(
+    config: Config,
+    *,
+    to: list[str],
+    subject: str,
+    files: list[Path],
+    code_number: str | None,
+    code_notation: str | None,
+    paper: bool,
+) -> str:
+    gateway = _open(config)
+    try:
+        inputs = []
+        for path in files:
+            try:
+                inputs.append(compose.FileInput(path.name, path.read_bytes()))
+            except OSError as exc:
+                raise UsageError(f"{path} cannot be read: {exc.strerror}", where=str(path)) from None
+        job: dict[str, Any] = {"to": to, "subject": subject, "paper": paper}
+        if code_number:
+            job["code_number"] = code_number
+        if code_notation:
+            job["code_notation"] = code_notation
+        composed = compose.compose_document(
+            job, inputs, sender=gateway.me, names=gateway.names, sequence=gateway._sequence(), where="send"
+        )
+        item = gateway.enqueue(gateway.sign_document(composed), new_source_key("cli"))
+        return item.document_id
+    finally:
+        _close(gateway)
+
+
+def _received(gateway: Gateway, reference: str) -> tuple[Any, edxml.Document]:
+    row = gateway.store.delivered(reference)
+    if row is None:
+        raise UsageError(f"no delivered document {reference!r} (give its inbox folder name or DocumentId)")
+    envelope = gateway.inbox / (row.inbox_id or row.axis_doc_id) / "envelope.edxml"
+    document = message_from_tree(parse_xml(envelope.read_bytes(), gateway.limits), gateway.limits)
+    assert isinstance(document, edxml.Document)
+    return row, document
+
+
+def respond(config: Config, reference: str, *, code: str, description: str | None, staff: str | None) -> str:
+    status_code = edxml.StatusCode.from_wire(code)
+    if status_code in (edxml.StatusCode.ARRIVED, edxml.StatusCode.RECALL_REQUESTED):
+        raise UsageError(f"status {code} is not answered by hand: 01 is sent on delivery, 13 by `recall`")
+    gateway = _open(config)
+    try:
+        row, document = _received(gateway, reference)
+        status = compose.status_for(
+            document,
+            sender=gateway.me,
+            code=status_code,
+            description=description,
+            staff=staff,
+            fallback_document_id=row.axis_doc_id,
+        )
+        gateway.enqueue(gateway.sign_status(status, answers=row.axis_doc_id), new_source_key(f"respond:{code}"))
+        return document.document_id or row.axis_doc_id
+    finally:
+        _close(gateway)
+
+
+def recall(config: Config, document_id: str, *, reason: str) -> list[str]:
+    gateway = _open(config)
+    try:
+        sent = gateway.store.sent_document(document_id)
+        if sent is None:
+            raise UsageError(f"no document {document_id!r} was sent by this gateway")
+        document = message_from_tree(parse_xml(gateway.store.outgoing_file(sent).read_bytes()))
+        assert isinstance(document, edxml.Document)
+        recipients = []
+        for status in compose.recall_requests(document, sender=gateway.me, reason=reason):
+            gateway.enqueue(gateway.sign_status(status, answers=sent.id), new_source_key("recall"))
+            recipients.append(status.response_for.organ_id.text if status.response_for.organ_id else "")
+        return recipients
+    finally:
+        _close(gateway)
+
+
+def retry(config: Config, document_id: str) -> int:
+    gateway = _open(config)
+    try:
+        items = gateway.store.requeue(document_id, config.retry.deadline_hours * 3600)
+        if not items:
+            raise UsageError(f"no failed message {document_id!r}")
+        return len(items)
+    finally:
+        _close(gateway)
+
+
+def _when(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def track(config: Config, document_id: str) -> dict[str, Any]:
+    gateway = _open(config)
+    try:
+        store = gateway.store
+        items = store.outgoing_for(document_id)
+        received = store.delivered(document_id)
+        if not items and received is None:
+            raise UsageError(f"nothing is known about {document_id!r}")
+        timeline: dict[str, Any] = {"document_id": document_id, "sent": [], "received": None, "statuses_sent": []}
+        for item in items:
+            entry = {
+                "kind": item.kind,
+                "state": item.state,
+                "axis_doc_id": item.axis_doc_id,
+                "queued_at": _when(item.created_at),
+                "sent_at": _when(item.sent_at),
+                "last_error": item.last_error,
+                "to": list(item.to_codes),
+                "status_code": item.status_code,
+            }
+            if item.kind == "edoc":
+                receipts = store.receipts_for(item.id)
+                entry["recipients"] = {
+                    code: [
+                        {
+                            "status_code": r.status_code,
+                            "meaning": edxml.StatusCode.from_wire(r.status_code).meaning,
+                            "description": r.description,
+                            "status_time": r.status_time,
+                            "received_at": _when(r.received_at),
+                        }
+                        for r in receipts
+                        if r.from_code == code
+                    ]
+                    for code in item.to_codes
+                }
+                timeline["sent"].append(entry)
+            else:
+                timeline["statuses_sent"].append(entry)
+        if received is not None:
+            timeline["received"] = {
+                "from": received.from_code,
+                "axis_doc_id": received.axis_doc_id,
+                "inbox_id": received.inbox_id,
+                "received_at": _when(received.finished_at),
+                "acknowledged": bool(received.acked),
+            }
+        return timeline
+    finally:
+        _close(gateway)
+
+
+def health(config: Config) -> tuple[bool, dict[str, Any]]:
+    gateway = _open(config)
+    try:
+        store = gateway.store
+        now = time.time()
+        counts = store.counts()
+        last_poll = store.meta("last_poll")
+        last_push = store.meta("last_push")
+        certificate: x509.Certificate = gateway.identity.certificate
+        days_left = (certificate.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
+        failed = store.failed()
+        stale_after = max(300.0, 10 * config.poll.interval)
+        problems = []
+        if last_poll is None or now - float(last_poll) > stale_after:
+            problems.append(f"no successful poll of the axis for more than {int(stale_after)} s")
+        if days_left < 30:
+            problems.append(f"the signing certificate expires in {days_left:.0f} days")
+        if failed:
+            problems.append(f"{len(failed)} failed message(s) wait for `edxml-gateway retry`")
+        report = {
+            "healthy": not problems,
+            "problems": problems,
+            "agency": gateway.code,
+            "queues": counts,
+            "oldest_queued_at": _when(counts.pop("oldest_queued_at", None)),
+            "last_poll": _when(float(last_poll)) if last_poll else None,
+            "last_push": _when(float(last_push)) if last_push else None,
+            "failed": [{"document_id": f.document_id, "kind": f.kind, "error": f.last_error} for f in failed],
+            "certificate_expires": certificate.not_valid_after_utc.isoformat(),
+            "certificate_days_left": round(days_left, 1),
+        }
+        return not problems, report
+    finally:
+        _close(gateway)
+
+
+def render(report: dict[str, Any]) -> str:
+    return json.dumps(report, ensure_ascii=False, indent=2)

@@ -1,0 +1,289 @@
+"""Turning what the document system hands over into edXML messages (no I/O here).
+
+``document.json`` of a drop-folder job (and the `send` command) becomes a Document; a
+received document and a status code become a StatusMessage. The schema of document.json
+is documented in docs/intake.md; every refusal names the key.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from gateway import edxml
+from gateway.edxml.text import parse_date
+from gateway.errors import AgencyCodeError, IntakeError
+from gateway.vxp.protocol import VIETNAM
+
+DEFAULT_NOTATION = "EDXML-GW"
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """An attachment as the document system gave it: its bytes and how to present them."""
+
+    name: str
+    data: bytes
+    content_type: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Composed:
+    document: edxml.Document
+    paper: bool
+    digitized: bool
+
+
+def now_vietnam() -> datetime:
+    """edXML timestamps are Vietnam wall-clock time without a zone."""
+    return datetime.now(VIETNAM).replace(tzinfo=None, microsecond=0)
+
+
+def compose_document(
+    job: Mapping[str, Any],
+    files: Sequence[FileInput],
+    *,
+    sender: edxml.Organization,
+    names: Mapping[str, str],
+    sequence: int,
+    where: str,
+) -> Composed:
+    """A Document from a job description; ``names`` maps agency codes to names (the axis directory)."""
+    reader = _Job(job, where)
+    today = now_vietnam().date()
+    recipients = reader.recipients(names)
+    code_number = reader.text("code_number") or str(sequence)
+    code_notation = reader.text("code_notation") or DEFAULT_NOTATION
+    promulgation_date = reader.date("promulgation_date") or today
+    document_id = reader.text("document_id") or (
+        f"{sender.organ_id},{promulgation_date:%Y/%m/%d},{code_number}/{code_notation}"
+        if reader.text("code_number")
+        else f"{sender.organ_id},{promulgation_date:%Y/%m/%d},{uuid.uuid4()}"
+    )
+    paper = reader.flag("paper")
+    digitized = reader.flag("digitized")
+    business_type = reader.choice("business_type", edxml.BusinessDocType, edxml.BusinessDocType.NEW)
+    attachments = tuple(
+        edxml.Attachment(
+            content_id=f"att-{index}",
+            attachment_name=item.name,
+            data=item.data,
+            content_type=item.content_type or mimetypes.guess_type(item.name)[0] or "application/octet-stream",
+            description=item.description,
+        )
+        for index, item in enumerate(files, start=1)
+    )
+    signer = reader.table("signer")
+    document = edxml.Document(
+        sender=sender,
+        to=recipients,
+        subject=reader.required("subject"),
+        document_id=document_id,
+        code=edxml.Code(code_number, code_notation),
+        promulgation_info=edxml.PromulgationInfo(reader.text("promulgation_place"), promulgation_date),
+        document_type=reader.document_type(),
+        content=reader.text("content"),
+        signer_info=None
+        if signer is None
+        else edxml.SignerInfo(
+            _Job(signer, f"{where}: signer").text("competence"),
+            _Job(signer, f"{where}: signer").text("position"),
+            _Job(signer, f"{where}: signer").text("full_name"),
+        ),
+        due_date=reader.date("due_date"),
+        other_info=edxml.OtherInfo(
+            priority=reader.choice("priority", edxml.Priority, edxml.Priority.NORMAL),
+            sphere_of_promulgation=reader.text("sphere_of_promulgation"),
+            typer_notation=reader.text("typer_notation"),
+            promulgation_amount=reader.integer("promulgation_amount"),
+            page_amount=reader.integer("page_amount"),
+            direction=False,
+        ),
+        steering_type=reader.choice("steering_type", edxml.SteeringType, None),
+        to_places=tuple(reader.strings("to_places")) or None,
+        trace_headers=(edxml.TraceHeader(sender.organ_id, now_vietnam()),),
+        business=edxml.Business(
+            business_doc_type=business_type,
+            document_id=reader.text("business_document_id"),
+            business_doc_reason=reader.text("business_reason") or business_type.meaning,
+            paper=paper,
+        ),
+        attachments=attachments,
+    )
+    return Composed(document, paper, digitized)
+
+
+def status_for(
+    answered: edxml.Document,
+    *,
+    sender: edxml.Organization,
+    code: edxml.StatusCode,
+    description: str | None = None,
+    staff: str | None = None,
+    fallback_document_id: str | None = None,
+) -> edxml.StatusMessage:
+    """Our status message about a document we received (01-06, 15, 16, and 02 with the reason)."""
+    return edxml.StatusMessage(
+        sender=sender,
+        response_for=edxml.ResponseFor(
+            organ_id=answered.sender.organ_id,
+            code=str(answered.code) if answered.code else None,
+            promulgation_date=answered.promulgation_info.promulgation_date if answered.promulgation_info else None,
+            document_id=answered.document_id or fallback_document_id,
+        ),
+        status_code=code,
+        staff_info=edxml.StaffInfo(staff=staff) if staff else None,
+        description=description or code.meaning,
+        timestamp=now_vietnam(),
+    )
+
+
+def refusal_for_unreadable(
+    *, sender: edxml.Organization, to_code: str, axis_doc_id: str, reason: str
+) -> edxml.StatusMessage:
+    """Status 02 for a message we could not even read: it answers the axis's docId."""
+    return edxml.StatusMessage(
+        sender=sender,
+        response_for=edxml.ResponseFor(organ_id=edxml.AgencyCode.lenient(to_code), document_id=axis_doc_id),
+        status_code=edxml.StatusCode.REFUSED,
+        description=reason,
+        timestamp=now_vietnam(),
+    )
+
+
+def recall_requests(sent: edxml.Document, *, sender: edxml.Organization, reason: str) -> list[edxml.StatusMessage]:
+    """Status 13 to each recipient of a document we sent: the axis routes by ResponseFor/OrganId."""
+    return [
+        edxml.StatusMessage(
+            sender=sender,
+            response_for=edxml.ResponseFor(
+                organ_id=recipient.organ_id,
+                code=str(sent.code) if sent.code else None,
+                promulgation_date=sent.promulgation_info.promulgation_date if sent.promulgation_info else None,
+                document_id=sent.document_id,
+            ),
+            status_code=edxml.StatusCode.RECALL_REQUESTED,
+            description=reason,
+            timestamp=now_vietnam(),
+        )
+        for recipient in sent.to
+    ]
+
+
+class _Job:
+    """Typed reads of document.json with errors naming the key."""
+
+    def __init__(self, data: Mapping[str, Any], where: str) -> None:
+        if not isinstance(data, Mapping):
+            raise IntakeError("must be a JSON object", where=where)
+        self.data = data
+        self.where = where
+
+    def _fail(self, key: str, message: str) -> IntakeError:
+        return IntakeError(message, where=f"{self.where}: {key}")
+
+    def text(self, key: str) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise self._fail(key, f"must be text, got {value!r}")
+        return value.strip() or None
+
+    def required(self, key: str) -> str:
+        value = self.text(key)
+        if not value:
+            raise self._fail(key, "is required")
+        return value
+
+    def flag(self, key: str) -> bool:
+        value = self.data.get(key, False)
+        if not isinstance(value, bool):
+            raise self._fail(key, f"must be true or false, got {value!r}")
+        return value
+
+    def integer(self, key: str) -> int | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self._fail(key, f"must be a whole number, got {value!r}")
+        return value
+
+    def date(self, key: str) -> date | None:
+        value = self.text(key)
+        if value is None:
+            return None
+        try:
+            return parse_date(value)
+        except ValueError:
+            raise self._fail(key, f"{value!r} is not a date (yyyy/MM/dd or yyyy-MM-dd)") from None
+
+    def choice(self, key: str, enum: Any, default: Any) -> Any:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        try:
+            return enum.from_wire(str(value))
+        except ValueError as exc:
+            raise self._fail(key, str(exc)) from None
+
+    def table(self, key: str) -> Mapping[str, Any] | None:
+        value = self.data.get(key)
+        if value is not None and not isinstance(value, Mapping):
+            raise self._fail(key, "must be a JSON object")
+        return value
+
+    def strings(self, key: str) -> list[str]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._fail(key, "must be a list of text")
+        return [v.strip() for v in value if v.strip()]
+
+    def document_type(self) -> edxml.DocumentType:
+        value = self.data.get("document_type", "Công văn")
+        if isinstance(value, str):
+            return edxml.DocumentType(type=1, type_detail=0, type_name=value)
+        kind = _Job(self.table("document_type") or {}, f"{self.where}: document_type")
+        return edxml.DocumentType(
+            type=kind.integer("type") or 1,
+            type_detail=kind.integer("type_detail") or 0,
+            type_name=kind.text("type_name"),
+        )
+
+    def recipients(self, names: Mapping[str, str]) -> tuple[edxml.Organization, ...]:
+        value = self.data.get("to")
+        if not isinstance(value, list) or not value:
+            raise self._fail("to", "must list at least one recipient agency code")
+        organizations: list[edxml.Organization] = []
+        seen: set[str] = set()
+        for index, item in enumerate(value):
+            name = None
+            if isinstance(item, Mapping):
+                code, name = item.get("code"), item.get("name")
+            else:
+                code = item
+            if not isinstance(code, str):
+                raise self._fail(f"to[{index}]", f"must be an agency code, got {code!r}")
+            try:
+                agency = edxml.AgencyCode.lenient(code)
+            except AgencyCodeError as exc:
+                raise self._fail(f"to[{index}]", exc.message) from None
+            if agency.text in seen:
+                raise self._fail(f"to[{index}]", f"{agency} is named twice")
+            seen.add(agency.text)
+            organizations.append(edxml.Organization(agency, organ_name=name or names.get(agency.text) or agency.text))
+        return tuple(organizations)
+
+
+def safe_job_name(name: str) -> str:
+    """A drop-folder entry's name as it may appear in logs and error files."""
+    return re.sub(r"[^\w.\-]+", "_", name)[:100]

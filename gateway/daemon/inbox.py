@@ -1,0 +1,212 @@
+"""The inbox contract: how received documents reach the document system.
+
+``inbox/ID/`` holds ``envelope.edxml`` (the bytes as received), ``document.json`` (the
+parsed header) and ``attachments/`` (files under sanitised names). It is written in a
+hidden ``inbox/.tmp-ID`` folder, fsynced, and renamed into place, so a reader never sees
+half a document; an existing ``inbox/ID`` means it was delivered already. Refused
+messages go to ``inbox/.rejected/ID/`` with the reason; later events about a delivered
+document (a recall request) appear as ``inbox/ID/events/*.json``, each written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway import edxml
+from gateway.errors import DeliveryError
+from gateway.fsutil import write_atomic
+
+DOCUMENT_JSON = "document.json"
+ENVELOPE = "envelope.edxml"
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write(path: Path, data: bytes) -> None:
+    with path.open("xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _unique_names(attachments: tuple[edxml.Attachment, ...]) -> list[str]:
+    """Safe, distinct file names: a second "a.pdf" becomes "a (2).pdf"."""
+    used: set[str] = set()
+    names = []
+    for attachment in attachments:
+        name = edxml.safe_file_name(attachment.attachment_name)
+        stem, dot, extension = name.rpartition(".")
+        if not dot:
+            stem, extension = name, ""
+        candidate, counter = name, 1
+        while candidate.lower() in used:
+            counter += 1
+            candidate = f"{stem} ({counter}){dot}{extension}"
+        used.add(candidate.lower())
+        names.append(candidate)
+    return names
+
+
+def describe(
+    document: edxml.Document, *, inbox_id: str, axis_doc_id: str, signature: edxml.SignatureVerdict, files: list[str]
+) -> dict[str, Any]:
+    """document.json: the header a document system needs, without parsing edXML."""
+    other = document.other_info
+    business = document.business
+    return {
+        "id": inbox_id,
+        "axis_doc_id": axis_doc_id,
+        "received_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "from": {"code": document.sender.organ_id.text, "name": document.sender.organ_name},
+        "to": [{"code": t.organ_id.text, "name": t.organ_name} for t in document.to],
+        "document_id": document.document_id,
+        "subject": document.subject,
+        "code": None
+        if document.code is None
+        else {"number": document.code.code_number, "notation": document.code.code_notation},
+        "promulgation": None
+        if document.promulgation_info is None
+        else {
+            "place": document.promulgation_info.place,
+            "date": _date(document.promulgation_info.promulgation_date),
+        },
+        "document_type": None
+        if document.document_type is None
+        else {
+            "type": document.document_type.type,
+            "type_detail": document.document_type.type_detail,
+            "type_name": document.document_type.type_name,
+        },
+        "content": document.content,
+        "signer": None
+        if document.signer_info is None
+        else {
+            "competence": document.signer_info.competence,
+            "position": document.signer_info.position,
+            "full_name": document.signer_info.full_name,
+        },
+        "due_date": _date(document.due_date),
+        "priority": None if other is None or other.priority is None else other.priority.value,
+        "steering_type": None if document.steering_type is None else document.steering_type.value,
+        "paper": document.paper,
+        "business": None
+        if business is None
+        else {
+            "type": business.business_doc_type.value,
+            "meaning": business.business_doc_type.meaning,
+            "document_id": business.document_id,
+            "reason": business.business_doc_reason,
+        },
+        "response_for": [
+            {"organ_id": r.organ_id.text if r.organ_id else None, "code": r.code, "document_id": r.document_id}
+            for r in document.response_for
+        ],
+        "signature": {"state": signature.state.value, "signer": signature.signer},
+        "attachments": [
+            {
+                "file": f"attachments/{name}",
+                "name": attachment.attachment_name,
+                "content_type": attachment.content_type,
+                "description": attachment.description,
+                "size": len(attachment.data),
+                "sha256": hashlib.sha256(attachment.data).hexdigest(),
+            }
+            for name, attachment in zip(files, document.attachments, strict=True)
+        ],
+    }
+
+
+def _date(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def deliver(
+    inbox: Path,
+    inbox_id: str,
+    envelope: bytes,
+    document: edxml.Document,
+    *,
+    axis_doc_id: str,
+    signature: edxml.SignatureVerdict,
+) -> Path:
+    """Write inbox/ID atomically; idempotent (an existing inbox/ID is the earlier delivery)."""
+    final = inbox / inbox_id
+    if final.is_dir():
+        return final
+    temp = inbox / f".tmp-{inbox_id}"
+    try:
+        shutil.rmtree(temp, ignore_errors=True)
+        (temp / "attachments").mkdir(parents=True)
+        names = _unique_names(document.attachments)
+        for name, attachment in zip(names, document.attachments, strict=True):
+            _write(temp / "attachments" / name, attachment.data)
+        _write(temp / ENVELOPE, envelope)
+        header = describe(document, inbox_id=inbox_id, axis_doc_id=axis_doc_id, signature=signature, files=names)
+        _write(temp / DOCUMENT_JSON, json.dumps(header, ensure_ascii=False, indent=2).encode())
+        _fsync_dir(temp / "attachments")
+        _fsync_dir(temp)
+        os.rename(temp, final)
+        _fsync_dir(inbox)
+    except OSError as exc:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise DeliveryError(f"cannot write {final}: {exc.strerror or exc}", where=str(final)) from None
+    return final
+
+
+def reject(inbox: Path, name: str, envelope: bytes | None, reason: str, details: dict[str, Any]) -> Path:
+    """Keep a refused message for the admin: inbox/.rejected/ID/ with the reason."""
+    folder = inbox / ".rejected" / name
+    if folder.is_dir():
+        return folder
+    temp = inbox / ".rejected" / f".tmp-{name}"
+    try:
+        shutil.rmtree(temp, ignore_errors=True)
+        temp.mkdir(parents=True)
+        if envelope is not None:
+            _write(temp / ENVELOPE, envelope)
+        _write(temp / "reason.txt", (reason + "\n").encode())
+        _write(
+            temp / "rejection.json", json.dumps({"reason": reason, **details}, ensure_ascii=False, indent=2).encode()
+        )
+        _fsync_dir(temp)
+        os.rename(temp, folder)
+        _fsync_dir(folder.parent)
+    except OSError as exc:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise DeliveryError(f"cannot write {folder}: {exc.strerror or exc}", where=str(folder)) from None
+    return folder
+
+
+def add_event(inbox: Path, inbox_id: str, name: str, event: dict[str, Any]) -> Path | None:
+    """An event about a delivered document (a recall request), written atomically; None if not delivered."""
+    folder = inbox / inbox_id
+    if not folder.is_dir():
+        return None
+    (folder / "events").mkdir(exist_ok=True)
+    path = folder / "events" / f"{name}.json"
+    write_atomic(path, json.dumps(event, ensure_ascii=False, indent=2).encode())
+    return path
+
+
+def remove_temporary(inbox: Path) -> int:
+    """Half-written deliveries of a process that died: they are written again from the database."""
+    removed = 0
+    for parent in (inbox, inbox / ".rejected"):
+        if not parent.is_dir():
+            continue
+        for path in parent.glob(".tmp-*"):
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed

@@ -1,0 +1,95 @@
+"""`edxml-gateway run`: the workers on an apscheduler (3.x) loop until SIGTERM.
+
+SIGTERM stops new runs, lets the runs in flight finish (each run is a bounded batch),
+and exits within 10 s; whatever a run did not finish is in the database and resumes at
+the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from gateway import logs
+from gateway.config import Config
+from gateway.daemon.service import Gateway
+
+GRACE_SECONDS = 8.0
+
+
+async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
+    # apscheduler's own warnings ("skipped: maximum number of running instances reached") are
+    # expected under load and are not JSON: keep only its errors.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    gateway = Gateway(config)
+    log = logs.get("gateway").bind(agency=gateway.code)
+    inflight: set[asyncio.Task] = set()
+    stopping = asyncio.Event()
+
+    def worker(name: str, run_once: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def job() -> None:
+            if stopping.is_set():
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            inflight.add(task)
+            try:
+                await run_once()
+            except Exception:  # a worker's bug must not stop the service; it is logged with its trace
+                log.exception("worker_error", worker=name)
+            finally:
+                inflight.discard(task)
+
+        job.__name__ = name
+        return job
+
+    intervals = config.workers
+    workers = {
+        "intake": (gateway.intake, intervals.intake),
+        "push": (gateway.push, intervals.push),
+        "poll": (gateway.poll, config.poll.interval),
+        "deliver": (gateway.deliver, intervals.deliver),
+        "respond": (gateway.respond, intervals.respond),
+        "retry": (gateway.retry, intervals.retry),
+        "housekeeping": (gateway.housekeeping, intervals.housekeeping),
+    }
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    for name, (run_once, seconds) in workers.items():
+        scheduler.add_job(
+            worker(name, run_once),
+            "interval",
+            seconds=seconds,
+            id=name,
+            name=name,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+            misfire_grace_time=None,
+        )
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    scheduler.start()
+    log.info(
+        "gateway_started",
+        axis=config.axis.url if config.axis else None,
+        inbox=str(gateway.inbox),
+        outbox=str(gateway.outbox),
+        workers={name: seconds for name, (_, seconds) in workers.items()},
+    )
+    try:
+        await stop.wait()
+    finally:
+        log.info("gateway_stopping", in_flight=len(inflight))
+        stopping.set()
+        scheduler.shutdown(wait=False)
+        if inflight:
+            await asyncio.wait(set(inflight), timeout=GRACE_SECONDS)
+        await gateway.close()
+        log.info("gateway_stopped")

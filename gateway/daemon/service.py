@@ -1,0 +1,748 @@
+"""The gateway's work: each public coroutine is one worker run, small, idempotent and safe to
+kill at any instruction, because every step is either repeatable or recorded first.
+
+Outgoing: intake (drop folder) or a command → built, strictly validated, signed, written to
+``data_dir/outgoing`` and committed as `queued` → push/respond send it → `sent` with the
+axis's DocId (a resend after a crash returns the same DocId: the axis keys on DocumentId).
+Incoming: poll lists → deliver fetches, verifies, writes the inbox atomically, commits
+`delivered` together with the status 01 it owes (or `rejected` with its 02) → acknowledges
+at the axis. A delivered-but-unacknowledged item is acknowledged again, never redelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway import edxml, logs
+from gateway.axis_client import AxisClient
+from gateway.config import Config, ConfigError
+from gateway.daemon import backoff, compose, inbox
+from gateway.edxml.build import build_tree, serialize
+from gateway.edxml.parse import message_from_tree
+from gateway.edxml.relay import append_trace_header
+from gateway.edxml.schema import SchemaMode, validate_tree
+from gateway.edxml.signature import sign_tree
+from gateway.edxml.xmlsafe import parse_xml
+from gateway.errors import AxisError, AxisUnavailable, DeliveryError, GatewayError, IntakeError
+from gateway.fsutil import write_atomic
+from gateway.sqlite import transaction
+from gateway.store import GatewayStore, Incoming, Outgoing, Receipt
+
+# ErrorCodes after which sending the same bytes again cannot succeed (docs/axis.md).
+PERMANENT_AXIS_CODES = frozenset({"10", "11", "12", "18", "19", "21", "22", "23"})
+BATCH = 50
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A signed message on its way to the outgoing queue."""
+
+    signed: bytes
+    kind: str
+    document_id: str
+    subject: str
+    to_codes: tuple[str, ...]
+    status_code: str | None = None
+    paper: bool = False
+    digitized: bool = False
+    answers: str | None = None
+
+
+@dataclass(frozen=True)
+class Examined:
+    """What the deliver worker concluded about one fetched message (no I/O done yet)."""
+
+    data: bytes
+    message: edxml.Message | None
+    signature: edxml.SignatureVerdict | None
+    refusal: str | None = None
+
+
+class Gateway:
+    def __init__(self, config: Config) -> None:
+        if config.agency is None or config.axis is None:
+            raise ConfigError("[agency] and [axis] are required to run the gateway", where=str(config.path))
+        self.config = config
+        self.code = edxml.AgencyCode.lenient(config.agency.code).text
+        self.me = edxml.Organization(edxml.AgencyCode.lenient(self.code), organ_name=config.agency.name)
+        signing = config.signing
+        assert signing.key and signing.cert and signing.trust
+        self.identity = edxml.SigningIdentity.from_pem(signing.key.read_bytes(), signing.cert.read_bytes())
+        if self.identity.agency.text != self.code:
+            raise ConfigError(
+                f"the certificate is for {self.identity.agency}, the agency is {self.code}",
+                where=f"{config.path}: signing.cert",
+            )
+        self.trust = edxml.TrustStore.from_pem(signing.trust.read_bytes())
+        self.limits = config.limits
+        self.outbox = config.paths.outbox
+        self.inbox = config.paths.inbox
+        for folder in (self.outbox, self.outbox / "failed", self.inbox, self.inbox / ".rejected"):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.store = GatewayStore(config.paths.data_dir)
+        self.client = AxisClient(
+            config.axis.url, config.axis.system_id, config.secret, timeout=config.axis.timeout_seconds
+        )
+        self.log = logs.get("gateway").bind(agency=self.code)
+        self.names: dict[str, str] = json.loads(self.store.meta("directory") or "{}")
+        self._axis_failures = 0
+        self._axis_paused_until = 0.0
+
+    async def close(self) -> None:
+        await self.client.close()
+        self.store.close()
+
+    # --- a dead axis gets a bounded request rate ------------------------------------------------
+
+    def axis_paused(self) -> bool:
+        return time.monotonic() < self._axis_paused_until
+
+    def _axis_down(self, error: Exception) -> None:
+        self._axis_failures += 1
+        pause = self._delay(self._axis_failures - 1)
+        self._axis_paused_until = time.monotonic() + pause
+        self.log.warning(
+            "axis_unreachable", error=str(error), failures=self._axis_failures, pause_seconds=round(pause, 1)
+        )
+
+    def _axis_up(self) -> None:
+        if self._axis_failures:
+            self.log.info("axis_reachable", after_failures=self._axis_failures)
+        self._axis_failures = 0
+        self._axis_paused_until = 0.0
+
+    def _delay(self, attempts: int) -> float:
+        retry = self.config.retry
+        return backoff.delay(attempts, initial=retry.initial_seconds, maximum=retry.max_seconds)
+
+    @property
+    def _deadline(self) -> float:
+        return self.config.retry.deadline_hours * 3600
+
+    # --- enqueue: everything we send passes here ------------------------------------------------
+    # Three steps, so that the slow ones run in a worker thread and the database is only ever
+    # used from the event loop's thread: sign (CPU), write (disk, fsync), commit (SQLite).
+
+    def _sign(self, root: Any) -> bytes:
+        validate_tree(root, SchemaMode.STRICT)
+        sign_tree(root, self.identity)
+        return serialize(root)
+
+    def sign_document(self, composed: compose.Composed) -> Pending:
+        document = composed.document
+        return Pending(
+            self._sign(build_tree(document)),
+            kind="edoc",
+            document_id=document.document_id or "",
+            subject=document.subject,
+            to_codes=tuple(t.organ_id.text for t in document.to),
+            paper=composed.paper,
+            digitized=composed.digitized,
+        )
+
+    def sign_edxml(self, data: bytes) -> Pending:
+        """A ready edXML file from the document system: ours, given our hop, checked strictly, signed."""
+        root = parse_xml(data, self.limits)
+        document = message_from_tree(root, self.limits)
+        if not isinstance(document, edxml.Document):
+            raise IntakeError("the drop folder takes documents; statuses are sent with `respond`")
+        if document.sender.organ_id.text != self.code:
+            raise IntakeError(f"From/OrganId is {document.sender.organ_id}, this gateway sends for {self.code}")
+        if not document.document_id:
+            raise IntakeError("the document has no DocumentId")
+        append_trace_header(root, self.code, compose.now_vietnam())
+        return Pending(
+            self._sign(root),
+            kind="edoc",
+            document_id=document.document_id,
+            subject=document.subject,
+            to_codes=tuple(t.organ_id.text for t in document.to),
+            paper=document.paper,
+        )
+
+    def sign_status(self, status: edxml.StatusMessage, *, answers: str | None) -> Pending:
+        return Pending(
+            self._sign(build_tree(status)),
+            kind="status",
+            document_id=status.response_for.document_id or "",
+            subject=status.description or status.status_code.meaning,
+            to_codes=(status.response_for.organ_id.text,) if status.response_for.organ_id else (),
+            status_code=status.status_code.wire,
+            answers=answers,
+        )
+
+    def write_pending(self, pending: Pending) -> tuple[str, Path]:
+        outgoing_id, path = self.store.new_outgoing_file()
+        write_atomic(path, pending.signed)
+        return outgoing_id, path
+
+    def commit_pending(
+        self, outgoing_id: str, path: Path, pending: Pending, source_key: str, also: Any = None
+    ) -> Outgoing:
+        """Commit the row naming the written file (and ``also(connection)`` in the same transaction)."""
+        try:
+            with transaction(self.store.db) as db:
+                self.store.add_outgoing(
+                    outgoing_id,
+                    kind=pending.kind,
+                    document_id=pending.document_id,
+                    source_key=source_key,
+                    subject=pending.subject,
+                    to_codes=pending.to_codes,
+                    deadline_seconds=self._deadline,
+                    status_code=pending.status_code,
+                    paper=pending.paper,
+                    digitized=pending.digitized,
+                    answers=pending.answers,
+                    connection=db,
+                )
+                if also is not None:
+                    also(db)
+        except sqlite3.IntegrityError:
+            path.unlink(missing_ok=True)
+            existing = self.store.outgoing_by_source(source_key)
+            if existing is None:
+                raise
+            return existing
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        item = self.store.outgoing_by_source(source_key)
+        assert item is not None
+        self.log.info(
+            "message_queued",
+            doc_id=pending.document_id,
+            peer=list(pending.to_codes),
+            kind=pending.kind,
+            status_code=pending.status_code,
+            id=item.id,
+        )
+        return item
+
+    def enqueue(self, pending: Pending, source_key: str, also: Any = None) -> Outgoing:
+        """All three steps in the calling thread: what the commands (send, respond, recall) use."""
+        existing = self.store.outgoing_by_source(source_key)
+        if existing is not None:
+            return existing
+        outgoing_id, path = self.write_pending(pending)
+        return self.commit_pending(outgoing_id, path, pending, source_key, also)
+
+    # --- intake ---------------------------------------------------------------------------------
+
+    async def intake(self) -> None:
+        for entry in await asyncio.to_thread(self._settled_entries):
+            try:
+                key = f"drop:{entry.name}:{await asyncio.to_thread(_content_hash, entry)}"
+                if self.store.outgoing_by_source(key) is None:
+                    pending = await asyncio.to_thread(self._prepare_entry, entry, self._sequence())
+                    outgoing_id, path = await asyncio.to_thread(self.write_pending, pending)
+                    self.commit_pending(outgoing_id, path, pending, key)
+                # only now that the database owns it does the entry leave the drop folder
+                await asyncio.to_thread(_remove, entry)
+                self.log.info("intake_taken", entry=compose.safe_job_name(entry.name))
+            except (GatewayError, OSError, UnicodeDecodeError, ValueError) as exc:
+                reason = str(exc) if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
+                await asyncio.to_thread(self._refuse_entry, entry, reason)
+
+    def _prepare_entry(self, entry: Path, sequence: int) -> Pending:
+        if entry.is_dir():
+            job, files = _read_job(entry)
+            composed = compose.compose_document(
+                job, files, sender=self.me, names=self.names, sequence=sequence, where=f"{entry.name}/document.json"
+            )
+            return self.sign_document(composed)
+        return self.sign_edxml(_read_limited(entry, self.limits.max_bytes))
+
+    def _settled_entries(self) -> list[Path]:
+        settle = self.config.intake.settle_seconds
+        now = time.time()
+        ready = []
+        for entry in sorted(self.outbox.iterdir()):
+            if entry.name.startswith(".") or entry.name == "failed":
+                continue
+            if not (entry.is_dir() or entry.name.endswith(".edxml")):
+                continue
+            try:
+                paths = [entry, *entry.rglob("*")] if entry.is_dir() else [entry]
+                newest = max(p.stat().st_mtime for p in paths)
+            except FileNotFoundError:
+                continue  # the writer is still moving it
+            if now - newest >= settle:
+                ready.append(entry)
+            if len(ready) >= BATCH:
+                break
+        return ready
+
+    def _refuse_entry(self, entry: Path, reason: str) -> None:
+        failed = self.outbox / "failed"
+        target = failed / entry.name
+        if target.exists():
+            target = failed / f"{entry.stem}.{int(time.time())}{entry.suffix}"
+        try:
+            entry.rename(target)
+            write_atomic(failed / f"{target.name}.error.txt", (reason + "\n").encode())
+        except OSError as exc:
+            self.log.error("intake_refusal_not_recorded", entry=entry.name, error=str(exc))
+        self.log.warning("intake_refused", entry=entry.name, reason=reason, moved_to=str(target))
+
+    def _sequence(self) -> int:
+        row = self.store.db.execute("SELECT count(*) FROM outgoing WHERE kind = 'edoc'").fetchone()
+        return int(row[0]) + 1
+
+    # --- push and respond -----------------------------------------------------------------------
+
+    async def push(self) -> None:
+        await self._send_due("edoc")
+
+    async def respond(self) -> None:
+        await self._send_due("status")
+
+    async def _send_due(self, kind: str) -> None:
+        for item in self.store.due_outgoing(kind, BATCH):
+            if self.axis_paused():
+                return
+            data = await asyncio.to_thread(self.store.outgoing_file(item).read_bytes)
+            try:
+                doc_id = await self.client.send_edoc(data, message_type=kind, from_code=self.code)
+            except AxisUnavailable as exc:
+                self._axis_down(exc)
+                self.store.postpone_outgoing(item.id, self._delay(item.attempts), str(exc))
+                return
+            except AxisError as exc:
+                self._refused_by_axis(item, exc)
+                continue
+            self._axis_up()
+            self.store.mark_sent(item.id, doc_id)
+            self.store.set_meta("last_push", str(time.time()))
+            self.log.info(
+                "message_sent",
+                doc_id=item.document_id,
+                peer=list(item.to_codes),
+                kind=kind,
+                axis_doc_id=doc_id,
+                status_code=item.status_code,
+            )
+
+    def _refused_by_axis(self, item: Outgoing, exc: AxisError) -> None:
+        if exc.axis_code in PERMANENT_AXIS_CODES:
+            self.store.fail_outgoing(item.id, str(exc))
+            self.log.error("message_failed", doc_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
+        else:
+            self.store.postpone_outgoing(item.id, self._delay(item.attempts), str(exc))
+            self.log.warning("message_postponed", doc_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
+
+    # --- poll -----------------------------------------------------------------------------------
+
+    async def poll(self) -> None:
+        if self.axis_paused():
+            return
+        try:
+            for message_type in ("edoc", "status"):
+                for item in await self.client.received_list(message_type):
+                    if not self.store.note_listed(item.doc_id, message_type, item.from_code):
+                        known = self.store.incoming(item.doc_id)
+                        if known is not None and known.state != "listed" and known.acked:
+                            # listed again although we acknowledged it: the acknowledgement was lost
+                            self.store.db.execute("UPDATE incoming SET acked = 0 WHERE axis_doc_id = ?", (item.doc_id,))
+                    else:
+                        self.log.info("message_listed", axis_doc_id=item.doc_id, peer=item.from_code, kind=message_type)
+        except AxisUnavailable as exc:
+            self._axis_down(exc)
+            return
+        except AxisError as exc:
+            self.log.error("poll_refused", reason=str(exc))
+            return
+        self._axis_up()
+        self.store.set_meta("last_poll", str(time.time()))
+
+    # --- deliver --------------------------------------------------------------------------------
+
+    async def deliver(self) -> None:
+        for row in self.store.due_incoming(BATCH):
+            if self.axis_paused():
+                return
+            try:
+                data = await self.client.get_edoc(row.axis_doc_id)
+            except AxisUnavailable as exc:
+                self._axis_down(exc)
+                self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
+                return
+            except AxisError as exc:
+                self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
+                self.log.warning("fetch_refused", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
+                continue
+            self._axis_up()
+            examined = await asyncio.to_thread(self._examine, data, row)
+            try:
+                if isinstance(examined.message, edxml.StatusMessage):
+                    self._record_status(row, examined)
+                else:
+                    await self._settle_document(row, examined)
+            except DeliveryError as exc:
+                self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
+                self.log.error("delivery_failed", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
+                continue
+            await self._acknowledge(row.axis_doc_id)
+
+    def _examine(self, data: bytes, row: Incoming) -> Examined:
+        """Verify one fetched message (in a worker thread: no database here)."""
+        require = self.config.signing.require_signatures
+        try:
+            checked = edxml.validate(
+                data,
+                trust=self.trust,
+                limits=self.limits,
+                require_signature=require,
+                allow_sha1=self.config.signing.allow_sha1,
+            )
+        except GatewayError as exc:
+            try:  # keep what can be read, so the refusal can answer the sender properly
+                message = message_from_tree(parse_xml(data, self.limits), self.limits)
+            except GatewayError:
+                message = None
+            return Examined(data, message, None, str(exc))
+        message = checked.message
+        sender = message.sender.organ_id.text
+        if sender != row.from_code:
+            return Examined(
+                data,
+                message,
+                checked.signature,
+                f"From/OrganId {sender} differs from the axis's sender {row.from_code}",
+            )
+        expected = "edoc" if isinstance(message, edxml.Document) else "status"
+        if expected != row.message_type:
+            return Examined(data, message, checked.signature, f"listed as {row.message_type}, the file is a {expected}")
+        if isinstance(message, edxml.Document) and self.code not in {t.organ_id.text for t in message.to}:
+            return Examined(data, message, checked.signature, f"the document is not addressed to {self.code}")
+        if (
+            isinstance(message, edxml.StatusMessage)
+            and (message.response_for.organ_id is None or message.response_for.organ_id.text != self.code)
+            and message.status_code is not edxml.StatusCode.RECALL_REQUESTED
+        ):
+            return Examined(data, message, checked.signature, f"the status does not answer a document of {self.code}")
+        return Examined(data, message, checked.signature)
+
+    async def _settle_document(self, row: Incoming, examined: Examined) -> None:
+        """Deliver, or reject, one document, and commit the outcome with the status it owes."""
+        document = examined.message
+        if examined.refusal is not None:
+            readable = document if isinstance(document, edxml.Document) else None
+            pending = await asyncio.to_thread(self._prepare_rejection, row, examined, readable)
+            outgoing_id, path = await asyncio.to_thread(self.write_pending, pending)
+            reason = examined.refusal
+
+            def rejected(db: sqlite3.Connection) -> None:
+                self.store.finish_incoming(
+                    row.axis_doc_id,
+                    "rejected",
+                    from_code=row.from_code,
+                    document_id=readable.document_id if readable else None,
+                    subject=readable.subject if readable else None,
+                    reason=reason,
+                    connection=db,
+                )
+
+            self.commit_pending(outgoing_id, path, pending, f"auto:{row.axis_doc_id}:02", also=rejected)
+            self.log.warning(
+                "document_rejected",
+                doc_id=readable.document_id if readable else None,
+                peer=row.from_code,
+                axis_doc_id=row.axis_doc_id,
+                reason=reason,
+            )
+            return
+        assert isinstance(document, edxml.Document) and examined.signature is not None
+        document_id = document.document_id or row.axis_doc_id
+        earlier = self.store.delivered_copy(row.from_code, document_id)
+        if earlier is not None and earlier.axis_doc_id != row.axis_doc_id:
+            with transaction(self.store.db) as db:
+                self.store.finish_incoming(
+                    row.axis_doc_id,
+                    "duplicate",
+                    from_code=row.from_code,
+                    document_id=document_id,
+                    subject=document.subject,
+                    inbox_id=earlier.inbox_id,
+                    connection=db,
+                )
+            self.log.warning(
+                "duplicate_dropped",
+                doc_id=document_id,
+                peer=row.from_code,
+                axis_doc_id=row.axis_doc_id,
+                first=earlier.axis_doc_id,
+            )
+            return
+        inbox_id = row.axis_doc_id
+        pending = await asyncio.to_thread(self._prepare_delivery, row, examined, inbox_id)
+        outgoing_id, path = await asyncio.to_thread(self.write_pending, pending)
+
+        def delivered(db: sqlite3.Connection) -> None:
+            self.store.finish_incoming(
+                row.axis_doc_id,
+                "delivered",
+                from_code=row.from_code,
+                document_id=document_id,
+                subject=document.subject,
+                inbox_id=inbox_id,
+                paper=document.paper,
+                digitized=_digitized(document),
+                connection=db,
+            )
+
+        self.commit_pending(outgoing_id, path, pending, f"auto:{row.axis_doc_id}:01", also=delivered)
+        self.log.info(
+            "document_delivered",
+            doc_id=document_id,
+            peer=row.from_code,
+            axis_doc_id=row.axis_doc_id,
+            inbox=str(self.inbox / inbox_id),
+            attachments=len(document.attachments),
+        )
+
+    def _prepare_delivery(self, row: Incoming, examined: Examined, inbox_id: str) -> Pending:
+        """Worker thread: the inbox folder (idempotent) and the signed status 01."""
+        document = examined.message
+        assert isinstance(document, edxml.Document) and examined.signature is not None
+        inbox.deliver(
+            self.inbox, inbox_id, examined.data, document, axis_doc_id=row.axis_doc_id, signature=examined.signature
+        )
+        arrived = compose.status_for(
+            document, sender=self.me, code=edxml.StatusCode.ARRIVED, fallback_document_id=row.axis_doc_id
+        )
+        return self.sign_status(arrived, answers=row.axis_doc_id)
+
+    def _prepare_rejection(self, row: Incoming, examined: Examined, document: edxml.Document | None) -> Pending:
+        """Worker thread: the .rejected folder and the signed status 02 with the reason."""
+        reason = examined.refusal or "refused"
+        inbox.reject(
+            self.inbox,
+            row.axis_doc_id,
+            examined.data,
+            reason,
+            {"axis_doc_id": row.axis_doc_id, "from": row.from_code, "message_type": row.message_type},
+        )
+        if document is not None:
+            refusal = compose.status_for(
+                document,
+                sender=self.me,
+                code=edxml.StatusCode.REFUSED,
+                description=reason,
+                fallback_document_id=row.axis_doc_id,
+            )
+        else:
+            refusal = compose.refusal_for_unreadable(
+                sender=self.me, to_code=row.from_code, axis_doc_id=row.axis_doc_id, reason=reason
+            )
+        return self.sign_status(refusal, answers=row.axis_doc_id)
+
+    def _record_status(self, row: Incoming, examined: Examined) -> None:
+        status = examined.message
+        assert isinstance(status, edxml.StatusMessage)
+        answered = status.response_for.document_id or ""
+        reason = examined.refusal
+        outgoing = None
+        if reason is None and status.status_code is edxml.StatusCode.RECALL_REQUESTED:
+            original = self.store.delivered_copy(row.from_code, answered)
+            if (
+                original is None
+                or status.response_for.organ_id is None
+                or status.response_for.organ_id.text != self.code
+            ):
+                reason = f"recall request for {answered!r}, which {row.from_code} never delivered to {self.code}"
+            else:
+                inbox.add_event(
+                    self.inbox,
+                    original.inbox_id or original.axis_doc_id,
+                    f"{row.axis_doc_id}-13",
+                    {
+                        "status_code": "13",
+                        "meaning": status.status_code.meaning,
+                        "from": row.from_code,
+                        "document_id": answered,
+                        "description": status.description,
+                        "timestamp": status.timestamp.isoformat() if status.timestamp else None,
+                        "answer_with": "edxml-gateway respond --code 15 (agree) or --code 16 (refuse)",
+                    },
+                )
+        elif reason is None:
+            outgoing = self.store.sent_document(answered)
+            if outgoing is None or row.from_code not in outgoing.to_codes:
+                reason = (
+                    f"status {status.status_code.wire} from {row.from_code} about {answered!r},"
+                    " not a document we sent it"
+                )
+        with transaction(self.store.db) as db:
+            self.store.finish_incoming(
+                row.axis_doc_id,
+                "rejected" if reason else "recorded",
+                from_code=row.from_code,
+                document_id=answered,
+                status_code=status.status_code.wire,
+                reason=reason,
+                connection=db,
+            )
+            if outgoing is not None and reason is None:
+                self.store.add_receipt(
+                    Receipt(
+                        outgoing_id=outgoing.id,
+                        from_code=row.from_code,
+                        status_code=status.status_code.wire,
+                        description=status.description,
+                        status_time=status.timestamp.isoformat() if status.timestamp else None,
+                        received_at=time.time(),
+                        axis_doc_id=row.axis_doc_id,
+                    ),
+                    connection=db,
+                )
+        if reason:
+            self.log.warning(
+                "status_rejected",
+                doc_id=answered,
+                peer=row.from_code,
+                axis_doc_id=row.axis_doc_id,
+                status_code=status.status_code.wire,
+                reason=reason,
+            )
+        else:
+            self.log.info(
+                "status_received",
+                doc_id=answered,
+                peer=row.from_code,
+                axis_doc_id=row.axis_doc_id,
+                status_code=status.status_code.wire,
+            )
+
+    async def _acknowledge(self, axis_doc_id: str) -> None:
+        try:
+            await self.client.update_status(axis_doc_id, "done")
+        except AxisUnavailable as exc:
+            self._axis_down(exc)
+            self.store.postpone_ack(axis_doc_id, self._delay(0))
+            return
+        except AxisError as exc:
+            self.store.postpone_ack(axis_doc_id, self._delay(0))
+            self.log.warning("acknowledge_refused", axis_doc_id=axis_doc_id, reason=str(exc))
+            return
+        self.store.mark_acked(axis_doc_id)
+
+    # --- retry and housekeeping -----------------------------------------------------------------
+
+    async def retry(self) -> None:
+        for item in self.store.overdue_outgoing():
+            self.store.fail_outgoing(item.id, f"not accepted by the axis within {self.config.retry.deadline_hours} h")
+            self.log.error(
+                "message_failed", doc_id=item.document_id, peer=list(item.to_codes), reason="deadline passed"
+            )
+        for row in self.store.unacknowledged(BATCH):
+            if self.axis_paused():
+                return
+            await self._acknowledge(row.axis_doc_id)
+
+    async def housekeeping(self) -> None:
+        removed = await asyncio.to_thread(self._tidy)
+        if removed:
+            self.log.info("housekeeping_tidied", removed=removed)
+        if self.axis_paused():
+            return
+        try:
+            agencies = await self.client.agencies()
+        except (AxisUnavailable, AxisError) as exc:
+            self.log.warning("directory_not_refreshed", reason=str(exc))
+            return
+        self.names = {str(a.get("code")): str(a.get("name") or a.get("code")) for a in agencies if a.get("code")}
+        self.store.set_meta("directory", json.dumps(self.names, ensure_ascii=False))
+
+    def _tidy(self) -> int:
+        """Half-written inbox folders and outgoing files no row names (a crash between write and commit)."""
+        removed = inbox.remove_temporary(self.inbox)
+        known = self.store.known_files()
+        cutoff = time.time() - 60  # a file being enqueued right now is younger than this
+        for path in self.store.outgoing_dir.iterdir():
+            if path.name not in known and (path.name.startswith(".") or path.stat().st_mtime < cutoff):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _digitized(document: edxml.Document) -> bool:
+    return False  # the wire has no field for it yet (the quarterly-report issue decides one)
+
+
+def _content_hash(entry: Path) -> str:
+    digest = hashlib.sha256()
+    if entry.is_dir():
+        for path in sorted(p for p in entry.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(entry)).encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    else:
+        digest.update(entry.read_bytes())
+    return digest.hexdigest()
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    if path.stat().st_size > limit:
+        raise IntakeError(f"{path.name} is larger than the limit of {limit} bytes")
+    return path.read_bytes()
+
+
+def _read_job(folder: Path) -> tuple[dict[str, Any], list[compose.FileInput]]:
+    """document.json and the attachment files of a job folder (listed ones, or every other file)."""
+    try:
+        job = json.loads((folder / "document.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IntakeError("the job folder has no document.json", where=f"{folder.name}/") from None
+    except ValueError as exc:
+        raise IntakeError(f"document.json is not JSON: {exc}", where=f"{folder.name}/document.json") from None
+    if not isinstance(job, dict):
+        raise IntakeError("document.json must hold a JSON object", where=f"{folder.name}/document.json")
+    listed = job.get("attachments")
+    files: list[compose.FileInput] = []
+    if listed is None:
+        for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name != "document.json"):
+            if not path.name.startswith("."):
+                files.append(compose.FileInput(path.name, path.read_bytes()))
+        return job, files
+    if not isinstance(listed, list):
+        raise IntakeError("must be a list", where=f"{folder.name}/document.json: attachments")
+    for index, item in enumerate(listed):
+        spec = {"file": item} if isinstance(item, str) else item
+        where = f"{folder.name}/document.json: attachments[{index}]"
+        if not isinstance(spec, dict) or not isinstance(spec.get("file"), str):
+            raise IntakeError("must name a file", where=where)
+        path = folder / spec["file"]
+        if path.resolve().parent != folder.resolve() or not path.is_file():
+            raise IntakeError(f"{spec['file']!r} is not a file of the job folder", where=where)
+        files.append(
+            compose.FileInput(
+                str(spec.get("name") or path.name),
+                path.read_bytes(),
+                spec.get("content_type"),
+                spec.get("description"),
+            )
+        )
+    return job, files
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir():
+        shutil.rmtree(entry)
+    else:
+        entry.unlink(missing_ok=True)
+
+
+def new_source_key(prefix: str) -> str:
+    return f"{prefix}:{uuid.uuid4()}"

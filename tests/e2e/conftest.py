@@ -1,0 +1,198 @@
+"""A small province on loopback: an axis and gateways as real processes, each with its own
+configuration, database, drop folder and inbox, exactly as they would be deployed."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.pki import create_ca, issue
+from tests.axis.conftest import start_axis
+from tests.processes import Service
+
+AGENCIES = {
+    "000.00.00.G22": "Văn phòng Chính phủ",
+    "000.00.00.H58": "UBND tỉnh Tiền Giang",
+    "000.00.11.H58": "Sở Nội vụ tỉnh Tiền Giang",
+    "000.00.31.H58": "UBND huyện Cái Bè",
+}
+FAST = """
+[poll]
+interval = 0.2
+[workers]
+intake = 0.2
+push = 0.2
+deliver = 0.2
+respond = 0.2
+retry = 0.5
+housekeeping = 30.0
+[intake]
+settle_seconds = 0.3
+[retry]
+initial_seconds = 0.5
+max_seconds = 2.0
+deadline_hours = 1.0
+"""
+
+
+@dataclass
+class Agency:
+    code: str
+    folder: Path
+    config: Path
+    service: Service | None = None
+
+    @property
+    def outbox(self) -> Path:
+        return self.folder / "outbox"
+
+    @property
+    def inbox(self) -> Path:
+        return self.folder / "inbox"
+
+    def db(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.folder / "var" / "gateway.sqlite3", timeout=10)
+        connection.row_factory = sqlite3.Row
+        return connection
+
+    def delivered(self) -> list[dict[str, Any]]:
+        """The documents in the inbox, as the document system sees them."""
+        found = []
+        if self.inbox.is_dir():
+            for folder in sorted(self.inbox.iterdir()):
+                if not folder.name.startswith(".") and (folder / "document.json").is_file():
+                    found.append(json.loads((folder / "document.json").read_text(encoding="utf-8")))
+        return found
+
+    def receipts(self) -> list[tuple[str, str, str]]:
+        """(DocumentId, recipient, status code) of every status received about our documents."""
+        with self.db() as db:
+            rows = db.execute(
+                "SELECT o.document_id, r.from_code, r.status_code"
+                " FROM receipts r JOIN outgoing o ON o.id = r.outgoing_id"
+            ).fetchall()
+        return sorted((row[0], row[1], row[2]) for row in rows)
+
+
+@dataclass
+class Province:
+    root: Path
+    axis: Any = None
+    agencies: dict[str, Agency] = field(default_factory=dict)
+
+    def start(self, code: str, extra: str = "") -> Agency:
+        agency = self.agencies[code]
+        if extra:
+            agency.config.write_text(agency.config.read_text(encoding="utf-8") + extra, encoding="utf-8")
+        agency.service = Service(
+            ["run", "--config", str(agency.config)], cwd=agency.folder, log_path=agency.folder / "gateway.log"
+        )
+        agency.service.wait_for(lambda e: e.get("event") == "gateway_started", f"{code} to start")
+        return agency
+
+    def drop_job(self, code: str, name: str, job: dict[str, Any], files: dict[str, bytes]) -> None:
+        """Write a job folder the way a document system should: hidden first, renamed when complete."""
+        outbox = self.agencies[code].outbox
+        outbox.mkdir(parents=True, exist_ok=True)
+        hidden = outbox / f".{name}"
+        hidden.mkdir()
+        (hidden / "document.json").write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
+        for file_name, data in files.items():
+            (hidden / file_name).write_bytes(data)
+        hidden.rename(outbox / name)
+
+    def run(self, *args: str) -> Any:
+        import subprocess
+        import sys
+
+        return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=120)
+
+    def stop_all(self) -> None:
+        for agency in self.agencies.values():
+            if agency.service is not None:
+                agency.service.stop()
+        if self.axis is not None:
+            self.axis.service.stop()
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def build_province(root: Path, codes: list[str] | None = None) -> Province:
+    codes = codes or list(AGENCIES)
+    pki = root / "pki"
+    pki.mkdir(parents=True)
+    ca = create_ca()
+    (pki / "ca.pem").write_bytes(ca.cert_pem)
+    axis_folder = root / "axis"
+    axis_folder.mkdir()
+    lines = [
+        "[server]",
+        'host = "127.0.0.1"',
+        "port = 0",
+        'data_dir = "data"',
+        'code = "000.00.00.G22"',
+        "fail_retry_seconds = 1",
+        "verify_signatures = true",
+        'trust = "../pki/ca.pem"',
+    ]
+    province = Province(root)
+    for code in codes:
+        system_id = f"sys-{code}"
+        secret = f"secret-of-{code}-for-tests"
+        lines += ["[[systems]]", f'id = "{system_id}"', f'secret = "{secret}"', f'agencies = ["{code}"]']
+        pair = issue(ca, code, AGENCIES[code], use_ec=code.endswith("11.H58"))
+        (pki / f"{code}.pem").write_bytes(pair.cert_pem)
+        (pki / f"{code}.key").write_bytes(pair.key_pem)
+        folder = root / code
+        folder.mkdir()
+        (folder / "secret.txt").write_text(secret)
+        province.agencies[code] = Agency(code, folder, folder / "gateway.toml")
+    for code in codes:
+        lines += ["[[agencies]]", f'code = "{code}"', f'name = "{AGENCIES[code]}"']
+    (axis_folder / "axis.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    province.axis = start_axis(axis_folder, axis_folder / "axis.toml")
+    for code, agency in province.agencies.items():
+        agency.config.write_text(
+            "\n".join(
+                [
+                    "[agency]",
+                    f'code = "{code}"',
+                    f'name = "{AGENCIES[code]}"',
+                    "[axis]",
+                    f'url = "{province.axis.url}"',
+                    f'system_id = "sys-{code}"',
+                    'secret_file = "secret.txt"',
+                    "timeout_seconds = 10.0",
+                    "[signing]",
+                    f'key = "../pki/{code}.key"',
+                    f'cert = "../pki/{code}.pem"',
+                    'trust = "../pki/ca.pem"',
+                ]
+            )
+            + "\n"
+            + FAST,
+            encoding="utf-8",
+        )
+    return province
+
+
+@pytest.fixture
+def province(tmp_path: Path) -> Iterator[Province]:
+    built = build_province(tmp_path)
+    yield built
+    built.stop_all()
