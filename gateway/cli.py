@@ -151,12 +151,10 @@ def cmd_pki_issue(args: argparse.Namespace) -> int:
 def cmd_axis(args: argparse.Namespace) -> int:
     import asyncio
 
-    from gateway import logs
     from gateway.axis import config as axis_config
     from gateway.axis.server import serve
 
     settings = axis_config.load(Path(args.config))
-    logs.configure()
     asyncio.run(serve(settings))
     return EXIT_OK
 
@@ -171,11 +169,9 @@ def _daemon_config(args: argparse.Namespace) -> config.Config:
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from gateway import logs
     from gateway.daemon.runner import run
 
     settings = _daemon_config(args)
-    logs.configure()
     asyncio.run(run(settings))
     return EXIT_OK
 
@@ -360,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from gateway import logs
+
+    logs.configure()  # log lines go to stderr; stdout carries only what a command prints for its user
     try:
         return args.handler(args)
     except UsageError as exc:

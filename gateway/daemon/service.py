@@ -96,6 +96,7 @@ class Gateway:
         self.names: dict[str, str] = json.loads(self.store.meta("directory") or "{}")
         self._axis_failures = 0
         self._axis_paused_until = 0.0
+        self._probe_until = 0.0
 
     async def close(self) -> None:
         await self.client.close()
@@ -104,9 +105,22 @@ class Gateway:
     # --- a dead axis gets a bounded request rate ------------------------------------------------
 
     def axis_paused(self) -> bool:
-        return time.monotonic() < self._axis_paused_until
+        """True while the axis is resting; after a failure, only one caller at a time probes it.
+
+        Every worker asks this right before a call to the axis, so a False answer is always
+        followed by a call, whose outcome ends the probe (or it times out).
+        """
+        now = time.monotonic()
+        if now < self._axis_paused_until:
+            return True
+        if self._axis_failures:
+            if now < self._probe_until:
+                return True
+            self._probe_until = now + self.config.axis.timeout_seconds + 1 if self.config.axis else now + 31
+        return False
 
     def _axis_down(self, error: Exception) -> None:
+        self._probe_until = 0.0
         self._axis_failures += 1
         pause = self._delay(self._axis_failures - 1)
         self._axis_paused_until = time.monotonic() + pause
@@ -115,6 +129,7 @@ class Gateway:
         )
 
     def _axis_up(self) -> None:
+        self._probe_until = 0.0
         if self._axis_failures:
             self.log.info("axis_reachable", after_failures=self._axis_failures)
         self._axis_failures = 0
@@ -318,6 +333,7 @@ class Gateway:
                 self.store.postpone_outgoing(item.id, self._delay(item.attempts), str(exc))
                 return
             except AxisError as exc:
+                self._axis_up()  # a refusal is an answer: the axis is there
                 self._refused_by_axis(item, exc)
                 continue
             self._axis_up()
@@ -359,6 +375,7 @@ class Gateway:
             self._axis_down(exc)
             return
         except AxisError as exc:
+            self._axis_up()
             self.log.error("poll_refused", reason=str(exc))
             return
         self._axis_up()
@@ -377,6 +394,7 @@ class Gateway:
                 self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
                 return
             except AxisError as exc:
+                self._axis_up()
                 self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
                 self.log.warning("fetch_refused", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
                 continue
@@ -631,6 +649,7 @@ class Gateway:
             self.store.postpone_ack(axis_doc_id, self._delay(0))
             return
         except AxisError as exc:
+            self._axis_up()
             self.store.postpone_ack(axis_doc_id, self._delay(0))
             self.log.warning("acknowledge_refused", axis_doc_id=axis_doc_id, reason=str(exc))
             return
@@ -657,9 +676,14 @@ class Gateway:
             return
         try:
             agencies = await self.client.agencies()
-        except (AxisUnavailable, AxisError) as exc:
+        except AxisUnavailable as exc:
+            self._axis_down(exc)
+            return
+        except AxisError as exc:
+            self._axis_up()
             self.log.warning("directory_not_refreshed", reason=str(exc))
             return
+        self._axis_up()
         self.names = {str(a.get("code")): str(a.get("name") or a.get("code")) for a in agencies if a.get("code")}
         self.store.set_meta("directory", json.dumps(self.names, ensure_ascii=False))
 

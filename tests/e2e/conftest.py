@@ -132,7 +132,15 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 60.0) -
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def build_province(root: Path, codes: list[str] | None = None) -> Province:
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def build_province(root: Path, codes: list[str] | None = None, *, axis_port: int = 0) -> Province:
     codes = codes or list(AGENCIES)
     pki = root / "pki"
     pki.mkdir(parents=True)
@@ -143,7 +151,7 @@ def build_province(root: Path, codes: list[str] | None = None) -> Province:
     lines = [
         "[server]",
         'host = "127.0.0.1"',
-        "port = 0",
+        f"port = {axis_port}",
         'data_dir = "data"',
         'code = "000.00.00.G22"',
         "fail_retry_seconds = 1",

@@ -53,3 +53,174 @@ def test_drop_folder_to_inboxes_with_status_01_back(province):
     timeline = json.loads(tracked.stdout)
     assert [r["status_code"] for r in timeline["sent"][0]["recipients"][DEPARTMENT]] == ["01", "03", "04", "05", "06"]
     assert [r["status_code"] for r in timeline["sent"][0]["recipients"][DISTRICT]] == ["01"]
+
+
+def test_cli_send_and_a_ready_edxml_file_from_the_drop_folder(province, tmp_path):
+    from gateway import edxml
+    from tests.conftest import full_document
+
+    for code in (PROVINCE, DEPARTMENT, MINISTRY):
+        province.start(code)
+    attachment = tmp_path / "Báo cáo.docx"
+    attachment.write_bytes(b"PK\x03\x04 docx bytes")
+    sent = province.run(
+        "send",
+        "--config",
+        str(province.agencies[MINISTRY].config),
+        "--to",
+        PROVINCE,
+        "--to",
+        DEPARTMENT,
+        "--subject",
+        "Về việc báo cáo quý",
+        "--code-number",
+        "7816",
+        "--code-notation",
+        "VPCP-TTĐT",
+        str(attachment),
+    )
+    assert sent.returncode == 0, sent.stderr
+    document_id = sent.stdout.strip()
+    assert document_id.startswith(f"{MINISTRY},") and document_id.endswith(",7816/VPCP-TTĐT")
+    # a ready, unsigned edXML from the department's document system: the gateway adds its hop and signs
+    ready = full_document(sender=DEPARTMENT)
+    import dataclasses
+
+    ready = dataclasses.replace(
+        ready,
+        to=(dataclasses.replace(ready.to[0], organ_id=edxml.AgencyCode(PROVINCE)),),
+        trace_headers=(),
+        document_id=f"{DEPARTMENT},2026/11/25,55/SNV",
+    )
+    (province.agencies[DEPARTMENT].outbox / "ready.edxml").write_bytes(edxml.build(ready))
+    delivered = wait_until(
+        lambda: len(province.agencies[PROVINCE].delivered()) == 2 and province.agencies[PROVINCE].delivered(),
+        "two documents at the province",
+    )
+    by_id = {d["document_id"]: d for d in delivered}
+    assert by_id[document_id]["attachments"][0]["name"] == "Báo cáo.docx"
+    from_department = by_id[f"{DEPARTMENT},2026/11/25,55/SNV"]
+    assert from_department["signature"]["signer"] == DEPARTMENT
+    envelope = edxml.read((province.agencies[PROVINCE].inbox / from_department["id"] / "envelope.edxml").read_bytes())
+    assert [t.organ_id.text for t in envelope.trace_headers] == [DEPARTMENT, MINISTRY]  # sender's hop, the axis's
+    wait_until(
+        lambda: (
+            province.agencies[MINISTRY].receipts() == [(document_id, PROVINCE, "01"), (document_id, DEPARTMENT, "01")]
+        ),
+        "the ministry's two 01",
+    )
+
+
+def test_refused_job_goes_to_failed_with_the_reason(province):
+    province.start(PROVINCE)
+    province.drop_job(PROVINCE, "no-recipient", {"subject": "Thiếu người nhận"}, {})
+    failed = province.agencies[PROVINCE].outbox / "failed"
+    error = wait_until(
+        lambda: (failed / "no-recipient.error.txt").is_file() and (failed / "no-recipient.error.txt"), "the refusal"
+    )
+    assert "INT800" in error.read_text() and "no-recipient/document.json: to" in error.read_text()
+    assert (failed / "no-recipient" / "document.json").is_file()
+    bad = province.agencies[PROVINCE].outbox / "not-ours.edxml"
+    from gateway import edxml
+    from tests.conftest import full_document
+
+    bad.write_bytes(edxml.build(full_document(sender=MINISTRY)))
+    error = wait_until(
+        lambda: (failed / "not-ours.edxml.error.txt").is_file() and (failed / "not-ours.edxml.error.txt"),
+        "the second refusal",
+    )
+    assert "this gateway sends for 000.00.00.H58" in error.read_text()
+
+
+def test_a_document_that_fails_verification_is_kept_and_answered_with_02(province, tmp_path):
+    from gateway.pki import create_ca
+
+    other_ca = create_ca("A CA the district does not trust")
+    untrusting = tmp_path / "other-ca.pem"
+    untrusting.write_bytes(other_ca.cert_pem)
+    district = province.agencies[DISTRICT]
+    district.config.write_text(
+        district.config.read_text(encoding="utf-8").replace('trust = "../pki/ca.pem"', f'trust = "{untrusting}"'),
+        encoding="utf-8",
+    )
+    for code in (PROVINCE, DISTRICT):
+        province.start(code)
+    province.drop_job(
+        PROVINCE,
+        "to-district",
+        {"to": [DISTRICT], "subject": "Văn bản thử", "code_number": "9", "code_notation": "UBND"},
+        {"a.txt": b"abc"},
+    )
+    rejected = district.inbox / ".rejected"
+    folder = wait_until(lambda: [p for p in rejected.iterdir() if not p.name.startswith(".")], "a rejected document")[0]
+    reason = (folder / "reason.txt").read_text()
+    assert "SIG205" in reason and (folder / "envelope.edxml").is_file()
+    assert district.delivered() == []
+    receipts = wait_until(lambda: province.agencies[PROVINCE].receipts(), "the 02 at the province")
+    assert [(r[1], r[2]) for r in receipts] == [(DISTRICT, "02")]
+    with province.agencies[PROVINCE].db() as db:
+        (description,) = db.execute("SELECT description FROM receipts").fetchone()
+    assert "SIG205" in description
+
+
+def test_recall_answered_with_15_and_16(province):
+    for code in (PROVINCE, DEPARTMENT, DISTRICT):
+        province.start(code)
+    province.drop_job(
+        PROVINCE,
+        "to-recall",
+        {
+            "to": [DEPARTMENT, DISTRICT],
+            "subject": "Văn bản sẽ thu hồi",
+            "code_number": "77",
+            "code_notation": "UBND-VP",
+        },
+        {},
+    )
+    received = {
+        code: wait_until(lambda c=code: province.agencies[c].delivered(), f"delivery at {code}")[0]
+        for code in (DEPARTMENT, DISTRICT)
+    }
+    document_id = received[DEPARTMENT]["document_id"]
+    result = province.run(
+        "recall", "--config", str(province.agencies[PROVINCE].config), document_id, "--reason", "Ban hành nhầm"
+    )
+    assert result.returncode == 0, result.stderr
+    for code in (DEPARTMENT, DISTRICT):
+        events = province.agencies[code].inbox / received[code]["id"] / "events"
+        event_file = wait_until(lambda e=events: e.is_dir() and list(e.glob("*-13.json")), f"the recall at {code}")[0]
+        event = json.loads(event_file.read_text(encoding="utf-8"))
+        assert event["status_code"] == "13" and event["description"] == "Ban hành nhầm" and event["from"] == PROVINCE
+    for code, answer in ((DEPARTMENT, "15"), (DISTRICT, "16")):
+        result = province.run(
+            "respond", "--config", str(province.agencies[code].config), received[code]["id"], "--code", answer
+        )
+        assert result.returncode == 0, result.stderr
+    wait_until(
+        lambda: (
+            {(r[1], r[2]) for r in province.agencies[PROVINCE].receipts()} >= {(DEPARTMENT, "15"), (DISTRICT, "16")}
+        ),
+        "15 and 16 at the province",
+    )
+
+
+def test_bad_configuration_is_refused_naming_the_key(province):
+    agency = province.agencies[PROVINCE]
+    agency.config.write_text(
+        agency.config.read_text(encoding="utf-8").replace('system_id = "sys-', 'systemid = "sys-'), encoding="utf-8"
+    )
+    result = province.run("run", "--config", str(agency.config))
+    assert result.returncode == 1
+    assert "CFG500" in result.stderr and "axis.systemid" in result.stderr and "Traceback" not in result.stderr
+    result = province.run("health", "--config", str(agency.config))
+    assert result.returncode == 1 and "axis.systemid" in result.stderr
+
+
+def test_health_reports_and_fails_when_the_axis_was_never_reached(province):
+    agency = province.agencies[PROVINCE]
+    result = province.run("health", "--config", str(agency.config), "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 1 and report["healthy"] is False
+    assert any("no successful poll" in p for p in report["problems"])
+    province.start(PROVINCE)
+    wait_until(lambda: province.run("health", "--config", str(agency.config)).returncode == 0, "a healthy report")

@@ -1,0 +1,75 @@
+"""SIGKILL gateways at random moments of an exchange: nothing lost, nothing delivered or sent twice."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from tests.e2e.conftest import build_province, wait_until
+
+PROVINCE, DEPARTMENT, DISTRICT = "000.00.00.H58", "000.00.11.H58", "000.00.31.H58"
+
+
+@pytest.fixture
+def small_province(tmp_path):
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT, DISTRICT])
+    yield province
+    province.stop_all()
+
+
+def everything_arrived(province, count: int) -> bool:
+    return (
+        all(len(province.agencies[c].delivered()) >= count for c in (DEPARTMENT, DISTRICT))
+        and len(province.agencies[PROVINCE].receipts()) >= 2 * count
+    )
+
+
+@pytest.mark.parametrize(
+    ("documents", "seconds_of_kills"),
+    [pytest.param(40, 8, id="40-documents"), pytest.param(300, 40, id="300-documents", marks=pytest.mark.slow)],
+)
+def test_sigkill_loop_during_an_exchange(small_province, documents, seconds_of_kills):
+    province = small_province
+    rng = random.Random(documents)
+    for code in province.agencies:
+        province.start(code)
+    for n in range(documents):
+        province.drop_job(
+            PROVINCE,
+            f"job-{n:04d}",
+            {
+                "to": [DEPARTMENT, DISTRICT],
+                "subject": f"Văn bản số {n}",
+                "code_number": str(n),
+                "code_notation": "UBND",
+            },
+            {f"phu-luc-{n}.txt": f"nội dung {n}".encode() * 50},
+        )
+    kills = 0
+    deadline = time.monotonic() + seconds_of_kills
+    while time.monotonic() < deadline and not everything_arrived(province, documents):
+        time.sleep(rng.uniform(0.2, 1.2))
+        victim = rng.choice(list(province.agencies))
+        province.agencies[victim].service.kill()
+        kills += 1
+        province.start(victim)
+    assert kills >= 3
+    print(f"{documents} documents to 2 recipients, {kills} SIGKILLs of random gateways")
+    wait_until(lambda: everything_arrived(province, documents), "every document and every 01", timeout=120)
+    time.sleep(1.0)  # anything duplicated would show up now
+    for code in (DEPARTMENT, DISTRICT):
+        delivered = province.agencies[code].delivered()
+        assert len(delivered) == documents, f"{code} has {len(delivered)} documents"
+        assert len({d["document_id"] for d in delivered}) == documents
+        assert not [p for p in province.agencies[code].inbox.iterdir() if p.name.startswith(".tmp-")]
+    receipts = province.agencies[PROVINCE].receipts()
+    assert len(receipts) == 2 * documents and len(set(receipts)) == 2 * documents
+    assert {r[2] for r in receipts} == {"01"}
+    with province.agencies[PROVINCE].db() as db:
+        sent = db.execute("SELECT document_id, state FROM outgoing WHERE kind = 'edoc'").fetchall()
+    assert len(sent) == documents and {row[1] for row in sent} == {"sent"}
+    assert len({row[0] for row in sent}) == documents
+    outbox = province.agencies[PROVINCE].outbox
+    assert [p.name for p in outbox.iterdir()] == ["failed"] and not list((outbox / "failed").iterdir())
