@@ -224,3 +224,58 @@ def test_health_reports_and_fails_when_the_axis_was_never_reached(province):
     assert any("no successful poll" in p for p in report["problems"])
     province.start(PROVINCE)
     wait_until(lambda: province.run("health", "--config", str(agency.config)).returncode == 0, "a healthy report")
+
+
+def test_deadline_failed_then_retried_by_hand(tmp_path):
+    from tests.axis.conftest import start_axis
+    from tests.e2e.conftest import build_province, free_port
+
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT], axis_port=free_port())
+    try:
+        sender = province.agencies[PROVINCE]
+        province.start(PROVINCE, extra="")
+        province.start(DEPARTMENT)
+        sender_config = str(sender.config)
+        assert province.axis.service.stop() == 0
+        # an hour is the test configuration's deadline; make it a second for this sender
+        sender.service.stop()
+        sender.config.write_text(
+            sender.config.read_text(encoding="utf-8").replace("deadline_hours = 1.0", "deadline_hours = 0.0003"),
+            encoding="utf-8",
+        )
+        province.start(PROVINCE)
+        province.drop_job(
+            PROVINCE,
+            "late",
+            {"to": [DEPARTMENT], "subject": "Sẽ quá hạn", "code_number": "5", "code_notation": "UBND"},
+            {},
+        )
+        report = wait_until(
+            lambda: (
+                (r := province.run("health", "--config", sender_config, "--json")).returncode == 1
+                and json.loads(r.stdout)["failed"]
+                and json.loads(r.stdout)
+            ),
+            "the document to fail its deadline",
+        )
+        (failed,) = report["failed"]
+        assert "within" in failed["error"]
+        province.axis = start_axis(province.axis.folder, province.axis.config_path)
+        retried = province.run("retry", "--config", sender_config, failed["document_id"])
+        assert retried.returncode == 0 and "1 message(s) queued again" in retried.stdout
+        wait_until(lambda: province.agencies[DEPARTMENT].delivered(), "the retried document")
+        nothing = province.run("retry", "--config", sender_config, "no-such-document")
+        assert nothing.returncode == 2 and "no failed message" in nothing.stderr
+    finally:
+        province.stop_all()
+
+
+def test_sigterm_stops_promptly_and_secrets_stay_out_of_the_logs(province):
+    agency = province.start(PROVINCE)
+    province.drop_job(PROVINCE, "one", {"to": [MINISTRY], "subject": "Một văn bản"}, {})
+    wait_until(lambda: "message_sent" in agency.service.event_names(), "a send")
+    assert agency.service.stop(timeout=10) == 0
+    assert agency.service.event_names()[-1] == "gateway_stopped"
+    log = agency.service.text()
+    assert f"secret-of-{PROVINCE}-for-tests" not in log
+    assert all(e.get("agency") == PROVINCE for e in agency.service.events if "agency" in e)
