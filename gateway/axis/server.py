@@ -99,6 +99,9 @@ class Axis:
             signed = self._authenticate(request, call)
         except AuthError as exc:
             return self._refuse(request, call, None, Refusal(_AUTH_CODES[exc.kind], exc.reason))
+        except Exception as exc:  # e.g. the database: answer in the envelope, log the trace
+            self.log.exception("internal_error", call=call)
+            return self._refuse(request, call, None, Refusal(AxisCode.INTERNAL, type(exc).__name__))
         try:
             return await handler(request, signed)
         except Refusal as refusal:

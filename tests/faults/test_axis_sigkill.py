@@ -24,9 +24,10 @@ def documents(count: int) -> list[bytes]:
     ]
 
 
-async def pour(axis, data: list[bytes], kill_after: int | None) -> dict[int, str]:
+async def pour(axis, data: list[bytes], kill_after: int | None, errors: list[str] | None = None) -> dict[int, str]:
     """Send everything, 8 at a time; SIGKILL the axis once `kill_after` answers came back OK."""
     accepted: dict[int, str] = {}
+    errors = [] if errors is None else errors
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(len(data)):
         queue.put_nowait(index)
@@ -36,7 +37,8 @@ async def pour(axis, data: list[bytes], kill_after: int | None) -> dict[int, str
             index = queue.get_nowait()
             try:
                 accepted[index] = await client.send_edoc(data[index], message_type="edoc", from_code=MINISTRY)
-            except (AxisUnavailable, AxisError):
+            except (AxisUnavailable, AxisError) as exc:
+                errors.append(str(exc))
                 continue
             if kill_after is not None and len(accepted) == kill_after:
                 axis.service.kill()
@@ -73,8 +75,15 @@ def test_sigkill_during_sends_loses_and_doubles_nothing(axis_factory, tmp_path, 
         assert axis.service.process.returncode == -9
         axis = axis_factory(folder=tmp_path)
     # Whatever got an answer before a kill is kept under the same DocId; sending again adds nothing.
-    again = asyncio.run(pour(axis, data, kill_after=None))
-    assert len(again) == len(data)
+    errors: list[str] = []
+    again: dict[int, str] = {}
+    for _ in range(3):  # a send may fail in passing (a loaded machine); what matters is what gets kept
+        missing = [i for i in range(len(data)) if i not in again]
+        answered = asyncio.run(pour(axis, [data[i] for i in missing], kill_after=None, errors=errors))
+        again.update({missing[i]: doc_id for i, doc_id in answered.items()})
+    assert len(again) == len(data), errors[:3]
+    if errors:
+        print(f"sends that failed in passing after the restart: {len(errors)}, e.g. {errors[0]}")
     for index, doc_id in first_answers.items():
         assert again[index] == doc_id
     listed = asyncio.run(all_listed(axis))
