@@ -198,3 +198,10 @@ class DeliveryError(GatewayError):
 
     code = "DLV900"
     title = "delivery to the inbox failed"
+
+
+class ServiceError(GatewayError):
+    """A child process (axis or gateway started by the demo or a test) failed or did not start."""
+
+    code = "RUN950"
+    title = "child process failed"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import Service
+from gateway.processes import Service
 
 SYSTEMS = {
     # system id: (secret, agencies, legacy SDK client)

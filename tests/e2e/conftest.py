@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from gateway.pki import create_ca, issue
+from gateway import workspace
+from gateway.processes import Service
 from tests.axis.conftest import start_axis
-from tests.processes import Service
 
 AGENCIES = {
     "000.00.00.G22": "Văn phòng Chính phủ",
@@ -23,23 +23,6 @@ AGENCIES = {
     "000.00.11.H58": "Sở Nội vụ tỉnh Tiền Giang",
     "000.00.31.H58": "UBND huyện Cái Bè",
 }
-FAST = """
-[poll]
-interval = 0.2
-[workers]
-intake = 0.2
-push = 0.2
-deliver = 0.2
-respond = 0.2
-retry = 0.5
-housekeeping = 30.0
-[intake]
-settle_seconds = 0.3
-[retry]
-initial_seconds = 0.5
-max_seconds = 2.0
-deadline_hours = 1.0
-"""
 
 
 @dataclass
@@ -141,61 +124,14 @@ def free_port() -> int:
 
 
 def build_province(root: Path, codes: list[str] | None = None, *, axis_port: int = 0) -> Province:
+    """The package's own province layout (gateway/workspace.py), with the test suite's conveniences."""
     codes = codes or list(AGENCIES)
-    pki = root / "pki"
-    pki.mkdir(parents=True)
-    ca = create_ca()
-    (pki / "ca.pem").write_bytes(ca.cert_pem)
-    axis_folder = root / "axis"
-    axis_folder.mkdir()
-    lines = [
-        "[server]",
-        'host = "127.0.0.1"',
-        f"port = {axis_port}",
-        'data_dir = "data"',
-        'code = "000.00.00.G22"',
-        "fail_retry_seconds = 1",
-        "verify_signatures = true",
-        'trust = "../pki/ca.pem"',
-    ]
+    layout = workspace.create(root, {code: AGENCIES[code] for code in codes}, axis_port=axis_port)
     province = Province(root)
-    for code in codes:
-        system_id = f"sys-{code}"
-        secret = f"secret-of-{code}-for-tests"
-        lines += ["[[systems]]", f'id = "{system_id}"', f'secret = "{secret}"', f'agencies = ["{code}"]']
-        pair = issue(ca, code, AGENCIES[code], use_ec=code.endswith("11.H58"))
-        (pki / f"{code}.pem").write_bytes(pair.cert_pem)
-        (pki / f"{code}.key").write_bytes(pair.key_pem)
-        folder = root / code
-        folder.mkdir()
-        (folder / "secret.txt").write_text(secret)
-        province.agencies[code] = Agency(code, folder, folder / "gateway.toml")
-    for code in codes:
-        lines += ["[[agencies]]", f'code = "{code}"', f'name = "{AGENCIES[code]}"']
-    (axis_folder / "axis.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    province.axis = start_axis(axis_folder, axis_folder / "axis.toml")
-    for code, agency in province.agencies.items():
-        agency.config.write_text(
-            "\n".join(
-                [
-                    "[agency]",
-                    f'code = "{code}"',
-                    f'name = "{AGENCIES[code]}"',
-                    "[axis]",
-                    f'url = "{province.axis.url}"',
-                    f'system_id = "sys-{code}"',
-                    'secret_file = "secret.txt"',
-                    "timeout_seconds = 10.0",
-                    "[signing]",
-                    f'key = "../pki/{code}.key"',
-                    f'cert = "../pki/{code}.pem"',
-                    'trust = "../pki/ca.pem"',
-                ]
-            )
-            + "\n"
-            + FAST,
-            encoding="utf-8",
-        )
+    province.axis = start_axis(layout.axis_folder, layout.axis_config)
+    workspace.configure_gateways(layout, province.axis.url)
+    for code, folder in layout.agencies.items():
+        province.agencies[code] = Agency(code, folder.folder, folder.config)
     return province
 
 

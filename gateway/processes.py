@@ -1,4 +1,9 @@
-"""Starting and stopping our own commands as real processes, and reading their JSON logs."""
+"""Starting and stopping our own commands as child processes, and reading their JSON logs as they come.
+
+Used by the demo, the benchmarks and the tests: a province on one machine is an axis and
+several gateways, each `python -m gateway …` with its stderr collected line by line (a
+pipe that nobody drains would stall the child).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from gateway.errors import ServiceError
 
 
 class Service:
@@ -57,11 +64,11 @@ class Service:
                 time.sleep(0.2)  # let the reader drain the last lines
                 with self._lock:
                     tail = "\n".join(self._lines[-20:])
-                raise AssertionError(f"process exited ({self.process.returncode}) while waiting for {what}:\n{tail}")
+                raise ServiceError(f"process exited ({self.process.returncode}) while waiting for {what}:\n{tail}")
             time.sleep(0.02)
         with self._lock:
             tail = "\n".join(self._lines[-20:])
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}:\n{tail}")
+        raise ServiceError(f"timed out after {timeout} s waiting for {what}:\n{tail}")
 
     def event_names(self) -> list[str]:
         with self._lock:

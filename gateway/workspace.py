@@ -1,0 +1,145 @@
+"""A province on one machine: the files an axis and its gateways need, as deployed.
+
+`create` writes a development PKI (a CA and one certificate per agency), an axis.toml
+with one connected system per agency, and per agency a folder with its secret; once the
+axis listens, `configure_gateways` writes each gateway.toml pointing at it. The demo, the
+end-to-end tests and the benchmarks all build their provinces here.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.pki import create_ca, issue
+from gateway.processes import Service
+
+AXIS_CODE = "000.00.00.G22"
+
+# Short intervals: a demo or a test wants to see things move within seconds.
+QUICK_TIMING = """
+[poll]
+interval = 0.2
+[workers]
+intake = 0.2
+push = 0.2
+deliver = 0.2
+respond = 0.2
+retry = 0.5
+housekeeping = 30.0
+[intake]
+settle_seconds = 0.3
+[retry]
+initial_seconds = 0.5
+max_seconds = 2.0
+deadline_hours = 1.0
+"""
+
+
+@dataclass
+class AgencyFolder:
+    code: str
+    name: str
+    folder: Path
+    config: Path
+
+    @property
+    def outbox(self) -> Path:
+        return self.folder / "outbox"
+
+    @property
+    def inbox(self) -> Path:
+        return self.folder / "inbox"
+
+    @property
+    def database(self) -> Path:
+        return self.folder / "var" / "gateway.sqlite3"
+
+
+@dataclass
+class Layout:
+    root: Path
+    axis_folder: Path
+    axis_config: Path
+    agencies: dict[str, AgencyFolder] = field(default_factory=dict)
+
+
+def create(root: Path, agencies: Mapping[str, str], *, axis_port: int = 0, verify_signatures: bool = True) -> Layout:
+    """Write the PKI, the axis configuration and one folder per agency under ``root``."""
+    pki = root / "pki"
+    pki.mkdir(parents=True)
+    ca = create_ca("edxml-gateway demo CA")
+    (pki / "ca.pem").write_bytes(ca.cert_pem)
+    axis_folder = root / "axis"
+    axis_folder.mkdir()
+    lines = [
+        "[server]",
+        'host = "127.0.0.1"',
+        f"port = {axis_port}",
+        'data_dir = "data"',
+        f'code = "{AXIS_CODE}"',
+        "fail_retry_seconds = 1",
+        f"verify_signatures = {str(verify_signatures).lower()}",
+        'trust = "../pki/ca.pem"',
+    ]
+    layout = Layout(root, axis_folder, axis_folder / "axis.toml")
+    for code, name in agencies.items():
+        secret = secrets.token_hex(16)
+        (axis_folder / f"{code}.secret").write_text(secret + "\n")
+        lines += ["[[systems]]", f'id = "sys-{code}"', f'secret_file = "{code}.secret"', f'agencies = ["{code}"]']
+        pair = issue(ca, code, name, use_ec=code.endswith(".11.H58"))
+        (pki / f"{code}.pem").write_bytes(pair.cert_pem)
+        (pki / f"{code}.key").write_bytes(pair.key_pem)
+        (pki / f"{code}.key").chmod(0o600)
+        folder = root / code
+        folder.mkdir()
+        (folder / "secret.txt").write_text(secret + "\n")
+        (folder / "secret.txt").chmod(0o600)
+        layout.agencies[code] = AgencyFolder(code, name, folder, folder / "gateway.toml")
+    for code, name in agencies.items():
+        lines += ["[[agencies]]", f'code = "{code}"', f'name = "{name}"']
+    layout.axis_config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return layout
+
+
+def start_axis(layout: Layout) -> tuple[Service, str]:
+    service = Service(
+        ["axis", "--config", str(layout.axis_config)], cwd=layout.axis_folder, log_path=layout.axis_folder / "axis.log"
+    )
+    listening = service.wait_for(lambda e: e.get("event") == "axis_listening", "the axis to listen")
+    return service, f"http://127.0.0.1:{listening['port']}"
+
+
+def configure_gateways(layout: Layout, axis_url: str, *, timing: str = QUICK_TIMING) -> None:
+    for code, agency in layout.agencies.items():
+        agency.config.write_text(
+            "\n".join(
+                [
+                    "[agency]",
+                    f'code = "{code}"',
+                    f'name = "{agency.name}"',
+                    "[axis]",
+                    f'url = "{axis_url}"',
+                    f'system_id = "sys-{code}"',
+                    'secret_file = "secret.txt"',
+                    "timeout_seconds = 10.0",
+                    "[signing]",
+                    f'key = "../pki/{code}.key"',
+                    f'cert = "../pki/{code}.pem"',
+                    'trust = "../pki/ca.pem"',
+                ]
+            )
+            + "\n"
+            + timing,
+            encoding="utf-8",
+        )
+
+
+def start_gateway(agency: AgencyFolder) -> Service:
+    service = Service(
+        ["run", "--config", str(agency.config)], cwd=agency.folder, log_path=agency.folder / "gateway.log"
+    )
+    service.wait_for(lambda e: e.get("event") == "gateway_started", f"the gateway of {agency.code} to start")
+    return service
