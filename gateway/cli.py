@@ -259,6 +259,19 @@ def cmd_health(args: argparse.Namespace) -> int:
     return EXIT_OK if healthy else EXIT_FAILED
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    import logging
+
+    from gateway import demo, logs
+
+    if args.docs < 6:
+        raise UsageError("--docs must be at least 6: the scenario itself has six documents")
+    logs.configure(level=logging.WARNING)  # the demo speaks on stdout; its own library calls stay quiet
+    return demo.run(
+        workdir=Path(args.workdir) if args.workdir else None, documents=args.docs, keep=args.keep, timeout=args.timeout
+    )
+
+
 # --- wiring -----------------------------------------------------------------------------------------
 
 
@@ -347,6 +360,15 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--config", required=True)
     retry.add_argument("document_id", metavar="DOCUMENT_ID")
     retry.set_defaults(handler=cmd_retry)
+
+    demo = commands.add_parser(
+        "demo", help="a province on this machine: an axis and five gateways exchanging documents"
+    )
+    demo.add_argument("--workdir", help="an empty folder for the workspace (default: a temporary one)")
+    demo.add_argument("--docs", type=int, default=10, help="documents to exchange (default 10, at least 6)")
+    demo.add_argument("--keep", action="store_true", help="leave the workspace for inspection")
+    demo.add_argument("--timeout", type=float, help=argparse.SUPPRESS)  # tests: how a demo that fails looks
+    demo.set_defaults(handler=cmd_demo)
 
     axis = commands.add_parser("axis", help="run the national axis mock (VXP protocol) in the foreground")
     axis.add_argument("--config", required=True, metavar="axis.toml")

@@ -1,0 +1,347 @@
+"""`edxml-gateway demo`: a province on one machine, exchanging documents for real.
+
+An axis and five gateways (a ministry, a province UBND, a department and a district under
+it, a commune under the district), each its own process with its own configuration,
+database, drop folder and inbox. Documents cross all four levels with real attachments;
+the demo plays each agency's document system: it drops job folders (one sender uses the
+CLI instead), moves received documents through 03, 04, 05, 06, refuses one (02) and
+recalls one (13, answered with 15). It prints progress, then a summary per agency, and
+exits 0 only when every document reached its expected final state.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from gateway import config as config_module
+from gateway import workspace
+from gateway.daemon import commands
+from gateway.errors import GatewayError
+from gateway.processes import Service
+
+MINISTRY, PROVINCE, DEPARTMENT, DISTRICT, COMMUNE = (
+    "000.00.00.G22",
+    "000.00.00.H58",
+    "000.00.11.H58",
+    "000.00.31.H58",
+    "000.01.31.H58",
+)
+AGENCIES = {
+    MINISTRY: "Văn phòng Chính phủ",
+    PROVINCE: "UBND tỉnh Tiền Giang",
+    DEPARTMENT: "Sở Nội vụ tỉnh Tiền Giang",
+    DISTRICT: "UBND huyện Cái Bè",
+    COMMUNE: "UBND xã Hậu Thành",
+}
+FINISHED, REFUSED, RECALLED = "06", "02", "15"
+STEPS = {FINISHED: ("01", "03", "04", "05", "06"), REFUSED: ("01", "02"), RECALLED: ("01", "15")}
+REFUSAL = "Văn bản không thuộc thẩm quyền giải quyết, đề nghị gửi đúng đơn vị"
+
+
+@dataclass(frozen=True)
+class Planned:
+    number: int
+    sender: str
+    recipients: tuple[str, ...]
+    subject: str
+    via: str  # "drop" or "cli"
+    outcome: str  # what each recipient ends with: 06, 02 or 15
+
+    @property
+    def notation(self) -> str:
+        return "VPCP-TTĐT" if self.sender == MINISTRY else "UBND-VP"
+
+
+def plan(documents: int) -> list[Planned]:
+    base = [
+        Planned(1, MINISTRY, (PROVINCE,), "Chỉ thị về đẩy mạnh chuyển đổi số", "cli", FINISHED),
+        Planned(2, PROVINCE, (DISTRICT, COMMUNE), "Kế hoạch triển khai văn bản điện tử năm 2026", "drop", FINISHED),
+        Planned(3, COMMUNE, (PROVINCE,), "Báo cáo kết quả thực hiện quý III", "drop", FINISHED),
+        Planned(4, DEPARTMENT, (DISTRICT,), "Hướng dẫn tuyển dụng công chức cấp xã", "drop", FINISHED),
+        Planned(5, PROVINCE, (DEPARTMENT,), "Văn bản gửi nhầm đơn vị", "drop", REFUSED),
+        Planned(6, PROVINCE, (DISTRICT,), "Quyết định ban hành nhầm, sẽ thu hồi", "drop", RECALLED),
+    ]
+    routes = [
+        (PROVINCE, DEPARTMENT),
+        (DISTRICT, PROVINCE),
+        (MINISTRY, DISTRICT),
+        (DEPARTMENT, COMMUNE),
+        (COMMUNE, DISTRICT),
+        (PROVINCE, MINISTRY),
+    ]
+    extra = [
+        Planned(
+            n, routes[n % len(routes)][0], (routes[n % len(routes)][1],), f"Công văn trao đổi số {n}", "drop", FINISHED
+        )
+        for n in range(len(base) + 1, documents + 1)
+    ]
+    return base[:documents] + extra
+
+
+def pdf(text: str) -> bytes:
+    """A small, valid one-page PDF (ASCII text), so the attachments are real files."""
+    content = f"BT /F1 14 Tf 72 760 Td ({text}) Tj ET".encode("ascii", "replace")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(content)).encode() + b" >>\nstream\n" + content + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for index, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{index} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+class Demo:
+    def __init__(self, root: Path, documents: int, out: TextIO) -> None:
+        self.root = root
+        self.out = out
+        self.plan = plan(documents)
+        self.layout = workspace.create(root, AGENCIES)
+        self.services: dict[str, Service] = {}
+        self.document_ids: dict[int, str] = {}
+        self.handled: set[tuple[str, str]] = set()  # (agency, inbox id) the document system dealt with
+        self.recall_answered: set[tuple[str, str]] = set()
+        self.recalled: set[int] = set()
+        self.started = time.monotonic()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    # --- the province ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        axis, url = workspace.start_axis(self.layout)
+        self.services["axis"] = axis
+        workspace.configure_gateways(self.layout, url)
+        self.say(f"axis mock listening at {url}")
+        for code, agency in self.layout.agencies.items():
+            self.services[code] = workspace.start_gateway(agency)
+            self.say(f"gateway {code} {agency.name}: running")
+
+    def stop(self) -> None:
+        for service in self.services.values():
+            service.stop()
+
+    def config(self, code: str) -> config_module.Config:
+        return config_module.load(self.layout.agencies[code].config, daemon=True)
+
+    # --- the senders' document systems ----------------------------------------------------------
+
+    def submit(self) -> None:
+        files = self.root / "files"
+        files.mkdir(exist_ok=True)
+        for item in self.plan:
+            attachment = pdf(f"Document {item.number}: {item.subject.encode('ascii', 'ignore').decode() or 'van ban'}")
+            if item.via == "cli":
+                path = files / f"van-ban-{item.number}.pdf"
+                path.write_bytes(attachment)
+                result = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "gateway",
+                        "send",
+                        "--config",
+                        str(self.layout.agencies[item.sender].config),
+                        *(arg for code in item.recipients for arg in ("--to", code)),
+                        "--subject",
+                        item.subject,
+                        "--code-number",
+                        str(item.number),
+                        "--code-notation",
+                        item.notation,
+                        str(path),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                if result.returncode != 0:
+                    raise GatewayError(f"edxml-gateway send failed: {result.stderr.strip()}")
+                self.document_ids[item.number] = result.stdout.strip().splitlines()[-1]
+                self.say(f"#{item.number} {item.sender} → {', '.join(item.recipients)} by `edxml-gateway send`")
+                continue
+            outbox = self.layout.agencies[item.sender].outbox
+            outbox.mkdir(parents=True, exist_ok=True)
+            hidden = outbox / f".job-{item.number}"
+            hidden.mkdir()
+            job = {
+                "to": list(item.recipients),
+                "subject": item.subject,
+                "code_number": str(item.number),
+                "code_notation": item.notation,
+                "paper": item.number % 5 == 0,
+            }
+            (hidden / "document.json").write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
+            (hidden / f"Văn bản {item.number}.pdf").write_bytes(attachment)
+            hidden.rename(outbox / f"job-{item.number}")  # complete, then visible: the drop-folder contract
+            self.say(f"#{item.number} {item.sender} → {', '.join(item.recipients)} through the drop folder")
+
+    # --- the recipients' document systems -------------------------------------------------------
+
+    def by_document_id(self, document_id: str) -> Planned | None:
+        number = next((n for n, d in self.document_ids.items() if d == document_id), None)
+        if number is None:  # a drop-folder job: its number is in its DocumentId
+            try:
+                number = int(document_id.rsplit(",", 1)[1].split("/", 1)[0])
+            except (IndexError, ValueError):
+                return None
+        return next((p for p in self.plan if p.number == number), None)
+
+    def act(self) -> None:
+        for code, agency in self.layout.agencies.items():
+            if not agency.inbox.is_dir():
+                continue
+            for folder in sorted(agency.inbox.iterdir()):
+                if folder.name.startswith(".") or not (folder / "document.json").is_file():
+                    continue
+                header = json.loads((folder / "document.json").read_text(encoding="utf-8"))
+                item = self.by_document_id(header["document_id"])
+                if item is None:
+                    continue
+                self.document_ids.setdefault(item.number, header["document_id"])
+                recall_requested = (folder / "events").is_dir() and any((folder / "events").glob("*-13.json"))
+                if (code, folder.name) not in self.handled:
+                    self.handled.add((code, folder.name))
+                    self._on_delivered(code, folder.name, item, header["document_id"])
+                if recall_requested and (code, folder.name) not in self.recall_answered:
+                    self.recall_answered.add((code, folder.name))
+                    commands.respond(
+                        self.config(code), folder.name, code="15", description="Đồng ý thu hồi", staff="Văn thư"
+                    )
+
+    def _on_delivered(self, code: str, inbox_id: str, item: Planned, document_id: str) -> None:
+        settings = self.config(code)
+        if item.outcome == FINISHED:
+            for status in ("03", "04", "05", "06"):
+                commands.respond(settings, inbox_id, code=status, description=None, staff="Văn thư")
+        elif item.outcome == REFUSED:
+            commands.respond(settings, inbox_id, code="02", description=REFUSAL, staff="Văn thư")
+        elif item.outcome == RECALLED and item.number not in self.recalled:
+            self.recalled.add(item.number)
+            commands.recall(self.config(item.sender), document_id, reason="Ban hành nhầm, đề nghị trả lại")
+
+    # --- watching -------------------------------------------------------------------------------
+
+    def reached(self) -> dict[tuple[int, str], list[str]]:
+        """Statuses each sender has received, per (document, recipient)."""
+        seen: dict[tuple[int, str], list[str]] = {}
+        for code, agency in self.layout.agencies.items():
+            if not agency.database.is_file():
+                continue
+            with sqlite3.connect(f"file:{agency.database}?mode=ro", uri=True, timeout=10) as db:
+                rows = db.execute(
+                    "SELECT o.document_id, r.from_code, r.status_code FROM receipts r"
+                    " JOIN outgoing o ON o.id = r.outgoing_id ORDER BY r.received_at"
+                ).fetchall()
+            for document_id, recipient, status in rows:
+                item = self.by_document_id(document_id)
+                if item is not None and item.sender == code:
+                    seen.setdefault((item.number, recipient), []).append(status)
+        return seen
+
+    def missing(self, seen: dict[tuple[int, str], list[str]]) -> list[str]:
+        gaps = []
+        for item in self.plan:
+            for recipient in item.recipients:
+                got = seen.get((item.number, recipient), [])
+                lacking = [s for s in STEPS[item.outcome] if s not in got]
+                if lacking:
+                    gaps.append(f"#{item.number} {item.sender} → {recipient}: has {got or 'nothing'}, lacks {lacking}")
+        return gaps
+
+    def progress(self, seen: dict[tuple[int, str], list[str]]) -> str:
+        pairs = sum(len(p.recipients) for p in self.plan)
+        delivered = len(self.handled)
+        counts = Counter(status for statuses in seen.values() for status in statuses)
+        codes = " ".join(
+            f"{code}:{counts[code]}" for code in ("01", "02", "03", "04", "05", "06", "15") if counts[code]
+        )
+        return (
+            f"[{time.monotonic() - self.started:5.1f} s] delivered {delivered}/{pairs}, "
+            f"statuses back at the senders: {codes or 'none yet'}"
+        )
+
+    def summary(self, seen: dict[tuple[int, str], list[str]], *, folders: bool) -> None:
+        self.say("")
+        self.say(f"{'agency':<15}{'name':<28}{'sent':>5}{'received':>9}  final statuses of what it sent")
+        for code, agency in self.layout.agencies.items():
+            sent = [p for p in self.plan if p.sender == code]
+            received = sum(1 for p in self.plan for r in p.recipients if r == code)
+            finals = Counter(seen.get((p.number, r), ["-"])[-1] for p in sent for r in p.recipients)
+            text = ", ".join(f"{status}×{n}" for status, n in sorted(finals.items())) or "-"
+            self.say(f"{code:<15}{agency.name:<28}{len(sent):>5}{received:>9}  {text}")
+        if folders:
+            self.say("")
+            for code, agency in self.layout.agencies.items():
+                self.say(f"{code}: config {agency.config}")
+                indent = " " * len(code)
+                self.say(f"{indent}  outbox {agency.outbox}  inbox {agency.inbox}")
+                self.say(f"{indent}  log {agency.folder / 'gateway.log'}")
+        refused = [p for p in self.plan if p.outcome == REFUSED]
+        for item in refused:
+            self.say(f"#{item.number} refused (02) by {', '.join(item.recipients)}: {REFUSAL}")
+
+
+def run(
+    *, workdir: Path | None, documents: int, keep: bool, timeout: float | None = None, out: TextIO = sys.stdout
+) -> int:
+    root = Path(tempfile.mkdtemp(prefix="edxml-demo-")) if workdir is None else workdir
+    if workdir is not None:
+        if root.exists() and any(root.iterdir()):
+            raise GatewayError(f"{root} is not empty: give an empty or new folder", where=str(root))
+        root.mkdir(parents=True, exist_ok=True)
+    limit = timeout or max(60.0, 6.0 * documents)
+    demo = Demo(root, documents, out)
+    demo.say(f"edxml-gateway demo: {len(AGENCIES)} agencies and an axis in {root}")
+    ok = False
+    try:
+        demo.start()
+        demo.submit()
+        last = 0.0
+        seen: dict[tuple[int, str], list[str]] = {}
+        while time.monotonic() - demo.started < limit:
+            demo.act()
+            seen = demo.reached()
+            if not demo.missing(seen):
+                ok = True
+                break
+            if time.monotonic() - last >= 1.0:
+                demo.say(demo.progress(seen))
+                last = time.monotonic()
+            time.sleep(0.2)
+        demo.say(demo.progress(seen))
+        demo.summary(seen, folders=keep or not ok)
+        if ok:
+            demo.say(f"every document reached its final state in {time.monotonic() - demo.started:.1f} s")
+        else:
+            demo.say(f"NOT DONE after {limit:.0f} s:")
+            for gap in demo.missing(seen):
+                demo.say(f"  {gap}")
+    finally:
+        demo.stop()
+        if keep or not ok:
+            demo.say(f"workspace kept: {root} (configuration files there are a real deployment's)")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0 if ok else 1

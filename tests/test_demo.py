@@ -1,0 +1,52 @@
+"""`edxml-gateway demo`: the README's first command, as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def demo(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", "demo", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_demo_keeps_a_real_deployment_when_asked(tmp_path):
+    workdir = tmp_path / "province"
+    result = demo("--docs", "6", "--workdir", str(workdir), "--keep")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every document reached its final state" in result.stdout
+    assert "refused (02) by 000.00.11.H58" in result.stdout
+    for code in ("000.00.00.G22", "000.00.00.H58", "000.00.11.H58", "000.00.31.H58", "000.01.31.H58"):
+        assert (workdir / code / "gateway.toml").is_file() and (workdir / code / "var" / "gateway.sqlite3").is_file()
+    assert (workdir / "axis" / "axis.toml").is_file() and (workdir / "pki" / "ca.pem").is_file()
+    # the kept configuration files are valid for the real commands
+    tracked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "track",
+            "--config",
+            str(workdir / "000.00.00.H58" / "gateway.toml"),
+            "000.00.00.G22," + "x",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert tracked.returncode == 2 and "nothing is known" in tracked.stderr
+
+
+def test_a_demo_that_cannot_finish_says_what_is_missing_and_fails(tmp_path):
+    result = demo("--docs", "6", "--workdir", str(tmp_path / "slow"), "--timeout", "0.5")
+    assert result.returncode == 1
+    assert "NOT DONE" in result.stdout and "lacks" in result.stdout and "workspace kept" in result.stdout
+
+
+def test_demo_refuses_a_non_empty_workdir_and_too_few_documents(tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("x")
+    result = demo("--workdir", str(tmp_path / "busy"))
+    assert result.returncode == 1 and "is not empty" in result.stderr
+    result = demo("--docs", "3")
+    assert result.returncode == 2 and "at least 6" in result.stderr
