@@ -1,7 +1,7 @@
 """One exception tree for the whole gateway, each class with a stable error code.
 
 Codes are part of the contract with admins and operators: they appear in logs, in
-`validate` output and in status-02 refusal reasons, and docs/errors.md explains
+`validate` output and in status-02 refusal reasons, and the README (Error codes) explains
 what to do about each. Never renumber or reuse a code; add new ones.
 """
 

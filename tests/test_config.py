@@ -108,3 +108,28 @@ def test_commands_read_the_configuration(pki, tmp_path):
         timeout=60,
     )
     assert bad.returncode == 1 and "CFG500" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_readme_configuration_reference_matches_the_code():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for section, shape in config.SECTIONS.items():
+        for f in fields(shape):
+            row = next((line for line in readme.splitlines() if f"`{section}.{f.name}`" in line), None)
+            assert row is not None, f"README does not document {section}.{f.name}"
+            if f.default not in (MISSING, None) and not isinstance(f.default, Path):
+                shown = str(f.default).lower() if isinstance(f.default, bool) else str(f.default)
+                assert f"`{shown}`" in row, f"README gives another default for {section}.{f.name}: {row}"
+            if isinstance(f.default, Path):
+                assert f"`{f.default}`" in row
+
+
+def test_the_readme_lists_every_error_code():
+    from gateway import errors
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    codes = {
+        cls.code for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, errors.GatewayError)
+    }
+    codes |= {config.ConfigError.code}
+    for code in sorted(codes - {"GW000"}):
+        assert f"| {code} |" in readme, f"README lacks error code {code}"
