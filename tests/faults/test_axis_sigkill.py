@@ -69,7 +69,9 @@ def test_sigkill_during_sends_loses_and_doubles_nothing(axis_factory, tmp_path, 
     first_answers: dict[int, str] = {}
     axis = axis_factory()
     for round_number in range(rounds):
-        accepted = asyncio.run(pour(axis, data, kill_after=25 + 20 * round_number))
+        round_errors: list[str] = []
+        accepted = asyncio.run(pour(axis, data, kill_after=25 + 20 * round_number, errors=round_errors))
+        assert len(accepted) >= 25, round_errors[:3]
         for index, doc_id in accepted.items():
             first_answers.setdefault(index, doc_id)
         assert axis.service.process.returncode == -9
