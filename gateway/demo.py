@@ -158,6 +158,7 @@ class Demo:
                 result = subprocess.run(
                     [
                         sys.executable,
+                        "-P",  # the installed gateway, never a checkout in the working directory
                         "-m",
                         "gateway",
                         "send",
@@ -175,6 +176,7 @@ class Demo:
                     capture_output=True,
                     text=True,
                     timeout=120,
+                    cwd=self.root,
                 )
                 if result.returncode != 0:
                     raise GatewayError(f"edxml-gateway send failed: {result.stderr.strip()}")

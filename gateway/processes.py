@@ -32,7 +32,8 @@ class Service:
         self._lock = threading.Lock()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", *args],
+            # -P: never import `gateway` from the working directory (a checkout), only the installed one
+            [sys.executable, "-P", "-m", "gateway", *args],
             cwd=cwd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
