@@ -11,8 +11,9 @@ lenient mode: cardinality, code lists, matching manifest and attachments.
 from __future__ import annotations
 
 import enum
-import functools
+import threading
 from importlib import resources
+from pathlib import Path
 
 from lxml import etree
 
@@ -30,12 +31,32 @@ class MessageKind(enum.Enum):
     STATUS = "status"
 
 
-@functools.cache
+# From a checkout (no install), the schemas are the repository's top-level folder.
+_SOURCE_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+# libxml2 compiles schemas with includes unsafely when threads race (the axis validates in
+# worker threads and once failed with XMLSchemaParseError), and lxml does not promise that a
+# validator may be shared between threads: compile under a lock, keep one set per thread.
+_COMPILE_LOCK = threading.Lock()
+_PER_THREAD = threading.local()
+
+
 def load_schema(kind: MessageKind, mode: SchemaMode) -> etree.XMLSchema:
-    """Compile one of the four shipped schemas (cached: compiled schemas are immutable)."""
-    name = f"{kind.value}-{mode.value}.xsd"
+    """One of the four shipped schemas, compiled once per thread."""
+    cache: dict[tuple[MessageKind, SchemaMode], etree.XMLSchema] = _PER_THREAD.__dict__.setdefault("schemas", {})
+    schema = cache.get((kind, mode))
+    if schema is None:
+        with _COMPILE_LOCK:
+            schema = cache[(kind, mode)] = _compile(f"{kind.value}-{mode.value}.xsd")
+    return schema
+
+
+def _compile(name: str) -> etree.XMLSchema:
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    with resources.as_file(resources.files("gateway.schemas") / name) as path:
+    try:
+        shipped = resources.files("gateway.schemas") / name
+    except ModuleNotFoundError:
+        return etree.XMLSchema(etree.parse(str(_SOURCE_SCHEMAS / name), parser))
+    with resources.as_file(shipped) as path:
         return etree.XMLSchema(etree.parse(str(path), parser))
 
 

@@ -10,7 +10,7 @@ from gateway import edxml
 from gateway.edxml import SchemaMode, StatusCode
 from gateway.edxml.ns import EDXML
 from gateway.errors import BuildError, SchemaViolation
-from tests.conftest import full_status
+from tests.conftest import full_document, full_status
 
 E = f"{{{EDXML}}}"
 
@@ -203,3 +203,30 @@ def test_dates_in_other_forms_are_read_and_written_back_as_edxml_dates(document)
     parsed = edxml.read(data)
     assert parsed.due_date == date(2023, 7, 31)
     assert b"<edXML:DueDate>2023/07/31</edXML:DueDate>" in edxml.build(parsed)
+
+
+def test_schemas_compile_and_validate_from_many_threads_at_once():
+    """The axis validates in worker threads; compiling XSDs with includes concurrently once failed
+    (about one round in five, before compilation took a lock)."""
+    import threading
+
+    data = edxml.build(full_document())
+    failures: list[BaseException] = []
+    for _ in range(10):  # every round starts new threads, so every round compiles afresh
+        barrier = threading.Barrier(8)
+
+        def work(barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                for _ in range(3):
+                    edxml.read(data, mode=SchemaMode.STRICT)
+                    edxml.read(data)
+            except BaseException as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
