@@ -35,6 +35,7 @@ def configure(*, json_lines: bool | None = None, level: int = logging.INFO) -> N
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _mask_secrets,
+            structlog.processors.format_exc_info,  # log.exception(...) carries its traceback as text
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -24,7 +24,7 @@ import sqlite_utils
 
 from gateway.sqlite import connect, transaction
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Outgoing:
     digitized: int
     to_codes: tuple[str, ...]
     answers: str | None
+    document_time: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Incoming:
     inbox_id: str | None
     paper: int
     digitized: int
+    document_time: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,109 +97,120 @@ class GatewayStore:
         self.db.close()
 
     def _migrate(self) -> None:
-        if self.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
             return
         db = sqlite_utils.Database(self.db)
         with transaction(self.db):
-            db["outgoing"].create(
-                {
-                    "id": str,
-                    "kind": str,
-                    "document_id": str,
-                    "source_key": str,
-                    "file": str,
-                    "state": str,
-                    "axis_doc_id": str,
-                    "attempts": int,
-                    "next_attempt_at": float,
-                    "deadline_at": float,
-                    "last_error": str,
-                    "created_at": float,
-                    "sent_at": float,
-                    "subject": str,
-                    "status_code": str,
-                    "paper": int,
-                    "digitized": int,
-                    "to_codes": str,
-                    "answers": str,
-                },
-                pk="id",
-                not_null={
-                    "kind",
-                    "document_id",
-                    "source_key",
-                    "file",
-                    "state",
-                    "attempts",
-                    "next_attempt_at",
-                    "deadline_at",
-                    "created_at",
-                    "subject",
-                    "paper",
-                    "digitized",
-                    "to_codes",
-                },
-                if_not_exists=True,
-            )
-            db["outgoing"].create_index(["source_key"], unique=True, if_not_exists=True)
-            db["outgoing"].create_index(["kind", "state", "next_attempt_at"], if_not_exists=True)
-            db["outgoing"].create_index(["document_id"], if_not_exists=True)
-            db["incoming"].create(
-                {
-                    "axis_doc_id": str,
-                    "message_type": str,
-                    "state": str,
-                    "acked": int,
-                    "from_code": str,
-                    "document_id": str,
-                    "subject": str,
-                    "status_code": str,
-                    "reason": str,
-                    "attempts": int,
-                    "next_attempt_at": float,
-                    "listed_at": float,
-                    "finished_at": float,
-                    "inbox_id": str,
-                    "paper": int,
-                    "digitized": int,
-                },
-                pk="axis_doc_id",
-                not_null={
-                    "message_type",
-                    "state",
-                    "acked",
-                    "from_code",
-                    "attempts",
-                    "next_attempt_at",
-                    "listed_at",
-                    "paper",
-                    "digitized",
-                },
-                if_not_exists=True,
-            )
-            db["incoming"].create_index(["state", "next_attempt_at"], if_not_exists=True)
-            self.db.execute(
-                "CREATE UNIQUE INDEX IF NOT EXISTS incoming_once ON incoming(from_code, document_id)"
-                " WHERE state = 'delivered'"
-            )
-            db["receipts"].create(
-                {
-                    "axis_doc_id": str,
-                    "outgoing_id": str,
-                    "from_code": str,
-                    "status_code": str,
-                    "description": str,
-                    "status_time": str,
-                    "received_at": float,
-                },
-                pk="axis_doc_id",
-                foreign_keys=[("outgoing_id", "outgoing", "id")],
-                not_null={"outgoing_id", "from_code", "status_code", "received_at"},
-                if_not_exists=True,
-            )
-            db["receipts"].create_index(["outgoing_id"], if_not_exists=True)
-            db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            self._create(db)
+            # v2: the document's own time (its sender's first TraceHeader, Vietnam time), for reports
+            for table in ("outgoing", "incoming"):
+                if "document_time" not in db[table].columns_dict:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN document_time TEXT")
+            self.db.execute("CREATE INDEX IF NOT EXISTS outgoing_time ON outgoing(kind, document_time)")
+            self.db.execute("CREATE INDEX IF NOT EXISTS incoming_time ON incoming(message_type, document_time)")
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _create(self, db: sqlite_utils.Database) -> None:
+        """Tables and indexes of version 1 (all created only if missing)."""
+        db["outgoing"].create(
+            {
+                "id": str,
+                "kind": str,
+                "document_id": str,
+                "source_key": str,
+                "file": str,
+                "state": str,
+                "axis_doc_id": str,
+                "attempts": int,
+                "next_attempt_at": float,
+                "deadline_at": float,
+                "last_error": str,
+                "created_at": float,
+                "sent_at": float,
+                "subject": str,
+                "status_code": str,
+                "paper": int,
+                "digitized": int,
+                "to_codes": str,
+                "answers": str,
+            },
+            pk="id",
+            not_null={
+                "kind",
+                "document_id",
+                "source_key",
+                "file",
+                "state",
+                "attempts",
+                "next_attempt_at",
+                "deadline_at",
+                "created_at",
+                "subject",
+                "paper",
+                "digitized",
+                "to_codes",
+            },
+            if_not_exists=True,
+        )
+        db["outgoing"].create_index(["source_key"], unique=True, if_not_exists=True)
+        db["outgoing"].create_index(["kind", "state", "next_attempt_at"], if_not_exists=True)
+        db["outgoing"].create_index(["document_id"], if_not_exists=True)
+        db["incoming"].create(
+            {
+                "axis_doc_id": str,
+                "message_type": str,
+                "state": str,
+                "acked": int,
+                "from_code": str,
+                "document_id": str,
+                "subject": str,
+                "status_code": str,
+                "reason": str,
+                "attempts": int,
+                "next_attempt_at": float,
+                "listed_at": float,
+                "finished_at": float,
+                "inbox_id": str,
+                "paper": int,
+                "digitized": int,
+            },
+            pk="axis_doc_id",
+            not_null={
+                "message_type",
+                "state",
+                "acked",
+                "from_code",
+                "attempts",
+                "next_attempt_at",
+                "listed_at",
+                "paper",
+                "digitized",
+            },
+            if_not_exists=True,
+        )
+        db["incoming"].create_index(["state", "next_attempt_at"], if_not_exists=True)
+        self.db.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS incoming_once ON incoming(from_code, document_id)"
+            " WHERE state = 'delivered'"
+        )
+        db["receipts"].create(
+            {
+                "axis_doc_id": str,
+                "outgoing_id": str,
+                "from_code": str,
+                "status_code": str,
+                "description": str,
+                "status_time": str,
+                "received_at": float,
+            },
+            pk="axis_doc_id",
+            foreign_keys=[("outgoing_id", "outgoing", "id")],
+            not_null={"outgoing_id", "from_code", "status_code", "received_at"},
+            if_not_exists=True,
+        )
+        db["receipts"].create_index(["outgoing_id"], if_not_exists=True)
+        db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
 
     # --- outgoing -----------------------------------------------------------------------------
 
@@ -223,14 +236,15 @@ class GatewayStore:
         paper: bool = False,
         digitized: bool = False,
         answers: str | None = None,
+        document_time: str | None = None,
         connection: sqlite3.Connection | None = None,
     ) -> None:
         """Record a signed message already written to its file. Raises IntegrityError on a known source_key."""
         now = time.time()
         (connection or self.db).execute(
             "INSERT INTO outgoing (id, kind, document_id, source_key, file, state, attempts, next_attempt_at,"
-            " deadline_at, created_at, subject, status_code, paper, digitized, to_codes, answers)"
-            " VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " deadline_at, created_at, subject, status_code, paper, digitized, to_codes, answers, document_time)"
+            " VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 outgoing_id,
                 kind,
@@ -246,6 +260,7 @@ class GatewayStore:
                 int(digitized),
                 json.dumps(list(to_codes)),
                 answers,
+                document_time,
             ),
         )
 
@@ -362,11 +377,13 @@ class GatewayStore:
         inbox_id: str | None = None,
         paper: bool = False,
         digitized: bool = False,
+        document_time: str | None = None,
         connection: sqlite3.Connection | None = None,
     ) -> None:
         (connection or self.db).execute(
             "UPDATE incoming SET state = ?, from_code = ?, document_id = ?, subject = ?, status_code = ?, reason = ?,"
-            " inbox_id = ?, paper = ?, digitized = ?, finished_at = ?, next_attempt_at = ? WHERE axis_doc_id = ?",
+            " inbox_id = ?, paper = ?, digitized = ?, finished_at = ?, next_attempt_at = ?, document_time = ?"
+            " WHERE axis_doc_id = ?",
             (
                 state,
                 from_code,
@@ -379,6 +396,7 @@ class GatewayStore:
                 int(digitized),
                 time.time(),
                 time.time(),
+                document_time,
                 axis_doc_id,
             ),
         )

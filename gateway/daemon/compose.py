@@ -21,6 +21,9 @@ from gateway.errors import AgencyCodeError, IntakeError
 from gateway.vxp.protocol import VIETNAM
 
 DEFAULT_NOTATION = "EDXML-GW"
+# edXML has no field saying "digitised from paper" (số hóa từ văn bản giấy); this gateway writes
+# this value into MessageHeader/ApplicationType, whose meaning no public source defines.
+DIGITIZED_MARK = "digitized-from-paper"
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ def compose_document(
             direction=False,
         ),
         steering_type=reader.choice("steering_type", edxml.SteeringType, None),
+        application_type=DIGITIZED_MARK if digitized else None,
         to_places=tuple(reader.strings("to_places")) or None,
         trace_headers=(edxml.TraceHeader(sender.organ_id, now_vietnam()),),
         business=edxml.Business(
@@ -117,6 +121,24 @@ def compose_document(
         attachments=attachments,
     )
     return Composed(document, paper, digitized)
+
+
+def is_digitized(document: edxml.Document) -> bool:
+    return document.application_type == DIGITIZED_MARK
+
+
+def document_time(document: edxml.Document, *, default: datetime) -> str:
+    """The document's own time for reports: its sender's first hop, else its promulgation date, else ``default``.
+
+    Vietnam wall-clock time, ISO form ("2023-07-01T00:00:00"), as edXML writes no zone.
+    """
+    for hop in document.trace_headers:
+        if hop.organ_id == document.sender.organ_id and hop.timestamp is not None:
+            return hop.timestamp.isoformat()
+    info = document.promulgation_info
+    if info is not None and info.promulgation_date is not None:
+        return datetime.combine(info.promulgation_date, datetime.min.time()).isoformat()
+    return default.replace(microsecond=0).isoformat()
 
 
 def status_for(

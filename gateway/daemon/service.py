@@ -55,6 +55,7 @@ class Pending:
     paper: bool = False
     digitized: bool = False
     answers: str | None = None
+    document_time: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ class Gateway:
             to_codes=tuple(t.organ_id.text for t in document.to),
             paper=composed.paper,
             digitized=composed.digitized,
+            document_time=compose.document_time(document, default=compose.now_vietnam()),
         )
 
     def sign_edxml(self, data: bytes) -> Pending:
@@ -174,7 +176,8 @@ class Gateway:
             raise IntakeError(f"From/OrganId is {document.sender.organ_id}, this gateway sends for {self.code}")
         if not document.document_id:
             raise IntakeError("the document has no DocumentId")
-        append_trace_header(root, self.code, compose.now_vietnam())
+        stamp = compose.now_vietnam()
+        append_trace_header(root, self.code, stamp)
         return Pending(
             self._sign(root),
             kind="edoc",
@@ -182,6 +185,8 @@ class Gateway:
             subject=document.subject,
             to_codes=tuple(t.organ_id.text for t in document.to),
             paper=document.paper,
+            digitized=compose.is_digitized(document),
+            document_time=compose.document_time(document, default=stamp),
         )
 
     def sign_status(self, status: edxml.StatusMessage, *, answers: str | None) -> Pending:
@@ -218,6 +223,7 @@ class Gateway:
                     paper=pending.paper,
                     digitized=pending.digitized,
                     answers=pending.answers,
+                    document_time=pending.document_time,
                     connection=db,
                 )
                 if also is not None:
@@ -514,7 +520,8 @@ class Gateway:
                 subject=document.subject,
                 inbox_id=inbox_id,
                 paper=document.paper,
-                digitized=_digitized(document),
+                digitized=compose.is_digitized(document),
+                document_time=compose.document_time(document, default=compose.now_vietnam()),
                 connection=db,
             )
 
@@ -700,10 +707,6 @@ class Gateway:
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def _digitized(document: edxml.Document) -> bool:
-    return False  # the wire has no field for it yet (the quarterly-report issue decides one)
 
 
 def _content_hash(entry: Path) -> str:
