@@ -56,6 +56,7 @@ class Checked:
 
     message: edxml.Message
     relayed: bytes
+    submitted_sha256: str  # of the bytes as the sender sent them: what a resend repeats
 
 
 class Axis:
@@ -227,8 +228,8 @@ class Axis:
             raise Refusal(AxisCode.BAD_REQUEST, f"messagetype says {message_type}, the file is a {kind}")
         if kind == "edoc":
             append_trace_header(root, self.config.code, datetime.now(VIETNAM).replace(tzinfo=None))
-            return Checked(checked.message, serialize(root))
-        return Checked(checked.message, data)
+            return Checked(checked.message, serialize(root), hashlib.sha256(data).hexdigest())
+        return Checked(checked.message, data, hashlib.sha256(data).hexdigest())
 
     async def _accept(self, signed: SignedRequest, checked: Checked, message_type: str) -> web.Response:
         message = checked.message
@@ -242,7 +243,9 @@ class Axis:
                 raise Refusal(AxisCode.UNKNOWN_RECIPIENT, code)
             if agency.locked:
                 raise Refusal(AxisCode.RECIPIENT_LOCKED, code)
-        document = _new_document(signed.system_id, message, message_type, checked.relayed, recipients)
+        document = _new_document(
+            signed.system_id, message, message_type, checked.relayed, recipients, checked.submitted_sha256
+        )
         duplicate = self.store.find_duplicate(document.dedup_key)
         if duplicate is None:
             sender_doc_id, path = self.store.new_document_path()
@@ -429,11 +432,16 @@ def _recipients(message: edxml.Message) -> tuple[str, ...]:
 
 
 def _new_document(
-    system_id: str, message: edxml.Message, message_type: str, data: bytes, recipients: tuple[str, ...]
+    system_id: str,
+    message: edxml.Message,
+    message_type: str,
+    data: bytes,
+    recipients: tuple[str, ...],
+    submitted_sha256: str,
 ) -> NewDocument:
     sender = message.sender.organ_id.text
     if isinstance(message, edxml.Document):
-        identity = message.document_id or hashlib.sha256(data).hexdigest()
+        identity = message.document_id or submitted_sha256
         title, notation, status_code = message.subject, (message.code.code_notation or "") if message.code else "", ""
         document_id = message.document_id
     else:

@@ -41,6 +41,19 @@ def _write(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def folder_name(sender: str, document_id: str | None, axis_doc_id: str) -> str:
+    """The inbox folder of a document: one per (sender, DocumentId), whatever copy of it arrives.
+
+    Readable (the DocumentId made safe) and unique (a digest of the exact pair), so that two
+    copies from the axis, or a retry after a crash, land in the same folder and never in two.
+    """
+    if not document_id:
+        return edxml.safe_file_name(axis_doc_id)
+    digest = hashlib.sha256(f"{sender}\n{document_id}".encode()).hexdigest()[:10]
+    readable = edxml.safe_file_name(document_id.replace("/", "-").replace(",", "_"), fallback="document")
+    return f"{readable[:90]}-{digest}"
+
+
 def _unique_names(attachments: tuple[edxml.Attachment, ...]) -> list[str]:
     """Safe, distinct file names: a second "a.pdf" becomes "a (2).pdf"."""
     used: set[str] = set()

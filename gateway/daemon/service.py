@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -32,7 +33,7 @@ from gateway.edxml.relay import append_trace_header
 from gateway.edxml.schema import SchemaMode, validate_tree
 from gateway.edxml.signature import sign_tree
 from gateway.edxml.xmlsafe import parse_xml
-from gateway.errors import AxisError, AxisUnavailable, DeliveryError, GatewayError, IntakeError
+from gateway.errors import AxisError, AxisUnavailable, GatewayError, IntakeError
 from gateway.fsutil import write_atomic
 from gateway.sqlite import transaction
 from gateway.store import GatewayStore, Incoming, Outgoing, Receipt
@@ -148,8 +149,8 @@ class Gateway:
     # Three steps, so that the slow ones run in a worker thread and the database is only ever
     # used from the event loop's thread: sign (CPU), write (disk, fsync), commit (SQLite).
 
-    def _sign(self, root: Any) -> bytes:
-        validate_tree(root, SchemaMode.STRICT)
+    def _sign(self, root: Any, mode: SchemaMode = SchemaMode.STRICT) -> bytes:
+        validate_tree(root, mode)
         sign_tree(root, self.identity)
         return serialize(root)
 
@@ -191,7 +192,9 @@ class Gateway:
 
     def sign_status(self, status: edxml.StatusMessage, *, answers: str | None) -> Pending:
         return Pending(
-            self._sign(build_tree(status)),
+            # A status repeats the answered document's values (its sender's code, its DocumentId), which
+            # may be of forms our strict schema does not emit; the answer must still go out.
+            self._sign(build_tree(status), SchemaMode.LENIENT),
             kind="status",
             document_id=status.response_for.document_id or "",
             subject=status.description or status.status_code.meaning,
@@ -267,10 +270,13 @@ class Gateway:
                     pending = await asyncio.to_thread(self._prepare_entry, entry, self._sequence())
                     outgoing_id, path = await asyncio.to_thread(self.write_pending, pending)
                     self.commit_pending(outgoing_id, path, pending, key)
-                # only now that the database owns it does the entry leave the drop folder
-                await asyncio.to_thread(_remove, entry)
+                # only now that the database owns it does the entry leave the drop folder: renamed
+                # to a dot-name first (ignored by intake), so a crash while deleting leaves no half entry
+                await asyncio.to_thread(_take_away, entry)
                 self.log.info("intake_taken", entry=compose.safe_job_name(entry.name))
-            except (GatewayError, OSError, UnicodeDecodeError, ValueError) as exc:
+            except OSError as exc:  # the disk, not the document: leave the entry for the next run
+                self.log.warning("intake_postponed", entry=entry.name, reason=f"{type(exc).__name__}: {exc}")
+            except (GatewayError, UnicodeDecodeError, ValueError) as exc:
                 reason = str(exc) if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
                 await asyncio.to_thread(self._refuse_entry, entry, reason)
 
@@ -331,7 +337,12 @@ class Gateway:
         for item in self.store.due_outgoing(kind, BATCH):
             if self.axis_paused():
                 return
-            data = await asyncio.to_thread(self.store.outgoing_file(item).read_bytes)
+            try:
+                data = await asyncio.to_thread(self.store.outgoing_file(item).read_bytes)
+            except OSError as exc:  # the signed file is gone: nothing can be sent, and the queue must go on
+                self.store.fail_outgoing(item.id, f"the signed file cannot be read: {exc}")
+                self.log.error("message_failed", doc_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
+                continue
             try:
                 doc_id = await self.client.send_edoc(data, message_type=kind, from_code=self.code)
             except AxisUnavailable as exc:
@@ -411,9 +422,10 @@ class Gateway:
                     self._record_status(row, examined)
                 else:
                     await self._settle_document(row, examined)
-            except DeliveryError as exc:
+            except Exception as exc:  # one bad message must not stop the queue behind it
                 self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
-                self.log.error("delivery_failed", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
+                level = self.log.error if isinstance(exc, GatewayError) else self.log.exception
+                level("delivery_failed", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
                 continue
             await self._acknowledge(row.axis_doc_id)
 
@@ -507,7 +519,7 @@ class Gateway:
                 first=earlier.axis_doc_id,
             )
             return
-        inbox_id = row.axis_doc_id
+        inbox_id = inbox.folder_name(row.from_code, document.document_id, row.axis_doc_id)
         pending = await asyncio.to_thread(self._prepare_delivery, row, examined, inbox_id)
         outgoing_id, path = await asyncio.to_thread(self.write_pending, pending)
 
@@ -539,13 +551,14 @@ class Gateway:
         """Worker thread: the inbox folder (idempotent) and the signed status 01."""
         document = examined.message
         assert isinstance(document, edxml.Document) and examined.signature is not None
-        inbox.deliver(
-            self.inbox, inbox_id, examined.data, document, axis_doc_id=row.axis_doc_id, signature=examined.signature
-        )
         arrived = compose.status_for(
             document, sender=self.me, code=edxml.StatusCode.ARRIVED, fallback_document_id=row.axis_doc_id
         )
-        return self.sign_status(arrived, answers=row.axis_doc_id)
+        pending = self.sign_status(arrived, answers=row.axis_doc_id)  # first: it can fail, the inbox then stays clean
+        inbox.deliver(
+            self.inbox, inbox_id, examined.data, document, axis_doc_id=row.axis_doc_id, signature=examined.signature
+        )
+        return pending
 
     def _prepare_rejection(self, row: Incoming, examined: Examined, document: edxml.Document | None) -> Pending:
         """Worker thread: the .rejected folder and the signed status 02 with the reason."""
@@ -698,11 +711,19 @@ class Gateway:
         """Half-written inbox folders and outgoing files no row names (a crash between write and commit)."""
         removed = inbox.remove_temporary(self.inbox)
         known = self.store.known_files()
-        cutoff = time.time() - 60  # a file being enqueued right now is younger than this
+        # A file is being written or waits for its commit (here or in a `send` process) for
+        # seconds at most; an hour-old one nobody names is a crash's leftover.
+        cutoff = time.time() - 3600
         for path in self.store.outgoing_dir.iterdir():
-            if path.name not in known and (path.name.startswith(".") or path.stat().st_mtime < cutoff):
-                path.unlink(missing_ok=True)
-                removed += 1
+            try:
+                if path.name not in known and path.stat().st_mtime < cutoff:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        for path in self.outbox.glob(".taken-*"):  # an entry whose removal a crash interrupted
+            _remove(path)
+            removed += 1
         return removed
 
 
@@ -762,6 +783,12 @@ def _read_job(folder: Path) -> tuple[dict[str, Any], list[compose.FileInput]]:
             )
         )
     return job, files
+
+
+def _take_away(entry: Path) -> None:
+    hidden = entry.with_name(f".taken-{entry.name}")
+    os.replace(entry, hidden)
+    _remove(hidden)
 
 
 def _remove(entry: Path) -> None:

@@ -1,0 +1,127 @@
+"""Defects an independent review demonstrated in the daemon; each test failed before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import time
+
+from gateway import edxml
+from gateway.axis_client import AxisClient
+from tests.conftest import full_document
+from tests.e2e.conftest import wait_until
+
+MINISTRY, PROVINCE, DEPARTMENT = "000.00.00.G22", "000.00.00.H58", "000.00.11.H58"
+
+
+def send_directly(province, sender: str, data: bytes) -> str:
+    """What another vendor's gateway could send: through the axis, not through our intake."""
+    secret = (province.root / "axis" / f"{sender}.secret").read_text().strip()
+
+    async def go() -> str:
+        async with AxisClient(province.axis.url, f"sys-{sender}", secret) as client:
+            return await client.send_edoc(data, message_type="edoc", from_code=sender)
+
+    return asyncio.run(go())
+
+
+def signed_by(province, code: str, document: edxml.Document) -> bytes:
+    pki = province.root / "pki"
+    identity = edxml.SigningIdentity.from_pem((pki / f"{code}.key").read_bytes(), (pki / f"{code}.pem").read_bytes())
+    return edxml.sign_message(document, identity)
+
+
+def to(document: edxml.Document, code: str, **changes) -> edxml.Document:
+    recipient = dataclasses.replace(document.to[0], organ_id=edxml.AgencyCode(code))
+    return dataclasses.replace(document, to=(recipient,), business=None, **changes)
+
+
+def test_a_document_our_strict_schema_would_not_emit_is_still_answered_and_blocks_nothing(province):
+    """D1: a DocumentId longer than we would write made signing the 01 fail, forever, first in the queue."""
+    province.start(DEPARTMENT)
+    long_id = f"{MINISTRY},2026/11/25," + "7" * 230 + "/VPCP"
+    odd = to(full_document(sender=MINISTRY), DEPARTMENT, document_id=long_id)
+    send_directly(province, MINISTRY, signed_by(province, MINISTRY, odd))
+    normal = to(full_document(sender=MINISTRY), DEPARTMENT, document_id=f"{MINISTRY},2026/11/25,8/VPCP")
+    send_directly(province, MINISTRY, signed_by(province, MINISTRY, normal))
+    delivered = wait_until(
+        lambda: len(province.agencies[DEPARTMENT].delivered()) == 2 and province.agencies[DEPARTMENT].delivered(),
+        "both documents",
+    )
+    assert {d["document_id"] for d in delivered} == {long_id, normal.document_id}
+    with province.agencies[DEPARTMENT].db() as db:
+        wait_until(
+            lambda: (
+                db.execute(
+                    "SELECT count(*) FROM outgoing WHERE kind = 'status' AND status_code = '01' AND state = 'sent'"
+                ).fetchone()[0]
+                == 2
+            ),
+            "both 01 sent",
+        )
+    assert "worker_error" not in province.agencies[DEPARTMENT].service.event_names()
+
+
+def test_the_same_document_from_two_axis_copies_lands_in_one_folder(province):
+    """D3: copies of one (sender, DocumentId) under different axis docIds map to one inbox folder."""
+    from gateway.daemon import inbox
+
+    a = inbox.folder_name(MINISTRY, "000.00.00.G22,2026/11/25,1/VPCP", "axis-copy-a")
+    b = inbox.folder_name(MINISTRY, "000.00.00.G22,2026/11/25,1/VPCP", "axis-copy-b")
+    other = inbox.folder_name(MINISTRY, "000.00.00.G22,2026/11/25,1-VPCP", "axis-copy-c")
+    assert a == b and a != other
+    assert "/" not in a and a.startswith("000.00.00.G22_2026-11-25_1-VPCP-")
+    assert inbox.folder_name(MINISTRY, None, "axis-copy-a") == "axis-copy-a"
+
+
+def test_a_resent_document_without_document_id_is_accepted_once(province):
+    """D5: the axis keyed such documents on the relayed bytes, which carry its own fresh TraceHeader."""
+    province.start(DEPARTMENT)
+    anonymous = signed_by(province, MINISTRY, to(full_document(sender=MINISTRY), DEPARTMENT, document_id=None))
+    first = send_directly(province, MINISTRY, anonymous)
+    time.sleep(1.2)  # the axis's TraceHeader has whole seconds
+    assert send_directly(province, MINISTRY, anonymous) == first
+    wait_until(lambda: province.agencies[DEPARTMENT].delivered(), "the document")
+    time.sleep(1.0)
+    assert len(province.agencies[DEPARTMENT].delivered()) == 1
+
+
+def test_a_queued_message_whose_file_vanished_fails_alone(province):
+    """D6: reading the signed file outside the error handling stopped every push behind it."""
+    agency = province.start(PROVINCE)
+    agency.service.stop()
+    for name in ("first", "second"):
+        province.drop_job(PROVINCE, name, {"to": [DEPARTMENT], "subject": f"Văn bản {name}"}, {})
+    province.start(PROVINCE)
+    wait_until(lambda: not [p for p in agency.outbox.iterdir() if p.name != "failed"], "intake of both")
+    agency.service.stop()
+    with agency.db() as db:
+        db.execute("UPDATE outgoing SET state = 'queued', next_attempt_at = 0 WHERE kind = 'edoc'")
+        db.commit()
+        (first_file,) = db.execute("SELECT file FROM outgoing WHERE subject = 'Văn bản first'").fetchone()
+    os.unlink(agency.folder / "var" / "outgoing" / first_file)
+    province.start(DEPARTMENT)
+    province.start(PROVINCE)
+    wait_until(
+        lambda: [d for d in province.agencies[DEPARTMENT].delivered() if d["subject"] == "Văn bản second"],
+        "the second document",
+    )
+    with agency.db() as db:
+        state, error = db.execute("SELECT state, last_error FROM outgoing WHERE file = ?", (first_file,)).fetchone()
+    assert state == "failed" and "cannot be read" in error
+
+
+def test_leftovers_of_an_interrupted_take_are_cleared_and_never_sent(province):
+    """D2: a job folder half deleted by a crash was taken again, under a new DocumentId."""
+    agency = province.agencies[PROVINCE]
+    leftover = agency.outbox / ".taken-job-7"
+    leftover.mkdir(parents=True)
+    (leftover / "b.txt").write_text("half of a job")
+    province.start(PROVINCE, extra="")
+    agency.service.stop()
+    agency.config.write_text(agency.config.read_text().replace("housekeeping = 30.0", "housekeeping = 0.5"))
+    province.start(PROVINCE)
+    wait_until(lambda: not leftover.exists(), "the leftover to be cleared")
+    with agency.db() as db:
+        assert db.execute("SELECT count(*) FROM outgoing").fetchone()[0] == 0
