@@ -259,6 +259,58 @@ def cmd_health(args: argparse.Namespace) -> int:
     return EXIT_OK if healthy else EXIT_FAILED
 
 
+def _report_configs(names: list[str]) -> list[Path]:
+    """Each --config is a file, or a folder holding gateway configurations (*.toml, */gateway.toml)."""
+    paths: list[Path] = []
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(set(path.glob("*.toml")) | set(path.glob("*/gateway.toml")))
+            if not found:
+                raise UsageError(f"{path} holds no gateway configuration", where=str(path))
+            paths.extend(found)
+        else:
+            paths.append(path)
+    return paths
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from datetime import date as date_type
+
+    from gateway import report
+    from gateway.store import GatewayStore
+
+    if bool(args.quarter) == bool(args.date_from or args.date_to):
+        raise UsageError("give --quarter, or --from and --to")
+    if args.quarter:
+        period = report.Period.quarter(args.quarter)
+    else:
+        if not (args.date_from and args.date_to):
+            raise UsageError("--from and --to go together")
+        try:
+            first = date_type.fromisoformat(args.date_from.replace("/", "-"))
+            last = date_type.fromisoformat(args.date_to.replace("/", "-"))
+        except ValueError as exc:
+            raise UsageError(f"dates are yyyy-MM-dd: {exc}") from None
+        if last < first:
+            raise UsageError("--to is before --from")
+        period = report.Period(first, last)
+    total = report.Report()
+    for path in _report_configs(args.config):
+        settings = config.load(path)
+        if settings.agency is None:
+            raise UsageError(f"{path} has no [agency] section: not a gateway configuration", where=str(path))
+        if not (settings.paths.data_dir / "gateway.sqlite3").is_file():
+            raise UsageError(f"{settings.paths.data_dir} holds no gateway database", where=str(path))
+        store = GatewayStore(settings.paths.data_dir)
+        try:
+            total.add(report.agency_report(store, settings.agency.code, settings.agency.name, period))
+        finally:
+            store.close()
+    print(report.render(report.as_dict(total, period, by_level=args.by_peer_level), args.format))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import logging
 
@@ -360,6 +412,20 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--config", required=True)
     retry.add_argument("document_id", metavar="DOCUMENT_ID")
     retry.set_defaults(handler=cmd_retry)
+
+    report_parser = commands.add_parser("report", help="the quarterly exchange report of one agency or a province")
+    report_parser.add_argument(
+        "--config",
+        required=True,
+        action="append",
+        help="a gateway configuration or a folder of them (repeat to add agencies)",
+    )
+    report_parser.add_argument("--quarter", help="e.g. 2023Q3")
+    report_parser.add_argument("--from", dest="date_from", metavar="DATE")
+    report_parser.add_argument("--to", dest="date_to", metavar="DATE")
+    report_parser.add_argument("--format", choices=["text", "json", "csv", "html"], default="text")
+    report_parser.add_argument("--by-peer-level", action="store_true")
+    report_parser.set_defaults(handler=cmd_report)
 
     demo = commands.add_parser(
         "demo", help="a province on this machine: an axis and five gateways exchanging documents"
