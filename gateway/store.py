@@ -313,6 +313,10 @@ class GatewayStore:
             )
         return [_outgoing(row) for row in rows]
 
+    def documents_queued(self) -> int:
+        """How many documents this gateway has ever queued (the default running number)."""
+        return int(self.db.execute("SELECT count(*) FROM outgoing WHERE kind = 'edoc'").fetchone()[0])
+
     def sent_document(self, document_id: str) -> Outgoing | None:
         row = self.db.execute(
             "SELECT * FROM outgoing WHERE kind = 'edoc' AND document_id = ? ORDER BY created_at LIMIT 1", (document_id,)
@@ -407,6 +411,10 @@ class GatewayStore:
                 "UPDATE incoming SET attempts = attempts + 1, next_attempt_at = ?, reason = ? WHERE axis_doc_id = ?",
                 (time.time() + delay, error, axis_doc_id),
             )
+
+    def forget_acknowledgement(self, axis_doc_id: str) -> None:
+        """The axis lists it again: our acknowledgement was lost and must be repeated."""
+        self.db.execute("UPDATE incoming SET acked = 0 WHERE axis_doc_id = ?", (axis_doc_id,))
 
     def mark_acked(self, axis_doc_id: str) -> None:
         self.db.execute("UPDATE incoming SET acked = 1 WHERE axis_doc_id = ?", (axis_doc_id,))

@@ -322,8 +322,7 @@ class Gateway:
         self.log.warning("intake_refused", entry=entry.name, reason=reason, moved_to=str(target))
 
     def _sequence(self) -> int:
-        row = self.store.db.execute("SELECT count(*) FROM outgoing WHERE kind = 'edoc'").fetchone()
-        return int(row[0]) + 1
+        return self.store.documents_queued() + 1
 
     # --- push and respond -----------------------------------------------------------------------
 
@@ -385,7 +384,7 @@ class Gateway:
                         known = self.store.incoming(item.doc_id)
                         if known is not None and known.state != "listed" and known.acked:
                             # listed again although we acknowledged it: the acknowledgement was lost
-                            self.store.db.execute("UPDATE incoming SET acked = 0 WHERE axis_doc_id = ?", (item.doc_id,))
+                            self.store.forget_acknowledgement(item.doc_id)
                     else:
                         self.log.info("message_listed", axis_doc_id=item.doc_id, peer=item.from_code, kind=message_type)
         except AxisUnavailable as exc:
