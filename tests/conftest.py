@@ -40,6 +40,7 @@ from gateway.pki import KeyPair, create_ca, issue
 
 settings.register_profile("ci", deadline=None, max_examples=150, derandomize=True)
 settings.register_profile("dev", deadline=None, max_examples=60)
+settings.register_profile("fuzz", deadline=None, max_examples=20_000)  # long runs: HYPOTHESIS_PROFILE=fuzz
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 REPO = Path(__file__).resolve().parent.parent
