@@ -45,7 +45,6 @@ from gateway.errors import AgencyCodeError, AttachmentError, InvalidValue, Struc
 
 T = TypeVar("T")
 
-SIGNATURE_NAMES = frozenset({"Signature", "DigitalSignature"})
 _BASE64_BLANKS = b" \t\r\n"
 
 
