@@ -18,11 +18,14 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict
 
-from gateway.errors import AxisError, AxisUnavailable
+from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable
 from gateway.vxp.protocol import sdk_hex, signed_headers
 
 JSON = "application/json"
 OCTETS = "application/octet-stream"
+# ErrorCodes that refuse the caller rather than the call (15 authentication, 16 timestamp out of
+# the window, i.e. our clock): every other call would be refused too, so they count as an outage.
+REFUSES_GATEWAY = frozenset({"15", "16"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,10 @@ class AxisClient:
         if not isinstance(answer, dict):
             raise AxisUnavailable(f"{name}: the answer is not a JSON object", where=self.url)
         error_code = str(answer.get("ErrorCode", ""))
+        if error_code in REFUSES_GATEWAY:
+            raise AxisRefusesGateway(
+                f"{name}: ErrorCode {error_code}: {answer.get('ErrorDesc', '')}", axis_code=error_code, where=self.url
+            )
         if str(answer.get("status", "")).upper() == "FAIL" or error_code not in ("0", ""):
             raise AxisError(
                 f"{name}: ErrorCode {error_code}: {answer.get('ErrorDesc', '')}", axis_code=error_code, where=self.url

@@ -186,6 +186,21 @@ class AxisUnavailable(GatewayError):
     title = "axis unavailable"
 
 
+class AxisRefusesGateway(AxisUnavailable):
+    """The axis refuses every call of ours: credentials (ErrorCode 15) or clock skew (16).
+
+    An AxisUnavailable, so every worker pauses and probes at a bounded rate until an admin
+    fixes the cause; nothing queued is failed for it.
+    """
+
+    code = "AXS602"
+    title = "axis refuses this gateway"
+
+    def __init__(self, message: str, *, axis_code: str, where: str | None = None) -> None:
+        super().__init__(message, where=where)
+        self.axis_code = axis_code
+
+
 class IntakeError(GatewayError):
     """A document handed over by the document system cannot be sent as it is."""
 
@@ -198,6 +213,13 @@ class DeliveryError(GatewayError):
 
     code = "DLV900"
     title = "delivery to the inbox failed"
+
+
+class AlreadyRunning(GatewayError):
+    """Another gateway or axis process already works on the same data folder."""
+
+    code = "RUN951"
+    title = "already running"
 
 
 class ServiceError(GatewayError):

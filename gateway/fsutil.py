@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from gateway.errors import AlreadyRunning
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, overwrite: bool = True) -> None:
@@ -34,5 +39,31 @@ def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def instance_lock(folder: Path, what: str) -> Iterator[Path]:
+    """Hold ``folder/.lock`` for as long as this process works on ``folder``.
+
+    Two daemons on one data folder would both take the same drop-folder entries and send
+    them twice (a gateway), or delete each other's half-received files as orphans (the
+    axis). flock is released by the kernel when the process dies, SIGKILL included, so a
+    crash never leaves a stale lock behind; the pid inside is only for the error message.
+    """
+    path = Path(folder) / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise AlreadyRunning(
+                f"another {what} (pid {holder}) is running on this data folder; stop it first", where=str(path)
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield path
     finally:
         os.close(fd)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from gateway.errors import ServiceError
@@ -24,20 +24,20 @@ from gateway.errors import ServiceError
 class Service:
     """A child process whose stderr JSON lines are collected as they come."""
 
-    def __init__(self, args: list[str], *, cwd: Path, log_path: Path) -> None:
+    def __init__(self, args: list[str], *, cwd: Path, log_path: Path, env: Mapping[str, str] | None = None) -> None:
         self.args = args
         self.log_path = log_path
         self.events: list[dict] = []
         self._lines: list[str] = []
         self._lock = threading.Lock()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             # -P: never import `gateway` from the working directory (a checkout), only the installed one
             [sys.executable, "-P", "-m", "gateway", *args],
             cwd=cwd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            env=env,
+            env=environment,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -29,7 +29,18 @@ def connect(path: Path) -> sqlite3.Connection:
         connection.execute("PRAGMA foreign_keys = ON")
         connection.row_factory = sqlite3.Row
         connection.execute("PRAGMA quick_check(1)").fetchone()
+        # Take the write lock once now: a database held by another program (an admin's open
+        # transaction, a backup tool) or a read-only file is then a clear error at start,
+        # not a worker failing on every write later.
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
     except sqlite3.DatabaseError as exc:
+        if "locked" in str(exc):
+            raise StoreError(
+                f"database {path} is locked by another program (waited {BUSY_TIMEOUT_MS // 1000} s);"
+                " close the program holding it and start again",
+                where=str(path),
+            ) from None
         raise StoreError(f"database {path} cannot be opened: {exc}", where=str(path)) from None
     return connection
 

@@ -264,11 +264,18 @@ class GatewayStore:
             ),
         )
 
-    def due_outgoing(self, kind: str, limit: int) -> list[Outgoing]:
+    def due_outgoing(self, kind: str, limit: int, *, longest_wait: float) -> list[Outgoing]:
+        """Queued messages whose time has come.
+
+        ``longest_wait`` is the longest postponement ever given: a row scheduled further ahead
+        than that was scheduled by a clock that has since been set back (an NTP correction
+        after running fast), and is due now rather than hours later.
+        """
+        now = time.time()
         rows = self.db.execute(
-            "SELECT * FROM outgoing WHERE kind = ? AND state = 'queued' AND next_attempt_at <= ?"
-            " ORDER BY next_attempt_at LIMIT ?",
-            (kind, time.time(), limit),
+            "SELECT * FROM outgoing WHERE kind = ? AND state = 'queued'"
+            " AND (next_attempt_at <= ? OR next_attempt_at > ?) ORDER BY next_attempt_at LIMIT ?",
+            (kind, now, now + longest_wait, limit),
         )
         return [_outgoing(row) for row in rows]
 
@@ -347,10 +354,13 @@ class GatewayStore:
         row = self.db.execute("SELECT * FROM incoming WHERE axis_doc_id = ?", (axis_doc_id,)).fetchone()
         return None if row is None else _incoming(row)
 
-    def due_incoming(self, limit: int) -> list[Incoming]:
+    def due_incoming(self, limit: int, *, longest_wait: float) -> list[Incoming]:
+        """Listed messages due for fetching; ``longest_wait`` as in :meth:`due_outgoing`."""
+        now = time.time()
         rows = self.db.execute(
-            "SELECT * FROM incoming WHERE state = 'listed' AND next_attempt_at <= ? ORDER BY listed_at LIMIT ?",
-            (time.time(), limit),
+            "SELECT * FROM incoming WHERE state = 'listed' AND (next_attempt_at <= ? OR next_attempt_at > ?)"
+            " ORDER BY listed_at LIMIT ?",
+            (now, now + longest_wait, limit),
         )
         return [_incoming(row) for row in rows]
 

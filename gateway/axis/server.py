@@ -28,7 +28,7 @@ from gateway.edxml.build import serialize
 from gateway.edxml.relay import append_trace_header
 from gateway.edxml.xmlsafe import Limits, parse_xml
 from gateway.errors import GatewayError, MalformedXML, SignatureError
-from gateway.fsutil import write_atomic
+from gateway.fsutil import instance_lock, write_atomic
 from gateway.vxp.answers import AxisCode, fail, ok
 from gateway.vxp.protocol import VIETNAM, AuthError, SignedRequest, hash_file_matches, verify_request
 
@@ -525,7 +525,6 @@ def _parent(code: str, known: set[str]) -> str:
 
 async def serve(config: AxisConfig, *, stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``), then finish in-flight requests and close the store."""
-    log = logs.get("axis")
     trust = None
     if config.trust is not None:
         try:
@@ -534,6 +533,16 @@ async def serve(config: AxisConfig, *, stop: asyncio.Event | None = None) -> Non
             raise GatewayError(
                 f"trust store {config.trust} cannot be read: {exc.strerror}", where=str(config.trust)
             ) from None
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GatewayError(f"the data folder cannot be created: {exc.strerror}", where=str(config.data_dir)) from None
+    with instance_lock(config.data_dir, "axis"):
+        await _serve(config, trust, stop=stop)
+
+
+async def _serve(config: AxisConfig, trust: edxml.TrustStore | None, *, stop: asyncio.Event | None) -> None:
+    log = logs.get("axis")
     store = AxisStore(config.data_dir)
     try:
         store.seed_agencies(

@@ -10,19 +10,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gateway import logs
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 from gateway.daemon.service import Gateway
+from gateway.errors import StoreError
+from gateway.fsutil import instance_lock
 
 GRACE_SECONDS = 8.0
 
 
 async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
+    try:
+        config.paths.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"the data folder cannot be created: {exc.strerror}", where=f"{config.path}: paths.data_dir"
+        ) from None
+    with instance_lock(config.paths.data_dir, "gateway"):
+        await _run(config, stop=stop)
+
+
+async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
     # apscheduler's own warnings ("skipped: maximum number of running instances reached") are
     # expected under load and are not JSON: keep only its errors.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
@@ -40,6 +54,8 @@ async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
             inflight.add(task)
             try:
                 await run_once()
+            except sqlite3.OperationalError as exc:  # locked for longer than busy_timeout, disk full
+                log.error("database_error", worker=name, code=StoreError.code, reason=str(exc))
             except Exception:  # a worker's bug must not stop the service; it is logged with its trace
                 log.exception("worker_error", worker=name)
             finally:

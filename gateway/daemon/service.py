@@ -33,7 +33,7 @@ from gateway.edxml.relay import append_trace_header
 from gateway.edxml.schema import SchemaMode, validate_tree
 from gateway.edxml.signature import sign_tree
 from gateway.edxml.xmlsafe import parse_xml
-from gateway.errors import AxisError, AxisUnavailable, GatewayError, IntakeError
+from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable, GatewayError, IntakeError
 from gateway.fsutil import write_atomic
 from gateway.sqlite import transaction
 from gateway.store import GatewayStore, Incoming, Outgoing, Receipt
@@ -41,6 +41,10 @@ from gateway.store import GatewayStore, Incoming, Outgoing, Receipt
 # ErrorCodes after which sending the same bytes again cannot succeed (docs/axis.md).
 PERMANENT_AXIS_CODES = frozenset({"10", "11", "12", "18", "19", "21", "22", "23"})
 BATCH = 50
+REFUSAL_HINTS = {
+    "15": "check [axis] system_id and secret_file against what the axis operator registered",
+    "16": "this host's clock is too far from the axis's: check time synchronisation (NTP, timedatectl)",
+}
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,17 @@ class Gateway:
         self._axis_failures += 1
         pause = self._delay(self._axis_failures - 1)
         self._axis_paused_until = time.monotonic() + pause
+        if isinstance(error, AxisRefusesGateway):
+            self.log.error(
+                "axis_refuses_gateway",
+                code=error.code,
+                axis_code=error.axis_code,
+                reason=str(error),
+                hint=REFUSAL_HINTS.get(error.axis_code, ""),
+                failures=self._axis_failures,
+                pause_seconds=round(pause, 1),
+            )
+            return
         self.log.warning(
             "axis_unreachable", error=str(error), failures=self._axis_failures, pause_seconds=round(pause, 1)
         )
@@ -140,6 +155,10 @@ class Gateway:
     def _delay(self, attempts: int) -> float:
         retry = self.config.retry
         return backoff.delay(attempts, initial=retry.initial_seconds, maximum=retry.max_seconds)
+
+    @property
+    def _longest_wait(self) -> float:
+        return max(self.config.retry.max_seconds, self.config.retry.initial_seconds) + 60
 
     @property
     def _deadline(self) -> float:
@@ -333,7 +352,7 @@ class Gateway:
         await self._send_due("status")
 
     async def _send_due(self, kind: str) -> None:
-        for item in self.store.due_outgoing(kind, BATCH):
+        for item in self.store.due_outgoing(kind, BATCH, longest_wait=self._longest_wait):
             if self.axis_paused():
                 return
             try:
@@ -400,7 +419,7 @@ class Gateway:
     # --- deliver --------------------------------------------------------------------------------
 
     async def deliver(self) -> None:
-        for row in self.store.due_incoming(BATCH):
+        for row in self.store.due_incoming(BATCH, longest_wait=self._longest_wait):
             if self.axis_paused():
                 return
             try:

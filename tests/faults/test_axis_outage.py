@@ -13,7 +13,7 @@ from tests.e2e.conftest import build_province, free_port, wait_until
 PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
 
 
-@pytest.mark.parametrize("outage", [pytest.param(8, id="8s"), pytest.param(60, id="60s", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("outage", [pytest.param(8, id="8s"), pytest.param(120, id="120s", marks=pytest.mark.slow)])
 def test_axis_down_mid_exchange(tmp_path, outage):
     province = build_province(tmp_path, [PROVINCE, DEPARTMENT], axis_port=free_port())
     try:

@@ -1,4 +1,5 @@
-"""SIGKILL gateways at random moments of an exchange: nothing lost, nothing delivered or sent twice."""
+"""SIGKILL gateways, and the axis with them, at random moments of an exchange: nothing lost,
+nothing delivered or sent twice, every status delivered."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import build_province, wait_until
+from tests.axis.conftest import start_axis
+from tests.e2e.conftest import build_province, free_port, wait_until
 
 PROVINCE, DEPARTMENT, DISTRICT = "000.00.00.H58", "000.00.11.H58", "000.00.31.H58"
 
 
 @pytest.fixture
 def small_province(tmp_path):
-    province = build_province(tmp_path, [PROVINCE, DEPARTMENT, DISTRICT])
+    # a fixed port, so that a restarted axis is where the gateways look for it
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT, DISTRICT], axis_port=free_port())
     yield province
     province.stop_all()
 
@@ -27,12 +30,18 @@ def everything_arrived(province, count: int) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("documents", "seconds_of_kills"),
-    [pytest.param(40, 8, id="40-documents"), pytest.param(300, 40, id="300-documents", marks=pytest.mark.slow)],
+    ("documents", "seconds_of_kills", "axis_too"),
+    [
+        pytest.param(40, 8, False, id="gateways-40-documents"),
+        pytest.param(40, 10, True, id="gateways-and-axis-40-documents"),
+        pytest.param(300, 40, False, id="gateways-300-documents", marks=pytest.mark.slow),
+        pytest.param(500, 60, True, id="gateways-and-axis-500-documents", marks=pytest.mark.slow),
+    ],
 )
-def test_sigkill_loop_during_an_exchange(small_province, documents, seconds_of_kills):
+def test_sigkill_loop_during_an_exchange(small_province, documents, seconds_of_kills, axis_too):
     province = small_province
     rng = random.Random(documents)
+    victims = [*province.agencies, "axis", "axis and a gateway"] if axis_too else list(province.agencies)
     for code in province.agencies:
         province.start(code)
     for n in range(documents):
@@ -47,17 +56,29 @@ def test_sigkill_loop_during_an_exchange(small_province, documents, seconds_of_k
             },
             {f"phu-luc-{n}.txt": f"nội dung {n}".encode() * 50},
         )
-    kills = 0
+    kills = axis_kills = 0
     deadline = time.monotonic() + seconds_of_kills
     while time.monotonic() < deadline and not everything_arrived(province, documents):
         time.sleep(rng.uniform(0.2, 1.2))
-        victim = rng.choice(list(province.agencies))
-        province.agencies[victim].service.kill()
-        kills += 1
-        province.start(victim)
-    assert kills >= 3
-    print(f"{documents} documents to 2 recipients, {kills} SIGKILLs of random gateways")
-    wait_until(lambda: everything_arrived(province, documents), "every document and every 01", timeout=120)
+        victim = rng.choice(victims)
+        gateways = [victim] if victim in province.agencies else []
+        if victim.startswith("axis"):
+            if victim != "axis":
+                gateways.append(rng.choice(list(province.agencies)))
+            province.axis.service.kill()
+            axis_kills += 1
+        for code in gateways:
+            province.agencies[code].service.kill()
+            kills += 1
+        if victim.startswith("axis"):
+            province.axis = start_axis(province.axis.folder, province.axis.config_path)
+        for code in gateways:
+            province.start(code)
+    assert kills + axis_kills >= 3 and (axis_kills >= 1 or not axis_too)
+    started = time.monotonic()
+    print(f"{documents} documents to 2 recipients, {kills} SIGKILLs of gateways, {axis_kills} of the axis")
+    wait_until(lambda: everything_arrived(province, documents), "every document and every 01", timeout=180)
+    print(f"everything arrived {time.monotonic() - started:.1f} s after the last kill")
     time.sleep(1.0)  # anything duplicated would show up now
     for code in (DEPARTMENT, DISTRICT):
         delivered = province.agencies[code].delivered()

@@ -1,0 +1,206 @@
+"""Faults of the host a gateway runs on: a full inbox disk, a database held by another
+program, a second instance on the same folder, a clock that is off. Each ends in a clear
+error in the log or on stderr, and nothing queued is lost or doubled."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Province, build_province, wait_until
+
+PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[Province]:
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT])
+    yield province
+    province.stop_all()
+
+
+def run_gateway(config: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "gateway", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def incoming_states(province: Province, code: str) -> list[str]:
+    with province.agencies[code].db() as db:
+        return [row[0] for row in db.execute("SELECT state FROM incoming WHERE message_type = 'edoc'")]
+
+
+# --- the inbox disk is full ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def small_disk(where: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``where``: a disk that really fills up (ENOSPC)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    where.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    filler = disk / ".filler"
+    with filler.open("wb", buffering=0) as handle:
+        for chunk in (65536, 4096, 512, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    handle.write(b"\0" * chunk)
+    return filler
+
+
+def test_inbox_disk_full_keeps_documents_pending_then_delivers_them_once(pair):
+    province = pair
+    department = province.agencies[DEPARTMENT]
+    with small_disk(department.inbox, "4m") as disk:
+        filler = fill(disk)
+        for code in (PROVINCE, DEPARTMENT):
+            province.start(code)
+        jobs = 3
+        for n in range(jobs):
+            job = {"to": [DEPARTMENT], "subject": f"Khi đĩa đầy {n}"}
+            province.drop_job(PROVINCE, f"full-{n}", job, {"scan.pdf": os.urandom(200_000)})
+        wait_until(
+            lambda: department.service.event_names().count("delivery_failed") >= 2 * jobs,
+            "deliveries to fail on the full disk",
+        )
+        failures = [e for e in department.service.events if e.get("event") == "delivery_failed"]
+        assert all("DLV900" in e["reason"] and "No space left" in e["reason"] for e in failures), failures[0]
+        assert "worker_error" not in department.service.event_names()
+        assert department.service.process.poll() is None
+        assert department.delivered() == []
+        assert [p.name for p in disk.iterdir() if p.name.startswith(".tmp-")] == []
+        assert incoming_states(province, DEPARTMENT) == ["listed"] * jobs
+        assert province.agencies[PROVINCE].receipts() == [], "01 was sent for a document not in the inbox"
+
+        filler.unlink()
+        wait_until(lambda: len(department.delivered()) == jobs, "delivery once space is back")
+        wait_until(lambda: len(province.agencies[PROVINCE].receipts()) == jobs, "every 01")
+        time.sleep(1.5)
+        assert len(department.delivered()) == jobs
+        receipts = province.agencies[PROVINCE].receipts()
+        assert len(receipts) == jobs and {r[2] for r in receipts} == {"01"}
+        department.service.stop()
+
+
+# --- the database is held by another program -----------------------------------------------------
+
+
+def test_a_database_locked_by_another_program_is_a_clear_error_and_waits_for_a_short_hold(pair):
+    province = pair
+    agency = province.start(DEPARTMENT)
+    assert agency.service.stop() == 0
+    database = agency.folder / "var" / "gateway.sqlite3"
+    holder = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")  # an admin's sqlite3 shell with an open write transaction
+    before = holder.execute("SELECT count(*) FROM meta").fetchone()[0]
+
+    started = time.monotonic()
+    refused = run_gateway(agency.config)
+    waited = time.monotonic() - started
+    assert refused.returncode == 1, refused.stderr
+    assert "DB700" in refused.stderr and "locked by another program" in refused.stderr
+    assert str(database) in refused.stderr and "Traceback" not in refused.stderr
+    assert waited >= 9, "gave up before the busy timeout"
+    assert holder.execute("SELECT count(*) FROM meta").fetchone()[0] == before
+
+    # a short hold (a backup tool's snapshot) is waited out
+    threading.Timer(2.0, lambda: holder.execute("ROLLBACK")).start()
+    province.start(DEPARTMENT)
+    holder.close()
+    province.drop_job(PROVINCE, "after-lock", {"to": [DEPARTMENT], "subject": "Sau khi mở khóa"}, {})
+    province.start(PROVINCE)
+    wait_until(lambda: len(agency.delivered()) == 1, "the gateway to work normally")
+
+
+def test_a_second_instance_on_the_same_folder_is_refused(pair):
+    province = pair
+    agency = province.start(DEPARTMENT)
+    second = run_gateway(agency.config, timeout=30)
+    assert second.returncode == 1
+    assert "RUN951" in second.stderr and str(agency.service.process.pid) in second.stderr
+    assert ".lock" in second.stderr and "Traceback" not in second.stderr
+    # the first one goes on, and the axis is guarded the same way
+    province.start(PROVINCE)
+    province.drop_job(PROVINCE, "one", {"to": [DEPARTMENT], "subject": "Một lần"}, {})
+    wait_until(lambda: len(agency.delivered()) == 1, "delivery by the first instance")
+    axis = province.axis
+    other_axis = subprocess.run(
+        [sys.executable, "-P", "-m", "gateway", "axis", "--config", str(axis.config_path)],
+        cwd=axis.folder,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert other_axis.returncode == 1 and "RUN951" in other_axis.stderr, other_axis.stderr
+    assert axis.service.process.poll() is None
+
+
+def test_a_killed_instance_leaves_no_stale_lock(pair):
+    province = pair
+    agency = province.start(DEPARTMENT)
+    agency.service.kill()
+    province.start(DEPARTMENT)  # flock dies with its process
+    assert agency.service.process.poll() is None
+
+
+# --- the clock is off ------------------------------------------------------------------------------
+
+
+def skewed(offset: str) -> dict[str, str]:
+    """Environment that runs a child with its wall clock moved by ``offset`` (libfaketime)."""
+    libfaketime = pytest.importorskip("libfaketime")
+    _, additions = libfaketime.get_reload_information()
+    return {**additions, "FAKETIME": offset}
+
+
+def test_clock_skew_within_the_window_works_and_beyond_it_is_named_and_waits(pair):
+    province = pair
+    skew_env = skewed("+2m")
+    sender, receiver = province.agencies[PROVINCE], province.agencies[DEPARTMENT]
+    province.start(DEPARTMENT)
+    province.start(PROVINCE, env=skew_env)
+    province.drop_job(PROVINCE, "a-bit-fast", {"to": [DEPARTMENT], "subject": "Đồng hồ nhanh 2 phút"}, {})
+    wait_until(lambda: len(sender.receipts()) == 1, "the exchange with a clock 2 minutes fast")
+
+    sender.service.stop()
+    province.start(PROVINCE, env=skewed("+2h"))
+    province.drop_job(PROVINCE, "far-off", {"to": [DEPARTMENT], "subject": "Đồng hồ nhanh 2 giờ"}, {})
+    refusal = sender.service.wait_for(lambda e: e.get("event") == "axis_refuses_gateway", "the axis to refuse")
+    assert refusal["axis_code"] == "16" and refusal["code"] == "AXS602" and "clock" in refusal["hint"]
+    time.sleep(5)
+    refused = sender.service.event_names().count("axis_refuses_gateway")
+    assert refused <= 2 * 5 + 5, f"{refused} calls in 5 s against an axis that refuses every one"
+    with sender.db() as db:
+        states = [row[0] for row in db.execute("SELECT state FROM outgoing WHERE kind = 'edoc'")]
+    assert sorted(states) == ["queued", "sent"], "the refused document must wait, not fail"
+    assert sender.service.process.poll() is None
+
+    sender.service.stop()
+    province.start(PROVINCE)  # the admin fixed the clock
+    wait_until(lambda: len(receiver.delivered()) == 2, "the waiting document")
+    wait_until(lambda: len(sender.receipts()) == 2, "its 01")
+    time.sleep(1.0)
+    assert len(receiver.delivered()) == 2 and len(sender.receipts()) == 2
