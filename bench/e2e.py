@@ -1,13 +1,24 @@
-"""End-to-end benchmark: drop folder at one gateway to inbox at another, and status 01 back.
+"""End-to-end benchmark: documents dropped at senders, delivered in recipients' inboxes, and
+their signed status 01 recorded back at the senders, with the cost floor measured in the same run.
 
-    python bench/e2e.py              # 200 documents in a burst, then 100 at 10/s
-    python bench/e2e.py --quick      # 50 in a burst, then 30 at 10/s
+    python bench/e2e.py                      # 1,000 documents in a burst, 4 gateways
+    python bench/e2e.py --rate 50            # 1,000 documents offered at 50 per second
+    python bench/e2e.py --docs 200 --quick   # a short run
+    python bench/e2e.py --timing quick       # the test suite's 0.2 s worker intervals
 
-An axis and two gateways (UBND tỉnh Tiền Giang sending, Sở Nội vụ receiving) as real
-processes on 127.0.0.1, with the test suite's short worker intervals (0.2 s). Each
-document is a job folder with a 5 KB attachment. Latency is measured from the rename
-into the drop folder to the inbox folder's completion, and to the 01 recorded at the
-sender. Everything shares the machine's 2 cores.
+An axis and N gateways (the test suite's province: real processes on 127.0.0.1, each with
+its configuration, SQLite database, drop folder and inbox) in a ring: gateway i sends to
+gateway i+1, so each one sends and receives. Every document is a job folder with a 5 KB
+attachment, written hidden and renamed into the drop folder as docs/intake.md asks.
+Gateways run on the packaged defaults unless --timing quick.
+
+Measured per document: drop → inbox (document.json written) and drop → 01 recorded at the
+sender; documents per second from the first drop to the last 01; CPU time (user + system,
+from /proc) of each process divided by the documents. The floor is one process, in this
+run, doing only what the exchange cannot avoid for each document: build, validate and sign
+it; parse, validate and verify it; build, validate and sign its 01; parse, validate and
+verify that. Everything shares the machine's cores; the figures are printed as a table and
+as one JSON line.
 """
 
 from __future__ import annotations
@@ -15,8 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,9 +38,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.e2e.conftest import build_province  # the test suite's province, reused as is
+from gateway import edxml
+from gateway.daemon import compose
+from tests.e2e.conftest import AGENCIES, build_province
 
-SENDER, RECIPIENT = "000.00.00.H58", "000.00.11.H58"
+TICKS = os.sysconf("SC_CLK_TCK")
+# --gil: sample only the thread holding the GIL, which is where Python spends CPU; time waiting
+# for fsync or the network is left out (BENCH_PROFILE=wall puts it back).
+PY_SPY_MODE = [] if os.environ.get("BENCH_PROFILE") == "wall" else ["--gil"]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -34,89 +53,262 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def run_batch(province, label: str, count: int, rate: float | None, seen_folders: set[str]) -> dict:
-    dropped: dict[str, float] = {}
-    start = time.time()
-    for n in range(count):
-        if rate:
-            target = start + n / rate
-            if target > time.time():
-                time.sleep(target - time.time())
-        name = f"{label}-{n:05d}"
-        province.drop_job(
-            SENDER,
-            name,
-            {
-                "to": [RECIPIENT],
-                "subject": f"Văn bản đo {label} {n}",
-                "code_number": str(n),
-                "code_notation": f"BENCH-{label}",
-            },
-            {"phu-luc.pdf": os.urandom(5 * 1024)},
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+# --- the floor ---------------------------------------------------------------------------------
+
+
+def floor(root: Path, codes: list[str], samples: int) -> dict:
+    """Documents per second of one process doing only the unavoidable format work."""
+    pki = root / "pki"
+    sender, recipient = codes[0], codes[1]
+
+    def identity(code: str) -> edxml.SigningIdentity:
+        return edxml.SigningIdentity.from_pem((pki / f"{code}.key").read_bytes(), (pki / f"{code}.pem").read_bytes())
+
+    signer, answerer = identity(sender), identity(recipient)
+    trust = edxml.TrustStore.from_pem((pki / "ca.pem").read_bytes())
+
+    def organization(code: str) -> edxml.Organization:
+        return edxml.Organization(edxml.AgencyCode.lenient(code), organ_name=AGENCIES[code])
+
+    def sign(message: edxml.Message, who: edxml.SigningIdentity, mode: edxml.SchemaMode) -> bytes:
+        tree = edxml.build_tree(message)
+        edxml.validate_tree(tree, mode)  # what the gateway checks before it signs
+        edxml.sign_tree(tree, who)
+        return edxml.serialize(tree)
+
+    me, them = organization(sender), organization(recipient)
+    started = time.process_time()
+    for n in range(samples):
+        job = {"to": [recipient], "subject": f"Văn bản đo {n}", "code_number": str(n), "code_notation": "BENCH"}
+        files = [compose.FileInput("phu-luc.pdf", os.urandom(5 * 1024))]
+        composed = compose.compose_document(
+            job, files, sender=me, names=AGENCIES, sequence=n + 1, where="floor/document.json"
         )
-        dropped[f"{n}/BENCH-{label}"] = time.time()
-    inbox = province.agencies[RECIPIENT].inbox
-    delivered: dict[str, float] = {}
-    arrived: dict[str, float] = {}
-    deadline = time.time() + 300
-    database = province.agencies[SENDER].folder / "var" / "gateway.sqlite3"
-    while (len(delivered) < count or len(arrived) < count) and time.time() < deadline:
-        for folder in inbox.iterdir():
-            if folder.name.startswith(".") or folder.name in seen_folders:
-                continue
-            header = json.loads((folder / "document.json").read_text(encoding="utf-8"))
-            seen_folders.add(folder.name)
-            key = header["document_id"].split(",")[-1]
-            if key in dropped:
-                delivered[key] = (folder / "document.json").stat().st_mtime
-        with sqlite3.connect(database, timeout=10) as db:
-            for document_id, received_at in db.execute(
-                "SELECT o.document_id, r.received_at FROM receipts r JOIN outgoing o ON o.id = r.outgoing_id"
-                " WHERE r.status_code = '01'"
-            ):
-                key = document_id.split(",")[-1]
-                if key in dropped:
-                    arrived[key] = received_at
-        time.sleep(0.05)
-    elapsed = max(arrived.values()) - min(dropped.values())
-    to_inbox = [delivered[k] - dropped[k] for k in delivered]
-    to_receipt = [arrived[k] - dropped[k] for k in arrived]
+        signed = sign(composed.document, signer, edxml.SchemaMode.STRICT)
+        received = edxml.validate(signed, trust=trust).message
+        assert isinstance(received, edxml.Document)
+        arrived = compose.status_for(received, sender=them, code=edxml.StatusCode.ARRIVED)
+        edxml.validate(sign(arrived, answerer, edxml.SchemaMode.LENIENT), trust=trust)
+    seconds = time.process_time() - started
     return {
-        "batch": label,
-        "documents": count,
-        "offered_per_second": rate,
+        "samples": samples,
+        "cpu_ms_per_document": round(1000 * seconds / samples, 2),
+        "per_second": samples / seconds,
+    }
+
+
+# --- the exchange --------------------------------------------------------------------------------
+
+
+def drop(province, sender: str, recipient: str, n: int) -> str:
+    notation = f"BENCH-{sender[-3:]}"
+    province.drop_job(
+        sender,
+        f"job-{n:06d}",
+        {"to": [recipient], "subject": f"Văn bản đo {n}", "code_number": str(n), "code_notation": notation},
+        {"phu-luc.pdf": os.urandom(5 * 1024)},
+    )
+    return f"{n}/{notation}"
+
+
+def collect(province, codes: list[str], dropped: dict[str, float], timeout: float) -> tuple[dict, dict]:
+    delivered: dict[str, float] = {}
+    answered: dict[str, float] = {}
+    seen: set[str] = set()
+    deadline = time.time() + timeout
+    while (len(delivered) < len(dropped) or len(answered) < len(dropped)) and time.time() < deadline:
+        for code in codes:
+            inbox = province.agencies[code].inbox
+            for folder in inbox.iterdir() if inbox.is_dir() else ():
+                if folder.name.startswith(".") or folder.name in seen:
+                    continue
+                seen.add(folder.name)
+                header = folder / "document.json"
+                key = json.loads(header.read_text(encoding="utf-8"))["document_id"].split(",", 2)[-1]
+                if key in dropped:
+                    delivered[key] = header.stat().st_mtime
+            database = province.agencies[code].folder / "var" / "gateway.sqlite3"
+            with sqlite3.connect(database, timeout=10) as db:
+                for document_id, received_at in db.execute(
+                    "SELECT o.document_id, r.received_at FROM receipts r JOIN outgoing o ON o.id = r.outgoing_id"
+                    " WHERE r.status_code = '01'"
+                ):
+                    key = document_id.split(",", 2)[-1]
+                    if key in dropped:
+                        answered[key] = received_at
+        time.sleep(0.1)
+    return delivered, answered
+
+
+def start_profilers(processes: dict[str, int], folder: Path | None) -> list[subprocess.Popen]:
+    """py-spy (pip install py-spy) sampling each process while documents flow, if asked."""
+    if folder is None:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    py_spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    if py_spy is None:
+        raise SystemExit("--profile needs py-spy: pip install py-spy")
+    return [
+        subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "250",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(folder / f"{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in processes.items()
+    ]
+
+
+def stop_profilers(profilers: list[subprocess.Popen]) -> None:
+    for profiler in profilers:
+        profiler.send_signal(signal.SIGINT)
+    for profiler in profilers:
+        profiler.wait(30)
+
+
+def summarize(raw: Path, top: int = 14) -> list[tuple[str, float]]:
+    """Our own functions (gateway/…) and the library calls they make, by inclusive share of the
+    samples of a folded py-spy profile; generic frames (threads, the event loop) are left out."""
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        total += int(count)
+        frames = stack.split(";")
+        named = set()
+        for position, frame in enumerate(frames):
+            function, _, where = frame.partition(" (")
+            module = where.split(":")[0]
+            ours = module.startswith("gateway/") and module not in ("gateway/__main__.py", "gateway/cli.py")
+            callee_of_ours = position > 0 and frames[position - 1].partition(" (")[2].startswith("gateway/")
+            if ours or callee_of_ours:
+                named.add(f"{function} ({module})")
+        for name in named:
+            inclusive[name] = inclusive.get(name, 0) + int(count)
+    ranked = sorted(inclusive.items(), key=lambda item: -item[1])
+    return [(name, round(100 * count / total, 1)) for name, count in ranked[:top]] if total else []
+
+
+def exchange(root: Path, args: argparse.Namespace) -> dict:
+    codes = list(AGENCIES)[: args.gateways]
+    timing = None if args.timing == "quick" else ""
+    province = build_province(root, codes, timing=timing)
+    try:
+        for code in codes:
+            province.start(code)
+        processes = {"axis": province.axis.service.process.pid} | {
+            code: province.agencies[code].service.process.pid for code in codes
+        }
+        time.sleep(3.0)  # let start-up work (schema compilation, first polls) settle
+        profilers = start_profilers(processes, args.profile)
+        cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        dropped: dict[str, float] = {}
+        start = time.time()
+        for n in range(args.docs):
+            if args.rate:
+                wait = start + n / args.rate - time.time()
+                if wait > 0:
+                    time.sleep(wait)
+            sender = codes[n % len(codes)]
+            recipient = codes[(n + 1) % len(codes)]
+            key = drop(province, sender, recipient, n)
+            dropped[key] = time.time()
+        delivered, answered = collect(province, codes, dropped, timeout=max(300, args.docs / 5))
+        cpu_after = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        cpu = {name: sum(cpu_after[name]) - sum(cpu_before[name]) for name in processes}
+        system = {name: cpu_after[name][1] - cpu_before[name][1] for name in processes}
+        stop_profilers(profilers)
+    finally:
+        province.stop_all()
+    finished = max(answered.values()) if answered else time.time()
+    to_inbox = [delivered[k] - dropped[k] for k in delivered]
+    to_01 = [answered[k] - dropped[k] for k in answered]
+
+    def legs(values: list[float]) -> dict:
+        if not values:
+            return {}
+        return {f"p{int(q * 100)}_s": round(percentile(values, q), 3) for q in (0.5, 0.95, 0.99)}
+
+    return {
+        "gateways": len(codes),
+        "documents": args.docs,
+        "offered_per_second": args.rate,
+        "timing": args.timing,
         "delivered": len(delivered),
-        "receipts_01": len(arrived),
-        "documents_per_second": round(count / elapsed, 1),
-        "to_inbox_p50_s": round(statistics.median(to_inbox), 3),
-        "to_inbox_p99_s": round(percentile(to_inbox, 0.99), 3),
-        "to_01_p50_s": round(statistics.median(to_receipt), 3),
-        "to_01_p99_s": round(percentile(to_receipt, 0.99), 3),
+        "answered_01": len(answered),
+        "documents_per_second": round(len(answered) / (finished - min(dropped.values())), 1),
+        "drop_to_inbox": legs(to_inbox),
+        "drop_to_01": legs(to_01),
+        "drop_to_inbox_mean_s": round(statistics.fmean(to_inbox), 3) if to_inbox else None,
+        "cpu_ms_per_document": {name: round(1000 * seconds / args.docs, 2) for name, seconds in cpu.items()},
+        "cpu_ms_per_document_total": round(1000 * sum(cpu.values()) / args.docs, 2),
+        "cpu_system_share": round(sum(system.values()) / max(sum(cpu.values()), 1e-9), 2),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--docs", type=int, default=1000, help="documents in all (default 1000)")
+    parser.add_argument("--gateways", type=int, default=4, choices=range(2, len(AGENCIES) + 1))
+    parser.add_argument("--rate", type=float, default=0.0, help="documents offered per second (default: a burst)")
+    parser.add_argument("--timing", choices=("default", "quick"), default="default")
+    parser.add_argument("--quick", action="store_true", help="200 documents")
+    parser.add_argument("--floor-samples", type=int, default=300)
+    parser.add_argument("--workdir", type=Path, help="where the province is made (default: the system's temp folder)")
+    parser.add_argument("--profile", type=Path, help="folder for py-spy profiles of every process (folded stacks)")
     args = parser.parse_args()
-    burst, paced = (50, 30) if args.quick else (200, 100)
-    with tempfile.TemporaryDirectory() as temp:
-        province = build_province(Path(temp), [SENDER, RECIPIENT])
-        try:
-            for code in province.agencies:
-                province.start(code)
-            seen: set[str] = set()  # inbox folders already read, across batches
-            results = [run_batch(province, "burst", burst, None, seen), run_batch(province, "paced", paced, 10.0, seen)]
-        finally:
-            province.stop_all()
-    header = f"{'batch':<8}{'docs':>6}{'docs/s':>9}{'inbox p50':>11}{'inbox p99':>11}{'01 p50':>9}{'01 p99':>9}"
-    print(header)
-    for r in results:
-        print(
-            f"{r['batch']:<8}{r['documents']:>6}{r['documents_per_second']:>9}{r['to_inbox_p50_s']:>11}"
-            f"{r['to_inbox_p99_s']:>11}{r['to_01_p50_s']:>9}{r['to_01_p99_s']:>9}"
-        )
-    print(json.dumps({"benchmark": "e2e", "results": results}))
+    if args.quick:
+        args.docs = 200
+    with tempfile.TemporaryDirectory(dir=args.workdir) as temp:
+        result = exchange(Path(temp), args)
+        result["floor"] = floor(Path(temp), list(AGENCIES)[:2], args.floor_samples)
+    result["floor_documents_per_second"] = round(result["floor"].pop("per_second"), 1)
+    result["achieved_over_floor"] = round(result["documents_per_second"] / result["floor_documents_per_second"], 3)
+
+    inbox, answer = result["drop_to_inbox"], result["drop_to_01"]
+    print(
+        f"{result['documents']} documents, {result['gateways']} gateways, offered "
+        f"{args.rate or 'all at once'}/s, timing {args.timing}: {result['delivered']} delivered, "
+        f"{result['answered_01']} answered with 01"
+    )
+    print(f"{'':<22}{'p50 s':>8}{'p95 s':>8}{'p99 s':>8}")
+    for label, leg in (("drop → inbox", inbox), ("drop → 01 at sender", answer)):
+        print(f"{label:<22}{leg.get('p50_s', '-'):>8}{leg.get('p95_s', '-'):>8}{leg.get('p99_s', '-'):>8}")
+    print(
+        f"end to end: {result['documents_per_second']} documents/s; floor (one process, format work only): "
+        f"{result['floor_documents_per_second']} documents/s "
+        f"({result['floor']['cpu_ms_per_document']} ms CPU each); achieved/floor = {result['achieved_over_floor']}"
+    )
+    print(
+        "CPU ms per document: "
+        + ", ".join(f"{k} {v}" for k, v in result["cpu_ms_per_document"].items())
+        + f"; total {result['cpu_ms_per_document_total']} ({int(100 * result['cpu_system_share'])} % in the kernel)"
+    )
+    if args.profile:
+        for raw in sorted(args.profile.glob("*.txt")):
+            print(f"\nprofile of {raw.stem} (share of samples, inclusive):")
+            for name, share in summarize(raw):
+                print(f"  {share:5.1f} %  {name}")
+    print(json.dumps({"benchmark": "e2e", **result}, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -46,12 +46,40 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 @contextmanager
-def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE … COMMIT, rolled back on any error."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
+def transaction(connection: sqlite3.Connection, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any error.
+
+    ``durable=False`` is for bookkeeping whose loss in a power failure only repeats harmless
+    work (a sent mark: the axis answers a resend with the same DocId; an acknowledgement: the
+    axis takes it again; a remembered request signature). Such commits skip the fsync: they
+    still survive the process being killed, and the next durable commit syncs them too.
+    Everything that lets another party forget a document (a queued message, a delivery, a
+    stored upload) stays durable.
+    """
+    with _synchronous(connection, "FULL" if durable else "NORMAL"):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+
+@contextmanager
+def relaxed(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Single statements in autocommit mode committed without fsync (see :func:`transaction`)."""
+    with _synchronous(connection, "NORMAL"):
         yield connection
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
+
+
+@contextmanager
+def _synchronous(connection: sqlite3.Connection, level: str) -> Iterator[None]:
+    if level == "FULL":
+        yield
+        return
+    connection.execute(f"PRAGMA synchronous = {level}")
+    try:
+        yield
+    finally:
+        connection.execute("PRAGMA synchronous = FULL")

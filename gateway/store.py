@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from gateway.sqlite import connect, transaction
+from gateway.sqlite import connect, relaxed, transaction
 
 SCHEMA_VERSION = 2
 
@@ -280,7 +280,7 @@ class GatewayStore:
         return [_outgoing(row) for row in rows]
 
     def mark_sent(self, outgoing_id: str, axis_doc_id: str) -> None:
-        with transaction(self.db) as db:
+        with transaction(self.db, durable=False) as db:
             db.execute(
                 "UPDATE outgoing SET state = 'sent', axis_doc_id = ?, sent_at = ?, attempts = attempts + 1,"
                 " last_error = NULL WHERE id = ?",
@@ -343,11 +343,12 @@ class GatewayStore:
 
     def note_listed(self, axis_doc_id: str, message_type: str, from_code: str) -> bool:
         """Remember a listed item; True when it is new."""
-        cursor = self.db.execute(
-            "INSERT OR IGNORE INTO incoming (axis_doc_id, message_type, state, acked, from_code, attempts,"
-            " next_attempt_at, listed_at, paper, digitized) VALUES (?, ?, 'listed', 0, ?, 0, ?, ?, 0, 0)",
-            (axis_doc_id, message_type, from_code, time.time(), time.time()),
-        )
+        with relaxed(self.db):  # forgotten in a power failure, it is simply listed again
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO incoming (axis_doc_id, message_type, state, acked, from_code, attempts,"
+                " next_attempt_at, listed_at, paper, digitized) VALUES (?, ?, 'listed', 0, ?, 0, ?, ?, 0, 0)",
+                (axis_doc_id, message_type, from_code, time.time(), time.time()),
+            )
         return cursor.rowcount == 1
 
     def incoming(self, axis_doc_id: str) -> Incoming | None:
@@ -427,7 +428,8 @@ class GatewayStore:
         self.db.execute("UPDATE incoming SET acked = 0 WHERE axis_doc_id = ?", (axis_doc_id,))
 
     def mark_acked(self, axis_doc_id: str) -> None:
-        self.db.execute("UPDATE incoming SET acked = 1 WHERE axis_doc_id = ?", (axis_doc_id,))
+        with relaxed(self.db):  # forgotten in a power failure, the axis is asked again
+            self.db.execute("UPDATE incoming SET acked = 1 WHERE axis_doc_id = ?", (axis_doc_id,))
 
     def postpone_ack(self, axis_doc_id: str, delay: float) -> None:
         self.db.execute(
@@ -468,10 +470,11 @@ class GatewayStore:
     # --- health -------------------------------------------------------------------------------
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
+        with relaxed(self.db):
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     def meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from gateway.sqlite import connect, transaction
+from gateway.sqlite import connect, relaxed, transaction
 
 SCHEMA_VERSION = 1
 
@@ -208,7 +208,7 @@ class AxisStore:
         """Record a request signature; False when it was already seen (a replay)."""
         now = time.time()
         try:
-            with transaction(self.connection) as db:
+            with transaction(self.connection, durable=False) as db:
                 db.execute(
                     "DELETE FROM seen_requests WHERE call = ? AND hash_header = ? AND expires_at < ?",
                     (call, hash_header, now),
@@ -335,17 +335,19 @@ class AxisStore:
 
     def mark_fetched(self, doc_id: str) -> None:
         now = time.time()
-        self.connection.execute(
-            "UPDATE deliveries SET fetched_at = coalesce(fetched_at, ?), updated_at = ? WHERE doc_id = ?",
-            (now, now, doc_id),
-        )
+        with relaxed(self.connection):
+            self.connection.execute(
+                "UPDATE deliveries SET fetched_at = coalesce(fetched_at, ?), updated_at = ? WHERE doc_id = ?",
+                (now, now, doc_id),
+            )
 
     def set_state(self, doc_id: str, state: str, retry_after: float) -> None:
         if state not in STATES:
             raise ValueError(state)
         now = time.time()
         available = now + retry_after if state == "fail" else now
-        with transaction(self.connection) as db:
+        # not durable: an acknowledgement lost in a power failure is listed again and repeated
+        with transaction(self.connection, durable=False) as db:
             db.execute(
                 "UPDATE deliveries SET state = ?, available_at = ?, updated_at = ?,"
                 " done_at = CASE WHEN ? = 'done' THEN coalesce(done_at, ?) ELSE done_at END WHERE doc_id = ?",

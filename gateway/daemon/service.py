@@ -41,6 +41,7 @@ from gateway.store import GatewayStore, Incoming, Outgoing, Receipt
 # ErrorCodes after which sending the same bytes again cannot succeed (docs/axis.md).
 PERMANENT_AXIS_CODES = frozenset({"10", "11", "12", "18", "19", "21", "22", "23"})
 BATCH = 50
+META_EVERY = 15.0
 REFUSAL_HINTS = {
     "15": "check [axis] system_id and secret_file against what the axis operator registered",
     "16": "this host's clock is too far from the axis's: check time synchronisation (NTP, timedatectl)",
@@ -103,10 +104,19 @@ class Gateway:
         self._axis_failures = 0
         self._axis_paused_until = 0.0
         self._probe_until = 0.0
+        self._meta_written: dict[str, float] = {}
 
     async def close(self) -> None:
         await self.client.close()
         self.store.close()
+
+    def _note_time(self, key: str) -> None:
+        """last_poll / last_push for `health`, written at most every META_EVERY seconds: health
+        looks for gaps of minutes, and a write per call would be a commit per document."""
+        now = time.time()
+        if now - self._meta_written.get(key, 0.0) >= META_EVERY:
+            self.store.set_meta(key, str(now))
+            self._meta_written[key] = now
 
     # --- a dead axis gets a bounded request rate ------------------------------------------------
 
@@ -373,7 +383,7 @@ class Gateway:
                 continue
             self._axis_up()
             self.store.mark_sent(item.id, doc_id)
-            self.store.set_meta("last_push", str(time.time()))
+            self._note_time("last_push")
             self.log.info(
                 "message_sent",
                 doc_id=item.document_id,
@@ -414,7 +424,7 @@ class Gateway:
             self.log.error("poll_refused", reason=str(exc))
             return
         self._axis_up()
-        self.store.set_meta("last_poll", str(time.time()))
+        self._note_time("last_poll")
 
     # --- deliver --------------------------------------------------------------------------------
 

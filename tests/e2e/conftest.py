@@ -123,13 +123,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def build_province(root: Path, codes: list[str] | None = None, *, axis_port: int = 0) -> Province:
-    """The package's own province layout (gateway/workspace.py), with the test suite's conveniences."""
+def build_province(
+    root: Path, codes: list[str] | None = None, *, axis_port: int = 0, timing: str | None = None
+) -> Province:
+    """The package's own province layout (gateway/workspace.py), with the test suite's conveniences.
+
+    ``timing`` is TOML appended to each gateway's configuration: None for the test suite's
+    short intervals, "" for the packaged defaults.
+    """
     codes = codes or list(AGENCIES)
     layout = workspace.create(root, {code: AGENCIES[code] for code in codes}, axis_port=axis_port)
     province = Province(root)
     province.axis = start_axis(layout.axis_folder, layout.axis_config)
-    workspace.configure_gateways(layout, province.axis.url)
+    if timing is None:
+        workspace.configure_gateways(layout, province.axis.url)
+    else:
+        workspace.configure_gateways(layout, province.axis.url, timing=timing)
     for code, folder in layout.agencies.items():
         province.agencies[code] = Agency(code, folder.folder, folder.config)
     return province
