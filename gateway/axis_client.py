@@ -26,6 +26,7 @@ OCTETS = "application/octet-stream"
 # ErrorCodes that refuse the caller rather than the call (15 authentication, 16 timestamp out of
 # the window, i.e. our clock): every other call would be refused too, so they count as an outage.
 REFUSES_GATEWAY = frozenset({"15", "16"})
+LONG_POLL_HEADER = "X-Long-Poll-Max-Seconds"  # as gateway/axis/server.py announces it
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,12 @@ class AxisClient:
         self.system_id = system_id
         self._secret = secret
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=10)
+        self._seconds = timeout
         self._session = session
         self._own_session = session is None
+        # Longest wait the axis announced for a long-poll list (our axis's extension); None until
+        # an answer carried the announcement, and always with an axis that does not have it.
+        self.long_poll_max: float | None = None
 
     async def __aenter__(self) -> AxisClient:
         return self
@@ -74,14 +79,20 @@ class AxisClient:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
 
-    async def call(self, name: str, params: dict[str, str], body: bytes = b"", content_type: str = JSON) -> dict:
+    async def call(
+        self, name: str, params: dict[str, str], body: bytes = b"", content_type: str = JSON, *, wait: float = 0.0
+    ) -> dict:
         headers = CIMultiDict(
             signed_headers(params, system_id=self.system_id, secret=self._secret, content_type=content_type)
         )
+        timeout = aiohttp.ClientTimeout(total=self._seconds + wait, sock_connect=10) if wait else None
         try:
-            async with self._client().post(f"{self.url}/{name}", data=body, headers=headers) as response:
+            async with self._client().post(
+                f"{self.url}/{name}", data=body, headers=headers, timeout=timeout or self._timeout
+            ) as response:
                 text = await response.text(encoding="utf-8", errors="replace")
                 http_status = response.status
+                self._note_long_poll(response.headers.get(LONG_POLL_HEADER))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise AxisUnavailable(f"{name}: {type(exc).__name__}: {exc}", where=self.url) from None
         try:
@@ -101,6 +112,16 @@ class AxisClient:
             )
         return answer
 
+    def _note_long_poll(self, announced: str | None) -> None:
+        if not announced:
+            return
+        try:
+            seconds = float(announced)
+        except ValueError:
+            return
+        if 0 < seconds <= 3600:
+            self.long_poll_max = seconds
+
     # --- the calls ------------------------------------------------------------------------------
 
     async def send_edoc(self, data: bytes, *, message_type: str, from_code: str) -> str:
@@ -117,11 +138,19 @@ class AxisClient:
             raise AxisError("sendEdoc: the answer carries no DocId", where=self.url)
         return doc_id
 
-    async def received_list(self, message_type: str = "edoc", *, to: str | None = None) -> list[Listed]:
+    async def received_list(
+        self, message_type: str = "edoc", *, to: str | None = None, wait: float = 0.0
+    ) -> list[Listed]:
+        """What waits for us. ``wait`` > 0 asks for a long-poll; only when the axis announced it."""
         params = {"servicetype": "eDoc", "messagetype": message_type}
         if to:
             params["to"] = to
-        answer = await self.call("getReceivedEdocList", params)
+        if wait > 0:
+            if self.long_poll_max is None:
+                raise ValueError("this axis has not announced long-poll")
+            wait = min(wait, self.long_poll_max)
+            params["wait"] = f"{wait:g}"
+        answer = await self.call("getReceivedEdocList", params, wait=wait)
         return [
             Listed(
                 doc_id=str(item.get("docId", "")),

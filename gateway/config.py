@@ -67,16 +67,23 @@ class PathsSection:
 
 @dataclass(frozen=True)
 class PollSection:
-    """[poll]: how often the axis is asked for new documents and statuses."""
+    """[poll]: how the axis is asked for new documents and statuses.
+
+    With an axis that announces long-poll (ours does; the national axis does not), each list
+    waits at the axis up to ``long_poll_seconds`` and answers the moment something arrives;
+    otherwise the gateway asks every ``interval`` seconds.
+    """
 
     interval: float = 2.0
+    long_poll: bool = True
+    long_poll_seconds: float = 25.0
 
 
 @dataclass(frozen=True)
 class WorkersSection:
     """[workers]: how often each worker runs (seconds)."""
 
-    intake: float = 1.0
+    intake: float = 0.25
     push: float = 1.0
     deliver: float = 1.0
     respond: float = 1.0
@@ -88,7 +95,7 @@ class WorkersSection:
 class IntakeSection:
     """[intake]: the drop folder."""
 
-    settle_seconds: float = 2.0
+    settle_seconds: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -195,7 +202,8 @@ def _check_daemon(config: Config, where: str) -> None:
             raise ConfigError(f"{value} does not exist", where=f"{where}: signing.{key}")
     for section in ("poll", "workers", "intake", "retry"):
         for f in fields(getattr(config, section)):
-            if getattr(getattr(config, section), f.name) <= 0:
+            value = getattr(getattr(config, section), f.name)
+            if not isinstance(value, bool) and value <= 0:
                 raise ConfigError("must be positive", where=f"{where}: {section}.{f.name}")
 
 

@@ -6,6 +6,7 @@ field whose name says secret is masked as a last line of defence.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from typing import Any
@@ -15,9 +16,15 @@ import structlog
 _SECRET_WORDS = ("secret", "password", "hash-header", "hash_header", "private")
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_secret(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
 def _mask_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     for key in list(event):
-        if any(word in key.lower() for word in _SECRET_WORDS):
+        if _is_secret(key):  # field names repeat: decided once per name
             event[key] = "***"
     return event
 

@@ -56,6 +56,7 @@ class AxisConfig:
     verify_signatures: bool = False
     trust: Path | None = None
     allow_sha1: bool = False
+    long_poll: bool = True
 
 
 def load(path: Path) -> AxisConfig:
@@ -107,6 +108,7 @@ def load(path: Path) -> AxisConfig:
         verify_signatures=bool(_optional(server, "verify_signatures", bool, where)),
         trust=base / trust if trust else None,
         allow_sha1=bool(_optional(server, "allow_sha1", bool, where)),
+        long_poll=_optional(server, "long_poll", bool, where) is not False,
     )
     if not 0 <= config.port < 65536:  # 0: any free port, logged in axis_listening (tests use it)
         raise ConfigError(f"port {config.port} is not a TCP port", where=f"{where}: server.port")

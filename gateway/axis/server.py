@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import signal
 import sqlite3
@@ -32,7 +33,13 @@ from gateway.fsutil import instance_lock, write_atomic
 from gateway.vxp.answers import AxisCode, fail, ok
 from gateway.vxp.protocol import VIETNAM, AuthError, SignedRequest, hash_file_matches, verify_request
 
-LIST_LIMIT = 500
+LIST_LIMIT = 100  # oldest first; what is not on this page is on the next look
+# Long-poll, our extension of getReceivedEdocList: a signed ``wait`` parameter (seconds) makes
+# the call answer as soon as something arrives for the caller, or with an empty list when the
+# wait is over. Every answer announces it in this header, so a gateway uses ``wait`` only
+# with an axis that said it understands it; the national axis does not, and gets plain polls.
+LONG_POLL_HEADER = "X-Long-Poll-Max-Seconds"
+LONG_POLL_MAX_SECONDS = 30
 CHUNK = 256 * 1024
 _AUTH_CODES = {
     "credentials": AxisCode.BAD_CREDENTIALS,
@@ -70,6 +77,8 @@ class Axis:
         self.limits = Limits(max_bytes=config.max_body_bytes, max_attachment_bytes=config.max_body_bytes)
         self.log = logs.get("axis")
         self._warned_legacy: set[str] = set()
+        self._waiters: dict[str, set[asyncio.Event]] = {}  # agency code → long-polls waiting for it
+        self._closing = False
         self.handlers = {
             "sendEdoc": self.send_edoc,
             "getReceivedEdocList": self.get_received_list,
@@ -104,7 +113,10 @@ class Axis:
             self.log.exception("internal_error", call=call)
             return self._refuse(request, call, None, Refusal(AxisCode.INTERNAL, type(exc).__name__))
         try:
-            return await handler(request, signed)
+            response = await handler(request, signed)
+            if self.config.long_poll:
+                response.headers[LONG_POLL_HEADER] = str(LONG_POLL_MAX_SECONDS)
+            return response
         except Refusal as refusal:
             return self._refuse(request, call, signed, refusal)
         except Exception as exc:
@@ -258,6 +270,7 @@ class Axis:
                 if duplicate is None:
                     raise
             else:
+                self._arrived(document.recipients)
                 self.log.info(
                     "document_accepted",
                     doc_id=sender_doc_id,
@@ -296,8 +309,55 @@ class Axis:
         return own
 
     async def get_received_list(self, request: web.Request, signed: SignedRequest) -> web.Response:
-        deliveries = self.store.listable(self._targets(signed), self._message_type(signed), LIST_LIMIT)
+        targets, message_type, wait = self._targets(signed), self._message_type(signed), self._wait(signed)
+        deadline = asyncio.get_running_loop().time() + wait
+        arrived = asyncio.Event()
+        for code in targets:  # registered before the first look, so no arrival falls in between
+            self._waiters.setdefault(code, set()).add(arrived)
+        try:
+            # A long-poll answers when something was never fetched: what the caller already
+            # fetched and not yet acknowledged is work in its hands, not news.
+            while wait and not self._closing and not self.store.has_unfetched(targets, message_type):
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), left)
+            deliveries = self.store.listable(targets, message_type, LIST_LIMIT)
+        finally:
+            for code in targets:
+                waiting = self._waiters.get(code)
+                if waiting is not None:
+                    waiting.discard(arrived)
+                    if not waiting:
+                        del self._waiters[code]
         return web.json_response(ok(data=[_listed(d) for d in deliveries]))
+
+    def _wait(self, signed: SignedRequest) -> float:
+        if signed.get("wait") is not None and not self.config.long_poll:
+            raise Refusal(AxisCode.BAD_REQUEST, "wait: this axis does not long-poll")
+        text = (signed.get("wait") or "0").strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise Refusal(AxisCode.BAD_REQUEST, f"wait must be a number of seconds, not {text!r}") from None
+        if not 0 <= seconds <= LONG_POLL_MAX_SECONDS:  # NaN fails both
+            raise Refusal(AxisCode.BAD_REQUEST, f"wait must be 0 to {LONG_POLL_MAX_SECONDS} seconds, not {text}")
+        return seconds
+
+    def _arrived(self, codes: tuple[str, ...] | list[str]) -> None:
+        """Wake the long-polls of the recipients of a new delivery."""
+        for code in codes:
+            for waiter in self._waiters.get(code, ()):
+                waiter.set()
+
+    def close(self) -> None:
+        """Answer every waiting long-poll now (shutdown)."""
+        self._closing = True
+        for waiting in self._waiters.values():
+            for waiter in waiting:
+                waiter.set()
 
     async def count_edoc(self, request: web.Request, signed: SignedRequest) -> web.Response:
         return web.json_response(ok(count=self.store.count_listable(self._targets(signed), "edoc")))
@@ -572,6 +632,7 @@ async def _serve(config: AxisConfig, trust: edxml.TrustStore | None, *, stop: as
             loop.add_signal_handler(signum, stop.set)
         housekeeping = asyncio.create_task(_housekeeping(store))
         await stop.wait()
+        axis.close()
         log.info("axis_stopping")
         housekeeping.cancel()
         await runner.cleanup()

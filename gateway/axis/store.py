@@ -156,6 +156,11 @@ class AxisStore:
             )
             db["deliveries"].create_index(["sender_doc_id", "to_code"], unique=True, if_not_exists=True)
             db["deliveries"].create_index(["to_code", "message_type", "state", "available_at"], if_not_exists=True)
+            # What lists and long-polls look at: only what is not done, however many are done.
+            db.execute(
+                "CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(to_code, message_type, available_at)"
+                " WHERE state != 'done'"
+            )
             db["seen_requests"].create(
                 {"call": str, "hash_header": str, "expires_at": float},
                 pk=("call", "hash_header"),
@@ -313,6 +318,19 @@ class AxisStore:
             (*codes, message_type, time.time(), limit),
         )
         return [Delivery(**dict(row)) for row in rows]
+
+    def has_unfetched(self, to_codes: Iterable[str], message_type: str) -> bool:
+        """Whether something listable for ``to_codes`` was never fetched (what a long-poll waits for)."""
+        codes = sorted(set(to_codes))
+        if not codes:
+            return False
+        marks = ",".join("?" * len(codes))
+        row = self.connection.execute(
+            f"SELECT 1 FROM deliveries WHERE to_code IN ({marks}) AND message_type = ?"  # noqa: S608
+            " AND state != 'done' AND available_at <= ? AND fetched_at IS NULL LIMIT 1",
+            (*codes, message_type, time.time()),
+        ).fetchone()
+        return row is not None
 
     def count_listable(self, to_codes: Iterable[str], message_type: str) -> int:
         codes = sorted(set(to_codes))

@@ -23,6 +23,7 @@ from gateway.errors import StoreError
 from gateway.fsutil import instance_lock
 
 GRACE_SECONDS = 8.0
+KINDS = ("edoc", "status")
 
 
 async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
@@ -45,20 +46,36 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
     inflight: set[asyncio.Task] = set()
     stopping = asyncio.Event()
 
+    running: set[str] = set()
+    again: set[str] = set()
+
     def worker(name: str, run_once: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """One worker's run: a tick of the scheduler or a wake-up, never two at once; a wake-up
+        during a run makes the run go round once more, so no new work waits for the next tick."""
+
         async def job() -> None:
             if stopping.is_set():
+                return
+            if name in running:
+                again.add(name)
                 return
             task = asyncio.current_task()
             assert task is not None
             inflight.add(task)
+            running.add(name)
             try:
-                await run_once()
-            except sqlite3.OperationalError as exc:  # locked for longer than busy_timeout, disk full
-                log.error("database_error", worker=name, code=StoreError.code, reason=str(exc))
-            except Exception:  # a worker's bug must not stop the service; it is logged with its trace
-                log.exception("worker_error", worker=name)
+                while True:
+                    again.discard(name)
+                    try:
+                        await run_once()
+                    except sqlite3.OperationalError as exc:  # locked for longer than busy_timeout, disk full
+                        log.error("database_error", worker=name, code=StoreError.code, reason=str(exc))
+                    except Exception:  # a worker's bug must not stop the service; it is logged with its trace
+                        log.exception("worker_error", worker=name)
+                    if name not in again or stopping.is_set():
+                        break
             finally:
+                running.discard(name)
                 inflight.discard(task)
 
         job.__name__ = name
@@ -68,16 +85,29 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
     workers = {
         "intake": (gateway.intake, intervals.intake),
         "push": (gateway.push, intervals.push),
-        "poll": (gateway.poll, config.poll.interval),
         "deliver": (gateway.deliver, intervals.deliver),
         "respond": (gateway.respond, intervals.respond),
         "retry": (gateway.retry, intervals.retry),
         "housekeeping": (gateway.housekeeping, intervals.housekeeping),
     }
+    jobs = {name: worker(name, run_once) for name, (run_once, _) in workers.items()}
+    woken: set[asyncio.Task] = set()
+
+    def wake(name: str) -> None:
+        if stopping.is_set():
+            return
+        if name in running:
+            again.add(name)
+            return
+        task = asyncio.get_running_loop().create_task(jobs[name]())
+        woken.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(woken.discard)
+
+    gateway.wake = wake
     scheduler = AsyncIOScheduler(timezone=UTC)
-    for name, (run_once, seconds) in workers.items():
+    for name, (_, seconds) in workers.items():
         scheduler.add_job(
-            worker(name, run_once),
+            jobs[name],
             "interval",
             seconds=seconds,
             id=name,
@@ -92,12 +122,16 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     scheduler.start()
+    # Listening is not a periodic job: each kind has a loop that long-polls, or looks every
+    # [poll] interval when the axis has no long-poll; see Gateway.listen.
+    listeners = [asyncio.create_task(gateway.listen(kind, stopping), name=f"listen-{kind}") for kind in KINDS]
     log.info(
         "gateway_started",
         axis=config.axis.url if config.axis else None,
         inbox=str(gateway.inbox),
         outbox=str(gateway.outbox),
         workers={name: seconds for name, (_, seconds) in workers.items()},
+        poll={"interval": config.poll.interval, "long_poll": config.poll.long_poll},
     )
     try:
         await stop.wait()
@@ -105,6 +139,9 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
         log.info("gateway_stopping", in_flight=len(inflight))
         stopping.set()
         scheduler.shutdown(wait=False)
+        for listener in listeners:  # a list in flight has no effect to lose
+            listener.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
         if inflight:
             await asyncio.wait(set(inflight), timeout=GRACE_SECONDS)
         await gateway.close()

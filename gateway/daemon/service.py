@@ -12,6 +12,7 @@ at the axis. A delivered-but-unacknowledged item is acknowledged again, never re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ import shutil
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,8 @@ class Gateway:
         self._axis_paused_until = 0.0
         self._probe_until = 0.0
         self._meta_written: dict[str, float] = {}
+        # Set by the runner: run a worker now instead of at its next tick (a no-op in commands).
+        self.wake: Callable[[str], None] = lambda worker: None
 
     async def close(self) -> None:
         await self.client.close()
@@ -279,6 +283,7 @@ class Gateway:
             status_code=pending.status_code,
             id=item.id,
         )
+        self.wake("push" if pending.kind == "edoc" else "respond")
         return item
 
     def enqueue(self, pending: Pending, source_key: str, also: Any = None) -> Outgoing:
@@ -404,27 +409,66 @@ class Gateway:
     # --- poll -----------------------------------------------------------------------------------
 
     async def poll(self) -> None:
+        """One plain look at both lists."""
+        for message_type in ("edoc", "status"):
+            if await self.look(message_type) is None:
+                return
+
+    async def listen(self, message_type: str, stopping: asyncio.Event) -> None:
+        """Keep asking for one kind of message until ``stopping``: long-polls when the axis
+        announced them and [poll] long_poll allows, plain looks every [poll] interval otherwise."""
+        poll = self.config.poll
+        while not stopping.is_set():
+            waited = bool(poll.long_poll and self.client.long_poll_max)
+            try:
+                new = await self.look(message_type, wait=poll.long_poll_seconds if waited else 0.0)
+            except sqlite3.OperationalError as exc:  # as the runner does for workers: log, go on
+                self.log.error("database_error", worker=f"listen-{message_type}", code="DB700", reason=str(exc))
+                new = None
+            except Exception:
+                self.log.exception("worker_error", worker=f"listen-{message_type}")
+                new = None
+            if new is None or not waited:
+                pause = poll.interval
+            elif new == 0:
+                # the answer held only what deliver already has in hand: let it work a moment
+                pause = min(poll.interval, 0.5)
+            else:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), pause)
+
+    async def look(self, message_type: str, *, wait: float = 0.0) -> int | None:
+        """List one kind of message once; the number of new ones, None when there was no answer.
+
+        Each list names everything the axis holds for us that is not acknowledged; what we
+        already know is skipped, unless we acknowledged it (the acknowledgement was lost).
+        """
         if self.axis_paused():
-            return
+            return None
         try:
-            for message_type in ("edoc", "status"):
-                for item in await self.client.received_list(message_type):
-                    if not self.store.note_listed(item.doc_id, message_type, item.from_code):
-                        known = self.store.incoming(item.doc_id)
-                        if known is not None and known.state != "listed" and known.acked:
-                            # listed again although we acknowledged it: the acknowledgement was lost
-                            self.store.forget_acknowledgement(item.doc_id)
-                    else:
-                        self.log.info("message_listed", axis_doc_id=item.doc_id, peer=item.from_code, kind=message_type)
+            listed = await self.client.received_list(message_type, wait=wait)
         except AxisUnavailable as exc:
             self._axis_down(exc)
-            return
+            return None
         except AxisError as exc:
             self._axis_up()
             self.log.error("poll_refused", reason=str(exc))
-            return
+            return None
         self._axis_up()
+        new = 0
+        for item in listed:
+            if self.store.note_listed(item.doc_id, message_type, item.from_code):
+                new += 1
+                self.log.info("message_listed", axis_doc_id=item.doc_id, peer=item.from_code, kind=message_type)
+                continue
+            known = self.store.incoming(item.doc_id)
+            if known is not None and known.state != "listed" and known.acked:
+                self.store.forget_acknowledgement(item.doc_id)
         self._note_time("last_poll")
+        if new:
+            self.wake("deliver")
+        return new
 
     # --- deliver --------------------------------------------------------------------------------
 

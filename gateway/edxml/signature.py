@@ -26,22 +26,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from lxml import etree
 from signxml import (
     CanonicalizationMethod,
     DigestAlgorithm,
     SignatureConfiguration,
-    SignatureConstructionMethod,
     SignatureMethod,
-    SignatureReference,
-    XMLSigner,
     XMLVerifier,
 )
 from signxml.exceptions import InvalidDigest, InvalidInput, SignXMLException
 from signxml.exceptions import InvalidSignature as SignXMLInvalidSignature
 
-from gateway.edxml import ns
+from gateway.edxml import dsig, ns
 from gateway.edxml.certs import MAX_OFFERED, SigningIdentity, TrustStore, check_signing_certificate, describe
 from gateway.edxml.parse import Envelope, local_name, read_text
 from gateway.edxml.xmlsafe import new_parser
@@ -69,14 +65,6 @@ _STRONG_METHODS = frozenset(
     }
 )
 _STRONG_DIGESTS = frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512})
-
-
-class _Signer(XMLSigner):
-    """signxml's signer, re-parsing with our hardened parser (its own refuses text nodes over 10 MB)."""
-
-    @property
-    def parser(self) -> etree.XMLParser:
-        return new_parser()
 
 
 class SignatureState(enum.Enum):
@@ -154,22 +142,7 @@ def sign_tree(root: etree._Element, identity: SigningIdentity) -> None:
     for id_value, element in parts:
         element.set(ID_ATTRIBUTE, id_value)
 
-    is_ec = isinstance(identity.key, ec.EllipticCurvePrivateKey)
-    signer = _Signer(
-        method=SignatureConstructionMethod.detached,
-        signature_algorithm=SignatureMethod.ECDSA_SHA256 if is_ec else SignatureMethod.RSA_SHA256,
-        digest_algorithm=DigestAlgorithm.SHA256,
-        c14n_algorithm=C14N,
-    )
-    # Unprefixed <Signature xmlns="…xmldsig#">, the layout edXML files use.
-    signer.namespaces = {None: ns.DSIG}
-    signature = signer.sign(
-        root,
-        key=identity.key,
-        cert=[identity.certificate, *identity.intermediates],
-        reference_uri=[SignatureReference(URI=f"#{id_value}", c14n_method=C14N) for id_value, _ in parts],
-        id_attribute=ID_ATTRIBUTE,
-    )
+    signature = dsig.sign(parts, identity.key, [identity.certificate, *identity.intermediates])
     anchor = frame.trace_header_list if frame.trace_header_list is not None else frame.message_header
     anchor.addnext(signature)
     signature.tail = anchor.tail  # keep the indentation of the surrounding layout
@@ -243,6 +216,41 @@ def verify_tree(
     if allow_sha1:
         methods |= {SignatureMethod.RSA_SHA1, SignatureMethod.ECDSA_SHA1}
         digests |= {DigestAlgorithm.SHA1}
+    if dsig.simple_layout(signature):
+        # the layout we sign (and most senders use): checked in place, without copies
+        try:
+            dsig.verify(
+                root,
+                signature,
+                leaf,
+                signature_methods=frozenset(m.value for m in methods),
+                digest_methods=frozenset(d.value for d in digests),
+                id_attribute=ID_ATTRIBUTE,
+            )
+        except SignatureError:
+            raise
+        except Exception as exc:  # a hostile signature must not surface as a library exception
+            raise SignatureError(f"the signature cannot be processed: {type(exc).__name__}: {exc}") from None
+    else:
+        _verify_with_signxml(root, leaf, methods, digests, at)
+    _check_coverage(root, frame)
+    return SignatureVerdict(
+        SignatureState.VALID,
+        f"signed by {signer_code}",
+        signer=signer_code.text,
+        certificate=leaf,
+        algorithm=method_uri,
+    )
+
+
+def _verify_with_signxml(
+    root: etree._Element,
+    leaf: x509.Certificate,
+    methods: set[SignatureMethod],
+    digests: set[DigestAlgorithm],
+    at: datetime | None,
+) -> None:
+    """Any other XMLDSig shape (enveloped, other transforms, InclusiveNamespaces): signxml."""
     config = SignatureConfiguration(
         location=f"./{{{ns.EDXML}}}edXMLEnvelope/{{{ns.EDXML}}}edXMLHeader/",
         expect_references=True,
@@ -260,14 +268,6 @@ def verify_tree(
         raise SignatureError(str(exc)) from None
     except Exception as exc:  # a hostile signature must not surface as a library exception
         raise SignatureError(f"the signature cannot be processed: {type(exc).__name__}: {exc}") from None
-    _check_coverage(root, frame)
-    return SignatureVerdict(
-        SignatureState.VALID,
-        f"signed by {signer_code}",
-        signer=signer_code.text,
-        certificate=leaf,
-        algorithm=method_uri,
-    )
 
 
 def _certificates(signature: etree._Element) -> tuple[x509.Certificate | None, tuple[x509.Certificate, ...]]:

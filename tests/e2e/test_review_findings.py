@@ -107,9 +107,19 @@ def test_a_queued_message_whose_file_vanished_fails_alone(province):
         lambda: [d for d in province.agencies[DEPARTMENT].delivered() if d["subject"] == "Văn bản second"],
         "the second document",
     )
-    with agency.db() as db:
-        state, error = db.execute("SELECT state, last_error FROM outgoing WHERE file = ?", (first_file,)).fetchone()
+
+    def first_outcome() -> tuple[str, str] | None:
+        with agency.db() as db:
+            row = db.execute("SELECT state, last_error FROM outgoing WHERE file = ?", (first_file,)).fetchone()
+        return (row[0], row[1]) if row[0] != "queued" else None
+
+    state, error = wait_until(first_outcome, "the first message to be settled")
     assert state == "failed" and "cannot be read" in error
+    with agency.db() as db:  # and the one queued behind it went out (again: the axis answers a resend)
+        wait_until(
+            lambda: db.execute("SELECT state FROM outgoing WHERE subject = 'Văn bản second'").fetchone()[0] == "sent",
+            "the second message sent after the failed first",
+        )
 
 
 def test_leftovers_of_an_interrupted_take_are_cleared_and_never_sent(province):

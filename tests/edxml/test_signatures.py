@@ -269,7 +269,7 @@ class TestWrapping:
         forged.find(f"{E}Subject").text = "Văn bản giả mạo"
         etree.SubElement(header.find(f"{D}Signature"), f"{D}Object").append(original)
         header.insert(0, forged)
-        with pytest.raises(SignatureCoverage, match="Ambiguous"):
+        with pytest.raises(SignatureCoverage, match="names 2 elements"):
             check(serialize(root), pki)
 
     def test_signature_that_leaves_attachments_out(self, pki):
@@ -445,3 +445,63 @@ class TestReviewFindings:
         data = edxml.sign_message(full_document(), identity)
         with pytest.raises(UntrustedCertificate, match="does not chain"):
             edxml.validate(data, trust=edxml.TrustStore((root,)))
+
+
+class TestTwoImplementations:
+    """Our own layout is signed and checked in place (gateway/edxml/dsig.py); signxml, an
+    independent implementation, must agree both ways, and still checks every other shape."""
+
+    @pytest.mark.parametrize("code", [PROVINCE, DEPARTMENT])  # an RSA and an EC key
+    def test_signxml_verifies_what_we_sign(self, pki, code):
+        from signxml import SignatureConfiguration, XMLVerifier
+
+        message = full_document(sender=code) if code == PROVINCE else full_status()
+        root = parse_xml(edxml.sign_message(message, pki.identity(code)))
+        references = len(root.findall(f".//{D}Reference"))
+        verified = XMLVerifier().verify(
+            root,
+            x509_cert=pki.identity(code).certificate,
+            id_attribute="Id",
+            expect_config=SignatureConfiguration(expect_references=references),
+        )
+        results = verified if isinstance(verified, list) else [verified]
+        assert len(results) == references >= (5 if code == PROVINCE else 1)
+
+    def test_a_signxml_signature_of_our_shape_is_checked_in_place(self, pki):
+        from gateway.edxml import dsig
+
+        root = parse_xml(serialize(attacker_sign(edxml.build_tree(full_document()), pki.agencies[PROVINCE])))
+        signature = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{D}Signature")
+        assert dsig.simple_layout(signature)
+        assert check(serialize(root), pki).signature.valid
+        root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{E}MessageHeader/{E}Subject").text = "Đổi"
+        with pytest.raises(SignatureMismatch, match="digest of #x-MessageHeader-0"):
+            check(serialize(root), pki)
+
+    def test_other_shapes_are_left_to_signxml(self, pki):
+        from gateway.edxml import dsig
+
+        root = parse_xml(serialize(attacker_sign(edxml.build_tree(full_document()), pki.agencies[PROVINCE])))
+        signature = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{D}Signature")
+        # InclusiveNamespaces: a PrefixList changes what exclusive c14n emits
+        for transform in signature.iter(f"{D}Transform"):
+            etree.SubElement(transform, "{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces", PrefixList="")
+        assert not dsig.simple_layout(signature)
+        with pytest.raises(SignatureMismatch):  # the digests were made without it: signxml says no
+            check(serialize(root), pki)
+
+    def test_a_whole_document_signature_is_not_the_simple_layout(self, pki):
+        from gateway.edxml import dsig
+
+        pair = pki.agencies[PROVINCE]
+        root = parse_xml(serialize(attacker_sign(edxml.build_tree(full_document()), pair, whole_document=True)))
+        signature = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{D}Signature")
+        assert not dsig.simple_layout(signature)
+        assert check(serialize(root), pki).signature.valid
+
+    def test_ecdsa_value_of_the_wrong_length_is_a_mismatch(self, pki):
+        root = parse_xml(edxml.sign_message(full_status(), pki.identity(DEPARTMENT)))
+        value = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{D}Signature/{D}SignatureValue")
+        value.text = value.text[:-8] + "="
+        with pytest.raises((SignatureMismatch, SignatureError)):
+            check(serialize(root), pki)

@@ -1,0 +1,80 @@
+"""Long-poll, our extension of getReceivedEdocList: announced in every answer, used only when
+announced, answered the moment something unfetched arrives, refused by an axis without it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from gateway.axis_client import LONG_POLL_HEADER
+from gateway.errors import AxisError
+from tests.axis.conftest import RunningAxis
+from tests.axis.test_axis import DEPARTMENT, MINISTRY, client, document_to, send
+
+
+async def listen(axis: RunningAxis, wait: float, message_type: str = "edoc") -> tuple[list, float]:
+    async with client(axis, "sys-h58") as c:
+        await c.count()  # any answer carries the announcement
+        started = time.monotonic()
+        listed = await c.received_list(message_type, wait=wait)
+        return listed, time.monotonic() - started
+
+
+def test_an_arrival_answers_a_waiting_list_and_fetched_items_do_not(axis):
+    async def scenario() -> None:
+        waiting = asyncio.create_task(listen(axis, 25))
+        await asyncio.sleep(0.5)
+        assert not waiting.done(), "a long-poll with nothing to list must wait"
+        await send(axis, "sys-g22", document_to(DEPARTMENT), MINISTRY)
+        listed, waited = await asyncio.wait_for(waiting, 10)
+        assert [item.to_code for item in listed] == [DEPARTMENT] and waited < 25
+        async with client(axis, "sys-h58") as c:
+            await c.get_edoc(listed[0].doc_id)
+        # fetched, not yet acknowledged: still listed, but no longer news
+        listed, waited = await listen(axis, 1.0)
+        assert len(listed) == 1 and waited >= 0.9
+        # a status for another system does not wake us either
+        listed, waited = await listen(axis, 1.0, "status")
+        assert listed == [] and waited >= 0.9
+
+    asyncio.run(scenario())
+
+
+def test_the_axis_announces_long_poll_and_checks_the_wait(axis):
+    async def scenario() -> None:
+        async with client(axis, "sys-h58") as c:
+            assert c.long_poll_max is None
+            await c.count()
+            assert c.long_poll_max == 30
+            for bad in ("31", "-1", "soon", "nan"):
+                params = {"servicetype": "eDoc", "messagetype": "edoc", "wait": bad}
+                with pytest.raises(AxisError) as caught:
+                    await c.call("getReceivedEdocList", params)
+                assert caught.value.axis_code == "21"
+
+    asyncio.run(scenario())
+
+
+def test_an_axis_without_long_poll_neither_announces_it_nor_accepts_wait(axis_factory):
+    plain = axis_factory(extra_server="long_poll = false")
+
+    async def scenario() -> None:
+        async with client(plain, "sys-h58") as c:
+            await c.count()
+            assert c.long_poll_max is None
+            with pytest.raises(ValueError, match="not announced"):
+                await c.received_list("edoc", wait=5)
+            params = {"servicetype": "eDoc", "messagetype": "edoc", "wait": "5"}
+            with pytest.raises(AxisError) as caught:
+                await c.call("getReceivedEdocList", params)
+            assert caught.value.axis_code == "21"
+
+    asyncio.run(scenario())
+
+
+def test_client_and_axis_name_the_same_header():
+    from gateway.axis import server
+
+    assert server.LONG_POLL_HEADER == LONG_POLL_HEADER

@@ -1,0 +1,62 @@
+"""Gateways long-poll an axis that announces it, and fall back to plain polling otherwise."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from tests.axis.conftest import start_axis
+from tests.e2e.conftest import build_province, free_port, wait_until
+
+PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
+
+
+def list_calls(province) -> int:
+    """getReceivedEdocList calls the axis has seen (its replay memory keeps every one)."""
+    database = province.axis.folder / "data" / "axis.sqlite3"
+    with sqlite3.connect(database, timeout=10) as db:
+        return db.execute("SELECT count(*) FROM seen_requests WHERE call = 'getReceivedEdocList'").fetchone()[0]
+
+
+def exchange_one(province, name: str) -> None:
+    before = len(province.agencies[PROVINCE].receipts())
+    province.drop_job(PROVINCE, name, {"to": [DEPARTMENT], "subject": f"Văn bản {name}"}, {})
+    wait_until(lambda: len(province.agencies[PROVINCE].receipts()) == before + 1, f"the 01 for {name}")
+
+
+def test_idle_gateways_wait_at_the_axis_instead_of_asking_again_and_again(tmp_path):
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT])  # the test timing polls every 0.2 s
+    try:
+        for code in province.agencies:
+            province.start(code)
+        exchange_one(province, "first")
+        before = list_calls(province)
+        time.sleep(4.0)
+        idle_calls = list_calls(province) - before
+        # plain polling would be 2 gateways × 2 kinds × 20 = 80 calls in 4 s
+        assert idle_calls <= 8, f"{idle_calls} list calls in 4 s of silence"
+        exchange_one(province, "second")
+    finally:
+        province.stop_all()
+
+
+def test_an_axis_without_long_poll_gets_plain_polls(tmp_path):
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT], axis_port=free_port())
+    try:
+        province.axis.service.stop()
+        config = province.axis.config_path
+        config.write_text(
+            config.read_text(encoding="utf-8").replace("[server]\n", "[server]\nlong_poll = false\n", 1),
+            encoding="utf-8",
+        )
+        province.axis = start_axis(province.axis.folder, config)
+        for code in province.agencies:
+            province.start(code)
+        exchange_one(province, "plain")
+        before = list_calls(province)
+        time.sleep(2.0)
+        assert list_calls(province) - before >= 10, "no plain polling"
+        assert "worker_error" not in province.agencies[DEPARTMENT].service.event_names()
+        assert "poll_refused" not in province.agencies[DEPARTMENT].service.event_names()
+    finally:
+        province.stop_all()
