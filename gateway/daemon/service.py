@@ -368,14 +368,14 @@ class Gateway:
 
     async def _send_due(self, kind: str) -> None:
         for item in self.store.due_outgoing(kind, BATCH, longest_wait=self._longest_wait):
-            if self.axis_paused():
-                return
             try:
                 data = await asyncio.to_thread(self.store.outgoing_file(item).read_bytes)
             except OSError as exc:  # the signed file is gone: nothing can be sent, and the queue must go on
                 self.store.fail_outgoing(item.id, f"the signed file cannot be read: {exc}")
                 self.log.error("message_failed", doc_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
                 continue
+            if self.axis_paused():  # asked right before the call it may allow (see axis_paused)
+                return
             try:
                 doc_id = await self.client.send_edoc(data, message_type=kind, from_code=self.code)
             except AxisUnavailable as exc:
@@ -419,7 +419,9 @@ class Gateway:
         announced them and [poll] long_poll allows, plain looks every [poll] interval otherwise."""
         poll = self.config.poll
         while not stopping.is_set():
-            waited = bool(poll.long_poll and self.client.long_poll_max)
+            # While the axis is failing, one call at a time probes it (axis_paused): a long-poll
+            # would hold that probe for its whole wait and keep every other worker waiting.
+            waited = bool(poll.long_poll and self.client.long_poll_max and not self._axis_failures)
             try:
                 new = await self.look(message_type, wait=poll.long_poll_seconds if waited else 0.0)
             except sqlite3.OperationalError as exc:  # as the runner does for workers: log, go on
