@@ -237,10 +237,10 @@ def test_deadline_failed_then_retried_by_hand(tmp_path):
         province.start(DEPARTMENT)
         sender_config = str(sender.config)
         assert province.axis.service.stop() == 0
-        # an hour is the test configuration's deadline; make it a second for this sender
+        # an hour is the test configuration's deadline; make it four seconds for this sender
         sender.service.stop()
         sender.config.write_text(
-            sender.config.read_text(encoding="utf-8").replace("deadline_hours = 1.0", "deadline_hours = 0.0003"),
+            sender.config.read_text(encoding="utf-8").replace("deadline_hours = 1.0", "deadline_hours = 0.0011"),
             encoding="utf-8",
         )
         province.start(PROVINCE)
@@ -259,6 +259,8 @@ def test_deadline_failed_then_retried_by_hand(tmp_path):
         failed = wait_until(failed_items, "the document to fail its deadline")[0]
         assert "within" in failed["error"], failed
         province.axis = start_axis(province.axis.folder, province.axis.config_path)
+        # the retried message gets a fresh four-second deadline: retry once the sender sees the axis again
+        sender.service.wait_for(lambda e: e.get("event") == "axis_reachable", "the sender to reach the axis")
         retried = province.run("retry", "--config", sender_config, failed["document_id"])
         assert retried.returncode == 0 and "1 message(s) queued again" in retried.stdout
         wait_until(lambda: province.agencies[DEPARTMENT].delivered(), "the retried document")
