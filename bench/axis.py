@@ -1,11 +1,19 @@
-"""Axis benchmark: sends, fetches and list latency with a province-sized directory.
+"""Axis benchmark: a province-sized directory, its capacity, and its latency under load.
 
     python bench/axis.py                 # 1,174 agencies, 100,000 stored deliveries
-    python bench/axis.py --quick         # 1,174 agencies, 10,000 deliveries, fewer calls
+    python bench/axis.py --quick         # 1,174 agencies, 10,000 deliveries, shorter phases
 
 A real axis process on 127.0.0.1; the state is pre-filled through the axis's own store
-(one document file per stored document), then our client measures, 16 requests at a time.
-Client and server share the 2 cores, so the figures are a floor for the server alone.
+(one document file per stored document, 99 % of the deliveries already acknowledged, as on
+a running axis), then, in one client process sharing the machine's 2 cores with the axis:
+
+1. capacity: sends, lists, fetches and acknowledgements, 16 requests at a time;
+2. idle: every one of the 1,174 agencies long-polls for its own documents (``to`` = its
+   code), and the axis's CPU is read from /proc while nothing happens;
+3. load: documents sent at 100 per second to random agencies while those long-polls go on
+   (each listener fetches and acknowledges what it is given, then listens again) and plain
+   lists (45 systems, at 50 per second in all) are timed: list latency, the delay from an
+   accepted send to the recipient's long-poll answer, and the axis's CPU.
 """
 
 from __future__ import annotations
@@ -69,7 +77,8 @@ def sample_document(to: str, n: int) -> bytes:
 
 
 def prefill(folder: Path, codes: list[str], deliveries: int) -> None:
-    """Stored documents, 5 recipients each, written through the axis's own store."""
+    """Stored documents, 5 recipients each, written through the axis's own store; all but
+    1 % acknowledged (done), as on an axis whose gateways keep up."""
     from gateway.axis.config import load
 
     config = load(folder / "axis.toml")
@@ -98,6 +107,7 @@ def prefill(folder: Path, codes: list[str], deliveries: int) -> None:
                 recipients,
             ),
         )
+    store.connection.execute("UPDATE deliveries SET state = 'done', done_at = updated_at WHERE rowid % 100 != 0")
     store.close()
 
 
@@ -155,6 +165,106 @@ async def measure(url: str, config_path: Path, codes: list[str], calls: int) -> 
     return results
 
 
+def axis_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def scale(url: str, config_path: Path, codes: list[str], pid: int, seconds: float) -> dict:
+    """Idle long-polls of every agency, then 100 documents per second with timed lists."""
+    from gateway.axis.config import load
+
+    config = load(config_path)
+    systems = {s.id: s for s in config.systems}
+    owner = {code: s.id for s in config.systems for code in s.agencies if s.id != "sender"}
+    clients = {sid: AxisClient(url, sid, s.secret, timeout=30) for sid, s in systems.items()}
+    sent_at: dict[str, list[float]] = {}
+    delays: list[float] = []
+    stop = asyncio.Event()
+    listening = 0
+
+    async def listener(code: str) -> None:
+        nonlocal listening
+        client = clients[owner[code]]
+        listening += 1
+        while not stop.is_set():
+            try:
+                items = await client.received_list("edoc", to=code, wait=20)
+            except Exception:
+                await asyncio.sleep(0.5)
+                continue
+            now = time.perf_counter()
+            for item in items:
+                if sent_at.get(code):
+                    delays.append(now - sent_at[code].pop(0))
+                await client.get_edoc(item.doc_id)
+                await client.update_status(item.doc_id, "done")
+
+    try:
+        for client in clients.values():
+            await client.count()  # learn the long-poll announcement
+        # the 1 % left pending are drained first, so that the long-polls then wait
+        for code in codes:
+            for item in await clients[owner[code]].received_list("edoc", to=code):
+                await clients[owner[code]].update_status(item.doc_id, "done")
+        tasks = [asyncio.create_task(listener(code)) for code in codes]
+        await asyncio.sleep(5.0)  # every listener connected and waiting
+        idle_start, cpu_start = time.perf_counter(), axis_cpu(pid)
+        await asyncio.sleep(min(seconds, 10.0))
+        idle_cpu = (axis_cpu(pid) - cpu_start) / (time.perf_counter() - idle_start)
+
+        rng = random.Random(3)
+        sender = clients["sender"]
+        list_latencies: list[float] = []
+
+        async def send_one(n: int) -> None:
+            to = rng.choice(codes)
+            await sender.send_edoc(sample_document(to, 20_000_000 + n), message_type="edoc", from_code=SENDER)
+            sent_at.setdefault(to, []).append(time.perf_counter())
+
+        async def plain_lists() -> None:
+            plain = [c for sid, c in clients.items() if sid != "sender"]
+            while not stop.is_set():
+                started = time.perf_counter()
+                await rng.choice(plain).received_list("edoc")
+                list_latencies.append(time.perf_counter() - started)
+                await asyncio.sleep(max(0.0, 0.02 - (time.perf_counter() - started)))
+
+        lister = asyncio.create_task(plain_lists())
+        load_start, cpu_start = time.perf_counter(), axis_cpu(pid)
+        sends = []
+        count = int(100 * seconds)
+        for n in range(count):
+            wait = load_start + n / 100 - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            sends.append(asyncio.create_task(send_one(n)))
+        await asyncio.gather(*sends)
+        offered_seconds = time.perf_counter() - load_start
+        deadline = time.perf_counter() + 30
+        while len(delays) < count and time.perf_counter() < deadline:
+            await asyncio.sleep(0.1)
+        load_cpu = (axis_cpu(pid) - cpu_start) / (time.perf_counter() - load_start)
+        stop.set()
+        lister.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(lister, *tasks, return_exceptions=True)
+    finally:
+        for client in clients.values():
+            await client.close()
+    return {
+        "long_polling_agencies": listening,
+        "idle_axis_cpu_share_of_a_core": round(idle_cpu, 4),
+        "documents_sent": count,
+        "sent_per_second": round(count / offered_seconds, 1),
+        "delivered_by_long_poll": len(delays),
+        "send_to_long_poll_answer": _figures(len(delays), 1.0, delays) if delays else None,
+        "plain_list_under_load": _figures(len(list_latencies), 1.0, list_latencies),
+        "load_axis_cpu_share_of_a_core": round(load_cpu, 3),
+    }
+
+
 def _figures(count: int, elapsed: float, latencies: list[float]) -> dict:
     return {
         "calls": count,
@@ -199,7 +309,9 @@ def main() -> None:
             )
         try:
             port = wait_for_port(log_path, process)
-            results = asyncio.run(measure(f"http://127.0.0.1:{port}", config_path, codes, calls))
+            url = f"http://127.0.0.1:{port}"
+            results = asyncio.run(measure(url, config_path, codes, calls))
+            under_load = asyncio.run(scale(url, config_path, codes, process.pid, 10.0 if args.quick else 30.0))
         finally:
             process.terminate()
             process.wait(15)
@@ -209,6 +321,7 @@ def main() -> None:
         "stored_deliveries": deliveries,
         "prefill_seconds": round(prefill_seconds, 1),
         "results": results,
+        "scale": under_load,
     }
     print(f"{'operation':<14}{'calls':>7}{'per s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
     for name, figures in results.items():
@@ -216,6 +329,17 @@ def main() -> None:
             f"{name:<14}{figures['calls']:>7}{figures['per_second']:>9}{figures['p50_ms']:>9}"
             f"{figures['p95_ms']:>9}{figures['p99_ms']:>9}"
         )
+    print(
+        f"\n{under_load['long_polling_agencies']} agencies long-polling: the axis uses "
+        f"{100 * under_load['idle_axis_cpu_share_of_a_core']:.2f} % of a core while nothing happens"
+    )
+    answer, plain = under_load["send_to_long_poll_answer"] or {}, under_load["plain_list_under_load"]
+    print(
+        f"{under_load['documents_sent']} documents at {under_load['sent_per_second']}/s: "
+        f"{under_load['delivered_by_long_poll']} answered to a long-poll, send → answer p50 {answer.get('p50_ms')} ms, "
+        f"p99 {answer.get('p99_ms')} ms; plain lists meanwhile p50 {plain['p50_ms']} ms, p99 {plain['p99_ms']} ms; "
+        f"the axis used {100 * under_load['load_axis_cpu_share_of_a_core']:.0f} % of a core"
+    )
     print(json.dumps(summary))
 
 

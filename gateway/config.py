@@ -83,7 +83,7 @@ class PollSection:
 class WorkersSection:
     """[workers]: how often each worker runs (seconds)."""
 
-    intake: float = 0.25
+    intake: float = 0.2
     push: float = 1.0
     deliver: float = 1.0
     respond: float = 1.0
@@ -95,7 +95,7 @@ class WorkersSection:
 class IntakeSection:
     """[intake]: the drop folder."""
 
-    settle_seconds: float = 0.5
+    settle_seconds: float = 0.25
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from gateway.store import GatewayStore, Incoming, Outgoing, Receipt
 PERMANENT_AXIS_CODES = frozenset({"10", "11", "12", "18", "19", "21", "22", "23"})
 BATCH = 50
 META_EVERY = 15.0
+DELIVER_CONCURRENCY = 4
 REFUSAL_HINTS = {
     "15": "check [axis] system_id and secret_file against what the axis operator registered",
     "16": "this host's clock is too far from the axis's: check time synchronisation (NTP, timedatectl)",
@@ -107,6 +108,7 @@ class Gateway:
         self._axis_paused_until = 0.0
         self._probe_until = 0.0
         self._meta_written: dict[str, float] = {}
+        self._delivering: set[tuple[str, str]] = set()  # (sender, DocumentId) being delivered now
         # Set by the runner: run a worker now instead of at its next tick (a no-op in commands).
         self.wake: Callable[[str], None] = lambda worker: None
 
@@ -475,33 +477,60 @@ class Gateway:
     # --- deliver --------------------------------------------------------------------------------
 
     async def deliver(self) -> None:
-        for row in self.store.due_incoming(BATCH, longest_wait=self._longest_wait):
-            if self.axis_paused():
-                return
-            try:
-                data = await self.client.get_edoc(row.axis_doc_id)
-            except AxisUnavailable as exc:
-                self._axis_down(exc)
-                self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
-                return
-            except AxisError as exc:
-                self._axis_up()
-                self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
-                self.log.warning("fetch_refused", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
+        """Fetch, check and deliver what was listed, a few at a time.
+
+        Fetching and checking one message is mostly waiting (the axis, a worker thread, fsync),
+        so DELIVER_CONCURRENCY of them overlap. Documents go before statuses, so that a recall
+        listed together with its document finds it delivered. The database is still only
+        touched from the event loop.
+        """
+        rows = self.store.due_incoming(BATCH, longest_wait=self._longest_wait)
+        for kind in ("edoc", "status"):
+            batch = [row for row in rows if row.message_type == kind]
+            if not batch:
                 continue
+            gate = asyncio.Semaphore(DELIVER_CONCURRENCY)
+            axis_gone = asyncio.Event()
+
+            async def one(row: Incoming, gate: asyncio.Semaphore = gate, axis_gone: asyncio.Event = axis_gone) -> None:
+                async with gate:
+                    if axis_gone.is_set() or self.axis_paused():
+                        axis_gone.set()
+                        return
+                    if not await self._deliver_one(row):
+                        axis_gone.set()
+
+            await asyncio.gather(*(one(row) for row in batch))
+            if axis_gone.is_set():
+                return
+
+    async def _deliver_one(self, row: Incoming) -> bool:
+        """One listed message; False when the axis could not be reached."""
+        try:
+            data = await self.client.get_edoc(row.axis_doc_id)
+        except AxisUnavailable as exc:
+            self._axis_down(exc)
+            self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
+            return False
+        except AxisError as exc:
             self._axis_up()
-            examined = await asyncio.to_thread(self._examine, data, row)
-            try:
-                if isinstance(examined.message, edxml.StatusMessage):
-                    self._record_status(row, examined)
-                else:
-                    await self._settle_document(row, examined)
-            except Exception as exc:  # one bad message must not stop the queue behind it
-                self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
-                level = self.log.error if isinstance(exc, GatewayError) else self.log.exception
-                level("delivery_failed", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
-                continue
-            await self._acknowledge(row.axis_doc_id)
+            self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
+            self.log.warning("fetch_refused", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
+            return True
+        self._axis_up()
+        examined = await asyncio.to_thread(self._examine, data, row)
+        try:
+            if isinstance(examined.message, edxml.StatusMessage):
+                self._record_status(row, examined)
+            elif not await self._settle_document(row, examined):
+                return True  # another copy of the same document is being delivered right now
+        except Exception as exc:  # one bad message must not stop the queue behind it
+            self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
+            level = self.log.error if isinstance(exc, GatewayError) else self.log.exception
+            level("delivery_failed", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
+            return True
+        await self._acknowledge(row.axis_doc_id)
+        return True
 
     def _examine(self, data: bytes, row: Incoming) -> Examined:
         """Verify one fetched message (in a worker thread: no database here)."""
@@ -542,8 +571,12 @@ class Gateway:
             return Examined(data, message, checked.signature, f"the status does not answer a document of {self.code}")
         return Examined(data, message, checked.signature)
 
-    async def _settle_document(self, row: Incoming, examined: Examined) -> None:
-        """Deliver, or reject, one document, and commit the outcome with the status it owes."""
+    async def _settle_document(self, row: Incoming, examined: Examined) -> bool:
+        """Deliver, or reject, one document, and commit the outcome with the status it owes.
+
+        False (nothing done, retried shortly) while another copy of the same document, from
+        the same sender under another axis docId, is being delivered by a concurrent run.
+        """
         document = examined.message
         if examined.refusal is not None:
             readable = document if isinstance(document, edxml.Document) else None
@@ -570,9 +603,23 @@ class Gateway:
                 axis_doc_id=row.axis_doc_id,
                 reason=reason,
             )
-            return
+            return True
         assert isinstance(document, edxml.Document) and examined.signature is not None
         document_id = document.document_id or row.axis_doc_id
+        key = (row.from_code, document_id)
+        if key in self._delivering:
+            self.store.postpone_incoming(row.axis_doc_id, 1.0, "another copy of this document is being delivered")
+            return False
+        self._delivering.add(key)
+        try:
+            await self._deliver_document(row, examined, document, document_id)
+        finally:
+            self._delivering.discard(key)
+        return True
+
+    async def _deliver_document(
+        self, row: Incoming, examined: Examined, document: edxml.Document, document_id: str
+    ) -> None:
         earlier = self.store.delivered_copy(row.from_code, document_id)
         if earlier is not None and earlier.axis_doc_id != row.axis_doc_id:
             with transaction(self.store.db) as db:

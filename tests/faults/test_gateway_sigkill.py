@@ -32,8 +32,8 @@ def everything_arrived(province, count: int) -> bool:
 @pytest.mark.parametrize(
     ("documents", "seconds_of_kills", "axis_too"),
     [
-        pytest.param(40, 8, False, id="gateways-40-documents"),
-        pytest.param(40, 10, True, id="gateways-and-axis-40-documents"),
+        pytest.param(100, 8, False, id="gateways-100-documents"),
+        pytest.param(100, 10, True, id="gateways-and-axis-100-documents"),
         pytest.param(300, 40, False, id="gateways-300-documents", marks=pytest.mark.slow),
         pytest.param(500, 60, True, id="gateways-and-axis-500-documents", marks=pytest.mark.slow),
     ],
@@ -59,7 +59,7 @@ def test_sigkill_loop_during_an_exchange(small_province, documents, seconds_of_k
     kills = axis_kills = 0
     deadline = time.monotonic() + seconds_of_kills
     while time.monotonic() < deadline and not everything_arrived(province, documents):
-        time.sleep(rng.uniform(0.2, 1.2))
+        time.sleep(rng.uniform(0.1, 0.6))
         victim = rng.choice(victims)
         gateways = [victim] if victim in province.agencies else []
         if victim.startswith("axis"):
