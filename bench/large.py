@@ -108,8 +108,13 @@ def one(province, size_mib: float, n: int) -> dict:
     del payload
     before = len(sender.receipts())
     outcome = "delivered"
+
+    def settled() -> bool:
+        died = any(service.process.poll() is not None for service in processes.values())
+        return died or len(sender.receipts()) > before
+
     try:
-        wait_until(lambda: len(sender.receipts()) > before, "the 01 back at the sender", timeout=600)
+        wait_until(settled, "the 01 back at the sender", timeout=600)
     except AssertionError:
         outcome = "timed out"
     for name, service in processes.items():

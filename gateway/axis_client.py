@@ -27,6 +27,7 @@ OCTETS = "application/octet-stream"
 # the window, i.e. our clock): every other call would be refused too, so they count as an outage.
 REFUSES_GATEWAY = frozenset({"15", "16"})
 LONG_POLL_HEADER = "X-Long-Poll-Max-Seconds"  # as gateway/axis/server.py announces it
+PAYLOAD_SPLIT_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -90,17 +91,23 @@ class AxisClient:
             async with self._client().post(
                 f"{self.url}/{name}", data=body, headers=headers, timeout=timeout or self._timeout
             ) as response:
-                text = await response.text(encoding="utf-8", errors="replace")
+                raw = await response.read()
                 http_status = response.status
                 self._note_long_poll(response.headers.get(LONG_POLL_HEADER))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise AxisUnavailable(f"{name}: {type(exc).__name__}: {exc}", where=self.url) from None
+        envelope, payload = split_payload(raw)
         try:
-            answer = json.loads(text)
+            answer = json.loads(envelope.decode("utf-8", errors="replace"))
+            if payload is not None and not (isinstance(answer, dict) and answer.get("data") == ""):
+                # The "data" cut out was not the top-level one: read the answer whole.
+                answer, payload = json.loads(raw.decode("utf-8", errors="replace")), None
         except ValueError:
             raise AxisUnavailable(f"{name}: HTTP {http_status} with a body that is not JSON", where=self.url) from None
         if not isinstance(answer, dict):
             raise AxisUnavailable(f"{name}: the answer is not a JSON object", where=self.url)
+        if payload is not None:
+            answer["data"] = payload
         error_code = str(answer.get("ErrorCode", ""))
         if error_code in REFUSES_GATEWAY:
             raise AxisRefusesGateway(
@@ -166,9 +173,11 @@ class AxisClient:
     async def get_edoc(self, doc_id: str) -> bytes:
         answer = await self.call("getEdoc", {"docId": doc_id})
         data = answer.get("data")
-        if not isinstance(data, str):
+        if not isinstance(data, str | memoryview):
             raise AxisError("getEdoc: the answer carries no data", where=self.url)
         try:
+            if isinstance(data, memoryview):
+                return binascii.a2b_base64(data, strict_mode=True)
             return base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             raise AxisError("getEdoc: data is not base64", where=self.url) from None
@@ -203,6 +212,35 @@ class AxisClient:
 
     async def delete_agency(self, code: str) -> None:
         await self.call("deleteAgency", {"AgencyCode": code})
+
+
+def split_payload(body: bytes) -> tuple[bytes, memoryview | None]:
+    """A large answer's "data" string apart from the rest of the JSON envelope.
+
+    getEdoc carries the whole message as one base64 string: a 20 MB document is a 36 MB
+    answer. Decoding it as JSON makes two more copies of it as text before the base64 is
+    even decoded. Base64 needs no JSON escapes, so the string is taken as it stands in the
+    bytes, and only the small envelope around it goes through the JSON parser. Anything
+    unusual (an escape inside, no such key) is left to the JSON parser whole.
+    """
+    if len(body) < PAYLOAD_SPLIT_BYTES:
+        return body, None
+    key = body.find(b'"data"')
+    if key < 0:
+        return body, None
+    colon = key + len(b'"data"')
+    while colon < len(body) and body[colon] in b" \t\r\n":
+        colon += 1
+    quote = colon + 1
+    while quote < len(body) and body[quote] in b" \t\r\n":
+        quote += 1
+    if body[colon : colon + 1] != b":" or body[quote : quote + 1] != b'"':
+        return body, None
+    start = quote + 1
+    end = body.find(b'"', start)
+    if end < 0 or body.find(b"\\", start, end) >= 0:
+        return body, None
+    return body[:start] + body[end:], memoryview(body)[start:end]
 
 
 def _data_list(answer: dict) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import signal
 import sqlite3
 from dataclasses import dataclass
@@ -386,7 +387,11 @@ class Axis:
             system=signed.system_id,
             message_type=delivery.message_type,
         )
-        return web.json_response(ok(data=base64.b64encode(data).decode("ascii")))
+        # The envelope through json, the base64 spliced in as bytes (it needs no escaping): no
+        # str copy of a message that may be 160 MB.
+        head, _, tail = json.dumps(ok(data="")).encode("ascii").rpartition(b'""')
+        body = b"".join((head, b'"', base64.b64encode(data), b'"', tail))
+        return web.Response(body=body, content_type="application/json")
 
     async def update_status(self, request: web.Request, signed: SignedRequest) -> web.Response:
         delivery = self._delivery(signed)

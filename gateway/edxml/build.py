@@ -283,4 +283,4 @@ def _attachments(root: etree._Element, attachments: tuple[Attachment, ...]) -> N
         _text(el, "MimeType", attachment.mime_type)
         _text(el, "ContentType", attachment.content_type)
         payload = etree.SubElement(el, ns.q("ContentTransferEncoded"), nsmap={ns.PREFIX: ns.EDXML})
-        payload.text = base64.b64encode(attachment.data).decode("ascii")
+        payload.text = base64.b64encode(attachment.data)  # bytes: lxml takes ASCII as is, no str copy
