@@ -5,6 +5,7 @@ their signed status 01 recorded back at the senders, with the cost floor measure
     python bench/e2e.py --rate 50            # 1,000 documents offered at 50 per second
     python bench/e2e.py --docs 200 --quick   # a short run
     python bench/e2e.py --timing quick       # the test suite's 0.2 s worker intervals
+    python bench/e2e.py --idle 0             # skip the 30 s idle measurement before the exchange
 
 An axis and N gateways (the test suite's province: real processes on 127.0.0.1, each with
 its configuration, SQLite database, drop folder and inbox) in a ring: gateway i sends to
@@ -18,7 +19,8 @@ from /proc) of each process divided by the documents. The floor is one process, 
 run, doing only what the exchange cannot avoid for each document: build, validate and sign
 it; parse, validate and verify it; build, validate and sign its 01; parse, validate and
 verify that. Everything shares the machine's cores; the figures are printed as a table and
-as one JSON line.
+as one JSON line. Before the exchange, each process's CPU with no traffic at all is measured
+for --idle seconds (the gateways long-polling the axis, timers running).
 """
 
 from __future__ import annotations
@@ -219,6 +221,7 @@ def exchange(root: Path, args: argparse.Namespace) -> dict:
             code: province.agencies[code].service.process.pid for code in codes
         }
         time.sleep(3.0)  # let start-up work (schema compilation, first polls) settle
+        idle = idle_cpu_percent(processes, args.idle)
         profilers = start_profilers(processes, args.profile)
         cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
         dropped: dict[str, float] = {}
@@ -262,7 +265,20 @@ def exchange(root: Path, args: argparse.Namespace) -> dict:
         "cpu_ms_per_document": {name: round(1000 * seconds / args.docs, 2) for name, seconds in cpu.items()},
         "cpu_ms_per_document_total": round(1000 * sum(cpu.values()) / args.docs, 2),
         "cpu_system_share": round(sum(system.values()) / max(sum(cpu.values()), 1e-9), 2),
+        "idle_seconds": args.idle,
+        "idle_cpu_percent_of_a_core": idle,
     }
+
+
+def idle_cpu_percent(processes: dict[str, int], seconds: float) -> dict[str, float]:
+    """CPU each process uses with no traffic (long-polling, timers), in % of one core."""
+    if seconds <= 0:
+        return {}
+    before = {name: sum(cpu_seconds(pid)) for name, pid in processes.items()}
+    started = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - started
+    return {name: round(100 * (sum(cpu_seconds(pid)) - before[name]) / elapsed, 2) for name, pid in processes.items()}
 
 
 def main() -> None:
@@ -273,6 +289,7 @@ def main() -> None:
     parser.add_argument("--timing", choices=("default", "quick"), default="default")
     parser.add_argument("--quick", action="store_true", help="200 documents")
     parser.add_argument("--floor-samples", type=int, default=300)
+    parser.add_argument("--idle", type=float, default=30.0, help="seconds of no traffic measured first (0: skip)")
     parser.add_argument("--workdir", type=Path, help="where the province is made (default: the system's temp folder)")
     parser.add_argument("--profile", type=Path, help="folder for py-spy profiles of every process (folded stacks)")
     args = parser.parse_args()
@@ -308,6 +325,11 @@ def main() -> None:
             print(f"\nprofile of {raw.stem} (share of samples, inclusive):")
             for name, share in summarize(raw):
                 print(f"  {share:5.1f} %  {name}")
+    if result["idle_cpu_percent_of_a_core"]:
+        print(
+            f"idle for {args.idle:g} s before the exchange, % of one core: "
+            + ", ".join(f"{k} {v}" for k, v in result["idle_cpu_percent_of_a_core"].items())
+        )
     print(json.dumps({"benchmark": "e2e", **result}, ensure_ascii=False))
 
 

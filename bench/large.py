@@ -3,6 +3,7 @@
     python bench/large.py                  # 1, 20 and 100 MB
     python bench/large.py --sizes 1 20     # some of them
     python bench/large.py --memory-max 512 # both gateways in a 512 MiB memory cgroup (root, cgroup v1 or v2)
+    python bench/large.py --sizes 20 --profile /tmp/prof   # py-spy profiles of the three processes
 
 An axis and two gateways (real processes, packaged defaults) on 127.0.0.1. For each size, one
 job folder with one attachment of random bytes (a scanned PDF does not compress either) is
@@ -29,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.e2e import start_profilers, stop_profilers, summarize
 from tests.e2e.conftest import build_province, wait_until
 
 SENDER, RECIPIENT = "000.00.00.H58", "000.00.11.H58"
@@ -93,7 +95,7 @@ def event_time(service, name: str, after: float) -> float | None:
     return None
 
 
-def one(province, size_mib: float, n: int) -> dict:
+def one(province, size_mib: float, n: int, profile: Path | None = None) -> dict:
     sender, recipient = province.agencies[SENDER], province.agencies[RECIPIENT]
     processes = {"sender": sender.service, "axis": province.axis.service, "recipient": recipient.service}
     pids = {name: service.process.pid for name, service in processes.items()}
@@ -101,6 +103,7 @@ def one(province, size_mib: float, n: int) -> dict:
     rss_before = {name: status_kib(pid, "VmRSS") for name, pid in pids.items()}
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     payload = os.urandom(int(size_mib * MiB))
+    profilers = start_profilers(pids, profile / f"{size_mib:g}" if profile else None)
     started = time.time()
     province.drop_job(
         SENDER, f"large-{n}", {"to": [RECIPIENT], "subject": f"Tệp lớn {size_mib:g} MB"}, {"scan.pdf": payload}
@@ -117,6 +120,7 @@ def one(province, size_mib: float, n: int) -> dict:
         wait_until(settled, "the 01 back at the sender", timeout=600)
     except AssertionError:
         outcome = "timed out"
+    stop_profilers(profilers)
     for name, service in processes.items():
         if service.process.poll() is not None:
             outcome = f"{name} died (exit {service.process.returncode})"
@@ -147,6 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=float, nargs="+", default=[1, 20, 100], help="attachment sizes in MiB")
     parser.add_argument("--memory-max", type=int, help="MiB: both gateways in a memory cgroup with this limit")
+    parser.add_argument("--profile", type=Path, help="folder for py-spy profiles of every process, per size")
     args = parser.parse_args()
     cgroup = MemoryCgroup(args.memory_max) if args.memory_max else None
     results = []
@@ -160,7 +165,7 @@ def main() -> None:
                         cgroup.add(province.agencies[code].service.process.pid)
                 time.sleep(2.0)
                 for n, size in enumerate(args.sizes):
-                    results.append(one(province, size, n))
+                    results.append(one(province, size, n, args.profile))
                     if results[-1]["outcome"] != "delivered":
                         break
             finally:
@@ -183,6 +188,11 @@ def main() -> None:
             f"{'/'.join(str(cpu.get(k, '-')) for k in ('sender', 'axis', 'recipient')):>22}"
             f"{'/'.join(str(peak.get(k, '-')) for k in ('sender', 'axis', 'recipient')):>24}"
         )
+    if args.profile:
+        for raw in sorted(args.profile.glob("*/*.txt")):
+            print(f"\nprofile of {raw.stem}, {raw.parent.name} MiB (share of samples, inclusive):")
+            for name, share in summarize(raw):
+                print(f"  {share:5.1f} %  {name}")
     print(json.dumps({"benchmark": "large", "memory_max_mib": args.memory_max, "results": results}))
 
 

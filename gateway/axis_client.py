@@ -8,7 +8,6 @@ unpadded hex, the only form the real axis is known to accept.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import json
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import pybase64
 from multidict import CIMultiDict
 
 from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable
@@ -176,9 +176,7 @@ class AxisClient:
         if not isinstance(data, str | memoryview):
             raise AxisError("getEdoc: the answer carries no data", where=self.url)
         try:
-            if isinstance(data, memoryview):
-                return binascii.a2b_base64(data, strict_mode=True)
-            return base64.b64decode(data, validate=True)
+            return pybase64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             raise AxisError("getEdoc: data is not base64", where=self.url) from None
 

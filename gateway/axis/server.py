@@ -10,7 +10,6 @@ relayed copy, and only then commits the document and its deliveries and answers.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
@@ -21,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pybase64
 from aiohttp import web
 
 from gateway import edxml, logs
@@ -390,7 +390,7 @@ class Axis:
         # The envelope through json, the base64 spliced in as bytes (it needs no escaping): no
         # str copy of a message that may be 160 MB.
         head, _, tail = json.dumps(ok(data="")).encode("ascii").rpartition(b'""')
-        body = b"".join((head, b'"', base64.b64encode(data), b'"', tail))
+        body = b"".join((head, b'"', pybase64.b64encode(data), b'"', tail))
         return web.Response(body=body, content_type="application/json")
 
     async def update_status(self, request: web.Request, signed: SignedRequest) -> web.Response:

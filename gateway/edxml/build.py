@@ -9,9 +9,9 @@ again with the ``edXML`` prefix, so everything inside the envelope is prefixed;
 
 from __future__ import annotations
 
-import base64
 from datetime import date, datetime
 
+import pybase64
 from lxml import etree
 
 from gateway.edxml import ns
@@ -283,4 +283,4 @@ def _attachments(root: etree._Element, attachments: tuple[Attachment, ...]) -> N
         _text(el, "MimeType", attachment.mime_type)
         _text(el, "ContentType", attachment.content_type)
         payload = etree.SubElement(el, ns.q("ContentTransferEncoded"), nsmap={ns.PREFIX: ns.EDXML})
-        payload.text = base64.b64encode(attachment.data)  # bytes: lxml takes ASCII as is, no str copy
+        payload.text = pybase64.b64encode(attachment.data)  # bytes: lxml takes ASCII as is, no str copy
