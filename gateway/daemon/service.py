@@ -109,6 +109,11 @@ class Gateway:
         self._probe_until = 0.0
         self._meta_written: dict[str, float] = {}
         self._delivering: set[tuple[str, str]] = set()  # (sender, DocumentId) being delivered now
+        # Set when deliver has fetched a message of that kind: what a listen waits for after an
+        # answer that held nothing new (see listen).
+        self._fetched = {"edoc": asyncio.Event(), "status": asyncio.Event()}
+        self._intake_timer: asyncio.TimerHandle | None = None
+        self._intake_wake_at: float | None = None  # wall-clock time _intake_timer is set for
         # Set by the runner: run a worker now instead of at its next tick (a no-op in commands).
         self.wake: Callable[[str], None] = lambda worker: None
 
@@ -299,7 +304,10 @@ class Gateway:
     # --- intake ---------------------------------------------------------------------------------
 
     async def intake(self) -> None:
-        for entry in await asyncio.to_thread(self._settled_entries):
+        entries, settles_at = await asyncio.to_thread(self._settled_entries)
+        if settles_at is not None:
+            self._wake_intake_at(settles_at)
+        for entry in entries:
             try:
                 key = f"drop:{entry.name}:{await asyncio.to_thread(_content_hash, entry)}"
                 if self.store.outgoing_by_source(key) is None:
@@ -325,10 +333,23 @@ class Gateway:
             return self.sign_document(composed)
         return self.sign_edxml(_read_limited(entry, self.limits.max_bytes))
 
-    def _settled_entries(self) -> list[Path]:
+    def _wake_intake_at(self, moment: float) -> None:
+        """Run intake again when the newest unsettled entry has settled, not at the next tick
+        after that (up to one interval later)."""
+        now = time.time()
+        if self._intake_wake_at is not None and now < self._intake_wake_at <= moment:
+            return  # a run that comes first is already set; it sets the next one
+        if self._intake_timer is not None:
+            self._intake_timer.cancel()
+        self._intake_wake_at = moment
+        self._intake_timer = asyncio.get_running_loop().call_later(max(0.0, moment - now), self.wake, "intake")
+
+    def _settled_entries(self) -> tuple[list[Path], float | None]:
+        """Entries unchanged for [intake] settle_seconds, and when the first of the others will be."""
         settle = self.config.intake.settle_seconds
         now = time.time()
         ready = []
+        settles_at: float | None = None
         for entry in sorted(self.outbox.iterdir()):
             if entry.name.startswith(".") or entry.name == "failed":
                 continue
@@ -341,9 +362,11 @@ class Gateway:
                 continue  # the writer is still moving it
             if now - newest >= settle:
                 ready.append(entry)
+            else:
+                settles_at = newest + settle if settles_at is None else min(settles_at, newest + settle)
             if len(ready) >= BATCH:
                 break
-        return ready
+        return ready, settles_at
 
     def _refuse_entry(self, entry: Path, reason: str) -> None:
         failed = self.outbox / "failed"
@@ -424,6 +447,8 @@ class Gateway:
             # While the axis is failing, one call at a time probes it (axis_paused): a long-poll
             # would hold that probe for its whole wait and keep every other worker waiting.
             waited = bool(poll.long_poll and self.client.long_poll_max and not self._axis_failures)
+            fetched = self._fetched[message_type]
+            fetched.clear()
             try:
                 new = await self.look(message_type, wait=poll.long_poll_seconds if waited else 0.0)
             except sqlite3.OperationalError as exc:  # as the runner does for workers: log, go on
@@ -435,8 +460,13 @@ class Gateway:
             if new is None or not waited:
                 pause = poll.interval
             elif new == 0:
-                # the answer held only what deliver already has in hand: let it work a moment
-                pause = min(poll.interval, 0.5)
+                # The axis answers a long-poll at once while anything is unfetched, so an answer
+                # holding only what deliver has in hand comes back until deliver fetches it. Wait
+                # for that fetch (tens of ms), not a fixed pause: a document arriving meanwhile
+                # would wait out the pause. The cap covers a fetch that keeps failing.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(fetched.wait(), min(poll.interval, 0.5))
+                continue
             else:
                 continue
             with contextlib.suppress(TimeoutError):
@@ -508,6 +538,7 @@ class Gateway:
         """One listed message; False when the axis could not be reached."""
         try:
             data = await self.client.get_edoc(row.axis_doc_id)
+            self._fetched[row.message_type].set()
         except AxisUnavailable as exc:
             self._axis_down(exc)
             self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))

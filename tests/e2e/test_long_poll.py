@@ -60,3 +60,23 @@ def test_an_axis_without_long_poll_gets_plain_polls(tmp_path):
         assert "poll_refused" not in province.agencies[DEPARTMENT].service.event_names()
     finally:
         province.stop_all()
+
+
+def test_an_entry_still_settling_is_taken_when_it_has_settled_not_at_the_next_tick(tmp_path):
+    """Intake runs once a minute here: an entry it found still being written (settle 2 s) is
+    taken when it has settled, by a wake-up intake sets for that moment."""
+    from gateway.workspace import QUICK_TIMING
+
+    timing = QUICK_TIMING.replace("intake = 0.2", "intake = 60.0").replace(
+        "settle_seconds = 0.3", "settle_seconds = 2.0"
+    )
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT], timing=timing)
+    try:
+        province.start(DEPARTMENT)
+        # dropped before the gateway starts: its first intake run (at start) finds it too fresh
+        province.drop_job(PROVINCE, "settling", {"to": [DEPARTMENT], "subject": "Văn bản chờ ổn định"}, {})
+        sender = province.start(PROVINCE)
+        wait_until(lambda: len(sender.receipts()) == 1, "the 01 well before the next intake tick", timeout=30)
+        assert "worker_error" not in sender.service.event_names()
+    finally:
+        province.stop_all()
