@@ -109,8 +109,8 @@ class Gateway:
         self._probe_until = 0.0
         self._meta_written: dict[str, float] = {}
         self._delivering: set[tuple[str, str]] = set()  # (sender, DocumentId) being delivered now
-        # Set when deliver has fetched a message of that kind: what a listen waits for after an
-        # answer that held nothing new (see listen).
+        # Set when deliver has been through what was due of that kind: what a listen waits for
+        # after an answer that held nothing new (see listen).
         self._fetched = {"edoc": asyncio.Event(), "status": asyncio.Event()}
         self._intake_timer: asyncio.TimerHandle | None = None
         self._intake_wake_at: float | None = None  # wall-clock time _intake_timer is set for
@@ -462,8 +462,10 @@ class Gateway:
             elif new == 0:
                 # The axis answers a long-poll at once while anything is unfetched, so an answer
                 # holding only what deliver has in hand comes back until deliver fetches it. Wait
-                # for that fetch (tens of ms), not a fixed pause: a document arriving meanwhile
-                # would wait out the pause. The cap covers a fetch that keeps failing.
+                # until deliver has been through its round (tens of ms for one message), not a
+                # fixed pause that a document arriving meanwhile would wait out; asking after
+                # each single fetch instead made a burst cost one full list per message. The cap
+                # covers a fetch that keeps failing.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(fetched.wait(), min(poll.interval, 0.5))
                 continue
@@ -531,6 +533,7 @@ class Gateway:
                         axis_gone.set()
 
             await asyncio.gather(*(one(row) for row in batch))
+            self._fetched[kind].set()
             if axis_gone.is_set():
                 return
 
@@ -538,7 +541,6 @@ class Gateway:
         """One listed message; False when the axis could not be reached."""
         try:
             data = await self.client.get_edoc(row.axis_doc_id)
-            self._fetched[row.message_type].set()
         except AxisUnavailable as exc:
             self._axis_down(exc)
             self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
