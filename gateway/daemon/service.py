@@ -326,7 +326,7 @@ class Gateway:
 
     def _prepare_entry(self, entry: Path, sequence: int) -> Pending:
         if entry.is_dir():
-            job, files = _read_job(entry)
+            job, files = _read_job(entry, self.limits)
             composed = compose.compose_document(
                 job, files, sender=self.me, names=self.names, sequence=sequence, where=f"{entry.name}/document.json"
             )
@@ -901,8 +901,12 @@ def _read_limited(path: Path, limit: int) -> bytes:
     return path.read_bytes()
 
 
-def _read_job(folder: Path) -> tuple[dict[str, Any], list[compose.FileInput]]:
-    """document.json and the attachment files of a job folder (listed ones, or every other file)."""
+def _read_job(folder: Path, limits: edxml.Limits) -> tuple[dict[str, Any], list[compose.FileInput]]:
+    """document.json and the attachment files of a job folder (listed ones, or every other file).
+
+    Sizes are checked against [limits] before anything is read: a file too large to send must
+    be refused here, not read whole into a service running under a memory limit.
+    """
     try:
         job = json.loads((folder / "document.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -914,12 +918,14 @@ def _read_job(folder: Path) -> tuple[dict[str, Any], list[compose.FileInput]]:
     listed = job.get("attachments")
     files: list[compose.FileInput] = []
     if listed is None:
-        for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name != "document.json"):
-            if not path.name.startswith("."):
-                files.append(compose.FileInput(path.name, path.read_bytes()))
+        paths = [p for p in sorted(folder.iterdir()) if p.is_file() and p.name != "document.json"]
+        paths = [p for p in paths if not p.name.startswith(".")]
+        _check_sizes(folder, paths, limits)
+        files.extend(compose.FileInput(path.name, path.read_bytes()) for path in paths)
         return job, files
     if not isinstance(listed, list):
         raise IntakeError("must be a list", where=f"{folder.name}/document.json: attachments")
+    specs = []
     for index, item in enumerate(listed):
         spec = {"file": item} if isinstance(item, str) else item
         where = f"{folder.name}/document.json: attachments[{index}]"
@@ -928,6 +934,9 @@ def _read_job(folder: Path) -> tuple[dict[str, Any], list[compose.FileInput]]:
         path = folder / spec["file"]
         if path.resolve().parent != folder.resolve() or not path.is_file():
             raise IntakeError(f"{spec['file']!r} is not a file of the job folder", where=where)
+        specs.append((spec, path))
+    _check_sizes(folder, [path for _, path in specs], limits)
+    for spec, path in specs:
         files.append(
             compose.FileInput(
                 str(spec.get("name") or path.name),
@@ -937,6 +946,31 @@ def _read_job(folder: Path) -> tuple[dict[str, Any], list[compose.FileInput]]:
             )
         )
     return job, files
+
+
+def _check_sizes(folder: Path, paths: list[Path], limits: edxml.Limits) -> None:
+    if len(paths) > limits.max_attachments:
+        raise IntakeError(
+            f"{len(paths)} attachments, above the limit of {limits.max_attachments} ([limits] max_attachments)",
+            where=f"{folder.name}/",
+        )
+    total = 0
+    for path in paths:
+        size = path.stat().st_size
+        if size > limits.max_attachment_bytes:
+            raise IntakeError(
+                f"{path.name} is {size} bytes, above the attachment limit of {limits.max_attachment_bytes}"
+                " ([limits] max_attachment_bytes)",
+                where=f"{folder.name}/{path.name}",
+            )
+        total += size
+    encoded = 4 * -(-total // 3)  # base64 of every attachment, before the rest of the message
+    if encoded > limits.max_bytes:
+        raise IntakeError(
+            f"the attachments come to {total} bytes, {encoded} in base64: above the message limit"
+            f" of {limits.max_bytes} bytes ([limits] max_bytes)",
+            where=f"{folder.name}/",
+        )
 
 
 def _take_away(entry: Path) -> None:

@@ -279,3 +279,31 @@ def test_sigterm_stops_promptly_and_secrets_stay_out_of_the_logs(province):
     log = agency.service.text()
     assert f"secret-of-{PROVINCE}-for-tests" not in log
     assert all(e.get("agency") == PROVINCE for e in agency.service.events if "agency" in e)
+
+
+def test_a_job_over_the_size_limits_is_refused_before_its_files_are_read(province):
+    """[limits] apply at intake: a file over max_attachment_bytes, or attachments whose base64
+    exceeds max_bytes, send the job to failed/ with the key named; nothing is queued."""
+    province.start(PROVINCE, "\n[limits]\nmax_attachment_bytes = 3000\nmax_bytes = 10000\n")
+    province.drop_job(
+        PROVINCE, "one-too-large", {"to": [DEPARTMENT], "subject": "Tệp quá lớn"}, {"scan.pdf": b"x" * 3001}
+    )
+    province.drop_job(
+        PROVINCE,
+        "too-much-together",
+        {"to": [DEPARTMENT], "subject": "Tổng quá lớn"},
+        {f"part-{n}.pdf": b"x" * 2900 for n in range(3)},  # 8,700 bytes, 11,600 in base64
+    )
+    failed = province.agencies[PROVINCE].outbox / "failed"
+    single = (
+        wait_until(lambda: (failed / "one-too-large.error.txt").is_file(), "the first refusal")
+        and (failed / "one-too-large.error.txt").read_text()
+    )
+    assert "INT800" in single and "one-too-large/scan.pdf" in single and "max_attachment_bytes" in single
+    together = (
+        wait_until(lambda: (failed / "too-much-together.error.txt").is_file(), "the second refusal")
+        and (failed / "too-much-together.error.txt").read_text()
+    )
+    assert "11600 in base64" in together and "[limits] max_bytes" in together
+    assert province.agencies[PROVINCE].service.process.poll() is None
+    assert "message_queued" not in province.agencies[PROVINCE].service.event_names()
