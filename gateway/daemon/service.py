@@ -45,6 +45,11 @@ PERMANENT_AXIS_CODES = frozenset({"10", "11", "12", "18", "19", "21", "22", "23"
 BATCH = 50
 META_EVERY = 15.0
 DELIVER_CONCURRENCY = 4
+# Intake's crash-loop guard (Gateway._count_preparation): entries this large get a marker while
+# they are prepared, and are refused after the process died that many times preparing them.
+PREPARING = ".preparing-"
+PREPARING_MARK_BYTES = 4 * 1024 * 1024
+PREPARING_ATTEMPTS = 2
 REFUSAL_HINTS = {
     "15": "check [axis] system_id and secret_file against what the axis operator registered",
     "16": "this host's clock is too far from the axis's: check time synchronisation (NTP, timedatectl)",
@@ -308,9 +313,11 @@ class Gateway:
         if settles_at is not None:
             self._wake_intake_at(settles_at)
         for entry in entries:
+            marker = self.outbox / f"{PREPARING}{entry.name}"
             try:
                 key = f"drop:{entry.name}:{await asyncio.to_thread(_content_hash, entry)}"
                 if self.store.outgoing_by_source(key) is None:
+                    await asyncio.to_thread(self._count_preparation, entry, marker)
                     pending = await asyncio.to_thread(self._prepare_entry, entry, self._sequence())
                     outgoing_id, path = await asyncio.to_thread(self.write_pending, pending)
                     self.commit_pending(outgoing_id, path, pending, key)
@@ -323,6 +330,32 @@ class Gateway:
             except (GatewayError, UnicodeDecodeError, ValueError) as exc:
                 reason = str(exc) if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
                 await asyncio.to_thread(self._refuse_entry, entry, reason)
+            finally:
+                marker.unlink(missing_ok=True)  # prepared, refused or postponed: the process lived through it
+
+    def _count_preparation(self, entry: Path, marker: Path) -> None:
+        """Refuse a large entry whose preparation the process has already died in twice.
+
+        Signing costs several times a message's size in memory; under MemoryMax a scan that
+        does not fit gets the service killed, systemd starts it again, and intake would take
+        the same entry again, for ever. A marker counts the attempts that did not come back;
+        an entry under PREPARING_MARK_BYTES is never the cause and gets no marker.
+        """
+        size = _entry_bytes(entry)
+        if size < PREPARING_MARK_BYTES:
+            return
+        try:
+            attempts = int(marker.read_text(encoding="ascii") or 0)
+        except (FileNotFoundError, ValueError):
+            attempts = 0
+        if attempts >= PREPARING_ATTEMPTS:
+            raise IntakeError(
+                f"the gateway stopped {attempts} times while preparing this entry ({size} bytes), most"
+                " likely out of memory: send it smaller, or lower [limits] max_bytes so that such"
+                " entries are refused at once, or give the service more memory",
+                where=f"{entry.name}",
+            )
+        marker.write_text(str(attempts + 1), encoding="ascii")  # no fsync: a lost count only means one more try
 
     def _prepare_entry(self, entry: Path, sequence: int) -> Pending:
         if entry.is_dir():
@@ -878,6 +911,10 @@ class Gateway:
         for path in self.outbox.glob(".taken-*"):  # an entry whose removal a crash interrupted
             _remove(path)
             removed += 1
+        for marker in self.outbox.glob(f"{PREPARING}*"):  # its entry was taken away meanwhile
+            if not (self.outbox / marker.name.removeprefix(PREPARING)).exists():
+                marker.unlink(missing_ok=True)
+                removed += 1
         return removed
 
 
@@ -946,6 +983,12 @@ def _read_job(folder: Path, limits: edxml.Limits) -> tuple[dict[str, Any], list[
             )
         )
     return job, files
+
+
+def _entry_bytes(entry: Path) -> int:
+    if entry.is_dir():
+        return sum(path.stat().st_size for path in entry.rglob("*") if path.is_file())
+    return entry.stat().st_size
 
 
 def _check_sizes(folder: Path, paths: list[Path], limits: edxml.Limits) -> None:

@@ -204,3 +204,56 @@ def test_clock_skew_within_the_window_works_and_beyond_it_is_named_and_waits(pai
     wait_until(lambda: len(sender.receipts()) == 2, "its 01")
     time.sleep(1.0)
     assert len(receiver.delivered()) == 2 and len(sender.receipts()) == 2
+
+
+# --- a document too large for the service's memory ---------------------------------------------
+
+SCAN_BYTES = 24 * 1024 * 1024  # signing it takes long enough to be killed in the middle
+
+
+def drop_scan(province: Province, name: str) -> Path:
+    scan = {"scan.pdf": os.urandom(SCAN_BYTES)}
+    province.drop_job(PROVINCE, name, {"to": [DEPARTMENT], "subject": f"Bản scan lớn {name}"}, scan)
+    return province.agencies[PROVINCE].outbox / f".preparing-{name}"
+
+
+def kill_while_preparing(province: Province, marker: Path, attempt: int) -> None:
+    """Start the sender and SIGKILL it while it prepares the scan, as the OOM killer would."""
+    agency = province.start(PROVINCE)
+    deadline = time.monotonic() + 60
+    while not (marker.is_file() and marker.read_text() == str(attempt)):
+        assert time.monotonic() < deadline, f"preparation {attempt} never started"
+        assert agency.service.process.poll() is None
+        time.sleep(0.005)
+    agency.service.kill()
+    assert (marker.parent / marker.name.removeprefix(".preparing-")).is_dir(), "taken before the kill"
+
+
+def test_a_gateway_killed_while_preparing_a_large_entry_sends_it_once_after_restart(pair):
+    province = pair
+    province.start(DEPARTMENT)
+    marker = drop_scan(province, "scan-once")
+    kill_while_preparing(province, marker, 1)
+    sender = province.start(PROVINCE)
+    wait_until(lambda: len(sender.receipts()) == 1, "the 01 for the scan", timeout=120)
+    assert not marker.exists()
+    assert len(list(province.agencies[DEPARTMENT].inbox.glob("*/document.json"))) == 1
+
+
+def test_a_large_entry_that_keeps_killing_the_gateway_is_refused_after_two_deaths(pair):
+    """Under MemoryMax a scan that does not fit kills the service at every start (systemd
+    restarts it): intake counts the preparations that never came back and, after two, refuses
+    the entry with the reason instead of dying a third time."""
+    province = pair
+    marker = drop_scan(province, "scan-too-big")
+    kill_while_preparing(province, marker, 1)
+    kill_while_preparing(province, marker, 2)
+    sender = province.start(PROVINCE)
+    failed = province.agencies[PROVINCE].outbox / "failed"
+    error = wait_until(lambda: (failed / "scan-too-big.error.txt").is_file(), "the refusal", timeout=60) and (
+        failed / "scan-too-big.error.txt"
+    ).read_text(encoding="utf-8")
+    assert "INT800" in error and "stopped 2 times while preparing" in error and "[limits] max_bytes" in error
+    assert (failed / "scan-too-big" / "scan.pdf").stat().st_size == SCAN_BYTES  # kept whole for the admin
+    assert not marker.exists() and sender.service.process.poll() is None
+    assert "message_queued" not in sender.service.event_names()
