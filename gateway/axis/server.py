@@ -35,6 +35,7 @@ from gateway.vxp.answers import AxisCode, fail, ok
 from gateway.vxp.protocol import VIETNAM, AuthError, SignedRequest, hash_file_matches, verify_request
 
 LIST_LIMIT = 100  # oldest first; what is not on this page is on the next look
+_PAYLOAD_SLOT = "edxml-payload-slot"  # where getEdoc's base64 goes into its JSON answer
 # Long-poll, our extension of getReceivedEdocList: a signed ``wait`` parameter (seconds) makes
 # the call answer as soon as something arrives for the caller, or with an empty list when the
 # wait is over. Every answer announces it in this header, so a gateway uses ``wait`` only
@@ -389,7 +390,7 @@ class Axis:
         )
         # The envelope through json, the base64 spliced in as bytes (it needs no escaping): no
         # str copy of a message that may be 160 MB.
-        head, _, tail = json.dumps(ok(data="")).encode("ascii").rpartition(b'""')
+        head, _, tail = json.dumps(ok(data=_PAYLOAD_SLOT)).encode("ascii").partition(f'"{_PAYLOAD_SLOT}"'.encode())
         body = b"".join((head, b'"', pybase64.b64encode(data), b'"', tail))
         return web.Response(body=body, content_type="application/json")
 
