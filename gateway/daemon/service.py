@@ -315,9 +315,10 @@ class Gateway:
         for entry in entries:
             marker = self.outbox / f"{PREPARING}{entry.name}"
             try:
-                key = f"drop:{entry.name}:{await asyncio.to_thread(_content_hash, entry)}"
+                content, size = await asyncio.to_thread(_content_hash, entry)
+                key = f"drop:{entry.name}:{content}"
                 if self.store.outgoing_by_source(key) is None:
-                    await asyncio.to_thread(self._count_preparation, entry, marker)
+                    await asyncio.to_thread(self._count_preparation, entry, size, marker)
                     pending = await asyncio.to_thread(self._prepare_entry, entry, self._sequence())
                     outgoing_id, path = await asyncio.to_thread(self.write_pending, pending)
                     self.commit_pending(outgoing_id, path, pending, key)
@@ -333,7 +334,7 @@ class Gateway:
             finally:
                 marker.unlink(missing_ok=True)  # prepared, refused or postponed: the process lived through it
 
-    def _count_preparation(self, entry: Path, marker: Path) -> None:
+    def _count_preparation(self, entry: Path, size: int, marker: Path) -> None:
         """Refuse a large entry whose preparation the process has already died in twice.
 
         Signing costs several times a message's size in memory; under MemoryMax a scan that
@@ -341,7 +342,6 @@ class Gateway:
         the same entry again, for ever. A marker counts the attempts that did not come back;
         an entry under PREPARING_MARK_BYTES is never the cause and gets no marker.
         """
-        size = _entry_bytes(entry)
         if size < PREPARING_MARK_BYTES:
             return
         try:
@@ -921,15 +921,23 @@ class Gateway:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _content_hash(entry: Path) -> str:
+def _content_hash(entry: Path) -> tuple[str, int]:
+    """The digest that keys an entry (names and contents) and its size in bytes, read in chunks:
+    an entry too large to send must not be read whole just to be recognised."""
     digest = hashlib.sha256()
+    size = 0
     if entry.is_dir():
         for path in sorted(p for p in entry.rglob("*") if p.is_file()):
             digest.update(str(path.relative_to(entry)).encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+            with path.open("rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+                size += handle.tell()
     else:
-        digest.update(entry.read_bytes())
-    return digest.hexdigest()
+        with entry.open("rb") as handle:
+            while chunk := handle.read(1024 * 1024):
+                digest.update(chunk)
+                size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def _read_limited(path: Path, limit: int) -> bytes:
@@ -983,12 +991,6 @@ def _read_job(folder: Path, limits: edxml.Limits) -> tuple[dict[str, Any], list[
             )
         )
     return job, files
-
-
-def _entry_bytes(entry: Path) -> int:
-    if entry.is_dir():
-        return sum(path.stat().st_size for path in entry.rglob("*") if path.is_file())
-    return entry.stat().st_size
 
 
 def _check_sizes(folder: Path, paths: list[Path], limits: edxml.Limits) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.e2e.conftest import wait_until
 
@@ -307,3 +308,22 @@ def test_a_job_over_the_size_limits_is_refused_before_its_files_are_read(provinc
     assert "11600 in base64" in together and "[limits] max_bytes" in together
     assert province.agencies[PROVINCE].service.process.poll() is None
     assert "message_queued" not in province.agencies[PROVINCE].service.event_names()
+
+
+def test_a_file_far_over_the_limits_is_refused_without_being_read_whole(province):
+    """A 400 MB file (sparse: it takes no disk) in a job folder: refused with the limit named,
+    and the gateway never held it in memory, not even to recognise the entry."""
+    agency = province.start(PROVINCE)
+    outbox = agency.outbox
+    hidden = outbox / ".huge"
+    hidden.mkdir(parents=True)
+    (hidden / "document.json").write_text(json.dumps({"to": [DEPARTMENT], "subject": "Tệp khổng lồ"}), encoding="utf-8")
+    with (hidden / "scan.pdf").open("wb") as handle:
+        handle.truncate(400 * 1024 * 1024)
+    hidden.rename(outbox / "huge")
+    error = outbox / "failed" / "huge.error.txt"
+    wait_until(error.is_file, "the refusal")
+    assert "max_attachment_bytes" in error.read_text(encoding="utf-8")
+    status = Path(f"/proc/{agency.service.process.pid}/status").read_text()
+    peak_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+    assert peak_kib < 200 * 1024, f"the gateway's peak memory reached {peak_kib // 1024} MiB"
