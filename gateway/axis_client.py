@@ -28,6 +28,9 @@ OCTETS = "application/octet-stream"
 REFUSES_GATEWAY = frozenset({"15", "16"})
 LONG_POLL_HEADER = "X-Long-Poll-Max-Seconds"  # as gateway/axis/server.py announces it
 PAYLOAD_SPLIT_BYTES = 64 * 1024
+# The largest answer read: getEdoc of the largest message a gateway accepts ([limits] max_bytes
+# is 160 MiB by default) is its base64 in JSON; more is refused, not read into memory.
+DEFAULT_MAX_ANSWER_BYTES = 4 * -(-160 * 1024 * 1024 // 3) + 1024 * 1024  # = answer_limit(160 MiB)
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,10 @@ class AxisClient:
         *,
         timeout: float = 60.0,
         session: aiohttp.ClientSession | None = None,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self.url = url.rstrip("/")
+        self.max_answer_bytes = max_answer_bytes
         self.system_id = system_id
         self._secret = secret
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=10)
@@ -91,7 +96,7 @@ class AxisClient:
             async with self._client().post(
                 f"{self.url}/{name}", data=body, headers=headers, timeout=timeout or self._timeout
             ) as response:
-                raw = await response.read()
+                raw = await self._read_answer(name, response)
                 http_status = response.status
                 self._note_long_poll(response.headers.get(LONG_POLL_HEADER))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
@@ -170,6 +175,20 @@ class AxisClient:
             for item in _data_list(answer)
         ]
 
+    async def _read_answer(self, name: str, response: aiohttp.ClientResponse) -> bytes:
+        limit = self.max_answer_bytes
+        too_large = f"{name}: the answer is larger than {limit} bytes (the largest message [limits] max_bytes lets in)"
+        if response.content_length is not None and response.content_length > limit:
+            raise AxisError(too_large, where=self.url)
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(1024 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise AxisError(too_large, where=self.url)
+            parts.append(chunk)
+        return b"".join(parts)
+
     async def get_edoc(self, doc_id: str) -> bytes:
         answer = await self.call("getEdoc", {"docId": doc_id})
         data = answer.get("data")
@@ -210,6 +229,12 @@ class AxisClient:
 
     async def delete_agency(self, code: str) -> None:
         await self.call("deleteAgency", {"AgencyCode": code})
+
+
+def answer_limit(max_message_bytes: int) -> int:
+    """The largest answer worth reading for messages up to ``max_message_bytes``: getEdoc's
+    base64 of such a message, with room for its JSON envelope."""
+    return 4 * -(-max_message_bytes // 3) + 1024 * 1024
 
 
 def split_payload(body: bytes) -> tuple[bytes, memoryview | None]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import edxml, logs
-from gateway.axis_client import AxisClient
+from gateway.axis_client import AxisClient, answer_limit
 from gateway.config import Config, ConfigError
 from gateway.daemon import backoff, compose, inbox
 from gateway.edxml.build import build_tree, serialize
@@ -105,7 +105,11 @@ class Gateway:
             folder.mkdir(parents=True, exist_ok=True)
         self.store = GatewayStore(config.paths.data_dir)
         self.client = AxisClient(
-            config.axis.url, config.axis.system_id, config.secret, timeout=config.axis.timeout_seconds
+            config.axis.url,
+            config.axis.system_id,
+            config.secret,
+            timeout=config.axis.timeout_seconds,
+            max_answer_bytes=answer_limit(config.limits.max_bytes),
         )
         self.log = logs.get("gateway").bind(agency=self.code)
         self.names: dict[str, str] = json.loads(self.store.meta("directory") or "{}")
