@@ -14,7 +14,8 @@ message_sent at the sender, message_listed → document_delivered at the recipie
 
 --memory-max puts both gateways in a memory cgroup with that limit, as systemd's MemoryMax=
 does (it counts the page cache too, which the kernel reclaims before it kills anything); a
-gateway that does not survive is reported as such.
+gateway the kernel kills is started again, as Restart= would, up to three times, and the
+outcome says how it ended: delivered, refused by intake's crash-loop guard, or dead.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from tests.e2e.conftest import build_province, wait_until
 SENDER, RECIPIENT = "000.00.00.H58", "000.00.11.H58"
 TICKS = os.sysconf("SC_CLK_TCK")
 MiB = 1024 * 1024
+RESTARTS = 3
 
 
 def cpu_seconds(pid: int) -> float:
@@ -95,7 +97,9 @@ def event_time(service, name: str, after: float) -> float | None:
     return None
 
 
-def one(province, size_mib: float, n: int, profile: Path | None = None) -> dict:
+def one(province, size_mib: float, n: int, profile: Path | None = None, restart=None) -> dict:
+    """One attachment end to end. ``restart(code)`` (with --memory-max) starts a gateway that
+    died again, as systemd's Restart= would, up to RESTARTS times."""
     sender, recipient = province.agencies[SENDER], province.agencies[RECIPIENT]
     processes = {"sender": sender.service, "axis": province.axis.service, "recipient": recipient.service}
     pids = {name: service.process.pid for name, service in processes.items()}
@@ -111,20 +115,37 @@ def one(province, size_mib: float, n: int, profile: Path | None = None) -> dict:
     del payload
     before = len(sender.receipts())
     outcome = "delivered"
+    refusal = sender.outbox / "failed" / f"large-{n}.error.txt"
+    restarts = 0
 
     def settled() -> bool:
         died = any(service.process.poll() is not None for service in processes.values())
-        return died or len(sender.receipts()) > before
+        return died or len(sender.receipts()) > before or refusal.is_file()
 
-    try:
-        wait_until(settled, "the 01 back at the sender", timeout=600)
-    except AssertionError:
-        outcome = "timed out"
+    while True:
+        try:
+            wait_until(settled, "the 01 back at the sender", timeout=600)
+        except AssertionError:
+            outcome = "timed out"
+            break
+        dead = [name for name, service in processes.items() if service.process.poll() is not None]
+        if not dead or restart is None or restarts >= RESTARTS or "axis" in dead:
+            break
+        for name in dead:  # the kernel killed it (OOM): start it again, as systemd would
+            restarts += 1
+            code = SENDER if name == "sender" else RECIPIENT
+            processes[name] = restart(code)
     stop_profilers(profilers)
     for name, service in processes.items():
         if service.process.poll() is not None:
             outcome = f"{name} died (exit {service.process.returncode})"
-    alive = {name: pid for name, pid in pids.items() if processes[name].process.poll() is None}
+    if refusal.is_file():
+        reason = refusal.read_text(encoding="utf-8").strip().split(": ", 1)[-1]
+        outcome = f"refused: {reason[:70]}…"
+    if restarts:
+        outcome += f" ({restarts} restarts)"
+        pids = {name: pid for name, pid in pids.items() if processes[name].process.pid == pid}
+    alive = {name: pid for name, pid in pids.items() if processes[name].process.poll() is None}  # CPU of the first run
     result = {
         "size_mib": size_mib,
         "outcome": outcome,
@@ -164,8 +185,15 @@ def main() -> None:
                     if cgroup:
                         cgroup.add(province.agencies[code].service.process.pid)
                 time.sleep(2.0)
+
+                def restart(code: str):
+                    service = province.start(code).service
+                    if cgroup:
+                        cgroup.add(service.process.pid)
+                    return service
+
                 for n, size in enumerate(args.sizes):
-                    results.append(one(province, size, n, args.profile))
+                    results.append(one(province, size, n, args.profile, restart if cgroup else None))
                     if results[-1]["outcome"] != "delivered":
                         break
             finally:
@@ -176,17 +204,17 @@ def main() -> None:
     limit = f", gateways limited to {args.memory_max} MiB" if args.memory_max else ""
     print(f"large attachments end to end{limit}")
     print(
-        f"{'MiB':>6} {'outcome':<12}{'drop→01 s':>10}{'send s':>8}{'deliver s':>10}"
-        f"{'CPU s snd/axis/rcv':>22}{'peak MiB snd/axis/rcv':>24}"
+        f"{'MiB':>6}{'drop→01 s':>10}{'send s':>8}{'deliver s':>10}"
+        f"{'CPU s snd/axis/rcv':>22}{'peak MiB snd/axis/rcv':>24}  outcome"
     )
     for r in results:
         cpu = r["cpu_seconds"]
         peak = r["peak_rss_growth_mib"] or {}
         print(
-            f"{r['size_mib']:>6g} {r['outcome']:<12}{r['seconds_drop_to_01']:>10}"
+            f"{r['size_mib']:>6g}{r['seconds_drop_to_01']:>10}"
             f"{r.get('sender_seconds_taken_to_sent', '-'):>8}{r.get('recipient_seconds_listed_to_delivered', '-'):>10}"
             f"{'/'.join(str(cpu.get(k, '-')) for k in ('sender', 'axis', 'recipient')):>22}"
-            f"{'/'.join(str(peak.get(k, '-')) for k in ('sender', 'axis', 'recipient')):>24}"
+            f"{'/'.join(str(peak.get(k, '-')) for k in ('sender', 'axis', 'recipient')):>24}  {r['outcome']}"
         )
     if args.profile:
         for raw in sorted(args.profile.glob("*/*.txt")):
