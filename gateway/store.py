@@ -24,7 +24,7 @@ import sqlite_utils
 
 from gateway.sqlite import connect, relaxed, transaction
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DOCUMENTS_QUEUED = "documents_queued"  # meta key of the running number (documents_queued)
 
 
@@ -110,6 +110,15 @@ class GatewayStore:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN document_time TEXT")
             self.db.execute("CREATE INDEX IF NOT EXISTS outgoing_time ON outgoing(kind, document_time)")
             self.db.execute("CREATE INDEX IF NOT EXISTS incoming_time ON incoming(message_type, document_time)")
+            # v3: what retry looks for every few seconds, indexed apart from the history (a year of
+            # it made those two queries cost 150 ms a run, 3 % of a core at idle)
+            self.db.execute(
+                "CREATE INDEX IF NOT EXISTS incoming_unacknowledged ON incoming(next_attempt_at)"
+                " WHERE acked = 0 AND state != 'listed'"
+            )
+            self.db.execute(
+                "CREATE INDEX IF NOT EXISTS outgoing_queued_deadline ON outgoing(deadline_at) WHERE state = 'queued'"
+            )
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _create(self, db: sqlite_utils.Database) -> None:
