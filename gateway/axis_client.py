@@ -18,6 +18,7 @@ import aiohttp
 import pybase64
 from multidict import CIMultiDict
 
+from gateway.edxml.xmlsafe import DEFAULT_LIMITS
 from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable
 from gateway.vxp.protocol import sdk_hex, signed_headers
 
@@ -28,9 +29,17 @@ OCTETS = "application/octet-stream"
 REFUSES_GATEWAY = frozenset({"15", "16"})
 LONG_POLL_HEADER = "X-Long-Poll-Max-Seconds"  # as gateway/axis/server.py announces it
 PAYLOAD_SPLIT_BYTES = 64 * 1024
-# The largest answer read: getEdoc of the largest message a gateway accepts ([limits] max_bytes
-# is 160 MiB by default) is its base64 in JSON; more is refused, not read into memory.
-DEFAULT_MAX_ANSWER_BYTES = 4 * -(-160 * 1024 * 1024 // 3) + 1024 * 1024  # = answer_limit(160 MiB)
+
+
+def answer_limit(max_message_bytes: int) -> int:
+    """The largest answer worth reading for messages up to ``max_message_bytes``: getEdoc's
+    base64 of such a message, with room for its JSON envelope."""
+    return 4 * -(-max_message_bytes // 3) + 1024 * 1024
+
+
+# The largest answer read: getEdoc of the largest message a gateway accepts ([limits] max_bytes,
+# 160 MiB by default) is its base64 in JSON; more is refused, not read into memory.
+DEFAULT_MAX_ANSWER_BYTES = answer_limit(DEFAULT_LIMITS.max_bytes)
 
 
 @dataclass(frozen=True)
@@ -229,12 +238,6 @@ class AxisClient:
 
     async def delete_agency(self, code: str) -> None:
         await self.call("deleteAgency", {"AgencyCode": code})
-
-
-def answer_limit(max_message_bytes: int) -> int:
-    """The largest answer worth reading for messages up to ``max_message_bytes``: getEdoc's
-    base64 of such a message, with room for its JSON envelope."""
-    return 4 * -(-max_message_bytes // 3) + 1024 * 1024
 
 
 def split_payload(body: bytes) -> tuple[bytes, memoryview | None]:

@@ -946,7 +946,9 @@ def _content_hash(entry: Path) -> tuple[str, int]:
 
 def _read_limited(path: Path, limit: int) -> bytes:
     if path.stat().st_size > limit:
-        raise IntakeError(f"{path.name} is larger than the limit of {limit} bytes")
+        raise IntakeError(
+            f"{path.name} is larger than the message limit of {limit} bytes ([limits] max_bytes)", where=path.name
+        )
     return path.read_bytes()
 
 
