@@ -21,6 +21,9 @@ from gateway.edxml.parse import message_from_tree
 from gateway.edxml.xmlsafe import parse_xml
 from gateway.errors import UsageError
 
+# How long a command waits for the record of a document whose inbox folder is already there.
+INBOX_RECORD_WAIT = 10.0
+
 
 def _open(config: Config) -> Gateway:
     return Gateway(config)
@@ -64,12 +67,25 @@ def send(
 
 def _received(gateway: Gateway, reference: str) -> tuple[Any, edxml.Document]:
     row = gateway.store.delivered(reference)
+    if row is None and _in_the_inbox(gateway, reference):
+        # The folder appears first and the database records it a moment later (a crash in
+        # between redelivers into the same folder): a document system that answers at once
+        # must not be told the document it holds was never delivered.
+        deadline = time.monotonic() + INBOX_RECORD_WAIT
+        while row is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            row = gateway.store.delivered(reference)
     if row is None:
         raise UsageError(f"no delivered document {reference!r} (give its inbox folder name or DocumentId)")
     envelope = gateway.inbox / (row.inbox_id or row.axis_doc_id) / "envelope.edxml"
     document = message_from_tree(parse_xml(envelope.read_bytes(), gateway.limits), gateway.limits)
     assert isinstance(document, edxml.Document)
     return row, document
+
+
+def _in_the_inbox(gateway: Gateway, reference: str) -> bool:
+    name = Path(reference).name
+    return name == reference and not name.startswith(".") and (gateway.inbox / name / "document.json").is_file()
 
 
 def respond(config: Config, reference: str, *, code: str, description: str | None, staff: str | None) -> str:

@@ -327,3 +327,48 @@ def test_a_file_far_over_the_limits_is_refused_without_being_read_whole(province
     status = Path(f"/proc/{agency.service.process.pid}/status").read_text()
     peak_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
     assert peak_kib < 200 * 1024, f"the gateway's peak memory reached {peak_kib // 1024} MiB"
+
+
+def test_respond_right_after_the_folder_appears_waits_for_its_record(province):
+    """The inbox folder is in place a moment before the database records the delivery (so a
+    crash in between redelivers into the same folder). A document system answering at once
+    must get its answer sent, not "no delivered document"; the demo caught this race."""
+    import subprocess
+    import sys
+    import time
+
+    for code in (PROVINCE, DEPARTMENT):
+        province.start(code)
+    province.drop_job(PROVINCE, "fast", {"to": [DEPARTMENT], "subject": "Trả lời ngay"}, {})
+    department = province.agencies[DEPARTMENT]
+    (received,) = wait_until(department.delivered, "the delivery")
+    wait_until(lambda: len(province.agencies[PROVINCE].receipts()) == 1, "the 01")
+    department.service.stop()
+    with department.db() as db:  # back to the moment between the folder and its record
+        db.execute("UPDATE incoming SET state = 'fetched' WHERE inbox_id = ?", (received["id"],))
+    answering = subprocess.Popen(
+        [
+            sys.executable,
+            "-P",
+            "-m",
+            "gateway",
+            "respond",
+            "--config",
+            str(department.config),
+            received["id"],
+            "--code",
+            "03",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)  # the record lands while respond waits for it
+    with department.db() as db:
+        db.execute("UPDATE incoming SET state = 'delivered' WHERE inbox_id = ?", (received["id"],))
+    _, err = answering.communicate(timeout=60)
+    assert answering.returncode == 0, err
+    province.start(DEPARTMENT)
+    wait_until(lambda: len(province.agencies[PROVINCE].receipts()) == 2, "the 03 back at the sender")
+    nothing = province.run("respond", "--config", str(department.config), "no-such-folder", "--code", "03")
+    assert nothing.returncode == 2 and "no delivered document" in nothing.stderr
