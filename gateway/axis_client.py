@@ -8,10 +8,14 @@ unpadded hex, the only form the real axis is known to accept.
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import hashlib
 import json
+import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -95,27 +99,47 @@ class AxisClient:
         return self._session
 
     async def call(
-        self, name: str, params: dict[str, str], body: bytes = b"", content_type: str = JSON, *, wait: float = 0.0
+        self,
+        name: str,
+        params: dict[str, str],
+        body: bytes | _FileBody = b"",
+        content_type: str = JSON,
+        *,
+        wait: float = 0.0,
+        stream_payload: bool = False,
     ) -> dict:
+        """One signed call; its JSON answer, checked. ``stream_payload``: the answer's top-level
+        "data" is base64 (getEdoc), decoded as it arrives and returned as a bytearray."""
         headers = CIMultiDict(
             signed_headers(params, system_id=self.system_id, secret=self._secret, content_type=content_type)
         )
+        if isinstance(body, _FileBody):
+            headers["Content-Length"] = str(body.size + 2)  # as the bytes would have it: not chunked
         timeout = aiohttp.ClientTimeout(total=self._seconds + wait, sock_connect=10) if wait else None
         try:
             async with self._client().post(
-                f"{self.url}/{name}", data=body, headers=headers, timeout=timeout or self._timeout
+                f"{self.url}/{name}",
+                data=body.pieces() if isinstance(body, _FileBody) else body,
+                headers=headers,
+                timeout=timeout or self._timeout,
             ) as response:
-                raw = await self._read_answer(name, response)
-                http_status = response.status
                 self._note_long_poll(response.headers.get(LONG_POLL_HEADER))
+                if stream_payload:
+                    raw, streamed = await self._read_payload_answer(name, response)
+                else:
+                    raw, streamed = await self._read_answer(name, response), None
+                http_status = response.status
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise AxisUnavailable(f"{name}: {type(exc).__name__}: {exc}", where=self.url) from None
-        envelope, payload = split_payload(raw)
+        envelope, payload = split_payload(raw) if streamed is None else (raw, streamed)
         try:
             answer = json.loads(envelope.decode("utf-8", errors="replace"))
             if payload is not None and not (isinstance(answer, dict) and answer.get("data") == ""):
-                # The "data" cut out was not the top-level one: read the answer whole.
-                answer, payload = json.loads(raw.decode("utf-8", errors="replace")), None
+                # The "data" cut out was not the top-level one. Read the answer whole; a streamed
+                # one was already consumed, but its top-level "data" is in the envelope as it came.
+                if streamed is None:
+                    answer = json.loads(raw.decode("utf-8", errors="replace"))
+                payload = None
         except ValueError:
             raise AxisUnavailable(f"{name}: HTTP {http_status} with a body that is not JSON", where=self.url) from None
         if not isinstance(answer, dict):
@@ -145,15 +169,24 @@ class AxisClient:
 
     # --- the calls ------------------------------------------------------------------------------
 
-    async def send_edoc(self, data: bytes, *, message_type: str, from_code: str) -> str:
-        """Send an edXML document ("edoc") or status message ("status"); returns the axis's DocId."""
+    async def send_edoc(self, data: bytes | Path, *, message_type: str, from_code: str) -> str:
+        """Send an edXML document ("edoc") or status message ("status"); returns the axis's DocId.
+
+        ``data`` may be the path of the signed file: it is then hashed and sent in pieces,
+        never read whole into memory (a 100 MB scan is a 133 MB message).
+        """
+        if isinstance(data, Path):
+            digest, size = await asyncio.to_thread(_file_digest, data)
+            body: bytes | _FileBody = _FileBody(data, size)
+        else:
+            digest, body = hashlib.sha256(data).digest(), data + b"\r\n"
         params = {
             "servicetype": "eDoc",
             "messagetype": message_type,
             "from": from_code,
-            "hash-file": sdk_hex(hashlib.sha256(data).digest()),
+            "hash-file": sdk_hex(digest),
         }
-        answer = await self.call("sendEdoc", params, data + b"\r\n", OCTETS)
+        answer = await self.call("sendEdoc", params, body, OCTETS)
         doc_id = str(answer.get("DocId") or "")
         if not doc_id:
             raise AxisError("sendEdoc: the answer carries no DocId", where=self.url)
@@ -198,9 +231,34 @@ class AxisClient:
             parts.append(chunk)
         return b"".join(parts)
 
-    async def get_edoc(self, doc_id: str) -> bytes:
-        answer = await self.call("getEdoc", {"docId": doc_id})
+    async def _read_payload_answer(self, name: str, response: aiohttp.ClientResponse) -> tuple[bytes, bytearray | None]:
+        """The answer with its "data" decoded as it arrives: (the JSON around it, the bytes).
+
+        A 20 MB scan is a 36 MB answer; read whole and then decoded it is 36 + 27 MB at once,
+        decoded in pieces it is the 27 MB message and a megabyte at a time. (answer, None) for
+        an answer that is not shaped so (small, an error, "data" not found near the start).
+        """
+        limit = self.max_answer_bytes
+        too_large = f"{name}: the answer is larger than {limit} bytes (the largest message [limits] max_bytes lets in)"
+        if response.content_length is not None and response.content_length > limit:
+            raise AxisError(too_large, where=self.url)
+        reader = PayloadReader(response.content_length)
+        size = 0
+        try:
+            async for chunk in response.content.iter_chunked(1024 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise AxisError(too_large, where=self.url)
+                reader.feed(chunk)
+            return reader.finish()
+        except ValueError as exc:
+            raise AxisError(f"{name}: data is not base64: {exc}", where=self.url) from None
+
+    async def get_edoc(self, doc_id: str) -> bytes | bytearray:
+        answer = await self.call("getEdoc", {"docId": doc_id}, stream_payload=True)
         data = answer.get("data")
+        if isinstance(data, bytearray):
+            return data
         if not isinstance(data, str | memoryview):
             raise AxisError("getEdoc: the answer carries no data", where=self.url)
         try:
@@ -238,6 +296,111 @@ class AxisClient:
 
     async def delete_agency(self, code: str) -> None:
         await self.call("deleteAgency", {"AgencyCode": code})
+
+
+FILE_PIECE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _FileBody:
+    """A sendEdoc body read from the signed file as it is sent: the file, then CRLF (the SDK's framing)."""
+
+    path: Path
+    size: int
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        with self.path.open("rb") as handle:
+            sent = 0
+            while piece := await asyncio.to_thread(handle.read, FILE_PIECE):
+                sent += len(piece)
+                yield piece
+        if sent != self.size:  # changed under us: the hash sent would not match, and the length would lie
+            raise OSError(f"{self.path} changed while it was being sent")
+        yield b"\r\n"
+
+
+def _file_digest(path: Path) -> tuple[bytes, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while piece := handle.read(FILE_PIECE):
+            digest.update(piece)
+            size += len(piece)
+    return digest.digest(), size
+
+
+class PayloadReader:
+    """getEdoc's answer, fed as it arrives: the JSON around "data" kept, the base64 inside decoded.
+
+    Sans-IO: :meth:`feed` the pieces, then :meth:`finish`. ``expected`` (Content-Length, when
+    announced) lets the decoded message be allocated once at its final size.
+    """
+
+    _START = re.compile(rb'"data"\s*:\s*"')
+    _HEAD_MAX = 64 * 1024  # "data" further into the answer than this: not our shape, read it whole
+
+    def __init__(self, expected: int | None = None) -> None:
+        self._head = bytearray()
+        self._tail = bytearray()
+        self._state = "head"  # head → data → tail, or whole
+        self._carry = b""
+        self._expected = expected
+        self._decoded = bytearray(expected * 3 // 4 if expected else 0)
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> None:
+        if self._state in ("whole", "tail"):
+            (self._head if self._state == "whole" else self._tail).extend(chunk)
+            return
+        if self._state == "head":
+            self._head.extend(chunk)
+            found = self._START.search(self._head)
+            if found is None:
+                if len(self._head) > self._HEAD_MAX:
+                    self._state = "whole"
+                return
+            chunk = bytes(self._head[found.end() :])
+            del self._head[found.end() - 1 :]  # the envelope keeps `"data":`, the string is put back empty
+            self._state = "data"
+        end = chunk.find(b'"')
+        self._decode(chunk if end < 0 else chunk[:end])
+        if end >= 0:
+            if self._carry:
+                raise ValueError(f"{len(self._carry)} characters left over at the end")
+            self._state = "tail"
+            self._tail.extend(chunk[end + 1 :])
+
+    def _decode(self, text: bytes) -> None:
+        text = self._carry + text
+        if b"\\" in text:  # JSON may escape "/" as "\/"; no other escape belongs in base64
+            keep = len(text) - len(text.rstrip(b"\\"))
+            text, tail = (text[:-1], b"\\") if keep % 2 else (text, b"")
+            text = text.replace(b"\\/", b"/")
+            if b"\\" in text:
+                raise ValueError("an escape other than \\/ in the base64")
+            self._carry = tail
+        else:
+            self._carry = b""
+        whole = len(text) // 4 * 4
+        self._carry = text[whole:] + self._carry
+        if whole:
+            piece = pybase64.b64decode(text[:whole], validate=True)
+            end = self._size + len(piece)
+            if end <= len(self._decoded):
+                self._decoded[self._size : end] = piece
+            else:
+                del self._decoded[self._size :]
+                self._decoded.extend(piece)
+            self._size = end
+
+    def finish(self) -> tuple[bytes, bytearray | None]:
+        """(the JSON envelope with "data" emptied, the decoded bytes); (the answer, None) if not shaped so."""
+        if self._state in ("head", "whole"):
+            return bytes(self._head), None
+        if self._state == "data":
+            raise ValueError("the answer ends inside the data string")
+        del self._decoded[self._size :]
+        return bytes(self._head) + b'""' + bytes(self._tail), self._decoded
 
 
 def split_payload(body: bytes) -> tuple[bytes, memoryview | None]:

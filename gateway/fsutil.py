@@ -5,15 +5,18 @@ from __future__ import annotations
 import fcntl
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from gateway.errors import AlreadyRunning
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, overwrite: bool = True) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync, then rename."""
+def write_atomic(
+    path: Path, data: bytes | Iterable[bytes | memoryview], *, mode: int = 0o644, overwrite: bool = True
+) -> None:
+    """Write ``data`` (bytes, or pieces written one after the other) to ``path`` via a temporary
+    file in the same folder, fsync, then rename."""
     path = Path(path)
     if not overwrite and path.exists():
         raise FileExistsError(f"{path} already exists")
@@ -21,7 +24,11 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, overwrite: bool 
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, bytes | bytearray | memoryview):
+                handle.write(data)
+            else:
+                for piece in data:
+                    handle.write(piece)
             handle.flush()
             os.fsync(handle.fileno())
         if overwrite:

@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import os
 import signal
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pybase64
 from aiohttp import web
@@ -28,7 +29,7 @@ from gateway.axis.config import AxisConfig
 from gateway.axis.store import AxisStore, Delivery, NewDocument
 from gateway.edxml.build import serialize
 from gateway.edxml.relay import append_trace_header
-from gateway.edxml.xmlsafe import Limits, parse_xml
+from gateway.edxml.xmlsafe import Limits, parse_lifted
 from gateway.errors import GatewayError, MalformedXML, SignatureError
 from gateway.fsutil import instance_lock, write_atomic
 from gateway.vxp.answers import AxisCode, fail, ok
@@ -36,6 +37,8 @@ from gateway.vxp.protocol import VIETNAM, AuthError, SignedRequest, hash_file_ma
 
 LIST_LIMIT = 100  # oldest first; what is not on this page is on the next look
 _PAYLOAD_SLOT = "edxml-payload-slot"  # where getEdoc's base64 goes into its JSON answer
+STREAM_FROM_BYTES = 4 * 1024 * 1024  # a stored message this large is answered in pieces
+STREAM_PIECE = 3 * 1024 * 1024  # read per piece: a multiple of 3, so the pieces' base64 joins up
 # Long-poll, our extension of getReceivedEdocList: a signed ``wait`` parameter (seconds) makes
 # the call answer as soon as something arrives for the caller, or with an empty list when the
 # wait is over. Every answer announces it in this header, so a gateway uses ``wait`` only
@@ -61,10 +64,13 @@ class Refusal(Exception):
 
 @dataclass(frozen=True)
 class Checked:
-    """A message that passed the door, with its relayed bytes."""
+    """A message that passed the door, with its relayed bytes (in pieces: a large message's
+    attachments are views of the upload as read, not copies)."""
 
     message: edxml.Message
-    relayed: bytes
+    relayed: tuple[bytes | memoryview, ...]
+    relayed_sha256: str
+    relayed_size: int
     submitted_sha256: str  # of the bytes as the sender sent them: what a resend repeats
 
 
@@ -185,19 +191,21 @@ class Axis:
         upload = await self._receive(request, limit)
         try:
             if hash_file_matches(claimed, digests=[upload.digest]):
-                pass
+                submitted = upload.digest
             elif upload.trimmed_digest is not None and hash_file_matches(claimed, digests=[upload.trimmed_digest]):
                 upload.trim()  # the SDK appends CRLF after the file; the hash covers the file only
+                submitted = upload.trimmed_digest
             else:
                 raise Refusal(AxisCode.HASH_MISMATCH)
-            checked = await asyncio.to_thread(self._check, upload.path, message_type)
+            checked = await asyncio.to_thread(self._check, upload.path, message_type, submitted.hex())
             return await self._accept(signed, checked, message_type)
         finally:
             upload.path.unlink(missing_ok=True)
 
     async def _receive(self, request: web.Request, limit: int) -> _Upload:
         fd_path = self.store.incoming_dir / f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{id(request):x}.part"
-        whole = hashlib.sha256()
+        # One hash over all but the last two bytes seen, so that both digests (with and without
+        # the SDK's closing CRLF) come out of a single pass, without copying a chunk.
         without_tail = hashlib.sha256()
         tail = b""
         size = 0
@@ -207,25 +215,32 @@ class Axis:
                     size += len(chunk)
                     if size > limit + 2:
                         raise Refusal(AxisCode.TOO_LARGE, f"more than {limit} bytes")
-                    whole.update(chunk)
-                    joined = tail + chunk
-                    without_tail.update(joined[:-2])
-                    tail = joined[-2:]
+                    if len(chunk) >= 2:
+                        without_tail.update(tail)
+                        without_tail.update(memoryview(chunk)[:-2])
+                        tail = chunk[-2:]
+                    else:
+                        joined = tail + chunk
+                        without_tail.update(joined[:-2])
+                        tail = joined[-2:]
                     handle.write(chunk)
             except Refusal:
                 handle.close()
                 fd_path.unlink(missing_ok=True)
                 raise
+        whole = without_tail.copy()
+        whole.update(tail)
         trimmed = without_tail.digest() if tail == b"\r\n" else None
         return _Upload(fd_path, whole.digest(), trimmed, size)
 
-    def _check(self, path: Path, message_type: str) -> Checked:
+    def _check(self, path: Path, message_type: str, submitted_sha256: str) -> Checked:
         """In a worker thread: everything about the file that needs no database."""
         data = path.read_bytes()
         try:
-            root = parse_xml(data, self.limits)
+            root, lifted = parse_lifted(data, self.limits)
             checked = edxml.validate_root(
                 root,
+                lifted=lifted,
                 trust=self.trust,
                 limits=self.limits,
                 require_signature=self.config.verify_signatures,
@@ -242,8 +257,14 @@ class Axis:
             raise Refusal(AxisCode.BAD_REQUEST, f"messagetype says {message_type}, the file is a {kind}")
         if kind == "edoc":
             append_trace_header(root, self.config.code, datetime.now(VIETNAM).replace(tzinfo=None))
-            return Checked(checked.message, serialize(root), hashlib.sha256(data).hexdigest())
-        return Checked(checked.message, data, hashlib.sha256(data).hexdigest())
+            relayed = tuple(lifted.expand(serialize(root)))
+        else:
+            relayed = (data,)
+        digest = hashlib.sha256()
+        for piece in relayed:
+            digest.update(piece)
+        size = sum(len(piece) for piece in relayed)
+        return Checked(checked.message, relayed, digest.hexdigest(), size, submitted_sha256)
 
     async def _accept(self, signed: SignedRequest, checked: Checked, message_type: str) -> web.Response:
         message = checked.message
@@ -257,9 +278,7 @@ class Axis:
                 raise Refusal(AxisCode.UNKNOWN_RECIPIENT, code)
             if agency.locked:
                 raise Refusal(AxisCode.RECIPIENT_LOCKED, code)
-        document = _new_document(
-            signed.system_id, message, message_type, checked.relayed, recipients, checked.submitted_sha256
-        )
+        document = _new_document(signed.system_id, message, message_type, recipients, checked)
         duplicate = self.store.find_duplicate(document.dedup_key)
         if duplicate is None:
             sender_doc_id, path = self.store.new_document_path()
@@ -376,9 +395,9 @@ class Axis:
             raise Refusal(AxisCode.NOT_FOUND, doc_id)
         return delivery
 
-    async def get_edoc(self, request: web.Request, signed: SignedRequest) -> web.Response:
+    async def get_edoc(self, request: web.Request, signed: SignedRequest) -> web.StreamResponse:
         delivery = self._delivery(signed)
-        data = await asyncio.to_thread(self.store.document_file(delivery).read_bytes)
+        stored = await asyncio.to_thread(_whole_or_open, self.store.document_file(delivery))
         self.store.mark_fetched(delivery.doc_id)
         self.log.info(
             "delivery_fetched",
@@ -391,8 +410,24 @@ class Axis:
         # The envelope through json, the base64 spliced in as bytes (it needs no escaping): no
         # str copy of a message that may be 160 MB.
         head, _, tail = json.dumps(ok(data=_PAYLOAD_SLOT)).encode("ascii").partition(f'"{_PAYLOAD_SLOT}"'.encode())
-        body = b"".join((head, b'"', pybase64.b64encode(data), b'"', tail))
-        return web.Response(body=body, content_type="application/json")
+        if isinstance(stored, bytes):
+            body = b"".join((head, b'"', pybase64.b64encode(stored), b'"', tail))
+            return web.Response(body=body, content_type="application/json")
+        # A large message is encoded piece by piece as it is sent: never whole in memory, as
+        # the file or as its base64.
+        with stored:
+            size = os.fstat(stored.fileno()).st_size
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            response.content_length = len(head) + 2 + 4 * -(-size // 3) + len(tail)
+            if self.config.long_poll:
+                response.headers[LONG_POLL_HEADER] = str(LONG_POLL_MAX_SECONDS)
+            await response.prepare(request)
+            await response.write(head + b'"')
+            while piece := await asyncio.to_thread(stored.read, STREAM_PIECE):
+                await response.write(pybase64.b64encode(piece))
+            await response.write(b'"' + tail)
+        await response.write_eof()
+        return response
 
     async def update_status(self, request: web.Request, signed: SignedRequest) -> web.Response:
         delivery = self._delivery(signed)
@@ -497,17 +532,21 @@ def _recipients(message: edxml.Message) -> tuple[str, ...]:
     return (target.text,)
 
 
+def _whole_or_open(path: Path) -> bytes | BinaryIO:
+    """A small stored message's bytes; a large one's open file, to be sent in pieces."""
+    handle = path.open("rb")
+    if os.fstat(handle.fileno()).st_size >= STREAM_FROM_BYTES:
+        return handle
+    with handle:
+        return handle.read()
+
+
 def _new_document(
-    system_id: str,
-    message: edxml.Message,
-    message_type: str,
-    data: bytes,
-    recipients: tuple[str, ...],
-    submitted_sha256: str,
+    system_id: str, message: edxml.Message, message_type: str, recipients: tuple[str, ...], checked: Checked
 ) -> NewDocument:
     sender = message.sender.organ_id.text
     if isinstance(message, edxml.Document):
-        identity = message.document_id or submitted_sha256
+        identity = message.document_id or checked.submitted_sha256
         title, notation, status_code = message.subject, (message.code.code_notation or "") if message.code else "", ""
         document_id = message.document_id
     else:
@@ -525,8 +564,8 @@ def _new_document(
         title=title,
         notation=notation,
         status_code=status_code,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size=len(data),
+        sha256=checked.relayed_sha256,
+        size=checked.relayed_size,
         recipients=recipients,
     )
 

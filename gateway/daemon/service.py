@@ -20,7 +20,7 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,12 +29,13 @@ from gateway import edxml, logs
 from gateway.axis_client import AxisClient, answer_limit
 from gateway.config import Config, ConfigError
 from gateway.daemon import backoff, compose, inbox
-from gateway.edxml.build import build_tree, serialize
+from gateway.edxml.build import build_lifted, build_tree, serialize
+from gateway.edxml.lift import NOT_LIFTED, Expansion
 from gateway.edxml.parse import message_from_tree
 from gateway.edxml.relay import append_trace_header
 from gateway.edxml.schema import SchemaMode, validate_tree
 from gateway.edxml.signature import sign_tree
-from gateway.edxml.xmlsafe import parse_xml
+from gateway.edxml.xmlsafe import parse_lifted
 from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable, GatewayError, IntakeError
 from gateway.fsutil import write_atomic
 from gateway.sqlite import transaction
@@ -50,6 +51,8 @@ DELIVER_CONCURRENCY = 4
 PREPARING = ".preparing-"
 PREPARING_MARK_BYTES = 4 * 1024 * 1024
 PREPARING_ATTEMPTS = 2
+# A signed file this large is sent from the disk in pieces instead of read whole first.
+SEND_FROM_FILE_BYTES = 4 * 1024 * 1024
 REFUSAL_HINTS = {
     "15": "check [axis] system_id and secret_file against what the axis operator registered",
     "16": "this host's clock is too far from the axis's: check time synchronisation (NTP, timedatectl)",
@@ -58,9 +61,10 @@ REFUSAL_HINTS = {
 
 @dataclass(frozen=True)
 class Pending:
-    """A signed message on its way to the outgoing queue."""
+    """A signed message on its way to the outgoing queue, in the pieces it is written in (a
+    large attachment's base64 is encoded piece by piece as it is written, never whole)."""
 
-    signed: bytes
+    signed: Iterable[bytes | memoryview]
     kind: str
     document_id: str
     subject: str
@@ -198,15 +202,16 @@ class Gateway:
     # Three steps, so that the slow ones run in a worker thread and the database is only ever
     # used from the event loop's thread: sign (CPU), write (disk, fsync), commit (SQLite).
 
-    def _sign(self, root: Any, mode: SchemaMode = SchemaMode.STRICT) -> bytes:
+    def _sign(self, root: Any, mode: SchemaMode = SchemaMode.STRICT, lifted: edxml.Lifted = NOT_LIFTED) -> Expansion:
         validate_tree(root, mode)
-        sign_tree(root, self.identity)
-        return serialize(root)
+        sign_tree(root, self.identity, lifted)
+        return Expansion(lifted, serialize(root))
 
     def sign_document(self, composed: compose.Composed) -> Pending:
         document = composed.document
+        root, lifted = build_lifted(document)
         return Pending(
-            self._sign(build_tree(document)),
+            self._sign(root, SchemaMode.STRICT, lifted),
             kind="edoc",
             document_id=document.document_id or "",
             subject=document.subject,
@@ -218,8 +223,8 @@ class Gateway:
 
     def sign_edxml(self, data: bytes) -> Pending:
         """A ready edXML file from the document system: ours, given our hop, checked strictly, signed."""
-        root = parse_xml(data, self.limits)
-        document = message_from_tree(root, self.limits)
+        root, lifted = parse_lifted(data, self.limits)
+        document = message_from_tree(root, self.limits, lifted)
         if not isinstance(document, edxml.Document):
             raise IntakeError("the drop folder takes documents; statuses are sent with `respond`")
         if document.sender.organ_id.text != self.code:
@@ -229,7 +234,7 @@ class Gateway:
         stamp = compose.now_vietnam()
         append_trace_header(root, self.code, stamp)
         return Pending(
-            self._sign(root),
+            self._sign(root, SchemaMode.STRICT, lifted),
             kind="edoc",
             document_id=document.document_id,
             subject=document.subject,
@@ -430,8 +435,9 @@ class Gateway:
 
     async def _send_due(self, kind: str) -> None:
         for item in self.store.due_outgoing(kind, BATCH, longest_wait=self._longest_wait):
+            path = self.store.outgoing_file(item)
             try:
-                data = await asyncio.to_thread(self.store.outgoing_file(item).read_bytes)
+                data = await asyncio.to_thread(_whole_or_path, path)
             except OSError as exc:  # the signed file is gone: nothing can be sent, and the queue must go on
                 self.store.fail_outgoing(item.id, f"the signed file cannot be read: {exc}")
                 self.log.error("message_failed", doc_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
@@ -615,7 +621,8 @@ class Gateway:
             )
         except GatewayError as exc:
             try:  # keep what can be read, so the refusal can answer the sender properly
-                message = message_from_tree(parse_xml(data, self.limits), self.limits)
+                root, lifted = parse_lifted(data, self.limits)
+                message = message_from_tree(root, self.limits, lifted)
             except GatewayError:
                 message = None
             return Examined(data, message, None, str(exc))
@@ -923,6 +930,14 @@ class Gateway:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _whole_or_path(path: Path) -> bytes | Path:
+    """A small file's bytes; a large file's path, for the client to send it in pieces."""
+    with path.open("rb") as handle:
+        if os.fstat(handle.fileno()).st_size >= SEND_FROM_FILE_BYTES:
+            return path
+        return handle.read()
 
 
 def _content_hash(entry: Path) -> tuple[str, int]:

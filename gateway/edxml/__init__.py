@@ -19,9 +19,10 @@ from datetime import datetime
 from lxml import etree
 
 from gateway.edxml.agency import AgencyCode
-from gateway.edxml.build import build, build_tree, serialize
+from gateway.edxml.build import build, build_lifted, build_tree, serialize
 from gateway.edxml.certs import SigningIdentity, TrustStore, agency_of, check_signing_certificate
 from gateway.edxml.codes import BusinessDocType, Priority, ReceiverType, StatusCode, SteeringType
+from gateway.edxml.lift import NOT_LIFTED, Lifted
 from gateway.edxml.model import (
     Attachment,
     Business,
@@ -46,7 +47,7 @@ from gateway.edxml.names import safe_file_name
 from gateway.edxml.parse import message_from_tree
 from gateway.edxml.schema import MessageKind, SchemaMode, validate_tree
 from gateway.edxml.signature import SignatureState, SignatureVerdict, sign_tree, verify_tree
-from gateway.edxml.xmlsafe import DEFAULT_LIMITS, Limits, parse_xml
+from gateway.edxml.xmlsafe import DEFAULT_LIMITS, Limits, parse_lifted
 from gateway.errors import SignatureMissing
 
 
@@ -61,9 +62,9 @@ class Validation:
 
 def read(data: bytes, *, mode: SchemaMode = SchemaMode.LENIENT, limits: Limits = DEFAULT_LIMITS) -> Message:
     """Parse and schema-check edXML bytes into a Document or StatusMessage (signature not checked)."""
-    root = parse_xml(data, limits)
+    root, lifted = parse_lifted(data, limits)
     validate_tree(root, mode)
-    return message_from_tree(root, limits)
+    return message_from_tree(root, limits, lifted)
 
 
 def validate(
@@ -81,8 +82,10 @@ def validate(
     Raises a FormatError or SignatureError (each with a stable code) when the message is
     not acceptable; SignatureMissing when it is unsigned and ``require_signature`` is set.
     """
+    root, lifted = parse_lifted(data, limits)
     return validate_root(
-        parse_xml(data, limits),
+        root,
+        lifted=lifted,
         trust=trust,
         mode=mode,
         limits=limits,
@@ -102,16 +105,18 @@ def validate_root(
     check_signature: bool = True,
     at: datetime | None = None,
     allow_sha1: bool = False,
+    lifted: Lifted = NOT_LIFTED,
 ) -> Validation:
-    """:func:`validate` for a tree already parsed by :func:`parse_xml` (a relay goes on to use it).
+    """:func:`validate` for a tree already parsed by :func:`parse_lifted` (a relay goes on to use it).
 
-    ``check_signature=False`` (a relay that does not verify) leaves the signature alone.
+    ``check_signature=False`` (a relay that does not verify) leaves the signature alone;
+    ``lifted`` is what parse_lifted cut out of the tree.
     """
     kind = validate_tree(root, mode)
-    message = message_from_tree(root, limits)
+    message = message_from_tree(root, limits, lifted)
     if not check_signature:
         return Validation(message, kind, SignatureVerdict(SignatureState.NOT_CHECKED, "signature not checked"))
-    verdict = verify_tree(root, trust, at=at, allow_sha1=allow_sha1)
+    verdict = verify_tree(root, trust, at=at, allow_sha1=allow_sha1, lifted=lifted)
     if require_signature and not verdict.valid:
         raise SignatureMissing(verdict.detail)
     return Validation(message=message, kind=kind, signature=verdict)
@@ -119,17 +124,17 @@ def validate_root(
 
 def sign(data: bytes, identity: SigningIdentity, *, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """Sign edXML bytes (any layout the reader accepts) and return the signed bytes."""
-    root = parse_xml(data, limits)
-    message_from_tree(root, limits)  # refuse to sign what we would refuse to read
-    sign_tree(root, identity)
-    return serialize(root)
+    root, lifted = parse_lifted(data, limits)
+    message_from_tree(root, limits, lifted)  # refuse to sign what we would refuse to read
+    sign_tree(root, identity, lifted)
+    return lifted.join(serialize(root))
 
 
 def sign_message(message: Message, identity: SigningIdentity) -> bytes:
     """Build and sign in one step: what the gateway sends."""
-    root = build_tree(message)
-    sign_tree(root, identity)
-    return serialize(root)
+    root, lifted = build_lifted(message)
+    sign_tree(root, identity, lifted)
+    return lifted.join(serialize(root))
 
 
 def verify(
@@ -140,9 +145,9 @@ def verify(
     allow_sha1: bool = False,
     limits: Limits = DEFAULT_LIMITS,
 ) -> SignatureVerdict:
-    root = data if isinstance(data, etree._Element) else parse_xml(data, limits)
-    message_from_tree(root, limits)
-    return verify_tree(root, trust, at=at, allow_sha1=allow_sha1)
+    root, lifted = (data, NOT_LIFTED) if isinstance(data, etree._Element) else parse_lifted(data, limits)
+    message_from_tree(root, limits, lifted)
+    return verify_tree(root, trust, at=at, allow_sha1=allow_sha1, lifted=lifted)
 
 
 __all__ = [
@@ -155,6 +160,7 @@ __all__ = [
     "Code",
     "Document",
     "DocumentType",
+    "Lifted",
     "Limits",
     "ManifestReference",
     "Message",
@@ -181,6 +187,8 @@ __all__ = [
     "Validation",
     "agency_of",
     "build",
+    "build_lifted",
+    "build_tree",
     "check_signing_certificate",
     "read",
     "safe_file_name",

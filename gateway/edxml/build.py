@@ -16,6 +16,7 @@ from lxml import etree
 
 from gateway.edxml import ns
 from gateway.edxml.codes import _Coded
+from gateway.edxml.lift import MIN_RUN, Builder, Lifted
 from gateway.edxml.model import (
     Attachment,
     Business,
@@ -47,7 +48,18 @@ def serialize(root: etree._Element) -> bytes:
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
-def build_tree(message: Message, *, pretty: bool = True) -> etree._Element:
+def build_lifted(message: Message, *, pretty: bool = True) -> tuple[etree._Element, Lifted]:
+    """The tree with each large attachment's base64 left out (a token in its place).
+
+    Sign it with the Lifted (``sign_tree(root, identity, lifted)``) and write
+    ``lifted.expand(serialize(root))``: the base64 is encoded piece by piece as it is hashed
+    and as it is written, and never stands whole in memory or in the tree.
+    """
+    builder = Builder()
+    return build_tree(message, pretty=pretty, builder=builder), builder.lifted()
+
+
+def build_tree(message: Message, *, pretty: bool = True, builder: Builder | None = None) -> etree._Element:
     root = etree.Element(ns.q("edXML"), nsmap={None: ns.EDXML})
     envelope = etree.SubElement(root, ns.q("edXMLEnvelope"), nsmap={ns.PREFIX: ns.EDXML})
     header = _sub(envelope, "edXMLHeader")
@@ -60,7 +72,7 @@ def build_tree(message: Message, *, pretty: bool = True) -> etree._Element:
         _trace_list(header, message.trace_headers, message.business)
         _body(envelope, message)
         if message.attachments:
-            _attachments(root, message.attachments)
+            _attachments(root, message.attachments, builder)
     else:
         raise BuildError(f"cannot build {type(message).__name__}: expected Document or StatusMessage")
     if pretty:
@@ -272,7 +284,7 @@ def _reference(manifest: etree._Element, reference: ManifestReference) -> None:
     _text(el, "AttachmentName", reference.attachment_name)
 
 
-def _attachments(root: etree._Element, attachments: tuple[Attachment, ...]) -> None:
+def _attachments(root: etree._Element, attachments: tuple[Attachment, ...], builder: Builder | None) -> None:
     container = _sub(root, "AttachmentEncoded")
     for attachment in attachments:
         el = _sub(container, "Attachment")
@@ -283,4 +295,7 @@ def _attachments(root: etree._Element, attachments: tuple[Attachment, ...]) -> N
         _text(el, "MimeType", attachment.mime_type)
         _text(el, "ContentType", attachment.content_type)
         payload = etree.SubElement(el, ns.q("ContentTransferEncoded"), nsmap={ns.PREFIX: ns.EDXML})
-        payload.text = pybase64.b64encode(attachment.data)  # bytes: lxml takes ASCII as is, no str copy
+        if builder is not None and len(attachment.data) * 4 // 3 >= MIN_RUN:
+            payload.text = builder.add(attachment.data)
+        else:
+            payload.text = pybase64.b64encode(attachment.data)  # bytes: lxml takes ASCII as is, no str copy

@@ -33,6 +33,7 @@ from lxml import etree
 from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 
 from gateway.edxml import ns
+from gateway.edxml.lift import NOT_LIFTED, Lifted
 from gateway.errors import SignatureCoverage, SignatureError, SignatureMismatch
 
 EXC_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value
@@ -71,8 +72,11 @@ def c14n(element: etree._Element) -> bytes:
     return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
 
 
-def digest(element: etree._Element, hash_name: str = "sha256") -> bytes:
-    return hashlib.new(hash_name, c14n(element)).digest()
+def digest(element: etree._Element, hash_name: str = "sha256", lifted: Lifted = NOT_LIFTED) -> bytes:
+    """The digest of a part; a lifted run inside it is hashed from where it stands, in pieces."""
+    hasher = hashlib.new(hash_name)
+    lifted.feed(hasher.update, c14n(element))
+    return hasher.digest()
 
 
 # --- signing -----------------------------------------------------------------------------------------
@@ -82,6 +86,7 @@ def sign(
     parts: Sequence[tuple[str, etree._Element]],
     key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
     certificates: Sequence[x509.Certificate],
+    lifted: Lifted = NOT_LIFTED,
 ) -> etree._Element:
     """A detached ``<Signature xmlns="…xmldsig#">`` over ``parts`` (Id, element), SHA-256.
 
@@ -98,7 +103,8 @@ def sign(
         transforms = etree.SubElement(reference, _ds("Transforms"))
         etree.SubElement(transforms, _ds("Transform"), Algorithm=EXC_C14N)
         etree.SubElement(reference, _ds("DigestMethod"), Algorithm=DigestAlgorithm.SHA256.value)
-        etree.SubElement(reference, _ds("DigestValue")).text = base64.b64encode(digest(element)).decode("ascii")
+        value = base64.b64encode(digest(element, "sha256", lifted)).decode("ascii")
+        etree.SubElement(reference, _ds("DigestValue")).text = value
     data = c14n(signed_info)
     if is_ec:
         assert isinstance(key, ec.EllipticCurvePrivateKey)
@@ -160,6 +166,7 @@ def verify(
     signature_methods: frozenset[str],
     digest_methods: frozenset[str],
     id_attribute: str = "Id",
+    lifted: Lifted = NOT_LIFTED,
 ) -> None:
     """Check the signature value and every digest; raise SignatureMismatch or SignatureError.
 
@@ -178,7 +185,7 @@ def verify(
         found = holders.get(reference.id_value, [])
         if len(found) != 1:
             raise SignatureCoverage(f"Reference #{reference.id_value} names {len(found)} elements, not one")
-        actual = digest(found[0], reference.hash_name)
+        actual = digest(found[0], reference.hash_name, lifted)
         if not hmac.compare_digest(actual, reference.expected):
             raise SignatureMismatch(f"the digest of #{reference.id_value} does not match: it changed after signing")
     value_element = signature.find(_ds("SignatureValue"))

@@ -39,6 +39,7 @@ from signxml.exceptions import InvalidSignature as SignXMLInvalidSignature
 
 from gateway.edxml import dsig, ns
 from gateway.edxml.certs import MAX_OFFERED, SigningIdentity, TrustStore, check_signing_certificate, describe
+from gateway.edxml.lift import NOT_LIFTED, Lifted
 from gateway.edxml.parse import Envelope, local_name, read_text
 from gateway.edxml.xmlsafe import new_parser
 from gateway.errors import (
@@ -114,10 +115,11 @@ def _signed_parts(frame: Envelope) -> list[tuple[str, etree._Element]]:
 # --- signing ---------------------------------------------------------------------------------------
 
 
-def sign_tree(root: etree._Element, identity: SigningIdentity) -> None:
+def sign_tree(root: etree._Element, identity: SigningIdentity, lifted: Lifted = NOT_LIFTED) -> None:
     """Sign the edXML tree in place, replacing any signature or placeholder it carries.
 
-    Refuses to sign a message whose From is not the agency the certificate names.
+    Refuses to sign a message whose From is not the agency the certificate names. A tree
+    with lifted runs is signed as the message it stands for, runs included.
     """
     frame = Envelope(root)
     sender = _sender_code(frame)
@@ -142,7 +144,7 @@ def sign_tree(root: etree._Element, identity: SigningIdentity) -> None:
     for id_value, element in parts:
         element.set(ID_ATTRIBUTE, id_value)
 
-    signature = dsig.sign(parts, identity.key, [identity.certificate, *identity.intermediates])
+    signature = dsig.sign(parts, identity.key, [identity.certificate, *identity.intermediates], lifted)
     anchor = frame.trace_header_list if frame.trace_header_list is not None else frame.message_header
     anchor.addnext(signature)
     signature.tail = anchor.tail  # keep the indentation of the surrounding layout
@@ -167,8 +169,9 @@ def verify_tree(
     *,
     at: datetime | None = None,
     allow_sha1: bool = False,
+    lifted: Lifted = NOT_LIFTED,
 ) -> SignatureVerdict:
-    """Verify the signature of a parsed edXML tree.
+    """Verify the signature of a parsed edXML tree (``lifted``: its runs, if it has any).
 
     Returns UNSIGNED for a message without a real XMLDSig signature, VALID for one that
     passes every check; raises a SignatureError subclass (with its code) otherwise.
@@ -226,12 +229,14 @@ def verify_tree(
                 signature_methods=frozenset(m.value for m in methods),
                 digest_methods=frozenset(d.value for d in digests),
                 id_attribute=ID_ATTRIBUTE,
+                lifted=lifted,
             )
         except SignatureError:
             raise
         except Exception as exc:  # a hostile signature must not surface as a library exception
             raise SignatureError(f"the signature cannot be processed: {type(exc).__name__}: {exc}") from None
     else:
+        lifted.restore(root)  # signxml reads the tree whole; a sender's own layout, rarely large
         _verify_with_signxml(root, leaf, methods, digests, at)
     _check_coverage(root, frame)
     return SignatureVerdict(

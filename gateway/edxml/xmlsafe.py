@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from gateway.edxml.lift import NOT_LIFTED, Lifted, check_placement, lift
 from gateway.errors import ForbiddenXML, LimitExceeded, MalformedXML
 
 MiB = 1024 * 1024
@@ -117,6 +118,27 @@ def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise ForbiddenXML("DOCTYPE declaration: edXML never carries one", where="prolog")
     return root
+
+
+def parse_lifted(data: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> tuple[etree._Element, Lifted]:
+    """:func:`parse_xml` with the long base64 runs of a large message kept out of the tree.
+
+    The tree is exactly what parse_xml would give, except that each lifted run stands as a
+    token that ``Lifted`` resolves (see gateway.edxml.lift for why that is exact). A message
+    that is small, or whose runs are not all attachment contents, is parsed whole.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError("parse_lifted takes bytes")
+    if isinstance(data, memoryview):
+        data = bytes(data)  # a bytearray is read where it stands: getEdoc decodes a message into one
+    if len(data) > limits.max_bytes:
+        raise LimitExceeded(f"message is {len(data)} bytes, the limit is {limits.max_bytes}")
+    skeleton, lifted = lift(data)
+    if lifted:
+        root = parse_xml(skeleton, limits)
+        if check_placement(root, lifted):
+            return root, lifted
+    return parse_xml(data, limits), NOT_LIFTED
 
 
 class _Shape:

@@ -11,10 +11,12 @@ import os
 import pytest
 
 from gateway import edxml
+from gateway.axis.server import STREAM_FROM_BYTES
 from gateway.axis_client import (
     DEFAULT_MAX_ANSWER_BYTES,
     PAYLOAD_SPLIT_BYTES,
     AxisClient,
+    PayloadReader,
     answer_limit,
     split_payload,
 )
@@ -53,20 +55,73 @@ def test_anything_unusual_is_left_to_the_json_parser(body):
     assert payload is None and envelope == body.encode()
 
 
-def test_a_large_document_fetched_through_the_axis_is_the_one_sent(axis):
+@pytest.mark.parametrize("from_file", [False, True], ids=["bytes", "file"])
+def test_a_large_document_fetched_through_the_axis_is_the_one_sent(axis, tmp_path, from_file):
+    """Above STREAM_FROM_BYTES the axis answers getEdoc in pieces (its Content-Length still
+    announced) and the client decodes them as they come; a file is sent from the disk."""
     base = full_document(sender=MINISTRY)
-    scan = edxml.Attachment("scan", "scan.pdf", os.urandom(3 * 1024 * 1024), "application/pdf")
+    scan = edxml.Attachment("scan", "scan.pdf", os.urandom(STREAM_FROM_BYTES), "application/pdf")
     recipient = dataclasses.replace(base.to[0], organ_id=edxml.AgencyCode(DEPARTMENT))
     data = edxml.build(dataclasses.replace(base, to=(recipient,), business=None, attachments=(scan,)))
-    run(send(axis, "sys-g22", data, MINISTRY))
+    (tmp_path / "signed.edxml").write_bytes(data)
+    run(send(axis, "sys-g22", tmp_path / "signed.edxml" if from_file else data, MINISTRY))
 
     async def fetch() -> bytes:
         async with client(axis, "sys-h58") as c:
             (item,) = await c.received_list()
             return await c.get_edoc(item.doc_id)
 
-    fetched = edxml.read(run(fetch()))
-    assert fetched.attachments[0].data == scan.data
+    fetched = run(fetch())
+    assert isinstance(fetched, bytearray)  # decoded in pieces, into one buffer
+    assert edxml.read(fetched).attachments[0].data == scan.data
+
+
+MESSAGE = os.urandom(300 * 1024 + 2)  # not a multiple of 3: the base64 ends in padding
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"status": "OK", "ErrorCode": "0", "data": base64.b64encode(MESSAGE).decode()}),
+        json.dumps({"data": base64.b64encode(MESSAGE).decode(), "status": "OK"}, separators=(",", ":")),
+        # Java's JSON writers escape every "/" as "\/"
+        '{"status":"OK","data" :\t"' + base64.b64encode(MESSAGE).decode().replace("/", "\\/") + '","ErrorDesc":""}',
+    ],
+    ids=["spaces", "data-first", "escaped-slashes"],
+)
+@pytest.mark.parametrize("piece", [1, 7, 4096, 1024 * 1024])
+def test_the_payload_is_decoded_as_it_arrives_in_pieces_of_any_size(body, piece):
+    raw = body.encode()
+    reader = PayloadReader(len(raw) if piece > 1 else None)  # with and without Content-Length
+    for start in range(0, len(raw), piece):
+        reader.feed(raw[start : start + piece])
+    envelope, decoded = reader.finish()
+    assert decoded == MESSAGE
+    assert json.loads(envelope)["data"] == "" and json.loads(envelope)["status"] == "OK"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ('{"status":"OK","data":"' + PAYLOAD[:4000] + "\\n" + PAYLOAD[4000:] + '"}', "escape"),
+        ('{"status":"OK","data":"' + PAYLOAD[:4001] + '"}', "left over"),
+        ('{"status":"OK","data":"' + PAYLOAD[:4000] + "!!!!" + '"}', "base64"),
+        ('{"status":"OK","data":"' + PAYLOAD, "ends inside"),
+    ],
+)
+def test_a_payload_that_is_not_base64_is_refused_with_the_reason(body, reason):
+    reader = PayloadReader()
+    with pytest.raises(ValueError, match=reason):
+        for start in range(0, len(body), 1000):
+            reader.feed(body[start : start + 1000].encode())
+        reader.finish()
+
+
+def test_an_answer_without_data_near_its_start_is_left_to_the_json_parser():
+    error = json.dumps({"status": "FAIL", "ErrorCode": "13", "ErrorDesc": "x" * 100_000}).encode()
+    reader = PayloadReader()
+    reader.feed(error)
+    assert reader.finish() == (error, None)
 
 
 async def answered_by(handler, call, **client_options):
