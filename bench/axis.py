@@ -2,6 +2,7 @@
 
     python bench/axis.py                 # 1,174 agencies, 100,000 stored deliveries
     python bench/axis.py --quick         # 1,174 agencies, 10,000 deliveries, shorter phases
+    python bench/axis.py --profile DIR   # and a py-spy profile of the axis during the load phase
 
 A real axis process on 127.0.0.1; the state is pre-filled through the axis's own store
 (one document file per stored document, 99 % of the deliveries already acknowledged, as on
@@ -32,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.e2e import start_profilers, stop_profilers, summarize
 from gateway import edxml
 from gateway.axis.store import AxisStore, NewDocument
 from gateway.axis_client import AxisClient
@@ -170,7 +172,9 @@ def axis_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def scale(url: str, config_path: Path, codes: list[str], pid: int, seconds: float) -> dict:
+async def scale(
+    url: str, config_path: Path, codes: list[str], pid: int, seconds: float, profile: Path | None = None
+) -> dict:
     """Idle long-polls of every agency, then 100 documents per second with timed lists."""
     from gateway.axis.config import load
 
@@ -231,7 +235,8 @@ async def scale(url: str, config_path: Path, codes: list[str], pid: int, seconds
                 await asyncio.sleep(max(0.0, 0.02 - (time.perf_counter() - started)))
 
         lister = asyncio.create_task(plain_lists())
-        load_start, cpu_start = time.perf_counter(), axis_cpu(pid)
+        profilers = start_profilers({"axis": pid}, profile)
+        load_start, cpu_start, own_start = time.perf_counter(), axis_cpu(pid), time.process_time()
         sends = []
         count = int(100 * seconds)
         for n in range(count):
@@ -245,6 +250,8 @@ async def scale(url: str, config_path: Path, codes: list[str], pid: int, seconds
         while len(delays) < count and time.perf_counter() < deadline:
             await asyncio.sleep(0.1)
         load_cpu = (axis_cpu(pid) - cpu_start) / (time.perf_counter() - load_start)
+        own_cpu = (time.process_time() - own_start) / (time.perf_counter() - load_start)
+        stop_profilers(profilers)
         stop.set()
         lister.cancel()
         for task in tasks:
@@ -262,6 +269,7 @@ async def scale(url: str, config_path: Path, codes: list[str], pid: int, seconds
         "send_to_long_poll_answer": _figures(len(delays), 1.0, delays) if delays else None,
         "plain_list_under_load": _figures(len(list_latencies), 1.0, list_latencies),
         "load_axis_cpu_share_of_a_core": round(load_cpu, 3),
+        "load_client_cpu_share_of_a_core": round(own_cpu, 3),
     }
 
 
@@ -290,6 +298,7 @@ def wait_for_port(log_path: Path, process: subprocess.Popen, timeout: float = 60
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--profile", type=Path, help="folder for a py-spy profile of the axis under load")
     args = parser.parse_args()
     deliveries, calls = (10_000, 300) if args.quick else (100_000, 1000)
     codes = agency_codes()
@@ -311,7 +320,8 @@ def main() -> None:
             port = wait_for_port(log_path, process)
             url = f"http://127.0.0.1:{port}"
             results = asyncio.run(measure(url, config_path, codes, calls))
-            under_load = asyncio.run(scale(url, config_path, codes, process.pid, 10.0 if args.quick else 30.0))
+            seconds = 10.0 if args.quick else 30.0
+            under_load = asyncio.run(scale(url, config_path, codes, process.pid, seconds, args.profile))
         finally:
             process.terminate()
             process.wait(15)
@@ -338,8 +348,13 @@ def main() -> None:
         f"{under_load['documents_sent']} documents at {under_load['sent_per_second']}/s: "
         f"{under_load['delivered_by_long_poll']} answered to a long-poll, send → answer p50 {answer.get('p50_ms')} ms, "
         f"p99 {answer.get('p99_ms')} ms; plain lists meanwhile p50 {plain['p50_ms']} ms, p99 {plain['p99_ms']} ms; "
-        f"the axis used {100 * under_load['load_axis_cpu_share_of_a_core']:.0f} % of a core"
+        f"the axis used {100 * under_load['load_axis_cpu_share_of_a_core']:.0f} % of a core, "
+        f"this client {100 * under_load['load_client_cpu_share_of_a_core']:.0f} %"
     )
+    if args.profile:
+        print("\nprofile of the axis under load (share of samples, inclusive):")
+        for name, share in summarize(args.profile / "axis.txt", top=30):
+            print(f"  {share:5.1f} %  {name}")
     print(json.dumps(summary))
 
 

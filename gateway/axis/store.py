@@ -79,6 +79,9 @@ class AxisStore:
             folder.mkdir(parents=True, exist_ok=True)
         self.db_path = data_dir / "axis.sqlite3"
         self.connection = connect(self.db_path)
+        # Every call asks which agencies its system speaks for; the answer changes only through
+        # this store (one process owns the data folder), which forgets it then.
+        self._agencies_of: dict[str, frozenset[str]] = {}
         self._migrate()
 
     def close(self) -> None:
@@ -173,6 +176,7 @@ class AxisStore:
 
     def seed_agencies(self, agencies: Iterable[tuple[str, str, str, str | None, bool]]) -> None:
         """Make the configured agencies (code, name, mail, system, locked) what the table says."""
+        self._agencies_of.clear()
         with transaction(self.connection) as db:
             for code, name, mail, system_id, locked in agencies:
                 db.execute(
@@ -191,10 +195,14 @@ class AxisStore:
         return [_agency(row) for row in self.connection.execute("SELECT * FROM agencies ORDER BY code")]
 
     def agencies_of(self, system_id: str) -> frozenset[str]:
-        rows = self.connection.execute("SELECT code FROM agencies WHERE system_id = ?", (system_id,))
-        return frozenset(row["code"] for row in rows)
+        known = self._agencies_of.get(system_id)
+        if known is None:
+            rows = self.connection.execute("SELECT code FROM agencies WHERE system_id = ?", (system_id,))
+            known = self._agencies_of[system_id] = frozenset(row["code"] for row in rows)
+        return known
 
     def register_agency(self, code: str, name: str, mail: str, system_id: str) -> None:
+        self._agencies_of.clear()
         with transaction(self.connection) as db:
             db.execute(
                 "INSERT INTO agencies (code, name, mail, system_id, locked, source)"
@@ -204,6 +212,7 @@ class AxisStore:
             )
 
     def delete_agency(self, code: str) -> None:
+        self._agencies_of.clear()
         with transaction(self.connection) as db:
             db.execute("DELETE FROM agencies WHERE code = ? AND source = 'registered'", (code,))
 
