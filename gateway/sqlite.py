@@ -12,20 +12,32 @@ from gateway.errors import StoreError
 BUSY_TIMEOUT_MS = 10_000
 
 
-def connect(path: Path) -> sqlite3.Connection:
+class _Connection(sqlite3.Connection):
+    """A connection that knows its own synchronous level, so that a transaction asking for
+    another one switches (two PRAGMAs) only then: a busy axis commits hundreds of times a second."""
+
+    synchronous = "FULL"
+
+
+def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
     """A connection in autocommit mode; use :func:`transaction` for atomic changes.
 
     busy_timeout is set before switching to WAL: two processes switching at once otherwise
     fail with "database is locked". synchronous=FULL: a commit survives power loss, which is
     what lets the axis and the gateway acknowledge a document once it is committed.
+    ``synchronous="NORMAL"`` makes a connection for bookkeeping only (see ``durable`` below):
+    its transactions are not durable unless they ask to be.
     """
+    if synchronous not in ("FULL", "NORMAL"):
+        raise ValueError(synchronous)
     try:
-        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, factory=_Connection)
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise StoreError(f"{path} cannot use WAL journaling (got {mode})", where=str(path))
-        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute(f"PRAGMA synchronous = {synchronous}")
+        connection.synchronous = synchronous
         connection.execute("PRAGMA foreign_keys = ON")
         connection.row_factory = sqlite3.Row
         connection.execute("PRAGMA quick_check(1)").fetchone()
@@ -75,11 +87,12 @@ def relaxed(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 @contextmanager
 def _synchronous(connection: sqlite3.Connection, level: str) -> Iterator[None]:
-    if level == "FULL":
+    base = getattr(connection, "synchronous", "FULL")
+    if level == base:
         yield
         return
     connection.execute(f"PRAGMA synchronous = {level}")
     try:
         yield
     finally:
-        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute(f"PRAGMA synchronous = {base}")

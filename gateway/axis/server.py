@@ -38,6 +38,9 @@ from gateway.vxp.protocol import VIETNAM, AuthError, SignedRequest, hash_file_ma
 LIST_LIMIT = 100  # oldest first; what is not on this page is on the next look
 _PAYLOAD_SLOT = "edxml-payload-slot"  # where getEdoc's base64 goes into its JSON answer
 STREAM_FROM_BYTES = 4 * 1024 * 1024  # a stored message this large is answered in pieces
+CHECKPOINT_SECONDS = 1.0
+FORGET_EVERY_TICKS = 60  # expired request signatures are forgotten once a minute
+IN_MEMORY_UPLOAD_BYTES = 1024 * 1024  # a sendEdoc body up to this size is read whole, not streamed to a file
 STREAM_PIECE = 3 * 1024 * 1024  # read per piece: a multiple of 3, so the pieces' base64 joins up
 # Long-poll, our extension of getReceivedEdocList: a signed ``wait`` parameter (seconds) makes
 # the call answer as soon as something arrives for the caller, or with an empty list when the
@@ -197,12 +200,24 @@ class Axis:
                 submitted = upload.trimmed_digest
             else:
                 raise Refusal(AxisCode.HASH_MISMATCH)
-            checked = await asyncio.to_thread(self._check, upload.path, message_type, submitted.hex())
+            checked = await asyncio.to_thread(self._check, upload.source, message_type, submitted.hex())
             return await self._accept(signed, checked, message_type)
         finally:
-            upload.path.unlink(missing_ok=True)
+            upload.discard()
 
     async def _receive(self, request: web.Request, limit: int) -> _Upload:
+        length = request.content_length
+        if length is not None and length <= IN_MEMORY_UPLOAD_BYTES:
+            # The usual document: read whole, no file to open and write on the event loop.
+            try:
+                data = await request.content.readexactly(length)
+            except asyncio.IncompleteReadError:
+                raise Refusal(AxisCode.BAD_REQUEST, f"the body ended before its {length} bytes") from None
+            without_tail = hashlib.sha256(memoryview(data)[:-2])
+            whole = without_tail.copy()
+            whole.update(data[-2:])
+            trimmed = without_tail.digest() if data.endswith(b"\r\n") else None
+            return _Upload(data, whole.digest(), trimmed, length)
         fd_path = self.store.incoming_dir / f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{id(request):x}.part"
         # One hash over all but the last two bytes seen, so that both digests (with and without
         # the SDK's closing CRLF) come out of a single pass, without copying a chunk.
@@ -233,9 +248,9 @@ class Axis:
         trimmed = without_tail.digest() if tail == b"\r\n" else None
         return _Upload(fd_path, whole.digest(), trimmed, size)
 
-    def _check(self, path: Path, message_type: str, submitted_sha256: str) -> Checked:
+    def _check(self, source: Path | bytes, message_type: str, submitted_sha256: str) -> Checked:
         """In a worker thread: everything about the file that needs no database."""
-        data = path.read_bytes()
+        data = source.read_bytes() if isinstance(source, Path) else source
         try:
             root, lifted = parse_lifted(data, self.limits)
             checked = edxml.validate_root(
@@ -511,15 +526,24 @@ class Axis:
 
 @dataclass
 class _Upload:
-    path: Path
+    """A received sendEdoc body: in memory when small, else the file it was streamed to."""
+
+    source: Path | bytes
     digest: bytes
     trimmed_digest: bytes | None
     size: int
 
     def trim(self) -> None:
-        with self.path.open("r+b") as handle:
-            handle.truncate(self.size - 2)
+        if isinstance(self.source, bytes):
+            self.source = self.source[:-2]
+        else:
+            with self.source.open("r+b") as handle:
+                handle.truncate(self.size - 2)
         self.size -= 2
+
+    def discard(self) -> None:
+        if isinstance(self.source, Path):
+            self.source.unlink(missing_ok=True)
 
 
 def _recipients(message: edxml.Message) -> tuple[str, ...]:
@@ -687,6 +711,17 @@ async def _serve(config: AxisConfig, trust: edxml.TrustStore | None, *, stop: as
 
 
 async def _housekeeping(store: AxisStore) -> None:
+    """Every second a WAL checkpoint off the event loop; every minute the expired replay memory,
+    a batch at a time. A failure is logged and tried again: it must not end the axis."""
+    log = logs.get("axis")
+    ticks = 0
     while True:
-        await asyncio.sleep(60)
-        store.forget_expired_requests()
+        await asyncio.sleep(CHECKPOINT_SECONDS)
+        ticks += 1
+        try:
+            await asyncio.to_thread(store.checkpoint)
+            if ticks % FORGET_EVERY_TICKS == 0:
+                while store.forget_expired_requests() > 0:
+                    await asyncio.sleep(0)
+        except Exception as exc:  # the disk, a locked database: say so, and try again next time
+            log.warning("housekeeping_failed", reason=f"{type(exc).__name__}: {exc}")

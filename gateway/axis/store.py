@@ -19,7 +19,7 @@ import sqlite_utils
 
 from gateway.sqlite import connect, relaxed, transaction
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: seen_requests indexed by expiry
 
 LISTABLE = ("pending", "processing", "fail")
 STATES = frozenset({"pending", "processing", "done", "fail"})
@@ -79,13 +79,34 @@ class AxisStore:
             folder.mkdir(parents=True, exist_ok=True)
         self.db_path = data_dir / "axis.sqlite3"
         self.connection = connect(self.db_path)
+        # Bookkeeping that is never durable (the replay memory, fetched and acknowledged marks:
+        # lost in a power failure, they only repeat harmless work) on a connection of its own
+        # whose commits skip the fsync without switching levels around each one.
+        self.bookkeeping = connect(self.db_path, synchronous="NORMAL")
+        # The WAL is copied into the database by checkpoint(), called from a worker thread: left
+        # to SQLite, a commit on the event loop now and then does it, fsyncs included, and every
+        # request waits behind it.
+        self._checkpoints = connect(self.db_path)
+        for connection in (self.connection, self.bookkeeping):
+            connection.execute("PRAGMA wal_autocheckpoint = 0")
         # Every call asks which agencies its system speaks for; the answer changes only through
         # this store (one process owns the data folder), which forgets it then.
         self._agencies_of: dict[str, frozenset[str]] = {}
         self._migrate()
 
     def close(self) -> None:
+        self.checkpoint()
+        self._checkpoints.close()
+        self.bookkeeping.close()
         self.connection.close()
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy committed pages from the WAL into the database; safe to call from another thread.
+
+        Returns (frames in the WAL, frames copied): equal when nothing was left behind.
+        """
+        _, frames, copied = self._checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return frames, copied
 
     # --- schema ---------------------------------------------------------------------------------
 
@@ -170,6 +191,7 @@ class AxisStore:
                 not_null={"expires_at"},
                 if_not_exists=True,
             )
+            db.execute("CREATE INDEX IF NOT EXISTS seen_requests_expiry ON seen_requests(expires_at)")
             self.connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # --- agencies -------------------------------------------------------------------------------
@@ -222,7 +244,7 @@ class AxisStore:
         """Record a request signature; False when it was already seen (a replay)."""
         now = time.time()
         try:
-            with transaction(self.connection, durable=False) as db:
+            with transaction(self.bookkeeping, durable=False) as db:
                 db.execute(
                     "DELETE FROM seen_requests WHERE call = ? AND hash_header = ? AND expires_at < ?",
                     (call, hash_header, now),
@@ -235,9 +257,19 @@ class AxisStore:
             return False
         return True
 
-    def forget_expired_requests(self) -> int:
-        with transaction(self.connection) as db:
-            return db.execute("DELETE FROM seen_requests WHERE expires_at < ?", (time.time(),)).rowcount
+    def forget_expired_requests(self, batch: int = 2000) -> int:
+        """Forget up to ``batch`` expired request signatures; how many were forgotten.
+
+        In batches, so that the caller can let requests in between: at 100 documents a second
+        the replay memory holds half a million signatures, and one DELETE of the expired ones
+        held the event loop for the whole scan.
+        """
+        with transaction(self.bookkeeping, durable=False) as db:
+            return db.execute(
+                "DELETE FROM seen_requests WHERE rowid IN"
+                " (SELECT rowid FROM seen_requests WHERE expires_at < ? LIMIT ?)",
+                (time.time(), batch),
+            ).rowcount
 
     # --- documents ------------------------------------------------------------------------------
 
@@ -362,8 +394,8 @@ class AxisStore:
 
     def mark_fetched(self, doc_id: str) -> None:
         now = time.time()
-        with relaxed(self.connection):
-            self.connection.execute(
+        with relaxed(self.bookkeeping):
+            self.bookkeeping.execute(
                 "UPDATE deliveries SET fetched_at = coalesce(fetched_at, ?), updated_at = ? WHERE doc_id = ?",
                 (now, now, doc_id),
             )
@@ -374,7 +406,7 @@ class AxisStore:
         now = time.time()
         available = now + retry_after if state == "fail" else now
         # not durable: an acknowledgement lost in a power failure is listed again and repeated
-        with transaction(self.connection, durable=False) as db:
+        with transaction(self.bookkeeping, durable=False) as db:
             db.execute(
                 "UPDATE deliveries SET state = ?, available_at = ?, updated_at = ?,"
                 " done_at = CASE WHEN ? = 'done' THEN coalesce(done_at, ?) ELSE done_at END WHERE doc_id = ?",
