@@ -167,3 +167,18 @@ def test_an_attachment_decodes_the_same_lifted_or_whole():
         assert (spans[0][2] is not None) == (b" " not in text and b"\n" not in text)  # decoded on the way
     assert lift._find_runs(b"<r><x>" + b"QUJD!" * 20_000 + b"</x></r>", 1024) == []
     assert lift._find_runs(b"<r><x>" + b" " * 20_000 + b"</x></r>", 1024) == []  # blanks alone stay
+
+
+def test_a_signature_of_another_shape_is_checked_with_its_runs_put_back(pki):
+    """An enveloped signxml signature is verified by signxml on the whole tree: the runs go back in."""
+    from tests.edxml.test_signatures import attacker_sign
+
+    root = build_tree(with_scans(BIG))
+    data = serialize(attacker_sign(root, pki.agencies[PROVINCE], whole_document=True))
+    assert lift.lift(data)[1]
+    assert edxml.validate(data, trust=pki.trust).signature.valid
+    changed = bytearray(data)
+    middle = data.rindex(b"<edXML:ContentTransferEncoded") + 100_000
+    changed[middle] = ord("B") if changed[middle] != ord("B") else ord("C")
+    with pytest.raises(SignatureMismatch):
+        edxml.validate(bytes(changed), trust=pki.trust)
