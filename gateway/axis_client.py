@@ -124,8 +124,9 @@ class AxisClient:
                 timeout=timeout or self._timeout,
             ) as response:
                 self._note_long_poll(response.headers.get(LONG_POLL_HEADER))
+                problem = None  # why a streamed "data" is not base64
                 if stream_payload:
-                    raw, streamed = await self._read_payload_answer(name, response)
+                    raw, streamed, problem = await self._read_payload_answer(name, response)
                 else:
                     raw, streamed = await self._read_answer(name, response), None
                 http_status = response.status
@@ -155,6 +156,8 @@ class AxisClient:
             raise AxisError(
                 f"{name}: ErrorCode {error_code}: {answer.get('ErrorDesc', '')}", axis_code=error_code, where=self.url
             )
+        if problem is not None and payload is not None:
+            raise AxisError(f"{name}: data is not base64: {problem}", where=self.url)
         return answer
 
     def _note_long_poll(self, announced: str | None) -> None:
@@ -231,8 +234,11 @@ class AxisClient:
             parts.append(chunk)
         return b"".join(parts)
 
-    async def _read_payload_answer(self, name: str, response: aiohttp.ClientResponse) -> tuple[bytes, bytearray | None]:
-        """The answer with its "data" decoded as it arrives: (the JSON around it, the bytes).
+    async def _read_payload_answer(
+        self, name: str, response: aiohttp.ClientResponse
+    ) -> tuple[bytes, bytearray | None, str | None]:
+        """The answer with its "data" decoded as it arrives: (the JSON around it, the bytes, why
+        they are not base64 or None).
 
         A 20 MB scan is a 36 MB answer; read whole and then decoded it is 36 + 27 MB at once,
         decoded in pieces it is the 27 MB message and a megabyte at a time. (answer, None) for
@@ -250,9 +256,10 @@ class AxisClient:
                 if size > limit:
                     raise AxisError(too_large, where=self.url)
                 reader.feed(chunk)
-            return reader.finish()
+            envelope, decoded = reader.finish()
         except ValueError as exc:
-            raise AxisError(f"{name}: data is not base64: {exc}", where=self.url) from None
+            raise AxisError(f"{name}: {exc}", where=self.url) from None
+        return envelope, decoded, reader.problem
 
     async def get_edoc(self, doc_id: str) -> bytes | bytearray:
         answer = await self.call("getEdoc", {"docId": doc_id}, stream_payload=True)
@@ -333,7 +340,9 @@ class PayloadReader:
     """getEdoc's answer, fed as it arrives: the JSON around "data" kept, the base64 inside decoded.
 
     Sans-IO: :meth:`feed` the pieces, then :meth:`finish`. ``expected`` (Content-Length, when
-    announced) lets the decoded message be allocated once at its final size.
+    announced) lets the decoded message be allocated once at its final size. Base64 that is
+    not valid is noted, not raised at once: the envelope still has to be read, since an
+    answer refusing the caller matters more than its data.
     """
 
     _START = re.compile(rb'"data"\s*:\s*"')
@@ -344,9 +353,10 @@ class PayloadReader:
         self._tail = bytearray()
         self._state = "head"  # head → data → tail, or whole
         self._carry = b""
-        self._expected = expected
+        self._padded = False
         self._decoded = bytearray(expected * 3 // 4 if expected else 0)
         self._size = 0
+        self.problem: str | None = None  # why the data is not base64, once it is known not to be
 
     def feed(self, chunk: bytes) -> None:
         if self._state in ("whole", "tail"):
@@ -363,38 +373,45 @@ class PayloadReader:
             del self._head[found.end() - 1 :]  # the envelope keeps `"data":`, the string is put back empty
             self._state = "data"
         end = chunk.find(b'"')
-        self._decode(chunk if end < 0 else chunk[:end])
+        if self.problem is None:
+            try:
+                self._decode(chunk if end < 0 else chunk[:end])
+                if end >= 0 and self._carry:
+                    raise ValueError(f"{len(self._carry)} characters left over at the end")
+            except ValueError as exc:
+                self.problem = str(exc)
         if end >= 0:
-            if self._carry:
-                raise ValueError(f"{len(self._carry)} characters left over at the end")
             self._state = "tail"
             self._tail.extend(chunk[end + 1 :])
 
     def _decode(self, text: bytes) -> None:
         text = self._carry + text
+        escaped = b""
         if b"\\" in text:  # JSON may escape "/" as "\/"; no other escape belongs in base64
-            keep = len(text) - len(text.rstrip(b"\\"))
-            text, tail = (text[:-1], b"\\") if keep % 2 else (text, b"")
+            if (len(text) - len(text.rstrip(b"\\"))) % 2:
+                text, escaped = text[:-1], b"\\"  # its escaped character comes with the next piece
             text = text.replace(b"\\/", b"/")
             if b"\\" in text:
                 raise ValueError("an escape other than \\/ in the base64")
-            self._carry = tail
-        else:
-            self._carry = b""
         whole = len(text) // 4 * 4
-        self._carry = text[whole:] + self._carry
-        if whole:
-            piece = pybase64.b64decode(text[:whole], validate=True)
-            end = self._size + len(piece)
-            if end <= len(self._decoded):
-                self._decoded[self._size : end] = piece
-            else:
-                del self._decoded[self._size :]
-                self._decoded.extend(piece)
-            self._size = end
+        self._carry = text[whole:] + escaped
+        if not whole:
+            return
+        if self._padded:
+            raise ValueError("the base64 goes on after its padding")
+        piece = pybase64.b64decode(text[:whole], validate=True)
+        self._padded = text.find(b"=", 0, whole) >= 0  # decoded piece by piece, padding may only end it
+        end = self._size + len(piece)
+        if end <= len(self._decoded):
+            self._decoded[self._size : end] = piece
+        else:
+            del self._decoded[self._size :]
+            self._decoded.extend(piece)
+        self._size = end
 
     def finish(self) -> tuple[bytes, bytearray | None]:
-        """(the JSON envelope with "data" emptied, the decoded bytes); (the answer, None) if not shaped so."""
+        """(the JSON envelope with "data" emptied, the decoded bytes); (the answer, None) if not shaped
+        so. When :attr:`problem` is set the bytes are not the message: check it before using them."""
         if self._state in ("head", "whole"):
             return bytes(self._head), None
         if self._state == "data":

@@ -413,7 +413,12 @@ class Axis:
     async def get_edoc(self, request: web.Request, signed: SignedRequest) -> web.StreamResponse:
         delivery = self._delivery(signed)
         stored = await asyncio.to_thread(_whole_or_open, self.store.document_file(delivery))
-        self.store.mark_fetched(delivery.doc_id)
+        try:
+            self.store.mark_fetched(delivery.doc_id)
+        except BaseException:
+            if not isinstance(stored, bytes):
+                stored.close()
+            raise
         self.log.info(
             "delivery_fetched",
             doc_id=delivery.doc_id,
@@ -437,11 +442,19 @@ class Axis:
             if self.config.long_poll:
                 response.headers[LONG_POLL_HEADER] = str(LONG_POLL_MAX_SECONDS)
             await response.prepare(request)
-            await response.write(head + b'"')
-            while piece := await asyncio.to_thread(stored.read, STREAM_PIECE):
-                await response.write(pybase64.b64encode(piece))
-            await response.write(b'"' + tail)
-        await response.write_eof()
+            try:
+                await response.write(head + b'"')
+                while piece := await asyncio.to_thread(stored.read, STREAM_PIECE):
+                    await response.write(pybase64.b64encode(piece))
+                await response.write(b'"' + tail)
+                await response.write_eof()
+            except OSError as exc:  # the disk, or the caller gone (a reset connection is an OSError)
+                # The headers are gone: no refusal can follow them. The connection is closed, so
+                # the caller sees a broken answer at once, and fetches again.
+                response.force_close()
+                self.log.warning(
+                    "delivery_fetch_interrupted", doc_id=delivery.doc_id, reason=f"{type(exc).__name__}: {exc}"
+                )
         return response
 
     async def update_status(self, request: web.Request, signed: SignedRequest) -> web.Response:

@@ -9,6 +9,7 @@ removed at start. The only module that knows table names.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -87,6 +88,7 @@ class AxisStore:
         # to SQLite, a commit on the event loop now and then does it, fsyncs included, and every
         # request waits behind it.
         self._checkpoints = connect(self.db_path)
+        self._checkpoint_lock = threading.Lock()  # a checkpoint may still run in its thread at close
         for connection in (self.connection, self.bookkeeping):
             connection.execute("PRAGMA wal_autocheckpoint = 0")
         # Every call asks which agencies its system speaks for; the answer changes only through
@@ -96,7 +98,8 @@ class AxisStore:
 
     def close(self) -> None:
         self.checkpoint()
-        self._checkpoints.close()
+        with self._checkpoint_lock:
+            self._checkpoints.close()
         self.bookkeeping.close()
         self.connection.close()
 
@@ -105,7 +108,8 @@ class AxisStore:
 
         Returns (frames in the WAL, frames copied): equal when nothing was left behind.
         """
-        _, frames, copied = self._checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        with self._checkpoint_lock:
+            _, frames, copied = self._checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return frames, copied
 
     # --- schema ---------------------------------------------------------------------------------

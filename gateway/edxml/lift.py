@@ -47,9 +47,9 @@ _ENCODE_CHUNK = 3 * 256 * 1024  # raw bytes per piece when encoding: a multiple 
 _CLASS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\t\n\r "
 _BLANKS = b"\t\n\r "
 # Encodings in which every byte below 0x80 is the ASCII character: a run found in the bytes
-# is the same run in the text. Any other declared encoding (UTF-16, EBCDIC) is parsed whole.
+# is the same run in the text. Any other (UTF-16, ISO-2022-JP, EBCDIC) is parsed whole.
 _ASCII_ENCODINGS = frozenset({"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1"})
-_DECLARED_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_DECLARED_ENCODING = re.compile(rb"""\sencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 
 
 @dataclass(frozen=True)
@@ -162,8 +162,15 @@ def lift(data: bytes | bytearray, *, min_run: int = MIN_RUN) -> tuple[bytes | by
 
 
 def _ascii_compatible(data: bytes | bytearray) -> bool:
-    declared = _DECLARED_ENCODING.match(data[:512])
-    return declared is None or declared.group(1).decode("ascii").lower() in _ASCII_ENCODINGS
+    """UTF-8 (with or without its BOM) or a declared ASCII-compatible encoding."""
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    if data[start : start + 1] != b"<":
+        return False  # UTF-16 and the like begin otherwise
+    if not data.startswith(b"<?xml", start):
+        return True  # no declaration: UTF-8
+    end = data.find(b"?>", start)
+    declared = _DECLARED_ENCODING.search(data, start, end) if end > 0 else None
+    return end > 0 and (declared is None or declared.group(1).decode("ascii").lower() in _ASCII_ENCODINGS)
 
 
 def _line_feeds_in(data: bytes | bytearray, start: int, end: int) -> int:
@@ -245,8 +252,22 @@ def _line_feeds(view: memoryview) -> Iterator[bytes]:
 
 
 def check_placement(root: etree._Element, lifted: Lifted) -> bool:
-    """True when every token is the whole text of an edXML:ContentTransferEncoded element."""
-    placed = sum(1 for element in root.iter(ns.q("ContentTransferEncoded")) if lifted.run_of(element) is not None)
+    """True when every token is the whole text of an attachment's edXML:ContentTransferEncoded
+    (root/AttachmentEncoded/Attachment/ContentTransferEncoded), the only place a run is read from."""
+    placed = 0
+    for element in root.iter(ns.q("ContentTransferEncoded")):
+        if lifted.run_of(element) is None:
+            continue
+        attachment = element.getparent()
+        container = None if attachment is None else attachment.getparent()
+        if (
+            container is None
+            or container.getparent() is not root
+            or etree.QName(attachment).localname != "Attachment"
+            or etree.QName(container).localname != "AttachmentEncoded"
+        ):
+            return False
+        placed += 1
     return placed == len(lifted.runs)
 
 

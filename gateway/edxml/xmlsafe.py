@@ -135,9 +135,15 @@ def parse_lifted(data: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> tu
         raise LimitExceeded(f"message is {len(data)} bytes, the limit is {limits.max_bytes}")
     skeleton, lifted = lift(data)
     if lifted:
-        root = parse_xml(skeleton, limits)
-        if check_placement(root, lifted):
-            return root, lifted
+        try:
+            root = parse_xml(skeleton, limits)
+        except (MalformedXML, ForbiddenXML, LimitExceeded):
+            pass  # the message as a whole decides, not its skeleton (a DOCTYPE seen sooner, an encoding)
+        else:
+            if check_placement(root, lifted):
+                return root, lifted
+            del root
+        del skeleton, lifted  # the runs decoded while lifting are not kept through the whole parse
     return parse_xml(data, limits), NOT_LIFTED
 
 

@@ -9,16 +9,18 @@ import os
 import re
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 
 from gateway import edxml
-from gateway.edxml import lift
+from gateway.edxml import dsig, lift
 from gateway.edxml.build import build_tree, serialize
 from gateway.edxml.ns import DSIG, EDXML
 from gateway.edxml.parse import message_from_tree
 from gateway.edxml.signature import sign_tree
 from gateway.edxml.xmlsafe import parse_lifted, parse_xml
-from gateway.errors import MalformedXML, SignatureMismatch, StructureError
+from gateway.errors import GatewayError, MalformedXML, SignatureMismatch, StructureError
 from tests.conftest import DEPARTMENT, PROVINCE, full_document
 
 E = f"{{{EDXML}}}"
@@ -182,3 +184,67 @@ def test_a_signature_of_another_shape_is_checked_with_its_runs_put_back(pki):
     changed[middle] = ord("B") if changed[middle] != ord("B") else ord("C")
     with pytest.raises(SignatureMismatch):
         edxml.validate(bytes(changed), trust=pki.trust)
+
+
+def same_outcome(data: bytes, pki) -> str:
+    """Validate lifted and whole: the same verdict, the same message, or the same refusal."""
+    outcomes = []
+    for read in (lambda: edxml.validate(data, trust=pki.trust), lambda: read_whole(data, pki)):
+        try:
+            checked = read()
+            outcomes.append(("valid" if checked.signature.valid else "unsigned", checked.message))
+        except GatewayError as exc:
+            outcomes.append((exc.code, exc.where))
+    assert outcomes[0] == outcomes[1]
+    return outcomes[0][0]
+
+
+def test_what_only_the_skeleton_would_show_does_not_change_the_outcome(pki):
+    """Found in review: a DOCTYPE-like text far into the file (in CDATA, a comment, a processing
+    instruction) came within the prolog check once the runs were cut out before it."""
+    document = with_scans(BIG)
+    late = edxml.Attachment("late", "late.html", b"<html></html>", "text/html", description="see <!DOCTYPE html>")
+    signed = edxml.sign_message(
+        dataclasses.replace(document, attachments=(*document.attachments, late)), pki.identity(PROVINCE)
+    )
+    escaped = b"see &lt;!DOCTYPE html&gt;"  # in the manifest near the top too: only the late one changes
+    at = signed.rindex(escaped)
+    in_cdata = signed[:at] + b"<![CDATA[see <!DOCTYPE html>]]>" + signed[at + len(escaped) :]
+    for data in (in_cdata, signed + b"<!-- <!ENTITY is how a DTD declares one -->", signed + b"<?note <!DOCTYPE?>"):
+        assert lift.lift(data)[1]
+        assert same_outcome(data, pki) == "valid"
+
+
+def test_text_in_another_encoding_is_never_lifted(pki):
+    """Found in review: UTF-16 text whose two bytes are both base64 characters, and a
+    declaration longer than the part of the file that was looked at."""
+    utf16 = ('<?xml version="1.0" encoding="UTF-16"?><a><b>\u413e' + "\u4141" * 150_000 + "\u413c</b></a>").encode(
+        "utf-16"
+    )
+    jis = (
+        b'<?xml version="1.0"'
+        + b" " * 600
+        + b'encoding="ISO-2022-JP"?><a><b>\x1b$B'
+        + b"AA" * 100_000
+        + b"\x1b(B</b></a>"
+    )
+    for data in (utf16, jis):
+        assert not lift.lift(data)[1]
+        assert etree.tostring(parse_lifted(data)[0]) == etree.tostring(parse_xml(data))
+
+
+def test_base64_under_a_signature_is_not_taken_for_an_attachment(pki):
+    """Found in review: a ContentTransferEncoded anywhere counted as a place for a run, even
+    inside SignedInfo, which is then checked without the run: a valid signature failed."""
+    identity = pki.identity(PROVINCE)
+    root = parse_xml(edxml.sign_message(with_scans(BIG), identity))
+    signed_info = root.find(f".//{{{DSIG}}}SignedInfo")
+    assert signed_info is not None
+    method = signed_info.find(f"{{{DSIG}}}SignatureMethod")
+    etree.SubElement(method, f"{E}ContentTransferEncoded").text = base64.b64encode(os.urandom(BIG)).decode()
+    value = identity.key.sign(dsig.c14n(signed_info), padding.PKCS1v15(), hashes.SHA256())
+    root.find(f".//{{{DSIG}}}SignatureValue").text = base64.b64encode(value).decode()
+    data = serialize(root)
+    assert len(lift.lift(data)[1].runs) == 2  # the scan's run and the one under SignedInfo
+    assert not parse_lifted(data)[1]  # so the message is read whole
+    assert same_outcome(data, pki) == "valid"
