@@ -11,6 +11,8 @@ import re
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from gateway import edxml
@@ -248,3 +250,62 @@ def test_base64_under_a_signature_is_not_taken_for_an_attachment(pki):
     assert len(lift.lift(data)[1].runs) == 2  # the scan's run and the one under SignedInfo
     assert not parse_lifted(data)[1]  # so the message is read whole
     assert same_outcome(data, pki) == "valid"
+
+
+# Fragments that change how the bytes around a run are read: markup that may hold a run, a
+# character reference next to it, line ends the parser rewrites, a break in the base64.
+FRAGMENTS = [
+    b"<![CDATA[",
+    b"]]>",
+    b"<!--",
+    b"-->",
+    b"<?pi ",
+    b"?>",
+    b"&#65;",
+    b"&#x41;",
+    b"&#13;",
+    b"&amp;",
+    b"\r",
+    b"\r\n",
+    b" ",
+    b"\t",
+    b"=",
+    b"!",
+    b">",
+    b"<",
+    b"<x/>",
+    "ạ".encode(),
+]
+
+
+@pytest.fixture(scope="module")
+def large_signed(pki) -> bytes:
+    return edxml.sign_message(with_scans(BIG), pki.identity(PROVINCE))
+
+
+def read_both_ways(data: bytes) -> list[tuple]:
+    """The canonical form's digest of the whole document and the message, lifted and whole."""
+    outcomes: list[tuple] = []
+    for parse in (parse_lifted, lambda d: (parse_xml(d), lift.NOT_LIFTED)):
+        try:
+            root, lifted = parse(data)
+            outcomes.append((dsig.digest(root, "sha256", lifted), message_from_tree(root, lifted=lifted)))
+        except GatewayError as exc:
+            outcomes.append((exc.code, exc.where))
+    return outcomes
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(0, 2**31), st.sampled_from(FRAGMENTS)), min_size=1, max_size=4))
+def test_any_small_edit_near_a_run_reads_the_same_lifted_or_whole(large_signed, edits):
+    """Edits placed around and inside the scan's base64, where lifting decides: whatever the
+    edit does (a refusal, another text, a run no longer lifted), it does it both ways, down to
+    the bytes a signature would cover."""
+    data = large_signed
+    start = data.rindex(b"<edXML:ContentTransferEncoded")
+    end = data.index(b"</AttachmentEncoded>") + 40
+    for where, fragment in edits:
+        at = start + where % (end - start)
+        data = data[:at] + fragment + data[at:]
+    lifted, whole = read_both_ways(data)
+    assert lifted == whole
