@@ -4,6 +4,8 @@
     python bench/large.py --sizes 1 20     # some of them
     python bench/large.py --memory-max 512 # both gateways in a 512 MiB memory cgroup (root, cgroup v1 or v2)
     python bench/large.py --sizes 20 --profile /tmp/prof   # py-spy profiles of the three processes
+    python bench/large.py --sizes 100 --copies 3 --backlog --memory-max 512
+                                           # three 100 MB scans fetched at once after an outage
 
 An axis and two gateways (real processes, packaged defaults) on 127.0.0.1. For each size, one
 job folder with one attachment of random bytes (a scanned PDF does not compress either) is
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -97,9 +100,23 @@ def event_time(service, name: str, after: float) -> float | None:
     return None
 
 
-def one(province, size_mib: float, n: int, profile: Path | None = None, restart=None) -> dict:
-    """One attachment end to end. ``restart(code)`` (with --memory-max) starts a gateway that
-    died again, as systemd's Restart= would, up to RESTARTS times."""
+def sent_count(gateway) -> int:
+    return sum(1 for event in list(gateway.service.events) if event.get("event") == "message_sent")
+
+
+def one(
+    province,
+    size_mib: float,
+    n: int,
+    profile: Path | None = None,
+    restart=None,
+    copies: int = 1,
+    backlog: bool = False,
+) -> dict:
+    """One attachment end to end (``copies`` documents with one each, dropped together).
+    ``restart(code)`` (with --memory-max) starts a gateway that died again, as systemd's
+    Restart= would, up to RESTARTS times. ``backlog``: the recipient is paused (SIGSTOP) until
+    every copy waits at the axis, as after an outage, so that it fetches them all at once."""
     sender, recipient = province.agencies[SENDER], province.agencies[RECIPIENT]
     processes = {"sender": sender.service, "axis": province.axis.service, "recipient": recipient.service}
     pids = {name: service.process.pid for name, service in processes.items()}
@@ -107,20 +124,36 @@ def one(province, size_mib: float, n: int, profile: Path | None = None, restart=
     rss_before = {name: status_kib(pid, "VmRSS") for name, pid in pids.items()}
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     payload = os.urandom(int(size_mib * MiB))
+    sent_before = sent_count(sender)
     profilers = start_profilers(pids, profile / f"{size_mib:g}" if profile else None)
     started = time.time()
-    province.drop_job(
-        SENDER, f"large-{n}", {"to": [RECIPIENT], "subject": f"Tệp lớn {size_mib:g} MB"}, {"scan.pdf": payload}
-    )
+    for copy in range(copies):
+        province.drop_job(
+            SENDER,
+            f"large-{n}-{copy}",
+            {"to": [RECIPIENT], "subject": f"Tệp lớn {size_mib:g} MB, bản {copy + 1}"},
+            {"scan.pdf": payload},
+        )
     del payload
     before = len(sender.receipts())
+    if backlog:
+        recipient.service.process.send_signal(signal.SIGSTOP)
+        try:
+            wait_until(
+                lambda: sent_count(sender) >= sent_before + copies,
+                "every copy at the axis",
+                timeout=600,
+            )
+        finally:
+            recipient.service.process.send_signal(signal.SIGCONT)
     outcome = "delivered"
-    refusal = sender.outbox / "failed" / f"large-{n}.error.txt"
+    refusals = [sender.outbox / "failed" / f"large-{n}-{copy}.error.txt" for copy in range(copies)]
     restarts = 0
 
     def settled() -> bool:
         died = any(service.process.poll() is not None for service in processes.values())
-        return died or len(sender.receipts()) > before or refusal.is_file()
+        done = len(sender.receipts()) - before + sum(refusal.is_file() for refusal in refusals)
+        return died or done >= copies
 
     while True:
         try:
@@ -139,15 +172,17 @@ def one(province, size_mib: float, n: int, profile: Path | None = None, restart=
     for name, service in processes.items():
         if service.process.poll() is not None:
             outcome = f"{name} died (exit {service.process.returncode})"
-    if refusal.is_file():
-        reason = refusal.read_text(encoding="utf-8").strip().split(": ", 1)[-1]
-        outcome = f"refused: {reason[:70]}…"
+    for refusal in refusals:
+        if refusal.is_file():
+            reason = refusal.read_text(encoding="utf-8").strip().split(": ", 1)[-1]
+            outcome = f"refused: {reason[:70]}…"
     if restarts:
         outcome += f" ({restarts} restarts)"
         pids = {name: pid for name, pid in pids.items() if processes[name].process.pid == pid}
     alive = {name: pid for name, pid in pids.items() if processes[name].process.poll() is None}  # CPU of the first run
     result = {
         "size_mib": size_mib,
+        "copies": copies,
         "outcome": outcome,
         "seconds_drop_to_01": round(time.time() - started, 2),
         "cpu_seconds": {name: round(cpu_seconds(pid) - cpu_before[name], 3) for name, pid in alive.items()},
@@ -168,11 +203,20 @@ def one(province, size_mib: float, n: int, profile: Path | None = None, restart=
     return result
 
 
+def label(result: dict) -> str:
+    copies = result["copies"]
+    return f"{result['size_mib']:g}" + (f"×{copies}" if copies > 1 else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=float, nargs="+", default=[1, 20, 100], help="attachment sizes in MiB")
     parser.add_argument("--memory-max", type=int, help="MiB: both gateways in a memory cgroup with this limit")
     parser.add_argument("--profile", type=Path, help="folder for py-spy profiles of every process, per size")
+    parser.add_argument("--copies", type=int, default=1, help="documents of each size dropped at once")
+    parser.add_argument(
+        "--backlog", action="store_true", help="the recipient paused until every copy waits at the axis"
+    )
     args = parser.parse_args()
     cgroup = MemoryCgroup(args.memory_max) if args.memory_max else None
     results = []
@@ -193,7 +237,9 @@ def main() -> None:
                     return service
 
                 for n, size in enumerate(args.sizes):
-                    results.append(one(province, size, n, args.profile, restart if cgroup else None))
+                    results.append(
+                        one(province, size, n, args.profile, restart if cgroup else None, args.copies, args.backlog)
+                    )
                     if results[-1]["outcome"] != "delivered":
                         break
             finally:
@@ -211,7 +257,7 @@ def main() -> None:
         cpu = r["cpu_seconds"]
         peak = r["peak_rss_growth_mib"] or {}
         print(
-            f"{r['size_mib']:>6g}{r['seconds_drop_to_01']:>10}"
+            f"{label(r):>6}{r['seconds_drop_to_01']:>10}"
             f"{r.get('sender_seconds_taken_to_sent', '-'):>8}{r.get('recipient_seconds_listed_to_delivered', '-'):>10}"
             f"{'/'.join(str(cpu.get(k, '-')) for k in ('sender', 'axis', 'recipient')):>22}"
             f"{'/'.join(str(peak.get(k, '-')) for k in ('sender', 'axis', 'recipient')):>24}  {r['outcome']}"

@@ -13,7 +13,7 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ OCTETS = "application/octet-stream"
 REFUSES_GATEWAY = frozenset({"15", "16"})
 LONG_POLL_HEADER = "X-Long-Poll-Max-Seconds"  # as gateway/axis/server.py announces it
 PAYLOAD_SPLIT_BYTES = 64 * 1024
+LARGE_ANSWER_BYTES = 16 * 1024 * 1024  # a getEdoc answer this large is a large message (see get_edoc)
 
 
 def answer_limit(max_message_bytes: int) -> int:
@@ -107,6 +108,7 @@ class AxisClient:
         *,
         wait: float = 0.0,
         stream_payload: bool = False,
+        before_large: Callable[[], Awaitable[None]] | None = None,
     ) -> dict:
         """One signed call; its JSON answer, checked. ``stream_payload``: the answer's top-level
         "data" is base64 (getEdoc), decoded as it arrives and returned as a bytearray."""
@@ -126,7 +128,7 @@ class AxisClient:
                 self._note_long_poll(response.headers.get(LONG_POLL_HEADER))
                 problem = None  # why a streamed "data" is not base64
                 if stream_payload:
-                    raw, streamed, problem = await self._read_payload_answer(name, response)
+                    raw, streamed, problem = await self._read_payload_answer(name, response, before_large)
                 else:
                     raw, streamed = await self._read_answer(name, response), None
                 http_status = response.status
@@ -235,7 +237,7 @@ class AxisClient:
         return b"".join(parts)
 
     async def _read_payload_answer(
-        self, name: str, response: aiohttp.ClientResponse
+        self, name: str, response: aiohttp.ClientResponse, before_large: Callable[[], Awaitable[None]] | None
     ) -> tuple[bytes, bytearray | None, str | None]:
         """The answer with its "data" decoded as it arrives: (the JSON around it, the bytes, why
         they are not base64 or None).
@@ -248,6 +250,8 @@ class AxisClient:
         too_large = f"{name}: the answer is larger than {limit} bytes (the largest message [limits] max_bytes lets in)"
         if response.content_length is not None and response.content_length > limit:
             raise AxisError(too_large, where=self.url)
+        if before_large is not None and (response.content_length or 0) >= LARGE_ANSWER_BYTES:
+            await before_large()  # the caller's turn for a large message, before any of it is read
         reader = PayloadReader(response.content_length)
         size = 0
         try:
@@ -261,8 +265,12 @@ class AxisClient:
             raise AxisError(f"{name}: {exc}", where=self.url) from None
         return envelope, decoded, reader.problem
 
-    async def get_edoc(self, doc_id: str) -> bytes | bytearray:
-        answer = await self.call("getEdoc", {"docId": doc_id}, stream_payload=True)
+    async def get_edoc(
+        self, doc_id: str, *, before_large: Callable[[], Awaitable[None]] | None = None
+    ) -> bytes | bytearray:
+        """The message; ``before_large`` is awaited before the body of an answer announced as
+        LARGE_ANSWER_BYTES or more is read (a caller that keeps one large message at a time)."""
+        answer = await self.call("getEdoc", {"docId": doc_id}, stream_payload=True, before_large=before_large)
         data = answer.get("data")
         if isinstance(data, bytearray):
             return data

@@ -40,6 +40,7 @@ _PAYLOAD_SLOT = "edxml-payload-slot"  # where getEdoc's base64 goes into its JSO
 STREAM_FROM_BYTES = 4 * 1024 * 1024  # a stored message this large is answered in pieces
 CHECKPOINT_SECONDS = 1.0
 FORGET_EVERY_TICKS = 60  # expired request signatures are forgotten once a minute
+LARGE_UPLOAD_BYTES = 16 * 1024 * 1024  # uploads this large are checked one at a time
 IN_MEMORY_UPLOAD_BYTES = 1024 * 1024  # a sendEdoc body up to this size is read whole, not streamed to a file
 STREAM_PIECE = 3 * 1024 * 1024  # read per piece: a multiple of 3, so the pieces' base64 joins up
 # Long-poll, our extension of getReceivedEdocList: a signed ``wait`` parameter (seconds) makes
@@ -82,6 +83,7 @@ class Axis:
         self.config = config
         self.store = store
         self.trust = trust
+        self._large_upload = asyncio.Semaphore(1)  # see send_edoc
         self.secrets = {s.id: s.secret for s in config.systems}
         self.legacy = {s.id for s in config.systems if s.legacy_sdk}
         self.window = timedelta(seconds=config.timestamp_window_seconds)
@@ -200,8 +202,12 @@ class Axis:
                 submitted = upload.trimmed_digest
             else:
                 raise Refusal(AxisCode.HASH_MISMATCH)
-            checked = await asyncio.to_thread(self._check, upload.source, message_type, submitted.hex())
-            return await self._accept(signed, checked, message_type)
+            # One large message is checked and stored at a time: each holds about twice and a
+            # third its size in memory until its relayed copy is written.
+            gate = self._large_upload if upload.size >= LARGE_UPLOAD_BYTES else contextlib.nullcontext()
+            async with gate:
+                checked = await asyncio.to_thread(self._check, upload.source, message_type, submitted.hex())
+                return await self._accept(signed, checked, message_type)
         finally:
             upload.discard()
 

@@ -122,6 +122,7 @@ class Gateway:
         self._probe_until = 0.0
         self._meta_written: dict[str, float] = {}
         self._delivering: set[tuple[str, str]] = set()  # (sender, DocumentId) being delivered now
+        self._large_delivery = asyncio.Semaphore(1)  # see _deliver_one
         # Set when deliver has been through what was due of that kind: what a listen waits for
         # after an answer that held nothing new (see listen).
         self._fetched = {"edoc": asyncio.Event(), "status": asyncio.Event()}
@@ -581,9 +582,21 @@ class Gateway:
                 return
 
     async def _deliver_one(self, row: Incoming) -> bool:
-        """One listed message; False when the axis could not be reached."""
+        """One listed message; False when the axis could not be reached.
+
+        Deliveries overlap, but only one large message is in memory at a time: each costs about
+        twice and a third its size until it is in the inbox, and four 100 MB scans at once
+        would not fit a service under MemoryMax=512M (nor fit after its restart, for ever).
+        """
+        permit = _LargePermit(self._large_delivery)
         try:
-            data = await self.client.get_edoc(row.axis_doc_id)
+            return await self._deliver_fetched(row, permit)
+        finally:
+            permit.release()
+
+    async def _deliver_fetched(self, row: Incoming, permit: _LargePermit) -> bool:
+        try:
+            data = await self.client.get_edoc(row.axis_doc_id, before_large=permit.acquire)
         except AxisUnavailable as exc:
             self._axis_down(exc)
             self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
@@ -930,6 +943,23 @@ class Gateway:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+class _LargePermit:
+    """Held by a delivery from the moment its answer turns out large until it is done."""
+
+    def __init__(self, gate: asyncio.Semaphore) -> None:
+        self._gate = gate
+        self._held = False
+
+    async def acquire(self) -> None:
+        await self._gate.acquire()
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._gate.release()
 
 
 def _whole_or_path(path: Path) -> bytes | Path:

@@ -15,6 +15,7 @@ from gateway import edxml
 from gateway.axis.server import STREAM_FROM_BYTES
 from gateway.axis_client import (
     DEFAULT_MAX_ANSWER_BYTES,
+    LARGE_ANSWER_BYTES,
     PAYLOAD_SPLIT_BYTES,
     AxisClient,
     PayloadReader,
@@ -251,3 +252,27 @@ def test_a_caller_leaving_in_the_middle_of_a_large_answer_is_a_warning_not_an_er
 
     assert edxml.read(run(fetch())).attachments[0].data == scan.data  # and the axis goes on
     assert "internal_error" not in axis.service.event_names()
+
+
+def test_the_caller_is_asked_before_a_large_answer_is_read():
+    """The hook a gateway uses to keep one large message in memory at a time: awaited once the
+    answer announces LARGE_ANSWER_BYTES or more, before its body is read; never for a small one."""
+    from aiohttp import web
+
+    asked: list[int] = []
+
+    async def fetch_with_hook(c: AxisClient) -> bytes:
+        async def turn() -> None:
+            asked.append(1)
+
+        return await c.get_edoc("1", before_large=turn)
+
+    for message, expected in ((os.urandom(LARGE_ANSWER_BYTES * 3 // 4 + 3), [1]), (os.urandom(1000), [])):
+        body = json.dumps({"status": "OK", "ErrorCode": "0", "data": base64.b64encode(message).decode()}).encode()
+
+        async def handler(request: web.Request, body: bytes = body) -> web.Response:
+            return web.Response(body=body, content_type="application/json")
+
+        asked.clear()
+        assert run(answered_by(handler, fetch_with_hook)) == message
+        assert asked == expected
