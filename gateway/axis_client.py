@@ -222,18 +222,30 @@ class AxisClient:
             for item in _data_list(answer)
         ]
 
-    async def _read_answer(self, name: str, response: aiohttp.ClientResponse) -> bytes:
+    async def _read_limited(
+        self,
+        name: str,
+        response: aiohttp.ClientResponse,
+        take: Callable[[bytes], object],
+        before_large: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Hand the answer's body to ``take`` a piece at a time, never more than max_answer_bytes."""
         limit = self.max_answer_bytes
         too_large = f"{name}: the answer is larger than {limit} bytes (the largest message [limits] max_bytes lets in)"
         if response.content_length is not None and response.content_length > limit:
             raise AxisError(too_large, where=self.url)
-        parts: list[bytes] = []
+        if before_large is not None and (response.content_length or 0) >= LARGE_ANSWER_BYTES:
+            await before_large()  # the caller's turn for a large message, before any of it is read
         size = 0
         async for chunk in response.content.iter_chunked(1024 * 1024):
             size += len(chunk)
             if size > limit:
                 raise AxisError(too_large, where=self.url)
-            parts.append(chunk)
+            take(chunk)
+
+    async def _read_answer(self, name: str, response: aiohttp.ClientResponse) -> bytes:
+        parts: list[bytes] = []
+        await self._read_limited(name, response, parts.append)
         return b"".join(parts)
 
     async def _read_payload_answer(
@@ -246,20 +258,9 @@ class AxisClient:
         decoded in pieces it is the 27 MB message and a megabyte at a time. (answer, None) for
         an answer that is not shaped so (small, an error, "data" not found near the start).
         """
-        limit = self.max_answer_bytes
-        too_large = f"{name}: the answer is larger than {limit} bytes (the largest message [limits] max_bytes lets in)"
-        if response.content_length is not None and response.content_length > limit:
-            raise AxisError(too_large, where=self.url)
-        if before_large is not None and (response.content_length or 0) >= LARGE_ANSWER_BYTES:
-            await before_large()  # the caller's turn for a large message, before any of it is read
         reader = PayloadReader(response.content_length)
-        size = 0
         try:
-            async for chunk in response.content.iter_chunked(1024 * 1024):
-                size += len(chunk)
-                if size > limit:
-                    raise AxisError(too_large, where=self.url)
-                reader.feed(chunk)
+            await self._read_limited(name, response, reader.feed, before_large)
             envelope, decoded = reader.finish()
         except ValueError as exc:
             raise AxisError(f"{name}: {exc}", where=self.url) from None

@@ -219,16 +219,11 @@ class Axis:
                 data = await request.content.readexactly(length)
             except asyncio.IncompleteReadError:
                 raise Refusal(AxisCode.BAD_REQUEST, f"the body ended before its {length} bytes") from None
-            without_tail = hashlib.sha256(memoryview(data)[:-2])
-            whole = without_tail.copy()
-            whole.update(data[-2:])
-            trimmed = without_tail.digest() if data.endswith(b"\r\n") else None
-            return _Upload(data, whole.digest(), trimmed, length)
+            digests = _UploadDigests()
+            digests.update(data)
+            return _Upload(data, *digests.result(), length)
         fd_path = self.store.incoming_dir / f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{id(request):x}.part"
-        # One hash over all but the last two bytes seen, so that both digests (with and without
-        # the SDK's closing CRLF) come out of a single pass, without copying a chunk.
-        without_tail = hashlib.sha256()
-        tail = b""
+        digests = _UploadDigests()
         size = 0
         with fd_path.open("wb") as handle:
             try:
@@ -236,23 +231,13 @@ class Axis:
                     size += len(chunk)
                     if size > limit + 2:
                         raise Refusal(AxisCode.TOO_LARGE, f"more than {limit} bytes")
-                    if len(chunk) >= 2:
-                        without_tail.update(tail)
-                        without_tail.update(memoryview(chunk)[:-2])
-                        tail = chunk[-2:]
-                    else:
-                        joined = tail + chunk
-                        without_tail.update(joined[:-2])
-                        tail = joined[-2:]
+                    digests.update(chunk)
                     handle.write(chunk)
             except Refusal:
                 handle.close()
                 fd_path.unlink(missing_ok=True)
                 raise
-        whole = without_tail.copy()
-        whole.update(tail)
-        trimmed = without_tail.digest() if tail == b"\r\n" else None
-        return _Upload(fd_path, whole.digest(), trimmed, size)
+        return _Upload(fd_path, *digests.result(), size)
 
     def _check(self, source: Path | bytes, message_type: str, submitted_sha256: str) -> Checked:
         """In a worker thread: everything about the file that needs no database."""
@@ -541,6 +526,31 @@ class Axis:
         self.store.delete_agency(code)
         self.log.info("agency_deleted", agency=code, system=signed.system_id)
         return web.json_response(ok())
+
+
+class _UploadDigests:
+    """SHA-256 of an upload with and without its last two bytes (the SDK's closing CRLF, which
+    hash-file does not cover), from one pass over it and without copying a chunk."""
+
+    def __init__(self) -> None:
+        self._without_tail = hashlib.sha256()
+        self._tail = b""
+
+    def update(self, chunk: bytes) -> None:
+        if len(chunk) >= 2:
+            self._without_tail.update(self._tail)
+            self._without_tail.update(memoryview(chunk)[:-2])
+            self._tail = chunk[-2:]
+        else:
+            joined = self._tail + chunk
+            self._without_tail.update(joined[:-2])
+            self._tail = joined[-2:]
+
+    def result(self) -> tuple[bytes, bytes | None]:
+        """(digest of it all, digest without the tail when the tail is CRLF)."""
+        whole = self._without_tail.copy()
+        whole.update(self._tail)
+        return whole.digest(), self._without_tail.digest() if self._tail == b"\r\n" else None
 
 
 @dataclass
