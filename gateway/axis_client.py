@@ -24,6 +24,7 @@ from multidict import CIMultiDict
 
 from gateway.edxml.xmlsafe import DEFAULT_LIMITS
 from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable
+from gateway.fsutil import file_sha256
 from gateway.vxp.protocol import sdk_hex, signed_headers
 
 JSON = "application/json"
@@ -181,7 +182,7 @@ class AxisClient:
         never read whole into memory (a 100 MB scan is a 133 MB message).
         """
         if isinstance(data, Path):
-            digest, size = await asyncio.to_thread(_file_digest, data)
+            digest, size = await asyncio.to_thread(file_sha256, data)
             body: bytes | _FileBody = _FileBody(data, size)
         else:
             digest, body = hashlib.sha256(data).digest(), data + b"\r\n"
@@ -333,16 +334,6 @@ class _FileBody:
         if sent != self.size:  # changed under us: the hash sent would not match, and the length would lie
             raise OSError(f"{self.path} changed while it was being sent")
         yield b"\r\n"
-
-
-def _file_digest(path: Path) -> tuple[bytes, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while piece := handle.read(FILE_PIECE):
-            digest.update(piece)
-            size += len(piece)
-    return digest.digest(), size
 
 
 class PayloadReader:

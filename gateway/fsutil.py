@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -40,6 +41,13 @@ def write_atomic(
         Path(temp_name).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def file_sha256(path: Path) -> tuple[bytes, int]:
+    """The SHA-256 of a file and its size, read in pieces: never the whole file in memory."""
+    with Path(path).open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256")
+        return digest.digest(), handle.tell()
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -37,7 +37,7 @@ from gateway.edxml.schema import SchemaMode, validate_tree
 from gateway.edxml.signature import sign_tree
 from gateway.edxml.xmlsafe import parse_lifted
 from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable, GatewayError, IntakeError
-from gateway.fsutil import write_atomic
+from gateway.fsutil import file_sha256, write_atomic
 from gateway.sqlite import transaction
 from gateway.store import GatewayStore, Incoming, Outgoing, Receipt
 
@@ -973,20 +973,17 @@ def _whole_or_path(path: Path) -> bytes | Path:
 def _content_hash(entry: Path) -> tuple[str, int]:
     """The digest that keys an entry (names and contents) and its size in bytes, read in chunks:
     an entry too large to send must not be read whole just to be recognised."""
-    digest = hashlib.sha256()
+    if not entry.is_dir():
+        digest, size = file_sha256(entry)
+        return digest.hex(), size
+    combined = hashlib.sha256()
     size = 0
-    if entry.is_dir():
-        for path in sorted(p for p in entry.rglob("*") if p.is_file()):
-            digest.update(str(path.relative_to(entry)).encode())
-            with path.open("rb") as handle:
-                digest.update(hashlib.file_digest(handle, "sha256").digest())
-                size += handle.tell()
-    else:
-        with entry.open("rb") as handle:
-            while chunk := handle.read(1024 * 1024):
-                digest.update(chunk)
-                size += len(chunk)
-    return digest.hexdigest(), size
+    for path in sorted(p for p in entry.rglob("*") if p.is_file()):
+        digest, file_size = file_sha256(path)
+        combined.update(str(path.relative_to(entry)).encode())
+        combined.update(digest)
+        size += file_size
+    return combined.hexdigest(), size
 
 
 def _read_limited(path: Path, limit: int) -> bytes:
