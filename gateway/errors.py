@@ -147,6 +147,13 @@ class SignerMismatch(SignatureError):
     title = "certificate does not belong to the sender"
 
 
+class TransformRefused(SignatureError):
+    """A Reference or SignedInfo uses a transform, canonicalization or parameter outside the accepted set."""
+
+    code = "SIG209"
+    title = "signature transform not accepted"
+
+
 class KeyMaterialError(GatewayError):
     """A private key or certificate file cannot be used."""
 

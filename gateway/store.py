@@ -24,7 +24,7 @@ import sqlite_utils
 
 from gateway.sqlite import connect, relaxed, transaction
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DOCUMENTS_QUEUED = "documents_queued"  # meta key of the running number (documents_queued)
 
 
@@ -118,6 +118,10 @@ class GatewayStore:
             )
             self.db.execute(
                 "CREATE INDEX IF NOT EXISTS outgoing_queued_deadline ON outgoing(deadline_at) WHERE state = 'queued'"
+            )
+            # v4: who sent a delivered DocumentId, asked when a revoke, update or replace names one
+            self.db.execute(
+                "CREATE INDEX IF NOT EXISTS incoming_document ON incoming(document_id) WHERE state = 'delivered'"
             )
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -396,6 +400,13 @@ class GatewayStore:
             (time.time(), limit),
         )
         return [_incoming(row) for row in rows]
+
+    def senders_of(self, document_id: str) -> set[str]:
+        """The agencies that delivered a document under this DocumentId to us."""
+        rows = self.db.execute(
+            "SELECT DISTINCT from_code FROM incoming WHERE document_id = ? AND state = 'delivered'", (document_id,)
+        )
+        return {row[0] for row in rows}
 
     def delivered_copy(self, from_code: str, document_id: str) -> Incoming | None:
         row = self.db.execute(

@@ -127,12 +127,15 @@ def is_digitized(document: edxml.Document) -> bool:
     return document.application_type == DIGITIZED_MARK
 
 
-def document_time(document: edxml.Document, *, default: datetime) -> str:
-    """The document's own time for reports: its sender's first hop, else its promulgation date, else ``default``.
+def document_time(document: edxml.Document, *, signed_hops: int, default: datetime) -> str:
+    """The document's own time for reports: its sender's first signed hop, else its promulgation date, else ``default``.
 
-    Vietnam wall-clock time, ISO form ("2023-07-01T00:00:00"), as edXML writes no zone.
+    Only the first ``signed_hops`` TraceHeaders count (the signature verdict says how many):
+    a hop appended after the signature could carry any time, and the quarterly report
+    counts by this one. Vietnam wall-clock time, ISO form ("2023-07-01T00:00:00"), as edXML
+    writes no zone.
     """
-    for hop in document.trace_headers:
+    for hop in document.trace_headers[:signed_hops]:
         if hop.organ_id == document.sender.organ_id and hop.timestamp is not None:
             return hop.timestamp.isoformat()
     info = document.promulgation_info

@@ -126,7 +126,14 @@ def describe(
             {"organ_id": r.organ_id.text if r.organ_id else None, "code": r.code, "document_id": r.document_id}
             for r in document.response_for
         ],
-        "signature": {"state": signature.state.value, "signer": signature.signer},
+        "signature": {
+            "state": signature.state.value,
+            "signer": signature.signer,
+            # TraceHeaders under the signature, and those relays appended after it (unsigned)
+            "signed_hops": signature.signed_hops,
+            "relay_hops": signature.relay_hops,
+            "certificate_checked_at": signature.checked_at.isoformat() if signature.checked_at else None,
+        },
         "attachments": [
             {
                 "file": f"attachments/{name}",

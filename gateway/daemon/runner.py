@@ -144,5 +144,13 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
         await asyncio.gather(*listeners, return_exceptions=True)
         if inflight:
             await asyncio.wait(set(inflight), timeout=GRACE_SECONDS)
-        await gateway.close()
+        # A cancelled job's worker thread goes on (asyncio.to_thread cannot stop it): closing
+        # the database under a thread still using it crashed the process (SIGSEGV) at stop.
+        try:
+            await asyncio.wait_for(asyncio.shield(loop.shutdown_default_executor()), GRACE_SECONDS)
+        except TimeoutError:
+            log.warning("gateway_stop_threads_busy", detail="a worker thread is still running; the database stays open")
+            await gateway.client.close()
+        else:
+            await gateway.close()
         log.info("gateway_stopped")

@@ -21,7 +21,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +219,10 @@ class Gateway:
             to_codes=tuple(t.organ_id.text for t in document.to),
             paper=composed.paper,
             digitized=composed.digitized,
-            document_time=compose.document_time(document, default=compose.now_vietnam()),
+            # every hop of our own document is under our signature
+            document_time=compose.document_time(
+                document, signed_hops=len(document.trace_headers), default=compose.now_vietnam()
+            ),
         )
 
     def sign_edxml(self, data: bytes) -> Pending:
@@ -242,7 +245,7 @@ class Gateway:
             to_codes=tuple(t.organ_id.text for t in document.to),
             paper=document.paper,
             digitized=compose.is_digitized(document),
-            document_time=compose.document_time(document, default=stamp),
+            document_time=compose.document_time(document, signed_hops=len(document.trace_headers), default=stamp),
         )
 
     def sign_status(self, status: edxml.StatusMessage, *, answers: str | None) -> Pending:
@@ -653,6 +656,8 @@ class Gateway:
             return Examined(data, message, checked.signature, f"listed as {row.message_type}, the file is a {expected}")
         if isinstance(message, edxml.Document) and self.code not in {t.organ_id.text for t in message.to}:
             return Examined(data, message, checked.signature, f"the document is not addressed to {self.code}")
+        if isinstance(message, edxml.Document) and (foreign := edxml.foreign_reference(message)):
+            return Examined(data, message, checked.signature, foreign)
         if (
             isinstance(message, edxml.StatusMessage)
             and (message.response_for.organ_id is None or message.response_for.organ_id.text != self.code)
@@ -668,6 +673,8 @@ class Gateway:
         the same sender under another axis docId, is being delivered by a concurrent run.
         """
         document = examined.message
+        if examined.refusal is None and isinstance(document, edxml.Document):
+            examined = replace(examined, refusal=self._foreign_by_records(document))
         if examined.refusal is not None:
             readable = document if isinstance(document, edxml.Document) else None
             pending = await asyncio.to_thread(self._prepare_rejection, row, examined, readable)
@@ -707,6 +714,20 @@ class Gateway:
             self._delivering.discard(key)
         return True
 
+    def _foreign_by_records(self, document: edxml.Document) -> str | None:
+        """A revoke, update or replace of a document our records say another agency sent us.
+
+        A DocumentId written the VPCP way names its sender and was judged in _examine; an
+        opaque one (a UUID) is known only by who delivered it here.
+        """
+        sender = document.sender.organ_id.text
+        for document_id in edxml.concerned_documents(document):
+            if edxml.sender_named_in(document_id) is None:
+                owners = self.store.senders_of(document_id)
+                if owners and sender not in owners:
+                    return edxml.reference_refusal(document, document_id, ", ".join(sorted(owners)))
+        return None
+
     async def _deliver_document(
         self, row: Incoming, examined: Examined, document: edxml.Document, document_id: str
     ) -> None:
@@ -744,7 +765,9 @@ class Gateway:
                 inbox_id=inbox_id,
                 paper=document.paper,
                 digitized=compose.is_digitized(document),
-                document_time=compose.document_time(document, default=compose.now_vietnam()),
+                document_time=compose.document_time(
+                    document, signed_hops=examined.signature.signed_hops, default=compose.now_vietnam()
+                ),
                 connection=db,
             )
 

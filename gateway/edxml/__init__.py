@@ -20,6 +20,7 @@ from lxml import etree
 
 from gateway.edxml.agency import AgencyCode
 from gateway.edxml.build import build, build_lifted, build_tree, serialize
+from gateway.edxml.business import concerned_documents, foreign_reference, reference_refusal, sender_named_in
 from gateway.edxml.certs import SigningIdentity, TrustStore, agency_of, check_signing_certificate
 from gateway.edxml.codes import BusinessDocType, Priority, ReceiverType, StatusCode, SteeringType
 from gateway.edxml.lift import NOT_LIFTED, Lifted
@@ -190,8 +191,12 @@ __all__ = [
     "build_lifted",
     "build_tree",
     "check_signing_certificate",
+    "concerned_documents",
+    "foreign_reference",
     "read",
+    "reference_refusal",
     "safe_file_name",
+    "sender_named_in",
     "sign",
     "sign_message",
     "validate",

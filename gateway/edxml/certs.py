@@ -39,6 +39,9 @@ MAX_CHAIN_LENGTH = 4
 MAX_OFFERED = 8  # intermediates read from one message's KeyInfo
 MAX_RSA_BITS = 8192
 MAX_RSA_EXPONENT = 2**32 - 1
+# The NIST curves of FIPS 186-4 that CAs issue for signatures; smaller ones are too weak and
+# others (brainpool, secp256k1) are not what a Vietnamese CA issues, so they only widen the surface.
+ALLOWED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -85,6 +88,11 @@ class SigningIdentity:
             raise KeyMaterialError(f"private key cannot be read: {exc}") from None
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise KeyMaterialError("only RSA and EC private keys sign edXML")
+        if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name not in ALLOWED_CURVES:
+            raise KeyMaterialError(
+                f"the private key is on the curve {key.curve.name}; recipients accept only"
+                f" {', '.join(ALLOWED_CURVES.values())}"
+            )
         certificates = load_certificates(cert_pem)
         leaf, *rest = certificates
         if leaf.public_key().public_numbers() != key.public_key().public_numbers():
@@ -134,17 +142,23 @@ def _is_ca(certificate: x509.Certificate) -> bool:
         return False
 
 
-def _check_key(certificate: x509.Certificate, role: str) -> None:
-    """Refuse keys whose only use is to make verification slow (huge RSA exponents or moduli)."""
+def check_key(certificate: x509.Certificate, role: str = "certificate") -> None:
+    """Refuse weak keys, and keys whose only use is to make verification slow (huge RSA exponents or moduli)."""
     key = certificate.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name not in ALLOWED_CURVES:
+            raise UntrustedCertificate(
+                f"{role} {describe(certificate)} has an EC key on the curve {key.curve.name};"
+                f" only {', '.join(ALLOWED_CURVES.values())} are accepted"
+            )
+    elif isinstance(key, rsa.RSAPublicKey):
         numbers = key.public_numbers()
         if key.key_size > MAX_RSA_BITS or key.key_size < 2048 or numbers.e > MAX_RSA_EXPONENT or numbers.e < 3:
             raise UntrustedCertificate(
                 f"{role} {describe(certificate)} has an RSA key outside 2048-{MAX_RSA_BITS} bits"
                 f" or an exponent outside 3-{MAX_RSA_EXPONENT}"
             )
-    elif not isinstance(key, ec.EllipticCurvePublicKey):
+    else:
         raise UntrustedCertificate(f"{role} {describe(certificate)} has neither an RSA nor an EC key")
 
 
@@ -177,7 +191,7 @@ def _check(
     leaf: x509.Certificate, trust: TrustStore, at: datetime, offered: tuple[x509.Certificate, ...]
 ) -> AgencyCode:
     _check_period(leaf, at, "certificate")
-    _check_key(leaf, "certificate")
+    check_key(leaf, "certificate")
     if _is_ca(leaf):
         raise CertificateUsage(f"certificate {describe(leaf)} is a CA certificate, not a signer's")
     try:
@@ -192,7 +206,7 @@ def _check(
     if len(unique) > MAX_OFFERED:
         raise UntrustedCertificate(f"the message offers {len(unique)} certificates; at most {MAX_OFFERED} are read")
     for certificate in unique:
-        _check_key(certificate, "offered certificate")
+        check_key(certificate, "offered certificate")
     verifier = (
         PolicyBuilder()
         .store(Store(list(trust.authorities)))

@@ -1,4 +1,4 @@
-"""Detached XMLDSig over parts referenced by Id, each canonicalised in place (exclusive c14n).
+"""XMLDSig made and checked in place: parts canonicalised where they stand, never copied.
 
 Why not signxml for this layout: for every Reference, signxml serialises and re-parses the
 whole document before canonicalising the part it needs. With five references that is five
@@ -7,22 +7,21 @@ copies of the message: most of the CPU of a 5 KB document, and about 140 MB of m
 part can be canonicalised where it stands: one pass over the bytes of each part, nothing
 else copied. lxml (libxml2) does the canonicalisation, cryptography the signature.
 
-This module signs exactly one layout (the one signature.py describes) and verifies the
-signatures of that shape: SignedInfo and every Reference with exclusive c14n and no
-InclusiveNamespaces, references by ``#Id`` with that one transform. Anything else (an
-enveloped signature, other transforms, a PrefixList) is left to signxml by the caller:
-:func:`simple_layout` says which. Algorithm policy (SHA-1, strong methods), certificates,
-and which parts must be covered are decided by signature.py, not here.
+This module signs exactly one layout (the one signature.py describes): detached, one
+Reference per part by ``#Id``, exclusive c14n. It verifies every shape that
+gateway.edxml.signedinfo accepts (that module decides which transforms may appear), the
+whole-document (``URI=""``, enveloped) signature of the government's template included: the
+Signature is taken out for a moment instead of the document being copied. Algorithm policy,
+certificates and which parts must be covered are decided by signature.py, not here.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -34,7 +33,8 @@ from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 
 from gateway.edxml import ns
 from gateway.edxml.lift import NOT_LIFTED, Lifted
-from gateway.errors import SignatureCoverage, SignatureError, SignatureMismatch
+from gateway.edxml.signedinfo import Plan, Reference
+from gateway.errors import SignatureCoverage, SignatureMismatch
 
 EXC_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value
 
@@ -124,94 +124,148 @@ def sign(
 
 # --- verifying ---------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class Reference:
-    id_value: str
-    hash_name: str
-    expected: bytes
+MAX_RELAY_HOPS = 4  # hops a whole-document signature may have had appended after it: axis, province, …
 
 
-def simple_layout(signature: etree._Element) -> bool:
-    """True when this module can verify ``signature`` exactly as XMLDSig defines it."""
-    signed_info = signature.find(_ds("SignedInfo"))
-    if signed_info is None:
-        return False
-    method = signed_info.find(_ds("CanonicalizationMethod"))
-    if method is None or method.get("Algorithm") != EXC_C14N or len(method):
-        return False
-    references = signed_info.findall(_ds("Reference"))
-    if not references:
-        return False
-    for reference in references:
-        uri = reference.get("URI") or ""
-        if not uri.startswith("#") or len(uri) < 2:
-            return False
-        transforms = reference.find(_ds("Transforms"))
-        # Without Transforms, XMLDSig canonicalises a same-document reference with inclusive
-        # c14n: not this module's business.
-        if transforms is None or len(transforms) != 1:
-            return False
-        transform = transforms[0]
-        if transform.tag != _ds("Transform") or transform.get("Algorithm") != EXC_C14N or len(transform):
-            return False
-    return True
+def find_signer(plan: Plan, certificates: Sequence[x509.Certificate]) -> x509.Certificate:
+    """The offered certificate whose key made the SignatureValue, in whatever order KeyInfo lists them.
+
+    KeyInfo says nothing binding about which certificate is the signer's: the key decides.
+    Raises SignatureMismatch when no offered key verifies SignedInfo.
+    """
+    data = plan.signed_bytes()
+    failure: SignatureMismatch | None = None
+    for certificate in certificates:
+        try:
+            _check_value(certificate.public_key(), plan.method_uri, plan.value, data)
+        except SignatureMismatch as exc:
+            failure = failure or exc
+        else:
+            return certificate
+    if len(certificates) > 1:
+        raise SignatureMismatch(
+            f"the signature value does not match SignedInfo under any of the {len(certificates)} offered certificates"
+        )
+    raise failure or SignatureMismatch("no certificate is offered to check the signature value with")
 
 
-def verify(
+def check_references(
     root: etree._Element,
     signature: etree._Element,
-    certificate: x509.Certificate,
+    plan: Plan,
     *,
-    signature_methods: frozenset[str],
-    digest_methods: frozenset[str],
-    id_attribute: str = "Id",
     lifted: Lifted = NOT_LIFTED,
-) -> None:
-    """Check the signature value and every digest; raise SignatureMismatch or SignatureError.
+    hops: Sequence[etree._Element] = (),
+    hop_list: etree._Element | None = None,
+    id_attribute: str = "Id",
+) -> int:
+    """Check every digest of ``plan``; raise SignatureMismatch or SignatureCoverage.
 
-    Call only when :func:`simple_layout` is true. Each ``#Id`` must name exactly one element
-    of ``root`` (SignatureCoverage otherwise): a repeated Id is how wrapping attacks begin.
+    Each ``#Id`` must name exactly one element of ``root``: a repeated Id is how wrapping
+    attacks begin. A whole-document Reference is checked as the signer signed it: when the
+    document as it is does not match, the last hops of ``hops`` (the TraceHeaders, in order;
+    ``hop_list`` holds them) are left out one more at a time, up to MAX_RELAY_HOPS, since
+    relays append theirs after the signature was made. Returns how many were left out.
     """
-    signed_info = signature.find(_ds("SignedInfo"))
-    assert signed_info is not None
-    method_element = signed_info.find(_ds("SignatureMethod"))
-    method_uri = "" if method_element is None else method_element.get("Algorithm", "")
-    if method_uri not in signature_methods or method_uri not in METHODS:
-        raise SignatureError(f"signature method {method_uri!r} is not accepted")
-    references = [_reference(element, digest_methods) for element in signed_info.iterfind(_ds("Reference"))]
-    holders = _holders(root, {r.id_value for r in references}, id_attribute)
-    for reference in references:
+    by_id = [reference for reference in plan.references if not reference.whole_document]
+    holders = _holders(root, {reference.id_value for reference in by_id}, id_attribute)
+    for reference in by_id:
         found = holders.get(reference.id_value, [])
         if len(found) != 1:
             raise SignatureCoverage(f"Reference #{reference.id_value} names {len(found)} elements, not one")
-        actual = digest(found[0], reference.hash_name, lifted)
+        element = found[0]
+        inside = reference.enveloped and any(ancestor is element for ancestor in signature.iterancestors())
+        with _detached([signature] if inside else []):
+            actual = _hash(reference, reference.canonicalization.apply(element), lifted)
         if not hmac.compare_digest(actual, reference.expected):
             raise SignatureMismatch(f"the digest of #{reference.id_value} does not match: it changed after signing")
-    value_element = signature.find(_ds("SignatureValue"))
-    try:
-        value = base64.b64decode("".join((value_element.text or "").split()), validate=True)
-    except (AttributeError, ValueError, binascii.Error):
-        raise SignatureError("SignatureValue is missing or not base64") from None
-    _check_value(certificate.public_key(), method_uri, value, c14n(signed_info))
+    whole = [reference for reference in plan.references if reference.whole_document]
+    if len(whole) > 1:
+        raise SignatureCoverage("SignedInfo references the whole document more than once")
+    if not whole:
+        return 0
+    return _check_whole_document(root, signature, whole[0], lifted, list(hops), hop_list)
 
 
-def _reference(element: etree._Element, digest_methods: frozenset[str]) -> Reference:
-    method = element.find(_ds("DigestMethod"))
-    uri = "" if method is None else method.get("Algorithm", "")
-    if uri not in digest_methods or uri not in DIGESTS:
-        raise SignatureError(f"digest method {uri!r} is not accepted")
-    value = element.find(_ds("DigestValue"))
+def _check_whole_document(
+    root: etree._Element,
+    signature: etree._Element,
+    reference: Reference,
+    lifted: Lifted,
+    hops: list[etree._Element],
+    hop_list: etree._Element | None,
+) -> int:
+    tree = root.getroottree()
+    with _detached([signature]):  # the enveloped-signature transform
+        for left_out, keep_tails in _relay_attempts(len(hops)):
+            removed = hops[len(hops) - left_out :]
+            if hop_list is not None and left_out == len(hops) and len(hop_list) == left_out:
+                removed = [hop_list]  # the list itself came with the first relay
+            with _detached(removed, keep_tails=keep_tails):
+                actual = _hash(reference, reference.canonicalization.apply(tree), lifted)
+            if hmac.compare_digest(actual, reference.expected):
+                return left_out
+    raise SignatureMismatch(
+        "the digest of the whole document does not match: it changed after signing"
+        + (" (also without the TraceHeaders relays appended)" if hops else "")
+    )
+
+
+def _relay_attempts(hop_count: int) -> Iterator[tuple[int, bool]]:
+    """(hops left out, keep the whitespace around them): the document as it is first.
+
+    A relay that appends a hop as lxml does adds no whitespace; one that pretty-prints adds
+    the indentation before it, which goes out with the hop.
+    """
+    yield 0, True
+    for left_out in range(1, min(hop_count, MAX_RELAY_HOPS) + 1):
+        yield left_out, True
+        yield left_out, False
+
+
+@contextmanager
+def _detached(elements: Sequence[etree._Element], *, keep_tails: bool = True) -> Iterator[None]:
+    """Take ``elements`` (in document order) out of the tree for a moment; everything goes back after.
+
+    XPath's data model keeps the text after a removed element (lxml's tail): ``keep_tails``
+    joins it to the text before. Without it, the text before the element goes out with it.
+    """
+    undo: list[tuple[etree._Element, etree._Element | None, int, etree._Element, str | None]] = []
     try:
-        expected = base64.b64decode("".join((value.text or "").split()), validate=True)
-    except (AttributeError, ValueError, binascii.Error):
-        raise SignatureError("a DigestValue is missing or not base64") from None
-    return Reference((element.get("URI") or "")[1:], DIGESTS[uri], expected)
+        for element in reversed(elements):
+            parent = element.getparent()
+            assert parent is not None
+            previous = element.getprevious()
+            before = parent.text if previous is None else previous.tail
+            joined = (before or "") + (element.tail or "") if keep_tails else element.tail
+            index = parent.index(element)
+            parent.remove(element)  # its tail goes with it
+            if previous is None:
+                parent.text = joined or None
+            else:
+                previous.tail = joined or None
+            undo.append((parent, previous, index, element, before))
+        yield
+    finally:
+        for parent, previous, index, element, before in reversed(undo):
+            parent.insert(index, element)
+            if previous is None:
+                parent.text = before
+            else:
+                previous.tail = before
+
+
+def _hash(reference: Reference, data: bytes, lifted: Lifted) -> bytes:
+    hasher = hashlib.new(DIGESTS[reference.digest_uri])
+    lifted.feed(hasher.update, data)
+    return hasher.digest()
 
 
 def _holders(root: etree._Element, wanted: set[str], id_attribute: str) -> dict[str, list[etree._Element]]:
     """Every element carrying one of the wanted Ids (in any namespace), in one pass."""
     found: dict[str, list[etree._Element]] = {}
+    if not wanted:
+        return found
     for element in root.iter():
         if not isinstance(element.tag, str) or not element.attrib:
             continue

@@ -9,12 +9,18 @@ breaks a digest. Exclusive c14n keeps SignedInfo valid when the Signature elemen
 moved into the document after signing.
 
 What verification proves, in order: the signature is real XMLDSig (placeholders are
-reported as *unsigned*, not invalid); the algorithms are allowed (SHA-1 only with the
-legacy switch); the certificate chains to the trust store, is valid at the given time,
-may sign, and names the sender's agency code; the signature value and every digest
-match; and every part listed above is covered by exactly the element found at its
+reported as *unsigned*, not invalid); the algorithms and transforms are allowed (SHA-1
+only with the legacy switch; transforms as gateway.edxml.signedinfo says); one offered
+certificate's key made the signature value, whatever order KeyInfo lists them in; every
+digest matches; every part listed above is covered by exactly the element found at its
 proper place, so that a second MessageHeader, a moved Signature or a Reference that
-points elsewhere cannot pass (signature wrapping).
+points elsewhere cannot pass (signature wrapping); the certificate chains to the trust
+store, was valid when the axis accepted the message, may sign, and names the sender's
+agency code.
+
+A whole-document signature (``URI=""``, enveloped: the government's template) is checked
+as the signer signed it: the TraceHeaders relays appended after it are left out, and
+reported as unsigned relay hops. Any other change still breaks it.
 """
 
 from __future__ import annotations
@@ -23,35 +29,35 @@ import base64
 import binascii
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from cryptography import x509
 from lxml import etree
-from signxml import (
-    CanonicalizationMethod,
-    DigestAlgorithm,
-    SignatureConfiguration,
-    SignatureMethod,
-    XMLVerifier,
-)
-from signxml.exceptions import InvalidDigest, InvalidInput, SignXMLException
-from signxml.exceptions import InvalidSignature as SignXMLInvalidSignature
+from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 
 from gateway.edxml import dsig, ns
-from gateway.edxml.certs import MAX_OFFERED, SigningIdentity, TrustStore, check_signing_certificate, describe
+from gateway.edxml.certs import (
+    MAX_OFFERED,
+    SigningIdentity,
+    TrustStore,
+    check_key,
+    check_signing_certificate,
+    describe,
+)
 from gateway.edxml.lift import NOT_LIFTED, Lifted
 from gateway.edxml.parse import Envelope, local_name, read_text
-from gateway.edxml.xmlsafe import new_parser
+from gateway.edxml.signedinfo import Plan, read_plan
+from gateway.edxml.text import parse_timestamp
 from gateway.errors import (
     SignatureCoverage,
     SignatureError,
-    SignatureMismatch,
     SignerMismatch,
     StructureError,
     UntrustedCertificate,
     WeakAlgorithm,
 )
 
+VIETNAM = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")  # edXML times are Vietnam wall-clock, zone unwritten
 ID_ATTRIBUTE = "Id"
 C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
 _SHA1_URIS = frozenset({m.value for m in SignatureMethod if "SHA1" in m.name} | {DigestAlgorithm.SHA1.value})
@@ -83,6 +89,10 @@ class SignatureVerdict:
     signer: str | None = None
     certificate: x509.Certificate | None = None
     algorithm: str | None = None
+    # TraceHeaders the signature covers (the first ones) and those relays appended after it
+    signed_hops: int = 0
+    relay_hops: int = 0
+    checked_at: datetime | None = None  # when the certificate was judged valid
 
     @property
     def valid(self) -> bool:
@@ -175,6 +185,8 @@ def verify_tree(
 
     Returns UNSIGNED for a message without a real XMLDSig signature, VALID for one that
     passes every check; raises a SignatureError subclass (with its code) otherwise.
+    ``at``: when the certificate must have been valid; by default, when the axis accepted
+    the message (see :func:`accepted_at`).
     """
     frame = Envelope(root)
     signature = frame.signature
@@ -187,13 +199,9 @@ def verify_tree(
             SignatureState.UNSIGNED,
             "placeholder Signature in the edXML namespace (VNPT library layout); it is not XMLDSig",
         )
-    leaf, offered = _certificates(signature)
-    if leaf is None:
+    offered = _certificates(signature)
+    if not offered:
         return SignatureVerdict(SignatureState.UNSIGNED, "placeholder Signature: KeyInfo holds no readable certificate")
-    if len(offered) > MAX_OFFERED:
-        raise UntrustedCertificate(
-            f"KeyInfo offers {len(offered) + 1} certificates; at most {MAX_OFFERED + 1} are read"
-        )
 
     method = signature.find(f"{{{ns.DSIG}}}SignedInfo/{{{ns.DSIG}}}SignatureMethod")
     method_uri = "" if method is None else method.get("Algorithm", "")
@@ -204,83 +212,89 @@ def verify_tree(
     weak = [uri for uri in [method_uri, *digest_uris] if uri in _SHA1_URIS]
     if weak and not allow_sha1:
         raise WeakAlgorithm(f"SHA-1 ({weak[0]}) is refused; an admin may allow legacy senders explicitly")
+    methods = {m.value for m in _STRONG_METHODS}
+    digests = {d.value for d in _STRONG_DIGESTS}
+    if allow_sha1:
+        methods |= {SignatureMethod.RSA_SHA1.value, SignatureMethod.ECDSA_SHA1.value}
+        digests |= {DigestAlgorithm.SHA1.value}
+    plan = read_plan(signature, signature_methods=frozenset(methods), digest_methods=frozenset(digests))
 
     if trust is None:
         raise SignatureError("the message is signed but no trust store was given to check it against")
-    signer_code = check_signing_certificate(leaf, trust, at=at, offered=offered)
+    for certificate in offered:  # bounded keys on allowed curves, before any is used
+        check_key(certificate, "offered certificate")
+    hops = _hops(frame)
+    try:
+        leaf = dsig.find_signer(plan, offered)
+        left_out = dsig.check_references(
+            root, signature, plan, lifted=lifted, hops=hops, hop_list=frame.trace_header_list, id_attribute=ID_ATTRIBUTE
+        )
+    except SignatureError:
+        raise
+    except Exception as exc:  # a hostile signature must not surface as a library exception
+        raise SignatureError(f"the signature cannot be processed: {type(exc).__name__}: {exc}") from None
+    if any(reference.whole_document for reference in plan.references):
+        signed_hops = len(hops) - left_out  # everything else is signed: nothing can have been added or moved
+    else:
+        signed_hops = _check_coverage(root, frame, plan)
     sender = _sender_code(frame)
+    moment = at or accepted_at(hops[signed_hops:], sender)
+    signer_code = check_signing_certificate(leaf, trust, at=moment, offered=tuple(c for c in offered if c is not leaf))
     if signer_code.text != sender:
         raise SignerMismatch(
             f"signed with a certificate of {signer_code} {describe(leaf)}, but the message is From {sender}"
         )
-
-    methods = set(_STRONG_METHODS)
-    digests = set(_STRONG_DIGESTS)
-    if allow_sha1:
-        methods |= {SignatureMethod.RSA_SHA1, SignatureMethod.ECDSA_SHA1}
-        digests |= {DigestAlgorithm.SHA1}
-    if dsig.simple_layout(signature):
-        # the layout we sign (and most senders use): checked in place, without copies
-        try:
-            dsig.verify(
-                root,
-                signature,
-                leaf,
-                signature_methods=frozenset(m.value for m in methods),
-                digest_methods=frozenset(d.value for d in digests),
-                id_attribute=ID_ATTRIBUTE,
-                lifted=lifted,
-            )
-        except SignatureError:
-            raise
-        except Exception as exc:  # a hostile signature must not surface as a library exception
-            raise SignatureError(f"the signature cannot be processed: {type(exc).__name__}: {exc}") from None
-    else:
-        lifted.restore(root)  # signxml reads the tree whole; a sender's own layout, rarely large
-        _verify_with_signxml(root, leaf, methods, digests, at)
-    _check_coverage(root, frame)
+    relay_hops = len(hops) - signed_hops
+    relayed = f"; {relay_hops} TraceHeader(s) appended by relays, unsigned" if relay_hops else ""
     return SignatureVerdict(
         SignatureState.VALID,
-        f"signed by {signer_code}",
+        f"signed by {signer_code}{relayed}",
         signer=signer_code.text,
         certificate=leaf,
         algorithm=method_uri,
+        signed_hops=signed_hops,
+        relay_hops=relay_hops,
+        checked_at=moment,
     )
 
 
-def _verify_with_signxml(
-    root: etree._Element,
-    leaf: x509.Certificate,
-    methods: set[SignatureMethod],
-    digests: set[DigestAlgorithm],
-    at: datetime | None,
-) -> None:
-    """Any other XMLDSig shape (enveloped, other transforms, InclusiveNamespaces): signxml."""
-    config = SignatureConfiguration(
-        location=f"./{{{ns.EDXML}}}edXMLEnvelope/{{{ns.EDXML}}}edXMLHeader/",
-        expect_references=True,
-        signature_methods=frozenset(methods),
-        digest_algorithms=frozenset(digests),
-        verification_time=at,
-    )
+def accepted_at(relay_hops: list[etree._Element], sender: str) -> datetime:
+    """When the axis accepted the message: the time a certificate is judged at.
+
+    The axis appends its TraceHeader on acceptance, after the signature, as the last hop;
+    our client trusts that hop as it trusts the axis. A certificate that expires while the
+    message waits at the axis therefore still counts. A time the sender wrote never does:
+    signed hops, and unsigned ones naming the sender, are not the axis's. Without such a
+    hop (a file checked on its own) or with one in the future, it is now.
+    """
+    now = datetime.now(UTC)
+    if not relay_hops:
+        return now
+    last = relay_hops[-1]
+    organ_id = last.find(ns.q("OrganId"))
+    stamp = last.find(ns.q("Timestamp"))
+    if stamp is None or (organ_id is not None and read_text(organ_id) == sender):
+        return now
     try:
-        XMLVerifier().verify(root, x509_cert=leaf, id_attribute=ID_ATTRIBUTE, expect_config=config, parser=new_parser())
-    except (InvalidDigest, SignXMLInvalidSignature) as exc:
-        raise SignatureMismatch(str(exc)) from None
-    except InvalidInput as exc:
-        raise SignatureCoverage(str(exc)) from None
-    except SignXMLException as exc:
-        raise SignatureError(str(exc)) from None
-    except Exception as exc:  # a hostile signature must not surface as a library exception
-        raise SignatureError(f"the signature cannot be processed: {type(exc).__name__}: {exc}") from None
+        moment = parse_timestamp(read_text(stamp)).replace(tzinfo=VIETNAM)
+    except (ValueError, StructureError):
+        return now
+    return min(moment, now)
 
 
-def _certificates(signature: etree._Element) -> tuple[x509.Certificate | None, tuple[x509.Certificate, ...]]:
-    """The signer's certificate and any intermediates from KeyInfo/X509Data.
+def _hops(frame: Envelope) -> list[etree._Element]:
+    if frame.trace_header_list is None:
+        return []
+    hop = ns.q("TraceHeader")
+    return [child for child in frame.trace_header_list if isinstance(child.tag, str) and child.tag == hop]
 
-    (None, ()) only for a template: no X509Certificate that reads as a certificate and no
-    other key material. A signature whose KeyInfo names a key some other way, or mixes
-    readable and unreadable certificates, is a real signature we cannot accept: invalid.
+
+def _certificates(signature: etree._Element) -> tuple[x509.Certificate, ...]:
+    """Every certificate KeyInfo/X509Data offers, in the order given (none for a template).
+
+    () only for a template: no X509Certificate that reads as a certificate and no other key
+    material. A signature whose KeyInfo names a key some other way, or mixes readable and
+    unreadable certificates, is a real signature we cannot accept: invalid.
     """
     key_info = signature.find(f"{{{ns.DSIG}}}KeyInfo")
     texts = [] if key_info is None else [el.text or "" for el in key_info.iter(f"{{{ns.DSIG}}}X509Certificate")]
@@ -290,7 +304,7 @@ def _certificates(signature: etree._Element) -> tuple[x509.Certificate | None, t
             certificates.append(x509.load_der_x509_certificate(base64.b64decode("".join(text.split()), validate=True)))
         except (ValueError, binascii.Error):
             certificates.append(None)
-    readable = [c for c in certificates if c is not None]
+    readable = tuple(c for c in certificates if c is not None)
     if not readable:
         other_keys = key_info is not None and any(
             isinstance(el.tag, str) and local_name(el) not in ("X509Data", "X509Certificate", "X509SubjectName")
@@ -299,29 +313,22 @@ def _certificates(signature: etree._Element) -> tuple[x509.Certificate | None, t
         )
         if other_keys:
             raise UntrustedCertificate("the signature names its key without a certificate; it cannot be checked")
-        return None, ()
+        return ()
     if None in certificates:
         raise UntrustedCertificate("KeyInfo holds a certificate that cannot be read beside real ones")
-    if len(texts) > len(certificates):
-        return readable[0], tuple(readable[1:]) + (readable[0],) * (len(texts) - len(certificates))
-    # signxml writes the signer's certificate first; intermediates follow.
-    return readable[0], tuple(readable[1:])
+    if len(texts) > MAX_OFFERED + 1:
+        raise UntrustedCertificate(f"KeyInfo offers {len(texts)} certificates; at most {MAX_OFFERED + 1} are read")
+    return readable
 
 
-def _check_coverage(root: etree._Element, frame: Envelope) -> None:
+def _check_coverage(root: etree._Element, frame: Envelope, plan: Plan) -> int:
     """Every part that must be signed is referenced, by the element at its proper place.
 
     TraceHeaders may be left unreferenced only after the last referenced one: relays append.
+    Returns how many TraceHeaders are signed.
     """
-    # signxml verified SignedInfo as found at this very place (config.location)
-    uris = [ref.get("URI") for ref in frame.signature.iterfind(f"{{{ns.DSIG}}}SignedInfo/{{{ns.DSIG}}}Reference")]
-    if "" in uris:
-        return  # the whole document is signed: nothing can have been added or moved
-    referenced: set[str] = set()
-    for uri in uris:
-        if uri is None or not uri.startswith("#"):
-            raise SignatureCoverage(f"Reference URI {uri!r} does not point into the message")
-        referenced.add(uri[1:])
+    uris = [reference.uri for reference in plan.references]
+    referenced = {reference.id_value for reference in plan.references}
 
     parts = _covered_parts(frame)
     positions = {id(element) for element in parts}
@@ -352,6 +359,7 @@ def _check_coverage(root: etree._Element, frame: Envelope) -> None:
             unsigned_seen = unsigned_seen or not covered
         elif not covered:
             raise SignatureCoverage(f"edXML:{name} is not covered by the signature", where=f"line {element.sourceline}")
+    return len(signed_hops)
 
 
 def _id_of(element: etree._Element) -> str | None:

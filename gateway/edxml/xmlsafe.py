@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from lxml import etree
 
@@ -30,6 +31,13 @@ class Limits:
     max_attachments: int = 100
     max_attachment_bytes: int = 110 * MiB
     max_attributes: int = 100_000
+    # libxml2's c14n grows with the square of the namespaces in scope, and runs once per
+    # Reference: 80,000 declarations on an unsigned element cost a minute per message.
+    max_namespaces: int = 1_000
+    max_namespaces_per_element: int = 64
+    # comments and processing instructions together: each is a node in the tree (3 million
+    # empty comments, 21 MB, took 532 MB); edXML needs none
+    max_comments: int = 10_000
 
     def __post_init__(self) -> None:
         for name in (
@@ -39,6 +47,9 @@ class Limits:
             "max_attachments",
             "max_attachment_bytes",
             "max_attributes",
+            "max_namespaces",
+            "max_namespaces_per_element",
+            "max_comments",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"limit {name} must be positive")
@@ -76,6 +87,11 @@ _PARSER_OPTIONS = {
     "remove_blank_text": False,
 }
 _CHUNK = 64 * 1024
+_EVENTS = ("start", "end", "start-ns", "comment", "pi")
+# RFC 3986: an absolute URI starts with a scheme. C14N is undefined for relative namespace
+# URIs (libxml2 refuses them), so one would turn a valid signature into an error.
+_ABSOLUTE_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_DECLARATION = re.compile(rb"xmlns(?::[^\s=<>]+)?\s*=\s*[\"']")
 
 
 def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
@@ -96,7 +112,8 @@ def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
     head = data[:_PROLOG_SCAN]
     if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
         raise ForbiddenXML("DOCTYPE or entity declaration: edXML never carries one", where="prolog")
-    parser = etree.XMLPullParser(events=("start", "end"), **_PARSER_OPTIONS)
+    _prescan(data, limits)
+    parser = etree.XMLPullParser(events=_EVENTS, **_PARSER_OPTIONS)
     parser.resolvers.add(_RefuseExternal())
     shape = _Shape(limits)
     try:
@@ -118,6 +135,21 @@ def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._Element:
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise ForbiddenXML("DOCTYPE declaration: edXML never carries one", where="prolog")
     return root
+
+
+def _prescan(data: bytes, limits: Limits) -> None:
+    """Refuse a flood of namespace declarations, comments or processing instructions in
+    milliseconds, from the bytes, before libxml2 builds any of it (a 2 MB start tag of
+    declarations takes it 0.2 s; the counts while parsing stay the exact check).
+
+    Each count is an upper bound of what the parser finds, since these only start markup
+    outside CDATA; a message that spells 10,000 of them inside CDATA is refused as well.
+    """
+    if data.count(b"xmlns") > limits.max_namespaces and len(_DECLARATION.findall(data)) > limits.max_namespaces:
+        raise LimitExceeded(f"more than {limits.max_namespaces} namespace declarations")
+    markup = data.count(b"<!--") + data.count(b"<?") - data.startswith(b"<?xml")
+    if markup > limits.max_comments:
+        raise LimitExceeded(f"more than {limits.max_comments} comments and processing instructions")
 
 
 def parse_lifted(data: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> tuple[etree._Element, Lifted]:
@@ -148,19 +180,37 @@ def parse_lifted(data: bytes | bytearray, limits: Limits = DEFAULT_LIMITS) -> tu
 
 
 class _Shape:
-    """Counts elements, attributes and depth from parser events; raises at the first excess."""
+    """Counts what the parser builds, from its events; raises at the first excess.
+
+    Elements, attributes, depth, namespace declarations (per element and in all), comments
+    and processing instructions: each is a node libxml2 allocates or c14n walks.
+    """
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.depth = 0
         self.elements = 0
         self.attributes = 0
+        self.namespaces = 0
+        self.declared: list[tuple[str, str]] = []  # on the element about to start
+        self.comments = 0
 
-    def take(self, events: Iterable[tuple[str, etree._Element]]) -> None:
+    def take(self, events: Iterable[tuple[str, Any]]) -> None:
         limits = self.limits
         for event, node in events:
             if event == "end":
                 self.depth -= 1
+                continue
+            if event == "start-ns":
+                self.declared.append(node)
+                continue
+            if event in ("comment", "pi"):
+                self.comments += 1
+                if self.comments > limits.max_comments:
+                    raise LimitExceeded(
+                        f"more than {limits.max_comments} comments and processing instructions",
+                        where=f"line {node.sourceline}",
+                    )
                 continue
             self.depth += 1
             self.elements += 1
@@ -171,3 +221,23 @@ class _Shape:
                 raise LimitExceeded(f"more than {limits.max_elements} elements", where=f"line {node.sourceline}")
             if self.attributes > limits.max_attributes:
                 raise LimitExceeded(f"more than {limits.max_attributes} attributes", where=f"line {node.sourceline}")
+            if self.declared:
+                self._namespaces(node)
+
+    def _namespaces(self, node: etree._Element) -> None:
+        limits = self.limits
+        where = f"line {node.sourceline}, element {node.tag}"
+        self.namespaces += len(self.declared)
+        if len(self.declared) > limits.max_namespaces_per_element:
+            raise LimitExceeded(
+                f"{len(self.declared)} namespace declarations on one element;"
+                f" at most {limits.max_namespaces_per_element} are read",
+                where=where,
+            )
+        if self.namespaces > limits.max_namespaces:
+            raise LimitExceeded(f"more than {limits.max_namespaces} namespace declarations", where=where)
+        for prefix, uri in self.declared:
+            if uri and not _ABSOLUTE_URI.match(uri):
+                name = f"xmlns:{prefix}" if prefix else "xmlns"
+                raise ForbiddenXML(f"relative namespace URI {name}={uri!r}: edXML uses absolute ones", where=where)
+        self.declared.clear()

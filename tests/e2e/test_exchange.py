@@ -31,7 +31,11 @@ def test_drop_folder_to_inboxes_with_status_01_back(province):
         (received,) = wait_until(lambda c=code: province.agencies[c].delivered(), f"delivery at {code}")
         inboxes[code] = received
         assert received["from"]["code"] == PROVINCE and received["subject"] == "Về việc triển khai văn bản điện tử"
-        assert received["signature"] == {"state": "valid", "signer": PROVINCE}
+        signature = received["signature"]
+        assert (signature["state"], signature["signer"]) == ("valid", PROVINCE)
+        # the sender's hop is signed; the axis appended its own, and the certificate was judged then
+        assert (signature["signed_hops"], signature["relay_hops"]) == (1, 1)
+        assert signature["certificate_checked_at"].endswith("+07:00")
         assert received["paper"] is True
         folder = province.agencies[code].inbox / received["id"]
         assert (folder / "attachments" / "Quyết định 12.pdf").read_bytes() == pdf

@@ -30,6 +30,7 @@ from gateway.errors import (
     WeakAlgorithm,
 )
 from gateway.pki import create_ca, issue
+from gateway.vxp.protocol import VIETNAM
 from tests.conftest import DEPARTMENT, MINISTRY, PROVINCE, full_document, full_status
 
 E = f"{{{EDXML}}}"
@@ -51,7 +52,7 @@ def relay(data: bytes, organ_id: str = MINISTRY) -> bytes:
     traces = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{E}TraceHeaderList")
     hop = etree.SubElement(traces, f"{E}TraceHeader")
     etree.SubElement(hop, f"{E}OrganId").text = organ_id
-    etree.SubElement(hop, f"{E}Timestamp").text = "2023/07/03 08:30:01"
+    etree.SubElement(hop, f"{E}Timestamp").text = f"{datetime.now(VIETNAM):%Y/%m/%d %H:%M:%S}"  # when it accepted it
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
@@ -286,12 +287,24 @@ class TestWrapping:
         with pytest.raises(SignatureCoverage, match="#elsewhere"):
             check(serialize(root), pki)
 
-    def test_whole_document_signature_is_accepted_but_breaks_on_relay(self, pki):
+    def test_whole_document_signature_survives_relays_and_nothing_else(self, pki):
+        """The government's template signs URI="" (enveloped); axes append their hop after it."""
         root = edxml.build_tree(full_document())
         data = serialize(attacker_sign(root, pki.agencies[PROVINCE], whole_document=True))
-        assert check(data, pki).signature.valid
-        with pytest.raises(SignatureMismatch):
-            check(relay(data), pki)
+        assert check(data, pki).signature.relay_hops == 0
+        once, twice = relay(data), relay(relay(data), "000.00.00.H41")
+        assert check(once, pki).signature.relay_hops == 1
+        verdict = check(twice, pki).signature
+        assert (verdict.valid, verdict.signed_hops, verdict.relay_hops) == (True, 1, 2)
+        assert "2 TraceHeader(s) appended by relays" in verdict.detail
+        with pytest.raises(SignatureMismatch, match="whole document"):
+            check(twice.replace("Về việc triển khai".encode(), "Về việc hủy bỏ".encode()), pki)
+        signed_hop = re.sub(
+            rb"(<edXML:TraceHeader[^>]*>.*?<edXML:Timestamp>)2023", rb"\g<1>2022", twice, count=1, flags=re.S
+        )
+        assert signed_hop != twice
+        with pytest.raises(SignatureMismatch):  # the sender's own hop is signed: it cannot change
+            check(signed_hop, pki)
 
 
 class _AnyAlgorithmSigner(XMLSigner):
@@ -448,8 +461,8 @@ class TestReviewFindings:
 
 
 class TestTwoImplementations:
-    """Our own layout is signed and checked in place (gateway/edxml/dsig.py); signxml, an
-    independent implementation, must agree both ways, and still checks every other shape."""
+    """Signatures are made and checked in place (gateway/edxml/dsig.py); signxml, an
+    independent implementation, must agree both ways on every shape we accept."""
 
     @pytest.mark.parametrize("code", [PROVINCE, DEPARTMENT])  # an RSA and an EC key
     def test_signxml_verifies_what_we_sign(self, pki, code):
@@ -468,35 +481,24 @@ class TestTwoImplementations:
         assert len(results) == references >= (5 if code == PROVINCE else 1)
 
     def test_a_signxml_signature_of_our_shape_is_checked_in_place(self, pki):
-        from gateway.edxml import dsig
-
         root = parse_xml(serialize(attacker_sign(edxml.build_tree(full_document()), pki.agencies[PROVINCE])))
-        signature = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{D}Signature")
-        assert dsig.simple_layout(signature)
         assert check(serialize(root), pki).signature.valid
         root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{E}MessageHeader/{E}Subject").text = "Đổi"
         with pytest.raises(SignatureMismatch, match="digest of #x-MessageHeader-0"):
             check(serialize(root), pki)
 
-    def test_other_shapes_are_left_to_signxml(self, pki):
-        from gateway.edxml import dsig
-
+    def test_an_inclusive_namespaces_parameter_is_part_of_what_is_signed(self, pki):
         root = parse_xml(serialize(attacker_sign(edxml.build_tree(full_document()), pki.agencies[PROVINCE])))
         signature = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{D}Signature")
         # InclusiveNamespaces: a PrefixList changes what exclusive c14n emits
         for transform in signature.iter(f"{D}Transform"):
             etree.SubElement(transform, "{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces", PrefixList="")
-        assert not dsig.simple_layout(signature)
-        with pytest.raises(SignatureMismatch):  # the digests were made without it: signxml says no
+        with pytest.raises(SignatureMismatch):  # SignedInfo changed after signing
             check(serialize(root), pki)
 
-    def test_a_whole_document_signature_is_not_the_simple_layout(self, pki):
-        from gateway.edxml import dsig
-
+    def test_a_signxml_whole_document_signature_is_checked_in_place(self, pki):
         pair = pki.agencies[PROVINCE]
         root = parse_xml(serialize(attacker_sign(edxml.build_tree(full_document()), pair, whole_document=True)))
-        signature = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{D}Signature")
-        assert not dsig.simple_layout(signature)
         assert check(serialize(root), pki).signature.valid
 
     def test_ecdsa_value_of_the_wrong_length_is_a_mismatch(self, pki):

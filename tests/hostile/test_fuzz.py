@@ -6,15 +6,35 @@ The default run is bounded (a few hundred cases); set HYPOTHESIS_PROFILE=fuzz fo
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import edxml
+from gateway.edxml.build import serialize
+from gateway.edxml.ns import DSIG, EDXML
+from gateway.edxml.xmlsafe import parse_xml
 from gateway.errors import GatewayError
-from tests.conftest import full_document, full_status
+from tests.conftest import PROVINCE, full_document, full_status
+from tests.edxml.test_signature_attacks import (
+    BASE64,
+    ENVELOPED,
+    EXC,
+    INC,
+    XPATH,
+    XSLT,
+    Ref,
+    craft_signature,
+    on_part,
+    part_refs,
+)
+
+E = f"{{{EDXML}}}"
+D = f"{{{DSIG}}}"
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "fuzz"
 
@@ -106,3 +126,109 @@ def test_a_flipped_bit_in_a_signed_message_never_passes_unnoticed_inside_signed_
         return
     original = edxml.validate(signed, trust=pki.trust)
     assert checked.message == original.message  # a flip in markup that c14n forgets (e.g. a quote style) is fine
+
+
+# --- transforms and namespace declarations (issue 13) ---------------------------------------------
+
+TRANSFORM_POOL = (
+    ENVELOPED,
+    EXC,
+    EXC + "WithComments",
+    INC,
+    INC + "#WithComments",
+    BASE64,
+    XPATH,
+    XSLT,
+    "http://www.w3.org/2006/12/xml-c14n11",
+    "http://www.w3.org/TR/xml-exc-c14n#",  # the samples' misspelt URI
+    "urn:unknown",
+    "",
+)
+
+
+@st.composite
+def crafted_signatures(draw) -> list[Ref]:
+    """A signature by the province's real key over its own message, with whatever transforms."""
+    transforms = st.lists(st.sampled_from(TRANSFORM_POOL), max_size=3).map(tuple)
+    if draw(st.booleans()):
+        uri = draw(st.sampled_from(["", "#xpointer(/)", "cid:0"]))
+        octets = draw(st.sampled_from([None, b""])) if uri == "" else b""  # the helper digests only "" itself
+        return [Ref(uri, draw(transforms), octets=octets)]
+    return [(name, draw(transforms), draw(st.sampled_from([None, b""]))) for name in PARTS]
+
+
+PARTS = ("MessageHeader", "Bussiness", "TraceHeader", "edXMLBody", "AttachmentEncoded")
+
+
+def _signed_with(spec, document: edxml.Document, pki) -> bytes:
+    root = edxml.build_tree(document)
+    if isinstance(spec[0], Ref):
+        refs = spec
+    else:
+        refs = part_refs(root)
+        for name, transforms, octets in spec:
+            refs = on_part(refs, name, transforms, octets)
+    return serialize(craft_signature(root, pki.agencies[PROVINCE], refs))
+
+
+@settings(
+    max_examples=2000 if LONG else 60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(spec=crafted_signatures())
+def test_no_transform_makes_a_signature_fit_another_message(pki, spec):
+    """Whatever transforms the signer chose, its Signature pasted onto another message of the same
+    sender (another Subject and attachment) never validates: no signature is a forgery token."""
+    original = _signed_with(spec, full_document(attachments=1), pki)
+    if outcome(edxml.validate, original, trust=pki.trust) == "ok":
+        # accepted shapes only: enveloped-signature first, then at most one C14N 1.0
+        for transforms in _transform_lists(original):
+            c14n = [t for t in transforms if t != ENVELOPED]
+            assert ENVELOPED not in transforms[1:], transforms
+            assert len(c14n) <= 1 and all(t in (EXC, EXC + "WithComments", INC, INC + "#WithComments") for t in c14n)
+    forged_document = dataclasses.replace(
+        full_document(attachments=1),
+        subject="Văn bản giả mạo",
+        attachments=(dataclasses.replace(full_document(attachments=1).attachments[0], data=b"MZ forged"),),
+    )
+    root = parse_xml(_signed_with(spec, forged_document, pki))
+    header = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader")
+    header.replace(
+        header.find(f"{D}Signature"), parse_xml(original).find(f"{E}edXMLEnvelope/{E}edXMLHeader/{D}Signature")
+    )
+    assert outcome(edxml.validate, serialize(root), trust=pki.trust) != "ok"
+
+
+def _transform_lists(data: bytes) -> list[list[str]]:
+    root = parse_xml(data)
+    return [[t.get("Algorithm") for t in reference.iter(f"{D}Transform")] for reference in root.iter(f"{D}Reference")]
+
+
+NAMESPACE_URIS = ("urn:x", "http://example.org/a", "", "relative/path", "../up", "#frag", "urn:x:" + "y" * 200)
+
+
+@settings(
+    max_examples=2000 if LONG else 80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    where=st.lists(st.integers(0, 10**6), min_size=1, max_size=5),
+    count=st.one_of(st.integers(1, 8), st.integers(60, 70), st.integers(900, 1100)),
+    uri=st.sampled_from(NAMESPACE_URIS),
+)
+def test_namespace_declarations_anywhere_leave_the_message_as_it_was_or_are_refused(signed, pki, where, count, uri):
+    """Declarations added to start tags of a signed message (signed parts included): exclusive c14n
+    leaves unused ones out, so the message stays valid and unchanged, or a limit refuses it."""
+    data = signed
+    starts = [m.end() for m in re.finditer(rb"<[A-Za-z][^\s>/]*", data)]
+    for index, position in enumerate(sorted({starts[w % len(starts)] for w in where}, reverse=True)):
+        declarations = b"".join(b' xmlns:f%d_%d="%s"' % (index, k, uri.encode()) for k in range(count))
+        data = data[:position] + declarations + data[position:]
+    try:
+        checked = edxml.validate(data, trust=pki.trust)
+    except GatewayError as exc:
+        assert exc.code in {"EDX102", "EDX103", "EDX101"}, exc
+        return
+    assert checked.message == edxml.validate(signed, trust=pki.trust).message
