@@ -175,6 +175,13 @@ class StoreError(GatewayError):
     title = "database error"
 
 
+class IllegalTransition(StoreError):
+    """A message was to move between two states the transition table does not connect (a bug, or a race)."""
+
+    code = "DB701"
+    title = "illegal state change"
+
+
 class AxisError(GatewayError):
     """The axis refused a request; ``axis_code`` is its ErrorCode (see gateway/vxp/answers.py)."""
 

@@ -120,7 +120,7 @@ def _week(text: str) -> str:
 
 def agency_report(store: GatewayStore, code: str, name: str, period: Period) -> Report:
     report = Report(agencies=[(code, name)])
-    sent = store.sent_between(period.start, period.end)
+    sent = store.reports.sent_between(period.start, period.end)
     for item in sent:
         report.sent += 1
         report.sent_with_paper += int(bool(item.paper))
@@ -130,7 +130,7 @@ def agency_report(store: GatewayStore, code: str, name: str, period: Period) -> 
         for receipt in store.receipts_for(item.id):
             if receipt.status_code == "02":
                 report.refused_by_recipients[receipt.description or "(no reason given)"] += 1
-    received = store.received_between(period.start, period.end)
+    received = store.reports.received_between(period.start, period.end)
     for row in received:
         report.received += 1
         report.received_digitized += int(bool(row.digitized))
@@ -138,7 +138,7 @@ def agency_report(store: GatewayStore, code: str, name: str, period: Period) -> 
         report.weekly_received[_week(row.document_time or period.start)] += 1
     delivered_at = {row.axis_doc_id: _local(row.finished_at or row.listed_at) for row in received}
     accepted: dict[str, datetime] = {}
-    for status in store.statuses_answering(delivered_at):
+    for status in store.reports.statuses_answering(delivered_at):
         code_sent = status.status_code
         if code_sent == "03":
             accepted[status.answers or ""] = min(
@@ -155,10 +155,9 @@ def agency_report(store: GatewayStore, code: str, name: str, period: Period) -> 
         report.accepted_within_1_working_day += int(when <= add_working_days(arrived, 1))
         report.accepted_within_3_working_days += int(when <= add_working_days(arrived, 3))
     sent_ids = {item.document_id for item in sent}
-    report.recalls_sent = sum(
-        1 for item in store.outgoing_for_kind("status") if item.status_code == "13" and item.document_id in sent_ids
-    )
-    report.recalls_received = store.recalls_received(row.document_id for row in received if row.document_id)
+    statuses = store.reports.outgoing_for_kind("status")
+    report.recalls_sent = sum(1 for item in statuses if item.status_code == "13" and item.document_id in sent_ids)
+    report.recalls_received = store.reports.recalls_received(row.document_id for row in received if row.document_id)
     return report
 
 

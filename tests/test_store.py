@@ -5,21 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.sqlite import transaction
-from gateway.store import DOCUMENTS_QUEUED, GatewayStore
+from gateway.store import DOCUMENTS_QUEUED, GatewayStore, NewOutgoing
 
 
 def queue(store: GatewayStore, n: int, kind: str = "edoc") -> None:
-    with transaction(store.db) as db:
-        store.add_outgoing(
-            f"{kind}-{n}",
-            kind=kind,
-            document_id=f"000.00.00.H58,2026/11/30,{n}/UBND",
-            source_key=f"test:{kind}:{n}",
-            subject="Văn bản",
-            to_codes=["000.00.11.H58"],
-            deadline_seconds=3600,
-            connection=db,
-        )
+    message = NewOutgoing(kind, f"000.00.00.H58,2026/11/30,{n}/UBND", "Văn bản", ("000.00.11.H58",))
+    assert store.queue(f"{kind}-{n}", message, source_key=f"test:{kind}:{n}", deadline_seconds=3600) is not None
 
 
 def test_the_running_number_counts_documents_not_statuses_and_survives_a_restart(tmp_path: Path):

@@ -38,8 +38,7 @@ from gateway.edxml.signature import sign_tree
 from gateway.edxml.xmlsafe import parse_lifted
 from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable, GatewayError, IntakeError
 from gateway.fsutil import file_sha256, write_atomic
-from gateway.sqlite import transaction
-from gateway.store import GatewayStore, Incoming, Outgoing, Receipt
+from gateway.store import GatewayStore, Incoming, IncomingState, NewOutgoing, Outgoing, Receipt, Settled
 
 # ErrorCodes after which sending the same bytes again cannot succeed (docs/axis.md).
 PERMANENT_AXIS_CODES = frozenset({"10", "11", "12", "18", "19", "21", "22", "23"})
@@ -74,6 +73,19 @@ class Pending:
     digitized: bool = False
     answers: str | None = None
     document_time: str | None = None
+
+    def record(self) -> NewOutgoing:
+        return NewOutgoing(
+            kind=self.kind,
+            document_id=self.document_id,
+            subject=self.subject,
+            to_codes=self.to_codes,
+            status_code=self.status_code,
+            paper=self.paper,
+            digitized=self.digitized,
+            answers=self.answers,
+            document_time=self.document_time,
+        )
 
 
 @dataclass(frozen=True)
@@ -267,39 +279,30 @@ class Gateway:
         return outgoing_id, path
 
     def commit_pending(
-        self, outgoing_id: str, path: Path, pending: Pending, source_key: str, also: Any = None
+        self,
+        outgoing_id: str,
+        path: Path,
+        pending: Pending,
+        source_key: str,
+        settling: tuple[str, Settled] | None = None,
     ) -> Outgoing:
-        """Commit the row naming the written file (and ``also(connection)`` in the same transaction)."""
+        """Commit the row naming the written file (and, with ``settling``, the incoming message it answers)."""
         try:
-            with transaction(self.store.db) as db:
-                self.store.add_outgoing(
-                    outgoing_id,
-                    kind=pending.kind,
-                    document_id=pending.document_id,
-                    source_key=source_key,
-                    subject=pending.subject,
-                    to_codes=pending.to_codes,
-                    deadline_seconds=self._deadline,
-                    status_code=pending.status_code,
-                    paper=pending.paper,
-                    digitized=pending.digitized,
-                    answers=pending.answers,
-                    document_time=pending.document_time,
-                    connection=db,
-                )
-                if also is not None:
-                    also(db)
-        except sqlite3.IntegrityError:
-            path.unlink(missing_ok=True)
-            existing = self.store.outgoing_by_source(source_key)
-            if existing is None:
-                raise
-            return existing
+            item = self.store.queue(
+                outgoing_id,
+                pending.record(),
+                source_key=source_key,
+                deadline_seconds=self._deadline,
+                settling=settling,
+            )
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        item = self.store.outgoing_by_source(source_key)
-        assert item is not None
+        if item is None:  # queued before from the same source: that one stands
+            path.unlink(missing_ok=True)
+            existing = self.store.outgoing_by_source(source_key)
+            assert existing is not None
+            return existing
         self.log.info(
             "message_queued",
             doc_id=pending.document_id,
@@ -311,13 +314,13 @@ class Gateway:
         self.wake("push" if pending.kind == "edoc" else "respond")
         return item
 
-    def enqueue(self, pending: Pending, source_key: str, also: Any = None) -> Outgoing:
+    def enqueue(self, pending: Pending, source_key: str) -> Outgoing:
         """All three steps in the calling thread: what the commands (send, respond, recall) use."""
         existing = self.store.outgoing_by_source(source_key)
         if existing is not None:
             return existing
         outgoing_id, path = self.write_pending(pending)
-        return self.commit_pending(outgoing_id, path, pending, source_key, also)
+        return self.commit_pending(outgoing_id, path, pending, source_key)
 
     # --- intake ---------------------------------------------------------------------------------
 
@@ -546,7 +549,7 @@ class Gateway:
                 self.log.info("message_listed", axis_doc_id=item.doc_id, peer=item.from_code, kind=message_type)
                 continue
             known = self.store.incoming(item.doc_id)
-            if known is not None and known.state != "listed" and known.acked:
+            if known is not None and known.state != IncomingState.LISTED and known.acked:
                 self.store.forget_acknowledgement(item.doc_id)
         self._note_time("last_poll")
         if new:
@@ -681,18 +684,16 @@ class Gateway:
             outgoing_id, path = await asyncio.to_thread(self.write_pending, pending)
             reason = examined.refusal
 
-            def rejected(db: sqlite3.Connection) -> None:
-                self.store.finish_incoming(
-                    row.axis_doc_id,
-                    "rejected",
-                    from_code=row.from_code,
-                    document_id=readable.document_id if readable else None,
-                    subject=readable.subject if readable else None,
-                    reason=reason,
-                    connection=db,
-                )
-
-            self.commit_pending(outgoing_id, path, pending, f"auto:{row.axis_doc_id}:02", also=rejected)
+            rejected = Settled(
+                IncomingState.REJECTED,
+                from_code=row.from_code,
+                document_id=readable.document_id if readable else None,
+                subject=readable.subject if readable else None,
+                reason=reason,
+            )
+            self.commit_pending(
+                outgoing_id, path, pending, f"auto:{row.axis_doc_id}:02", settling=(row.axis_doc_id, rejected)
+            )
             self.log.warning(
                 "document_rejected",
                 doc_id=readable.document_id if readable else None,
@@ -733,16 +734,16 @@ class Gateway:
     ) -> None:
         earlier = self.store.delivered_copy(row.from_code, document_id)
         if earlier is not None and earlier.axis_doc_id != row.axis_doc_id:
-            with transaction(self.store.db) as db:
-                self.store.finish_incoming(
-                    row.axis_doc_id,
-                    "duplicate",
+            self.store.settle(
+                row.axis_doc_id,
+                Settled(
+                    IncomingState.DUPLICATE,
                     from_code=row.from_code,
                     document_id=document_id,
                     subject=document.subject,
                     inbox_id=earlier.inbox_id,
-                    connection=db,
-                )
+                ),
+            )
             self.log.warning(
                 "duplicate_dropped",
                 doc_id=document_id,
@@ -755,23 +756,21 @@ class Gateway:
         pending = await asyncio.to_thread(self._prepare_delivery, row, examined, inbox_id)
         outgoing_id, path = await asyncio.to_thread(self.write_pending, pending)
 
-        def delivered(db: sqlite3.Connection) -> None:
-            self.store.finish_incoming(
-                row.axis_doc_id,
-                "delivered",
-                from_code=row.from_code,
-                document_id=document_id,
-                subject=document.subject,
-                inbox_id=inbox_id,
-                paper=document.paper,
-                digitized=compose.is_digitized(document),
-                document_time=compose.document_time(
-                    document, signed_hops=examined.signature.signed_hops, default=compose.now_vietnam()
-                ),
-                connection=db,
-            )
-
-        self.commit_pending(outgoing_id, path, pending, f"auto:{row.axis_doc_id}:01", also=delivered)
+        delivered = Settled(
+            IncomingState.DELIVERED,
+            from_code=row.from_code,
+            document_id=document_id,
+            subject=document.subject,
+            inbox_id=inbox_id,
+            paper=document.paper,
+            digitized=compose.is_digitized(document),
+            document_time=compose.document_time(
+                document, signed_hops=examined.signature.signed_hops, default=compose.now_vietnam()
+            ),
+        )
+        self.commit_pending(
+            outgoing_id, path, pending, f"auto:{row.axis_doc_id}:01", settling=(row.axis_doc_id, delivered)
+        )
         self.log.info(
             "document_delivered",
             doc_id=document_id,
@@ -854,29 +853,28 @@ class Gateway:
                     f"status {status.status_code.wire} from {row.from_code} about {answered!r},"
                     " not a document we sent it"
                 )
-        with transaction(self.store.db) as db:
-            self.store.finish_incoming(
-                row.axis_doc_id,
-                "rejected" if reason else "recorded",
+        receipt = None
+        if outgoing is not None and reason is None:
+            receipt = Receipt(
+                outgoing_id=outgoing.id,
+                from_code=row.from_code,
+                status_code=status.status_code.wire,
+                description=status.description,
+                status_time=status.timestamp.isoformat() if status.timestamp else None,
+                received_at=time.time(),
+                axis_doc_id=row.axis_doc_id,
+            )
+        self.store.settle(
+            row.axis_doc_id,
+            Settled(
+                IncomingState.REJECTED if reason else IncomingState.RECORDED,
                 from_code=row.from_code,
                 document_id=answered,
                 status_code=status.status_code.wire,
                 reason=reason,
-                connection=db,
-            )
-            if outgoing is not None and reason is None:
-                self.store.add_receipt(
-                    Receipt(
-                        outgoing_id=outgoing.id,
-                        from_code=row.from_code,
-                        status_code=status.status_code.wire,
-                        description=status.description,
-                        status_time=status.timestamp.isoformat() if status.timestamp else None,
-                        received_at=time.time(),
-                        axis_doc_id=row.axis_doc_id,
-                    ),
-                    connection=db,
-                )
+            ),
+            receipt=receipt,
+        )
         if reason:
             self.log.warning(
                 "status_rejected",

@@ -1,0 +1,106 @@
+"""The rows of the gateway database as values: what was sent, received and answered."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from gateway.store.states import IncomingState
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    id: str
+    kind: str  # "edoc" or "status"
+    document_id: str
+    source_key: str
+    file: str
+    state: str
+    axis_doc_id: str | None
+    attempts: int
+    next_attempt_at: float
+    deadline_at: float
+    last_error: str | None
+    created_at: float
+    sent_at: float | None
+    subject: str
+    status_code: str | None
+    paper: int
+    digitized: int
+    to_codes: tuple[str, ...]
+    answers: str | None
+    document_time: str | None = None
+
+
+@dataclass(frozen=True)
+class Incoming:
+    axis_doc_id: str
+    message_type: str
+    state: str
+    acked: int
+    from_code: str
+    document_id: str | None
+    subject: str | None
+    status_code: str | None
+    reason: str | None
+    attempts: int
+    next_attempt_at: float
+    listed_at: float
+    finished_at: float | None
+    inbox_id: str | None
+    paper: int
+    digitized: int
+    document_time: str | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    outgoing_id: str
+    from_code: str
+    status_code: str
+    description: str | None
+    status_time: str | None
+    received_at: float
+    axis_doc_id: str
+
+
+@dataclass(frozen=True)
+class NewOutgoing:
+    """What the queue records about a signed message, beside its file."""
+
+    kind: str  # "edoc" or "status"
+    document_id: str
+    subject: str
+    to_codes: tuple[str, ...]
+    status_code: str | None = None
+    paper: bool = False
+    digitized: bool = False
+    answers: str | None = None  # the axis DocId (or our id) of the message a status answers
+    document_time: str | None = None
+
+
+@dataclass(frozen=True)
+class Settled:
+    """How a listed incoming message ended, and what is known of it."""
+
+    state: IncomingState
+    from_code: str
+    document_id: str | None = None
+    subject: str | None = None
+    status_code: str | None = None
+    reason: str | None = None
+    inbox_id: str | None = None
+    paper: bool = False
+    digitized: bool = False
+    document_time: str | None = None
+
+
+def outgoing_row(row: sqlite3.Row) -> Outgoing:
+    values = dict(row)
+    values["to_codes"] = tuple(json.loads(values["to_codes"]))
+    return Outgoing(**values)
+
+
+def incoming_row(row: sqlite3.Row) -> Incoming:
+    return Incoming(**dict(row))
