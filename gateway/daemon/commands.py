@@ -4,7 +4,6 @@ WAL mode takes both) and leave the sending itself to the daemon's workers."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ from cryptography import x509
 from gateway import edxml
 from gateway.config import Config
 from gateway.daemon import compose
-from gateway.daemon.service import Gateway, new_source_key
+from gateway.daemon.outgoing import Local, new_source_key
 from gateway.edxml.parse import message_from_tree
 from gateway.edxml.xmlsafe import parse_xml
 from gateway.errors import UsageError
@@ -25,12 +24,12 @@ from gateway.errors import UsageError
 INBOX_RECORD_WAIT = 10.0
 
 
-def _open(config: Config) -> Gateway:
-    return Gateway(config)
+def _open(config: Config) -> Local:
+    return Local.open(config)
 
 
-def _close(gateway: Gateway) -> None:
-    asyncio.run(gateway.close())
+def _close(local: Local) -> None:
+    local.store.close()
 
 
 def send(
@@ -43,7 +42,7 @@ def send(
     code_notation: str | None,
     paper: bool,
 ) -> str:
-    gateway = _open(config)
+    local = _open(config)
     try:
         inputs = []
         for path in files:
@@ -57,84 +56,86 @@ def send(
         if code_notation:
             job["code_notation"] = code_notation
         composed = compose.compose_document(
-            job, inputs, sender=gateway.me, names=gateway.names, sequence=gateway._sequence(), where="send"
+            job, inputs, sender=local.me, names=local.names, sequence=local.outgoing.next_number(), where="send"
         )
-        item = gateway.enqueue(gateway.sign_document(composed), new_source_key("cli"))
+        item = local.outgoing.enqueue(local.outgoing.sign_document(composed), new_source_key("cli"))
         return item.document_id
     finally:
-        _close(gateway)
+        _close(local)
 
 
-def _received(gateway: Gateway, reference: str) -> tuple[Any, edxml.Document]:
-    row = gateway.store.delivered(reference)
-    if row is None and _in_the_inbox(gateway, reference):
+def _received(local: Local, reference: str) -> tuple[Any, edxml.Document]:
+    row = local.store.delivered(reference)
+    if row is None and _in_the_inbox(local, reference):
         # The folder appears first and the database records it a moment later (a crash in
         # between redelivers into the same folder): a document system that answers at once
         # must not be told the document it holds was never delivered.
         deadline = time.monotonic() + INBOX_RECORD_WAIT
         while row is None and time.monotonic() < deadline:
             time.sleep(0.05)
-            row = gateway.store.delivered(reference)
+            row = local.store.delivered(reference)
     if row is None:
         raise UsageError(f"no delivered document {reference!r} (give its inbox folder name or DocumentId)")
-    envelope = gateway.inbox / (row.inbox_id or row.axis_doc_id) / "envelope.edxml"
-    document = message_from_tree(parse_xml(envelope.read_bytes(), gateway.limits), gateway.limits)
+    envelope = local.inbox / (row.inbox_id or row.axis_doc_id) / "envelope.edxml"
+    document = message_from_tree(parse_xml(envelope.read_bytes(), local.limits), local.limits)
     assert isinstance(document, edxml.Document)
     return row, document
 
 
-def _in_the_inbox(gateway: Gateway, reference: str) -> bool:
+def _in_the_inbox(local: Local, reference: str) -> bool:
     name = Path(reference).name
-    return name == reference and not name.startswith(".") and (gateway.inbox / name / "document.json").is_file()
+    return name == reference and not name.startswith(".") and (local.inbox / name / "document.json").is_file()
 
 
 def respond(config: Config, reference: str, *, code: str, description: str | None, staff: str | None) -> str:
     status_code = edxml.StatusCode.from_wire(code)
     if status_code in (edxml.StatusCode.ARRIVED, edxml.StatusCode.RECALL_REQUESTED):
         raise UsageError(f"status {code} is not answered by hand: 01 is sent on delivery, 13 by `recall`")
-    gateway = _open(config)
+    local = _open(config)
     try:
-        row, document = _received(gateway, reference)
+        row, document = _received(local, reference)
         status = compose.status_for(
             document,
-            sender=gateway.me,
+            sender=local.me,
             code=status_code,
             description=description,
             staff=staff,
             fallback_document_id=row.axis_doc_id,
         )
-        gateway.enqueue(gateway.sign_status(status, answers=row.axis_doc_id), new_source_key(f"respond:{code}"))
+        local.outgoing.enqueue(
+            local.outgoing.sign_status(status, answers=row.axis_doc_id), new_source_key(f"respond:{code}")
+        )
         return document.document_id or row.axis_doc_id
     finally:
-        _close(gateway)
+        _close(local)
 
 
 def recall(config: Config, document_id: str, *, reason: str) -> list[str]:
-    gateway = _open(config)
+    local = _open(config)
     try:
-        sent = gateway.store.sent_document(document_id)
+        sent = local.store.sent_document(document_id)
         if sent is None:
-            raise UsageError(f"no document {document_id!r} was sent by this gateway")
-        document = message_from_tree(parse_xml(gateway.store.outgoing_file(sent).read_bytes()))
+            raise UsageError(f"no document {document_id!r} was sent by this local")
+        document = message_from_tree(parse_xml(local.store.outgoing_file(sent).read_bytes()))
         assert isinstance(document, edxml.Document)
         recipients = []
-        for status in compose.recall_requests(document, sender=gateway.me, reason=reason):
-            gateway.enqueue(gateway.sign_status(status, answers=sent.id), new_source_key("recall"))
+        for status in compose.recall_requests(document, sender=local.me, reason=reason):
+            local.outgoing.enqueue(local.outgoing.sign_status(status, answers=sent.id), new_source_key("recall"))
             recipients.append(status.response_for.organ_id.text if status.response_for.organ_id else "")
         return recipients
     finally:
-        _close(gateway)
+        _close(local)
 
 
 def retry(config: Config, document_id: str) -> int:
-    gateway = _open(config)
+    local = _open(config)
     try:
-        items = gateway.store.requeue(document_id, config.retry.deadline_hours * 3600)
+        items = local.store.requeue(document_id, config.retry.deadline_hours * 3600)
         if not items:
             raise UsageError(f"no failed message {document_id!r}")
         return len(items)
     finally:
-        _close(gateway)
+        _close(local)
 
 
 def _when(epoch: float | None) -> str | None:
@@ -142,9 +143,9 @@ def _when(epoch: float | None) -> str | None:
 
 
 def track(config: Config, document_id: str) -> dict[str, Any]:
-    gateway = _open(config)
+    local = _open(config)
     try:
-        store = gateway.store
+        store = local.store
         items = store.outgoing_for(document_id)
         received = store.delivered(document_id)
         if not items and received is None:
@@ -190,18 +191,18 @@ def track(config: Config, document_id: str) -> dict[str, Any]:
             }
         return timeline
     finally:
-        _close(gateway)
+        _close(local)
 
 
 def health(config: Config) -> tuple[bool, dict[str, Any]]:
-    gateway = _open(config)
+    local = _open(config)
     try:
-        store = gateway.store
+        store = local.store
         now = time.time()
         counts = store.counts()
         last_poll = store.meta("last_poll")
         last_push = store.meta("last_push")
-        certificate: x509.Certificate = gateway.identity.certificate
+        certificate: x509.Certificate = local.identity.certificate
         days_left = (certificate.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
         failed = store.failed()
         stale_after = max(300.0, 10 * config.poll.interval)
@@ -211,11 +212,11 @@ def health(config: Config) -> tuple[bool, dict[str, Any]]:
         if days_left < 30:
             problems.append(f"the signing certificate expires in {days_left:.0f} days")
         if failed:
-            problems.append(f"{len(failed)} failed message(s) wait for `edxml-gateway retry`")
+            problems.append(f"{len(failed)} failed message(s) wait for `edxml-local retry`")
         report = {
             "healthy": not problems,
             "problems": problems,
-            "agency": gateway.code,
+            "agency": local.code,
             "queues": counts,
             "oldest_queued_at": _when(counts.pop("oldest_queued_at", None)),
             "last_poll": _when(float(last_poll)) if last_poll else None,
@@ -226,7 +227,7 @@ def health(config: Config) -> tuple[bool, dict[str, Any]]:
         }
         return not problems, report
     finally:
-        _close(gateway)
+        _close(local)
 
 
 def render(report: dict[str, Any]) -> str:

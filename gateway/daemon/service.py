@@ -19,26 +19,21 @@ import os
 import shutil
 import sqlite3
 import time
-import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gateway import edxml, logs
+from gateway import edxml
 from gateway.axis_client import AxisClient, answer_limit
 from gateway.config import Config, ConfigError
 from gateway.daemon import backoff, compose, inbox
-from gateway.edxml.build import build_lifted, build_tree, serialize
-from gateway.edxml.lift import NOT_LIFTED, Expansion
-from gateway.edxml.parse import message_from_tree
-from gateway.edxml.relay import append_trace_header
-from gateway.edxml.schema import SchemaMode, validate_tree
-from gateway.edxml.signature import sign_tree
-from gateway.edxml.xmlsafe import parse_lifted
-from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable, GatewayError, IntakeError
+from gateway.daemon.breaker import AxisBreaker
+from gateway.daemon.examine import Examined, Receiver, examine
+from gateway.daemon.outgoing import Local, Pending
+from gateway.errors import AxisError, AxisUnavailable, GatewayError, IntakeError
 from gateway.fsutil import file_sha256, write_atomic
-from gateway.store import GatewayStore, Incoming, IncomingState, NewOutgoing, Outgoing, Receipt, Settled
+from gateway.store import Incoming, IncomingState, Outgoing, Receipt, Settled
 
 # ErrorCodes after which sending the same bytes again cannot succeed (docs/axis.md).
 PERMANENT_AXIS_CODES = frozenset({"10", "11", "12", "18", "19", "21", "22", "23"})
@@ -52,74 +47,31 @@ PREPARING_MARK_BYTES = 4 * 1024 * 1024
 PREPARING_ATTEMPTS = 2
 # A signed file this large is sent from the disk in pieces instead of read whole first.
 SEND_FROM_FILE_BYTES = 4 * 1024 * 1024
-REFUSAL_HINTS = {
-    "15": "check [axis] system_id and secret_file against what the axis operator registered",
-    "16": "this host's clock is too far from the axis's: check time synchronisation (NTP, timedatectl)",
-}
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A signed message on its way to the outgoing queue, in the pieces it is written in (a
-    large attachment's base64 is encoded piece by piece as it is written, never whole)."""
-
-    signed: Iterable[bytes | memoryview]
-    kind: str
-    document_id: str
-    subject: str
-    to_codes: tuple[str, ...]
-    status_code: str | None = None
-    paper: bool = False
-    digitized: bool = False
-    answers: str | None = None
-    document_time: str | None = None
-
-    def record(self) -> NewOutgoing:
-        return NewOutgoing(
-            kind=self.kind,
-            document_id=self.document_id,
-            subject=self.subject,
-            to_codes=self.to_codes,
-            status_code=self.status_code,
-            paper=self.paper,
-            digitized=self.digitized,
-            answers=self.answers,
-            document_time=self.document_time,
-        )
-
-
-@dataclass(frozen=True)
-class Examined:
-    """What the deliver worker concluded about one fetched message (no I/O done yet)."""
-
-    data: bytes
-    message: edxml.Message | None
-    signature: edxml.SignatureVerdict | None
-    refusal: str | None = None
 
 
 class Gateway:
     def __init__(self, config: Config) -> None:
-        if config.agency is None or config.axis is None:
+        if config.axis is None:
             raise ConfigError("[agency] and [axis] are required to run the gateway", where=str(config.path))
+        local = Local.open(config)
+        self.local = local
         self.config = config
-        self.code = edxml.AgencyCode.lenient(config.agency.code).text
-        self.me = edxml.Organization(edxml.AgencyCode.lenient(self.code), organ_name=config.agency.name)
+        self.code, self.me, self.identity = local.code, local.me, local.identity
         signing = config.signing
-        assert signing.key and signing.cert and signing.trust
-        self.identity = edxml.SigningIdentity.from_pem(signing.key.read_bytes(), signing.cert.read_bytes())
-        if self.identity.agency.text != self.code:
-            raise ConfigError(
-                f"the certificate is for {self.identity.agency}, the agency is {self.code}",
-                where=f"{config.path}: signing.cert",
-            )
+        assert signing.trust
         self.trust = edxml.TrustStore.from_pem(signing.trust.read_bytes())
         self.limits = config.limits
+        self.receiver = Receiver(
+            self.code,
+            self.trust,
+            config.limits,
+            require_signatures=signing.require_signatures,
+            allow_sha1=signing.allow_sha1,
+        )
         self.outbox = config.paths.outbox
         self.inbox = config.paths.inbox
-        for folder in (self.outbox, self.outbox / "failed", self.inbox, self.inbox / ".rejected"):
-            folder.mkdir(parents=True, exist_ok=True)
-        self.store = GatewayStore(config.paths.data_dir)
+        self.store = local.store
+        self.outgoing = local.outgoing
         self.client = AxisClient(
             config.axis.url,
             config.axis.system_id,
@@ -127,11 +79,9 @@ class Gateway:
             timeout=config.axis.timeout_seconds,
             max_answer_bytes=answer_limit(config.limits.max_bytes),
         )
-        self.log = logs.get("gateway").bind(agency=self.code)
-        self.names: dict[str, str] = json.loads(self.store.meta("directory") or "{}")
-        self._axis_failures = 0
-        self._axis_paused_until = 0.0
-        self._probe_until = 0.0
+        self.log = local.log
+        self.names = local.names
+        self.breaker = AxisBreaker(delay=self._delay, probe_seconds=config.axis.timeout_seconds + 1, log=self.log)
         self._meta_written: dict[str, float] = {}
         self._delivering: set[tuple[str, str]] = set()  # (sender, DocumentId) being delivered now
         self._large_delivery = asyncio.Semaphore(1)  # see _deliver_one
@@ -140,8 +90,15 @@ class Gateway:
         self._fetched = {"edoc": asyncio.Event(), "status": asyncio.Event()}
         self._intake_timer: asyncio.TimerHandle | None = None
         self._intake_wake_at: float | None = None  # wall-clock time _intake_timer is set for
-        # Set by the runner: run a worker now instead of at its next tick (a no-op in commands).
-        self.wake: Callable[[str], None] = lambda worker: None
+
+    @property
+    def wake(self) -> Callable[[str], None]:
+        """Run a worker now instead of at its next tick: set by the runner, a no-op in commands."""
+        return self.outgoing.wake
+
+    @wake.setter
+    def wake(self, wake: Callable[[str], None]) -> None:
+        self.outgoing.wake = wake
 
     async def close(self) -> None:
         await self.client.close()
@@ -155,50 +112,6 @@ class Gateway:
             self.store.set_meta(key, str(now))
             self._meta_written[key] = now
 
-    # --- a dead axis gets a bounded request rate ------------------------------------------------
-
-    def axis_paused(self) -> bool:
-        """True while the axis is resting; after a failure, only one caller at a time probes it.
-
-        Every worker asks this right before a call to the axis, so a False answer is always
-        followed by a call, whose outcome ends the probe (or it times out).
-        """
-        now = time.monotonic()
-        if now < self._axis_paused_until:
-            return True
-        if self._axis_failures:
-            if now < self._probe_until:
-                return True
-            self._probe_until = now + self.config.axis.timeout_seconds + 1 if self.config.axis else now + 31
-        return False
-
-    def _axis_down(self, error: Exception) -> None:
-        self._probe_until = 0.0
-        self._axis_failures += 1
-        pause = self._delay(self._axis_failures - 1)
-        self._axis_paused_until = time.monotonic() + pause
-        if isinstance(error, AxisRefusesGateway):
-            self.log.error(
-                "axis_refuses_gateway",
-                code=error.code,
-                axis_code=error.axis_code,
-                reason=str(error),
-                hint=REFUSAL_HINTS.get(error.axis_code, ""),
-                failures=self._axis_failures,
-                pause_seconds=round(pause, 1),
-            )
-            return
-        self.log.warning(
-            "axis_unreachable", error=str(error), failures=self._axis_failures, pause_seconds=round(pause, 1)
-        )
-
-    def _axis_up(self) -> None:
-        self._probe_until = 0.0
-        if self._axis_failures:
-            self.log.info("axis_reachable", after_failures=self._axis_failures)
-        self._axis_failures = 0
-        self._axis_paused_until = 0.0
-
     def _delay(self, attempts: int) -> float:
         retry = self.config.retry
         return backoff.delay(attempts, initial=retry.initial_seconds, maximum=retry.max_seconds)
@@ -210,117 +123,6 @@ class Gateway:
     @property
     def _deadline(self) -> float:
         return self.config.retry.deadline_hours * 3600
-
-    # --- enqueue: everything we send passes here ------------------------------------------------
-    # Three steps, so that the slow ones run in a worker thread and the database is only ever
-    # used from the event loop's thread: sign (CPU), write (disk, fsync), commit (SQLite).
-
-    def _sign(self, root: Any, mode: SchemaMode = SchemaMode.STRICT, lifted: edxml.Lifted = NOT_LIFTED) -> Expansion:
-        validate_tree(root, mode)
-        sign_tree(root, self.identity, lifted)
-        return Expansion(lifted, serialize(root))
-
-    def sign_document(self, composed: compose.Composed) -> Pending:
-        document = composed.document
-        root, lifted = build_lifted(document)
-        return Pending(
-            self._sign(root, SchemaMode.STRICT, lifted),
-            kind="edoc",
-            document_id=document.document_id or "",
-            subject=document.subject,
-            to_codes=tuple(t.organ_id.text for t in document.to),
-            paper=composed.paper,
-            digitized=composed.digitized,
-            # every hop of our own document is under our signature
-            document_time=compose.document_time(
-                document, signed_hops=len(document.trace_headers), default=compose.now_vietnam()
-            ),
-        )
-
-    def sign_edxml(self, data: bytes) -> Pending:
-        """A ready edXML file from the document system: ours, given our hop, checked strictly, signed."""
-        root, lifted = parse_lifted(data, self.limits)
-        document = message_from_tree(root, self.limits, lifted)
-        if not isinstance(document, edxml.Document):
-            raise IntakeError("the drop folder takes documents; statuses are sent with `respond`")
-        if document.sender.organ_id.text != self.code:
-            raise IntakeError(f"From/OrganId is {document.sender.organ_id}, this gateway sends for {self.code}")
-        if not document.document_id:
-            raise IntakeError("the document has no DocumentId")
-        stamp = compose.now_vietnam()
-        append_trace_header(root, self.code, stamp)
-        return Pending(
-            self._sign(root, SchemaMode.STRICT, lifted),
-            kind="edoc",
-            document_id=document.document_id,
-            subject=document.subject,
-            to_codes=tuple(t.organ_id.text for t in document.to),
-            paper=document.paper,
-            digitized=compose.is_digitized(document),
-            document_time=compose.document_time(document, signed_hops=len(document.trace_headers), default=stamp),
-        )
-
-    def sign_status(self, status: edxml.StatusMessage, *, answers: str | None) -> Pending:
-        return Pending(
-            # A status repeats the answered document's values (its sender's code, its DocumentId), which
-            # may be of forms our strict schema does not emit; the answer must still go out.
-            self._sign(build_tree(status), SchemaMode.LENIENT),
-            kind="status",
-            document_id=status.response_for.document_id or "",
-            subject=status.description or status.status_code.meaning,
-            to_codes=(status.response_for.organ_id.text,) if status.response_for.organ_id else (),
-            status_code=status.status_code.wire,
-            answers=answers,
-        )
-
-    def write_pending(self, pending: Pending) -> tuple[str, Path]:
-        outgoing_id, path = self.store.new_outgoing_file()
-        write_atomic(path, pending.signed)
-        return outgoing_id, path
-
-    def commit_pending(
-        self,
-        outgoing_id: str,
-        path: Path,
-        pending: Pending,
-        source_key: str,
-        settling: tuple[str, Settled] | None = None,
-    ) -> Outgoing:
-        """Commit the row naming the written file (and, with ``settling``, the incoming message it answers)."""
-        try:
-            item = self.store.queue(
-                outgoing_id,
-                pending.record(),
-                source_key=source_key,
-                deadline_seconds=self._deadline,
-                settling=settling,
-            )
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        if item is None:  # queued before from the same source: that one stands
-            path.unlink(missing_ok=True)
-            existing = self.store.outgoing_by_source(source_key)
-            assert existing is not None
-            return existing
-        self.log.info(
-            "message_queued",
-            doc_id=pending.document_id,
-            peer=list(pending.to_codes),
-            kind=pending.kind,
-            status_code=pending.status_code,
-            id=item.id,
-        )
-        self.wake("push" if pending.kind == "edoc" else "respond")
-        return item
-
-    def enqueue(self, pending: Pending, source_key: str) -> Outgoing:
-        """All three steps in the calling thread: what the commands (send, respond, recall) use."""
-        existing = self.store.outgoing_by_source(source_key)
-        if existing is not None:
-            return existing
-        outgoing_id, path = self.write_pending(pending)
-        return self.commit_pending(outgoing_id, path, pending, source_key)
 
     # --- intake ---------------------------------------------------------------------------------
 
@@ -335,9 +137,9 @@ class Gateway:
                 key = f"drop:{entry.name}:{content}"
                 if self.store.outgoing_by_source(key) is None:
                     await asyncio.to_thread(self._count_preparation, entry, size, marker)
-                    pending = await asyncio.to_thread(self._prepare_entry, entry, self._sequence())
-                    outgoing_id, path = await asyncio.to_thread(self.write_pending, pending)
-                    self.commit_pending(outgoing_id, path, pending, key)
+                    pending = await asyncio.to_thread(self._prepare_entry, entry, self.outgoing.next_number())
+                    outgoing_id, path = await asyncio.to_thread(self.outgoing.write, pending)
+                    self.outgoing.commit(outgoing_id, path, pending, key)
                 # only now that the database owns it does the entry leave the drop folder: renamed
                 # to a dot-name first (ignored by intake), so a crash while deleting leaves no half entry
                 await asyncio.to_thread(_take_away, entry)
@@ -379,8 +181,8 @@ class Gateway:
             composed = compose.compose_document(
                 job, files, sender=self.me, names=self.names, sequence=sequence, where=f"{entry.name}/document.json"
             )
-            return self.sign_document(composed)
-        return self.sign_edxml(_read_limited(entry, self.limits.max_bytes))
+            return self.outgoing.sign_document(composed)
+        return self.outgoing.sign_edxml(_read_limited(entry, self.limits.max_bytes))
 
     def _wake_intake_at(self, moment: float) -> None:
         """Run intake again when the newest unsettled entry has settled, not at the next tick
@@ -429,9 +231,6 @@ class Gateway:
             self.log.error("intake_refusal_not_recorded", entry=entry.name, error=str(exc))
         self.log.warning("intake_refused", entry=entry.name, reason=reason, moved_to=str(target))
 
-    def _sequence(self) -> int:
-        return self.store.documents_queued() + 1
-
     # --- push and respond -----------------------------------------------------------------------
 
     async def push(self) -> None:
@@ -449,19 +248,19 @@ class Gateway:
                 self.store.fail_outgoing(item.id, f"the signed file cannot be read: {exc}")
                 self.log.error("message_failed", doc_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
                 continue
-            if self.axis_paused():  # asked right before the call it may allow (see axis_paused)
+            if self.breaker.paused():  # asked right before the call it may allow (see AxisBreaker.paused)
                 return
             try:
                 doc_id = await self.client.send_edoc(data, message_type=kind, from_code=self.code)
             except AxisUnavailable as exc:
-                self._axis_down(exc)
+                self.breaker.down(exc)
                 self.store.postpone_outgoing(item.id, self._delay(item.attempts), str(exc))
                 return
             except AxisError as exc:
-                self._axis_up()  # a refusal is an answer: the axis is there
+                self.breaker.up()  # a refusal is an answer: the axis is there
                 self._refused_by_axis(item, exc)
                 continue
-            self._axis_up()
+            self.breaker.up()
             self.store.mark_sent(item.id, doc_id)
             self._note_time("last_push")
             self.log.info(
@@ -494,9 +293,9 @@ class Gateway:
         announced them and [poll] long_poll allows, plain looks every [poll] interval otherwise."""
         poll = self.config.poll
         while not stopping.is_set():
-            # While the axis is failing, one call at a time probes it (axis_paused): a long-poll
+            # While the axis is failing, one call at a time probes it (AxisBreaker): a long-poll
             # would hold that probe for its whole wait and keep every other worker waiting.
-            waited = bool(poll.long_poll and self.client.long_poll_max and not self._axis_failures)
+            waited = bool(poll.long_poll and self.client.long_poll_max and not self.breaker.failures)
             fetched = self._fetched[message_type]
             fetched.clear()
             try:
@@ -530,18 +329,18 @@ class Gateway:
         Each list names everything the axis holds for us that is not acknowledged; what we
         already know is skipped, unless we acknowledged it (the acknowledgement was lost).
         """
-        if self.axis_paused():
+        if self.breaker.paused():
             return None
         try:
             listed = await self.client.received_list(message_type, wait=wait)
         except AxisUnavailable as exc:
-            self._axis_down(exc)
+            self.breaker.down(exc)
             return None
         except AxisError as exc:
-            self._axis_up()
+            self.breaker.up()
             self.log.error("poll_refused", reason=str(exc))
             return None
-        self._axis_up()
+        self.breaker.up()
         new = 0
         for item in listed:
             if self.store.note_listed(item.doc_id, message_type, item.from_code):
@@ -576,7 +375,7 @@ class Gateway:
 
             async def one(row: Incoming, gate: asyncio.Semaphore = gate, axis_gone: asyncio.Event = axis_gone) -> None:
                 async with gate:
-                    if axis_gone.is_set() or self.axis_paused():
+                    if axis_gone.is_set() or self.breaker.paused():
                         axis_gone.set()
                         return
                     if not await self._deliver_one(row):
@@ -604,16 +403,18 @@ class Gateway:
         try:
             data = await self.client.get_edoc(row.axis_doc_id, before_large=permit.acquire)
         except AxisUnavailable as exc:
-            self._axis_down(exc)
+            self.breaker.down(exc)
             self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
             return False
         except AxisError as exc:
-            self._axis_up()
+            self.breaker.up()
             self.store.postpone_incoming(row.axis_doc_id, self._delay(row.attempts), str(exc))
             self.log.warning("fetch_refused", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
             return True
-        self._axis_up()
-        examined = await asyncio.to_thread(self._examine, data, row)
+        self.breaker.up()
+        examined = await asyncio.to_thread(
+            examine, data, listed_from=row.from_code, listed_as=row.message_type, receiver=self.receiver
+        )
         try:
             if isinstance(examined.message, edxml.StatusMessage):
                 self._record_status(row, examined)
@@ -627,48 +428,6 @@ class Gateway:
         await self._acknowledge(row.axis_doc_id)
         return True
 
-    def _examine(self, data: bytes, row: Incoming) -> Examined:
-        """Verify one fetched message (in a worker thread: no database here)."""
-        require = self.config.signing.require_signatures
-        try:
-            checked = edxml.validate(
-                data,
-                trust=self.trust,
-                limits=self.limits,
-                require_signature=require,
-                allow_sha1=self.config.signing.allow_sha1,
-            )
-        except GatewayError as exc:
-            try:  # keep what can be read, so the refusal can answer the sender properly
-                root, lifted = parse_lifted(data, self.limits)
-                message = message_from_tree(root, self.limits, lifted)
-            except GatewayError:
-                message = None
-            return Examined(data, message, None, str(exc))
-        message = checked.message
-        sender = message.sender.organ_id.text
-        if sender != row.from_code:
-            return Examined(
-                data,
-                message,
-                checked.signature,
-                f"From/OrganId {sender} differs from the axis's sender {row.from_code}",
-            )
-        expected = "edoc" if isinstance(message, edxml.Document) else "status"
-        if expected != row.message_type:
-            return Examined(data, message, checked.signature, f"listed as {row.message_type}, the file is a {expected}")
-        if isinstance(message, edxml.Document) and self.code not in {t.organ_id.text for t in message.to}:
-            return Examined(data, message, checked.signature, f"the document is not addressed to {self.code}")
-        if isinstance(message, edxml.Document) and (foreign := edxml.foreign_reference(message)):
-            return Examined(data, message, checked.signature, foreign)
-        if (
-            isinstance(message, edxml.StatusMessage)
-            and (message.response_for.organ_id is None or message.response_for.organ_id.text != self.code)
-            and message.status_code is not edxml.StatusCode.RECALL_REQUESTED
-        ):
-            return Examined(data, message, checked.signature, f"the status does not answer a document of {self.code}")
-        return Examined(data, message, checked.signature)
-
     async def _settle_document(self, row: Incoming, examined: Examined) -> bool:
         """Deliver, or reject, one document, and commit the outcome with the status it owes.
 
@@ -681,7 +440,7 @@ class Gateway:
         if examined.refusal is not None:
             readable = document if isinstance(document, edxml.Document) else None
             pending = await asyncio.to_thread(self._prepare_rejection, row, examined, readable)
-            outgoing_id, path = await asyncio.to_thread(self.write_pending, pending)
+            outgoing_id, path = await asyncio.to_thread(self.outgoing.write, pending)
             reason = examined.refusal
 
             rejected = Settled(
@@ -691,7 +450,7 @@ class Gateway:
                 subject=readable.subject if readable else None,
                 reason=reason,
             )
-            self.commit_pending(
+            self.outgoing.commit(
                 outgoing_id, path, pending, f"auto:{row.axis_doc_id}:02", settling=(row.axis_doc_id, rejected)
             )
             self.log.warning(
@@ -718,7 +477,7 @@ class Gateway:
     def _foreign_by_records(self, document: edxml.Document) -> str | None:
         """A revoke, update or replace of a document our records say another agency sent us.
 
-        A DocumentId written the VPCP way names its sender and was judged in _examine; an
+        A DocumentId written the VPCP way names its sender and was judged by examine; an
         opaque one (a UUID) is known only by who delivered it here.
         """
         sender = document.sender.organ_id.text
@@ -754,7 +513,7 @@ class Gateway:
             return
         inbox_id = inbox.folder_name(row.from_code, document.document_id, row.axis_doc_id)
         pending = await asyncio.to_thread(self._prepare_delivery, row, examined, inbox_id)
-        outgoing_id, path = await asyncio.to_thread(self.write_pending, pending)
+        outgoing_id, path = await asyncio.to_thread(self.outgoing.write, pending)
 
         delivered = Settled(
             IncomingState.DELIVERED,
@@ -768,7 +527,7 @@ class Gateway:
                 document, signed_hops=examined.signature.signed_hops, default=compose.now_vietnam()
             ),
         )
-        self.commit_pending(
+        self.outgoing.commit(
             outgoing_id, path, pending, f"auto:{row.axis_doc_id}:01", settling=(row.axis_doc_id, delivered)
         )
         self.log.info(
@@ -787,7 +546,8 @@ class Gateway:
         arrived = compose.status_for(
             document, sender=self.me, code=edxml.StatusCode.ARRIVED, fallback_document_id=row.axis_doc_id
         )
-        pending = self.sign_status(arrived, answers=row.axis_doc_id)  # first: it can fail, the inbox then stays clean
+        # first: signing can fail, and the inbox then stays clean
+        pending = self.outgoing.sign_status(arrived, answers=row.axis_doc_id)
         inbox.deliver(
             self.inbox, inbox_id, examined.data, document, axis_doc_id=row.axis_doc_id, signature=examined.signature
         )
@@ -815,7 +575,7 @@ class Gateway:
             refusal = compose.refusal_for_unreadable(
                 sender=self.me, to_code=row.from_code, axis_doc_id=row.axis_doc_id, reason=reason
             )
-        return self.sign_status(refusal, answers=row.axis_doc_id)
+        return self.outgoing.sign_status(refusal, answers=row.axis_doc_id)
 
     def _record_status(self, row: Incoming, examined: Examined) -> None:
         status = examined.message
@@ -897,11 +657,11 @@ class Gateway:
         try:
             await self.client.update_status(axis_doc_id, "done")
         except AxisUnavailable as exc:
-            self._axis_down(exc)
+            self.breaker.down(exc)
             self.store.postpone_ack(axis_doc_id, self._delay(0))
             return
         except AxisError as exc:
-            self._axis_up()
+            self.breaker.up()
             self.store.postpone_ack(axis_doc_id, self._delay(0))
             self.log.warning("acknowledge_refused", axis_doc_id=axis_doc_id, reason=str(exc))
             return
@@ -916,7 +676,7 @@ class Gateway:
                 "message_failed", doc_id=item.document_id, peer=list(item.to_codes), reason="deadline passed"
             )
         for row in self.store.unacknowledged(BATCH):
-            if self.axis_paused():
+            if self.breaker.paused():
                 return
             await self._acknowledge(row.axis_doc_id)
 
@@ -924,18 +684,18 @@ class Gateway:
         removed = await asyncio.to_thread(self._tidy)
         if removed:
             self.log.info("housekeeping_tidied", removed=removed)
-        if self.axis_paused():
+        if self.breaker.paused():
             return
         try:
             agencies = await self.client.agencies()
         except AxisUnavailable as exc:
-            self._axis_down(exc)
+            self.breaker.down(exc)
             return
         except AxisError as exc:
-            self._axis_up()
+            self.breaker.up()
             self.log.warning("directory_not_refreshed", reason=str(exc))
             return
-        self._axis_up()
+        self.breaker.up()
         self.names = {str(a.get("code")): str(a.get("name") or a.get("code")) for a in agencies if a.get("code")}
         self.store.set_meta("directory", json.dumps(self.names, ensure_ascii=False))
 
@@ -1098,7 +858,3 @@ def _remove(entry: Path) -> None:
         shutil.rmtree(entry)
     else:
         entry.unlink(missing_ok=True)
-
-
-def new_source_key(prefix: str) -> str:
-    return f"{prefix}:{uuid.uuid4()}"

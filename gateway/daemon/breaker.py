@@ -1,0 +1,70 @@
+"""A dead axis gets a bounded request rate: the gateway's circuit breaker in front of the axis.
+
+After a failure every worker rests for a backoff that grows with each further failure;
+when it is over, one caller at a time probes the axis, and that call's outcome closes the
+breaker (up) or opens it again (down). Refusals that only a person can fix (a wrong
+secret, a clock off by hours) are logged with what to do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gateway.errors import AxisRefusesGateway
+
+REFUSAL_HINTS = {
+    "15": "check [axis] system_id and secret_file against what the axis operator registered",
+    "16": "this host's clock is too far from the axis's: check time synchronisation (NTP, timedatectl)",
+}
+
+
+class AxisBreaker:
+    def __init__(self, *, delay: Callable[[int], float], probe_seconds: float, log: Any) -> None:
+        self._delay = delay  # the backoff after n earlier failures
+        self._probe_seconds = probe_seconds  # a probe's call times out within this
+        self._log = log
+        self.failures = 0
+        self._paused_until = 0.0
+        self._probe_until = 0.0
+
+    def paused(self) -> bool:
+        """True while the axis is resting; after a failure, only one caller at a time probes it.
+
+        Every worker asks this right before a call to the axis, so a False answer is always
+        followed by a call, whose outcome ends the probe (or it times out).
+        """
+        now = time.monotonic()
+        if now < self._paused_until:
+            return True
+        if self.failures:
+            if now < self._probe_until:
+                return True
+            self._probe_until = now + self._probe_seconds
+        return False
+
+    def down(self, error: Exception) -> None:
+        self._probe_until = 0.0
+        self.failures += 1
+        pause = self._delay(self.failures - 1)
+        self._paused_until = time.monotonic() + pause
+        if isinstance(error, AxisRefusesGateway):
+            self._log.error(
+                "axis_refuses_gateway",
+                code=error.code,
+                axis_code=error.axis_code,
+                reason=str(error),
+                hint=REFUSAL_HINTS.get(error.axis_code, ""),
+                failures=self.failures,
+                pause_seconds=round(pause, 1),
+            )
+            return
+        self._log.warning("axis_unreachable", error=str(error), failures=self.failures, pause_seconds=round(pause, 1))
+
+    def up(self) -> None:
+        self._probe_until = 0.0
+        if self.failures:
+            self._log.info("axis_reachable", after_failures=self.failures)
+        self.failures = 0
+        self._paused_until = 0.0

@@ -1,0 +1,81 @@
+"""What the deliver worker concludes about one fetched message: bytes in, verdict out, no I/O.
+
+Safe parse, schema, structure and signature (gateway.edxml), then what only the receiver
+can judge: the sender the axis named is the sender the file names, the file is the kind
+the axis listed, a document is addressed to us, a status answers one of ours, and a
+revoke, update or replace concerns a document of its own sender. The verdict carries
+whatever could be read, so that a refusal can still answer the sender properly (02).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway import edxml
+from gateway.edxml.parse import message_from_tree
+from gateway.edxml.xmlsafe import parse_lifted
+from gateway.errors import GatewayError
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """Who examines, and against what."""
+
+    code: str  # the agency this gateway receives for
+    trust: edxml.TrustStore
+    limits: edxml.Limits = edxml.DEFAULT_LIMITS
+    require_signatures: bool = True
+    allow_sha1: bool = False
+
+
+@dataclass(frozen=True)
+class Examined:
+    """The verdict on one fetched message: what it is, its signature, and why it is refused (if it is)."""
+
+    data: bytes
+    message: edxml.Message | None
+    signature: edxml.SignatureVerdict | None
+    refusal: str | None = None
+
+
+def examine(data: bytes, *, listed_from: str, listed_as: str, receiver: Receiver) -> Examined:
+    """Judge ``data``, listed by the axis as a ``listed_as`` ("edoc"/"status") from ``listed_from``."""
+    try:
+        checked = edxml.validate(
+            data,
+            trust=receiver.trust,
+            limits=receiver.limits,
+            require_signature=receiver.require_signatures,
+            allow_sha1=receiver.allow_sha1,
+        )
+    except GatewayError as exc:
+        return Examined(data, _readable(data, receiver.limits), None, str(exc))
+    message, signature = checked.message, checked.signature
+    refusal = _refusal(message, listed_from=listed_from, listed_as=listed_as, code=receiver.code)
+    return Examined(data, message, signature, refusal)
+
+
+def _refusal(message: edxml.Message, *, listed_from: str, listed_as: str, code: str) -> str | None:
+    sender = message.sender.organ_id.text
+    if sender != listed_from:
+        return f"From/OrganId {sender} differs from the axis's sender {listed_from}"
+    kind = "edoc" if isinstance(message, edxml.Document) else "status"
+    if kind != listed_as:
+        return f"listed as {listed_as}, the file is a {kind}"
+    if isinstance(message, edxml.Document):
+        if code not in {t.organ_id.text for t in message.to}:
+            return f"the document is not addressed to {code}"
+        return edxml.foreign_reference(message)
+    answered = message.response_for.organ_id
+    if (answered is None or answered.text != code) and message.status_code is not edxml.StatusCode.RECALL_REQUESTED:
+        return f"the status does not answer a document of {code}"
+    return None
+
+
+def _readable(data: bytes, limits: edxml.Limits) -> edxml.Message | None:
+    """What can be read of a refused message (without its signature), to answer its sender."""
+    try:  # no schema check here: a message the schema refuses may still name whom to answer
+        root, lifted = parse_lifted(data, limits)
+        return message_from_tree(root, limits, lifted)
+    except GatewayError:
+        return None

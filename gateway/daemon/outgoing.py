@@ -1,0 +1,249 @@
+"""Everything we send passes here: signed, written, committed to the queue.
+
+Three steps, so that the slow ones run in a worker thread and the database is only ever
+used from the event loop's thread: sign (CPU), write (disk, fsync), commit (SQLite).
+The daemon's workers and the commands (send, respond, recall) share this, with the
+record (gateway.store), through :class:`Local`: who we are, our key, our queue.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway import edxml, logs
+from gateway.config import Config, ConfigError
+from gateway.daemon import compose
+from gateway.edxml.build import build_lifted, build_tree, serialize
+from gateway.edxml.lift import NOT_LIFTED, Expansion
+from gateway.edxml.parse import message_from_tree
+from gateway.edxml.relay import append_trace_header
+from gateway.edxml.schema import SchemaMode, validate_tree
+from gateway.edxml.signature import sign_tree
+from gateway.edxml.xmlsafe import parse_lifted
+from gateway.errors import IntakeError
+from gateway.fsutil import write_atomic
+from gateway.store import GatewayStore, NewOutgoing, Outgoing, Settled
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A signed message on its way to the outgoing queue, in the pieces it is written in (a
+    large attachment's base64 is encoded piece by piece as it is written, never whole)."""
+
+    signed: Iterable[bytes | memoryview]
+    kind: str
+    document_id: str
+    subject: str
+    to_codes: tuple[str, ...]
+    status_code: str | None = None
+    paper: bool = False
+    digitized: bool = False
+    answers: str | None = None
+    document_time: str | None = None
+
+    def record(self) -> NewOutgoing:
+        return NewOutgoing(
+            kind=self.kind,
+            document_id=self.document_id,
+            subject=self.subject,
+            to_codes=self.to_codes,
+            status_code=self.status_code,
+            paper=self.paper,
+            digitized=self.digitized,
+            answers=self.answers,
+            document_time=self.document_time,
+        )
+
+
+def new_source_key(prefix: str) -> str:
+    """A key no other message has: what a command queues is queued once per call."""
+    return f"{prefix}:{uuid.uuid4()}"
+
+
+class OutgoingQueue:
+    def __init__(
+        self,
+        *,
+        identity: edxml.SigningIdentity,
+        limits: edxml.Limits,
+        store: GatewayStore,
+        deadline_seconds: float,
+        log: Any,
+    ) -> None:
+        self.identity = identity
+        self.code = identity.agency.text
+        self.limits = limits
+        self.store = store
+        self.deadline_seconds = deadline_seconds
+        self.log = log
+        # Set by the runner: run a worker now instead of at its next tick (a no-op in commands).
+        self.wake: Callable[[str], None] = lambda worker: None
+
+    def next_number(self) -> int:
+        """The default running number of the next document (số đến lượt)."""
+        return self.store.documents_queued() + 1
+
+    # Three steps, so that the slow ones run in a worker thread and the database is only ever
+    # used from the event loop's thread: sign (CPU), write (disk, fsync), commit (SQLite).
+
+    def _sign(self, root: Any, mode: SchemaMode = SchemaMode.STRICT, lifted: edxml.Lifted = NOT_LIFTED) -> Expansion:
+        validate_tree(root, mode)
+        sign_tree(root, self.identity, lifted)
+        return Expansion(lifted, serialize(root))
+
+    def sign_document(self, composed: compose.Composed) -> Pending:
+        document = composed.document
+        root, lifted = build_lifted(document)
+        return Pending(
+            self._sign(root, SchemaMode.STRICT, lifted),
+            kind="edoc",
+            document_id=document.document_id or "",
+            subject=document.subject,
+            to_codes=tuple(t.organ_id.text for t in document.to),
+            paper=composed.paper,
+            digitized=composed.digitized,
+            # every hop of our own document is under our signature
+            document_time=compose.document_time(
+                document, signed_hops=len(document.trace_headers), default=compose.now_vietnam()
+            ),
+        )
+
+    def sign_edxml(self, data: bytes) -> Pending:
+        """A ready edXML file from the document system: ours, given our hop, checked strictly, signed."""
+        root, lifted = parse_lifted(data, self.limits)
+        document = message_from_tree(root, self.limits, lifted)
+        if not isinstance(document, edxml.Document):
+            raise IntakeError("the drop folder takes documents; statuses are sent with `respond`")
+        if document.sender.organ_id.text != self.code:
+            raise IntakeError(f"From/OrganId is {document.sender.organ_id}, this gateway sends for {self.code}")
+        if not document.document_id:
+            raise IntakeError("the document has no DocumentId")
+        stamp = compose.now_vietnam()
+        append_trace_header(root, self.code, stamp)
+        return Pending(
+            self._sign(root, SchemaMode.STRICT, lifted),
+            kind="edoc",
+            document_id=document.document_id,
+            subject=document.subject,
+            to_codes=tuple(t.organ_id.text for t in document.to),
+            paper=document.paper,
+            digitized=compose.is_digitized(document),
+            document_time=compose.document_time(document, signed_hops=len(document.trace_headers), default=stamp),
+        )
+
+    def sign_status(self, status: edxml.StatusMessage, *, answers: str | None) -> Pending:
+        return Pending(
+            # A status repeats the answered document's values (its sender's code, its DocumentId), which
+            # may be of forms our strict schema does not emit; the answer must still go out.
+            self._sign(build_tree(status), SchemaMode.LENIENT),
+            kind="status",
+            document_id=status.response_for.document_id or "",
+            subject=status.description or status.status_code.meaning,
+            to_codes=(status.response_for.organ_id.text,) if status.response_for.organ_id else (),
+            status_code=status.status_code.wire,
+            answers=answers,
+        )
+
+    def write(self, pending: Pending) -> tuple[str, Path]:
+        outgoing_id, path = self.store.new_outgoing_file()
+        write_atomic(path, pending.signed)
+        return outgoing_id, path
+
+    def commit(
+        self,
+        outgoing_id: str,
+        path: Path,
+        pending: Pending,
+        source_key: str,
+        settling: tuple[str, Settled] | None = None,
+    ) -> Outgoing:
+        """Commit the row naming the written file (and, with ``settling``, the incoming message it answers)."""
+        try:
+            item = self.store.queue(
+                outgoing_id,
+                pending.record(),
+                source_key=source_key,
+                deadline_seconds=self.deadline_seconds,
+                settling=settling,
+            )
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        if item is None:  # queued before from the same source: that one stands
+            path.unlink(missing_ok=True)
+            existing = self.store.outgoing_by_source(source_key)
+            assert existing is not None
+            return existing
+        self.log.info(
+            "message_queued",
+            doc_id=pending.document_id,
+            peer=list(pending.to_codes),
+            kind=pending.kind,
+            status_code=pending.status_code,
+            id=item.id,
+        )
+        self.wake("push" if pending.kind == "edoc" else "respond")
+        return item
+
+    def enqueue(self, pending: Pending, source_key: str) -> Outgoing:
+        """All three steps in the calling thread: what the commands (send, respond, recall) use."""
+        existing = self.store.outgoing_by_source(source_key)
+        if existing is not None:
+            return existing
+        outgoing_id, path = self.write(pending)
+        return self.commit(outgoing_id, path, pending, source_key)
+
+
+@dataclass
+class Local:
+    """What the daemon and the commands share: who we are, our key, our record and our queue."""
+
+    config: Config
+    code: str
+    me: edxml.Organization
+    identity: edxml.SigningIdentity
+    store: GatewayStore
+    outgoing: OutgoingQueue
+    log: Any
+    names: dict[str, str] = field(default_factory=dict)  # the axis directory, as last refreshed
+
+    @classmethod
+    def open(cls, config: Config) -> Local:
+        if config.agency is None:
+            raise ConfigError("[agency] is required", where=str(config.path))
+        code = edxml.AgencyCode.lenient(config.agency.code).text
+        signing = config.signing
+        assert signing.key and signing.cert
+        identity = edxml.SigningIdentity.from_pem(signing.key.read_bytes(), signing.cert.read_bytes())
+        if identity.agency.text != code:
+            raise ConfigError(
+                f"the certificate is for {identity.agency}, the agency is {code}", where=f"{config.path}: signing.cert"
+            )
+        paths = config.paths
+        for folder in (paths.outbox, paths.outbox / "failed", paths.inbox, paths.inbox / ".rejected"):
+            folder.mkdir(parents=True, exist_ok=True)
+        store = GatewayStore(paths.data_dir)
+        log = logs.get("gateway").bind(agency=code)
+        outgoing = OutgoingQueue(
+            identity=identity,
+            limits=config.limits,
+            store=store,
+            deadline_seconds=config.retry.deadline_hours * 3600,
+            log=log,
+        )
+        me = edxml.Organization(edxml.AgencyCode.lenient(code), organ_name=config.agency.name)
+        names = json.loads(store.meta("directory") or "{}")
+        return cls(config, code, me, identity, store, outgoing, log, names)
+
+    @property
+    def inbox(self) -> Path:
+        return self.config.paths.inbox
+
+    @property
+    def limits(self) -> edxml.Limits:
+        return self.config.limits

@@ -1,0 +1,45 @@
+"""The circuit breaker in front of the axis: rests after a failure, then lets one probe through."""
+
+from __future__ import annotations
+
+import time
+
+from gateway import logs
+from gateway.daemon.breaker import AxisBreaker
+from gateway.errors import AxisRefusesGateway, AxisUnavailable
+
+
+def breaker(pause: float = 0.5) -> AxisBreaker:
+    return AxisBreaker(delay=lambda failures: pause * (failures + 1), probe_seconds=0.3, log=logs.get("test"))
+
+
+def test_closed_until_a_failure_then_resting_then_one_probe_at_a_time():
+    axis = breaker()
+    assert not axis.paused() and not axis.paused()  # healthy: everyone calls
+    axis.down(AxisUnavailable("connection refused"))
+    assert axis.paused()  # resting 0.5 s
+    time.sleep(0.6)
+    assert not axis.paused()  # the first caller after the rest probes…
+    assert axis.paused()  # …and the others wait for its outcome
+    axis.down(AxisUnavailable("still refused"))
+    assert axis.failures == 2 and axis.paused()  # a longer rest: 1 s
+    time.sleep(0.5)
+    assert axis.paused()
+    time.sleep(0.6)
+    assert not axis.paused()
+    axis.up()
+    assert axis.failures == 0 and not axis.paused() and not axis.paused()
+
+
+def test_a_probe_that_never_answers_lets_the_next_caller_try():
+    axis = breaker(pause=0.0)
+    axis.down(AxisUnavailable("timeout"))
+    assert not axis.paused() and axis.paused()
+    time.sleep(0.35)  # the probe's call has timed out by now
+    assert not axis.paused()
+
+
+def test_a_refusal_only_a_person_can_fix_is_counted_like_an_outage():
+    axis = breaker()
+    axis.down(AxisRefusesGateway("clock skew", axis_code="16"))
+    assert axis.failures == 1 and axis.paused()
