@@ -1,0 +1,367 @@
+"""Deliver: fetch what the axis listed for us, examine it, and settle it exactly once.
+
+A document goes into the inbox with its 01 queued in the same transaction, or is refused
+into inbox/.rejected with its 02; a status is recorded with its receipt; either way the
+axis is then told (updateStatus done). A crash anywhere repeats at most the part that
+left no record: the inbox folder is written before the row, and found again by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+
+from gateway import edxml
+from gateway.daemon import compose, inbox
+from gateway.daemon.examine import Examined, Receiver, examine
+from gateway.daemon.link import AxisLink
+from gateway.daemon.outgoing import Local, Pending
+from gateway.errors import AxisError, AxisUnavailable, GatewayError
+from gateway.store import Incoming, IncomingState, Receipt, Settled
+
+BATCH = 50
+DELIVER_CONCURRENCY = 4
+
+
+class Deliverer:
+    def __init__(self, local: Local, link: AxisLink, receiver: Receiver) -> None:
+        self.local = local
+        self.link = link
+        self.receiver = receiver
+        self.store = local.store
+        self.outgoing = local.outgoing
+        self.inbox = local.inbox
+        self.log = local.log
+        self._delivering: set[tuple[str, str]] = set()  # (sender, DocumentId) being delivered now
+        self._large_delivery = asyncio.Semaphore(1)  # see _deliver_one
+        # Set when deliver has been through what was due of that kind: what a listen waits for
+        # after an answer that held nothing new (see Gateway.listen).
+        self.fetched = {"edoc": asyncio.Event(), "status": asyncio.Event()}
+
+    async def run(self) -> None:
+        """Fetch, check and deliver what was listed, a few at a time.
+
+        Fetching and checking one message is mostly waiting (the axis, a worker thread, fsync),
+        so DELIVER_CONCURRENCY of them overlap. Documents go before statuses, so that a recall
+        listed together with its document finds it delivered. The database is still only
+        touched from the event loop.
+        """
+        rows = self.store.due_incoming(BATCH, longest_wait=self.link.longest_wait)
+        for kind in ("edoc", "status"):
+            batch = [row for row in rows if row.message_type == kind]
+            if not batch:
+                continue
+            gate = asyncio.Semaphore(DELIVER_CONCURRENCY)
+            axis_gone = asyncio.Event()
+
+            async def one(row: Incoming, gate: asyncio.Semaphore = gate, axis_gone: asyncio.Event = axis_gone) -> None:
+                async with gate:
+                    if axis_gone.is_set() or self.link.breaker.paused():
+                        axis_gone.set()
+                        return
+                    if not await self._deliver_one(row):
+                        axis_gone.set()
+
+            await asyncio.gather(*(one(row) for row in batch))
+            self.fetched[kind].set()
+            if axis_gone.is_set():
+                return
+
+    async def _deliver_one(self, row: Incoming) -> bool:
+        """One listed message; False when the axis could not be reached.
+
+        Deliveries overlap, but only one large message is in memory at a time: each costs about
+        twice and a third its size until it is in the inbox, and four 100 MB scans at once
+        would not fit a service under MemoryMax=512M (nor fit after its restart, for ever).
+        """
+        permit = _LargePermit(self._large_delivery)
+        try:
+            return await self._deliver_fetched(row, permit)
+        finally:
+            permit.release()
+
+    async def _deliver_fetched(self, row: Incoming, permit: _LargePermit) -> bool:
+        try:
+            data = await self.link.client.get_edoc(row.axis_doc_id, before_large=permit.acquire)
+        except AxisUnavailable as exc:
+            self.link.breaker.down(exc)
+            self.store.postpone_incoming(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
+            return False
+        except AxisError as exc:
+            self.link.breaker.up()
+            self.store.postpone_incoming(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
+            self.log.warning("fetch_refused", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
+            return True
+        self.link.breaker.up()
+        examined = await asyncio.to_thread(
+            examine, data, listed_from=row.from_code, listed_as=row.message_type, receiver=self.receiver
+        )
+        try:
+            if isinstance(examined.message, edxml.StatusMessage):
+                self._record_status(row, examined)
+            elif not await self._settle_document(row, examined):
+                return True  # another copy of the same document is being delivered right now
+        except Exception as exc:  # one bad message must not stop the queue behind it
+            self.store.postpone_incoming(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
+            level = self.log.error if isinstance(exc, GatewayError) else self.log.exception
+            level("delivery_failed", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
+            return True
+        await self.acknowledge(row.axis_doc_id)
+        return True
+
+    async def _settle_document(self, row: Incoming, examined: Examined) -> bool:
+        """Deliver, or reject, one document, and commit the outcome with the status it owes.
+
+        False (nothing done, retried shortly) while another copy of the same document, from
+        the same sender under another axis docId, is being delivered by a concurrent run.
+        """
+        document = examined.message
+        if examined.refusal is None and isinstance(document, edxml.Document):
+            examined = replace(examined, refusal=self._foreign_by_records(document))
+        if examined.refusal is not None:
+            readable = document if isinstance(document, edxml.Document) else None
+            pending = await asyncio.to_thread(self._prepare_rejection, row, examined, readable)
+            outgoing_id, path = await asyncio.to_thread(self.outgoing.write, pending)
+            reason = examined.refusal
+
+            rejected = Settled(
+                IncomingState.REJECTED,
+                from_code=row.from_code,
+                document_id=readable.document_id if readable else None,
+                subject=readable.subject if readable else None,
+                reason=reason,
+            )
+            self.outgoing.commit(
+                outgoing_id, path, pending, f"auto:{row.axis_doc_id}:02", settling=(row.axis_doc_id, rejected)
+            )
+            self.log.warning(
+                "document_rejected",
+                doc_id=readable.document_id if readable else None,
+                peer=row.from_code,
+                axis_doc_id=row.axis_doc_id,
+                reason=reason,
+            )
+            return True
+        assert isinstance(document, edxml.Document) and examined.signature is not None
+        document_id = document.document_id or row.axis_doc_id
+        key = (row.from_code, document_id)
+        if key in self._delivering:
+            self.store.postpone_incoming(row.axis_doc_id, 1.0, "another copy of this document is being delivered")
+            return False
+        self._delivering.add(key)
+        try:
+            await self._deliver_document(row, examined, document, document_id)
+        finally:
+            self._delivering.discard(key)
+        return True
+
+    def _foreign_by_records(self, document: edxml.Document) -> str | None:
+        """A revoke, update or replace of a document our records say another agency sent us.
+
+        A DocumentId written the VPCP way names its sender and was judged by examine; an
+        opaque one (a UUID) is known only by who delivered it here.
+        """
+        sender = document.sender.organ_id.text
+        for document_id in edxml.concerned_documents(document):
+            if edxml.sender_named_in(document_id) is None:
+                owners = self.store.senders_of(document_id)
+                if owners and sender not in owners:
+                    return edxml.reference_refusal(document, document_id, ", ".join(sorted(owners)))
+        return None
+
+    async def _deliver_document(
+        self, row: Incoming, examined: Examined, document: edxml.Document, document_id: str
+    ) -> None:
+        earlier = self.store.delivered_copy(row.from_code, document_id)
+        if earlier is not None and earlier.axis_doc_id != row.axis_doc_id:
+            self.store.settle(
+                row.axis_doc_id,
+                Settled(
+                    IncomingState.DUPLICATE,
+                    from_code=row.from_code,
+                    document_id=document_id,
+                    subject=document.subject,
+                    inbox_id=earlier.inbox_id,
+                ),
+            )
+            self.log.warning(
+                "duplicate_dropped",
+                doc_id=document_id,
+                peer=row.from_code,
+                axis_doc_id=row.axis_doc_id,
+                first=earlier.axis_doc_id,
+            )
+            return
+        inbox_id = inbox.folder_name(row.from_code, document.document_id, row.axis_doc_id)
+        pending = await asyncio.to_thread(self._prepare_delivery, row, examined, inbox_id)
+        outgoing_id, path = await asyncio.to_thread(self.outgoing.write, pending)
+
+        delivered = Settled(
+            IncomingState.DELIVERED,
+            from_code=row.from_code,
+            document_id=document_id,
+            subject=document.subject,
+            inbox_id=inbox_id,
+            paper=document.paper,
+            digitized=compose.is_digitized(document),
+            document_time=compose.document_time(
+                document, signed_hops=examined.signature.signed_hops, default=compose.now_vietnam()
+            ),
+        )
+        self.outgoing.commit(
+            outgoing_id, path, pending, f"auto:{row.axis_doc_id}:01", settling=(row.axis_doc_id, delivered)
+        )
+        self.log.info(
+            "document_delivered",
+            doc_id=document_id,
+            peer=row.from_code,
+            axis_doc_id=row.axis_doc_id,
+            inbox=str(self.inbox / inbox_id),
+            attachments=len(document.attachments),
+        )
+
+    def _prepare_delivery(self, row: Incoming, examined: Examined, inbox_id: str) -> Pending:
+        """Worker thread: the inbox folder (idempotent) and the signed status 01."""
+        document = examined.message
+        assert isinstance(document, edxml.Document) and examined.signature is not None
+        arrived = compose.status_for(
+            document, sender=self.local.me, code=edxml.StatusCode.ARRIVED, fallback_document_id=row.axis_doc_id
+        )
+        # first: signing can fail, and the inbox then stays clean
+        pending = self.outgoing.sign_status(arrived, answers=row.axis_doc_id)
+        inbox.deliver(
+            self.inbox, inbox_id, examined.data, document, axis_doc_id=row.axis_doc_id, signature=examined.signature
+        )
+        return pending
+
+    def _prepare_rejection(self, row: Incoming, examined: Examined, document: edxml.Document | None) -> Pending:
+        """Worker thread: the .rejected folder and the signed status 02 with the reason."""
+        reason = examined.refusal or "refused"
+        inbox.reject(
+            self.inbox,
+            row.axis_doc_id,
+            examined.data,
+            reason,
+            {"axis_doc_id": row.axis_doc_id, "from": row.from_code, "message_type": row.message_type},
+        )
+        if document is not None:
+            refusal = compose.status_for(
+                document,
+                sender=self.local.me,
+                code=edxml.StatusCode.REFUSED,
+                description=reason,
+                fallback_document_id=row.axis_doc_id,
+            )
+        else:
+            refusal = compose.refusal_for_unreadable(
+                sender=self.local.me, to_code=row.from_code, axis_doc_id=row.axis_doc_id, reason=reason
+            )
+        return self.outgoing.sign_status(refusal, answers=row.axis_doc_id)
+
+    def _record_status(self, row: Incoming, examined: Examined) -> None:
+        status = examined.message
+        assert isinstance(status, edxml.StatusMessage)
+        answered = status.response_for.document_id or ""
+        reason = examined.refusal
+        outgoing = None
+        if reason is None and status.status_code is edxml.StatusCode.RECALL_REQUESTED:
+            original = self.store.delivered_copy(row.from_code, answered)
+            if (
+                original is None
+                or status.response_for.organ_id is None
+                or status.response_for.organ_id.text != self.local.code
+            ):
+                reason = f"recall request for {answered!r}, which {row.from_code} never delivered to {self.local.code}"
+            else:
+                inbox.add_event(
+                    self.inbox,
+                    original.inbox_id or original.axis_doc_id,
+                    f"{row.axis_doc_id}-13",
+                    {
+                        "status_code": "13",
+                        "meaning": status.status_code.meaning,
+                        "from": row.from_code,
+                        "document_id": answered,
+                        "description": status.description,
+                        "timestamp": status.timestamp.isoformat() if status.timestamp else None,
+                        "answer_with": "edxml-gateway respond --code 15 (agree) or --code 16 (refuse)",
+                    },
+                )
+        elif reason is None:
+            outgoing = self.store.sent_document(answered)
+            if outgoing is None or row.from_code not in outgoing.to_codes:
+                reason = (
+                    f"status {status.status_code.wire} from {row.from_code} about {answered!r},"
+                    " not a document we sent it"
+                )
+        receipt = None
+        if outgoing is not None and reason is None:
+            receipt = Receipt(
+                outgoing_id=outgoing.id,
+                from_code=row.from_code,
+                status_code=status.status_code.wire,
+                description=status.description,
+                status_time=status.timestamp.isoformat() if status.timestamp else None,
+                received_at=time.time(),
+                axis_doc_id=row.axis_doc_id,
+            )
+        self.store.settle(
+            row.axis_doc_id,
+            Settled(
+                IncomingState.REJECTED if reason else IncomingState.RECORDED,
+                from_code=row.from_code,
+                document_id=answered,
+                status_code=status.status_code.wire,
+                reason=reason,
+            ),
+            receipt=receipt,
+        )
+        if reason:
+            self.log.warning(
+                "status_rejected",
+                doc_id=answered,
+                peer=row.from_code,
+                axis_doc_id=row.axis_doc_id,
+                status_code=status.status_code.wire,
+                reason=reason,
+            )
+        else:
+            self.log.info(
+                "status_received",
+                doc_id=answered,
+                peer=row.from_code,
+                axis_doc_id=row.axis_doc_id,
+                status_code=status.status_code.wire,
+            )
+
+    async def acknowledge(self, axis_doc_id: str) -> None:
+        try:
+            await self.link.client.update_status(axis_doc_id, "done")
+        except AxisUnavailable as exc:
+            self.link.breaker.down(exc)
+            self.store.postpone_ack(axis_doc_id, self.link.delay(0))
+            return
+        except AxisError as exc:
+            self.link.breaker.up()
+            self.store.postpone_ack(axis_doc_id, self.link.delay(0))
+            self.log.warning("acknowledge_refused", axis_doc_id=axis_doc_id, reason=str(exc))
+            return
+        self.store.mark_acked(axis_doc_id)
+
+
+class _LargePermit:
+    """Held by a delivery from the moment its answer turns out large until it is done."""
+
+    def __init__(self, gate: asyncio.Semaphore) -> None:
+        self._gate = gate
+        self._held = False
+
+    async def acquire(self) -> None:
+        await self._gate.acquire()
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._gate.release()

@@ -1,0 +1,272 @@
+"""Intake: the drop folder the document system writes into, taken in once each entry has settled.
+
+An entry (a job folder with document.json and its files, or a ready .edxml file) leaves the
+folder only after the database owns the signed message made from it; one that cannot be
+sent goes to ``outbox/failed/`` with the reason beside it. docs/intake.md is the contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway import edxml
+from gateway.daemon import compose
+from gateway.daemon.outgoing import Local, Pending
+from gateway.errors import GatewayError, IntakeError
+from gateway.fsutil import file_sha256, write_atomic
+
+BATCH = 50
+# A marker kept while an entry of this size or more is prepared: see Intake._count_preparation.
+PREPARING = ".preparing-"
+PREPARING_MARK_BYTES = 4 * 1024 * 1024
+PREPARING_ATTEMPTS = 2
+
+
+class Intake:
+    def __init__(self, local: Local) -> None:
+        self.local = local
+        self.outbox = local.config.paths.outbox
+        self.store = local.store
+        self.outgoing = local.outgoing
+        self.limits = local.limits
+        self.log = local.log
+        self._timer: asyncio.TimerHandle | None = None
+        self._wake_at: float | None = None  # wall-clock time _timer is set for
+
+    async def run(self) -> None:
+        entries, settles_at = await asyncio.to_thread(self._settled_entries)
+        if settles_at is not None:
+            self._wake_at_moment(settles_at)
+        for entry in entries:
+            marker = self.outbox / f"{PREPARING}{entry.name}"
+            try:
+                content, size = await asyncio.to_thread(_content_hash, entry)
+                key = f"drop:{entry.name}:{content}"
+                if self.store.outgoing_by_source(key) is None:
+                    await asyncio.to_thread(self._count_preparation, entry, size, marker)
+                    pending = await asyncio.to_thread(self._prepare_entry, entry, self.outgoing.next_number())
+                    outgoing_id, path = await asyncio.to_thread(self.outgoing.write, pending)
+                    self.outgoing.commit(outgoing_id, path, pending, key)
+                # only now that the database owns it does the entry leave the drop folder: renamed
+                # to a dot-name first (ignored by intake), so a crash while deleting leaves no half entry
+                await asyncio.to_thread(_take_away, entry)
+                self.log.info("intake_taken", entry=compose.safe_job_name(entry.name))
+            except OSError as exc:  # the disk, not the document: leave the entry for the next run
+                self.log.warning("intake_postponed", entry=entry.name, reason=f"{type(exc).__name__}: {exc}")
+            except (GatewayError, UnicodeDecodeError, ValueError) as exc:
+                reason = str(exc) if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
+                await asyncio.to_thread(self._refuse_entry, entry, reason)
+            finally:
+                marker.unlink(missing_ok=True)  # prepared, refused or postponed: the process lived through it
+
+    def _count_preparation(self, entry: Path, size: int, marker: Path) -> None:
+        """Refuse a large entry whose preparation the process has already died in twice.
+
+        Signing costs several times a message's size in memory; under MemoryMax a scan that
+        does not fit gets the service killed, systemd starts it again, and intake would take
+        the same entry again, for ever. A marker counts the attempts that did not come back;
+        an entry under PREPARING_MARK_BYTES is never the cause and gets no marker.
+        """
+        if size < PREPARING_MARK_BYTES:
+            return
+        try:
+            attempts = int(marker.read_text(encoding="ascii") or 0)
+        except (FileNotFoundError, ValueError):
+            attempts = 0
+        if attempts >= PREPARING_ATTEMPTS:
+            raise IntakeError(
+                f"the gateway stopped {attempts} times while preparing this entry ({size} bytes), most"
+                " likely out of memory: send it smaller, or lower [limits] max_bytes so that such"
+                " entries are refused at once, or give the service more memory",
+                where=f"{entry.name}",
+            )
+        marker.write_text(str(attempts + 1), encoding="ascii")  # no fsync: a lost count only means one more try
+
+    def _prepare_entry(self, entry: Path, sequence: int) -> Pending:
+        if entry.is_dir():
+            job, files = _read_job(entry, self.limits)
+            composed = compose.compose_document(
+                job,
+                files,
+                sender=self.local.me,
+                names=self.local.names,
+                sequence=sequence,
+                where=f"{entry.name}/document.json",
+            )
+            return self.outgoing.sign_document(composed)
+        return self.outgoing.sign_edxml(_read_limited(entry, self.limits.max_bytes))
+
+    def _wake_at_moment(self, moment: float) -> None:
+        """Run intake again when the newest unsettled entry has settled, not at the next tick
+        after that (up to one interval later)."""
+        now = time.time()
+        if self._wake_at is not None and now < self._wake_at <= moment:
+            return  # a run that comes first is already set; it sets the next one
+        if self._timer is not None:
+            self._timer.cancel()
+        self._wake_at = moment
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, moment - now), self.local.outgoing.wake, "intake")
+
+    def _settled_entries(self) -> tuple[list[Path], float | None]:
+        """Entries unchanged for [intake] settle_seconds, and when the first of the others will be."""
+        settle = self.local.config.intake.settle_seconds
+        now = time.time()
+        ready = []
+        settles_at: float | None = None
+        for entry in sorted(self.outbox.iterdir()):
+            if entry.name.startswith(".") or entry.name == "failed":
+                continue
+            if not (entry.is_dir() or entry.name.endswith(".edxml")):
+                continue
+            try:
+                paths = [entry, *entry.rglob("*")] if entry.is_dir() else [entry]
+                newest = max(p.stat().st_mtime for p in paths)
+            except FileNotFoundError:
+                continue  # the writer is still moving it
+            if now - newest >= settle:
+                ready.append(entry)
+            else:
+                settles_at = newest + settle if settles_at is None else min(settles_at, newest + settle)
+            if len(ready) >= BATCH:
+                break
+        return ready, settles_at
+
+    def tidy(self) -> int:
+        """What a crash left in the drop folder: half-removed entries, markers of entries gone."""
+        removed = 0
+        for path in self.outbox.glob(".taken-*"):  # an entry whose removal a crash interrupted
+            _remove(path)
+            removed += 1
+        for marker in self.outbox.glob(f"{PREPARING}*"):  # its entry was taken away meanwhile
+            if not (self.outbox / marker.name.removeprefix(PREPARING)).exists():
+                marker.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def _refuse_entry(self, entry: Path, reason: str) -> None:
+        failed = self.outbox / "failed"
+        target = failed / entry.name
+        if target.exists():
+            target = failed / f"{entry.stem}.{int(time.time())}{entry.suffix}"
+        try:
+            entry.rename(target)
+            write_atomic(failed / f"{target.name}.error.txt", (reason + "\n").encode())
+        except OSError as exc:
+            self.log.error("intake_refusal_not_recorded", entry=entry.name, error=str(exc))
+        self.log.warning("intake_refused", entry=entry.name, reason=reason, moved_to=str(target))
+
+
+def _content_hash(entry: Path) -> tuple[str, int]:
+    """The digest that keys an entry (names and contents) and its size in bytes, read in chunks:
+    an entry too large to send must not be read whole just to be recognised."""
+    if not entry.is_dir():
+        digest, size = file_sha256(entry)
+        return digest.hex(), size
+    combined = hashlib.sha256()
+    size = 0
+    for path in sorted(p for p in entry.rglob("*") if p.is_file()):
+        digest, file_size = file_sha256(path)
+        combined.update(str(path.relative_to(entry)).encode())
+        combined.update(digest)
+        size += file_size
+    return combined.hexdigest(), size
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    if path.stat().st_size > limit:
+        raise IntakeError(
+            f"{path.name} is larger than the message limit of {limit} bytes ([limits] max_bytes)", where=path.name
+        )
+    return path.read_bytes()
+
+
+def _read_job(folder: Path, limits: edxml.Limits) -> tuple[dict[str, Any], list[compose.FileInput]]:
+    """document.json and the attachment files of a job folder (listed ones, or every other file).
+
+    Sizes are checked against [limits] before anything is read: a file too large to send must
+    be refused here, not read whole into a service running under a memory limit.
+    """
+    try:
+        job = json.loads((folder / "document.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IntakeError("the job folder has no document.json", where=f"{folder.name}/") from None
+    except ValueError as exc:
+        raise IntakeError(f"document.json is not JSON: {exc}", where=f"{folder.name}/document.json") from None
+    if not isinstance(job, dict):
+        raise IntakeError("document.json must hold a JSON object", where=f"{folder.name}/document.json")
+    listed = job.get("attachments")
+    files: list[compose.FileInput] = []
+    if listed is None:
+        paths = [p for p in sorted(folder.iterdir()) if p.is_file() and p.name != "document.json"]
+        paths = [p for p in paths if not p.name.startswith(".")]
+        _check_sizes(folder, paths, limits)
+        files.extend(compose.FileInput(path.name, path.read_bytes()) for path in paths)
+        return job, files
+    if not isinstance(listed, list):
+        raise IntakeError("must be a list", where=f"{folder.name}/document.json: attachments")
+    specs = []
+    for index, item in enumerate(listed):
+        spec = {"file": item} if isinstance(item, str) else item
+        where = f"{folder.name}/document.json: attachments[{index}]"
+        if not isinstance(spec, dict) or not isinstance(spec.get("file"), str):
+            raise IntakeError("must name a file", where=where)
+        path = folder / spec["file"]
+        if path.resolve().parent != folder.resolve() or not path.is_file():
+            raise IntakeError(f"{spec['file']!r} is not a file of the job folder", where=where)
+        specs.append((spec, path))
+    _check_sizes(folder, [path for _, path in specs], limits)
+    for spec, path in specs:
+        files.append(
+            compose.FileInput(
+                str(spec.get("name") or path.name),
+                path.read_bytes(),
+                spec.get("content_type"),
+                spec.get("description"),
+            )
+        )
+    return job, files
+
+
+def _check_sizes(folder: Path, paths: list[Path], limits: edxml.Limits) -> None:
+    if len(paths) > limits.max_attachments:
+        raise IntakeError(
+            f"{len(paths)} attachments, above the limit of {limits.max_attachments} ([limits] max_attachments)",
+            where=f"{folder.name}/",
+        )
+    total = 0
+    for path in paths:
+        size = path.stat().st_size
+        if size > limits.max_attachment_bytes:
+            raise IntakeError(
+                f"{path.name} is {size} bytes, above the attachment limit of {limits.max_attachment_bytes}"
+                " ([limits] max_attachment_bytes)",
+                where=f"{folder.name}/{path.name}",
+            )
+        total += size
+    encoded = 4 * -(-total // 3)  # base64 of every attachment, before the rest of the message
+    if encoded > limits.max_bytes:
+        raise IntakeError(
+            f"the attachments come to {total} bytes, {encoded} in base64: above the message limit"
+            f" of {limits.max_bytes} bytes ([limits] max_bytes)",
+            where=f"{folder.name}/",
+        )
+
+
+def _take_away(entry: Path) -> None:
+    hidden = entry.with_name(f".taken-{entry.name}")
+    os.replace(entry, hidden)
+    _remove(hidden)
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir():
+        shutil.rmtree(entry)
+    else:
+        entry.unlink(missing_ok=True)
