@@ -300,7 +300,7 @@ class Axis:
                 self._arrived(document.recipients)
                 self.log.info(
                     "document_accepted",
-                    doc_id=sender_doc_id,
+                    axis_doc_id=sender_doc_id,
                     agency=sender,
                     peer=list(recipients),
                     system=signed.system_id,
@@ -315,7 +315,7 @@ class Axis:
             raise Refusal(AxisCode.BAD_REQUEST, "this DocumentId was already sent to other recipients")
         self.log.info(
             "document_duplicate",
-            doc_id=sender_doc_id,
+            axis_doc_id=sender_doc_id,
             agency=sender,
             peer=list(recipients),
             system=signed.system_id,
@@ -412,7 +412,7 @@ class Axis:
             raise
         self.log.info(
             "delivery_fetched",
-            doc_id=delivery.doc_id,
+            axis_doc_id=delivery.doc_id,
             agency=delivery.to_code,
             peer=delivery.from_code,
             system=signed.system_id,
@@ -444,7 +444,7 @@ class Axis:
                 # the caller sees a broken answer at once, and fetches again.
                 response.force_close()
                 self.log.warning(
-                    "delivery_fetch_interrupted", doc_id=delivery.doc_id, reason=f"{type(exc).__name__}: {exc}"
+                    "delivery_fetch_interrupted", axis_doc_id=delivery.doc_id, reason=f"{type(exc).__name__}: {exc}"
                 )
         return response
 
@@ -456,7 +456,7 @@ class Axis:
         self.store.set_state(delivery.doc_id, state, self.config.fail_retry_seconds)
         self.log.info(
             "delivery_state",
-            doc_id=delivery.doc_id,
+            axis_doc_id=delivery.doc_id,
             agency=delivery.to_code,
             peer=delivery.from_code,
             system=signed.system_id,

@@ -137,7 +137,7 @@ class Deliverer:
             )
             self.log.warning(
                 "document_rejected",
-                doc_id=readable.document_id if readable else None,
+                document_id=readable.document_id if readable else None,
                 peer=row.from_code,
                 axis_doc_id=row.axis_doc_id,
                 reason=reason,
@@ -187,7 +187,7 @@ class Deliverer:
             )
             self.log.warning(
                 "duplicate_dropped",
-                doc_id=document_id,
+                document_id=document_id,
                 peer=row.from_code,
                 axis_doc_id=row.axis_doc_id,
                 first=earlier.axis_doc_id,
@@ -214,7 +214,7 @@ class Deliverer:
         )
         self.log.info(
             "document_delivered",
-            doc_id=document_id,
+            document_id=document_id,
             peer=row.from_code,
             axis_doc_id=row.axis_doc_id,
             inbox=str(self.inbox / inbox_id),
@@ -320,7 +320,7 @@ class Deliverer:
         if reason:
             self.log.warning(
                 "status_rejected",
-                doc_id=answered,
+                document_id=answered,
                 peer=row.from_code,
                 axis_doc_id=row.axis_doc_id,
                 status_code=status.status_code.wire,
@@ -329,7 +329,7 @@ class Deliverer:
         else:
             self.log.info(
                 "status_received",
-                doc_id=answered,
+                document_id=answered,
                 peer=row.from_code,
                 axis_doc_id=row.axis_doc_id,
                 status_code=status.status_code.wire,

@@ -181,7 +181,7 @@ class OutgoingQueue:
             return existing
         self.log.info(
             "message_queued",
-            doc_id=pending.document_id,
+            document_id=pending.document_id,
             peer=list(pending.to_codes),
             kind=pending.kind,
             status_code=pending.status_code,

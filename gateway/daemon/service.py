@@ -117,7 +117,9 @@ class Gateway:
                 data = await asyncio.to_thread(_whole_or_path, path)
             except OSError as exc:  # the signed file is gone: nothing can be sent, and the queue must go on
                 self.store.fail_outgoing(item.id, f"the signed file cannot be read: {exc}")
-                self.log.error("message_failed", doc_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
+                self.log.error(
+                    "message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc)
+                )
                 continue
             if self.breaker.paused():  # asked right before the call it may allow (see AxisBreaker.paused)
                 return
@@ -136,7 +138,7 @@ class Gateway:
             self._note_time("last_push")
             self.log.info(
                 "message_sent",
-                doc_id=item.document_id,
+                document_id=item.document_id,
                 peer=list(item.to_codes),
                 kind=kind,
                 axis_doc_id=doc_id,
@@ -146,10 +148,12 @@ class Gateway:
     def _refused_by_axis(self, item: Outgoing, exc: AxisError) -> None:
         if exc.axis_code in PERMANENT_AXIS_CODES:
             self.store.fail_outgoing(item.id, str(exc))
-            self.log.error("message_failed", doc_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
+            self.log.error("message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
         else:
             self.store.postpone_outgoing(item.id, self.link.delay(item.attempts), str(exc))
-            self.log.warning("message_postponed", doc_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
+            self.log.warning(
+                "message_postponed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc)
+            )
 
     # --- poll -----------------------------------------------------------------------------------
 
@@ -235,7 +239,7 @@ class Gateway:
         for item in self.store.overdue_outgoing():
             self.store.fail_outgoing(item.id, f"not accepted by the axis within {self.config.retry.deadline_hours} h")
             self.log.error(
-                "message_failed", doc_id=item.document_id, peer=list(item.to_codes), reason="deadline passed"
+                "message_failed", document_id=item.document_id, peer=list(item.to_codes), reason="deadline passed"
             )
         for row in self.store.unacknowledged(BATCH):
             if self.breaker.paused():
