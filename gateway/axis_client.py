@@ -22,17 +22,16 @@ import aiohttp
 import pybase64
 from multidict import CIMultiDict
 
-from gateway.edxml.xmlsafe import DEFAULT_LIMITS
+from gateway.edxml import DEFAULT_LIMITS
 from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable
 from gateway.fsutil import file_sha256
-from gateway.vxp.protocol import sdk_hex, signed_headers
+from gateway.vxp.answers import AxisCode
+from gateway.vxp.protocol import LONG_POLL_HEADER, sdk_hex, signed_headers
 
 JSON = "application/json"
 OCTETS = "application/octet-stream"
 # ErrorCodes that refuse the caller rather than the call (15 authentication, 16 timestamp out of
 # the window, i.e. our clock): every other call would be refused too, so they count as an outage.
-REFUSES_GATEWAY = frozenset({"15", "16"})
-LONG_POLL_HEADER = "X-Long-Poll-Max-Seconds"  # as gateway/axis/server.py announces it
 PAYLOAD_SPLIT_BYTES = 64 * 1024
 LARGE_ANSWER_BYTES = 16 * 1024 * 1024  # a getEdoc answer this large is a large message (see get_edoc)
 
@@ -151,7 +150,8 @@ class AxisClient:
         if payload is not None:
             answer["data"] = payload
         error_code = str(answer.get("ErrorCode", ""))
-        if error_code in REFUSES_GATEWAY:
+        known = AxisCode.from_wire(error_code)
+        if known is not None and known.refuses_caller:
             raise AxisRefusesGateway(
                 f"{name}: ErrorCode {error_code}: {answer.get('ErrorDesc', '')}", axis_code=error_code, where=self.url
             )

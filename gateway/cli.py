@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway import __version__, config, edxml, pki
-from gateway.edxml.xmlsafe import DEFAULT_LIMITS, Limits
+from gateway.edxml import DEFAULT_LIMITS, Limits
 from gateway.errors import GatewayError, LimitExceeded, UsageError
 from gateway.fsutil import write_atomic
 

@@ -16,8 +16,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from gateway.edxml.agency import AgencyCode
-from gateway.edxml.xmlsafe import Limits
+from gateway.edxml import AgencyCode, Limits
 from gateway.errors import AgencyCodeError, GatewayError
 
 

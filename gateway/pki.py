@@ -15,8 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from gateway.edxml.agency import AgencyCode
-from gateway.edxml.certs import AGENCY_CODE_OID, PrivateKey
+from gateway.edxml import AGENCY_CODE_OID, AgencyCode, PrivateKey
 from gateway.errors import KeyMaterialError
 from gateway.fsutil import write_atomic
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from gateway.edxml.agency import AgencyCode
+from gateway.edxml import AgencyCode
 from gateway.errors import UsageError
 from gateway.store import GatewayStore
 from gateway.vxp.protocol import VIETNAM

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import ConfigError
-from gateway.edxml.agency import AgencyCode
-from gateway.edxml.xmlsafe import DEFAULT_LIMITS
+from gateway.edxml import DEFAULT_LIMITS, AgencyCode
 from gateway.errors import AgencyCodeError
 
 

@@ -27,13 +27,11 @@ from aiohttp import web
 from gateway import edxml, logs
 from gateway.axis.config import AxisConfig
 from gateway.axis.store import AxisStore, Delivery, NewDocument
-from gateway.edxml.build import serialize
-from gateway.edxml.relay import append_trace_header
-from gateway.edxml.xmlsafe import Limits, parse_lifted
+from gateway.edxml import Limits, append_trace_header, parse_lifted, serialize
 from gateway.errors import GatewayError, MalformedXML, SignatureError
 from gateway.fsutil import instance_lock, write_atomic
 from gateway.vxp.answers import AxisCode, fail, ok
-from gateway.vxp.protocol import VIETNAM, AuthError, SignedRequest, hash_file_matches, verify_request
+from gateway.vxp.protocol import LONG_POLL_HEADER, VIETNAM, AuthError, SignedRequest, hash_file_matches, verify_request
 
 LIST_LIMIT = 100  # oldest first; what is not on this page is on the next look
 _PAYLOAD_SLOT = "edxml-payload-slot"  # where getEdoc's base64 goes into its JSON answer
@@ -47,7 +45,6 @@ STREAM_PIECE = 3 * 1024 * 1024  # read per piece: a multiple of 3, so the pieces
 # the call answer as soon as something arrives for the caller, or with an empty list when the
 # wait is over. Every answer announces it in this header, so a gateway uses ``wait`` only
 # with an axis that said it understands it; the national axis does not, and gets plain polls.
-LONG_POLL_HEADER = "X-Long-Poll-Max-Seconds"
 LONG_POLL_MAX_SECONDS = 30
 CHUNK = 256 * 1024
 _AUTH_CODES = {

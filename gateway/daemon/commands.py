@@ -16,8 +16,6 @@ from gateway import edxml
 from gateway.config import Config
 from gateway.daemon import compose
 from gateway.daemon.outgoing import Local, new_source_key
-from gateway.edxml.parse import message_from_tree
-from gateway.edxml.xmlsafe import parse_xml
 from gateway.errors import UsageError
 
 # How long a command waits for the record of a document whose inbox folder is already there.
@@ -77,7 +75,7 @@ def _received(local: Local, reference: str) -> tuple[Any, edxml.Document]:
     if row is None:
         raise UsageError(f"no delivered document {reference!r} (give its inbox folder name or DocumentId)")
     envelope = local.inbox / (row.inbox_id or row.axis_doc_id) / "envelope.edxml"
-    document = message_from_tree(parse_xml(envelope.read_bytes(), local.limits), local.limits)
+    document = edxml.read_unchecked(envelope.read_bytes(), limits=local.limits)
     assert isinstance(document, edxml.Document)
     return row, document
 
@@ -116,7 +114,7 @@ def recall(config: Config, document_id: str, *, reason: str) -> list[str]:
         sent = local.store.sent_document(document_id)
         if sent is None:
             raise UsageError(f"no document {document_id!r} was sent by this local")
-        document = message_from_tree(parse_xml(local.store.outgoing_file(sent).read_bytes()))
+        document = edxml.read_unchecked(local.store.outgoing_file(sent).read_bytes(), limits=local.limits)
         assert isinstance(document, edxml.Document)
         recipients = []
         for status in compose.recall_requests(document, sender=local.me, reason=reason):

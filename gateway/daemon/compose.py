@@ -16,7 +16,6 @@ from datetime import date, datetime
 from typing import Any
 
 from gateway import edxml
-from gateway.edxml.text import parse_date
 from gateway.errors import AgencyCodeError, IntakeError
 from gateway.vxp.protocol import VIETNAM
 
@@ -248,7 +247,7 @@ class _Job:
         if value is None:
             return None
         try:
-            return parse_date(value)
+            return edxml.parse_date(value)
         except ValueError:
             raise self._fail(key, f"{value!r} is not a date (yyyy/MM/dd or yyyy-MM-dd)") from None
 

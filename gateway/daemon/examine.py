@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway import edxml
-from gateway.edxml.parse import message_from_tree
-from gateway.edxml.xmlsafe import parse_lifted
 from gateway.errors import GatewayError
 
 
@@ -75,7 +73,6 @@ def _refusal(message: edxml.Message, *, listed_from: str, listed_as: str, code: 
 def _readable(data: bytes, limits: edxml.Limits) -> edxml.Message | None:
     """What can be read of a refused message (without its signature), to answer its sender."""
     try:  # no schema check here: a message the schema refuses may still name whom to answer
-        root, lifted = parse_lifted(data, limits)
-        return message_from_tree(root, limits, lifted)
+        return edxml.read_unchecked(data, limits=limits)
     except GatewayError:
         return None

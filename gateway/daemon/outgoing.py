@@ -18,13 +18,6 @@ from typing import Any
 from gateway import edxml, logs
 from gateway.config import Config, ConfigError
 from gateway.daemon import compose
-from gateway.edxml.build import build_lifted, build_tree, serialize
-from gateway.edxml.lift import NOT_LIFTED, Expansion
-from gateway.edxml.parse import message_from_tree
-from gateway.edxml.relay import append_trace_header
-from gateway.edxml.schema import SchemaMode, validate_tree
-from gateway.edxml.signature import sign_tree
-from gateway.edxml.xmlsafe import parse_lifted
 from gateway.errors import IntakeError
 from gateway.fsutil import write_atomic
 from gateway.store import GatewayStore, NewOutgoing, Outgoing, Settled
@@ -91,16 +84,14 @@ class OutgoingQueue:
     # Three steps, so that the slow ones run in a worker thread and the database is only ever
     # used from the event loop's thread: sign (CPU), write (disk, fsync), commit (SQLite).
 
-    def _sign(self, root: Any, mode: SchemaMode = SchemaMode.STRICT, lifted: edxml.Lifted = NOT_LIFTED) -> Expansion:
-        validate_tree(root, mode)
-        sign_tree(root, self.identity, lifted)
-        return Expansion(lifted, serialize(root))
+    def _sign(self, root: Any, mode: edxml.SchemaMode, lifted: edxml.Lifted = edxml.NOT_LIFTED) -> edxml.Expansion:
+        return edxml.sign_outgoing(root, self.identity, mode=mode, lifted=lifted)
 
     def sign_document(self, composed: compose.Composed) -> Pending:
         document = composed.document
-        root, lifted = build_lifted(document)
+        root, lifted = edxml.build_lifted(document)
         return Pending(
-            self._sign(root, SchemaMode.STRICT, lifted),
+            self._sign(root, edxml.SchemaMode.STRICT, lifted),
             kind="edoc",
             document_id=document.document_id or "",
             subject=document.subject,
@@ -115,8 +106,8 @@ class OutgoingQueue:
 
     def sign_edxml(self, data: bytes) -> Pending:
         """A ready edXML file from the document system: ours, given our hop, checked strictly, signed."""
-        root, lifted = parse_lifted(data, self.limits)
-        document = message_from_tree(root, self.limits, lifted)
+        root, lifted = edxml.parse_lifted(data, self.limits)
+        document = edxml.message_from_tree(root, self.limits, lifted)
         if not isinstance(document, edxml.Document):
             raise IntakeError("the drop folder takes documents; statuses are sent with `respond`")
         if document.sender.organ_id.text != self.code:
@@ -124,9 +115,9 @@ class OutgoingQueue:
         if not document.document_id:
             raise IntakeError("the document has no DocumentId")
         stamp = compose.now_vietnam()
-        append_trace_header(root, self.code, stamp)
+        edxml.append_trace_header(root, self.code, stamp)
         return Pending(
-            self._sign(root, SchemaMode.STRICT, lifted),
+            self._sign(root, edxml.SchemaMode.STRICT, lifted),
             kind="edoc",
             document_id=document.document_id,
             subject=document.subject,
@@ -140,7 +131,7 @@ class OutgoingQueue:
         return Pending(
             # A status repeats the answered document's values (its sender's code, its DocumentId), which
             # may be of forms our strict schema does not emit; the answer must still go out.
-            self._sign(build_tree(status), SchemaMode.LENIENT),
+            self._sign(edxml.build_tree(status), edxml.SchemaMode.LENIENT),
             kind="status",
             document_id=status.response_for.document_id or "",
             subject=status.description or status.status_code.meaning,

@@ -31,9 +31,8 @@ from gateway.daemon.link import AxisLink
 from gateway.daemon.outgoing import Local
 from gateway.errors import AxisError, AxisUnavailable
 from gateway.store import IncomingState, Outgoing
+from gateway.vxp.answers import AxisCode
 
-# ErrorCodes after which sending the same bytes again cannot succeed (docs/axis.md).
-PERMANENT_AXIS_CODES = frozenset({"10", "11", "12", "18", "19", "21", "22", "23"})
 BATCH = 50
 META_EVERY = 15.0
 # A signed file this large is sent from the disk in pieces instead of read whole first.
@@ -146,7 +145,8 @@ class Gateway:
             )
 
     def _refused_by_axis(self, item: Outgoing, exc: AxisError) -> None:
-        if exc.axis_code in PERMANENT_AXIS_CODES:
+        code = AxisCode.from_wire(exc.axis_code or "")
+        if code is not None and code.permanent:  # sending the same bytes again cannot succeed
             self.store.fail_outgoing(item.id, str(exc))
             self.log.error("message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
         else:

@@ -21,9 +21,16 @@ from lxml import etree
 from gateway.edxml.agency import AgencyCode
 from gateway.edxml.build import build, build_lifted, build_tree, serialize
 from gateway.edxml.business import concerned_documents, foreign_reference, reference_refusal, sender_named_in
-from gateway.edxml.certs import SigningIdentity, TrustStore, agency_of, check_signing_certificate
+from gateway.edxml.certs import (
+    AGENCY_CODE_OID,
+    PrivateKey,
+    SigningIdentity,
+    TrustStore,
+    agency_of,
+    check_signing_certificate,
+)
 from gateway.edxml.codes import BusinessDocType, Priority, ReceiverType, StatusCode, SteeringType
-from gateway.edxml.lift import NOT_LIFTED, Lifted
+from gateway.edxml.lift import NOT_LIFTED, Expansion, Lifted
 from gateway.edxml.model import (
     Attachment,
     Business,
@@ -46,9 +53,11 @@ from gateway.edxml.model import (
 )
 from gateway.edxml.names import safe_file_name
 from gateway.edxml.parse import message_from_tree
+from gateway.edxml.relay import append_trace_header
 from gateway.edxml.schema import MessageKind, SchemaMode, validate_tree
 from gateway.edxml.signature import SignatureState, SignatureVerdict, sign_tree, verify_tree
-from gateway.edxml.xmlsafe import DEFAULT_LIMITS, Limits, parse_lifted
+from gateway.edxml.text import parse_date
+from gateway.edxml.xmlsafe import DEFAULT_LIMITS, Limits, parse_lifted, parse_xml
 from gateway.errors import SignatureMissing
 
 
@@ -123,19 +132,35 @@ def validate_root(
     return Validation(message=message, kind=kind, signature=verdict)
 
 
+def read_unchecked(data: bytes, *, limits: Limits = DEFAULT_LIMITS) -> Message:
+    """Safe parse and structure only, no schema and no signature: what a refused message still
+    says (whom to answer), or a file this gateway wrote or checked before."""
+    root, lifted = parse_lifted(data, limits)
+    return message_from_tree(root, limits, lifted)
+
+
+def sign_outgoing(
+    root: etree._Element, identity: SigningIdentity, *, mode: SchemaMode, lifted: Lifted = NOT_LIFTED
+) -> Expansion:
+    """The one way a message is signed, by the gateway and the `sign` command alike: checked
+    against the schema in ``mode``, signed in place, and serialised in pieces (a lifted
+    attachment's base64 is never whole in memory)."""
+    validate_tree(root, mode)
+    sign_tree(root, identity, lifted)
+    return Expansion(lifted, serialize(root))
+
+
 def sign(data: bytes, identity: SigningIdentity, *, limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """Sign edXML bytes (any layout the reader accepts) and return the signed bytes."""
+    """Sign edXML bytes (any layout the lenient reader accepts) and return the signed bytes."""
     root, lifted = parse_lifted(data, limits)
     message_from_tree(root, limits, lifted)  # refuse to sign what we would refuse to read
-    sign_tree(root, identity, lifted)
-    return lifted.join(serialize(root))
+    return b"".join(sign_outgoing(root, identity, mode=SchemaMode.LENIENT, lifted=lifted))
 
 
-def sign_message(message: Message, identity: SigningIdentity) -> bytes:
-    """Build and sign in one step: what the gateway sends."""
+def sign_message(message: Message, identity: SigningIdentity, *, mode: SchemaMode = SchemaMode.LENIENT) -> bytes:
+    """Build and sign in one step (the gateway signs its own documents with ``mode`` STRICT)."""
     root, lifted = build_lifted(message)
-    sign_tree(root, identity, lifted)
-    return lifted.join(serialize(root))
+    return b"".join(sign_outgoing(root, identity, mode=mode, lifted=lifted))
 
 
 def verify(
@@ -152,6 +177,7 @@ def verify(
 
 
 __all__ = [
+    "AGENCY_CODE_OID",
     "DEFAULT_LIMITS",
     "AgencyCode",
     "Attachment",
@@ -161,6 +187,7 @@ __all__ = [
     "Code",
     "Document",
     "DocumentType",
+    "Expansion",
     "Lifted",
     "Limits",
     "ManifestReference",
@@ -169,6 +196,7 @@ __all__ = [
     "Organization",
     "OtherInfo",
     "Priority",
+    "PrivateKey",
     "PromulgationInfo",
     "Receiver",
     "ReceiverType",
@@ -187,18 +215,26 @@ __all__ = [
     "TrustStore",
     "Validation",
     "agency_of",
+    "append_trace_header",
     "build",
     "build_lifted",
     "build_tree",
     "check_signing_certificate",
     "concerned_documents",
     "foreign_reference",
+    "message_from_tree",
+    "parse_date",
+    "parse_lifted",
+    "parse_xml",
     "read",
+    "read_unchecked",
     "reference_refusal",
     "safe_file_name",
     "sender_named_in",
+    "serialize",
     "sign",
     "sign_message",
+    "sign_outgoing",
     "validate",
     "validate_root",
     "verify",

@@ -35,6 +35,36 @@ class AxisCode(enum.Enum):
         self.http_status = http_status
         self.meaning = meaning
 
+    @property
+    def permanent(self) -> bool:
+        """Sending the same bytes again cannot succeed: the message fails, it is not retried."""
+        return self in _PERMANENT
+
+    @property
+    def refuses_caller(self) -> bool:
+        """The axis refuses the caller itself (credentials, clock): every call will fail alike."""
+        return self in (AxisCode.BAD_CREDENTIALS, AxisCode.STALE_TIMESTAMP)
+
+    @classmethod
+    def from_wire(cls, wire: str) -> AxisCode | None:
+        """The code an answer's ErrorCode names; None for one this table does not know."""
+        return _BY_WIRE.get(str(wire).strip())
+
+
+_PERMANENT = frozenset(
+    {
+        AxisCode.INVALID_FILE,
+        AxisCode.TOO_LARGE,
+        AxisCode.HASH_MISMATCH,
+        AxisCode.UNKNOWN_RECIPIENT,
+        AxisCode.SENDER_NOT_ALLOWED,
+        AxisCode.BAD_REQUEST,
+        AxisCode.NOT_EDXML,
+        AxisCode.RECIPIENT_LOCKED,
+    }
+)
+_BY_WIRE = {code.wire: code for code in AxisCode}
+
 
 def _ascii(text: str) -> str:
     return text.encode("ascii", "replace").decode("ascii")

@@ -29,6 +29,9 @@ HASH_HEADER = f"{PREFIX}hash-header"
 VERSION_HEADER = f"{PREFIX}version"
 VERSION = "3.0.201608"
 USER_AGENT = "edxml-gateway XRoad/VPCP"
+# Our axis announces long-poll support, and its longest wait, in this answer header; an
+# axis that does not (the national one) is asked at [poll] interval instead.
+LONG_POLL_HEADER = "X-Long-Poll-Max-Seconds"
 # Headers with the prefix that are not parameters: the signature itself and the SDK version.
 _NOT_PARAMETERS = frozenset(h.lower() for h in (SIGN_HEADER, SIGN_HEADER_KEY, HASH_HEADER, VERSION_HEADER))
 

@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from gateway.axis_client import LONG_POLL_HEADER
 from gateway.errors import AxisError
 from tests.axis.conftest import RunningAxis
 from tests.axis.test_axis import DEPARTMENT, MINISTRY, client, document_to, send
@@ -72,9 +71,3 @@ def test_an_axis_without_long_poll_neither_announces_it_nor_accepts_wait(axis_fa
             assert caught.value.axis_code == "21"
 
     asyncio.run(scenario())
-
-
-def test_client_and_axis_name_the_same_header():
-    from gateway.axis import server
-
-    assert server.LONG_POLL_HEADER == LONG_POLL_HEADER
