@@ -64,5 +64,5 @@ def test_what_retry_looks_for_is_indexed_apart_from_the_history_also_after_an_up
     overdue = plan(store, "SELECT * FROM outgoing WHERE state = 'queued' AND deadline_at < 1")
     assert "incoming_unacknowledged" in unacknowledged, unacknowledged
     assert "outgoing_queued_deadline" in overdue, overdue
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 5
     assert store.unacknowledged(10) == [] and store.overdue_outgoing() == []

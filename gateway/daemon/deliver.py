@@ -95,7 +95,12 @@ class Deliverer:
             return True
         self.link.breaker.up()
         examined = await asyncio.to_thread(
-            examine, data, listed_from=row.from_code, listed_as=row.message_type, receiver=self.receiver
+            examine,
+            data,
+            listed_from=row.from_code,
+            listed_as=row.message_type,
+            receiver=self.receiver,
+            accepted_at=row.accepted_at,
         )
         try:
             if isinstance(examined.message, edxml.StatusMessage):
@@ -165,7 +170,7 @@ class Deliverer:
         sender = document.sender.organ_id.text
         for document_id in edxml.concerned_documents(document):
             if edxml.sender_named_in(document_id) is None:
-                owners = self.store.senders_of(document_id)
+                owners = self.store.senders_of(edxml.spellings(document_id))
                 if owners and sender not in owners:
                     return edxml.reference_refusal(document, document_id, ", ".join(sorted(owners)))
         return None

@@ -9,7 +9,9 @@ whatever could be read, so that a refusal can still answer the sender properly (
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from gateway import edxml
 from gateway.errors import GatewayError
@@ -36,8 +38,17 @@ class Examined:
     refusal: str | None = None
 
 
-def examine(data: bytes, *, listed_from: str, listed_as: str, receiver: Receiver) -> Examined:
-    """Judge ``data``, listed by the axis as a ``listed_as`` ("edoc"/"status") from ``listed_from``."""
+def examine(
+    data: bytes, *, listed_from: str, listed_as: str, receiver: Receiver, accepted_at: float | None = None
+) -> Examined:
+    """Judge ``data``, listed by the axis as a ``listed_as`` ("edoc"/"status") from ``listed_from``.
+
+    ``accepted_at``: when the axis says it accepted the message (its list's created_time, as
+    trusted as the axis itself): the signer's certificate is judged then, so one that expired
+    while the message waited for us still counts. Never later than now; without it, now.
+    """
+    now = time.time()
+    at = datetime.fromtimestamp(min(accepted_at, now), UTC) if accepted_at is not None else None
     try:
         checked = edxml.validate(
             data,
@@ -45,6 +56,7 @@ def examine(data: bytes, *, listed_from: str, listed_as: str, receiver: Receiver
             limits=receiver.limits,
             require_signature=receiver.require_signatures,
             allow_sha1=receiver.allow_sha1,
+            at=at,
         )
     except GatewayError as exc:
         return Examined(data, _readable(data, receiver.limits), None, str(exc))

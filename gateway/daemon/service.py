@@ -32,6 +32,7 @@ from gateway.daemon.outgoing import Local
 from gateway.errors import AxisError, AxisUnavailable
 from gateway.store import IncomingState, Outgoing
 from gateway.vxp.answers import AxisCode
+from gateway.vxp.protocol import VIETNAM
 
 BATCH = 50
 META_EVERY = 15.0
@@ -218,7 +219,7 @@ class Gateway:
         self.breaker.up()
         new = 0
         for item in listed:
-            if self.store.note_listed(item.doc_id, message_type, item.from_code):
+            if self.store.note_listed(item.doc_id, message_type, item.from_code, accepted_time(item.created_time)):
                 new += 1
                 self.log.info("message_listed", axis_doc_id=item.doc_id, peer=item.from_code, kind=message_type)
                 continue
@@ -293,3 +294,12 @@ def _whole_or_path(path: Path) -> bytes | Path:
         if os.fstat(handle.fileno()).st_size >= SEND_FROM_FILE_BYTES:
             return path
         return handle.read()
+
+
+def accepted_time(created_time: str) -> float | None:
+    """The axis's created_time of a listed message (Vietnam wall-clock, edXML's form) as epoch
+    seconds; None when it gives none we can read."""
+    try:
+        return edxml.parse_timestamp(created_time.strip()).replace(tzinfo=VIETNAM).timestamp()
+    except ValueError:
+        return None

@@ -20,7 +20,13 @@ from lxml import etree
 
 from gateway.edxml.agency import AgencyCode
 from gateway.edxml.build import build, build_lifted, build_tree, serialize
-from gateway.edxml.business import concerned_documents, foreign_reference, reference_refusal, sender_named_in
+from gateway.edxml.business import (
+    concerned_documents,
+    foreign_reference,
+    reference_refusal,
+    sender_named_in,
+    spellings,
+)
 from gateway.edxml.certs import (
     AGENCY_CODE_OID,
     PrivateKey,
@@ -56,7 +62,7 @@ from gateway.edxml.parse import message_from_tree
 from gateway.edxml.relay import append_trace_header
 from gateway.edxml.schema import MessageKind, SchemaMode, validate_tree
 from gateway.edxml.signature import SignatureState, SignatureVerdict, sign_tree, verify_tree
-from gateway.edxml.text import parse_date
+from gateway.edxml.text import parse_date, parse_timestamp
 from gateway.edxml.xmlsafe import DEFAULT_LIMITS, Limits, parse_lifted, parse_xml
 from gateway.errors import SignatureMissing
 
@@ -225,6 +231,7 @@ __all__ = [
     "message_from_tree",
     "parse_date",
     "parse_lifted",
+    "parse_timestamp",
     "parse_xml",
     "read",
     "read_unchecked",
@@ -235,6 +242,7 @@ __all__ = [
     "sign",
     "sign_message",
     "sign_outgoing",
+    "spellings",
     "validate",
     "validate_root",
     "verify",

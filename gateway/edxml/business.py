@@ -10,6 +10,8 @@ says whose it is; an opaque one (a UUID) does not, and the receiver's records mu
 
 from __future__ import annotations
 
+import uuid
+
 from gateway.edxml.agency import AgencyCode
 from gateway.edxml.codes import BusinessDocType
 from gateway.edxml.model import Document
@@ -34,6 +36,18 @@ def sender_named_in(document_id: str) -> str | None:
         return AgencyCode.lenient(head.strip()).text
     except AgencyCodeError:
         return None
+
+
+def spellings(document_id: str) -> tuple[str, ...]:
+    """The ways one opaque DocumentId may be written: a UUID in upper or lower case, in braces
+    or as a URN is one document to the systems that compare them (most do); other ids as given."""
+    try:
+        value = uuid.UUID(document_id.strip())
+    except ValueError:
+        return (document_id,)
+    lower = str(value)
+    forms = (lower, lower.upper(), f"{{{lower}}}", f"{{{lower.upper()}}}", f"urn:uuid:{lower}", value.hex)
+    return tuple(dict.fromkeys((document_id, *forms)))
 
 
 def foreign_reference(document: Document) -> str | None:

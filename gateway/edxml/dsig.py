@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -196,12 +197,11 @@ def _check_whole_document(
     hop_list: etree._Element | None,
 ) -> int:
     tree = root.getroottree()
-    with _detached([signature]):  # the enveloped-signature transform
-        for left_out, keep_tails in _relay_attempts(len(hops)):
-            removed = hops[len(hops) - left_out :]
-            if hop_list is not None and left_out == len(hops) and len(hop_list) == left_out:
-                removed = [hop_list]  # the list itself came with the first relay
-            with _detached(removed, keep_tails=keep_tails):
+    with _detached([signature]):  # the enveloped-signature transform: the text around it stays
+        if hmac.compare_digest(_hash(reference, reference.canonicalization.apply(tree), lifted), reference.expected):
+            return 0
+        for left_out, block, text in _relay_attempts(hops, hop_list):
+            with _detached(block, text=text):
                 actual = _hash(reference, reference.canonicalization.apply(tree), lifted)
             if hmac.compare_digest(actual, reference.expected):
                 return left_out
@@ -211,48 +211,70 @@ def _check_whole_document(
     )
 
 
-def _relay_attempts(hop_count: int) -> Iterator[tuple[int, bool]]:
-    """(hops left out, keep the whitespace around them): the document as it is first.
+def _relay_attempts(
+    hops: list[etree._Element], hop_list: etree._Element | None
+) -> Iterator[tuple[int, list[etree._Element], str | None]]:
+    """(hops left out, the elements taken out for that, the text left where they stood).
 
-    A relay that appends a hop as lxml does adds no whitespace; one that pretty-prints adds
-    the indentation before it, which goes out with the hop.
+    The last 1, 2, … MAX_RELAY_HOPS hops, when they stand together at the end of their list;
+    all of them also as the whole list, when a relay created it. What stood at that place
+    before the relays came is one of the whitespace runs now around the block: the text
+    before it when relays append as lxml does (no whitespace), a hop's tail when they
+    pretty-print, either one per relay on a path that mixes them. The schema lets nothing
+    but whitespace stand between hops.
     """
-    yield 0, True
-    for left_out in range(1, min(hop_count, MAX_RELAY_HOPS) + 1):
-        yield left_out, True
-        yield left_out, False
+    for left_out in range(1, min(len(hops), MAX_RELAY_HOPS) + 1):
+        blocks = [hops[len(hops) - left_out :]]
+        if hop_list is not None and left_out == len(hops) and len(hop_list) == left_out:
+            blocks.append([hop_list])  # the list itself came with the first relay
+        for block in blocks:
+            if not _side_by_side(block):
+                continue
+            first = block[0]
+            previous = first.getprevious()
+            before = (first.getparent().text if previous is None else previous.tail) or ""  # type: ignore[union-attr]
+            candidates = [before + "".join(e.tail or "" for e in block), before, *(e.tail or "" for e in block)]
+            for text in dict.fromkeys(candidates):
+                yield left_out, block, text
+
+
+def _side_by_side(elements: list[etree._Element]) -> bool:
+    return all(a.getnext() is b for a, b in itertools.pairwise(elements))
 
 
 @contextmanager
-def _detached(elements: Sequence[etree._Element], *, keep_tails: bool = True) -> Iterator[None]:
-    """Take ``elements`` (in document order) out of the tree for a moment; everything goes back after.
+def _detached(elements: Sequence[etree._Element], *, text: str | bool | None = True) -> Iterator[None]:
+    """Take ``elements`` (siblings, side by side) out of the tree for a moment; everything goes back after.
 
-    XPath's data model keeps the text after a removed element (lxml's tail): ``keep_tails``
-    joins it to the text before. Without it, the text before the element goes out with it.
+    ``text`` is what then stands where they were: True, the text before them joined with
+    their tails (XPath's data model: a removed element's following text stays); a string,
+    that text instead.
     """
-    undo: list[tuple[etree._Element, etree._Element | None, int, etree._Element, str | None]] = []
+    if not elements:
+        yield
+        return
+    first = elements[0]
+    parent = first.getparent()
+    assert parent is not None
+    previous = first.getprevious()
+    before = parent.text if previous is None else previous.tail
+    index = parent.index(first)
+    joined = (before or "") + "".join(e.tail or "" for e in elements) if text is True else text
+    for element in elements:
+        parent.remove(element)  # its tail goes with it
     try:
-        for element in reversed(elements):
-            parent = element.getparent()
-            assert parent is not None
-            previous = element.getprevious()
-            before = parent.text if previous is None else previous.tail
-            joined = (before or "") + (element.tail or "") if keep_tails else element.tail
-            index = parent.index(element)
-            parent.remove(element)  # its tail goes with it
-            if previous is None:
-                parent.text = joined or None
-            else:
-                previous.tail = joined or None
-            undo.append((parent, previous, index, element, before))
+        if previous is None:
+            parent.text = joined or None
+        else:
+            previous.tail = joined or None
         yield
     finally:
-        for parent, previous, index, element, before in reversed(undo):
-            parent.insert(index, element)
-            if previous is None:
-                parent.text = before
-            else:
-                previous.tail = before
+        for offset, element in enumerate(elements):
+            parent.insert(index + offset, element)
+        if previous is None:
+            parent.text = before
+        else:
+            previous.tail = before
 
 
 def _hash(reference: Reference, data: bytes, lifted: Lifted) -> bytes:

@@ -10,17 +10,21 @@ moved into the document after signing.
 
 What verification proves, in order: the signature is real XMLDSig (placeholders are
 reported as *unsigned*, not invalid); the algorithms and transforms are allowed (SHA-1
-only with the legacy switch; transforms as gateway.edxml.signedinfo says); one offered
-certificate's key made the signature value, whatever order KeyInfo lists them in; every
-digest matches; every part listed above is covered by exactly the element found at its
-proper place, so that a second MessageHeader, a moved Signature or a Reference that
-points elsewhere cannot pass (signature wrapping); the certificate chains to the trust
-store, was valid when the axis accepted the message, may sign, and names the sender's
-agency code.
+only with the legacy switch; transforms as gateway.edxml.signedinfo says), with no more
+References than the message has parts; one offered certificate's key made the signature
+value, whatever order KeyInfo lists them in; that certificate chains to the trust store,
+was valid at the given time, may sign, and names the sender's agency code; every digest
+matches; every part listed above is covered by exactly the element found at its proper
+place, so that a second MessageHeader, a moved Signature or a Reference that points
+elsewhere cannot pass (signature wrapping).
 
 A whole-document signature (``URI=""``, enveloped: the government's template) is checked
 as the signer signed it: the TraceHeaders relays appended after it are left out, and
 reported as unsigned relay hops. Any other change still breaks it.
+
+The certificate is checked before any digest is computed, at the time the caller gives
+(the receiving gateway: when its axis accepted the message) or now; never at a time
+written in the message.
 """
 
 from __future__ import annotations
@@ -47,7 +51,6 @@ from gateway.edxml.certs import (
 from gateway.edxml.lift import NOT_LIFTED, Lifted
 from gateway.edxml.parse import Envelope, local_name, read_text
 from gateway.edxml.signedinfo import Plan, read_plan
-from gateway.edxml.text import parse_timestamp
 from gateway.errors import (
     SignatureCoverage,
     SignatureError,
@@ -100,6 +103,10 @@ class SignatureVerdict:
 
 
 # --- which parts are signed ----------------------------------------------------------------------
+
+
+# the parts besides the hops a signature covers: MessageHeader, Bussiness, edXMLBody, AttachmentEncoded
+_PART_NAMES = ("MessageHeader", "Bussiness", "edXMLBody", "AttachmentEncoded")
 
 
 def _signed_parts(frame: Envelope) -> list[tuple[str, etree._Element]]:
@@ -185,8 +192,9 @@ def verify_tree(
 
     Returns UNSIGNED for a message without a real XMLDSig signature, VALID for one that
     passes every check; raises a SignatureError subclass (with its code) otherwise.
-    ``at``: when the certificate must have been valid; by default, when the axis accepted
-    the message (see :func:`accepted_at`).
+    ``at``: when the certificate must have been valid (the receiving gateway passes the
+    time its axis says it accepted the message); by default, now. No time written in the
+    message counts: any hop after the signature could have been written by anyone.
     """
     frame = Envelope(root)
     signature = frame.signature
@@ -221,29 +229,37 @@ def verify_tree(
 
     if trust is None:
         raise SignatureError("the message is signed but no trust store was given to check it against")
+    hops = _hops(frame)
+    _bound_references(plan, len(hops))
     for certificate in offered:  # bounded keys on allowed curves, before any is used
         check_key(certificate, "offered certificate")
-    hops = _hops(frame)
+    moment = at or datetime.now(UTC)
+    sender = _sender_code(frame)
     try:
         leaf = dsig.find_signer(plan, offered)
-        left_out = dsig.check_references(
-            root, signature, plan, lifted=lifted, hops=hops, hop_list=frame.trace_header_list, id_attribute=ID_ATTRIBUTE
-        )
     except SignatureError:
         raise
     except Exception as exc:  # a hostile signature must not surface as a library exception
         raise SignatureError(f"the signature cannot be processed: {type(exc).__name__}: {exc}") from None
-    if any(reference.whole_document for reference in plan.references):
-        signed_hops = len(hops) - left_out  # everything else is signed: nothing can have been added or moved
-    else:
-        signed_hops = _check_coverage(root, frame, plan)
-    sender = _sender_code(frame)
-    moment = at or accepted_at(hops[signed_hops:], sender)
+    # Who signed, and whether they may, before any digest: a key nobody trusts costs one
+    # signature check, not a canonicalisation of the whole message per Reference.
     signer_code = check_signing_certificate(leaf, trust, at=moment, offered=tuple(c for c in offered if c is not leaf))
     if signer_code.text != sender:
         raise SignerMismatch(
             f"signed with a certificate of {signer_code} {describe(leaf)}, but the message is From {sender}"
         )
+    try:
+        left_out = dsig.check_references(
+            root, signature, plan, lifted=lifted, hops=hops, hop_list=frame.trace_header_list, id_attribute=ID_ATTRIBUTE
+        )
+    except SignatureError:
+        raise
+    except Exception as exc:
+        raise SignatureError(f"the signature cannot be processed: {type(exc).__name__}: {exc}") from None
+    if any(reference.whole_document for reference in plan.references):
+        signed_hops = len(hops) - left_out  # everything else is signed: nothing can have been added or moved
+    else:
+        signed_hops = _check_coverage(root, frame, plan)
     relay_hops = len(hops) - signed_hops
     relayed = f"; {relay_hops} TraceHeader(s) appended by relays, unsigned" if relay_hops else ""
     return SignatureVerdict(
@@ -258,28 +274,16 @@ def verify_tree(
     )
 
 
-def accepted_at(relay_hops: list[etree._Element], sender: str) -> datetime:
-    """When the axis accepted the message: the time a certificate is judged at.
-
-    The axis appends its TraceHeader on acceptance, after the signature, as the last hop;
-    our client trusts that hop as it trusts the axis. A certificate that expires while the
-    message waits at the axis therefore still counts. A time the sender wrote never does:
-    signed hops, and unsigned ones naming the sender, are not the axis's. Without such a
-    hop (a file checked on its own) or with one in the future, it is now.
-    """
-    now = datetime.now(UTC)
-    if not relay_hops:
-        return now
-    last = relay_hops[-1]
-    organ_id = last.find(ns.q("OrganId"))
-    stamp = last.find(ns.q("Timestamp"))
-    if stamp is None or (organ_id is not None and read_text(organ_id) == sender):
-        return now
-    try:
-        moment = parse_timestamp(read_text(stamp)).replace(tzinfo=VIETNAM)
-    except (ValueError, StructureError):
-        return now
-    return min(moment, now)
+def _bound_references(plan: Plan, hops: int) -> None:
+    """No more References than the message has parts to sign, each URI once: a signature
+    listing one part 64 times made the receiver canonicalise it 64 times (signed by anyone)."""
+    uris = [reference.uri for reference in plan.references]
+    if len(set(uris)) != len(uris):
+        repeated = next(uri for uri in uris if uris.count(uri) > 1)
+        raise SignatureCoverage(f"Reference URI {repeated!r} is listed more than once")
+    most = len(_PART_NAMES) + hops + 1  # every part, every hop, and the whole document
+    if len(uris) > most:
+        raise SignatureCoverage(f"SignedInfo lists {len(uris)} References; this message has {most} things to sign")
 
 
 def _hops(frame: Envelope) -> list[etree._Element]:

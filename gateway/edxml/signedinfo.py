@@ -37,6 +37,7 @@ INC_C14N = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 INC_C14N_COMMENTS = INC_C14N + "#WithComments"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 _EXC_NS = "http://www.w3.org/2001/10/xml-exc-c14n#"
+_XML_ATTRIBUTE = "{http://www.w3.org/XML/1998/namespace}"
 
 # algorithm URI → (exclusive, with comments)
 _C14N_METHODS = {
@@ -61,12 +62,8 @@ class Canonicalization:
     prefixes: tuple[str, ...] = ()
 
     def apply(self, node: etree._Element | etree._ElementTree) -> bytes:
-        if not self.exclusive and isinstance(node, etree._Element) and node.getparent() is not None:
-            # lxml canonicalises a subtree inclusively with a wrong xmlns="" on the grandchildren
-            # of an element whose default namespace an ancestor declares (SignedInfo under
-            # Signature, AttachmentEncoded under edXML). Its serialisation carries every
-            # inherited declaration, so a copy read from it is canonicalised as the subtree is.
-            node = etree.fromstring(etree.tostring(node, with_tail=False), parser=new_parser())
+        if isinstance(node, etree._Element) and node.getparent() is not None and self._needs_a_copy():
+            node = _standalone(node)
         return etree.tostring(
             node,
             method="c14n",
@@ -74,6 +71,24 @@ class Canonicalization:
             with_comments=self.with_comments,
             inclusive_ns_prefixes=list(self.prefixes) if self.exclusive and self.prefixes else None,
         )
+
+    def _needs_a_copy(self) -> bool:
+        # lxml canonicalises a subtree in place inclusively with a wrong xmlns="" on the
+        # grandchildren of an element whose default namespace an ancestor declares (SignedInfo
+        # under Signature, AttachmentEncoded under edXML).
+        return not self.exclusive
+
+
+def _standalone(element: etree._Element) -> etree._Element:
+    """``element`` as a document of its own, canonicalised as the subtree is: its serialisation
+    declares every namespace in scope, and it gets the xml:lang, xml:space and other xml:
+    attributes it inherits (C14N 1.0 carries them onto the apex of a subtree)."""
+    copy = etree.fromstring(etree.tostring(element, with_tail=False), parser=new_parser())
+    for ancestor in element.iterancestors():  # the nearest one wins
+        for name, value in ancestor.attrib.items():
+            if name.startswith(_XML_ATTRIBUTE) and name not in copy.attrib:
+                copy.set(name, value)
+    return copy
 
 
 INCLUSIVE = Canonicalization(exclusive=False)
@@ -195,6 +210,8 @@ def _canonicalization(element: etree._Element, what: str) -> Canonicalization:
         if not exclusive or child.tag != f"{{{_EXC_NS}}}InclusiveNamespaces" or prefixes:
             raise TransformRefused(f"{what} {algorithm!r}: the parameter {ns.pretty(child.tag)} is not accepted")
         prefixes = tuple(child.get("PrefixList", "").split()) or ("",)
+        if "#default" in prefixes:  # lxml's exclusive c14n leaves the default namespace out whatever it is told
+            raise TransformRefused(f"{what} {algorithm!r}: the PrefixList token '#default' is not supported")
     return Canonicalization(exclusive, with_comments, tuple(p for p in prefixes if p))
 
 

@@ -204,13 +204,15 @@ class GatewayStore:
 
     # --- incoming -----------------------------------------------------------------------------
 
-    def note_listed(self, axis_doc_id: str, message_type: str, from_code: str) -> bool:
-        """Remember a listed item; True when it is new."""
+    def note_listed(
+        self, axis_doc_id: str, message_type: str, from_code: str, accepted_at: float | None = None
+    ) -> bool:
+        """Remember a listed item (and when the axis accepted it, if it says); True when it is new."""
         with relaxed(self.db):  # forgotten in a power failure, it is simply listed again
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO incoming (axis_doc_id, message_type, state, acked, from_code, attempts,"
-                " next_attempt_at, listed_at, paper, digitized) VALUES (?, ?, ?, 0, ?, 0, ?, ?, 0, 0)",
-                (axis_doc_id, message_type, IncomingState.LISTED, from_code, time.time(), time.time()),
+                " next_attempt_at, listed_at, paper, digitized, accepted_at) VALUES (?, ?, ?, 0, ?, 0, ?, ?, 0, 0, ?)",
+                (axis_doc_id, message_type, IncomingState.LISTED, from_code, time.time(), time.time(), accepted_at),
             )
         return cursor.rowcount == 1
 
@@ -235,10 +237,14 @@ class GatewayStore:
         )
         return [incoming_row(row) for row in rows]
 
-    def senders_of(self, document_id: str) -> set[str]:
-        """The agencies that delivered a document under this DocumentId to us."""
+    def senders_of(self, document_ids: tuple[str, ...]) -> set[str]:
+        """The agencies that delivered a document to us under any of these DocumentIds."""
+        marks = ",".join("?" * len(document_ids))
         rows = self.db.execute(
-            "SELECT DISTINCT from_code FROM incoming WHERE document_id = ? AND state = 'delivered'", (document_id,)
+            # the state written out, not bound: only then can SQLite use the partial index on it
+            f"SELECT DISTINCT from_code FROM incoming INDEXED BY incoming_document WHERE document_id IN ({marks})"  # noqa: S608
+            f" AND state = '{IncomingState.DELIVERED}'",
+            document_ids,
         )
         return {row[0] for row in rows}
 

@@ -52,6 +52,7 @@ class Incoming:
     paper: int
     digitized: int
     document_time: str | None = None
+    accepted_at: float | None = None  # when the axis says it accepted the message (epoch seconds)
 
 
 @dataclass(frozen=True)

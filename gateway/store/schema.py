@@ -8,7 +8,7 @@ import sqlite_utils
 
 from gateway.sqlite import transaction
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DOCUMENTS_QUEUED = "documents_queued"  # meta key of the running number (documents_queued)
 
 
@@ -39,6 +39,10 @@ def migrate(connection: sqlite3.Connection) -> None:
         connection.execute(
             "CREATE INDEX IF NOT EXISTS incoming_document ON incoming(document_id) WHERE state = 'delivered'"
         )
+        # v5: when the axis says it accepted an incoming message: the time its signer's
+        # certificate is judged at (a time written in the message could be anyone's)
+        if "accepted_at" not in db["incoming"].columns_dict:
+            connection.execute("ALTER TABLE incoming ADD COLUMN accepted_at REAL")
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

@@ -9,6 +9,7 @@ by the parser's limits, not slip through to schema, c14n and signature code.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -121,3 +122,30 @@ def test_comments_limit(signed, pki):
     assert check(after_start_tag(signed, ENVELOPE, b"<!---->" * 5), pki, limits).signature.valid
     refused(after_start_tag(signed, ENVELOPE, b"<!---->" * 6), pki, "comment", limits=limits)
     refused(after_start_tag(signed, ENVELOPE, b"<!---->" * 3 + b"<?p?>" * 3), pki, limits=limits)
+
+
+# --- found in an independent review of the fix ---------------------------------------------------------
+
+
+def test_an_attribute_flood_in_one_start_tag_is_refused_from_the_bytes(signed, pki):
+    """libxml2 builds a whole start tag before the attribute count can see it: 13 million
+    attributes in one tag took 25 s and 3.5 GB. The bytes are looked at first."""
+    flood = b"".join(b' a%d="1"' % k for k in range(250_000))
+    refused(in_start_tag(signed, b"<edXML:edXMLEnvelope", flood), pki, "attributes")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_flood_in_utf16_or_utf32_is_refused_from_the_bytes_too(encoding):
+    """The pre-scan looked for ASCII bytes; in UTF-16 the same markup has other bytes."""
+    text = '<?xml version="1.0" encoding="UTF-16"?><a' + "".join(f' xmlns:n{k}="urn:x:{k}"' for k in range(20_000))
+    data = (text + "><b/></a>").encode(encoding)
+    with pytest.raises(LimitExceeded, match="namespace declarations"):
+        parse_xml(data)
+
+
+def test_quoted_markup_in_a_text_is_not_taken_for_a_flood(pki):
+    """A Content quoting 1,000 namespace declarations (escaped <, raw quotes) is text, not markup."""
+    quoted = '&lt;a xmlns="urn:x"/&gt; ' * 1_000
+    document = dataclasses.replace(full_document(), content="placeholder")
+    data = edxml.sign_message(document, pki.identity("000.00.00.H58")).replace(b"placeholder", quoted.encode())
+    parse_xml(data)  # read: the exact count while parsing finds no declaration in a text

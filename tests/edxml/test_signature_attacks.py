@@ -419,3 +419,95 @@ def test_p384_and_p521_signatures_verify(pki, curve, hash_name):
     crafted = serialize(craft_signature(root, pair, part_refs(root), hash_name=hash_name))
     for data in (ours, crafted):
         assert check(data, pki).signature.valid
+
+
+# --- found in an independent review of the fix ---------------------------------------------------------
+
+
+def pretty_relay(data: bytes, organ_id: str = "000.00.00.H41") -> bytes:
+    """A relay that pretty-prints: its hop gets the list's indentation before it."""
+    root = parse_xml(data)
+    traces = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{E}TraceHeaderList")
+    last = traces[-1]
+    hop = etree.Element(f"{E}TraceHeader")
+    etree.SubElement(hop, f"{E}OrganId").text = organ_id
+    etree.SubElement(hop, f"{E}Timestamp").text = f"{datetime.now(VIETNAM):%Y/%m/%d %H:%M:%S}"
+    hop.tail, last.tail = last.tail, traces.text
+    last.addnext(hop)
+    return serialize(root)
+
+
+@pytest.mark.parametrize("path", ["LP", "PL", "LPL", "PLP", "PP", "LL"])
+def test_whole_document_signature_survives_relays_that_lay_out_hops_differently(pki, path):
+    """One relay appends as lxml does (L), the next pretty-prints (P): each hop's whitespace differs."""
+    data = whole(edxml.build_tree(full_document()), pki.agencies[PROVINCE])
+    for step in path:
+        data = relay(data) if step == "L" else pretty_relay(data)
+    verdict = check(data, pki).signature
+    assert verdict.valid and verdict.relay_hops == len(path)
+    with pytest.raises(SignatureMismatch):
+        check(with_subject(data, "Về việc giả mạo"), pki)
+
+
+def test_whole_document_signature_over_an_empty_trace_header_list(pki):
+    """A document with no hop and no Bussiness is built with an empty <TraceHeaderList/>: it was
+    taken out before the first comparison, so a valid signature failed even before any relay."""
+    root = edxml.build_tree(replace(full_document(), trace_headers=(), business=None))
+    assert root.find(f".//{E}TraceHeaderList") is not None
+    data = whole(root, pki.agencies[PROVINCE])
+    signxml_agrees(data, pki.agencies[PROVINCE].certificate, 1)
+    assert check(data, pki).signature.relay_hops == 0
+    assert check(relay(data), pki).signature.relay_hops == 1
+
+
+def test_a_key_nobody_trusts_is_refused_before_any_digest(pki):
+    """Digests computed before the chain was checked let any self-made key cost the receiver a
+    canonicalisation per Reference; now the untrusted certificate answers first."""
+    from gateway.pki import create_ca, issue
+
+    stranger = issue(create_ca("Nobody's CA"), PROVINCE)
+    root = edxml.build_tree(full_document())
+    refs = on_part(part_refs(root), "AttachmentEncoded", (EXC,), octets=b"not what it digests")
+    with pytest.raises(UntrustedCertificate):  # not SIG202: the wrong digest is never computed
+        check(serialize(craft_signature(root, stranger, refs)), pki)
+
+
+def test_references_are_bounded_by_what_the_message_has_to_sign(pki):
+    """64 References to one large part, or one URI listed twice: refused before any digest."""
+    from gateway.errors import SignatureCoverage
+
+    root = edxml.build_tree(full_document())
+    refs = part_refs(root)
+    attachments = next(r for r in refs if "AttachmentEncoded" in r.uri)
+    for flood in ([*refs, attachments], refs + [attachments] * 20, refs + [attachments] * 60):
+        with pytest.raises(SignatureCoverage, match=r"more than once|[Rr]eferences"):
+            check(serialize(craft_signature(root, pki.agencies[PROVINCE], flood)), pki)
+
+
+def test_inclusive_c14n_of_a_part_carries_the_xml_attributes_it_inherits():
+    """C14N 1.0 puts xml:lang and xml:space of the ancestors onto the apex of a subtree; the
+    copy a part is canonicalised from had lost them, so such a part never matched (found with
+    xmlsec1 in review)."""
+    from gateway.edxml.signedinfo import Canonicalization
+
+    root = edxml.build_tree(full_document())
+    root.set("{http://www.w3.org/XML/1998/namespace}lang", "vi")
+    header = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader")
+    header.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
+    message_header = header.find(f"{E}MessageHeader")
+    inclusive = Canonicalization(exclusive=False).apply(message_header)
+    assert inclusive.startswith(b"<edXML:MessageHeader") and b'xml:lang="vi"' in inclusive.split(b">")[0]
+    assert b'xml:space="preserve"' in inclusive.split(b">")[0]
+    assert b"xml:lang" not in Canonicalization(exclusive=True).apply(message_header)  # exclusive c14n does not
+
+
+def test_a_prefix_list_with_default_is_refused_rather_than_misread(pki):
+    """lxml's exclusive c14n ignores '#default' in a PrefixList: such a signature would fail as
+    tampered (SIG202); it is refused for what it is."""
+    root = edxml.build_tree(full_document())
+    data = serialize(craft_signature(root, pki.agencies[PROVINCE], part_refs(root)))
+    parameter = f'<ec:InclusiveNamespaces xmlns:ec="{EXC}" PrefixList="#default"/>'
+    plain = f'<Transform Algorithm="{EXC}"/>'
+    with_default = data.replace(plain.encode(), f'<Transform Algorithm="{EXC}">{parameter}</Transform>'.encode(), 1)
+    assert with_default != data
+    assert_transform_refused(with_default, pki, "#default")
