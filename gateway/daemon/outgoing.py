@@ -26,31 +26,11 @@ from gateway.store import GatewayStore, NewOutgoing, Outgoing, Settled
 @dataclass(frozen=True)
 class Pending:
     """A signed message on its way to the outgoing queue, in the pieces it is written in (a
-    large attachment's base64 is encoded piece by piece as it is written, never whole)."""
+    large attachment's base64 is encoded piece by piece as it is written, never whole), and
+    what the queue records beside it."""
 
     signed: Iterable[bytes | memoryview]
-    kind: str
-    document_id: str
-    subject: str
-    to_codes: tuple[str, ...]
-    status_code: str | None = None
-    paper: bool = False
-    digitized: bool = False
-    answers: str | None = None
-    document_time: str | None = None
-
-    def record(self) -> NewOutgoing:
-        return NewOutgoing(
-            kind=self.kind,
-            document_id=self.document_id,
-            subject=self.subject,
-            to_codes=self.to_codes,
-            status_code=self.status_code,
-            paper=self.paper,
-            digitized=self.digitized,
-            answers=self.answers,
-            document_time=self.document_time,
-        )
+    record: NewOutgoing
 
 
 def new_source_key(prefix: str) -> str:
@@ -90,8 +70,7 @@ class OutgoingQueue:
     def sign_document(self, composed: compose.Composed) -> Pending:
         document = composed.document
         root, lifted = edxml.build_lifted(document)
-        return Pending(
-            self._sign(root, edxml.SchemaMode.STRICT, lifted),
+        record = NewOutgoing(
             kind="edoc",
             document_id=document.document_id or "",
             subject=document.subject,
@@ -103,6 +82,7 @@ class OutgoingQueue:
                 document, signed_hops=len(document.trace_headers), default=compose.now_vietnam()
             ),
         )
+        return Pending(self._sign(root, edxml.SchemaMode.STRICT, lifted), record)
 
     def sign_edxml(self, data: bytes) -> Pending:
         """A ready edXML file from the document system: ours, given our hop, checked strictly, signed."""
@@ -116,8 +96,7 @@ class OutgoingQueue:
             raise IntakeError("the document has no DocumentId")
         stamp = compose.now_vietnam()
         edxml.append_trace_header(root, self.code, stamp)
-        return Pending(
-            self._sign(root, edxml.SchemaMode.STRICT, lifted),
+        record = NewOutgoing(
             kind="edoc",
             document_id=document.document_id,
             subject=document.subject,
@@ -126,12 +105,10 @@ class OutgoingQueue:
             digitized=compose.is_digitized(document),
             document_time=compose.document_time(document, signed_hops=len(document.trace_headers), default=stamp),
         )
+        return Pending(self._sign(root, edxml.SchemaMode.STRICT, lifted), record)
 
     def sign_status(self, status: edxml.StatusMessage, *, answers: str | None) -> Pending:
-        return Pending(
-            # A status repeats the answered document's values (its sender's code, its DocumentId), which
-            # may be of forms our strict schema does not emit; the answer must still go out.
-            self._sign(edxml.build_tree(status), edxml.SchemaMode.LENIENT),
+        record = NewOutgoing(
             kind="status",
             document_id=status.response_for.document_id or "",
             subject=status.description or status.status_code.meaning,
@@ -139,6 +116,9 @@ class OutgoingQueue:
             status_code=status.status_code.wire,
             answers=answers,
         )
+        # A status repeats the answered document's values (its sender's code, its DocumentId), which
+        # may be of forms our strict schema does not emit; the answer must still go out.
+        return Pending(self._sign(edxml.build_tree(status), edxml.SchemaMode.LENIENT), record)
 
     def write(self, pending: Pending) -> tuple[str, Path]:
         outgoing_id, path = self.store.new_outgoing_file()
@@ -157,7 +137,7 @@ class OutgoingQueue:
         try:
             item = self.store.queue(
                 outgoing_id,
-                pending.record(),
+                pending.record,
                 source_key=source_key,
                 deadline_seconds=self.deadline_seconds,
                 settling=settling,
@@ -172,13 +152,13 @@ class OutgoingQueue:
             return existing
         self.log.info(
             "message_queued",
-            document_id=pending.document_id,
-            peer=list(pending.to_codes),
-            kind=pending.kind,
-            status_code=pending.status_code,
+            document_id=pending.record.document_id,
+            peer=list(pending.record.to_codes),
+            kind=pending.record.kind,
+            status_code=pending.record.status_code,
             id=item.id,
         )
-        self.wake("push" if pending.kind == "edoc" else "respond")
+        self.wake("push" if pending.record.kind == "edoc" else "respond")
         return item
 
     def enqueue(self, pending: Pending, source_key: str) -> Outgoing:
