@@ -197,12 +197,12 @@ def health(config: Config) -> tuple[bool, dict[str, Any]]:
     try:
         store = local.store
         now = time.time()
-        counts = store.counts()
+        counts = store.reports.counts()
         last_poll = store.meta("last_poll")
         last_push = store.meta("last_push")
         certificate: x509.Certificate = local.identity.certificate
         days_left = (certificate.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
-        failed = store.failed()
+        failed = store.reports.failed()
         stale_after = max(300.0, 10 * config.poll.interval)
         problems = []
         if last_poll is None or now - float(last_poll) > stale_after:

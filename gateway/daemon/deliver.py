@@ -9,7 +9,6 @@ left no record: the inbox folder is written before the row, and found again by n
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import replace
 
 from gateway import edxml
@@ -17,8 +16,9 @@ from gateway.daemon import compose, inbox
 from gateway.daemon.examine import Examined, Receiver, examine
 from gateway.daemon.link import AxisLink
 from gateway.daemon.outgoing import Local, Pending
+from gateway.daemon.statuses import record_status
 from gateway.errors import AxisError, AxisUnavailable, GatewayError
-from gateway.store import Incoming, IncomingState, Receipt, Settled
+from gateway.store import Incoming, IncomingState, Settled
 
 BATCH = 50
 DELIVER_CONCURRENCY = 4
@@ -104,7 +104,7 @@ class Deliverer:
         )
         try:
             if isinstance(examined.message, edxml.StatusMessage):
-                self._record_status(row, examined)
+                record_status(self.local, row, examined)
             elif not await self._settle_document(row, examined):
                 return True  # another copy of the same document is being delivered right now
         except Exception as exc:  # one bad message must not stop the queue behind it
@@ -263,82 +263,6 @@ class Deliverer:
                 sender=self.local.me, to_code=row.from_code, axis_doc_id=row.axis_doc_id, reason=reason
             )
         return self.outgoing.sign_status(refusal, answers=row.axis_doc_id)
-
-    def _record_status(self, row: Incoming, examined: Examined) -> None:
-        status = examined.message
-        assert isinstance(status, edxml.StatusMessage)
-        answered = status.response_for.document_id or ""
-        reason = examined.refusal
-        outgoing = None
-        if reason is None and status.status_code is edxml.StatusCode.RECALL_REQUESTED:
-            original = self.store.delivered_copy(row.from_code, answered)
-            if (
-                original is None
-                or status.response_for.organ_id is None
-                or status.response_for.organ_id.text != self.local.code
-            ):
-                reason = f"recall request for {answered!r}, which {row.from_code} never delivered to {self.local.code}"
-            else:
-                inbox.add_event(
-                    self.inbox,
-                    original.inbox_id or original.axis_doc_id,
-                    f"{row.axis_doc_id}-13",
-                    {
-                        "status_code": "13",
-                        "meaning": status.status_code.meaning,
-                        "from": row.from_code,
-                        "document_id": answered,
-                        "description": status.description,
-                        "timestamp": status.timestamp.isoformat() if status.timestamp else None,
-                        "answer_with": "edxml-gateway respond --code 15 (agree) or --code 16 (refuse)",
-                    },
-                )
-        elif reason is None:
-            outgoing = self.store.sent_document(answered)
-            if outgoing is None or row.from_code not in outgoing.to_codes:
-                reason = (
-                    f"status {status.status_code.wire} from {row.from_code} about {answered!r},"
-                    " not a document we sent it"
-                )
-        receipt = None
-        if outgoing is not None and reason is None:
-            receipt = Receipt(
-                outgoing_id=outgoing.id,
-                from_code=row.from_code,
-                status_code=status.status_code.wire,
-                description=status.description,
-                status_time=status.timestamp.isoformat() if status.timestamp else None,
-                received_at=time.time(),
-                axis_doc_id=row.axis_doc_id,
-            )
-        self.store.settle(
-            row.axis_doc_id,
-            Settled(
-                IncomingState.REJECTED if reason else IncomingState.RECORDED,
-                from_code=row.from_code,
-                document_id=answered,
-                status_code=status.status_code.wire,
-                reason=reason,
-            ),
-            receipt=receipt,
-        )
-        if reason:
-            self.log.warning(
-                "status_rejected",
-                document_id=answered,
-                peer=row.from_code,
-                axis_doc_id=row.axis_doc_id,
-                status_code=status.status_code.wire,
-                reason=reason,
-            )
-        else:
-            self.log.info(
-                "status_received",
-                document_id=answered,
-                peer=row.from_code,
-                axis_doc_id=row.axis_doc_id,
-                status_code=status.status_code.wire,
-            )
 
     async def acknowledge(self, axis_doc_id: str) -> None:
         try:

@@ -354,20 +354,5 @@ class GatewayStore:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
-    def counts(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for table, column in (("outgoing", "kind"), ("incoming", "message_type")):
-            for row in self.db.execute(f"SELECT {column} AS k, state, count(*) AS n FROM {table} GROUP BY 1, 2"):  # noqa: S608
-                out[f"{table}.{row['k']}.{row['state']}"] = row["n"]
-        oldest = self.db.execute("SELECT min(created_at) FROM outgoing WHERE state = 'queued'").fetchone()[0]
-        out["oldest_queued_at"] = oldest
-        out["unacknowledged"] = self.db.execute(
-            "SELECT count(*) FROM incoming WHERE state != 'listed' AND acked = 0"
-        ).fetchone()[0]
-        return out
-
-    def failed(self) -> list[Outgoing]:
-        return [outgoing_row(row) for row in self.db.execute("SELECT * FROM outgoing WHERE state = 'failed'")]
-
     def known_files(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT file FROM outgoing")}

@@ -1,9 +1,10 @@
-"""The questions the quarterly report asks of a gateway's record (read only)."""
+"""The read-only questions asked of a gateway's record: the quarterly report's, and `health`'s."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 from gateway.store.records import Incoming, Outgoing, incoming_row, outgoing_row
 
@@ -59,3 +60,18 @@ class ReportQueries:
 
     def outgoing_for_kind(self, kind: str) -> list[Outgoing]:
         return [outgoing_row(row) for row in self.db.execute("SELECT * FROM outgoing WHERE kind = ?", (kind,))]
+
+    def counts(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for table, column in (("outgoing", "kind"), ("incoming", "message_type")):
+            for row in self.db.execute(f"SELECT {column} AS k, state, count(*) AS n FROM {table} GROUP BY 1, 2"):  # noqa: S608
+                out[f"{table}.{row['k']}.{row['state']}"] = row["n"]
+        oldest = self.db.execute("SELECT min(created_at) FROM outgoing WHERE state = 'queued'").fetchone()[0]
+        out["oldest_queued_at"] = oldest
+        out["unacknowledged"] = self.db.execute(
+            "SELECT count(*) FROM incoming WHERE state != 'listed' AND acked = 0"
+        ).fetchone()[0]
+        return out
+
+    def failed(self) -> list[Outgoing]:
+        return [outgoing_row(row) for row in self.db.execute("SELECT * FROM outgoing WHERE state = 'failed'")]

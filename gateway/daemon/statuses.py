@@ -1,0 +1,85 @@
+"""Status messages we receive: receipts of our documents (01-06, 02, 15, 16) and recalls (13)."""
+
+from __future__ import annotations
+
+import time
+
+from gateway import edxml
+from gateway.daemon import inbox
+from gateway.daemon.examine import Examined
+from gateway.daemon.outgoing import Local
+from gateway.store import Incoming, IncomingState, Receipt, Settled
+
+
+def record_status(local: Local, row: Incoming, examined: Examined) -> None:
+    """Record a fetched status message, and settle it: a receipt of one of our documents, a
+    recall (13) of one we hold noted in its inbox folder, or refused with the reason."""
+    status = examined.message
+    assert isinstance(status, edxml.StatusMessage)
+    answered = status.response_for.document_id or ""
+    reason = examined.refusal
+    outgoing = None
+    if reason is None and status.status_code is edxml.StatusCode.RECALL_REQUESTED:
+        original = local.store.delivered_copy(row.from_code, answered)
+        if original is None or status.response_for.organ_id is None or status.response_for.organ_id.text != local.code:
+            reason = f"recall request for {answered!r}, which {row.from_code} never delivered to {local.code}"
+        else:
+            inbox.add_event(
+                local.inbox,
+                original.inbox_id or original.axis_doc_id,
+                f"{row.axis_doc_id}-13",
+                {
+                    "status_code": "13",
+                    "meaning": status.status_code.meaning,
+                    "from": row.from_code,
+                    "document_id": answered,
+                    "description": status.description,
+                    "timestamp": status.timestamp.isoformat() if status.timestamp else None,
+                    "answer_with": "edxml-gateway respond --code 15 (agree) or --code 16 (refuse)",
+                },
+            )
+    elif reason is None:
+        outgoing = local.store.sent_document(answered)
+        if outgoing is None or row.from_code not in outgoing.to_codes:
+            reason = (
+                f"status {status.status_code.wire} from {row.from_code} about {answered!r}, not a document we sent it"
+            )
+    receipt = None
+    if outgoing is not None and reason is None:
+        receipt = Receipt(
+            outgoing_id=outgoing.id,
+            from_code=row.from_code,
+            status_code=status.status_code.wire,
+            description=status.description,
+            status_time=status.timestamp.isoformat() if status.timestamp else None,
+            received_at=time.time(),
+            axis_doc_id=row.axis_doc_id,
+        )
+    local.store.settle(
+        row.axis_doc_id,
+        Settled(
+            IncomingState.REJECTED if reason else IncomingState.RECORDED,
+            from_code=row.from_code,
+            document_id=answered,
+            status_code=status.status_code.wire,
+            reason=reason,
+        ),
+        receipt=receipt,
+    )
+    if reason:
+        local.log.warning(
+            "status_rejected",
+            document_id=answered,
+            peer=row.from_code,
+            axis_doc_id=row.axis_doc_id,
+            status_code=status.status_code.wire,
+            reason=reason,
+        )
+    else:
+        local.log.info(
+            "status_received",
+            document_id=answered,
+            peer=row.from_code,
+            axis_doc_id=row.axis_doc_id,
+            status_code=status.status_code.wire,
+        )
