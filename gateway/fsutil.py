@@ -40,7 +40,7 @@ def write_atomic(
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def file_sha256(path: Path) -> tuple[bytes, int]:
@@ -50,7 +50,8 @@ def file_sha256(path: Path) -> tuple[bytes, int]:
         return digest.digest(), handle.tell()
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a folder's entries (a file created, a rename) durable, not only the files' bytes."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -22,7 +23,6 @@ from gateway.sqlite import connect, relaxed, transaction
 
 SCHEMA_VERSION = 2  # 2: seen_requests indexed by expiry
 
-LISTABLE = ("pending", "processing", "fail")
 STATES = frozenset({"pending", "processing", "done", "fail"})
 
 
@@ -353,41 +353,29 @@ class AxisStore:
     )
 
     def listable(self, to_codes: Iterable[str], message_type: str, limit: int) -> list[Delivery]:
-        codes = sorted(set(to_codes))
-        if not codes:
+        where, values = _listable(to_codes, message_type, "d.")
+        if not values:
             return []
-        marks = ",".join("?" * len(codes))
         rows = self.connection.execute(
-            f"{self._DELIVERY} WHERE d.to_code IN ({marks}) AND d.message_type = ? AND d.state != 'done'"
-            " AND d.available_at <= ? ORDER BY d.created_at, d.doc_id LIMIT ?",
-            (*codes, message_type, time.time(), limit),
+            f"{self._DELIVERY} WHERE {where} ORDER BY d.created_at, d.doc_id LIMIT ?",
+            (*values, limit),
         )
         return [Delivery(**dict(row)) for row in rows]
 
     def has_unfetched(self, to_codes: Iterable[str], message_type: str) -> bool:
         """Whether something listable for ``to_codes`` was never fetched (what a long-poll waits for)."""
-        codes = sorted(set(to_codes))
-        if not codes:
+        where, values = _listable(to_codes, message_type)
+        if not values:
             return False
-        marks = ",".join("?" * len(codes))
-        row = self.connection.execute(
-            f"SELECT 1 FROM deliveries WHERE to_code IN ({marks}) AND message_type = ?"  # noqa: S608
-            " AND state != 'done' AND available_at <= ? AND fetched_at IS NULL LIMIT 1",
-            (*codes, message_type, time.time()),
-        ).fetchone()
-        return row is not None
+        sql = f"SELECT 1 FROM deliveries WHERE {where} AND fetched_at IS NULL LIMIT 1"  # noqa: S608
+        return self.connection.execute(sql, values).fetchone() is not None
 
     def count_listable(self, to_codes: Iterable[str], message_type: str) -> int:
-        codes = sorted(set(to_codes))
-        if not codes:
+        where, values = _listable(to_codes, message_type)
+        if not values:
             return 0
-        marks = ",".join("?" * len(codes))
-        row = self.connection.execute(
-            f"SELECT count(*) FROM deliveries WHERE to_code IN ({marks}) AND message_type = ?"  # noqa: S608
-            " AND state != 'done' AND available_at <= ?",
-            (*codes, message_type, time.time()),
-        ).fetchone()
-        return int(row[0])
+        sql = f"SELECT count(*) FROM deliveries WHERE {where}"  # noqa: S608
+        return int(self.connection.execute(sql, values).fetchone()[0])
 
     def delivery_for(self, doc_id: str, to_codes: frozenset[str]) -> Delivery | None:
         """A delivery, only if it is addressed to one of ``to_codes`` (isolation)."""
@@ -445,3 +433,15 @@ def _agency(row: sqlite3.Row) -> Agency:
         locked=bool(row["locked"]),
         source=row["source"],
     )
+
+
+def _listable(to_codes: Iterable[str], message_type: str, table: str = "") -> tuple[str, tuple[Any, ...]]:
+    """What a system may list: not done, due, of this type, for one of its agencies; as a WHERE
+    clause (columns of ``table``, e.g. "d.") with its values, which are empty without agencies."""
+    codes = sorted(set(to_codes))
+    if not codes:
+        return "", ()
+    marks = ",".join("?" * len(codes))
+    t = table
+    where = f"{t}to_code IN ({marks}) AND {t}message_type = ? AND {t}state != 'done' AND {t}available_at <= ?"
+    return where, (*codes, message_type, time.time())

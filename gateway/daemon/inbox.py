@@ -20,18 +20,10 @@ from typing import Any
 
 from gateway import edxml
 from gateway.errors import DeliveryError
-from gateway.fsutil import write_atomic
+from gateway.fsutil import fsync_dir, write_atomic
 
 DOCUMENT_JSON = "document.json"
 ENVELOPE = "envelope.edxml"
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -175,10 +167,10 @@ def deliver(
         _write(temp / ENVELOPE, envelope)
         header = describe(document, inbox_id=inbox_id, axis_doc_id=axis_doc_id, signature=signature, files=names)
         _write(temp / DOCUMENT_JSON, json.dumps(header, ensure_ascii=False, indent=2).encode())
-        _fsync_dir(temp / "attachments")
-        _fsync_dir(temp)
+        fsync_dir(temp / "attachments")
+        fsync_dir(temp)
         os.rename(temp, final)
-        _fsync_dir(inbox)
+        fsync_dir(inbox)
     except OSError as exc:
         shutil.rmtree(temp, ignore_errors=True)
         raise DeliveryError(f"cannot write {final}: {exc.strerror or exc}", where=str(final)) from None
@@ -200,9 +192,9 @@ def reject(inbox: Path, name: str, envelope: bytes | None, reason: str, details:
         _write(
             temp / "rejection.json", json.dumps({"reason": reason, **details}, ensure_ascii=False, indent=2).encode()
         )
-        _fsync_dir(temp)
+        fsync_dir(temp)
         os.rename(temp, folder)
-        _fsync_dir(folder.parent)
+        fsync_dir(folder.parent)
     except OSError as exc:
         shutil.rmtree(temp, ignore_errors=True)
         raise DeliveryError(f"cannot write {folder}: {exc.strerror or exc}", where=str(folder)) from None
