@@ -12,35 +12,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
-import os
-import signal
 import sqlite3
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
 
-import pybase64
 from aiohttp import web
 
 from gateway import edxml, logs
+from gateway.axis.answering import edoc_answer, whole_or_open
 from gateway.axis.config import AxisConfig
-from gateway.axis.store import AxisStore, Delivery, NewDocument
+from gateway.axis.directory import Directory
+from gateway.axis.store import AxisStore, Delivery
+from gateway.axis.upload import Upload, UploadDigests
+from gateway.axis.wire import Checked, Refusal, listed, new_document, sent
 from gateway.edxml import Limits, append_trace_header, parse_lifted, serialize
 from gateway.errors import GatewayError, MalformedXML, SignatureError
-from gateway.fsutil import instance_lock, write_atomic
+from gateway.fsutil import write_atomic
 from gateway.vxp.answers import AxisCode, fail, ok
 from gateway.vxp.protocol import LONG_POLL_HEADER, VIETNAM, AuthError, SignedRequest, hash_file_matches, verify_request
 
 LIST_LIMIT = 100  # oldest first; what is not on this page is on the next look
-_PAYLOAD_SLOT = "edxml-payload-slot"  # where getEdoc's base64 goes into its JSON answer
-STREAM_FROM_BYTES = 4 * 1024 * 1024  # a stored message this large is answered in pieces
-CHECKPOINT_SECONDS = 1.0
-FORGET_EVERY_TICKS = 60  # expired request signatures are forgotten once a minute
 LARGE_UPLOAD_BYTES = 16 * 1024 * 1024  # uploads this large are checked one at a time
 IN_MEMORY_UPLOAD_BYTES = 1024 * 1024  # a sendEdoc body up to this size is read whole, not streamed to a file
-STREAM_PIECE = 3 * 1024 * 1024  # read per piece: a multiple of 3, so the pieces' base64 joins up
 # Long-poll, our extension of getReceivedEdocList: a signed ``wait`` parameter (seconds) makes
 # the call answer as soon as something arrives for the caller, or with an empty list when the
 # wait is over. Every answer announces it in this header, so a gateway uses ``wait`` only
@@ -54,25 +47,6 @@ _AUTH_CODES = {
     "request": AxisCode.BAD_CREDENTIALS,
     "hash": AxisCode.HASH_MISMATCH,
 }
-
-
-class Refusal(Exception):
-    def __init__(self, code: AxisCode, detail: str | None = None) -> None:
-        super().__init__(detail or code.meaning)
-        self.code = code
-        self.detail = detail
-
-
-@dataclass(frozen=True)
-class Checked:
-    """A message that passed the door, with its relayed bytes (in pieces: a large message's
-    attachments are views of the upload as read, not copies)."""
-
-    message: edxml.Message
-    relayed: tuple[bytes | memoryview, ...]
-    relayed_sha256: str
-    relayed_size: int
-    submitted_sha256: str  # of the bytes as the sender sent them: what a resend repeats
 
 
 class Axis:
@@ -89,6 +63,7 @@ class Axis:
         self._warned_legacy: set[str] = set()
         self._waiters: dict[str, set[asyncio.Event]] = {}  # agency code → long-polls waiting for it
         self._closing = False
+        self.directory = Directory(store, self.log)
         self.handlers = {
             "sendEdoc": self.send_edoc,
             "getReceivedEdocList": self.get_received_list,
@@ -97,9 +72,9 @@ class Axis:
             "getSentEdocList": self.get_sent_list,
             "countReceiveEdoc": self.count_edoc,
             "countReceiveStatus": self.count_status,
-            "getAgenciesList": self.get_agencies,
-            "registerAgency": self.register_agency,
-            "deleteAgency": self.delete_agency,
+            "getAgenciesList": self.directory.get_agencies,
+            "registerAgency": self.directory.register_agency,
+            "deleteAgency": self.directory.delete_agency,
         }
 
     def application(self) -> web.Application:
@@ -208,7 +183,7 @@ class Axis:
         finally:
             upload.discard()
 
-    async def _receive(self, request: web.Request, limit: int) -> _Upload:
+    async def _receive(self, request: web.Request, limit: int) -> Upload:
         length = request.content_length
         if length is not None and length <= IN_MEMORY_UPLOAD_BYTES:
             # The usual document: read whole, no file to open and write on the event loop.
@@ -216,11 +191,11 @@ class Axis:
                 data = await request.content.readexactly(length)
             except asyncio.IncompleteReadError:
                 raise Refusal(AxisCode.BAD_REQUEST, f"the body ended before its {length} bytes") from None
-            digests = _UploadDigests()
+            digests = UploadDigests()
             digests.update(data)
-            return _Upload(data, *digests.result(), length)
+            return Upload(data, *digests.result(), length)
         fd_path = self.store.incoming_dir / f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{id(request):x}.part"
-        digests = _UploadDigests()
+        digests = UploadDigests()
         size = 0
         with fd_path.open("wb") as handle:
             try:
@@ -234,7 +209,7 @@ class Axis:
                 handle.close()
                 fd_path.unlink(missing_ok=True)
                 raise
-        return _Upload(fd_path, *digests.result(), size)
+        return Upload(fd_path, *digests.result(), size)
 
     def _check(self, source: Path | bytes, message_type: str, submitted_sha256: str) -> Checked:
         """In a worker thread: everything about the file that needs no database."""
@@ -281,7 +256,7 @@ class Axis:
                 raise Refusal(AxisCode.UNKNOWN_RECIPIENT, code)
             if agency.locked:
                 raise Refusal(AxisCode.RECIPIENT_LOCKED, code)
-        document = _new_document(signed.system_id, message, message_type, recipients, checked)
+        document = new_document(signed.system_id, message, message_type, recipients, checked)
         duplicate = self.store.find_duplicate(document.dedup_key)
         if duplicate is None:
             sender_doc_id, path = self.store.new_document_path()
@@ -356,7 +331,7 @@ class Axis:
                     waiting.discard(arrived)
                     if not waiting:
                         del self._waiters[code]
-        return web.json_response(ok(data=[_listed(d) for d in deliveries]))
+        return web.json_response(ok(data=[listed(d) for d in deliveries]))
 
     def _wait(self, signed: SignedRequest) -> float:
         if signed.get("wait") is not None and not self.config.long_poll:
@@ -400,7 +375,7 @@ class Axis:
 
     async def get_edoc(self, request: web.Request, signed: SignedRequest) -> web.StreamResponse:
         delivery = self._delivery(signed)
-        stored = await asyncio.to_thread(_whole_or_open, self.store.document_file(delivery))
+        stored = await asyncio.to_thread(whole_or_open, self.store.document_file(delivery))
         try:
             self.store.mark_fetched(delivery.doc_id)
         except BaseException:
@@ -415,35 +390,8 @@ class Axis:
             system=signed.system_id,
             message_type=delivery.message_type,
         )
-        # The envelope through json, the base64 spliced in as bytes (it needs no escaping): no
-        # str copy of a message that may be 160 MB.
-        head, _, tail = json.dumps(ok(data=_PAYLOAD_SLOT)).encode("ascii").partition(f'"{_PAYLOAD_SLOT}"'.encode())
-        if isinstance(stored, bytes):
-            body = b"".join((head, b'"', pybase64.b64encode(stored), b'"', tail))
-            return web.Response(body=body, content_type="application/json")
-        # A large message is encoded piece by piece as it is sent: never whole in memory, as
-        # the file or as its base64.
-        with stored:
-            size = os.fstat(stored.fileno()).st_size
-            response = web.StreamResponse(headers={"Content-Type": "application/json"})
-            response.content_length = len(head) + 2 + 4 * -(-size // 3) + len(tail)
-            if self.config.long_poll:
-                response.headers[LONG_POLL_HEADER] = str(LONG_POLL_MAX_SECONDS)
-            await response.prepare(request)
-            try:
-                await response.write(head + b'"')
-                while piece := await asyncio.to_thread(stored.read, STREAM_PIECE):
-                    await response.write(pybase64.b64encode(piece))
-                await response.write(b'"' + tail)
-                await response.write_eof()
-            except OSError as exc:  # the disk, or the caller gone (a reset connection is an OSError)
-                # The headers are gone: no refusal can follow them. The connection is closed, so
-                # the caller sees a broken answer at once, and fetches again.
-                response.force_close()
-                self.log.warning(
-                    "delivery_fetch_interrupted", axis_doc_id=delivery.doc_id, reason=f"{type(exc).__name__}: {exc}"
-                )
-        return response
+        long_poll = str(LONG_POLL_MAX_SECONDS) if self.config.long_poll else None
+        return await edoc_answer(request, stored, delivery.doc_id, long_poll=long_poll, log=self.log)
 
     async def update_status(self, request: web.Request, signed: SignedRequest) -> web.Response:
         delivery = self._delivery(signed)
@@ -469,107 +417,7 @@ class Axis:
             (signed.get("docId") or "").strip() or None,
             LIST_LIMIT,
         )
-        return web.json_response(ok(data=[_sent(d) for d in rows]))
-
-    # --- agencies -----------------------------------------------------------------------------
-
-    async def get_agencies(self, request: web.Request, signed: SignedRequest) -> web.Response:
-        agencies = self.store.agencies()
-        known = {a.code for a in agencies}
-        return web.json_response(
-            ok(
-                data=[
-                    {
-                        "id": a.code,
-                        "code": a.code,
-                        "pid": _parent(a.code, known),
-                        "name": a.name,
-                        "mail": a.mail,
-                        "oldCode": "",
-                    }
-                    for a in agencies
-                ]
-            )
-        )
-
-    async def register_agency(self, request: web.Request, signed: SignedRequest) -> web.Response:
-        try:
-            body = await request.json()
-        except (ValueError, web.HTTPRequestEntityTooLarge):
-            raise Refusal(AxisCode.BAD_REQUEST, "the body must be a small JSON object") from None
-        if not isinstance(body, dict):
-            raise Refusal(AxisCode.BAD_REQUEST, "the body must be a JSON object")
-        code, name = str(body.get("code") or "").strip(), str(body.get("name") or "").strip()
-        try:
-            code = edxml.AgencyCode.lenient(code).text
-        except GatewayError:
-            raise Refusal(AxisCode.BAD_REQUEST, f"code {code!r} is not an agency code") from None
-        if not name:
-            raise Refusal(AxisCode.BAD_REQUEST, "name is missing")
-        existing = self.store.agency(code)
-        if existing is not None and existing.system_id != signed.system_id:
-            raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{code} belongs to another system")
-        self.store.register_agency(code, name, str(body.get("mail") or ""), signed.system_id)
-        self.log.info("agency_registered", agency=code, system=signed.system_id)
-        return web.json_response(ok())
-
-    async def delete_agency(self, request: web.Request, signed: SignedRequest) -> web.Response:
-        code = (signed.get("AgencyCode") or "").strip()
-        agency = self.store.agency(code)
-        if agency is None or agency.system_id != signed.system_id:
-            raise Refusal(AxisCode.NOT_FOUND, code)
-        if agency.source == "config":
-            raise Refusal(AxisCode.BAD_REQUEST, f"{code} is declared in the axis configuration")
-        self.store.delete_agency(code)
-        self.log.info("agency_deleted", agency=code, system=signed.system_id)
-        return web.json_response(ok())
-
-
-class _UploadDigests:
-    """SHA-256 of an upload with and without its last two bytes (the SDK's closing CRLF, which
-    hash-file does not cover), from one pass over it and without copying a chunk."""
-
-    def __init__(self) -> None:
-        self._without_tail = hashlib.sha256()
-        self._tail = b""
-
-    def update(self, chunk: bytes) -> None:
-        if len(chunk) >= 2:
-            self._without_tail.update(self._tail)
-            self._without_tail.update(memoryview(chunk)[:-2])
-            self._tail = chunk[-2:]
-        else:
-            joined = self._tail + chunk
-            self._without_tail.update(joined[:-2])
-            self._tail = joined[-2:]
-
-    def result(self) -> tuple[bytes, bytes | None]:
-        """(digest of it all, digest without the tail when the tail is CRLF)."""
-        whole = self._without_tail.copy()
-        whole.update(self._tail)
-        return whole.digest(), self._without_tail.digest() if self._tail == b"\r\n" else None
-
-
-@dataclass
-class _Upload:
-    """A received sendEdoc body: in memory when small, else the file it was streamed to."""
-
-    source: Path | bytes
-    digest: bytes
-    trimmed_digest: bytes | None
-    size: int
-
-    def trim(self) -> None:
-        if isinstance(self.source, bytes):
-            self.source = self.source[:-2]
-        else:
-            with self.source.open("r+b") as handle:
-                handle.truncate(self.size - 2)
-        self.size -= 2
-
-    def discard(self) -> None:
-        if isinstance(self.source, Path):
-            self.source.unlink(missing_ok=True)
+        return web.json_response(ok(data=[sent(d) for d in rows]))
 
 
 def _recipients(message: edxml.Message) -> tuple[str, ...]:
@@ -580,174 +428,3 @@ def _recipients(message: edxml.Message) -> tuple[str, ...]:
     if target is None:
         raise Refusal(AxisCode.NOT_EDXML, "the status message names no ResponseFor/OrganId")
     return (target.text,)
-
-
-def _whole_or_open(path: Path) -> bytes | BinaryIO:
-    """A small stored message's bytes; a large one's open file, to be sent in pieces."""
-    handle = path.open("rb")
-    if os.fstat(handle.fileno()).st_size >= STREAM_FROM_BYTES:
-        return handle
-    with handle:
-        return handle.read()
-
-
-def _new_document(
-    system_id: str, message: edxml.Message, message_type: str, recipients: tuple[str, ...], checked: Checked
-) -> NewDocument:
-    sender = message.sender.organ_id.text
-    if isinstance(message, edxml.Document):
-        identity = message.document_id or checked.submitted_sha256
-        title, notation, status_code = message.subject, (message.code.code_notation or "") if message.code else "", ""
-        document_id = message.document_id
-    else:
-        answered = message.response_for
-        stamp = message.timestamp.isoformat() if message.timestamp else ""
-        identity = f"{answered.document_id}|{answered.organ_id}|{message.status_code.wire}|{stamp}"
-        title, notation, status_code = message.description or "", "", message.status_code.wire
-        document_id = answered.document_id
-    return NewDocument(
-        message_type=message_type,
-        system_id=system_id,
-        from_code=sender,
-        dedup_key=f"{sender}|{message_type}|{identity}",
-        document_id=document_id,
-        title=title,
-        notation=notation,
-        status_code=status_code,
-        sha256=checked.relayed_sha256,
-        size=checked.relayed_size,
-        recipients=recipients,
-    )
-
-
-def _time(epoch: float | None) -> str:
-    if epoch is None:
-        return ""
-    return datetime.fromtimestamp(epoch, VIETNAM).strftime("%Y/%m/%d %H:%M:%S")
-
-
-def _listed(d: Delivery) -> dict[str, Any]:
-    return {
-        "docId": d.doc_id,
-        "serviceType": "eDoc",
-        "messageType": d.message_type,
-        "created_time": _time(d.created_at),
-        "updated_time": _time(d.updated_at),
-        "from": d.from_code,
-        "to": d.to_code,
-        "status": d.state,
-        "status_desc": _STATE_TEXT[d.state],
-    }
-
-
-def _sent(d: Delivery) -> dict[str, Any]:
-    return {
-        "serviceType": "eDoc",
-        "messageType": d.message_type,
-        "senderDocId": d.sender_doc_id,
-        "receiverDocId": d.doc_id,
-        "fromCode": d.from_code,
-        "toCode": d.to_code,
-        "title": d.title,
-        "notation": d.notation,
-        "sentTime": _time(d.created_at),
-        "receivedTime": _time(d.done_at),
-        "sendStatus": "done",
-        "sendStatusDesc": "accepted by the axis",
-        "receiveStatus": d.state,
-        "receiveStatusDesc": _STATE_TEXT[d.state],
-    }
-
-
-_STATE_TEXT = {
-    "pending": "waiting for the recipient",
-    "processing": "the recipient is processing it",
-    "done": "received by the recipient",
-    "fail": "the recipient failed to take it; listed again later",
-}
-
-
-def _parent(code: str, known: set[str]) -> str:
-    agency = edxml.AgencyCode(code)
-    if not agency.is_qd20:
-        return ""
-    parent = agency.parent
-    return parent.text if parent is not None and parent.text in known else ""
-
-
-# --- running ------------------------------------------------------------------------------------
-
-
-async def serve(config: AxisConfig, *, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or ``stop``), then finish in-flight requests and close the store."""
-    trust = None
-    if config.trust is not None:
-        try:
-            trust = edxml.TrustStore.from_pem(config.trust.read_bytes())
-        except OSError as exc:
-            raise GatewayError(
-                f"trust store {config.trust} cannot be read: {exc.strerror}", where=str(config.trust)
-            ) from None
-    try:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise GatewayError(f"the data folder cannot be created: {exc.strerror}", where=str(config.data_dir)) from None
-    with instance_lock(config.data_dir, "axis"):
-        await _serve(config, trust, stop=stop)
-
-
-async def _serve(config: AxisConfig, trust: edxml.TrustStore | None, *, stop: asyncio.Event | None) -> None:
-    log = logs.get("axis")
-    store = AxisStore(config.data_dir)
-    try:
-        store.seed_agencies(
-            (a.code, a.name, a.mail, next((s.id for s in config.systems if a.code in s.agencies), None), a.locked)
-            for a in config.agencies
-        )
-        removed = store.remove_orphan_files()
-        axis = Axis(config, store, trust)
-        runner = web.AppRunner(axis.application(), access_log=None, handle_signals=False, shutdown_timeout=10)
-        await runner.setup()
-        site = web.TCPSite(runner, config.host, config.port)
-        await site.start()
-        port = runner.addresses[0][1] if runner.addresses else config.port
-        log.info(
-            "axis_listening",
-            host=config.host,
-            port=port,
-            data_dir=str(config.data_dir),
-            code=config.code,
-            systems=len(config.systems),
-            agencies=len(config.agencies),
-            orphans_removed=removed,
-        )
-        stop = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        housekeeping = asyncio.create_task(_housekeeping(store))
-        await stop.wait()
-        axis.close()
-        log.info("axis_stopping")
-        housekeeping.cancel()
-        await runner.cleanup()
-    finally:
-        store.close()
-    log.info("axis_stopped")
-
-
-async def _housekeeping(store: AxisStore) -> None:
-    """Every second a WAL checkpoint off the event loop; every minute the expired replay memory,
-    a batch at a time. A failure is logged and tried again: it must not end the axis."""
-    log = logs.get("axis")
-    ticks = 0
-    while True:
-        await asyncio.sleep(CHECKPOINT_SECONDS)
-        ticks += 1
-        try:
-            await asyncio.to_thread(store.checkpoint)
-            if ticks % FORGET_EVERY_TICKS == 0:
-                while store.forget_expired_requests() > 0:
-                    await asyncio.sleep(0)
-        except Exception as exc:  # the disk, a locked database: say so, and try again next time
-            log.warning("housekeeping_failed", reason=f"{type(exc).__name__}: {exc}")

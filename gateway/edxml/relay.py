@@ -7,7 +7,7 @@ from datetime import datetime
 from lxml import etree
 
 from gateway.edxml import ns
-from gateway.edxml.parse import Envelope
+from gateway.edxml.reading import Envelope
 from gateway.edxml.text import format_timestamp
 
 

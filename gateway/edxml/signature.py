@@ -49,7 +49,7 @@ from gateway.edxml.certs import (
     describe,
 )
 from gateway.edxml.lift import NOT_LIFTED, Lifted
-from gateway.edxml.parse import Envelope, local_name, read_text
+from gateway.edxml.reading import Envelope, local_name, read_text
 from gateway.edxml.signedinfo import Plan, read_plan
 from gateway.errors import (
     SignatureCoverage,

@@ -12,17 +12,10 @@ import re
 import pytest
 
 from gateway import edxml
-from gateway.axis.server import STREAM_FROM_BYTES
-from gateway.axis_client import (
-    DEFAULT_MAX_ANSWER_BYTES,
-    LARGE_ANSWER_BYTES,
-    PAYLOAD_SPLIT_BYTES,
-    AxisClient,
-    PayloadReader,
-    answer_limit,
-    split_payload,
-)
+from gateway.axis.answering import STREAM_FROM_BYTES
+from gateway.axis_client import DEFAULT_MAX_ANSWER_BYTES, LARGE_ANSWER_BYTES, AxisClient, answer_limit
 from gateway.errors import AxisError, AxisRefusesGateway
+from gateway.vxp.payload import PAYLOAD_SPLIT_BYTES, PayloadReader, split_payload
 from tests.axis.test_axis import DEPARTMENT, MINISTRY, client, run, send
 from tests.conftest import full_document
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
-from gateway.edxml.parse import _decode_base64_carefully, decode_base64
+from gateway.edxml.attachments import _decode_base64_carefully, decode_base64
 from gateway.edxml.xmlsafe import DEFAULT_LIMITS
 from gateway.errors import AttachmentError
 

@@ -1,0 +1,71 @@
+"""The agency directory calls: getAgenciesList, registerAgency, deleteAgency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway import edxml
+from gateway.axis.store import AxisStore
+from gateway.axis.wire import Refusal, parent_code
+from gateway.errors import GatewayError
+from gateway.vxp.answers import AxisCode, ok
+from gateway.vxp.protocol import SignedRequest
+
+
+class Directory:
+    def __init__(self, store: AxisStore, log: Any) -> None:
+        self.store = store
+        self.log = log
+
+    async def get_agencies(self, request: web.Request, signed: SignedRequest) -> web.Response:
+        agencies = self.store.agencies()
+        known = {a.code for a in agencies}
+        return web.json_response(
+            ok(
+                data=[
+                    {
+                        "id": a.code,
+                        "code": a.code,
+                        "pid": parent_code(a.code, known),
+                        "name": a.name,
+                        "mail": a.mail,
+                        "oldCode": "",
+                    }
+                    for a in agencies
+                ]
+            )
+        )
+
+    async def register_agency(self, request: web.Request, signed: SignedRequest) -> web.Response:
+        try:
+            body = await request.json()
+        except (ValueError, web.HTTPRequestEntityTooLarge):
+            raise Refusal(AxisCode.BAD_REQUEST, "the body must be a small JSON object") from None
+        if not isinstance(body, dict):
+            raise Refusal(AxisCode.BAD_REQUEST, "the body must be a JSON object")
+        code, name = str(body.get("code") or "").strip(), str(body.get("name") or "").strip()
+        try:
+            code = edxml.AgencyCode.lenient(code).text
+        except GatewayError:
+            raise Refusal(AxisCode.BAD_REQUEST, f"code {code!r} is not an agency code") from None
+        if not name:
+            raise Refusal(AxisCode.BAD_REQUEST, "name is missing")
+        existing = self.store.agency(code)
+        if existing is not None and existing.system_id != signed.system_id:
+            raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{code} belongs to another system")
+        self.store.register_agency(code, name, str(body.get("mail") or ""), signed.system_id)
+        self.log.info("agency_registered", agency=code, system=signed.system_id)
+        return web.json_response(ok())
+
+    async def delete_agency(self, request: web.Request, signed: SignedRequest) -> web.Response:
+        code = (signed.get("AgencyCode") or "").strip()
+        agency = self.store.agency(code)
+        if agency is None or agency.system_id != signed.system_id:
+            raise Refusal(AxisCode.NOT_FOUND, code)
+        if agency.source == "config":
+            raise Refusal(AxisCode.BAD_REQUEST, f"{code} is declared in the axis configuration")
+        self.store.delete_agency(code)
+        self.log.info("agency_deleted", agency=code, system=signed.system_id)
+        return web.json_response(ok())

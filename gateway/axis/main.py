@@ -1,0 +1,94 @@
+"""The axis process: the store opened, the server listening, housekeeping running, and a
+clean stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from aiohttp import web
+
+from gateway import edxml, logs
+from gateway.axis.config import AxisConfig
+from gateway.axis.server import Axis
+from gateway.axis.store import AxisStore
+from gateway.errors import GatewayError
+from gateway.fsutil import instance_lock
+
+CHECKPOINT_SECONDS = 1.0
+FORGET_EVERY_TICKS = 60  # expired request signatures are forgotten once a minute
+
+
+async def serve(config: AxisConfig, *, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop``), then finish in-flight requests and close the store."""
+    trust = None
+    if config.trust is not None:
+        try:
+            trust = edxml.TrustStore.from_pem(config.trust.read_bytes())
+        except OSError as exc:
+            raise GatewayError(
+                f"trust store {config.trust} cannot be read: {exc.strerror}", where=str(config.trust)
+            ) from None
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GatewayError(f"the data folder cannot be created: {exc.strerror}", where=str(config.data_dir)) from None
+    with instance_lock(config.data_dir, "axis"):
+        await _serve(config, trust, stop=stop)
+
+
+async def _serve(config: AxisConfig, trust: edxml.TrustStore | None, *, stop: asyncio.Event | None) -> None:
+    log = logs.get("axis")
+    store = AxisStore(config.data_dir)
+    try:
+        store.seed_agencies(
+            (a.code, a.name, a.mail, next((s.id for s in config.systems if a.code in s.agencies), None), a.locked)
+            for a in config.agencies
+        )
+        removed = store.remove_orphan_files()
+        axis = Axis(config, store, trust)
+        runner = web.AppRunner(axis.application(), access_log=None, handle_signals=False, shutdown_timeout=10)
+        await runner.setup()
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        port = runner.addresses[0][1] if runner.addresses else config.port
+        log.info(
+            "axis_listening",
+            host=config.host,
+            port=port,
+            data_dir=str(config.data_dir),
+            code=config.code,
+            systems=len(config.systems),
+            agencies=len(config.agencies),
+            orphans_removed=removed,
+        )
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        housekeeping = asyncio.create_task(_housekeeping(store))
+        await stop.wait()
+        axis.close()
+        log.info("axis_stopping")
+        housekeeping.cancel()
+        await runner.cleanup()
+    finally:
+        store.close()
+    log.info("axis_stopped")
+
+
+async def _housekeeping(store: AxisStore) -> None:
+    """Every second a WAL checkpoint off the event loop; every minute the expired replay memory,
+    a batch at a time. A failure is logged and tried again: it must not end the axis."""
+    log = logs.get("axis")
+    ticks = 0
+    while True:
+        await asyncio.sleep(CHECKPOINT_SECONDS)
+        ticks += 1
+        try:
+            await asyncio.to_thread(store.checkpoint)
+            if ticks % FORGET_EVERY_TICKS == 0:
+                while store.forget_expired_requests() > 0:
+                    await asyncio.sleep(0)
+        except Exception as exc:  # the disk, a locked database: say so, and try again next time
+            log.warning("housekeeping_failed", reason=f"{type(exc).__name__}: {exc}")
