@@ -12,7 +12,7 @@ from lxml import etree
 from gateway.edxml import ns
 from gateway.edxml.lift import NOT_LIFTED, Lifted
 from gateway.edxml.model import Attachment, Document, ManifestReference
-from gateway.edxml.reading import Envelope, _Children, _text_only, strip_cid, where
+from gateway.edxml.reading import Children, Envelope, strip_cid, text_only, where
 from gateway.edxml.xmlsafe import Limits
 from gateway.errors import AttachmentError, StructureError
 
@@ -24,14 +24,14 @@ def _attachments(
 ) -> tuple[tuple[ManifestReference, ...], tuple[Attachment, ...]]:
     manifest: list[tuple[ManifestReference, etree._Element]] = []
     if frame.body is not None:
-        body = _Children(frame.body, frozenset({"edXMLManifest"}))
+        body = Children(frame.body, frozenset({"edXMLManifest"}))
         manifest_el = body.opt("edXMLManifest")
         if manifest_el is not None:
-            refs = _Children(manifest_el, frozenset({"Reference"})).many("Reference")
+            refs = Children(manifest_el, frozenset({"Reference"})).many("Reference")
             manifest = [(_manifest_reference(r), r) for r in refs]
     attachments: list[tuple[Attachment, etree._Element]] = []
     if frame.attachment_encoded is not None:
-        items = _Children(frame.attachment_encoded, frozenset({"Attachment"})).many("Attachment")
+        items = Children(frame.attachment_encoded, frozenset({"Attachment"})).many("Attachment")
         if len(items) > limits.max_attachments:
             raise AttachmentError(
                 f"{len(items)} attachments, the limit is {limits.max_attachments}", where=where(items[0])
@@ -70,7 +70,7 @@ def _unique(items: list[tuple[str, etree._Element]], what: str) -> None:
         seen.add(content_id)
 
 
-def _content_id(c: _Children, el: etree._Element) -> str:
+def _content_id(c: Children, el: etree._Element) -> str:
     raw = c.text("ContentId")
     if not raw:
         # .NET output also points at the attachment with xlink:href="cid:…"
@@ -82,7 +82,7 @@ def _content_id(c: _Children, el: etree._Element) -> str:
 
 
 def _manifest_reference(el: etree._Element) -> ManifestReference:
-    c = _Children(el, frozenset({"ContentId", "ContentType", "Description", "AttachmentName"}))
+    c = Children(el, frozenset({"ContentId", "ContentType", "Description", "AttachmentName"}))
     return ManifestReference(
         content_id=_content_id(c, el),
         content_type=c.text("ContentType"),
@@ -92,7 +92,7 @@ def _manifest_reference(el: etree._Element) -> ManifestReference:
 
 
 def _attachment(el: etree._Element, limits: Limits, lifted: Lifted) -> Attachment:
-    c = _Children(
+    c = Children(
         el,
         frozenset(
             {
@@ -124,7 +124,7 @@ def _attachment(el: etree._Element, limits: Limits, lifted: Lifted) -> Attachmen
 def decode_base64(el: etree._Element, limits: Limits, lifted: Lifted = NOT_LIFTED) -> bytes:
     """Strict base64: the standard alphabet with padding; line breaks and blanks are allowed."""
     try:
-        _text_only(el)
+        text_only(el)
     except StructureError as exc:
         raise AttachmentError(exc.message, where=exc.where) from None
     run = lifted.run_of(el)

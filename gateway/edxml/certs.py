@@ -144,7 +144,10 @@ def _is_ca(certificate: x509.Certificate) -> bool:
 
 def check_key(certificate: x509.Certificate, role: str = "certificate") -> None:
     """Refuse weak keys, and keys whose only use is to make verification slow (huge RSA exponents or moduli)."""
-    key = certificate.public_key()
+    try:
+        key = certificate.public_key()
+    except Exception as exc:  # read lazily: a key broken (or of an unknown kind) inside a valid envelope
+        raise UntrustedCertificate(f"{role} {describe(certificate)} holds a key that cannot be read: {exc}") from None
     if isinstance(key, ec.EllipticCurvePublicKey):
         if key.curve.name not in ALLOWED_CURVES:
             raise UntrustedCertificate(

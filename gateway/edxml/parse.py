@@ -34,13 +34,13 @@ from gateway.edxml.model import (
     TraceHeader,
 )
 from gateway.edxml.reading import (
+    Children,
     Envelope,
-    _agency,
-    _checked,
-    _Children,
-    _flag,
-    _int,
-    _non_negative,
+    agency_value,
+    checked,
+    flag,
+    integer,
+    non_negative,
     where,
 )
 from gateway.edxml.text import parse_date, parse_timestamp
@@ -55,8 +55,8 @@ _ORGANIZATION = frozenset(
 
 
 def _organization(el: etree._Element) -> Organization:
-    c = _Children(el, _ORGANIZATION)
-    organ_id = c.typed("OrganId", _agency)
+    c = Children(el, _ORGANIZATION)
+    organ_id = c.typed("OrganId", agency_value)
     if organ_id is None:
         raise StructureError(f"{ns.pretty(el.tag)} lacks edXML:OrganId", where=where(el))
     return Organization(
@@ -72,9 +72,9 @@ def _organization(el: etree._Element) -> Organization:
 
 
 def _response_for(el: etree._Element) -> ResponseFor:
-    c = _Children(el, frozenset({"OrganId", "Code", "PromulgationDate", "DocumentId"}))
+    c = Children(el, frozenset({"OrganId", "Code", "PromulgationDate", "DocumentId"}))
     return ResponseFor(
-        organ_id=c.typed("OrganId", _agency),
+        organ_id=c.typed("OrganId", agency_value),
         code=c.text("Code"),
         promulgation_date=c.typed("PromulgationDate", parse_date),
         document_id=c.text("DocumentId"),
@@ -82,7 +82,7 @@ def _response_for(el: etree._Element) -> ResponseFor:
 
 
 def _staff_info(el: etree._Element) -> StaffInfo:
-    c = _Children(el, frozenset({"Department", "DepartmentId", "Staff", "StaffId", "Email", "Mobile"}))
+    c = Children(el, frozenset({"Department", "DepartmentId", "Staff", "StaffId", "Email", "Mobile"}))
     return StaffInfo(
         department=c.text("Department"),
         department_id=c.text("DepartmentId"),
@@ -94,12 +94,12 @@ def _staff_info(el: etree._Element) -> StaffInfo:
 
 
 def _trace_header(el: etree._Element) -> TraceHeader:
-    c = _Children(el, frozenset({"OrganId", "Timestamp"}))
-    return TraceHeader(organ_id=c.typed("OrganId", _agency), timestamp=c.typed("Timestamp", parse_timestamp))
+    c = Children(el, frozenset({"OrganId", "Timestamp"}))
+    return TraceHeader(organ_id=c.typed("OrganId", agency_value), timestamp=c.typed("Timestamp", parse_timestamp))
 
 
 def _business(el: etree._Element) -> Business:
-    c = _Children(
+    c = Children(
         el,
         frozenset(
             {
@@ -118,13 +118,13 @@ def _business(el: etree._Element) -> Business:
     replacement_list = c.opt("ReplacementInfoList")
     if replacement_list is not None:
         replacements = tuple(
-            _replacement(r) for r in _Children(replacement_list, frozenset({"ReplacementInfo"})).many("ReplacementInfo")
+            _replacement(r) for r in Children(replacement_list, frozenset({"ReplacementInfo"})).many("ReplacementInfo")
         )
     return Business(
         business_doc_type=doc_type if doc_type is not None else BusinessDocType.NEW,
         document_id=c.text("DocumentId"),
         business_doc_reason=c.text("BussinessDocReason"),
-        paper=c.typed("Paper", _flag),
+        paper=c.typed("Paper", flag),
         document_infos=tuple(_business_document_info(i) for i in c.many("BussinessDocumentInfo")),
         replacements=replacements,
         staff=tuple(_staff_info(s) for s in c.many("StaffInfo")),
@@ -132,21 +132,21 @@ def _business(el: etree._Element) -> Business:
 
 
 def _business_document_info(el: etree._Element) -> BusinessDocumentInfo:
-    c = _Children(el, frozenset({"DocumentInfo", "DocumentReceiver", "ReceiverList"}))
+    c = Children(el, frozenset({"DocumentInfo", "DocumentReceiver", "ReceiverList"}))
     receivers = None
     receiver_list = c.opt("ReceiverList")
     if receiver_list is not None:
-        receivers = tuple(_receiver(r) for r in _Children(receiver_list, frozenset({"Receiver"})).many("Receiver"))
+        receivers = tuple(_receiver(r) for r in Children(receiver_list, frozenset({"Receiver"})).many("Receiver"))
     return BusinessDocumentInfo(
-        document_info=c.typed("DocumentInfo", _int),
-        document_receiver=c.typed("DocumentReceiver", _int),
+        document_info=c.typed("DocumentInfo", integer),
+        document_receiver=c.typed("DocumentReceiver", integer),
         receivers=receivers,
     )
 
 
 def _receiver(el: etree._Element) -> Receiver:
-    c = _Children(el, frozenset({"OrganId", "ReceiverType"}))
-    organ_id = c.typed("OrganId", _agency)
+    c = Children(el, frozenset({"OrganId", "ReceiverType"}))
+    organ_id = c.typed("OrganId", agency_value)
     receiver_type = c.typed("ReceiverType", ReceiverType.from_wire)
     if organ_id is None or receiver_type is None:
         raise StructureError("Receiver needs OrganId and ReceiverType", where=where(el))
@@ -154,12 +154,12 @@ def _receiver(el: etree._Element) -> Receiver:
 
 
 def _replacement(el: etree._Element) -> ReplacementInfo:
-    c = _Children(el, frozenset({"DocumentId", "OrganIdList"}))
+    c = Children(el, frozenset({"DocumentId", "OrganIdList"}))
     organ_ids: tuple[AgencyCode, ...] = ()
     id_list = c.opt("OrganIdList")
     if id_list is not None:
-        ids = _Children(id_list, frozenset({"OrganId"}))
-        organ_ids = tuple(_checked(el, _agency) for el in ids.many("OrganId"))
+        ids = Children(id_list, frozenset({"OrganId"}))
+        organ_ids = tuple(checked(el, agency_value) for el in ids.many("OrganId"))
     return ReplacementInfo(document_id=c.text("DocumentId"), organ_ids=organ_ids)
 
 
@@ -203,7 +203,7 @@ def message_from_tree(root: etree._Element, limits: Limits = DEFAULT_LIMITS, lif
 def _trace(frame: Envelope) -> tuple[tuple[TraceHeader, ...], Business | None]:
     if frame.trace_header_list is None:
         return (), None
-    c = _Children(frame.trace_header_list, frozenset({"TraceHeader", "Bussiness"}))
+    c = Children(frame.trace_header_list, frozenset({"TraceHeader", "Bussiness"}))
     business_el = c.opt("Bussiness")
     return (
         tuple(_trace_header(t) for t in c.many("TraceHeader")),
@@ -215,7 +215,7 @@ def _status(frame: Envelope) -> StatusMessage:
     if frame.body is not None or frame.attachment_encoded is not None:
         where_el = frame.body if frame.body is not None else frame.attachment_encoded
         raise StructureError("a status message carries no body or attachments", where=where(where_el))
-    c = _Children(frame.message_header, _STATUS_HEADER)
+    c = Children(frame.message_header, _STATUS_HEADER)
     trace_headers, business = _trace(frame)
     if business is not None:
         raise StructureError("a status message carries no Bussiness block", where=where(frame.trace_header_list))
@@ -235,7 +235,7 @@ def _status(frame: Envelope) -> StatusMessage:
 
 
 def _document(frame: Envelope, limits: Limits, lifted: Lifted) -> Document:
-    c = _Children(frame.message_header, _DOCUMENT_HEADER)
+    c = Children(frame.message_header, _DOCUMENT_HEADER)
     to = c.many("To")
     if not to:
         raise StructureError("MessageHeader names no recipient (edXML:To)", where=where(frame.message_header))
@@ -275,37 +275,37 @@ def _document(frame: Envelope, limits: Limits, lifted: Lifted) -> Document:
 def _code(el: etree._Element | None) -> Code | None:
     if el is None:
         return None
-    c = _Children(el, frozenset({"CodeNumber", "CodeNotation"}))
+    c = Children(el, frozenset({"CodeNumber", "CodeNotation"}))
     return Code(code_number=c.text("CodeNumber"), code_notation=c.text("CodeNotation"))
 
 
 def _promulgation(el: etree._Element | None) -> PromulgationInfo | None:
     if el is None:
         return None
-    c = _Children(el, frozenset({"Place", "PromulgationDate"}))
+    c = Children(el, frozenset({"Place", "PromulgationDate"}))
     return PromulgationInfo(place=c.text("Place"), promulgation_date=c.typed("PromulgationDate", parse_date))
 
 
 def _document_type(el: etree._Element | None) -> DocumentType | None:
     if el is None:
         return None
-    c = _Children(el, frozenset({"Type", "TypeDetail", "TypeName"}))
+    c = Children(el, frozenset({"Type", "TypeDetail", "TypeName"}))
     return DocumentType(
-        type=c.typed("Type", _int), type_detail=c.typed("TypeDetail", _int), type_name=c.text("TypeName")
+        type=c.typed("Type", integer), type_detail=c.typed("TypeDetail", integer), type_name=c.text("TypeName")
     )
 
 
 def _signer(el: etree._Element | None) -> SignerInfo | None:
     if el is None:
         return None
-    c = _Children(el, frozenset({"Competence", "Position", "FullName"}))
+    c = Children(el, frozenset({"Competence", "Position", "FullName"}))
     return SignerInfo(competence=c.text("Competence"), position=c.text("Position"), full_name=c.text("FullName"))
 
 
 def _other_info(el: etree._Element | None) -> OtherInfo | None:
     if el is None:
         return None
-    c = _Children(
+    c = Children(
         el,
         frozenset(
             {
@@ -325,10 +325,10 @@ def _other_info(el: etree._Element | None) -> OtherInfo | None:
         priority=c.typed("Priority", Priority.from_wire),
         sphere_of_promulgation=c.text("SphereOfPromulgation"),
         typer_notation=c.text("TyperNotation"),
-        promulgation_amount=c.typed("PromulgationAmount", _non_negative),
-        page_amount=c.typed("PageAmount", _non_negative),
+        promulgation_amount=c.typed("PromulgationAmount", non_negative),
+        page_amount=c.typed("PageAmount", non_negative),
         reply_fors=c.text("ReplyFors"),
-        direction=c.typed("Direction", _flag),
+        direction=c.typed("Direction", flag),
         reference_codes=c.text("ReferenceCodes"),
         appendixes=_list_of(c.opt("Appendixes"), "Appendix"),
     )
@@ -337,4 +337,4 @@ def _other_info(el: etree._Element | None) -> OtherInfo | None:
 def _list_of(el: etree._Element | None, item: str) -> tuple[str, ...] | None:
     if el is None:
         return None
-    return _Children(el, frozenset({item})).texts(item)
+    return Children(el, frozenset({item})).texts(item)

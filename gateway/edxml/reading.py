@@ -26,7 +26,7 @@ def local_name(el: etree._Element) -> str:
     return etree.QName(el).localname
 
 
-class _Children:
+class Children:
     """The element children of one element, grouped by local name.
 
     Every child must be in the edXML namespace and among ``allowed``; order is free.
@@ -67,10 +67,10 @@ class _Children:
 
     def text(self, name: str) -> str | None:
         found = self.opt(name)
-        return None if found is None else _text(found)
+        return None if found is None else read_text(found)
 
     def required_text(self, name: str) -> str:
-        value = _text(self.one(name))
+        value = read_text(self.one(name))
         if not value:
             raise StructureError(f"edXML:{name} is empty", where=where(self.one(name)))
         return value
@@ -80,25 +80,22 @@ class _Children:
         found = self.opt(name)
         if found is None:
             return None
-        value = _text(found)
+        value = read_text(found)
         if value == "":
             return None
-        return _converted(found, value, convert)
+        return converted(found, value, convert)
 
     def texts(self, name: str) -> tuple[str, ...]:
-        return tuple(_text(el) for el in self.many(name))
+        return tuple(read_text(el) for el in self.many(name))
 
 
 def read_text(el: etree._Element) -> str:
     """The value of a text-only element, NFC and trimmed, as every reader here sees it."""
-    _text_only(el)
+    text_only(el)
     return clean(el.text or "")
 
 
-_text = read_text
-
-
-def _text_only(el: etree._Element) -> None:
+def text_only(el: etree._Element) -> None:
     """A value element holds text and nothing else.
 
     Not even a comment: signatures canonicalise comments away, so text split by one could
@@ -113,20 +110,20 @@ def _text_only(el: etree._Element) -> None:
         )
 
 
-def _int(text: str) -> int:
+def integer(text: str) -> int:
     if not re.fullmatch(r"[+-]?[0-9]{1,18}", text):
         raise ValueError(f"{text!r} is not a whole number")
     return int(text)
 
 
-def _non_negative(text: str) -> int:
-    value = _int(text)
+def non_negative(text: str) -> int:
+    value = integer(text)
     if value < 0:
         raise ValueError(f"{value} is negative")
     return value
 
 
-def _flag(text: str) -> bool:
+def flag(text: str) -> bool:
     lowered = text.lower()
     if lowered in ("1", "true"):
         return True
@@ -135,7 +132,7 @@ def _flag(text: str) -> bool:
     raise ValueError(f"{text!r} is not 0/1 or true/false")
 
 
-def _agency(text: str) -> AgencyCode:
+def agency_value(text: str) -> AgencyCode:
     return AgencyCode.lenient(text)
 
 
@@ -147,11 +144,11 @@ def strip_cid(value: str) -> str:
     return value.strip().strip("<>")
 
 
-def _checked(el: etree._Element, convert: Callable[[str], T]) -> T:
-    return _converted(el, _text(el), convert)
+def checked(el: etree._Element, convert: Callable[[str], T]) -> T:
+    return converted(el, read_text(el), convert)
 
 
-def _converted(el: etree._Element, value: str, convert: Callable[[str], T]) -> T:
+def converted(el: etree._Element, value: str, convert: Callable[[str], T]) -> T:
     """convert(value), with the element and line added to whatever it refuses."""
     try:
         return convert(value)
@@ -169,14 +166,14 @@ class Envelope:
             raise StructureError(
                 f"root element is {ns.pretty(root.tag)}, expected edXML in namespace {ns.EDXML}", where=where(root)
             )
-        top = _Children(root, frozenset({"edXMLEnvelope", "AttachmentEncoded"}))
+        top = Children(root, frozenset({"edXMLEnvelope", "AttachmentEncoded"}))
         self.root = root
         self.envelope = top.one("edXMLEnvelope")
         self.attachment_encoded = top.opt("AttachmentEncoded")
-        env = _Children(self.envelope, frozenset({"edXMLHeader", "edXMLBody"}))
+        env = Children(self.envelope, frozenset({"edXMLHeader", "edXMLBody"}))
         self.header = env.one("edXMLHeader")
         self.body = env.opt("edXMLBody")
-        head = _Children(
+        head = Children(
             self.header,
             frozenset({"MessageHeader", "TraceHeaderList", "Signature", "DigitalSignature"}),
             foreign=frozenset({f"{{{ns.DSIG}}}Signature"}),

@@ -511,3 +511,22 @@ def test_a_prefix_list_with_default_is_refused_rather_than_misread(pki):
     with_default = data.replace(plain.encode(), f'<Transform Algorithm="{EXC}">{parameter}</Transform>'.encode(), 1)
     assert with_default != data
     assert_transform_refused(with_default, pki, "#default")
+
+
+def test_a_certificate_whose_key_cannot_be_read_is_refused_not_a_crash(pki):
+    """Found by the bit-flip fuzz after the reorder: a certificate is read lazily, so one whose
+    key is broken inside a valid envelope raised ValueError from the key check."""
+    import base64 as b64
+
+    from cryptography.hazmat.primitives import serialization as ser
+
+    certificate = pki.agencies[PROVINCE].certificate
+    der = certificate.public_bytes(ser.Encoding.DER)
+    spki = certificate.public_key().public_bytes(ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo)
+    at = der.index(spki) + spki.index(b"\x03\x82") + 5  # the RSAPublicKey SEQUENCE inside the BIT STRING
+    broken = der[:at] + bytes([der[at] ^ 1]) + der[at + 1 :]
+    signed = edxml.sign_message(full_document(), pki.identity(PROVINCE)).decode()
+    good = b64.b64encode(der).decode()
+    assert good in signed
+    with pytest.raises(UntrustedCertificate, match="cannot be read"):
+        check(signed.replace(good, b64.b64encode(broken).decode()).encode(), pki)
