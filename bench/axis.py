@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.e2e import start_profilers, stop_profilers, summarize
 from gateway import edxml
-from gateway.axis.store import AxisStore, NewDocument
+from gateway.axis.records import NewDocument
+from gateway.axis.store import AxisStore
 from gateway.axis_client import AxisClient
 
 AGENCIES = 1174

@@ -27,6 +27,7 @@ from gateway.fsutil import file_sha256
 from gateway.vxp.answers import AxisCode
 from gateway.vxp.payload import PayloadReader, split_payload
 from gateway.vxp.protocol import LONG_POLL_HEADER, sdk_hex, signed_headers
+from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 JSON = "application/json"
 OCTETS = "application/octet-stream"
@@ -174,8 +175,8 @@ class AxisClient:
 
     # --- the calls ------------------------------------------------------------------------------
 
-    async def send_edoc(self, data: bytes | Path, *, message_type: str, from_code: str) -> str:
-        """Send an edXML document ("edoc") or status message ("status"); returns the axis's DocId.
+    async def send_edoc(self, data: bytes | Path, *, message_type: MessageType, from_code: str) -> str:
+        """Send an edXML document or status message; returns the axis's DocId.
 
         ``data`` may be the path of the signed file: it is then hashed and sent in pieces,
         never read whole into memory (a 100 MB scan is a 133 MB message).
@@ -187,7 +188,7 @@ class AxisClient:
             digest, body = hashlib.sha256(data).digest(), data + b"\r\n"
         params = {
             "servicetype": "eDoc",
-            "messagetype": message_type,
+            "messagetype": MessageType(message_type).value,
             "from": from_code,
             "hash-file": sdk_hex(digest),
         }
@@ -198,10 +199,10 @@ class AxisClient:
         return doc_id
 
     async def received_list(
-        self, message_type: str = "edoc", *, to: str | None = None, wait: float = 0.0
+        self, message_type: MessageType = MessageType.EDOC, *, to: str | None = None, wait: float = 0.0
     ) -> list[Listed]:
         """What waits for us. ``wait`` > 0 asks for a long-poll; only when the axis announced it."""
-        params = {"servicetype": "eDoc", "messagetype": message_type}
+        params = {"servicetype": "eDoc", "messagetype": MessageType(message_type).value}
         if to:
             params["to"] = to
         if wait > 0:
@@ -282,22 +283,26 @@ class AxisClient:
         except (binascii.Error, ValueError):
             raise AxisError("getEdoc: data is not base64", where=self.url) from None
 
-    async def update_status(self, doc_id: str, status: str) -> None:
-        if status not in ("done", "fail", "processing"):
-            raise ValueError(status)
-        await self.call("updateStatus", {"docId": doc_id, "status": status})
+    async def update_status(self, doc_id: str, status: DeliveryState) -> None:
+        """Tell the axis where our copy ``doc_id`` stands: processing, done, or fail (listed again)."""
+        if DeliveryState(status) is DeliveryState.PENDING:
+            raise ValueError("a recipient reports processing, done or fail, never pending")
+        await self.call("updateStatus", {"docId": doc_id, "status": DeliveryState(status).value})
 
-    async def sent_list(self, *, message_type: str | None = None, doc_id: str | None = None) -> list[dict[str, Any]]:
+    async def sent_list(
+        self, *, message_type: MessageType | None = None, doc_id: str | None = None
+    ) -> list[dict[str, Any]]:
         params = {"servicetype": "eDoc"}
         if message_type:
-            params["messagetype"] = message_type
+            params["messagetype"] = MessageType(message_type).value
         if doc_id:
             params["docId"] = doc_id
         return _data_list(await self.call("getSentEdocList", params))
 
-    async def count(self, message_type: str = "edoc") -> int:
-        name = "countReceiveStatus" if message_type == "status" else "countReceiveEdoc"
-        answer = await self.call(name, {"servicetype": "eDoc", "messagetype": message_type})
+    async def count(self, message_type: MessageType = MessageType.EDOC) -> int:
+        message_type = MessageType(message_type)
+        name = "countReceiveStatus" if message_type is MessageType.STATUS else "countReceiveEdoc"
+        answer = await self.call(name, {"servicetype": "eDoc", "messagetype": message_type.value})
         try:
             return int(answer.get("count", 0))
         except (TypeError, ValueError):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from gateway import workspace
 from gateway.daemon import commands
 from gateway.errors import GatewayError
 from gateway.processes import Service
+from gateway.store import GatewayStore
 
 MINISTRY, PROVINCE, DEPARTMENT, DISTRICT, COMMUNE = (
     "000.00.00.G22",
@@ -251,15 +251,15 @@ class Demo:
         for code, agency in self.layout.agencies.items():
             if not agency.database.is_file():
                 continue
-            with sqlite3.connect(f"file:{agency.database}?mode=ro", uri=True, timeout=10) as db:
-                rows = db.execute(
-                    "SELECT o.document_id, r.from_code, r.status_code FROM receipts r"
-                    " JOIN outgoing o ON o.id = r.outgoing_id ORDER BY r.received_at"
-                ).fetchall()
-            for document_id, recipient, status in rows:
+            store = GatewayStore(agency.database.parent)
+            try:
+                received = store.reports.statuses_received()
+            finally:
+                store.close()
+            for document_id, receipt in received:
                 item = self.by_document_id(document_id)
                 if item is not None and item.sender == code:
-                    seen.setdefault((item.number, recipient), []).append(status)
+                    seen.setdefault((item.number, receipt.from_code), []).append(receipt.status_code)
         return seen
 
     def missing(self, seen: dict[tuple[int, str], list[str]]) -> list[str]:

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from gateway.edxml import AgencyCode
+from gateway.edxml import VIETNAM, AgencyCode
 from gateway.errors import UsageError
 from gateway.store import GatewayStore
-from gateway.vxp.protocol import VIETNAM
+from gateway.vxp.vocabulary import MessageType
 
 LEVELS = ("ministry", "province", "district", "commune", "other")
 
@@ -127,7 +127,7 @@ def agency_report(store: GatewayStore, code: str, name: str, period: Period) -> 
         for level in {level_of(c) for c in item.to_codes}:
             report.sent_by_level[level] += 1
         report.weekly_sent[_week(item.document_time or period.start)] += 1
-        for receipt in store.receipts_for(item.id):
+        for receipt in store.outgoing.receipts_for(item.id):
             if receipt.status_code == "02":
                 report.refused_by_recipients[receipt.description or "(no reason given)"] += 1
     received = store.reports.received_between(period.start, period.end)
@@ -155,7 +155,7 @@ def agency_report(store: GatewayStore, code: str, name: str, period: Period) -> 
         report.accepted_within_1_working_day += int(when <= add_working_days(arrived, 1))
         report.accepted_within_3_working_days += int(when <= add_working_days(arrived, 3))
     sent_ids = {item.document_id for item in sent}
-    statuses = store.reports.outgoing_for_kind("status")
+    statuses = store.reports.outgoing_for_kind(MessageType.STATUS)
     report.recalls_sent = sum(1 for item in statuses if item.status_code == "13" and item.document_id in sent_ids)
     report.recalls_received = store.reports.recalls_received(row.document_id for row in received if row.document_id)
     return report

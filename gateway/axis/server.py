@@ -5,41 +5,37 @@ file under ``incoming/``, checks hash-file, validates the message (lenient schem
 structure, optionally the signature), checks that the sender is one of the caller's
 agencies and that every recipient exists, appends the axis's TraceHeader, writes the
 relayed copy, and only then commits the document and its deliveries and answers.
+The pieces live beside it: upload.py (the body), checks.py (the message), longpoll.py,
+answering.py (getEdoc's streamed answer), directory.py (agency calls), wire.py (shapes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from aiohttp import web
 
 from gateway import edxml, logs
+from gateway.axis import checks
 from gateway.axis.answering import edoc_answer, whole_or_open
+from gateway.axis.checks import MessageCheck
 from gateway.axis.config import AxisConfig
 from gateway.axis.directory import Directory
-from gateway.axis.store import AxisStore, Delivery
-from gateway.axis.upload import Upload, UploadDigests
+from gateway.axis.longpoll import LONG_POLL_MAX_SECONDS, LongPolls, wait_seconds
+from gateway.axis.records import Delivery
+from gateway.axis.store import AxisStore
+from gateway.axis.upload import receive
 from gateway.axis.wire import Checked, Refusal, listed, new_document, sent
-from gateway.edxml import Limits, append_trace_header, parse_lifted, serialize
-from gateway.errors import GatewayError, MalformedXML, SignatureError
 from gateway.fsutil import write_atomic
 from gateway.vxp.answers import AxisCode, fail, ok
-from gateway.vxp.protocol import LONG_POLL_HEADER, VIETNAM, AuthError, SignedRequest, hash_file_matches, verify_request
+from gateway.vxp.protocol import LONG_POLL_HEADER, AuthError, SignedRequest, hash_file_matches, verify_request
+from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 LIST_LIMIT = 100  # oldest first; what is not on this page is on the next look
 LARGE_UPLOAD_BYTES = 16 * 1024 * 1024  # uploads this large are checked one at a time
-IN_MEMORY_UPLOAD_BYTES = 1024 * 1024  # a sendEdoc body up to this size is read whole, not streamed to a file
-# Long-poll, our extension of getReceivedEdocList: a signed ``wait`` parameter (seconds) makes
-# the call answer as soon as something arrives for the caller, or with an empty list when the
-# wait is over. Every answer announces it in this header, so a gateway uses ``wait`` only
-# with an axis that said it understands it; the national axis does not, and gets plain polls.
-LONG_POLL_MAX_SECONDS = 30
-CHUNK = 256 * 1024
 _AUTH_CODES = {
     "credentials": AxisCode.BAD_CREDENTIALS,
     "timestamp": AxisCode.STALE_TIMESTAMP,
@@ -58,11 +54,10 @@ class Axis:
         self.secrets = {s.id: s.secret for s in config.systems}
         self.legacy = {s.id for s in config.systems if s.legacy_sdk}
         self.window = timedelta(seconds=config.timestamp_window_seconds)
-        self.limits = Limits(max_bytes=config.max_body_bytes, max_attachment_bytes=config.max_body_bytes)
+        self.check = MessageCheck(config, trust)
         self.log = logs.get("axis")
         self._warned_legacy: set[str] = set()
-        self._waiters: dict[str, set[asyncio.Event]] = {}  # agency code → long-polls waiting for it
-        self._closing = False
+        self.long_polls = LongPolls()
         self.directory = Directory(store, self.log)
         self.handlers = {
             "sendEdoc": self.send_edoc,
@@ -149,10 +144,11 @@ class Axis:
     def _own(self, signed: SignedRequest) -> frozenset[str]:
         return self.store.agencies_of(signed.system_id)
 
-    def _message_type(self, signed: SignedRequest, default: str = "edoc") -> str:
-        value = (signed.get("messagetype") or default).strip().lower()
-        if value not in ("edoc", "status"):
-            raise Refusal(AxisCode.BAD_REQUEST, f"messagetype must be edoc or status, not {value!r}")
+    def _message_type(self, signed: SignedRequest, default: MessageType = MessageType.EDOC) -> MessageType:
+        text = signed.get("messagetype") or default
+        value = MessageType.from_wire(text)
+        if value is None:
+            raise Refusal(AxisCode.BAD_REQUEST, f"messagetype must be edoc or status, not {text!r}")
         return value
 
     # --- sendEdoc -----------------------------------------------------------------------------
@@ -165,7 +161,7 @@ class Axis:
         limit = self.config.max_body_bytes
         if request.content_length is not None and request.content_length > limit + 2:
             raise Refusal(AxisCode.TOO_LARGE, f"{request.content_length} bytes, the limit is {limit}")
-        upload = await self._receive(request, limit)
+        upload = await receive(request, limit, self.store.incoming_dir)
         try:
             if hash_file_matches(claimed, digests=[upload.digest]):
                 submitted = upload.digest
@@ -178,78 +174,17 @@ class Axis:
             # third its size in memory until its relayed copy is written.
             gate = self._large_upload if upload.size >= LARGE_UPLOAD_BYTES else contextlib.nullcontext()
             async with gate:
-                checked = await asyncio.to_thread(self._check, upload.source, message_type, submitted.hex())
+                checked = await asyncio.to_thread(self.check, upload.source, message_type, submitted.hex())
                 return await self._accept(signed, checked, message_type)
         finally:
             upload.discard()
 
-    async def _receive(self, request: web.Request, limit: int) -> Upload:
-        length = request.content_length
-        if length is not None and length <= IN_MEMORY_UPLOAD_BYTES:
-            # The usual document: read whole, no file to open and write on the event loop.
-            try:
-                data = await request.content.readexactly(length)
-            except asyncio.IncompleteReadError:
-                raise Refusal(AxisCode.BAD_REQUEST, f"the body ended before its {length} bytes") from None
-            digests = UploadDigests()
-            digests.update(data)
-            return Upload(data, *digests.result(), length)
-        fd_path = self.store.incoming_dir / f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{id(request):x}.part"
-        digests = UploadDigests()
-        size = 0
-        with fd_path.open("wb") as handle:
-            try:
-                async for chunk in request.content.iter_chunked(CHUNK):
-                    size += len(chunk)
-                    if size > limit + 2:
-                        raise Refusal(AxisCode.TOO_LARGE, f"more than {limit} bytes")
-                    digests.update(chunk)
-                    handle.write(chunk)
-            except Refusal:
-                handle.close()
-                fd_path.unlink(missing_ok=True)
-                raise
-        return Upload(fd_path, *digests.result(), size)
-
-    def _check(self, source: Path | bytes, message_type: str, submitted_sha256: str) -> Checked:
-        """In a worker thread: everything about the file that needs no database."""
-        data = source.read_bytes() if isinstance(source, Path) else source
-        try:
-            root, lifted = parse_lifted(data, self.limits)
-            checked = edxml.validate_root(
-                root,
-                lifted=lifted,
-                trust=self.trust,
-                limits=self.limits,
-                require_signature=self.config.verify_signatures,
-                check_signature=self.config.verify_signatures,
-                allow_sha1=self.config.allow_sha1,
-            )
-        except MalformedXML as exc:
-            raise Refusal(AxisCode.INVALID_FILE, str(exc)) from None
-        except (GatewayError, SignatureError) as exc:
-            code = AxisCode.TOO_LARGE if exc.code == "EDX103" else AxisCode.NOT_EDXML
-            raise Refusal(code, str(exc)) from None
-        kind = "status" if isinstance(checked.message, edxml.StatusMessage) else "edoc"
-        if kind != message_type:
-            raise Refusal(AxisCode.BAD_REQUEST, f"messagetype says {message_type}, the file is a {kind}")
-        if kind == "edoc":
-            append_trace_header(root, self.config.code, datetime.now(VIETNAM).replace(tzinfo=None))
-            relayed = tuple(lifted.expand(serialize(root)))
-        else:
-            relayed = (data,)
-        digest = hashlib.sha256()
-        for piece in relayed:
-            digest.update(piece)
-        size = sum(len(piece) for piece in relayed)
-        return Checked(checked.message, relayed, digest.hexdigest(), size, submitted_sha256)
-
-    async def _accept(self, signed: SignedRequest, checked: Checked, message_type: str) -> web.Response:
+    async def _accept(self, signed: SignedRequest, checked: Checked, message_type: MessageType) -> web.Response:
         message = checked.message
         sender = message.sender.organ_id.text
         if sender not in self._own(signed):
             raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{sender} is not an agency of system {signed.system_id}")
-        recipients = _recipients(message)
+        recipients = checks.recipients(message)
         for code in recipients:
             agency = self.store.agency(code)
             if agency is None:
@@ -257,6 +192,7 @@ class Axis:
             if agency.locked:
                 raise Refusal(AxisCode.RECIPIENT_LOCKED, code)
         document = new_document(signed.system_id, message, message_type, recipients, checked)
+        log = self.log.bind(agency=sender, peer=list(recipients), system=signed.system_id, message_type=message_type)
         duplicate = self.store.find_duplicate(document.dedup_key)
         if duplicate is None:
             sender_doc_id, path = self.store.new_document_path()
@@ -269,14 +205,10 @@ class Axis:
                 if duplicate is None:
                     raise
             else:
-                self._arrived(document.recipients)
-                self.log.info(
+                self.long_polls.arrived(document.recipients)
+                log.info(
                     "document_accepted",
                     axis_doc_id=sender_doc_id,
-                    agency=sender,
-                    peer=list(recipients),
-                    system=signed.system_id,
-                    message_type=message_type,
                     deliveries=doc_ids,
                     document_id=document.document_id,
                     bytes=document.size,
@@ -285,14 +217,7 @@ class Axis:
         sender_doc_id, earlier_recipients = duplicate
         if tuple(sorted(recipients)) != earlier_recipients:
             raise Refusal(AxisCode.BAD_REQUEST, "this DocumentId was already sent to other recipients")
-        self.log.info(
-            "document_duplicate",
-            axis_doc_id=sender_doc_id,
-            agency=sender,
-            peer=list(recipients),
-            system=signed.system_id,
-            message_type=message_type,
-        )
+        log.info("document_duplicate", axis_doc_id=sender_doc_id)
         return web.json_response(ok(DocId=sender_doc_id))
 
     # --- receiving ----------------------------------------------------------------------------
@@ -308,61 +233,23 @@ class Axis:
         return own
 
     async def get_received_list(self, request: web.Request, signed: SignedRequest) -> web.Response:
-        targets, message_type, wait = self._targets(signed), self._message_type(signed), self._wait(signed)
-        deadline = asyncio.get_running_loop().time() + wait
-        arrived = asyncio.Event()
-        for code in targets:  # registered before the first look, so no arrival falls in between
-            self._waiters.setdefault(code, set()).add(arrived)
-        try:
-            # A long-poll answers when something was never fetched: what the caller already
-            # fetched and not yet acknowledged is work in its hands, not news.
-            while wait and not self._closing and not self.store.has_unfetched(targets, message_type):
-                left = deadline - asyncio.get_running_loop().time()
-                if left <= 0:
-                    break
-                arrived.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(arrived.wait(), left)
-            deliveries = self.store.listable(targets, message_type, LIST_LIMIT)
-        finally:
-            for code in targets:
-                waiting = self._waiters.get(code)
-                if waiting is not None:
-                    waiting.discard(arrived)
-                    if not waiting:
-                        del self._waiters[code]
+        targets, message_type = self._targets(signed), self._message_type(signed)
+        wait = wait_seconds(signed.get("wait"), long_poll=self.config.long_poll)
+        # A long-poll answers when something was never fetched: what the caller already
+        # fetched and not yet acknowledged is work in its hands, not news.
+        await self.long_polls.wait(targets, wait, lambda: self.store.has_unfetched(targets, message_type))
+        deliveries = self.store.listable(targets, message_type, LIST_LIMIT)
         return web.json_response(ok(data=[listed(d) for d in deliveries]))
-
-    def _wait(self, signed: SignedRequest) -> float:
-        if signed.get("wait") is not None and not self.config.long_poll:
-            raise Refusal(AxisCode.BAD_REQUEST, "wait: this axis does not long-poll")
-        text = (signed.get("wait") or "0").strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            raise Refusal(AxisCode.BAD_REQUEST, f"wait must be a number of seconds, not {text!r}") from None
-        if not 0 <= seconds <= LONG_POLL_MAX_SECONDS:  # NaN fails both
-            raise Refusal(AxisCode.BAD_REQUEST, f"wait must be 0 to {LONG_POLL_MAX_SECONDS} seconds, not {text}")
-        return seconds
-
-    def _arrived(self, codes: tuple[str, ...] | list[str]) -> None:
-        """Wake the long-polls of the recipients of a new delivery."""
-        for code in codes:
-            for waiter in self._waiters.get(code, ()):
-                waiter.set()
 
     def close(self) -> None:
         """Answer every waiting long-poll now (shutdown)."""
-        self._closing = True
-        for waiting in self._waiters.values():
-            for waiter in waiting:
-                waiter.set()
+        self.long_polls.close()
 
     async def count_edoc(self, request: web.Request, signed: SignedRequest) -> web.Response:
-        return web.json_response(ok(count=self.store.count_listable(self._targets(signed), "edoc")))
+        return web.json_response(ok(count=self.store.count_listable(self._targets(signed), MessageType.EDOC)))
 
     async def count_status(self, request: web.Request, signed: SignedRequest) -> web.Response:
-        return web.json_response(ok(count=self.store.count_listable(self._targets(signed), "status")))
+        return web.json_response(ok(count=self.store.count_listable(self._targets(signed), MessageType.STATUS)))
 
     def _delivery(self, signed: SignedRequest) -> Delivery:
         doc_id = (signed.get("docId") or "").strip()
@@ -395,9 +282,10 @@ class Axis:
 
     async def update_status(self, request: web.Request, signed: SignedRequest) -> web.Response:
         delivery = self._delivery(signed)
-        state = (signed.get("status") or "").strip().lower()
-        if state not in ("done", "fail", "processing"):
-            raise Refusal(AxisCode.BAD_REQUEST, f"status must be done, fail or processing, not {state!r}")
+        text = signed.get("status") or ""
+        state = DeliveryState.reported(text)
+        if state is None:
+            raise Refusal(AxisCode.BAD_REQUEST, f"status must be done, fail or processing, not {text!r}")
         self.store.set_state(delivery.doc_id, state, self.config.fail_retry_seconds)
         self.log.info(
             "delivery_state",
@@ -410,21 +298,11 @@ class Axis:
         return web.json_response(ok())
 
     async def get_sent_list(self, request: web.Request, signed: SignedRequest) -> web.Response:
-        message_type = signed.get("messagetype")
+        message_type = self._message_type(signed) if signed.get("messagetype") else None
         rows = self.store.sent_by(
             signed.system_id,
-            message_type.strip().lower() if message_type else None,
+            message_type,
             (signed.get("docId") or "").strip() or None,
             LIST_LIMIT,
         )
         return web.json_response(ok(data=[sent(d) for d in rows]))
-
-
-def _recipients(message: edxml.Message) -> tuple[str, ...]:
-    """Routing: a document goes to each To; a status to the agency it answers (ResponseFor/OrganId)."""
-    if isinstance(message, edxml.Document):
-        return tuple(sorted(t.organ_id.text for t in message.to))
-    target = message.response_for.organ_id
-    if target is None:
-        raise Refusal(AxisCode.NOT_EDXML, "the status message names no ResponseFor/OrganId")
-    return (target.text,)

@@ -13,62 +13,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
+from gateway.axis.records import Agency, Delivery, NewDocument
+from gateway.axis.schema import migrate
 from gateway.sqlite import connect, relaxed, transaction
-
-SCHEMA_VERSION = 2  # 2: seen_requests indexed by expiry
-
-STATES = frozenset({"pending", "processing", "done", "fail"})
-
-
-@dataclass(frozen=True)
-class Agency:
-    code: str
-    name: str
-    mail: str
-    system_id: str | None
-    locked: bool
-    source: str  # "config" or "registered"
-
-
-@dataclass(frozen=True)
-class NewDocument:
-    """What the server has checked and wants recorded, with its recipients."""
-
-    message_type: str  # "edoc" or "status"
-    system_id: str
-    from_code: str
-    dedup_key: str
-    document_id: str | None
-    title: str
-    notation: str
-    status_code: str
-    sha256: str
-    size: int
-    recipients: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Delivery:
-    doc_id: str
-    sender_doc_id: str
-    to_code: str
-    from_code: str
-    message_type: str
-    state: str
-    created_at: float
-    updated_at: float
-    fetched_at: float | None
-    done_at: float | None
-    file: str
-    title: str
-    notation: str
-    system_id: str
+from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 
 class AxisStore:
@@ -94,7 +45,7 @@ class AxisStore:
         # Every call asks which agencies its system speaks for; the answer changes only through
         # this store (one process owns the data folder), which forgets it then.
         self._agencies_of: dict[str, frozenset[str]] = {}
-        self._migrate()
+        migrate(self.connection)
 
     def close(self) -> None:
         self.checkpoint()
@@ -113,90 +64,6 @@ class AxisStore:
         return frames, copied
 
     # --- schema ---------------------------------------------------------------------------------
-
-    def _migrate(self) -> None:
-        version = self.connection.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            return
-        db = sqlite_utils.Database(self.connection)
-        with transaction(self.connection):
-            db["agencies"].create(
-                {"code": str, "name": str, "mail": str, "system_id": str, "locked": int, "source": str},
-                pk="code",
-                not_null={"name", "mail", "locked", "source"},
-                if_not_exists=True,
-            )
-            db["documents"].create(
-                {
-                    "sender_doc_id": str,
-                    "message_type": str,
-                    "system_id": str,
-                    "from_code": str,
-                    "dedup_key": str,
-                    "document_id": str,
-                    "title": str,
-                    "notation": str,
-                    "status_code": str,
-                    "file": str,
-                    "sha256": str,
-                    "size": int,
-                    "received_at": float,
-                },
-                pk="sender_doc_id",
-                not_null={
-                    "message_type",
-                    "system_id",
-                    "from_code",
-                    "dedup_key",
-                    "file",
-                    "sha256",
-                    "size",
-                    "received_at",
-                },
-                if_not_exists=True,
-            )
-            db["documents"].create_index(["dedup_key"], unique=True, if_not_exists=True)
-            db["deliveries"].create(
-                {
-                    "doc_id": str,
-                    "sender_doc_id": str,
-                    "to_code": str,
-                    "message_type": str,
-                    "state": str,
-                    "available_at": float,
-                    "created_at": float,
-                    "updated_at": float,
-                    "fetched_at": float,
-                    "done_at": float,
-                },
-                pk="doc_id",
-                foreign_keys=[("sender_doc_id", "documents", "sender_doc_id")],
-                not_null={
-                    "sender_doc_id",
-                    "to_code",
-                    "message_type",
-                    "state",
-                    "available_at",
-                    "created_at",
-                    "updated_at",
-                },
-                if_not_exists=True,
-            )
-            db["deliveries"].create_index(["sender_doc_id", "to_code"], unique=True, if_not_exists=True)
-            db["deliveries"].create_index(["to_code", "message_type", "state", "available_at"], if_not_exists=True)
-            # What lists and long-polls look at: only what is not done, however many are done.
-            db.execute(
-                "CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(to_code, message_type, available_at)"
-                " WHERE state != 'done'"
-            )
-            db["seen_requests"].create(
-                {"call": str, "hash_header": str, "expires_at": float},
-                pk=("call", "hash_header"),
-                not_null={"expires_at"},
-                if_not_exists=True,
-            )
-            db.execute("CREATE INDEX IF NOT EXISTS seen_requests_expiry ON seen_requests(expires_at)")
-            self.connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # --- agencies -------------------------------------------------------------------------------
 
@@ -261,6 +128,10 @@ class AxisStore:
             return False
         return True
 
+    def requests_remembered(self, call: str) -> int:
+        """How many signed requests of ``call`` the replay memory holds (each one, while it lasts)."""
+        return self.connection.execute("SELECT count(*) FROM seen_requests WHERE call = ?", (call,)).fetchone()[0]
+
     def forget_expired_requests(self, batch: int = 2000) -> int:
         """Forget up to ``batch`` expired request signatures; how many were forgotten.
 
@@ -323,9 +194,9 @@ class AxisStore:
             )
             db.executemany(
                 "INSERT INTO deliveries (doc_id, sender_doc_id, to_code, message_type, state, available_at,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (doc_id, sender_doc_id, to, document.message_type, now, now, now)
+                    (doc_id, sender_doc_id, to, document.message_type, DeliveryState.PENDING, now, now, now)
                     for doc_id, to in zip(doc_ids, document.recipients, strict=True)
                 ],
             )
@@ -352,7 +223,7 @@ class AxisStore:
         " FROM deliveries d JOIN documents doc ON doc.sender_doc_id = d.sender_doc_id"
     )
 
-    def listable(self, to_codes: Iterable[str], message_type: str, limit: int) -> list[Delivery]:
+    def listable(self, to_codes: Iterable[str], message_type: MessageType, limit: int) -> list[Delivery]:
         where, values = _listable(to_codes, message_type, "d.")
         if not values:
             return []
@@ -360,9 +231,9 @@ class AxisStore:
             f"{self._DELIVERY} WHERE {where} ORDER BY d.created_at, d.doc_id LIMIT ?",
             (*values, limit),
         )
-        return [Delivery(**dict(row)) for row in rows]
+        return [Delivery.from_row(row) for row in rows]
 
-    def has_unfetched(self, to_codes: Iterable[str], message_type: str) -> bool:
+    def has_unfetched(self, to_codes: Iterable[str], message_type: MessageType) -> bool:
         """Whether something listable for ``to_codes`` was never fetched (what a long-poll waits for)."""
         where, values = _listable(to_codes, message_type)
         if not values:
@@ -370,7 +241,7 @@ class AxisStore:
         sql = f"SELECT 1 FROM deliveries WHERE {where} AND fetched_at IS NULL LIMIT 1"  # noqa: S608
         return self.connection.execute(sql, values).fetchone() is not None
 
-    def count_listable(self, to_codes: Iterable[str], message_type: str) -> int:
+    def count_listable(self, to_codes: Iterable[str], message_type: MessageType) -> int:
         where, values = _listable(to_codes, message_type)
         if not values:
             return 0
@@ -382,7 +253,7 @@ class AxisStore:
         row = self.connection.execute(f"{self._DELIVERY} WHERE d.doc_id = ?", (doc_id,)).fetchone()
         if row is None or row["to_code"] not in to_codes:
             return None
-        return Delivery(**dict(row))
+        return Delivery.from_row(row)
 
     def mark_fetched(self, doc_id: str) -> None:
         now = time.time()
@@ -392,21 +263,19 @@ class AxisStore:
                 (now, now, doc_id),
             )
 
-    def set_state(self, doc_id: str, state: str, retry_after: float) -> None:
-        if state not in STATES:
-            raise ValueError(state)
+    def set_state(self, doc_id: str, state: DeliveryState, retry_after: float) -> None:
         now = time.time()
-        available = now + retry_after if state == "fail" else now
+        available = now + retry_after if state is DeliveryState.FAIL else now
         # not durable: an acknowledgement lost in a power failure is listed again and repeated
         with transaction(self.bookkeeping, durable=False) as db:
             db.execute(
                 "UPDATE deliveries SET state = ?, available_at = ?, updated_at = ?,"
-                " done_at = CASE WHEN ? = 'done' THEN coalesce(done_at, ?) ELSE done_at END WHERE doc_id = ?",
-                (state, available, now, state, now, doc_id),
+                " done_at = CASE WHEN ? THEN coalesce(done_at, ?) ELSE done_at END WHERE doc_id = ?",
+                (state, available, now, state is DeliveryState.DONE, now, doc_id),
             )
 
     def sent_by(
-        self, system_id: str, message_type: str | None, sender_doc_id: str | None, limit: int
+        self, system_id: str, message_type: MessageType | None, sender_doc_id: str | None, limit: int
     ) -> list[Delivery]:
         query = f"{self._DELIVERY} WHERE doc.system_id = ?"
         args: list[object] = [system_id]
@@ -418,7 +287,7 @@ class AxisStore:
             args.append(sender_doc_id)
         query += " ORDER BY d.created_at DESC, d.to_code LIMIT ?"
         args.append(limit)
-        return [Delivery(**dict(row)) for row in self.connection.execute(query, args)]
+        return [Delivery.from_row(row) for row in self.connection.execute(query, args)]
 
     def document_file(self, delivery: Delivery) -> Path:
         return self.docs_dir / delivery.file
@@ -435,7 +304,7 @@ def _agency(row: sqlite3.Row) -> Agency:
     )
 
 
-def _listable(to_codes: Iterable[str], message_type: str, table: str = "") -> tuple[str, tuple[Any, ...]]:
+def _listable(to_codes: Iterable[str], message_type: MessageType, table: str = "") -> tuple[str, tuple[Any, ...]]:
     """What a system may list: not done, due, of this type, for one of its agencies; as a WHERE
     clause (columns of ``table``, e.g. "d.") with its values, which are empty without agencies."""
     codes = sorted(set(to_codes))
@@ -443,5 +312,7 @@ def _listable(to_codes: Iterable[str], message_type: str, table: str = "") -> tu
         return "", ()
     marks = ",".join("?" * len(codes))
     t = table
-    where = f"{t}to_code IN ({marks}) AND {t}message_type = ? AND {t}state != 'done' AND {t}available_at <= ?"
+    # 'done' written out, not bound: only then can SQLite use the partial index deliveries_pending
+    done = DeliveryState.DONE.value
+    where = f"{t}to_code IN ({marks}) AND {t}message_type = ? AND {t}state != '{done}' AND {t}available_at <= ?"
     return where, (*codes, message_type, time.time())

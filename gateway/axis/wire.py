@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from gateway import edxml
-from gateway.axis.store import Delivery, NewDocument
+from gateway.axis.records import Delivery, NewDocument
 from gateway.vxp.answers import AxisCode
-from gateway.vxp.protocol import VIETNAM
+from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 
 class Refusal(Exception):
@@ -36,7 +36,7 @@ class Checked:
 
 
 def new_document(
-    system_id: str, message: edxml.Message, message_type: str, recipients: tuple[str, ...], checked: Checked
+    system_id: str, message: edxml.Message, message_type: MessageType, recipients: tuple[str, ...], checked: Checked
 ) -> NewDocument:
     sender = message.sender.organ_id.text
     if isinstance(message, edxml.Document):
@@ -67,7 +67,7 @@ def new_document(
 def _time(epoch: float | None) -> str:
     if epoch is None:
         return ""
-    return datetime.fromtimestamp(epoch, VIETNAM).strftime("%Y/%m/%d %H:%M:%S")
+    return datetime.fromtimestamp(epoch, edxml.VIETNAM).strftime("%Y/%m/%d %H:%M:%S")
 
 
 def listed(d: Delivery) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def listed(d: Delivery) -> dict[str, Any]:
         "from": d.from_code,
         "to": d.to_code,
         "status": d.state,
-        "status_desc": _STATE_TEXT[d.state],
+        "status_desc": d.state.meaning,
     }
 
 
@@ -96,19 +96,11 @@ def sent(d: Delivery) -> dict[str, Any]:
         "notation": d.notation,
         "sentTime": _time(d.created_at),
         "receivedTime": _time(d.done_at),
-        "sendStatus": "done",
+        "sendStatus": DeliveryState.DONE,  # accepted by the axis: sending is done
         "sendStatusDesc": "accepted by the axis",
         "receiveStatus": d.state,
-        "receiveStatusDesc": _STATE_TEXT[d.state],
+        "receiveStatusDesc": d.state.meaning,
     }
-
-
-_STATE_TEXT = {
-    "pending": "waiting for the recipient",
-    "processing": "the recipient is processing it",
-    "done": "received by the recipient",
-    "fail": "the recipient failed to take it; listed again later",
-}
 
 
 def parent_code(code: str, known: set[str]) -> str:

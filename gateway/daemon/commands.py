@@ -17,6 +17,7 @@ from gateway.config import Config
 from gateway.daemon import compose
 from gateway.daemon.outgoing import Local, new_source_key
 from gateway.errors import UsageError
+from gateway.vxp.vocabulary import MessageType
 
 # How long a command waits for the record of a document whose inbox folder is already there.
 INBOX_RECORD_WAIT = 10.0
@@ -63,7 +64,7 @@ def send(
 
 
 def _received(local: Local, reference: str) -> tuple[Any, edxml.Document]:
-    row = local.store.delivered(reference)
+    row = local.store.incoming.delivered(reference)
     if row is None and _in_the_inbox(local, reference):
         # The folder appears first and the database records it a moment later (a crash in
         # between redelivers into the same folder): a document system that answers at once
@@ -71,7 +72,7 @@ def _received(local: Local, reference: str) -> tuple[Any, edxml.Document]:
         deadline = time.monotonic() + INBOX_RECORD_WAIT
         while row is None and time.monotonic() < deadline:
             time.sleep(0.05)
-            row = local.store.delivered(reference)
+            row = local.store.incoming.delivered(reference)
     if row is None:
         raise UsageError(f"no delivered document {reference!r} (give its inbox folder name or DocumentId)")
     envelope = local.inbox / (row.inbox_id or row.axis_doc_id) / "envelope.edxml"
@@ -111,15 +112,15 @@ def respond(config: Config, reference: str, *, code: str, description: str | Non
 def recall(config: Config, document_id: str, *, reason: str) -> list[str]:
     local = _open(config)
     try:
-        sent = local.store.sent_document(document_id)
+        sent = local.store.outgoing.sent_document(document_id)
         if sent is None:
             raise UsageError(f"no document {document_id!r} was sent by this local")
-        document = edxml.read_unchecked(local.store.outgoing_file(sent).read_bytes(), limits=local.limits)
+        document = edxml.read_unchecked(local.store.outgoing.file(sent).read_bytes(), limits=local.limits)
         assert isinstance(document, edxml.Document)
         recipients = []
         for status in compose.recall_requests(document, sender=local.me, reason=reason):
             local.outgoing.enqueue(local.outgoing.sign_status(status, answers=sent.id), new_source_key("recall"))
-            recipients.append(status.response_for.organ_id.text if status.response_for.organ_id else "")
+            recipients.extend(edxml.routed_to(status))
         return recipients
     finally:
         _close(local)
@@ -128,7 +129,7 @@ def recall(config: Config, document_id: str, *, reason: str) -> list[str]:
 def retry(config: Config, document_id: str) -> int:
     local = _open(config)
     try:
-        items = local.store.requeue(document_id, config.retry.deadline_hours * 3600)
+        items = local.store.outgoing.requeue(document_id, config.retry.deadline_hours * 3600)
         if not items:
             raise UsageError(f"no failed message {document_id!r}")
         return len(items)
@@ -144,8 +145,8 @@ def track(config: Config, document_id: str) -> dict[str, Any]:
     local = _open(config)
     try:
         store = local.store
-        items = store.outgoing_for(document_id)
-        received = store.delivered(document_id)
+        items = store.outgoing.for_document(document_id)
+        received = store.incoming.delivered(document_id)
         if not items and received is None:
             raise UsageError(f"nothing is known about {document_id!r}")
         timeline: dict[str, Any] = {"document_id": document_id, "sent": [], "received": None, "statuses_sent": []}
@@ -160,8 +161,8 @@ def track(config: Config, document_id: str) -> dict[str, Any]:
                 "to": list(item.to_codes),
                 "status_code": item.status_code,
             }
-            if item.kind == "edoc":
-                receipts = store.receipts_for(item.id)
+            if item.kind is MessageType.EDOC:
+                receipts = store.outgoing.receipts_for(item.id)
                 entry["recipients"] = {
                     code: [
                         {

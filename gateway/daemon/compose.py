@@ -17,7 +17,6 @@ from typing import Any
 
 from gateway import edxml
 from gateway.errors import AgencyCodeError, IntakeError
-from gateway.vxp.protocol import VIETNAM
 
 DEFAULT_NOTATION = "EDXML-GW"
 # edXML has no field saying "digitised from paper" (số hóa từ văn bản giấy); this gateway writes
@@ -42,11 +41,6 @@ class Composed:
     digitized: bool
 
 
-def now_vietnam() -> datetime:
-    """edXML timestamps are Vietnam wall-clock time without a zone."""
-    return datetime.now(VIETNAM).replace(tzinfo=None, microsecond=0)
-
-
 def compose_document(
     job: Mapping[str, Any],
     files: Sequence[FileInput],
@@ -58,7 +52,7 @@ def compose_document(
 ) -> Composed:
     """A Document from a job description; ``names`` maps agency codes to names (the axis directory)."""
     reader = _Job(job, where)
-    today = now_vietnam().date()
+    today = edxml.now_vietnam().date()
     recipients = reader.recipients(names)
     code_number = reader.text("code_number") or str(sequence)
     code_notation = reader.text("code_notation") or DEFAULT_NOTATION
@@ -110,7 +104,7 @@ def compose_document(
         steering_type=reader.choice("steering_type", edxml.SteeringType, None),
         application_type=DIGITIZED_MARK if digitized else None,
         to_places=tuple(reader.strings("to_places")) or None,
-        trace_headers=(edxml.TraceHeader(sender.organ_id, now_vietnam()),),
+        trace_headers=(edxml.TraceHeader(sender.organ_id, edxml.now_vietnam()),),
         business=edxml.Business(
             business_doc_type=business_type,
             document_id=reader.text("business_document_id"),
@@ -164,7 +158,7 @@ def status_for(
         status_code=code,
         staff_info=edxml.StaffInfo(staff=staff) if staff else None,
         description=description or code.meaning,
-        timestamp=now_vietnam(),
+        timestamp=edxml.now_vietnam(),
     )
 
 
@@ -177,7 +171,7 @@ def refusal_for_unreadable(
         response_for=edxml.ResponseFor(organ_id=edxml.AgencyCode.lenient(to_code), document_id=axis_doc_id),
         status_code=edxml.StatusCode.REFUSED,
         description=reason,
-        timestamp=now_vietnam(),
+        timestamp=edxml.now_vietnam(),
     )
 
 
@@ -194,7 +188,7 @@ def recall_requests(sent: edxml.Document, *, sender: edxml.Organization, reason:
             ),
             status_code=edxml.StatusCode.RECALL_REQUESTED,
             description=reason,
-            timestamp=now_vietnam(),
+            timestamp=edxml.now_vietnam(),
         )
         for recipient in sent.to
     ]

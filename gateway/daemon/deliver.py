@@ -19,6 +19,7 @@ from gateway.daemon.outgoing import Local, Pending
 from gateway.daemon.statuses import record_status
 from gateway.errors import AxisError, AxisUnavailable, GatewayError
 from gateway.store import Incoming, IncomingState, Settled
+from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 BATCH = 50
 DELIVER_CONCURRENCY = 4
@@ -37,7 +38,7 @@ class Deliverer:
         self._large_delivery = asyncio.Semaphore(1)  # see _deliver_one
         # Set when deliver has been through what was due of that kind: what a listen waits for
         # after an answer that held nothing new (see Gateway.listen).
-        self.fetched = {"edoc": asyncio.Event(), "status": asyncio.Event()}
+        self.fetched = {kind: asyncio.Event() for kind in MessageType}
 
     async def run(self) -> None:
         """Fetch, check and deliver what was listed, a few at a time.
@@ -47,8 +48,8 @@ class Deliverer:
         listed together with its document finds it delivered. The database is still only
         touched from the event loop.
         """
-        rows = self.store.due_incoming(BATCH, longest_wait=self.link.longest_wait)
-        for kind in ("edoc", "status"):
+        rows = self.store.incoming.due(BATCH, longest_wait=self.link.longest_wait)
+        for kind in MessageType:  # in this order: documents first
             batch = [row for row in rows if row.message_type == kind]
             if not batch:
                 continue
@@ -86,11 +87,11 @@ class Deliverer:
             data = await self.link.client.get_edoc(row.axis_doc_id, before_large=permit.acquire)
         except AxisUnavailable as exc:
             self.link.breaker.down(exc)
-            self.store.postpone_incoming(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
+            self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
             return False
         except AxisError as exc:
             self.link.breaker.up()
-            self.store.postpone_incoming(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
+            self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
             self.log.warning("fetch_refused", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
             return True
         self.link.breaker.up()
@@ -108,7 +109,7 @@ class Deliverer:
             elif not await self._settle_document(row, examined):
                 return True  # another copy of the same document is being delivered right now
         except Exception as exc:  # one bad message must not stop the queue behind it
-            self.store.postpone_incoming(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
+            self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
             level = self.log.error if isinstance(exc, GatewayError) else self.log.exception
             level("delivery_failed", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
             return True
@@ -152,7 +153,7 @@ class Deliverer:
         document_id = document.document_id or row.axis_doc_id
         key = (row.from_code, document_id)
         if key in self._delivering:
-            self.store.postpone_incoming(row.axis_doc_id, 1.0, "another copy of this document is being delivered")
+            self.store.incoming.postpone(row.axis_doc_id, 1.0, "another copy of this document is being delivered")
             return False
         self._delivering.add(key)
         try:
@@ -170,7 +171,7 @@ class Deliverer:
         sender = document.sender.organ_id.text
         for document_id in edxml.concerned_documents(document):
             if edxml.sender_named_in(document_id) is None:
-                owners = self.store.senders_of(edxml.spellings(document_id))
+                owners = self.store.incoming.senders_of(edxml.spellings(document_id))
                 if owners and sender not in owners:
                     return edxml.reference_refusal(document, document_id, ", ".join(sorted(owners)))
         return None
@@ -178,9 +179,9 @@ class Deliverer:
     async def _deliver_document(
         self, row: Incoming, examined: Examined, document: edxml.Document, document_id: str
     ) -> None:
-        earlier = self.store.delivered_copy(row.from_code, document_id)
+        earlier = self.store.incoming.delivered_copy(row.from_code, document_id)
         if earlier is not None and earlier.axis_doc_id != row.axis_doc_id:
-            self.store.settle(
+            self.store.incoming.settle(
                 row.axis_doc_id,
                 Settled(
                     IncomingState.DUPLICATE,
@@ -211,7 +212,7 @@ class Deliverer:
             paper=document.paper,
             digitized=compose.is_digitized(document),
             document_time=compose.document_time(
-                document, signed_hops=examined.signature.signed_hops, default=compose.now_vietnam()
+                document, signed_hops=examined.signature.signed_hops, default=edxml.now_vietnam()
             ),
         )
         self.outgoing.commit(
@@ -266,17 +267,17 @@ class Deliverer:
 
     async def acknowledge(self, axis_doc_id: str) -> None:
         try:
-            await self.link.client.update_status(axis_doc_id, "done")
+            await self.link.client.update_status(axis_doc_id, DeliveryState.DONE)
         except AxisUnavailable as exc:
             self.link.breaker.down(exc)
-            self.store.postpone_ack(axis_doc_id, self.link.delay(0))
+            self.store.incoming.postpone_ack(axis_doc_id, self.link.delay(0))
             return
         except AxisError as exc:
             self.link.breaker.up()
-            self.store.postpone_ack(axis_doc_id, self.link.delay(0))
+            self.store.incoming.postpone_ack(axis_doc_id, self.link.delay(0))
             self.log.warning("acknowledge_refused", axis_doc_id=axis_doc_id, reason=str(exc))
             return
-        self.store.mark_acked(axis_doc_id)
+        self.store.incoming.mark_acked(axis_doc_id)
 
 
 class _LargePermit:

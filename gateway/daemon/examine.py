@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from gateway import edxml
 from gateway.errors import GatewayError
+from gateway.vxp.vocabulary import MessageType
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Examined:
 def examine(
     data: bytes, *, listed_from: str, listed_as: str, receiver: Receiver, accepted_at: float | None = None
 ) -> Examined:
-    """Judge ``data``, listed by the axis as a ``listed_as`` ("edoc"/"status") from ``listed_from``.
+    """Judge ``data``, listed by the axis as a ``listed_as`` from ``listed_from``.
 
     ``accepted_at``: when the axis says it accepted the message (its list's created_time, as
     trusted as the axis itself): the signer's certificate is judged then, so one that expired
@@ -69,15 +70,15 @@ def _refusal(message: edxml.Message, *, listed_from: str, listed_as: str, code: 
     sender = message.sender.organ_id.text
     if sender != listed_from:
         return f"From/OrganId {sender} differs from the axis's sender {listed_from}"
-    kind = "edoc" if isinstance(message, edxml.Document) else "status"
+    kind = MessageType.EDOC if isinstance(message, edxml.Document) else MessageType.STATUS
     if kind != listed_as:
         return f"listed as {listed_as}, the file is a {kind}"
+    routed_here = code in edxml.routed_to(message)
     if isinstance(message, edxml.Document):
-        if code not in {t.organ_id.text for t in message.to}:
+        if not routed_here:
             return f"the document is not addressed to {code}"
         return edxml.foreign_reference(message)
-    answered = message.response_for.organ_id
-    if (answered is None or answered.text != code) and message.status_code is not edxml.StatusCode.RECALL_REQUESTED:
+    if not routed_here and message.status_code is not edxml.StatusCode.RECALL_REQUESTED:
         return f"the status does not answer a document of {code}"
     return None
 

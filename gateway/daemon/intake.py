@@ -49,7 +49,7 @@ class Intake:
             try:
                 content, size = await asyncio.to_thread(_content_hash, entry)
                 key = f"drop:{entry.name}:{content}"
-                if self.store.outgoing_by_source(key) is None:
+                if self.store.outgoing.by_source(key) is None:
                     await asyncio.to_thread(self._count_preparation, entry, size, marker)
                     pending = await asyncio.to_thread(self._prepare_entry, entry, self.outgoing.next_number())
                     outgoing_id, path = await asyncio.to_thread(self.outgoing.write, pending)

@@ -21,6 +21,7 @@ from gateway.daemon import compose
 from gateway.errors import IntakeError
 from gateway.fsutil import write_atomic
 from gateway.store import GatewayStore, NewOutgoing, Outgoing, Settled
+from gateway.vxp.vocabulary import MessageType
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class OutgoingQueue:
 
     def next_number(self) -> int:
         """The default running number of the next document (số đến lượt)."""
-        return self.store.documents_queued() + 1
+        return self.store.outgoing.documents_queued() + 1
 
     # Three steps, so that the slow ones run in a worker thread and the database is only ever
     # used from the event loop's thread: sign (CPU), write (disk, fsync), commit (SQLite).
@@ -71,15 +72,15 @@ class OutgoingQueue:
         document = composed.document
         root, lifted = edxml.build_lifted(document)
         record = NewOutgoing(
-            kind="edoc",
+            kind=MessageType.EDOC,
             document_id=document.document_id or "",
             subject=document.subject,
-            to_codes=tuple(t.organ_id.text for t in document.to),
+            to_codes=edxml.routed_to(document),
             paper=composed.paper,
             digitized=composed.digitized,
             # every hop of our own document is under our signature
             document_time=compose.document_time(
-                document, signed_hops=len(document.trace_headers), default=compose.now_vietnam()
+                document, signed_hops=len(document.trace_headers), default=edxml.now_vietnam()
             ),
         )
         return Pending(self._sign(root, edxml.SchemaMode.STRICT, lifted), record)
@@ -94,13 +95,13 @@ class OutgoingQueue:
             raise IntakeError(f"From/OrganId is {document.sender.organ_id}, this gateway sends for {self.code}")
         if not document.document_id:
             raise IntakeError("the document has no DocumentId")
-        stamp = compose.now_vietnam()
+        stamp = edxml.now_vietnam()
         edxml.append_trace_header(root, self.code, stamp)
         record = NewOutgoing(
-            kind="edoc",
+            kind=MessageType.EDOC,
             document_id=document.document_id,
             subject=document.subject,
-            to_codes=tuple(t.organ_id.text for t in document.to),
+            to_codes=edxml.routed_to(document),
             paper=document.paper,
             digitized=compose.is_digitized(document),
             document_time=compose.document_time(document, signed_hops=len(document.trace_headers), default=stamp),
@@ -109,10 +110,10 @@ class OutgoingQueue:
 
     def sign_status(self, status: edxml.StatusMessage, *, answers: str | None) -> Pending:
         record = NewOutgoing(
-            kind="status",
+            kind=MessageType.STATUS,
             document_id=status.response_for.document_id or "",
             subject=status.description or status.status_code.meaning,
-            to_codes=(status.response_for.organ_id.text,) if status.response_for.organ_id else (),
+            to_codes=edxml.routed_to(status),
             status_code=status.status_code.wire,
             answers=answers,
         )
@@ -121,7 +122,7 @@ class OutgoingQueue:
         return Pending(self._sign(edxml.build_tree(status), edxml.SchemaMode.LENIENT), record)
 
     def write(self, pending: Pending) -> tuple[str, Path]:
-        outgoing_id, path = self.store.new_outgoing_file()
+        outgoing_id, path = self.store.outgoing.new_file()
         write_atomic(path, pending.signed)
         return outgoing_id, path
 
@@ -135,7 +136,7 @@ class OutgoingQueue:
     ) -> Outgoing:
         """Commit the row naming the written file (and, with ``settling``, the incoming message it answers)."""
         try:
-            item = self.store.queue(
+            item = self.store.outgoing.queue(
                 outgoing_id,
                 pending.record,
                 source_key=source_key,
@@ -147,7 +148,7 @@ class OutgoingQueue:
             raise
         if item is None:  # queued before from the same source: that one stands
             path.unlink(missing_ok=True)
-            existing = self.store.outgoing_by_source(source_key)
+            existing = self.store.outgoing.by_source(source_key)
             assert existing is not None
             return existing
         self.log.info(
@@ -158,12 +159,12 @@ class OutgoingQueue:
             status_code=pending.record.status_code,
             id=item.id,
         )
-        self.wake("push" if pending.record.kind == "edoc" else "respond")
+        self.wake("push" if pending.record.kind is MessageType.EDOC else "respond")
         return item
 
     def enqueue(self, pending: Pending, source_key: str) -> Outgoing:
         """All three steps in the calling thread: what the commands (send, respond, recall) use."""
-        existing = self.store.outgoing_by_source(source_key)
+        existing = self.store.outgoing.by_source(source_key)
         if existing is not None:
             return existing
         outgoing_id, path = self.write(pending)

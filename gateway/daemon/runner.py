@@ -21,9 +21,9 @@ from gateway.config import Config, ConfigError
 from gateway.daemon.service import Gateway
 from gateway.errors import StoreError
 from gateway.fsutil import instance_lock
+from gateway.vxp.vocabulary import MessageType
 
 GRACE_SECONDS = 8.0
-KINDS = ("edoc", "status")
 
 
 async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
@@ -124,7 +124,7 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
     scheduler.start()
     # Listening is not a periodic job: each kind has a loop that long-polls, or looks every
     # [poll] interval when the axis has no long-poll; see Gateway.listen.
-    listeners = [asyncio.create_task(gateway.listen(kind, stopping), name=f"listen-{kind}") for kind in KINDS]
+    listeners = [asyncio.create_task(gateway.listen(kind, stopping), name=f"listen-{kind}") for kind in MessageType]
     log.info(
         "gateway_started",
         axis=config.axis.url if config.axis else None,

@@ -32,7 +32,7 @@ from gateway.daemon.outgoing import Local
 from gateway.errors import AxisError, AxisUnavailable
 from gateway.store import IncomingState, Outgoing
 from gateway.vxp.answers import AxisCode
-from gateway.vxp.protocol import VIETNAM
+from gateway.vxp.vocabulary import MessageType
 
 BATCH = 50
 META_EVERY = 15.0
@@ -105,18 +105,18 @@ class Gateway:
     # --- push and respond -----------------------------------------------------------------------
 
     async def push(self) -> None:
-        await self._send_due("edoc")
+        await self._send_due(MessageType.EDOC)
 
     async def respond(self) -> None:
-        await self._send_due("status")
+        await self._send_due(MessageType.STATUS)
 
-    async def _send_due(self, kind: str) -> None:
-        for item in self.store.due_outgoing(kind, BATCH, longest_wait=self.link.longest_wait):
-            path = self.store.outgoing_file(item)
+    async def _send_due(self, kind: MessageType) -> None:
+        for item in self.store.outgoing.due(kind, BATCH, longest_wait=self.link.longest_wait):
+            path = self.store.outgoing.file(item)
             try:
                 data = await asyncio.to_thread(_whole_or_path, path)
             except OSError as exc:  # the signed file is gone: nothing can be sent, and the queue must go on
-                self.store.fail_outgoing(item.id, f"the signed file cannot be read: {exc}")
+                self.store.outgoing.fail(item.id, f"the signed file cannot be read: {exc}")
                 self.log.error(
                     "message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc)
                 )
@@ -127,14 +127,14 @@ class Gateway:
                 doc_id = await self.client.send_edoc(data, message_type=kind, from_code=self.code)
             except AxisUnavailable as exc:
                 self.breaker.down(exc)
-                self.store.postpone_outgoing(item.id, self.link.delay(item.attempts), str(exc))
+                self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
                 return
             except AxisError as exc:
                 self.breaker.up()  # a refusal is an answer: the axis is there
                 self._refused_by_axis(item, exc)
                 continue
             self.breaker.up()
-            self.store.mark_sent(item.id, doc_id)
+            self.store.outgoing.mark_sent(item.id, doc_id)
             self._note_time("last_push")
             self.log.info(
                 "message_sent",
@@ -148,10 +148,10 @@ class Gateway:
     def _refused_by_axis(self, item: Outgoing, exc: AxisError) -> None:
         code = AxisCode.from_wire(exc.axis_code or "")
         if code is not None and code.permanent:  # sending the same bytes again cannot succeed
-            self.store.fail_outgoing(item.id, str(exc))
+            self.store.outgoing.fail(item.id, str(exc))
             self.log.error("message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
         else:
-            self.store.postpone_outgoing(item.id, self.link.delay(item.attempts), str(exc))
+            self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
             self.log.warning(
                 "message_postponed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc)
             )
@@ -160,11 +160,11 @@ class Gateway:
 
     async def poll(self) -> None:
         """One plain look at both lists."""
-        for message_type in ("edoc", "status"):
+        for message_type in MessageType:
             if await self.look(message_type) is None:
                 return
 
-    async def listen(self, message_type: str, stopping: asyncio.Event) -> None:
+    async def listen(self, message_type: MessageType, stopping: asyncio.Event) -> None:
         """Keep asking for one kind of message until ``stopping``: long-polls when the axis
         announced them and [poll] long_poll allows, plain looks every [poll] interval otherwise."""
         poll = self.config.poll
@@ -219,13 +219,14 @@ class Gateway:
         self.breaker.up()
         new = 0
         for item in listed:
-            if self.store.note_listed(item.doc_id, message_type, item.from_code, accepted_time(item.created_time)):
+            accepted_at = accepted_time(item.created_time)
+            if self.store.incoming.note_listed(item.doc_id, message_type, item.from_code, accepted_at):
                 new += 1
                 self.log.info("message_listed", axis_doc_id=item.doc_id, peer=item.from_code, kind=message_type)
                 continue
-            known = self.store.incoming(item.doc_id)
+            known = self.store.incoming.get(item.doc_id)
             if known is not None and known.state != IncomingState.LISTED and known.acked:
-                self.store.forget_acknowledgement(item.doc_id)
+                self.store.incoming.forget_acknowledgement(item.doc_id)
         self._note_time("last_poll")
         if new:
             self.wake("deliver")
@@ -237,12 +238,12 @@ class Gateway:
     # --- retry and housekeeping -----------------------------------------------------------------
 
     async def retry(self) -> None:
-        for item in self.store.overdue_outgoing():
-            self.store.fail_outgoing(item.id, f"not accepted by the axis within {self.config.retry.deadline_hours} h")
+        for item in self.store.outgoing.overdue():
+            self.store.outgoing.fail(item.id, f"not accepted by the axis within {self.config.retry.deadline_hours} h")
             self.log.error(
                 "message_failed", document_id=item.document_id, peer=list(item.to_codes), reason="deadline passed"
             )
-        for row in self.store.unacknowledged(BATCH):
+        for row in self.store.incoming.unacknowledged(BATCH):
             if self.breaker.paused():
                 return
             await self.deliverer.acknowledge(row.axis_doc_id)
@@ -270,7 +271,7 @@ class Gateway:
     def _tidy(self) -> int:
         """Half-written inbox folders and outgoing files no row names (a crash between write and commit)."""
         removed = inbox.remove_temporary(self.inbox)
-        known = self.store.known_files()
+        known = self.store.outgoing.known_files()
         # A file is being written or waits for its commit (here or in a `send` process) for
         # seconds at most; an hour-old one nobody names is a crash's leftover.
         cutoff = time.time() - 3600
@@ -300,6 +301,6 @@ def accepted_time(created_time: str) -> float | None:
     """The axis's created_time of a listed message (Vietnam wall-clock, edXML's form) as epoch
     seconds; None when it gives none we can read."""
     try:
-        return edxml.parse_timestamp(created_time.strip()).replace(tzinfo=VIETNAM).timestamp()
+        return edxml.parse_timestamp(created_time.strip()).replace(tzinfo=edxml.VIETNAM).timestamp()
     except ValueError:
         return None

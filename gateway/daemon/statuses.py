@@ -20,7 +20,7 @@ def record_status(local: Local, row: Incoming, examined: Examined) -> None:
     reason = examined.refusal
     outgoing = None
     if reason is None and status.status_code is edxml.StatusCode.RECALL_REQUESTED:
-        original = local.store.delivered_copy(row.from_code, answered)
+        original = local.store.incoming.delivered_copy(row.from_code, answered)
         if original is None or status.response_for.organ_id is None or status.response_for.organ_id.text != local.code:
             reason = f"recall request for {answered!r}, which {row.from_code} never delivered to {local.code}"
         else:
@@ -39,7 +39,7 @@ def record_status(local: Local, row: Incoming, examined: Examined) -> None:
                 },
             )
     elif reason is None:
-        outgoing = local.store.sent_document(answered)
+        outgoing = local.store.outgoing.sent_document(answered)
         if outgoing is None or row.from_code not in outgoing.to_codes:
             reason = (
                 f"status {status.status_code.wire} from {row.from_code} about {answered!r}, not a document we sent it"
@@ -55,7 +55,7 @@ def record_status(local: Local, row: Incoming, examined: Examined) -> None:
             received_at=time.time(),
             axis_doc_id=row.axis_doc_id,
         )
-    local.store.settle(
+    local.store.incoming.settle(
         row.axis_doc_id,
         Settled(
             IncomingState.REJECTED if reason else IncomingState.RECORDED,

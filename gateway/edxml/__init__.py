@@ -56,13 +56,14 @@ from gateway.edxml.model import (
     StaffInfo,
     StatusMessage,
     TraceHeader,
+    routed_to,
 )
 from gateway.edxml.names import safe_file_name
 from gateway.edxml.parse import message_from_tree
 from gateway.edxml.relay import append_trace_header
 from gateway.edxml.schema import MessageKind, SchemaMode, validate_tree
 from gateway.edxml.signature import SignatureState, SignatureVerdict, sign_tree, verify_tree
-from gateway.edxml.text import parse_date, parse_timestamp
+from gateway.edxml.text import VIETNAM, now_vietnam, parse_date, parse_timestamp
 from gateway.edxml.xmlsafe import DEFAULT_LIMITS, Limits, parse_lifted, parse_xml
 from gateway.errors import SignatureMissing
 
@@ -185,6 +186,7 @@ def verify(
 __all__ = [
     "AGENCY_CODE_OID",
     "DEFAULT_LIMITS",
+    "VIETNAM",
     "AgencyCode",
     "Attachment",
     "Business",
@@ -229,6 +231,7 @@ __all__ = [
     "concerned_documents",
     "foreign_reference",
     "message_from_tree",
+    "now_vietnam",
     "parse_date",
     "parse_lifted",
     "parse_timestamp",
@@ -236,6 +239,7 @@ __all__ = [
     "read",
     "read_unchecked",
     "reference_refusal",
+    "routed_to",
     "safe_file_name",
     "sender_named_in",
     "serialize",

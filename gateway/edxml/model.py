@@ -240,3 +240,15 @@ class StatusMessage:
 
 
 Message = Document | StatusMessage
+
+
+def routed_to(message: Message) -> tuple[str, ...]:
+    """The agency codes the axis delivers ``message`` to, in the message's order.
+
+    A document goes to each To; a status to the agency whose document it answers
+    (ResponseFor/OrganId), or nowhere when it names none, which the axis refuses.
+    """
+    if isinstance(message, Document):
+        return tuple(t.organ_id.text for t in message.to)
+    target = message.response_for.organ_id
+    return (target.text,) if target is not None else ()

@@ -33,7 +33,7 @@ import base64
 import binascii
 import enum
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from cryptography import x509
 from lxml import etree
@@ -60,7 +60,6 @@ from gateway.errors import (
     WeakAlgorithm,
 )
 
-VIETNAM = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")  # edXML times are Vietnam wall-clock, zone unwritten
 ID_ATTRIBUTE = "Id"
 C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
 _SHA1_URIS = frozenset({m.value for m in SignatureMethod if "SHA1" in m.name} | {DigestAlgorithm.SHA1.value})

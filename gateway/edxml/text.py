@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 
+# edXML times are Vietnam wall-clock time with no zone written; the axis's timestamps too.
+VIETNAM = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 DATE_FORMAT = "%Y/%m/%d"
 TIMESTAMP_FORMAT = "%Y/%m/%d %H:%M:%S"
 
@@ -16,6 +18,11 @@ _LENIENT_TIMESTAMP_FORMATS = (TIMESTAMP_FORMAT, "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%
 def clean(text: str) -> str:
     """Vietnamese arrives in NFC or NFD; compare and store NFC, without surrounding blanks."""
     return unicodedata.normalize("NFC", text).strip()
+
+
+def now_vietnam() -> datetime:
+    """Now, as edXML writes it: Vietnam wall-clock time to the second, without a zone."""
+    return datetime.now(VIETNAM).replace(tzinfo=None, microsecond=0)
 
 
 def format_date(value: date) -> str:

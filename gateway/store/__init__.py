@@ -1,6 +1,6 @@
 """The gateway's durable record (SQLite): the queue, the states, the report queries."""
 
-from gateway.store.queue import GatewayStore
+from gateway.store.database import GatewayStore
 from gateway.store.records import Incoming, NewOutgoing, Outgoing, Receipt, Settled
 from gateway.store.schema import DOCUMENTS_QUEUED, SCHEMA_VERSION
 from gateway.store.states import INCOMING_MOVES, OUTGOING_MOVES, IncomingState, OutgoingState

@@ -6,17 +6,18 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
-from gateway.store.states import IncomingState
+from gateway.store.states import IncomingState, OutgoingState
+from gateway.vxp.vocabulary import MessageType
 
 
 @dataclass(frozen=True)
 class Outgoing:
     id: str
-    kind: str  # "edoc" or "status"
+    kind: MessageType
     document_id: str
     source_key: str
     file: str
-    state: str
+    state: OutgoingState
     axis_doc_id: str | None
     attempts: int
     next_attempt_at: float
@@ -36,8 +37,8 @@ class Outgoing:
 @dataclass(frozen=True)
 class Incoming:
     axis_doc_id: str
-    message_type: str
-    state: str
+    message_type: MessageType
+    state: IncomingState
     acked: int
     from_code: str
     document_id: str | None
@@ -70,7 +71,7 @@ class Receipt:
 class NewOutgoing:
     """What the queue records about a signed message, beside its file."""
 
-    kind: str  # "edoc" or "status"
+    kind: MessageType
     document_id: str
     subject: str
     to_codes: tuple[str, ...]
@@ -79,6 +80,9 @@ class NewOutgoing:
     digitized: bool = False
     answers: str | None = None  # the axis DocId (or our id) of the message a status answers
     document_time: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", MessageType(self.kind))  # "edoc" from a caller is the same type
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,13 @@ class Settled:
 def outgoing_row(row: sqlite3.Row) -> Outgoing:
     values = dict(row)
     values["to_codes"] = tuple(json.loads(values["to_codes"]))
+    values["kind"] = MessageType(values["kind"])
+    values["state"] = OutgoingState(values["state"])
     return Outgoing(**values)
 
 
 def incoming_row(row: sqlite3.Row) -> Incoming:
-    return Incoming(**dict(row))
+    values = dict(row)
+    values["message_type"] = MessageType(values["message_type"])
+    values["state"] = IncomingState(values["state"])
+    return Incoming(**values)

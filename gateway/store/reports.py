@@ -6,7 +6,10 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from gateway.store.records import Incoming, Outgoing, incoming_row, outgoing_row
+from gateway.edxml import StatusCode
+from gateway.store.records import Incoming, Outgoing, Receipt, incoming_row, outgoing_row
+from gateway.store.states import IncomingState, OutgoingState
+from gateway.vxp.vocabulary import MessageType
 
 
 class ReportQueries:
@@ -17,17 +20,15 @@ class ReportQueries:
 
     def sent_between(self, start: str, end: str) -> list[Outgoing]:
         rows = self.db.execute(
-            "SELECT * FROM outgoing WHERE kind = 'edoc' AND state = 'sent'"
-            " AND document_time >= ? AND document_time < ?",
-            (start, end),
+            "SELECT * FROM outgoing WHERE kind = ? AND state = ? AND document_time >= ? AND document_time < ?",
+            (MessageType.EDOC, OutgoingState.SENT, start, end),
         )
         return [outgoing_row(row) for row in rows]
 
     def received_between(self, start: str, end: str) -> list[Incoming]:
         rows = self.db.execute(
-            "SELECT * FROM incoming WHERE message_type = 'edoc' AND state = 'delivered'"
-            " AND document_time >= ? AND document_time < ?",
-            (start, end),
+            "SELECT * FROM incoming WHERE message_type = ? AND state = ? AND document_time >= ? AND document_time < ?",
+            (MessageType.EDOC, IncomingState.DELIVERED, start, end),
         )
         return [incoming_row(row) for row in rows]
 
@@ -39,8 +40,8 @@ class ReportQueries:
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self.db.execute(
-                f"SELECT * FROM outgoing WHERE kind = 'status' AND answers IN ({marks})",  # noqa: S608
-                chunk,
+                f"SELECT * FROM outgoing WHERE kind = ? AND answers IN ({marks})",  # noqa: S608
+                (MessageType.STATUS, *chunk),
             )
             found.extend(outgoing_row(row) for row in rows)
         return found
@@ -52,23 +53,38 @@ class ReportQueries:
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             count += self.db.execute(
-                f"SELECT count(*) FROM incoming WHERE message_type = 'status' AND status_code = '13'"  # noqa: S608
-                f" AND state = 'recorded' AND document_id IN ({marks})",
-                chunk,
+                "SELECT count(*) FROM incoming WHERE message_type = ? AND status_code = ?"  # noqa: S608
+                f" AND state = ? AND document_id IN ({marks})",
+                (MessageType.STATUS, StatusCode.RECALL_REQUESTED.wire, IncomingState.RECORDED, *chunk),
             ).fetchone()[0]
         return count
 
-    def outgoing_for_kind(self, kind: str) -> list[Outgoing]:
+    def outgoing_for_kind(self, kind: MessageType) -> list[Outgoing]:
         return [outgoing_row(row) for row in self.db.execute("SELECT * FROM outgoing WHERE kind = ?", (kind,))]
+
+    def incoming_for_kind(self, kind: MessageType) -> list[Incoming]:
+        rows = self.db.execute("SELECT * FROM incoming WHERE message_type = ? ORDER BY listed_at", (kind,))
+        return [incoming_row(row) for row in rows]
+
+    def statuses_received(self) -> list[tuple[str, Receipt]]:
+        """Every status received about a message we sent, with that message's DocumentId, oldest first."""
+        rows = self.db.execute(
+            "SELECT o.document_id AS sent_document_id, r.* FROM receipts r JOIN outgoing o ON o.id = r.outgoing_id"
+            " ORDER BY r.received_at, r.status_code"
+        )
+        return [(row["sent_document_id"], Receipt(**{k: row[k] for k in row.keys()[1:]})) for row in rows]
 
     def counts(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for table, column in (("outgoing", "kind"), ("incoming", "message_type")):
             for row in self.db.execute(f"SELECT {column} AS k, state, count(*) AS n FROM {table} GROUP BY 1, 2"):  # noqa: S608
                 out[f"{table}.{row['k']}.{row['state']}"] = row["n"]
-        oldest = self.db.execute("SELECT min(created_at) FROM outgoing WHERE state = 'queued'").fetchone()[0]
+        oldest = self.db.execute(
+            "SELECT min(created_at) FROM outgoing WHERE state = ?", (OutgoingState.QUEUED,)
+        ).fetchone()[0]
         out["oldest_queued_at"] = oldest
         out["unacknowledged"] = self.db.execute(
+            # written out, not bound: the partial index incoming_unacknowledged needs it
             "SELECT count(*) FROM incoming WHERE state != 'listed' AND acked = 0"
         ).fetchone()[0]
         return out

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
+from gateway.edxml import VIETNAM
+
 PREFIX = "XroadVnpt-"
 SIGN_HEADER = f"{PREFIX}sign-header"
 SIGN_HEADER_KEY = f"{PREFIX}sign-header-key"
@@ -35,7 +37,6 @@ LONG_POLL_HEADER = "X-Long-Poll-Max-Seconds"
 # Headers with the prefix that are not parameters: the signature itself and the SDK version.
 _NOT_PARAMETERS = frozenset(h.lower() for h in (SIGN_HEADER, SIGN_HEADER_KEY, HASH_HEADER, VERSION_HEADER))
 
-VIETNAM = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 _TIMESTAMP = re.compile(r"(\d{2})(\d{2})(\d{4})T(\d{2})(\d{2})(\d{2})\+(\d{4})", re.ASCII)
 
 

@@ -3,6 +3,9 @@ configuration, database, drop folder and inbox, exactly as they would be deploye
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import json
 import sqlite3
 import time
@@ -13,8 +16,11 @@ from typing import Any
 
 import pytest
 
-from gateway import workspace
+from gateway import edxml, workspace
+from gateway.axis_client import AxisClient
 from gateway.processes import Service
+from gateway.store import GatewayStore
+from gateway.vxp.vocabulary import MessageType
 from tests.axis.conftest import start_axis
 
 AGENCIES = {
@@ -26,22 +32,24 @@ AGENCIES = {
 
 
 @dataclass
-class Agency:
-    code: str
-    folder: Path
-    config: Path
+class Agency(workspace.AgencyFolder):
+    """An agency's folder (workspace.AgencyFolder: outbox, inbox, database) and its running service."""
+
     service: Service | None = None
 
-    @property
-    def outbox(self) -> Path:
-        return self.folder / "outbox"
+    @contextlib.contextmanager
+    def store(self) -> Iterator[GatewayStore]:
+        """The gateway's record, opened beside the running service (SQLite WAL allows it)."""
+        opened = GatewayStore(self.database.parent)
+        try:
+            yield opened
+        finally:
+            opened.close()
 
-    @property
-    def inbox(self) -> Path:
-        return self.folder / "inbox"
-
-    def db(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.folder / "var" / "gateway.sqlite3", timeout=10)
+    def raw_db(self) -> sqlite3.Connection:
+        """The database without the store: only to fabricate a moment no store method makes
+        (a crash between two steps), never to read what the gateway did."""
+        connection = sqlite3.connect(self.database, timeout=10)
         connection.row_factory = sqlite3.Row
         return connection
 
@@ -56,12 +64,9 @@ class Agency:
 
     def receipts(self) -> list[tuple[str, str, str]]:
         """(DocumentId, recipient, status code) of every status received about our documents."""
-        with self.db() as db:
-            rows = db.execute(
-                "SELECT o.document_id, r.from_code, r.status_code"
-                " FROM receipts r JOIN outgoing o ON o.id = r.outgoing_id"
-            ).fetchall()
-        return sorted((row[0], row[1], row[2]) for row in rows)
+        with self.store() as store:
+            received = store.reports.statuses_received()
+        return sorted((document_id, r.from_code, r.status_code) for document_id, r in received)
 
 
 @dataclass
@@ -105,6 +110,30 @@ class Province:
             self.axis.service.stop()
 
 
+def send_directly(province, sender: str, data: bytes) -> str:
+    """What another vendor's gateway could send: through the axis, not through our intake."""
+    secret = (province.root / "axis" / f"{sender}.secret").read_text().strip()
+
+    async def go() -> str:
+        async with AxisClient(province.axis.url, f"sys-{sender}", secret) as client:
+            return await client.send_edoc(data, message_type=MessageType.EDOC, from_code=sender)
+
+    return asyncio.run(go())
+
+
+def signed_by(province, code: str, document: edxml.Document) -> bytes:
+    """``document`` signed with ``code``'s key from the province's test PKI."""
+    pki = province.root / "pki"
+    identity = edxml.SigningIdentity.from_pem((pki / f"{code}.key").read_bytes(), (pki / f"{code}.pem").read_bytes())
+    return edxml.sign_message(document, identity)
+
+
+def to(document: edxml.Document, code: str, **changes) -> edxml.Document:
+    """``document`` addressed to ``code`` alone, without business references."""
+    recipient = dataclasses.replace(document.to[0], organ_id=edxml.AgencyCode(code))
+    return dataclasses.replace(document, to=(recipient,), business=None, **changes)
+
+
 def wait_until(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -140,7 +169,7 @@ def build_province(
     else:
         workspace.configure_gateways(layout, province.axis.url, timing=timing)
     for code, folder in layout.agencies.items():
-        province.agencies[code] = Agency(code, folder.folder, folder.config)
+        province.agencies[code] = Agency(**vars(folder))
     return province
 
 

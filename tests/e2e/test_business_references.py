@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 
 from gateway import edxml
+from gateway.store import OutgoingState
+from gateway.vxp.vocabulary import MessageType
 from tests.conftest import full_document
-from tests.e2e.conftest import wait_until
-from tests.e2e.test_review_findings import send_directly, signed_by, to
+from tests.e2e.conftest import send_directly, signed_by, to, wait_until
 
 MINISTRY, PROVINCE, DEPARTMENT = "000.00.00.G22", "000.00.00.H58", "000.00.11.H58"
 
@@ -39,13 +40,13 @@ def test_a_revoke_of_another_agencys_document_is_refused_with_02(province):
     (reason,) = wait_until(lambda: rejected_reasons(province, DEPARTMENT), "the revoke refused")
     assert theirs in reason and f"a document of {PROVINCE}" in reason and "BussinessDocType 1" in reason
     assert province.agencies[DEPARTMENT].delivered() == []
-    with province.agencies[DEPARTMENT].db() as db:
-        wait_until(
-            lambda: db.execute(
-                "SELECT count(*) FROM outgoing WHERE kind = 'status' AND status_code = '02' AND state = 'sent'"
-            ).fetchone()[0],
-            "the 02 sent to the ministry",
-        )
+
+    def refusals_sent() -> int:
+        with province.agencies[DEPARTMENT].store() as store:
+            statuses = store.reports.outgoing_for_kind(MessageType.STATUS)
+        return sum(1 for s in statuses if s.status_code == "02" and s.state is OutgoingState.SENT)
+
+    wait_until(refusals_sent, "the 02 sent to the ministry")
     # the sender's own revoke of its own document is delivered as before
     own = from_ministry(4, edxml.BusinessDocType.REVOKE, f"{MINISTRY},2026/11/20,1/VPCP")
     send_directly(province, MINISTRY, signed_by(province, MINISTRY, own))

@@ -167,9 +167,9 @@ def test_a_document_that_fails_verification_is_kept_and_answered_with_02(provinc
     assert district.delivered() == []
     receipts = wait_until(lambda: province.agencies[PROVINCE].receipts(), "the 02 at the province")
     assert [(r[1], r[2]) for r in receipts] == [(DISTRICT, "02")]
-    with province.agencies[PROVINCE].db() as db:
-        (description,) = db.execute("SELECT description FROM receipts").fetchone()
-    assert "SIG205" in description
+    with province.agencies[PROVINCE].store() as store:
+        ((_, receipt),) = store.reports.statuses_received()
+    assert "SIG205" in receipt.description
 
 
 def test_recall_answered_with_15_and_16(province):
@@ -352,8 +352,8 @@ def test_respond_right_after_the_folder_appears_waits_for_its_record(province):
     (received,) = wait_until(department.delivered, "the delivery")
     wait_until(lambda: len(province.agencies[PROVINCE].receipts()) == 1, "the 01")
     department.service.stop()
-    with department.db() as db:  # back to the moment between the folder and its record
-        db.execute("UPDATE incoming SET state = 'fetched' WHERE inbox_id = ?", (received["id"],))
+    with department.raw_db() as db:  # back to the moment between the folder and its record
+        db.execute("UPDATE incoming SET state = 'listed' WHERE inbox_id = ?", (received["id"],))
     answering = subprocess.Popen(
         [
             sys.executable,
@@ -372,7 +372,7 @@ def test_respond_right_after_the_folder_appears_waits_for_its_record(province):
         text=True,
     )
     time.sleep(1.0)  # the record lands while respond waits for it
-    with department.db() as db:
+    with department.raw_db() as db:
         db.execute("UPDATE incoming SET state = 'delivered' WHERE inbox_id = ?", (received["id"],))
     _, err = answering.communicate(timeout=60)
     assert answering.returncode == 0, err

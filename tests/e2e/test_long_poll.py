@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
+from gateway.axis.store import AxisStore
 from tests.axis.conftest import start_axis
 from tests.e2e.conftest import build_province, free_port, wait_until
 
@@ -13,9 +13,11 @@ PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
 
 def list_calls(province) -> int:
     """getReceivedEdocList calls the axis has seen (its replay memory keeps every one)."""
-    database = province.axis.folder / "data" / "axis.sqlite3"
-    with sqlite3.connect(database, timeout=10) as db:
-        return db.execute("SELECT count(*) FROM seen_requests WHERE call = 'getReceivedEdocList'").fetchone()[0]
+    store = AxisStore(province.axis.folder / "data")
+    try:
+        return store.requests_remembered("getReceivedEdocList")
+    finally:
+        store.close()
 
 
 def exchange_one(province, name: str) -> None:

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from gateway.store import OutgoingState
+from gateway.vxp.vocabulary import MessageType
 from tests.axis.conftest import start_axis
 from tests.e2e.conftest import build_province, free_port, wait_until
 
@@ -88,9 +90,9 @@ def test_sigkill_loop_during_an_exchange(small_province, documents, seconds_of_k
     receipts = province.agencies[PROVINCE].receipts()
     assert len(receipts) == 2 * documents and len(set(receipts)) == 2 * documents
     assert {r[2] for r in receipts} == {"01"}
-    with province.agencies[PROVINCE].db() as db:
-        sent = db.execute("SELECT document_id, state FROM outgoing WHERE kind = 'edoc'").fetchall()
-    assert len(sent) == documents and {row[1] for row in sent} == {"sent"}
-    assert len({row[0] for row in sent}) == documents
+    with province.agencies[PROVINCE].store() as store:
+        sent = store.reports.outgoing_for_kind(MessageType.EDOC)
+    assert len(sent) == documents and {item.state for item in sent} == {OutgoingState.SENT}
+    assert len({item.document_id for item in sent}) == documents
     outbox = province.agencies[PROVINCE].outbox
     assert [p.name for p in outbox.iterdir()] == ["failed"] and not list((outbox / "failed").iterdir())

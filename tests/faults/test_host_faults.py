@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.vxp.vocabulary import MessageType
 from tests.e2e.conftest import Province, build_province, wait_until
 
 PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
@@ -39,8 +40,8 @@ def run_gateway(config: Path, timeout: float = 60) -> subprocess.CompletedProces
 
 
 def incoming_states(province: Province, code: str) -> list[str]:
-    with province.agencies[code].db() as db:
-        return [row[0] for row in db.execute("SELECT state FROM incoming WHERE message_type = 'edoc'")]
+    with province.agencies[code].store() as store:
+        return [item.state for item in store.reports.incoming_for_kind(MessageType.EDOC)]
 
 
 # --- the inbox disk is full ---------------------------------------------------------------------
@@ -193,8 +194,8 @@ def test_clock_skew_within_the_window_works_and_beyond_it_is_named_and_waits(pai
     time.sleep(5)
     refused = sender.service.event_names().count("axis_refuses_gateway")
     assert refused <= 2 * 5 + 5, f"{refused} calls in 5 s against an axis that refuses every one"
-    with sender.db() as db:
-        states = [row[0] for row in db.execute("SELECT state FROM outgoing WHERE kind = 'edoc'")]
+    with sender.store() as store:
+        states = [item.state for item in store.reports.outgoing_for_kind(MessageType.EDOC)]
     assert sorted(states) == ["queued", "sent"], "the refused document must wait, not fail"
     assert sender.service.process.poll() is None
 

@@ -16,8 +16,7 @@ import pytest
 from gateway import edxml
 from gateway.errors import AxisError
 from tests.conftest import full_document
-from tests.e2e.conftest import wait_until
-from tests.e2e.test_review_findings import send_directly, signed_by, to
+from tests.e2e.conftest import send_directly, signed_by, to, wait_until
 
 MINISTRY, DEPARTMENT = "000.00.00.G22", "000.00.11.H58"
 

@@ -11,6 +11,7 @@ import time
 
 from gateway import edxml
 from gateway.axis_client import AxisClient
+from gateway.vxp.vocabulary import MessageType
 from tests.conftest import full_status
 from tests.e2e.conftest import wait_until
 
@@ -80,9 +81,11 @@ def test_statuses_about_documents_we_never_sent_are_refused_and_acknowledged(pro
     event = receiver.service.wait_for(lambda e: e.get("event") == "status_rejected", "the refusal")
     assert "not a document we sent" in event["reason"] and event["peer"] == DEPARTMENT
     assert receiver.receipts() == []
-    with receiver.db() as db:
-        wait_until(
-            lambda: db.execute("SELECT acked FROM incoming WHERE message_type = 'status'").fetchone()[0] == 1,
-            "the acknowledgement",
-        )
+
+    def acknowledged() -> bool:
+        with receiver.store() as store:
+            (status,) = store.reports.incoming_for_kind(MessageType.STATUS)
+        return status.acked == 1
+
+    wait_until(acknowledged, "the acknowledgement")
     assert receiver.service.process.poll() is None

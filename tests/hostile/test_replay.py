@@ -7,17 +7,17 @@ from __future__ import annotations
 import shutil
 import time
 
+from gateway.vxp.vocabulary import MessageType
 from tests.axis.conftest import start_axis
 from tests.conftest import full_document
-from tests.e2e.conftest import build_province, free_port, wait_until
-from tests.e2e.test_review_findings import send_directly, signed_by, to
+from tests.e2e.conftest import build_province, free_port, send_directly, signed_by, to, wait_until
 
 MINISTRY, DEPARTMENT = "000.00.00.G22", "000.00.11.H58"
 
 
 def statuses_sent(agency) -> list[str]:
-    with agency.db() as db:
-        return [row[0] for row in db.execute("SELECT status_code FROM outgoing WHERE kind = 'status'")]
+    with agency.store() as store:
+        return [item.status_code or "" for item in store.reports.outgoing_for_kind(MessageType.STATUS)]
 
 
 def test_a_document_replayed_later_is_delivered_once(tmp_path):
@@ -29,8 +29,8 @@ def test_a_document_replayed_later_is_delivered_once(tmp_path):
         first = send_directly(province, MINISTRY, signed)
         wait_until(lambda: department.delivered(), "the first delivery")
         wait_until(lambda: statuses_sent(department) == ["01"], "its 01")
-        with department.db() as db:
-            (delivered_as,) = db.execute("SELECT axis_doc_id FROM incoming").fetchone()
+        with department.store() as store:
+            (delivered_as,) = [item.axis_doc_id for item in store.reports.incoming_for_kind(MessageType.EDOC)]
 
         time.sleep(1.2)  # later: the axis's TraceHeader would carry another second
         assert send_directly(province, MINISTRY, signed) == first, "the axis took the same document twice"
@@ -44,16 +44,13 @@ def test_a_document_replayed_later_is_delivered_once(tmp_path):
         assert second != first
         dropped = department.service.wait_for(lambda e: e.get("event") == "duplicate_dropped", "the replay dropped")
         assert dropped["first"] == delivered_as and dropped["axis_doc_id"] != delivered_as
-        with department.db() as db:
-            wait_until(
-                lambda: (
-                    db.execute(
-                        "SELECT acked FROM incoming WHERE axis_doc_id = ?", (dropped["axis_doc_id"],)
-                    ).fetchone()[0]
-                    == 1
-                ),
-                "the replay acknowledged at the axis (so it is not listed forever)",
-            )
+
+        def replay_acknowledged() -> bool:
+            with department.store() as store:
+                replay = store.incoming.get(dropped["axis_doc_id"])
+            return replay is not None and replay.acked == 1
+
+        wait_until(replay_acknowledged, "the replay acknowledged at the axis (so it is not listed forever)")
         time.sleep(1.0)
         delivered = department.delivered()
         assert len(delivered) == 1 and delivered[0]["document_id"] == document.document_id

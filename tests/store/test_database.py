@@ -6,24 +6,26 @@ from pathlib import Path
 
 from gateway.sqlite import transaction
 from gateway.store import DOCUMENTS_QUEUED, GatewayStore, NewOutgoing
+from gateway.vxp.vocabulary import MessageType
 
 
-def queue(store: GatewayStore, n: int, kind: str = "edoc") -> None:
+def queue(store: GatewayStore, n: int, kind: MessageType = MessageType.EDOC) -> None:
     message = NewOutgoing(kind, f"000.00.00.H58,2026/11/30,{n}/UBND", "Văn bản", ("000.00.11.H58",))
-    assert store.queue(f"{kind}-{n}", message, source_key=f"test:{kind}:{n}", deadline_seconds=3600) is not None
+    queued = store.outgoing.queue(f"{kind}-{n}", message, source_key=f"test:{kind}:{n}", deadline_seconds=3600)
+    assert queued is not None
 
 
 def test_the_running_number_counts_documents_not_statuses_and_survives_a_restart(tmp_path: Path):
     store = GatewayStore(tmp_path)
-    assert store.documents_queued() == 0
+    assert store.outgoing.documents_queued() == 0
     for n in range(3):
         queue(store, n)
-    queue(store, 9, kind="status")
-    assert store.documents_queued() == 3
+    queue(store, 9, kind=MessageType.STATUS)
+    assert store.outgoing.documents_queued() == 3
     store.close()
     reopened = GatewayStore(tmp_path)
     queue(reopened, 3)
-    assert reopened.documents_queued() == 4
+    assert reopened.outgoing.documents_queued() == 4
 
 
 def test_a_database_without_the_counter_counts_its_rows_once(tmp_path: Path):
@@ -33,12 +35,12 @@ def test_a_database_without_the_counter_counts_its_rows_once(tmp_path: Path):
     for n in range(5):
         queue(store, n)  # nobody asked yet: there is no counter to count up
     assert store.meta(DOCUMENTS_QUEUED) is None
-    assert store.documents_queued() == 5
+    assert store.outgoing.documents_queued() == 5
     queue(store, 5)
     assert store.meta(DOCUMENTS_QUEUED) == "6"
     with transaction(store.db) as db:
         db.execute("DELETE FROM meta WHERE key = ?", (DOCUMENTS_QUEUED,))
-    assert store.documents_queued() == 6
+    assert store.outgoing.documents_queued() == 6
 
 
 def plan(store: GatewayStore, query: str) -> str:
@@ -65,4 +67,4 @@ def test_what_retry_looks_for_is_indexed_apart_from_the_history_also_after_an_up
     assert "incoming_unacknowledged" in unacknowledged, unacknowledged
     assert "outgoing_queued_deadline" in overdue, overdue
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == 5
-    assert store.unacknowledged(10) == [] and store.overdue_outgoing() == []
+    assert store.incoming.unacknowledged(10) == [] and store.outgoing.overdue() == []

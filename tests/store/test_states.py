@@ -33,11 +33,11 @@ def store(tmp_path: Path):
 def outgoing_in(store: GatewayStore, state: OutgoingState, name: str) -> str:
     """A queued message brought to ``state`` by the moves the daemon makes."""
     message = NewOutgoing("edoc", f"{SENDER},2026/12/03,{name}", "Văn bản", ("000.00.11.H58",))
-    assert store.queue(name, message, source_key=f"test:{name}", deadline_seconds=3600) is not None
+    assert store.outgoing.queue(name, message, source_key=f"test:{name}", deadline_seconds=3600) is not None
     if state is OutgoingState.SENT:
-        store.mark_sent(name, f"axis-{name}")
+        store.outgoing.mark_sent(name, f"axis-{name}")
     elif state is OutgoingState.FAILED:
-        store.fail_outgoing(name, "deadline passed")
+        store.outgoing.fail(name, "deadline passed")
     assert outgoing_state(store, name) == state
     return name
 
@@ -48,11 +48,11 @@ def outgoing_state(store: GatewayStore, outgoing_id: str) -> str:
 
 def move_outgoing(store: GatewayStore, outgoing_id: str, target: OutgoingState) -> None:
     if target is OutgoingState.SENT:
-        store.mark_sent(outgoing_id, "axis-again")
+        store.outgoing.mark_sent(outgoing_id, "axis-again")
     elif target is OutgoingState.FAILED:
-        store.fail_outgoing(outgoing_id, "refused")
+        store.outgoing.fail(outgoing_id, "refused")
     else:
-        store.requeue(f"{SENDER},2026/12/03,{outgoing_id}", 3600) or store._move_outgoing(
+        store.outgoing.requeue(f"{SENDER},2026/12/03,{outgoing_id}", 3600) or store.outgoing._move(
             store.db, outgoing_id, target, "last_error = NULL", ()
         )
 
@@ -71,9 +71,9 @@ def test_every_outgoing_move(store, source, target):
 
 
 def incoming_in(store: GatewayStore, state: IncomingState, name: str) -> str:
-    assert store.note_listed(name, "edoc", SENDER)
+    assert store.incoming.note_listed(name, "edoc", SENDER)
     if state is not IncomingState.LISTED:
-        store.settle(name, Settled(state, from_code=SENDER, document_id=name))
+        store.incoming.settle(name, Settled(state, from_code=SENDER, document_id=name))
     return name
 
 
@@ -85,11 +85,11 @@ def incoming_state(store: GatewayStore, axis_doc_id: str) -> str:
 def test_every_incoming_move(store, source, target):
     axis_doc_id = incoming_in(store, source, f"{source}-{target}")
     if target in INCOMING_MOVES[source]:
-        store.settle(axis_doc_id, Settled(target, from_code=SENDER, document_id="changed"))
+        store.incoming.settle(axis_doc_id, Settled(target, from_code=SENDER, document_id="changed"))
         assert incoming_state(store, axis_doc_id) == target
     else:
         with pytest.raises(IllegalTransition, match=f"is {source}; it cannot become {target}"):
-            store.settle(axis_doc_id, Settled(target, from_code=SENDER, document_id="changed"))
+            store.incoming.settle(axis_doc_id, Settled(target, from_code=SENDER, document_id="changed"))
         assert incoming_state(store, axis_doc_id) == source
 
 
@@ -100,19 +100,20 @@ def test_a_refused_move_takes_its_whole_transaction_back(store):
     incoming_in(store, IncomingState.LISTED, "status-1")
     receipt = Receipt(sent, "000.00.11.H58", "03", None, None, 0.0, "status-1")
     recorded = Settled(IncomingState.RECORDED, from_code="000.00.11.H58", document_id=sent, status_code="03")
-    store.settle("status-1", recorded, receipt=receipt)
+    store.incoming.settle("status-1", recorded, receipt=receipt)
     with pytest.raises(IllegalTransition):
-        store.settle("status-1", recorded, receipt=Receipt(sent, "000.00.11.H58", "04", None, None, 0.0, "status-1b"))
-    assert [r.status_code for r in store.receipts_for(sent)] == ["03"]
+        later = Receipt(sent, "000.00.11.H58", "04", None, None, 0.0, "status-1b")
+        store.incoming.settle("status-1", recorded, receipt=later)
+    assert [r.status_code for r in store.outgoing.receipts_for(sent)] == ["03"]
     reply = NewOutgoing("status", "x", "Đã đến", (SENDER,), status_code="01")
     settling = ("status-1", Settled(IncomingState.DELIVERED, from_code=SENDER))
     with pytest.raises(IllegalTransition):
-        store.queue("reply", reply, source_key="auto:status-1:01", deadline_seconds=60, settling=settling)
-    assert store.outgoing_by_source("auto:status-1:01") is None
+        store.outgoing.queue("reply", reply, source_key="auto:status-1:01", deadline_seconds=60, settling=settling)
+    assert store.outgoing.by_source("auto:status-1:01") is None
 
 
 def test_a_message_that_does_not_exist_cannot_move(store):
     with pytest.raises(IllegalTransition, match="does not exist"):
-        store.mark_sent("nobody", "axis-1")
+        store.outgoing.mark_sent("nobody", "axis-1")
     with pytest.raises(IllegalTransition, match="does not exist"):
-        store.settle("nobody", Settled(IncomingState.DELIVERED, from_code=SENDER))
+        store.incoming.settle("nobody", Settled(IncomingState.DELIVERED, from_code=SENDER))

@@ -1,0 +1,65 @@
+"""What the axis checks of a message itself, with no database: the file, its type, its route.
+
+Runs in a worker thread: parse, schema, structure and (when the deployment asks) the
+signature; then the axis's own trace header on a document, whose bytes are what recipients get.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from gateway import edxml
+from gateway.axis.config import AxisConfig
+from gateway.axis.wire import Checked, Refusal
+from gateway.edxml import Limits, append_trace_header, parse_lifted, serialize
+from gateway.errors import GatewayError, MalformedXML, SignatureError
+from gateway.vxp.answers import AxisCode
+from gateway.vxp.vocabulary import MessageType
+
+
+class MessageCheck:
+    def __init__(self, config: AxisConfig, trust: edxml.TrustStore | None) -> None:
+        self.config = config
+        self.trust = trust
+        self.limits = Limits(max_bytes=config.max_body_bytes, max_attachment_bytes=config.max_body_bytes)
+
+    def __call__(self, source: Path | bytes, message_type: MessageType, submitted_sha256: str) -> Checked:
+        data = source.read_bytes() if isinstance(source, Path) else source
+        try:
+            root, lifted = parse_lifted(data, self.limits)
+            checked = edxml.validate_root(
+                root,
+                lifted=lifted,
+                trust=self.trust,
+                limits=self.limits,
+                require_signature=self.config.verify_signatures,
+                check_signature=self.config.verify_signatures,
+                allow_sha1=self.config.allow_sha1,
+            )
+        except MalformedXML as exc:
+            raise Refusal(AxisCode.INVALID_FILE, str(exc)) from None
+        except (GatewayError, SignatureError) as exc:
+            code = AxisCode.TOO_LARGE if exc.code == "EDX103" else AxisCode.NOT_EDXML
+            raise Refusal(code, str(exc)) from None
+        kind = MessageType.STATUS if isinstance(checked.message, edxml.StatusMessage) else MessageType.EDOC
+        if kind != message_type:
+            raise Refusal(AxisCode.BAD_REQUEST, f"messagetype says {message_type}, the file is a {kind}")
+        if kind is MessageType.EDOC:
+            append_trace_header(root, self.config.code, edxml.now_vietnam())
+            relayed = tuple(lifted.expand(serialize(root)))
+        else:
+            relayed = (data,)
+        digest = hashlib.sha256()
+        for piece in relayed:
+            digest.update(piece)
+        size = sum(len(piece) for piece in relayed)
+        return Checked(checked.message, relayed, digest.hexdigest(), size, submitted_sha256)
+
+
+def recipients(message: edxml.Message) -> tuple[str, ...]:
+    """Where the axis delivers ``message`` (sorted: a resend is judged by the same set)."""
+    routed = edxml.routed_to(message)
+    if not routed:
+        raise Refusal(AxisCode.NOT_EDXML, "the status message names no ResponseFor/OrganId")
+    return tuple(sorted(routed))

@@ -1,0 +1,97 @@
+"""The axis's tables: agencies, documents, deliveries and the replay memory of requests."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import sqlite_utils
+
+from gateway.sqlite import transaction
+
+SCHEMA_VERSION = 2  # 2: seen_requests indexed by expiry
+
+
+def migrate(connection: sqlite3.Connection) -> None:
+    """Create the tables and indexes this version needs, once (PRAGMA user_version says)."""
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    db = sqlite_utils.Database(connection)
+    with transaction(connection):
+        db["agencies"].create(
+            {"code": str, "name": str, "mail": str, "system_id": str, "locked": int, "source": str},
+            pk="code",
+            not_null={"name", "mail", "locked", "source"},
+            if_not_exists=True,
+        )
+        db["documents"].create(
+            {
+                "sender_doc_id": str,
+                "message_type": str,
+                "system_id": str,
+                "from_code": str,
+                "dedup_key": str,
+                "document_id": str,
+                "title": str,
+                "notation": str,
+                "status_code": str,
+                "file": str,
+                "sha256": str,
+                "size": int,
+                "received_at": float,
+            },
+            pk="sender_doc_id",
+            not_null={
+                "message_type",
+                "system_id",
+                "from_code",
+                "dedup_key",
+                "file",
+                "sha256",
+                "size",
+                "received_at",
+            },
+            if_not_exists=True,
+        )
+        db["documents"].create_index(["dedup_key"], unique=True, if_not_exists=True)
+        db["deliveries"].create(
+            {
+                "doc_id": str,
+                "sender_doc_id": str,
+                "to_code": str,
+                "message_type": str,
+                "state": str,
+                "available_at": float,
+                "created_at": float,
+                "updated_at": float,
+                "fetched_at": float,
+                "done_at": float,
+            },
+            pk="doc_id",
+            foreign_keys=[("sender_doc_id", "documents", "sender_doc_id")],
+            not_null={
+                "sender_doc_id",
+                "to_code",
+                "message_type",
+                "state",
+                "available_at",
+                "created_at",
+                "updated_at",
+            },
+            if_not_exists=True,
+        )
+        db["deliveries"].create_index(["sender_doc_id", "to_code"], unique=True, if_not_exists=True)
+        db["deliveries"].create_index(["to_code", "message_type", "state", "available_at"], if_not_exists=True)
+        # What lists and long-polls look at: only what is not done, however many are done.
+        db.execute(
+            "CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(to_code, message_type, available_at)"
+            " WHERE state != 'done'"
+        )
+        db["seen_requests"].create(
+            {"call": str, "hash_header": str, "expires_at": float},
+            pk=("call", "hash_header"),
+            not_null={"expires_at"},
+            if_not_exists=True,
+        )
+        db.execute("CREATE INDEX IF NOT EXISTS seen_requests_expiry ON seen_requests(expires_at)")
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

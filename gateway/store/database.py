@@ -1,0 +1,52 @@
+"""The gateway's durable record: what it sent, received, answered and was told.
+
+One SQLite file (WAL, synchronous=FULL) under data_dir; this package is the only place
+that knows table names. Every state change is one transaction, and every move of a
+message's state goes through the table in gateway/store/states.py. Signed outgoing
+messages live as files under ``data_dir/outgoing`` (written and fsynced before the row
+that names them commits). What the daemon does in one step (deliver a document and queue
+its 01, reject one and queue its 02, record a status and its receipt) is one method here,
+owning its transaction.
+
+The record has three faces on one connection: ``outgoing`` (the queue and its receipts),
+``incoming`` (what the axis listed and how each ended) and ``reports`` (read-only questions).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.sqlite import connect, relaxed
+from gateway.store.incoming import IncomingTable
+from gateway.store.outgoing import OutgoingTable
+from gateway.store.reports import ReportQueries
+from gateway.store.schema import migrate
+
+
+class GatewayStore:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.outgoing_dir = data_dir / "outgoing"
+        for folder in (data_dir, self.outgoing_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / "gateway.sqlite3"
+        self.db = connect(self.path)
+        migrate(self.db)
+        self.outgoing = OutgoingTable(self.db, self.outgoing_dir)
+        self.incoming = IncomingTable(self.db)
+        self.reports = ReportQueries(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Remember a small fact about this gateway (health's last contacts, the running number)."""
+        with relaxed(self.db):
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
