@@ -1,13 +1,16 @@
 """The `edxml-gateway` command: thin argument handling over the layers below.
 
 Exit codes: 0 success, 1 the work was refused or failed (with the reason on stderr or
-in the per-file verdict), 2 usage error.
+in the per-file verdict), 2 usage error; `health` follows the monitoring convention
+instead (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +25,7 @@ from gateway.cli_format import (
     cmd_sign,
     cmd_validate,
 )
-from gateway.errors import GatewayError, UsageError
+from gateway.errors import FolderError, GatewayError, UsageError
 
 # --- axis -------------------------------------------------------------------------------------------
 
@@ -112,6 +115,11 @@ def cmd_track(args: argparse.Namespace) -> int:
         print(f"  status {item['status_code']} to {', '.join(item['to'])}: {item['state']} {item['sent_at'] or ''}")
     for item in timeline["sent"]:
         print(f"  sent: {item['state']} at {item['sent_at'] or '-'} (axis DocId {item['axis_doc_id'] or '-'})")
+        if item["last_error"]:
+            print(f"    last error: {item['last_error']}")
+        if "abandoned" in item:
+            gave_up = item["abandoned"]
+            print(f"    abandoned by {gave_up['by']} at {gave_up['at']}: {gave_up['reason']}")
         for code, receipts in item["recipients"].items():
             steps = (
                 ", ".join(f"{r['status_code']} {r['status_time'] or r['received_at']}" for r in receipts)
@@ -122,20 +130,23 @@ def cmd_track(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
+    from gateway.daemon import health
+
+    try:
+        level, report = health.check(_daemon_config(args))
+    except GatewayError as exc:  # health could not look: UNKNOWN, not CRITICAL
+        print(f"edxml-gateway: {exc}", file=sys.stderr)
+        return health.Level.UNKNOWN
+    _emit(json.dumps(report, ensure_ascii=False) if args.json else health.render_text(report))
+    return level
+
+
+def cmd_abandon(args: argparse.Namespace) -> int:
     from gateway.daemon import commands
 
-    healthy, report = commands.health(_daemon_config(args))
-    if args.json:
-        print(json.dumps(report, ensure_ascii=False))
-    else:
-        print(f"{report['agency']}: {'healthy' if healthy else 'UNHEALTHY'}")
-        for problem in report["problems"]:
-            print(f"  - {problem}")
-        print(f"  last poll {report['last_poll']}, last push {report['last_push']}")
-        print(f"  certificate expires {report['certificate_expires']} ({report['certificate_days_left']} days)")
-        for key, value in sorted(report["queues"].items()):
-            print(f"  {key}: {value}")
-    return EXIT_OK if healthy else EXIT_FAILED
+    count = commands.abandon(_daemon_config(args), args.document_id, reason=args.reason)
+    print(f"{count} message(s) abandoned")
+    return EXIT_OK
 
 
 def _report_configs(names: list[str]) -> list[Path]:
@@ -144,13 +155,25 @@ def _report_configs(names: list[str]) -> list[Path]:
     for name in names:
         path = Path(name)
         if path.is_dir():
-            found = sorted(set(path.glob("*.toml")) | set(path.glob("*/gateway.toml")))
+            candidates = sorted(set(path.glob("*.toml")) | set(path.glob("*/gateway.toml")))
+            found = [candidate for candidate in candidates if _agency_config(candidate)]
             if not found:
                 raise UsageError(f"{path} holds no gateway configuration", where=str(path))
             paths.extend(found)
         else:
             paths.append(path)
     return paths
+
+
+def _agency_config(path: Path) -> bool:
+    """Whether a configuration found in a folder is a gateway's: an axis.toml beside them is not.
+    One that cannot be read is kept, so that its error is said rather than skipped."""
+    import tomllib
+
+    try:
+        return "agency" in tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -282,7 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--json", action="store_true")
     track.set_defaults(handler=cmd_track)
 
-    health = commands.add_parser("health", help="queues, last contact with the axis, certificate; exit 1 if unhealthy")
+    health = commands.add_parser(
+        "health",
+        help="running, polling, delivering; queues, failures, certificate (exit 0 OK 1 WARNING 2 CRITICAL 3 UNKNOWN)",
+    )
     health.add_argument("--config", required=True)
     health.add_argument("--json", action="store_true")
     health.set_defaults(handler=cmd_health)
@@ -291,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--config", required=True)
     retry.add_argument("document_id", metavar="DOCUMENT_ID")
     retry.set_defaults(handler=cmd_retry)
+
+    abandon = commands.add_parser("abandon", help="give up on a failed document or status, keeping who and why")
+    abandon.add_argument("--config", required=True)
+    abandon.add_argument("document_id", metavar="DOCUMENT_ID")
+    abandon.add_argument("--reason", required=True, help="why: kept in the record with your account and the time")
+    abandon.set_defaults(handler=cmd_abandon)
 
     report_parser = commands.add_parser("report", help="the quarterly exchange report of one agency or a province")
     report_parser.add_argument(
@@ -334,8 +366,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GatewayError as exc:
         print(f"edxml-gateway: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:  # `edxml-gateway track … | head`: the reader left, nothing is wrong
+        _stdout_to_devnull()
+        return EXIT_OK
+    except OSError as exc:  # a file or folder this account cannot use: a sentence, not a traceback
+        print(f"edxml-gateway: {FolderError(_os_reason(exc), where=exc.filename)}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+def _emit(text: str) -> None:
+    """Print for a reader that may leave early (`| head`): its leaving changes no exit code."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _stdout_to_devnull()
+
+
+def _stdout_to_devnull() -> None:
+    # what is still buffered for the closed pipe would fail again at exit, as a traceback
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _os_reason(exc: OSError) -> str:
+    who = getpass.getuser()
+    return f"{exc.strerror or exc} for {who}; check the owner and mode of this path and of its folders"
 
 
 def run() -> None:

@@ -222,11 +222,25 @@ class IntakeError(GatewayError):
     title = "document refused at intake"
 
 
+class DocumentIdReused(IntakeError):
+    """Another document under a DocumentId this gateway already sent or queued."""
+
+    code = "INT801"
+    title = "DocumentId already used"
+
+
 class DeliveryError(GatewayError):
     """A received document cannot be delivered to the inbox (disk full, permissions)."""
 
     code = "DLV900"
     title = "delivery to the inbox failed"
+
+
+class FolderError(GatewayError):
+    """A file or folder this account cannot read, write or create (owner, mode, a full disk)."""
+
+    code = "CFG501"
+    title = "file or folder cannot be used"
 
 
 class AlreadyRunning(GatewayError):

@@ -83,3 +83,44 @@ def instance_lock(folder: Path, what: str) -> Iterator[Path]:
         yield path
     finally:
         os.close(fd)
+
+
+def lock_holder(folder: Path) -> int | None:
+    """The pid holding ``folder/.lock`` (see instance_lock), or None when nothing holds it.
+
+    Read from /proc/locks, which lists every flock with its inode: asking by taking the
+    lock ourselves would, for a moment, make a daemon starting right then refuse to run.
+    Where /proc/locks cannot be read, a shared lock is tried and let go at once.
+    """
+    path = Path(folder) / ".lock"
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    wanted = (os.major(info.st_dev), os.minor(info.st_dev), info.st_ino)
+    try:
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return _probe_lock(path)
+    for line in table.splitlines():
+        fields = line.split()
+        if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
+            continue  # a blocked waiter, or another kind of lock
+        major, minor, inode = fields[5].split(":")
+        if (int(major, 16), int(minor, 16), int(inode)) == wanted:
+            return int(fields[4])
+    return None
+
+
+def _probe_lock(path: Path) -> int | None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            return int(holder) if holder.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

@@ -71,6 +71,10 @@ class Service:
             tail = "\n".join(self._lines[-20:])
         raise ServiceError(f"timed out after {timeout} s waiting for {what}:\n{tail}")
 
+    def events_where(self, predicate: Callable[[dict], bool]) -> list[dict]:
+        with self._lock:
+            return [e for e in self.events if predicate(e)]
+
     def event_names(self) -> list[str]:
         with self._lock:
             return [e.get("event", "") for e in self.events]

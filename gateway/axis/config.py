@@ -69,7 +69,12 @@ def load(path: Path) -> AxisConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", where=where) from None
     base = path.resolve().parent
+    _known(data, SECTIONS, where, "")
     server = _table(data, "server", where)
+    _known(server, SERVER_KEYS, where, "server")
+    for name, keys in (("systems", SYSTEM_KEYS), ("agencies", AGENCY_KEYS)):
+        for index, item in enumerate(_list(data, name, where)):
+            _known(item, keys, where, f"{name}[{index}]")
     systems = tuple(
         _system(item, base, f"{where}: systems[{i}]") for i, item in enumerate(_list(data, "systems", where))
     )
@@ -117,6 +122,34 @@ def load(path: Path) -> AxisConfig:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be positive", where=f"{where}: server.{name}")
     return config
+
+
+# Everything axis.toml may say: a section or key it does not know (a typo, or an [upstream]
+# this axis has no such feature for) is refused rather than silently run without.
+SECTIONS = ("server", "systems", "agencies")
+SERVER_KEYS = (
+    "host",
+    "port",
+    "data_dir",
+    "code",
+    "max_body_bytes",
+    "timestamp_window_seconds",
+    "fail_retry_seconds",
+    "verify_signatures",
+    "trust",
+    "allow_sha1",
+    "long_poll",
+)
+SYSTEM_KEYS = ("id", "secret", "secret_file", "agencies", "legacy_sdk")
+AGENCY_KEYS = ("code", "name", "mail", "locked")
+
+
+def _known(table: dict[str, Any], known: tuple[str, ...], where: str, name: str) -> None:
+    for key in table:
+        if key not in known:
+            if not name:
+                raise ConfigError(f"unknown section [{key}]; known: {', '.join(known)}", where=f"{where}: [{key}]")
+            raise ConfigError(f"unknown key {key!r}; [{name}] takes {', '.join(known)}", where=f"{where}: {name}.{key}")
 
 
 def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:

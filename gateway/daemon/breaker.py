@@ -4,6 +4,10 @@ After a failure every worker rests for a backoff that grows with each further fa
 when it is over, one caller at a time probes the axis, and that call's outcome closes the
 breaker (up) or opens it again (down). Refusals that only a person can fix (a wrong
 secret, a clock off by hours) are logged with what to do.
+
+The log says when the axis goes away and when it comes back, and in between at most one
+line a SUMMARY_SECONDS with how many calls failed: a ten-minute outage is a dozen lines,
+not a thousand.
 """
 
 from __future__ import annotations
@@ -20,14 +24,27 @@ REFUSAL_HINTS = {
 }
 
 
+SUMMARY_SECONDS = 60.0
+
+
 class AxisBreaker:
-    def __init__(self, *, delay: Callable[[int], float], probe_seconds: float, log: Any) -> None:
+    def __init__(
+        self,
+        *,
+        delay: Callable[[int], float],
+        probe_seconds: float,
+        log: Any,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._delay = delay  # the backoff after n earlier failures
         self._probe_seconds = probe_seconds  # a probe's call times out within this
         self._log = log
+        self._clock = clock
         self.failures = 0
         self._paused_until = 0.0
         self._probe_until = 0.0
+        self._down_since = 0.0
+        self._said_at = 0.0  # when the outage was last logged
 
     def paused(self) -> bool:
         """True while the axis is resting; after a failure, only one caller at a time probes it.
@@ -35,7 +52,7 @@ class AxisBreaker:
         Every worker asks this right before a call to the axis, so a False answer is always
         followed by a call, whose outcome ends the probe (or it times out).
         """
-        now = time.monotonic()
+        now = self._clock()
         if now < self._paused_until:
             return True
         if self.failures:
@@ -45,10 +62,22 @@ class AxisBreaker:
         return False
 
     def down(self, error: Exception) -> None:
+        now = self._clock()
         self._probe_until = 0.0
         self.failures += 1
+        if self.failures == 1:
+            self._down_since = now
+        elif now - self._said_at < SUMMARY_SECONDS:
+            self._paused_until = now + self._delay(self.failures - 1)
+            return  # said already: the next summary says how many more calls failed
         pause = self._delay(self.failures - 1)
-        self._paused_until = time.monotonic() + pause
+        self._paused_until = now + pause
+        self._said_at = now
+        facts = {
+            "failures": self.failures,
+            "down_seconds": round(now - self._down_since),
+            "pause_seconds": round(pause, 1),
+        }
         if isinstance(error, AxisRefusesGateway):
             self._log.error(
                 "axis_refuses_gateway",
@@ -56,15 +85,17 @@ class AxisBreaker:
                 axis_code=error.axis_code,
                 reason=str(error),
                 hint=REFUSAL_HINTS.get(error.axis_code, ""),
-                failures=self.failures,
-                pause_seconds=round(pause, 1),
+                **facts,
             )
-            return
-        self._log.warning("axis_unreachable", error=str(error), failures=self.failures, pause_seconds=round(pause, 1))
+        elif self.failures == 1:
+            self._log.warning("axis_unreachable", error=str(error), **facts)
+        else:
+            self._log.warning("axis_still_unreachable", error=str(error), **facts)
 
     def up(self) -> None:
         self._probe_until = 0.0
         if self.failures:
-            self._log.info("axis_reachable", after_failures=self.failures)
+            down = round(self._clock() - self._down_since)
+            self._log.info("axis_reachable", after_failures=self.failures, down_seconds=down)
         self.failures = 0
         self._paused_until = 0.0

@@ -4,19 +4,18 @@ WAL mode takes both) and leave the sending itself to the daemon's workers."""
 
 from __future__ import annotations
 
-import json
+import getpass
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from cryptography import x509
 
 from gateway import edxml
 from gateway.config import Config
 from gateway.daemon import compose
 from gateway.daemon.outgoing import Local, new_source_key
 from gateway.errors import UsageError
+from gateway.store import OutgoingState
 from gateway.vxp.vocabulary import MessageType
 
 # How long a command waits for the record of a document whose inbox folder is already there.
@@ -93,6 +92,14 @@ def respond(config: Config, reference: str, *, code: str, description: str | Non
     local = _open(config)
     try:
         row, document = _received(local, reference)
+        earlier = [
+            edxml.StatusCode.from_wire(s.status_code)
+            for s in local.store.reports.statuses_answering([row.axis_doc_id])
+            if s.status_code and s.state is not OutgoingState.ABANDONED
+        ]
+        refusal = compose.answer_refusal(status_code, earlier, description)
+        if refusal is not None:
+            raise UsageError(f"status {code} for {document.document_id or row.axis_doc_id}: {refusal}")
         status = compose.status_for(
             document,
             sender=local.me,
@@ -122,6 +129,24 @@ def recall(config: Config, document_id: str, *, reason: str) -> list[str]:
             local.outgoing.enqueue(local.outgoing.sign_status(status, answers=sent.id), new_source_key("recall"))
             recipients.extend(edxml.routed_to(status))
         return recipients
+    finally:
+        _close(local)
+
+
+def abandon(config: Config, document_id: str, *, reason: str, by: str | None = None) -> int:
+    """Give up on a failed message for good: it stays in the record as abandoned, with who and why."""
+    if not reason.strip():
+        raise UsageError("say why the message is abandoned (--reason): the record keeps it")
+    local = _open(config)
+    try:
+        items = local.store.outgoing.abandon(document_id, by=by or getpass.getuser(), reason=reason.strip())
+        if not items:
+            raise UsageError(f"no failed message {document_id!r} (only a failed message can be abandoned)")
+        for item in items:
+            local.log.warning(
+                "message_abandoned", document_id=item.document_id, by=item.abandoned_by, reason=item.abandon_reason
+            )
+        return len(items)
     finally:
         _close(local)
 
@@ -161,6 +186,12 @@ def track(config: Config, document_id: str) -> dict[str, Any]:
                 "to": list(item.to_codes),
                 "status_code": item.status_code,
             }
+            if item.state is OutgoingState.ABANDONED:
+                entry["abandoned"] = {
+                    "by": item.abandoned_by,
+                    "at": _when(item.abandoned_at),
+                    "reason": item.abandon_reason,
+                }
             if item.kind is MessageType.EDOC:
                 receipts = store.outgoing.receipts_for(item.id)
                 entry["recipients"] = {
@@ -191,43 +222,3 @@ def track(config: Config, document_id: str) -> dict[str, Any]:
         return timeline
     finally:
         _close(local)
-
-
-def health(config: Config) -> tuple[bool, dict[str, Any]]:
-    local = _open(config)
-    try:
-        store = local.store
-        now = time.time()
-        counts = store.reports.counts()
-        last_poll = store.meta("last_poll")
-        last_push = store.meta("last_push")
-        certificate: x509.Certificate = local.identity.certificate
-        days_left = (certificate.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
-        failed = store.reports.failed()
-        stale_after = max(300.0, 10 * config.poll.interval)
-        problems = []
-        if last_poll is None or now - float(last_poll) > stale_after:
-            problems.append(f"no successful poll of the axis for more than {int(stale_after)} s")
-        if days_left < 30:
-            problems.append(f"the signing certificate expires in {days_left:.0f} days")
-        if failed:
-            problems.append(f"{len(failed)} failed message(s) wait for `edxml-local retry`")
-        report = {
-            "healthy": not problems,
-            "problems": problems,
-            "agency": local.code,
-            "queues": counts,
-            "oldest_queued_at": _when(counts.pop("oldest_queued_at", None)),
-            "last_poll": _when(float(last_poll)) if last_poll else None,
-            "last_push": _when(float(last_push)) if last_push else None,
-            "failed": [{"document_id": f.document_id, "kind": f.kind, "error": f.last_error} for f in failed],
-            "certificate_expires": certificate.not_valid_after_utc.isoformat(),
-            "certificate_days_left": round(days_left, 1),
-        }
-        return not problems, report
-    finally:
-        _close(local)
-
-
-def render(report: dict[str, Any]) -> str:
-    return json.dumps(report, ensure_ascii=False, indent=2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import mimetypes
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -65,6 +65,9 @@ def compose_document(
     paper = reader.flag("paper")
     digitized = reader.flag("digitized")
     business_type = reader.choice("business_type", edxml.BusinessDocType, edxml.BusinessDocType.NEW)
+    for item in files:
+        if not item.data:  # a scan that failed, a copy cut short: never what a clerk meant to send
+            raise IntakeError(f"the attachment {item.name!r} is empty (0 bytes)", where=where)
     attachments = tuple(
         edxml.Attachment(
             content_id=f"att-{index}",
@@ -135,6 +138,42 @@ def document_time(document: edxml.Document, *, signed_hops: int, default: dateti
     if info is not None and info.promulgation_date is not None:
         return datetime.combine(info.promulgation_date, datetime.min.time()).isoformat()
     return default.replace(microsecond=0).isoformat()
+
+
+# 03 đã tiếp nhận → 04 phân công → 05 đang xử lý → 06 hoàn thành: a document's handling only moves on.
+_STEPS = (
+    edxml.StatusCode.ACCEPTED,
+    edxml.StatusCode.ASSIGNED,
+    edxml.StatusCode.PROCESSING,
+    edxml.StatusCode.FINISHED,
+)
+
+
+def answer_refusal(code: edxml.StatusCode, earlier: Iterable[edxml.StatusCode], description: str | None) -> str | None:
+    """Why status ``code`` cannot follow the ``earlier`` answers to one document; None if it can.
+
+    02 says why (the sender must be able to act on it) and comes before any step; the steps
+    03–06 go forward (05 may repeat, as progress notes); nothing of 03–06 follows a refusal
+    or 06. 15/16 answer a recall and may come at any time.
+    """
+    earlier = set(earlier)
+    if code is edxml.StatusCode.REFUSED:
+        if not (description or "").strip():
+            return "a refusal (02) must say why: give --description"
+        taken = [step for step in _STEPS if step in earlier]
+        if taken:
+            return f"the document was already answered {taken[-1].wire}; a refusal (02) comes before 03"
+        return None
+    if code not in _STEPS:
+        return None
+    if edxml.StatusCode.REFUSED in earlier:
+        return "the document was refused (02); no step of its handling follows a refusal"
+    done = [step for step in _STEPS if step in earlier]
+    if done:
+        last = done[-1]
+        if _STEPS.index(code) < _STEPS.index(last) or (code is last and code is not edxml.StatusCode.PROCESSING):
+            return f"{last.wire} was already sent; the steps go 03, 04, 05, 06 and do not go back"
+    return None
 
 
 def status_for(
@@ -291,12 +330,16 @@ class _Job:
                 code = item
             if not isinstance(code, str):
                 raise self._fail(f"to[{index}]", f"must be an agency code, got {code!r}")
-            try:
-                agency = edxml.AgencyCode.lenient(code)
+            try:  # the strict form: the only one our documents carry (schemas/README.md)
+                agency = edxml.AgencyCode.strict(code)
             except AgencyCodeError as exc:
                 raise self._fail(f"to[{index}]", exc.message) from None
             if agency.text in seen:
                 raise self._fail(f"to[{index}]", f"{agency} is named twice")
+            if names and agency.text not in names:  # the axis would refuse it (ErrorCode 18), after intake
+                raise self._fail(
+                    f"to[{index}]", f"{agency} is not in the axis directory ({len(names)} agencies); check the code"
+                )
             seen.add(agency.text)
             organizations.append(edxml.Organization(agency, organ_name=name or names.get(agency.text) or agency.text))
         return tuple(organizations)

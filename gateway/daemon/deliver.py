@@ -9,11 +9,14 @@ left no record: the inbox folder is written before the row, and found again by n
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from dataclasses import replace
 
 from gateway import edxml
 from gateway.daemon import compose, inbox
 from gateway.daemon.examine import Examined, Receiver, examine
+from gateway.daemon.health import DELIVERY_FAILING
 from gateway.daemon.link import AxisLink
 from gateway.daemon.outgoing import Local, Pending
 from gateway.daemon.statuses import record_status
@@ -36,6 +39,7 @@ class Deliverer:
         self.log = local.log
         self._delivering: set[tuple[str, str]] = set()  # (sender, DocumentId) being delivered now
         self._large_delivery = asyncio.Semaphore(1)  # see _deliver_one
+        self._failing_since: float | None = None  # since when delivering fails (see _note_failing)
         # Set when deliver has been through what was due of that kind: what a listen waits for
         # after an answer that held nothing new (see Gateway.listen).
         self.fetched = {kind: asyncio.Event() for kind in MessageType}
@@ -111,10 +115,30 @@ class Deliverer:
         except Exception as exc:  # one bad message must not stop the queue behind it
             self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
             level = self.log.error if isinstance(exc, GatewayError) else self.log.exception
-            level("delivery_failed", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
+            level(
+                "delivery_failed",
+                axis_doc_id=row.axis_doc_id,
+                document_id=_document_id(examined.message),
+                peer=row.from_code,
+                code=getattr(exc, "code", None),
+                reason=str(exc),
+            )
+            self._note_failing(str(exc))
             return True
+        self._note_failing(None)
         await self.acknowledge(row.axis_doc_id)
         return True
+
+    def _note_failing(self, error: str | None) -> None:
+        """What `health` reads: since when delivering fails (an inbox gone read-only, a full disk)."""
+        if error is None:
+            if self._failing_since is not None:
+                self._failing_since = None
+                self.store.set_meta(DELIVERY_FAILING, "")
+            return
+        if self._failing_since is None:
+            self._failing_since = time.time()
+        self.store.set_meta(DELIVERY_FAILING, json.dumps({"since": self._failing_since, "error": error}))
 
     async def _settle_document(self, row: Incoming, examined: Examined) -> bool:
         """Deliver, or reject, one document, and commit the outcome with the status it owes.
@@ -295,3 +319,12 @@ class _LargePermit:
         if self._held:
             self._held = False
             self._gate.release()
+
+
+def _document_id(message: edxml.Message | None) -> str | None:
+    """The DocumentId a log line about ``message`` names: its own, or the one a status answers."""
+    if isinstance(message, edxml.Document):
+        return message.document_id
+    if isinstance(message, edxml.StatusMessage):
+        return message.response_for.document_id
+    return None

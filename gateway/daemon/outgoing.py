@@ -8,17 +8,19 @@ record (gateway.store), through :class:`Local`: who we are, our key, our queue.
 
 from __future__ import annotations
 
+import getpass
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from gateway import edxml, logs
 from gateway.config import Config, ConfigError
 from gateway.daemon import compose
-from gateway.errors import IntakeError
+from gateway.errors import FolderError, IntakeError, KeyMaterialError
 from gateway.fsutil import write_atomic
 from gateway.store import GatewayStore, NewOutgoing, Outgoing, Settled
 from gateway.vxp.vocabulary import MessageType
@@ -70,6 +72,7 @@ class OutgoingQueue:
 
     def sign_document(self, composed: compose.Composed) -> Pending:
         document = composed.document
+        self._note_attachments(document)
         root, lifted = edxml.build_lifted(document)
         record = NewOutgoing(
             kind=MessageType.EDOC,
@@ -82,6 +85,7 @@ class OutgoingQueue:
             document_time=compose.document_time(
                 document, signed_hops=len(document.trace_headers), default=edxml.now_vietnam()
             ),
+            content_digest=self.content_digest(document),
         )
         return Pending(self._sign(root, edxml.SchemaMode.STRICT, lifted), record)
 
@@ -95,6 +99,7 @@ class OutgoingQueue:
             raise IntakeError(f"From/OrganId is {document.sender.organ_id}, this gateway sends for {self.code}")
         if not document.document_id:
             raise IntakeError("the document has no DocumentId")
+        self._note_attachments(document)
         stamp = edxml.now_vietnam()
         edxml.append_trace_header(root, self.code, stamp)
         record = NewOutgoing(
@@ -105,8 +110,27 @@ class OutgoingQueue:
             paper=document.paper,
             digitized=compose.is_digitized(document),
             document_time=compose.document_time(document, signed_hops=len(document.trace_headers), default=stamp),
+            content_digest=self.content_digest(document),
         )
         return Pending(self._sign(root, edxml.SchemaMode.STRICT, lifted), record)
+
+    def _note_attachments(self, document: edxml.Document) -> None:
+        """Sent, but said: the standard allows a document without files, a clerk rarely means one."""
+        if not document.attachments:
+            self.log.warning(
+                "document_without_attachment",
+                document_id=document.document_id,
+                hint="the recipients get the header alone; the text of a document travels as its attachments",
+            )
+
+    @staticmethod
+    def content_digest(document: edxml.Document) -> str:
+        """What a document says, apart from when and by whom it was relayed: equal for a resend."""
+        digest = hashlib.sha256(repr(replace(document, trace_headers=(), attachments=())).encode())
+        for attachment in document.attachments:
+            digest.update(repr(replace(attachment, data=b"")).encode())
+            digest.update(hashlib.sha256(attachment.data).digest())
+        return digest.hexdigest()
 
     def sign_status(self, status: edxml.StatusMessage, *, answers: str | None) -> Pending:
         record = NewOutgoing(
@@ -151,6 +175,10 @@ class OutgoingQueue:
             existing = self.store.outgoing.by_source(source_key)
             assert existing is not None
             return existing
+        if item.id != outgoing_id:  # the same document under its DocumentId, queued before: it stands
+            path.unlink(missing_ok=True)
+            self.log.info("document_already_queued", document_id=item.document_id, state=item.state, id=item.id)
+            return item
         self.log.info(
             "message_queued",
             document_id=pending.record.document_id,
@@ -185,20 +213,36 @@ class Local:
     names: dict[str, str] = field(default_factory=dict)  # the axis directory, as last refreshed
 
     @classmethod
-    def open(cls, config: Config) -> Local:
+    def open(cls, config: Config, *, create_folders: bool = True) -> Local:
+        """Who we are and our record; ``create_folders`` False for `health`, which looks, never makes."""
         if config.agency is None:
             raise ConfigError("[agency] is required", where=str(config.path))
         code = edxml.AgencyCode.lenient(config.agency.code).text
         signing = config.signing
         assert signing.key and signing.cert
-        identity = edxml.SigningIdentity.from_pem(signing.key.read_bytes(), signing.cert.read_bytes())
+        try:
+            identity = edxml.SigningIdentity.from_pem(
+                read_file(signing.key, f"{config.path}: signing.key"),
+                read_file(signing.cert, f"{config.path}: signing.cert"),
+            )
+        except KeyMaterialError as exc:
+            raise KeyMaterialError(
+                f"{exc.message} (signing.key {signing.key}, signing.cert {signing.cert})", where=str(config.path)
+            ) from None
         if identity.agency.text != code:
             raise ConfigError(
                 f"the certificate is for {identity.agency}, the agency is {code}", where=f"{config.path}: signing.cert"
             )
         paths = config.paths
         for folder in (paths.outbox, paths.outbox / "failed", paths.inbox, paths.inbox / ".rejected"):
-            folder.mkdir(parents=True, exist_ok=True)
+            if not create_folders:
+                break
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise FolderError(
+                    f"{folder} cannot be created by {getpass.getuser()}: {exc.strerror}", where=str(config.path)
+                ) from None
         store = GatewayStore(paths.data_dir)
         log = logs.get("gateway").bind(agency=code)
         outgoing = OutgoingQueue(
@@ -219,3 +263,11 @@ class Local:
     @property
     def limits(self) -> edxml.Limits:
         return self.config.limits
+
+
+def read_file(path: Path, key: str) -> bytes:
+    """A key, certificate or trust file named by configuration ``key``, or an error naming both."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise FolderError(f"{path} cannot be read by {getpass.getuser()}: {exc.strerror}", where=key) from None

@@ -18,6 +18,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway import edxml
@@ -26,10 +27,11 @@ from gateway.config import Config, ConfigError
 from gateway.daemon import inbox
 from gateway.daemon.deliver import Deliverer
 from gateway.daemon.examine import Receiver
+from gateway.daemon.health import CERTIFICATE_WARNING_DAYS
 from gateway.daemon.intake import Intake
 from gateway.daemon.link import AxisLink
-from gateway.daemon.outgoing import Local
-from gateway.errors import AxisError, AxisUnavailable
+from gateway.daemon.outgoing import Local, read_file
+from gateway.errors import AxisError, AxisUnavailable, KeyMaterialError
 from gateway.store import IncomingState, Outgoing
 from gateway.vxp.answers import AxisCode
 from gateway.vxp.vocabulary import MessageType
@@ -38,6 +40,8 @@ BATCH = 50
 META_EVERY = 15.0
 # A signed file this large is sent from the disk in pieces instead of read whole first.
 SEND_FROM_FILE_BYTES = 4 * 1024 * 1024
+
+CERTIFICATE_WARNED = "certificate_warned_at"  # meta: when certificate_expiring was last logged
 
 
 class Gateway:
@@ -50,7 +54,12 @@ class Gateway:
         self.code, self.me, self.identity = local.code, local.me, local.identity
         signing = config.signing
         assert signing.trust
-        self.trust = edxml.TrustStore.from_pem(signing.trust.read_bytes())
+        where = f"{config.path}: signing.trust"
+        try:
+            self.trust = edxml.TrustStore.from_pem(read_file(signing.trust, where))
+            edxml.check_own_identity(self.identity, self.trust)
+        except KeyMaterialError as exc:
+            raise KeyMaterialError(f"{exc.message} ({signing.trust})", where=where) from None
         self.limits = config.limits
         self.receiver = Receiver(
             self.code,
@@ -249,6 +258,7 @@ class Gateway:
             await self.deliverer.acknowledge(row.axis_doc_id)
 
     async def housekeeping(self) -> None:
+        self._warn_of_certificate_expiry()
         removed = await asyncio.to_thread(self._tidy)
         if removed:
             self.log.info("housekeeping_tidied", removed=removed)
@@ -267,6 +277,19 @@ class Gateway:
         self.names = {str(a.get("code")): str(a.get("name") or a.get("code")) for a in agencies if a.get("code")}
         self.local.names = self.names  # what intake composes documents with
         self.store.set_meta("directory", json.dumps(self.names, ensure_ascii=False))
+
+    def _warn_of_certificate_expiry(self) -> None:
+        """Once a day from CERTIFICATE_WARNING_DAYS before: a log line monitoring turns into a ticket."""
+        days_left = (self.identity.certificate.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
+        last = float(self.store.meta(CERTIFICATE_WARNED) or 0)
+        if days_left < CERTIFICATE_WARNING_DAYS and time.time() - last >= 86400:
+            self.log.warning(
+                "certificate_expiring",
+                days_left=round(days_left, 1),
+                expires=self.identity.certificate.not_valid_after_utc.isoformat(),
+                hint="ask the CA for a new certificate and set signing.key and signing.cert to it",
+            )
+            self.store.set_meta(CERTIFICATE_WARNED, str(time.time()))
 
     def _tidy(self) -> int:
         """Half-written inbox folders and outgoing files no row names (a crash between write and commit)."""

@@ -33,6 +33,7 @@ from gateway.edxml.certs import (
     SigningIdentity,
     TrustStore,
     agency_of,
+    check_own_identity,
     check_signing_certificate,
 )
 from gateway.edxml.codes import BusinessDocType, Priority, ReceiverType, StatusCode, SteeringType
@@ -227,6 +228,7 @@ __all__ = [
     "build",
     "build_lifted",
     "build_tree",
+    "check_own_identity",
     "check_signing_certificate",
     "concerned_documents",
     "foreign_reference",

@@ -142,6 +142,24 @@ def _is_ca(certificate: x509.Certificate) -> bool:
         return False
 
 
+def check_own_identity(identity: SigningIdentity, trust: TrustStore, *, at: datetime | None = None) -> None:
+    """Refuse a trust store that would make us refuse every legitimate message: one holding an
+    agency's certificate instead of its CA, or one our own certificate does not chain to."""
+    for authority in trust.authorities:
+        if not _is_ca(authority):
+            raise KeyMaterialError(
+                f"the trust store holds {describe(authority)}, which is not a CA certificate:"
+                " it must hold the certificate authority that issues agencies' certificates"
+            )
+    try:
+        check_signing_certificate(identity.certificate, trust, at=at, offered=identity.intermediates)
+    except GatewayError as exc:
+        raise KeyMaterialError(
+            f"our own certificate is not accepted under this trust store, so no recipient sharing it would"
+            f" accept ours either, and we would refuse theirs: {exc.message}"
+        ) from None
+
+
 def check_key(certificate: x509.Certificate, role: str = "certificate") -> None:
     """Refuse weak keys, and keys whose only use is to make verification slow (huge RSA exponents or moduli)."""
     try:

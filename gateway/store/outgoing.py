@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from gateway.errors import DocumentIdReused
 from gateway.sqlite import transaction
 from gateway.store import states
 from gateway.store.incoming import settle_row
@@ -47,15 +48,21 @@ class OutgoingTable:
         """Record a signed message already written to its file, queued; with ``settling``
         (axis DocId, outcome), the incoming message it answers settles in the same transaction.
 
-        None, and nothing recorded, when a message from ``source_key`` was queued before.
+        None, and nothing recorded, when a message from ``source_key`` was queued before. The
+        row queued earlier, and nothing recorded, when it holds the same document under the same
+        DocumentId (a resend); DocumentIdReused when it holds another one.
         """
         now = time.time()
         try:
             with transaction(self.db) as db:
+                if message.content_digest is not None:
+                    earlier = self._same_document_id(db, message)
+                    if earlier is not None:
+                        return earlier  # the same document again: it stands once
                 db.execute(
                     "INSERT INTO outgoing (id, kind, document_id, source_key, file, state, attempts, next_attempt_at,"
                     " deadline_at, created_at, subject, status_code, paper, digitized, to_codes, answers,"
-                    " document_time) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " document_time, content_digest) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         outgoing_id,
                         message.kind,
@@ -73,6 +80,7 @@ class OutgoingTable:
                         json.dumps(list(message.to_codes)),
                         message.answers,
                         message.document_time,
+                        message.content_digest,
                     ),
                 )
                 if message.kind is MessageType.EDOC:  # the running number, in the same transaction as the row it counts
@@ -85,7 +93,25 @@ class OutgoingTable:
             return None
         return self.by_source(source_key)
 
-    def due(self, kind: str, limit: int, *, longest_wait: float) -> list[Outgoing]:
+    @staticmethod
+    def _same_document_id(db: sqlite3.Connection, message: NewOutgoing) -> Outgoing | None:
+        """The document queued before under ``message``'s DocumentId when it is the same one; an
+        error when it is another (a clerk resending a corrected document under the same number)."""
+        row = db.execute(
+            "SELECT * FROM outgoing WHERE kind = ? AND document_id = ? AND state != ? ORDER BY created_at LIMIT 1",
+            (MessageType.EDOC, message.document_id, OutgoingState.ABANDONED),
+        ).fetchone()
+        if row is None or row["content_digest"] is None:
+            return None
+        if row["content_digest"] == message.content_digest:
+            return outgoing_row(row)
+        raise DocumentIdReused(
+            f"DocumentId {message.document_id} was already used for another document ({row['state']},"
+            f" subject {row['subject']!r}); give this one another number, or send it as an update or"
+            " replacement of the first (business_type 2 or 3)"
+        )
+
+    def due(self, kind: MessageType, limit: int, *, longest_wait: float) -> list[Outgoing]:
         """Queued messages whose time has come.
 
         ``longest_wait`` is the longest postponement ever given: a row scheduled further ahead
@@ -129,20 +155,37 @@ class OutgoingTable:
     def requeue(self, document_id: str, deadline_seconds: float) -> list[Outgoing]:
         """Failed messages with this DocumentId (or local id) go back to the queue; returns them."""
         now = time.time()
+        return self._move_failed(
+            document_id,
+            OutgoingState.QUEUED,
+            "next_attempt_at = ?, deadline_at = ?, last_error = NULL",
+            (now, now + deadline_seconds),
+        )
+
+    def abandon(self, document_id: str, *, by: str, reason: str) -> list[Outgoing]:
+        """Failed messages with this DocumentId (or local id) are given up for good; returns them."""
+        return self._move_failed(
+            document_id,
+            OutgoingState.ABANDONED,
+            "abandoned_at = ?, abandoned_by = ?, abandon_reason = ?",
+            (time.time(), by, reason),
+        )
+
+    def _move_failed(
+        self, document_id: str, target: OutgoingState, sets: str, values: tuple[Any, ...]
+    ) -> list[Outgoing]:
+        """Every failed message with this DocumentId (or local id) moved to ``target``, in one transaction."""
         with transaction(self.db) as db:
-            rows = db.execute(
-                "SELECT * FROM outgoing WHERE state = ? AND (document_id = ? OR id = ?)",
-                (OutgoingState.FAILED, document_id, document_id),
-            ).fetchall()
-            for row in rows:
-                self._move(
-                    db,
-                    row["id"],
-                    OutgoingState.QUEUED,
-                    "next_attempt_at = ?, deadline_at = ?, last_error = NULL",
-                    (now, now + deadline_seconds),
+            ids = [
+                row["id"]
+                for row in db.execute(
+                    "SELECT id FROM outgoing WHERE state = ? AND (document_id = ? OR id = ?)",
+                    (OutgoingState.FAILED, document_id, document_id),
                 )
-        return [outgoing_row(row) for row in rows]
+            ]
+            for outgoing_id in ids:
+                self._move(db, outgoing_id, target, sets, values)
+        return [item for item in self.for_document(document_id) if item.id in ids]
 
     def _move(
         self, db: sqlite3.Connection, outgoing_id: str, target: OutgoingState, sets: str, values: tuple[Any, ...]

@@ -32,6 +32,10 @@ class Outgoing:
     to_codes: tuple[str, ...]
     answers: str | None
     document_time: str | None = None
+    abandoned_at: float | None = None
+    abandoned_by: str | None = None  # the account that ran `abandon`
+    abandon_reason: str | None = None
+    content_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class NewOutgoing:
     digitized: bool = False
     answers: str | None = None  # the axis DocId (or our id) of the message a status answers
     document_time: str | None = None
+    content_digest: str | None = None  # of a document's content: what tells a resend from another document
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", MessageType(self.kind))  # "edoc" from a caller is the same type

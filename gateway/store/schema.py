@@ -8,7 +8,7 @@ import sqlite_utils
 
 from gateway.sqlite import transaction
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DOCUMENTS_QUEUED = "documents_queued"  # meta key of the running number (documents_queued)
 
 
@@ -43,6 +43,17 @@ def migrate(connection: sqlite3.Connection) -> None:
         # certificate is judged at (a time written in the message could be anyone's)
         if "accepted_at" not in db["incoming"].columns_dict:
             connection.execute("ALTER TABLE incoming ADD COLUMN accepted_at REAL")
+        # v6: a failed message a person gave up on: who, when and why (state 'abandoned')
+        # and the digest of a document's content, which tells a resend from another document under its DocumentId
+        columns = (
+            ("abandoned_at", "REAL"),
+            ("abandoned_by", "TEXT"),
+            ("abandon_reason", "TEXT"),
+            ("content_digest", "TEXT"),
+        )
+        for column, kind in columns:
+            if column not in db["outgoing"].columns_dict:
+                connection.execute(f"ALTER TABLE outgoing ADD COLUMN {column} {kind}")
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

@@ -11,7 +11,8 @@ Outgoing, documents and status messages we send::
       │ └──retry command (by hand)──┐       │ a send in flight when the deadline
       ▼                             │       │ passed was accepted after all
     failed ─────────────────────────┴───────┘
-      (deadline passed, permanent refusal by the axis, signed file gone)
+      │ (deadline passed, permanent refusal by the axis, signed file gone)
+      └──abandon command (by hand, with who and why)──▶ abandoned
 
 Incoming, what the axis lists for us (acknowledging it to the axis is a flag, not a state)::
 
@@ -33,7 +34,8 @@ from gateway.errors import IllegalTransition
 class OutgoingState(enum.StrEnum):
     QUEUED = "queued"  # signed, written, waiting for the axis to accept it
     SENT = "sent"  # the axis accepted it and gave it a DocId
-    FAILED = "failed"  # given up: a person must look (retry, or leave it)
+    FAILED = "failed"  # the gateway gave up: a person must look (retry, or abandon)
+    ABANDONED = "abandoned"  # a person gave up on it (who, when, why recorded); kept, never sent
 
 
 class IncomingState(enum.StrEnum):
@@ -46,8 +48,9 @@ class IncomingState(enum.StrEnum):
 
 OUTGOING_MOVES: Mapping[OutgoingState, frozenset[OutgoingState]] = {
     OutgoingState.QUEUED: frozenset({OutgoingState.SENT, OutgoingState.FAILED}),
-    OutgoingState.FAILED: frozenset({OutgoingState.QUEUED, OutgoingState.SENT}),
+    OutgoingState.FAILED: frozenset({OutgoingState.QUEUED, OutgoingState.SENT, OutgoingState.ABANDONED}),
     OutgoingState.SENT: frozenset(),
+    OutgoingState.ABANDONED: frozenset(),
 }
 
 INCOMING_MOVES: Mapping[IncomingState, frozenset[IncomingState]] = {

@@ -395,3 +395,24 @@ def test_the_example_configuration_loads_with_the_documented_defaults(tmp_path):
     assert config.port == 8780 and config.data_dir == tmp_path.resolve() / "axis-data"
     assert [s.id for s in config.systems] == ["sys-h58", "sys-g22"]
     assert "a-secret" not in repr(config.systems)
+
+
+AXIS_BASE = '[server]\nhost = "127.0.0.1"\nport = 0\ndata_dir = "d"\ncode = "000.00.00.G22"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (AXIS_BASE + '[upstream]\nurl = "https://vxp.example"\n', "unknown section [upstream]"),
+        (AXIS_BASE.replace("port = 0", "prot = 0"), "unknown key 'prot'; [server] takes host"),
+        (AXIS_BASE + '[[agencies]]\ncode = "000.00.00.H58"\nname = "x"\nlock = true\n', "[agencies[0]] takes code"),
+    ],
+)
+def test_a_section_or_key_the_axis_does_not_know_is_refused(tmp_path, text, named):
+    from gateway.axis.config import load
+    from gateway.config import ConfigError
+
+    (tmp_path / "axis.toml").write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path / "axis.toml")
+    assert named in str(caught.value) and "axis.toml" in str(caught.value)

@@ -43,3 +43,30 @@ def test_a_refusal_only_a_person_can_fix_is_counted_like_an_outage():
     axis = breaker()
     axis.down(AxisRefusesGateway("clock skew", axis_code="16"))
     assert axis.failures == 1 and axis.paused()
+
+
+class Recorded:
+    """Where the breaker's log lines go in this test: kept, to be counted."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict]] = []
+
+    def info(self, event: str, **fields) -> None:
+        self.lines.append((event, fields))
+
+    warning = error = info
+
+
+def test_an_outage_is_said_when_it_starts_once_a_minute_and_when_it_ends():
+    now = [1000.0]
+    log = Recorded()
+    axis = AxisBreaker(delay=lambda failures: 2.0, probe_seconds=0.3, log=log, clock=lambda: now[0])
+    for _ in range(300):  # ten minutes of a failed call every two seconds
+        axis.down(AxisUnavailable("connection refused"))
+        now[0] += 2.0
+    axis.up()
+    events = [event for event, _ in log.lines]
+    assert events[0] == "axis_unreachable" and events[-1] == "axis_reachable"
+    assert events.count("axis_still_unreachable") == 9 and len(events) == 11
+    assert log.lines[-1][1] == {"after_failures": 300, "down_seconds": 600}
+    assert log.lines[1][1]["failures"] == 31 and log.lines[1][1]["down_seconds"] == 60

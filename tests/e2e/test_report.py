@@ -101,6 +101,17 @@ def test_quarter_report_is_exact(province):
         result = province.run(*base, "--format", fmt)
         assert result.returncode == 0, result.stderr
         outputs[fmt] = result.stdout
+    # /etc/edxml-gateway as an admin keeps it: the gateways' configurations beside the axis's
+    etc = province.root / "etc"
+    etc.mkdir()
+    for code in (PROVINCE, DEPARTMENT, DISTRICT, MINISTRY):
+        (etc / f"{code}.toml").symlink_to(province.agencies[code].config)
+    (etc / "axis.toml").symlink_to(province.axis.config_path)
+    by_folder = province.run(*base[:3], "--by-peer-level", "--config", str(etc), "--format", "json")
+    assert by_folder.returncode == 0, by_folder.stderr
+    from_folder, from_files = json.loads(by_folder.stdout), json.loads(outputs["json"])
+    assert sorted(from_folder.pop("agencies"), key=str) == sorted(from_files.pop("agencies"), key=str)
+    assert from_folder == from_files
     data = json.loads(outputs["json"])
     assert data["period"] == {"from": "2023-07-01", "to": "2023-09-30", "time_zone": "Asia/Ho_Chi_Minh"}
     assert data["sent"] == {

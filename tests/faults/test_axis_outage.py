@@ -28,11 +28,18 @@ def test_axis_down_mid_exchange(tmp_path, outage):
         for n in range(jobs // 2):
             province.drop_job(PROVINCE, f"during-{n}", {"to": [DEPARTMENT], "subject": f"Trong sự cố {n}"}, {})
         time.sleep(outage)
-        attempts = {
-            code: agency.service.event_names().count("axis_unreachable") for code, agency in province.agencies.items()
+        province.axis = start_axis(province.axis.folder, province.axis.config_path)
+        # every gateway says when it lost the axis and when it found it again, with the failed calls
+        back = {
+            code: agency.service.wait_for(lambda e: e.get("event") == "axis_reachable", f"{code} to find the axis")
+            for code, agency in province.agencies.items()
         }
         elapsed = time.monotonic() - down_at
-        province.axis = start_axis(province.axis.folder, province.axis.config_path)
+        attempts = {code: event["after_failures"] for code, event in back.items()}
+        for code, agency in province.agencies.items():
+            names = agency.service.event_names()
+            lines = names.count("axis_unreachable") + names.count("axis_still_unreachable")
+            assert lines <= 2 + elapsed / 60, f"{code} wrote {lines} lines about one outage of {elapsed:.0f} s"
         wait_until(lambda: len(province.agencies[DEPARTMENT].delivered()) == jobs, "every document", timeout=60)
         wait_until(lambda: len(province.agencies[PROVINCE].receipts()) == jobs, "every 01", timeout=60)
         print(f"axis down {elapsed:.0f} s: calls that found it down, per gateway: {attempts}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.sqlite import transaction
-from gateway.store import DOCUMENTS_QUEUED, GatewayStore, NewOutgoing
+from gateway.store import DOCUMENTS_QUEUED, SCHEMA_VERSION, GatewayStore, NewOutgoing
 from gateway.vxp.vocabulary import MessageType
 
 
@@ -66,5 +66,5 @@ def test_what_retry_looks_for_is_indexed_apart_from_the_history_also_after_an_up
     overdue = plan(store, "SELECT * FROM outgoing WHERE state = 'queued' AND deadline_at < 1")
     assert "incoming_unacknowledged" in unacknowledged, unacknowledged
     assert "outgoing_queued_deadline" in overdue, overdue
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 5
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert store.incoming.unacknowledged(10) == [] and store.outgoing.overdue() == []

@@ -36,8 +36,10 @@ def outgoing_in(store: GatewayStore, state: OutgoingState, name: str) -> str:
     assert store.outgoing.queue(name, message, source_key=f"test:{name}", deadline_seconds=3600) is not None
     if state is OutgoingState.SENT:
         store.outgoing.mark_sent(name, f"axis-{name}")
-    elif state is OutgoingState.FAILED:
+    elif state in (OutgoingState.FAILED, OutgoingState.ABANDONED):
         store.outgoing.fail(name, "deadline passed")
+    if state is OutgoingState.ABANDONED:
+        store.outgoing.abandon(name, by="admin", reason="sent to the wrong agency")
     assert outgoing_state(store, name) == state
     return name
 
@@ -51,6 +53,9 @@ def move_outgoing(store: GatewayStore, outgoing_id: str, target: OutgoingState) 
         store.outgoing.mark_sent(outgoing_id, "axis-again")
     elif target is OutgoingState.FAILED:
         store.outgoing.fail(outgoing_id, "refused")
+    elif target is OutgoingState.ABANDONED:
+        if not store.outgoing.abandon(outgoing_id, by="admin", reason="given up"):
+            store.outgoing._move(store.db, outgoing_id, target, "abandon_reason = NULL", ())
     else:
         store.outgoing.requeue(f"{SENDER},2026/12/03,{outgoing_id}", 3600) or store.outgoing._move(
             store.db, outgoing_id, target, "last_error = NULL", ()

@@ -1,0 +1,148 @@
+"""`health`: what an admin or a monitoring system asks of an installation, with a verdict.
+
+The verdict follows the Nagios plugin convention, which every monitoring system reads:
+0 OK, 1 WARNING (a person should look today), 2 CRITICAL (documents are not moving),
+3 UNKNOWN (health itself could not look: a configuration or permission error).
+"""
+
+from __future__ import annotations
+
+import enum
+import getpass
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.config import Config
+from gateway.daemon.outgoing import Local
+from gateway.fsutil import lock_holder
+from gateway.store import Outgoing
+
+CERTIFICATE_WARNING_DAYS = 30
+CERTIFICATE_CRITICAL_DAYS = 7
+QUEUED_TOO_LONG = 3600.0  # a document queued for an hour is not moving, whatever the reason
+DELIVERY_FAILING = "delivery_failing"  # meta key: the last failure to write the inbox, "" once it works again
+
+
+class Level(enum.IntEnum):
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+@dataclass(frozen=True)
+class Problem:
+    level: Level
+    text: str
+
+
+def check(config: Config) -> tuple[Level, dict[str, Any]]:
+    local = Local.open(config, create_folders=False)
+    try:
+        return _check(local)
+    finally:
+        local.store.close()
+
+
+def _check(local: Local) -> tuple[Level, dict[str, Any]]:
+    config, store = local.config, local.store
+    now = time.time()
+    counts = store.reports.counts()
+    oldest_queued = counts.pop("oldest_queued_at", None)
+    last_poll, last_push = store.meta("last_poll"), store.meta("last_push")
+    certificate = local.identity.certificate
+    days_left = (certificate.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
+    failed = store.reports.failed()
+    rejected = _rejected_folders(local)
+    holder = lock_holder(config.paths.data_dir)
+    problems: list[Problem] = []
+
+    def problem(level: Level, text: str) -> None:
+        problems.append(Problem(level, text))
+
+    if holder is None:
+        problem(Level.CRITICAL, f"the gateway is not running (nothing holds {config.paths.data_dir / '.lock'})")
+    stale_after = max(300.0, 10 * config.poll.interval)
+    if last_poll is None or now - float(last_poll) > stale_after:
+        problem(Level.CRITICAL, f"no successful poll of the axis for more than {int(stale_after)} s")
+    failing = store.meta(DELIVERY_FAILING)
+    if failing:
+        detail = json.loads(failing)
+        problem(Level.CRITICAL, f"delivering to the inbox fails since {_when(detail['since'])}: {detail['error']}")
+    if not os.access(config.paths.inbox, os.W_OK | os.X_OK):
+        problem(Level.CRITICAL, f"the inbox {config.paths.inbox} is not writable by {getpass.getuser()}")
+    if days_left < CERTIFICATE_CRITICAL_DAYS:
+        problem(Level.CRITICAL, f"the signing certificate expires in {days_left:.0f} days")
+    elif days_left < CERTIFICATE_WARNING_DAYS:
+        problem(Level.WARNING, f"the signing certificate expires in {days_left:.0f} days")
+    if oldest_queued is not None and now - oldest_queued > QUEUED_TOO_LONG:
+        problem(Level.WARNING, f"a message has waited in the queue since {_when(oldest_queued)}")
+    if failed:
+        problem(
+            Level.WARNING,
+            f"{len(failed)} failed message(s): fix the cause and `retry`, or `abandon` them (listed below)",
+        )
+    if rejected:
+        problem(
+            Level.WARNING,
+            f"{len(rejected)} refused message(s) in {config.paths.inbox / '.rejected'}:"
+            " read each reason.txt, then remove the folder",
+        )
+    level = max((p.level for p in problems), default=Level.OK)
+    report = {
+        "status": level.name,
+        "healthy": level is Level.OK,
+        "problems": [{"level": p.level.name, "text": p.text} for p in problems],
+        "agency": local.code,
+        "running_pid": holder,
+        "queues": counts,
+        "oldest_queued_at": _when(oldest_queued),
+        "last_poll": _when(float(last_poll)) if last_poll else None,
+        "last_push": _when(float(last_push)) if last_push else None,
+        "failed": [_failed(f) for f in failed],
+        "rejected": rejected,
+        "certificate_expires": certificate.not_valid_after_utc.isoformat(),
+        "certificate_days_left": round(days_left, 1),
+    }
+    return level, report
+
+
+def render_text(report: dict[str, Any]) -> str:
+    lines = [f"{report['agency']}: {report['status']}"]
+    lines += [f"  {p['level']}: {p['text']}" for p in report["problems"]]
+    running = f"running (pid {report['running_pid']})" if report["running_pid"] else "not running"
+    lines.append(f"  {running}; last poll {report['last_poll'] or 'never'}, last push {report['last_push'] or 'never'}")
+    lines.append(f"  oldest queued: {report['oldest_queued_at'] or 'nothing queued'}")
+    lines.append(f"  certificate expires {report['certificate_expires']} ({report['certificate_days_left']} days)")
+    for item in report["failed"]:
+        lines.append(f"  failed {item['kind']} {item['document_id']} (to {', '.join(item['to'])}): {item['error']}")
+    for name in report["rejected"]:
+        lines.append(f"  refused: {name}")
+    lines += [f"  {key}: {value}" for key, value in sorted(report["queues"].items())]
+    return "\n".join(lines)
+
+
+def _failed(item: Outgoing) -> dict[str, Any]:
+    return {
+        "document_id": item.document_id,
+        "id": item.id,
+        "kind": item.kind,
+        "to": list(item.to_codes),
+        "error": item.last_error,
+    }
+
+
+def _rejected_folders(local: Local) -> list[str]:
+    folder = local.config.paths.inbox / ".rejected"
+    try:
+        return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError:
+        return []
+
+
+def _when(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).astimezone().isoformat(timespec="seconds")

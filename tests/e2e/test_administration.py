@@ -1,0 +1,254 @@
+"""What an administrator meets: health as monitoring reads it, giving up on a failed message,
+trust and key files set wrong, answers given out of order, output piped into `head`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gateway.store import NewOutgoing, OutgoingState
+from gateway.vxp.vocabulary import MessageType
+from tests.e2e.conftest import wait_until
+
+PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+
+
+def health(province, code: str) -> tuple[int, dict]:
+    result = province.run("health", "--config", str(province.agencies[code].config), "--json")
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, json.loads(result.stdout) if result.stdout else {}
+
+
+def texts(report: dict) -> str:
+    return " | ".join(p["text"] for p in report["problems"])
+
+
+def test_health_is_critical_until_the_gateway_runs_and_polls_and_again_once_it_stops(province):
+    code, report = health(province, PROVINCE)
+    assert code == CRITICAL and report["status"] == "CRITICAL" and report["running_pid"] is None
+    assert "not running" in texts(report) and "no successful poll" in texts(report)
+    agency = province.start(PROVINCE)
+    code, report = wait_until(lambda: (r := health(province, PROVINCE))[0] == OK and r, "an OK report")
+    assert report["running_pid"] == agency.service.process.pid and report["problems"] == []
+    agency.service.stop()
+    # it polled a moment ago: only the lock tells that nobody is there any more
+    code, report = health(province, PROVINCE)
+    assert code == CRITICAL and "not running" in texts(report) and "no successful poll" not in texts(report)
+    text = province.run("health", "--config", str(agency.config))
+    assert text.returncode == CRITICAL and "CRITICAL: the gateway is not running" in text.stdout
+
+
+def test_an_inbox_that_cannot_be_written_is_critical_and_the_log_names_the_document(province):
+    for code in (PROVINCE, DEPARTMENT):
+        province.start(code)
+    department = province.agencies[DEPARTMENT]
+    wait_until(lambda: health(province, DEPARTMENT)[0] == OK, "an OK report")
+    department.inbox.rename(department.folder / "inbox-moved")
+    department.inbox.write_text("not a folder")  # what a full or read-only disk looks like to the gateway
+    province.drop_job(PROVINCE, "j1", {"to": [DEPARTMENT], "subject": "Văn bản", "code_number": "7"}, {})
+    failed = department.service.wait_for(lambda e: e.get("event") == "delivery_failed", "the delivery to fail")
+    assert failed["code"] == "DLV900" and failed["document_id"].startswith(f"{PROVINCE},")
+    code, report = health(province, DEPARTMENT)
+    assert code == CRITICAL and "delivering to the inbox fails since" in texts(report)
+    department.inbox.unlink()
+    (department.folder / "inbox-moved").rename(department.inbox)
+    wait_until(lambda: department.delivered(), "the document, once the inbox is back")
+    wait_until(lambda: health(province, DEPARTMENT)[0] == OK, "OK again")
+
+
+def test_refused_messages_kept_for_a_look_are_a_warning_until_removed(province):
+    province.start(PROVINCE)
+    wait_until(lambda: health(province, PROVINCE)[0] == OK, "an OK report")
+    kept = province.agencies[PROVINCE].inbox / ".rejected" / "some-refused-document"
+    kept.mkdir()
+    code, report = health(province, PROVINCE)
+    assert code == WARNING and report["rejected"] == ["some-refused-document"] and "reason.txt" in texts(report)
+    kept.rmdir()
+    assert health(province, PROVINCE)[0] == OK
+
+
+def test_a_failed_message_is_abandoned_with_who_and_why_and_health_no_longer_counts_it(province):
+    agency = province.agencies[PROVINCE]
+    document_id = f"{PROVINCE},2026/12/03,99/UBND"
+    with agency.store() as store:
+        message = NewOutgoing(MessageType.EDOC, document_id, "Gửi nhầm", (DEPARTMENT,))
+        item = store.outgoing.queue("lost-1", message, source_key="test:lost", deadline_seconds=60)
+        store.outgoing.fail(item.id, "ErrorCode 18: 000.00.99.H99 is not registered")
+    _, report = health(province, PROVINCE)
+    assert [f["document_id"] for f in report["failed"]] == [document_id] and "`abandon`" in texts(report)
+
+    no_reason = province.run("abandon", "--config", str(agency.config), document_id, "--reason", " ")
+    assert no_reason.returncode == 2 and "say why" in no_reason.stderr
+    done = province.run("abandon", "--config", str(agency.config), document_id, "--reason", "gửi nhầm nơi nhận")
+    assert done.returncode == 0 and "1 message(s) abandoned" in done.stdout, done.stderr
+    again = province.run("abandon", "--config", str(agency.config), document_id, "--reason", "lần nữa")
+    assert again.returncode == 2 and "only a failed message" in again.stderr
+    _, report = health(province, PROVINCE)
+    assert report["failed"] == [] and "`abandon`" not in texts(report)
+    with agency.store() as store:
+        (kept,) = store.outgoing.for_document(document_id)
+    assert kept.state is OutgoingState.ABANDONED and kept.abandon_reason == "gửi nhầm nơi nhận"
+    assert kept.abandoned_by and kept.abandoned_at and kept.last_error.startswith("ErrorCode 18")
+    tracked = json.loads(province.run("track", "--config", str(agency.config), document_id, "--json").stdout)
+    assert tracked["sent"][0]["abandoned"]["reason"] == "gửi nhầm nơi nhận"
+
+
+def replace_in_config(agency, old: str, new: str) -> None:
+    text = agency.config.read_text(encoding="utf-8")
+    assert old in text
+    agency.config.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_a_trust_file_holding_an_agency_certificate_is_refused_at_start(province):
+    agency = province.agencies[PROVINCE]
+    replace_in_config(agency, 'trust = "../pki/ca.pem"', f'trust = "../pki/{DEPARTMENT}.pem"')
+    result = province.run("run", "--config", str(agency.config))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "PKI300" in result.stderr and "not a CA certificate" in result.stderr and "signing.trust" in result.stderr
+
+
+def test_a_trust_file_our_own_certificate_does_not_chain_to_is_refused_at_start(province, tmp_path):
+    other = tmp_path / "other-ca"
+    made = province.run("pki", "init", "--dir", str(other))
+    assert made.returncode == 0, made.stderr
+    agency = province.agencies[PROVINCE]
+    replace_in_config(agency, 'trust = "../pki/ca.pem"', f'trust = "{other / "ca.pem"}"')
+    result = province.run("run", "--config", str(agency.config))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "our own certificate is not accepted under this trust store" in result.stderr
+
+
+def test_key_files_set_wrong_are_named_never_a_traceback(province):
+    agency = province.agencies[PROVINCE]
+    replace_in_config(agency, f'cert = "../pki/{PROVINCE}.pem"', f'cert = "../pki/{DEPARTMENT}.pem"')
+    result = province.run("run", "--config", str(agency.config))
+    assert result.returncode == 1 and "PKI300" in result.stderr and "Traceback" not in result.stderr
+    named = result.stderr
+    assert f"{PROVINCE}.key" in named and f"{DEPARTMENT}.pem" in named and "signing.cert" in named
+    replace_in_config(agency, f'cert = "../pki/{DEPARTMENT}.pem"', 'cert = "../pki"')  # a folder: unreadable as a file
+    for command in ("run", "health"):
+        result = province.run(command, "--config", str(agency.config))
+        assert "signing.cert" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == UNKNOWN  # health could not look
+
+
+def test_health_piped_into_a_reader_that_leaves_is_not_an_error(province):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "health", "--config", str(province.agencies[PROVINCE].config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.close()  # `| head` that has read what it wanted
+    _, err = process.communicate(timeout=60)
+    assert b"Traceback" not in err and b"BrokenPipe" not in err and process.returncode == CRITICAL
+
+
+@pytest.mark.parametrize(
+    ("steps", "refused", "why"),
+    [
+        (["03", "06"], "04", "06 was already sent"),
+        (["03"], "03", "03 was already sent"),
+        (["03"], "02", "a refusal (02) comes before 03"),
+        ([], "02", "must say why"),
+        (["05"], "05", None),  # progress notes may repeat
+        (["06"], "15", None),  # an answer to a recall comes at any time
+    ],
+)
+def test_answers_to_a_received_document_go_forward_and_a_refusal_says_why(province, steps, refused, why):
+    for code in (PROVINCE, DEPARTMENT):
+        province.start(code)
+    province.drop_job(PROVINCE, "j", {"to": [DEPARTMENT], "subject": "Văn bản", "code_number": "3"}, {})
+    (received,) = wait_until(province.agencies[DEPARTMENT].delivered, "the delivery")
+    config = str(province.agencies[DEPARTMENT].config)
+    for step in steps:
+        assert province.run("respond", "--config", config, received["id"], "--code", step).returncode == 0
+    reason = [] if why == "must say why" else ["--description", "Sai thẩm quyền"]
+    result = province.run("respond", "--config", config, received["id"], "--code", refused, *reason)
+    if why is None:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode == 2 and why in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_folder_that_cannot_be_created_is_named_and_health_creates_nothing(province):
+    agency = province.agencies[PROVINCE]
+    blocker = agency.folder / "blocked"
+    blocker.write_text("a file where a folder must be")
+    agency.config.write_text(agency.config.read_text(encoding="utf-8") + '\n[paths]\ninbox = "blocked/inbox"\n')
+    result = province.run("run", "--config", str(agency.config))
+    assert result.returncode == 1 and "CFG501" in result.stderr and "blocked/inbox" in result.stderr
+    assert "Traceback" not in result.stderr and os.path.isfile(blocker)
+    code, report = health(province, PROVINCE)
+    assert code == CRITICAL and "blocked/inbox is not writable" in texts(report)
+
+
+def test_recipients_that_cannot_be_reached_are_refused_at_intake_naming_the_key(province):
+    agency = province.start(PROVINCE)
+
+    def directory_known() -> bool:
+        with agency.store() as store:
+            return bool(store.meta("directory"))
+
+    wait_until(directory_known, "the axis directory")
+    province.drop_job(PROVINCE, "short-code", {"to": ["H58"], "subject": "Mã thiếu"}, {})
+    province.drop_job(PROVINCE, "unknown", {"to": [DEPARTMENT, "000.00.99.H99"], "subject": "Mã lạ"}, {})
+    failed = agency.outbox / "failed"
+    errors = wait_until(
+        lambda: len(list(failed.glob("*.error.txt"))) == 2 and sorted(failed.glob("*.error.txt")), "both refused"
+    )
+    short, unknown = (path.read_text(encoding="utf-8") for path in errors)
+    assert "INT800" in short and "short-code/document.json: to[0]" in short and "000.00.00.H58" in short
+    assert "unknown/document.json: to[1]" in unknown and "not in the axis directory" in unknown
+    with agency.store() as store:
+        assert store.outgoing.known_files() == set()  # nothing was queued, nothing reaches the axis
+
+
+def test_an_empty_attachment_is_refused_and_a_document_without_any_is_sent_with_a_warning(province):
+    for code in (PROVINCE, DEPARTMENT):
+        province.start(code)
+    sender = province.agencies[PROVINCE]
+    province.drop_job(PROVINCE, "empty-file", {"to": [DEPARTMENT], "subject": "Tệp rỗng"}, {"scan.pdf": b""})
+    (error,) = wait_until(lambda: list((sender.outbox / "failed").glob("*.error.txt")), "the refusal")
+    assert "'scan.pdf' is empty (0 bytes)" in error.read_text(encoding="utf-8")
+    province.drop_job(PROVINCE, "no-file", {"to": [DEPARTMENT], "subject": "Không tệp", "code_number": "8"}, {})
+    warned = sender.service.wait_for(lambda e: e.get("event") == "document_without_attachment", "the warning")
+    assert warned["document_id"].startswith(f"{PROVINCE},") and warned["level"] == "warning"
+    wait_until(province.agencies[DEPARTMENT].delivered, "the document without attachment, delivered")
+
+
+def test_a_document_id_used_for_another_document_is_refused_and_a_resend_stands_once(province, tmp_path):
+    config = str(province.agencies[PROVINCE].config)
+    first, corrected = tmp_path / "quyet-dinh.pdf", tmp_path / "quyet-dinh-sua.pdf"
+    first.write_bytes(b"%PDF-1.4 ban dau")
+    corrected.write_bytes(b"%PDF-1.4 da sua loi chinh ta")
+
+    def send(path):
+        return province.run(
+            "send",
+            "--config",
+            config,
+            "--to",
+            DEPARTMENT,
+            "--subject",
+            "Quyết định 51",
+            "--code-number",
+            "51",
+            str(path),
+        )
+
+    sent = send(first)
+    assert sent.returncode == 0, sent.stderr
+    document_id = sent.stdout.strip()
+    other = send(corrected)
+    assert other.returncode == 1 and "INT801" in other.stderr and document_id in other.stderr
+    assert "business_type 2 or 3" in other.stderr and "Traceback" not in other.stderr
+    again = send(first)
+    assert again.returncode == 0 and again.stdout.strip() == document_id
+    with province.agencies[PROVINCE].store() as store:
+        assert len(store.outgoing.for_document(document_id)) == 1
+        assert len(list(store.outgoing_dir.iterdir())) == 1  # the refused and the repeated files are gone
