@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway import edxml
 from gateway.daemon import compose
-from tests.e2e.conftest import AGENCIES, build_province
+from tests.e2e.province import AGENCIES, build_province
 
 TICKS = os.sysconf("SC_CLK_TCK")
 # --gil: sample only the thread holding the GIL, which is where Python spends CPU; time waiting

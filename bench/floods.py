@@ -70,7 +70,7 @@ def run_case(name: str) -> dict[str, object]:
     from gateway import edxml
     from gateway.errors import GatewayError
     from gateway.pki import create_ca, issue
-    from tests.conftest import full_document
+    from tests.messages import full_document
 
     ca = create_ca("bench CA")
     pair = issue(ca, "000.00.00.H58")

@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.e2e import start_profilers, stop_profilers, summarize
-from tests.e2e.conftest import build_province, wait_until
+from tests.e2e.province import build_province, wait_until
 
 SENDER, RECIPIENT = "000.00.00.H58", "000.00.11.H58"
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -45,7 +45,8 @@ def cmd_axis(args: argparse.Namespace) -> int:
 
 
 def _daemon_config(args: argparse.Namespace) -> config.Config:
-    return config.load(Path(args.config), daemon=True)
+    overrides = getattr(args, "overrides", None)
+    return config.load(Path(args.config), daemon=True, overrides=Path(overrides) if overrides else None)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -101,31 +102,25 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_track(args: argparse.Namespace) -> int:
-    from gateway.daemon import commands
+    from gateway.daemon import listing
 
-    timeline = commands.track(_daemon_config(args), args.document_id)
-    if args.json:
-        print(json.dumps(timeline, ensure_ascii=False))
-        return EXIT_OK
-    print(f"document {timeline['document_id']}")
-    if timeline["received"]:
-        received = timeline["received"]
-        print(f"  received from {received['from']} at {received['received_at']} (inbox {received['inbox_id']})")
-    for item in timeline["statuses_sent"]:
-        print(f"  status {item['status_code']} to {', '.join(item['to'])}: {item['state']} {item['sent_at'] or ''}")
-    for item in timeline["sent"]:
-        print(f"  sent: {item['state']} at {item['sent_at'] or '-'} (axis DocId {item['axis_doc_id'] or '-'})")
-        if item["last_error"]:
-            print(f"    last error: {item['last_error']}")
-        if "abandoned" in item:
-            gave_up = item["abandoned"]
-            print(f"    abandoned by {gave_up['by']} at {gave_up['at']}: {gave_up['reason']}")
-        for code, receipts in item["recipients"].items():
-            steps = (
-                ", ".join(f"{r['status_code']} {r['status_time'] or r['received_at']}" for r in receipts)
-                or "no status yet"
-            )
-            print(f"    {code}: {steps}")
+    timeline = listing.track(_daemon_config(args), args.document_id)
+    _emit(json.dumps(timeline, ensure_ascii=False) if args.json else listing.render_track(timeline))
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from gateway.daemon import listing
+
+    rows = listing.list_documents(
+        _daemon_config(args),
+        received=args.received,
+        state=args.state,
+        peer=args.peer,
+        since=args.since,
+        limit=args.limit,
+    )
+    _emit(json.dumps(rows, ensure_ascii=False) if args.json else listing.render_list(rows))
     return EXIT_OK
 
 
@@ -273,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     issue.set_defaults(handler=cmd_pki_issue)
     run = commands.add_parser("run", help="run this agency's gateway in the foreground (for systemd)")
     run.add_argument("--config", required=True, metavar="gateway.toml")
+    run.add_argument(
+        "--overrides", metavar="FILE", help="TOML whose keys replace the configuration's (the demo's short intervals)"
+    )
     run.set_defaults(handler=cmd_run)
 
     send = commands.add_parser("send", help="queue a document for sending and print its DocumentId")
@@ -317,6 +315,16 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--config", required=True)
     retry.add_argument("document_id", metavar="DOCUMENT_ID")
     retry.set_defaults(handler=cmd_retry)
+
+    listing = commands.add_parser("list", help="documents sent (or --received), newest first, by state, peer, date")
+    listing.add_argument("--config", required=True)
+    listing.add_argument("--received", action="store_true", help="documents received instead of sent")
+    listing.add_argument("--state", help="sent: queued, sent, failed, abandoned; received: delivered, rejected, …")
+    listing.add_argument("--peer", metavar="CODE", help="a recipient (or, with --received, the sender)")
+    listing.add_argument("--since", metavar="DATE", help="yyyy-mm-dd, Vietnam time")
+    listing.add_argument("--limit", type=int, default=200)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_list)
 
     abandon = commands.add_parser("abandon", help="give up on a failed document or status, keeping who and why")
     abandon.add_argument("--config", required=True)

@@ -132,10 +132,13 @@ class Demo:
     def start(self) -> None:
         axis, url = workspace.start_axis(self.layout)
         self.services["axis"] = axis
-        workspace.configure_gateways(self.layout, url)
+        # the configurations are a real deployment's; the demo's short intervals are an override
+        workspace.configure_gateways(self.layout, url, timing="")
+        timing = self.root / "demo-timing.toml"
+        timing.write_text(workspace.QUICK_TIMING, encoding="utf-8")
         self.say(f"axis mock listening at {url}")
         for code, agency in self.layout.agencies.items():
-            self.services[code] = workspace.start_gateway(agency)
+            self.services[code] = workspace.start_gateway(agency, overrides=timing)
             self.say(f"gateway {code} {agency.name}: running")
 
     def stop(self) -> None:

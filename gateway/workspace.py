@@ -105,10 +105,15 @@ def create(root: Path, agencies: Mapping[str, str], *, axis_port: int = 0, verif
 
 
 def start_axis(layout: Layout) -> tuple[Service, str]:
+    """Start the axis; a configuration that let the system choose the port (0) is given the port
+    it got, so that the axis started again by hand listens where the gateways look for it."""
     service = Service(
         ["axis", "--config", str(layout.axis_config)], cwd=layout.axis_folder, log_path=layout.axis_folder / "axis.log"
     )
     listening = service.wait_for(lambda e: e.get("event") == "axis_listening", "the axis to listen")
+    text = layout.axis_config.read_text(encoding="utf-8")
+    if "\nport = 0\n" in text:
+        layout.axis_config.write_text(text.replace("\nport = 0\n", f"\nport = {listening['port']}\n"), encoding="utf-8")
     return service, f"http://127.0.0.1:{listening['port']}"
 
 
@@ -137,9 +142,10 @@ def configure_gateways(layout: Layout, axis_url: str, *, timing: str = QUICK_TIM
         )
 
 
-def start_gateway(agency: AgencyFolder) -> Service:
+def start_gateway(agency: AgencyFolder, *, overrides: Path | None = None) -> Service:
+    extra = ["--overrides", str(overrides)] if overrides else []
     service = Service(
-        ["run", "--config", str(agency.config)], cwd=agency.folder, log_path=agency.folder / "gateway.log"
+        ["run", "--config", str(agency.config), *extra], cwd=agency.folder, log_path=agency.folder / "gateway.log"
     )
     service.wait_for(lambda e: e.get("event") == "gateway_started", f"the gateway of {agency.code} to start")
     return service

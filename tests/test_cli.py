@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway import edxml
-from tests.conftest import MINISTRY, PROVINCE, full_document, full_status
+from tests.messages import MINISTRY, PROVINCE, full_document, full_status
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,8 @@ import pytest
 
 from gateway import config
 from gateway.edxml.xmlsafe import DEFAULT_LIMITS, Limits
-from tests.conftest import PROVINCE, REPO, full_document
+from tests.conftest import REPO
+from tests.messages import PROVINCE, full_document
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -133,3 +134,17 @@ def test_the_readme_lists_every_error_code():
     codes |= {config.ConfigError.code}
     for code in sorted(codes):
         assert f"| {code} |" in readme, f"README lacks error code {code}"
+
+
+def test_overrides_replace_keys_section_by_section_and_are_checked_alike(tmp_path):
+    path = write(tmp_path, "[poll]\ninterval = 60.0\nlong_poll = false\n[workers]\npush = 5.0\n")
+    overrides = tmp_path / "quick.toml"
+    overrides.write_text("[poll]\ninterval = 0.2\n[intake]\nsettle_seconds = 0.3\n", encoding="utf-8")
+    merged = config.load(path, overrides=overrides)
+    assert merged.poll.interval == 0.2 and merged.poll.long_poll is False  # the rest of [poll] stays
+    assert merged.workers.push == 5.0 and merged.intake.settle_seconds == 0.3
+    assert config.load(path).poll.interval == 60.0  # the file itself is as written
+    overrides.write_text("[pol]\ninterval = 0.2\n", encoding="utf-8")
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(path, overrides=overrides)
+    assert "unknown section [pol]" in str(caught.value) and "quick.toml" in str(caught.value)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from gateway.processes import Service
+
 
 def demo(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "gateway", "demo", *args], capture_output=True, text=True, timeout=300)
@@ -35,6 +37,31 @@ def test_demo_keeps_a_real_deployment_when_asked(tmp_path):
         timeout=60,
     )
     assert tracked.returncode == 2 and "nothing is known" in tracked.stderr
+    # and the workspace runs by hand as the README says: the axis where the gateways look for it,
+    # a gateway on its real timings (the demo's short ones were an override, not written in)
+    axis_toml = (workdir / "axis" / "axis.toml").read_text(encoding="utf-8")
+    gateway_toml = (workdir / "000.00.00.H58" / "gateway.toml").read_text(encoding="utf-8")
+    assert "port = 0" not in axis_toml and "interval = 0.2" not in gateway_toml
+    port = next(line.split("=")[1].strip() for line in axis_toml.splitlines() if line.startswith("port ="))
+    assert f"http://127.0.0.1:{port}" in gateway_toml
+    axis = Service(
+        ["axis", "--config", str(workdir / "axis" / "axis.toml")], cwd=workdir / "axis", log_path=tmp_path / "axis.log"
+    )
+    try:
+        listening = axis.wait_for(lambda e: e.get("event") == "axis_listening", "the kept axis")
+        assert str(listening["port"]) == port
+        gateway = Service(
+            ["run", "--config", str(workdir / "000.00.00.H58" / "gateway.toml")],
+            cwd=workdir / "000.00.00.H58",
+            log_path=tmp_path / "gateway.log",
+        )
+        try:
+            started = gateway.wait_for(lambda e: e.get("event") == "gateway_started", "the kept gateway")
+            assert started["poll"]["interval"] == 2.0  # the packaged default, not the demo's 0.2
+        finally:
+            gateway.stop()
+    finally:
+        axis.stop()
 
 
 def test_a_demo_that_cannot_finish_says_what_is_missing_and_fails(tmp_path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import getpass
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from gateway.daemon import compose
 from gateway.daemon.outgoing import Local, new_source_key
 from gateway.errors import UsageError
 from gateway.store import OutgoingState
-from gateway.vxp.vocabulary import MessageType
 
 # How long a command waits for the record of a document whose inbox folder is already there.
 INBOX_RECORD_WAIT = 10.0
@@ -158,67 +156,5 @@ def retry(config: Config, document_id: str) -> int:
         if not items:
             raise UsageError(f"no failed message {document_id!r}")
         return len(items)
-    finally:
-        _close(local)
-
-
-def _when(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
-
-
-def track(config: Config, document_id: str) -> dict[str, Any]:
-    local = _open(config)
-    try:
-        store = local.store
-        items = store.outgoing.for_document(document_id)
-        received = store.incoming.delivered(document_id)
-        if not items and received is None:
-            raise UsageError(f"nothing is known about {document_id!r}")
-        timeline: dict[str, Any] = {"document_id": document_id, "sent": [], "received": None, "statuses_sent": []}
-        for item in items:
-            entry = {
-                "kind": item.kind,
-                "state": item.state,
-                "axis_doc_id": item.axis_doc_id,
-                "queued_at": _when(item.created_at),
-                "sent_at": _when(item.sent_at),
-                "last_error": item.last_error,
-                "to": list(item.to_codes),
-                "status_code": item.status_code,
-            }
-            if item.state is OutgoingState.ABANDONED:
-                entry["abandoned"] = {
-                    "by": item.abandoned_by,
-                    "at": _when(item.abandoned_at),
-                    "reason": item.abandon_reason,
-                }
-            if item.kind is MessageType.EDOC:
-                receipts = store.outgoing.receipts_for(item.id)
-                entry["recipients"] = {
-                    code: [
-                        {
-                            "status_code": r.status_code,
-                            "meaning": edxml.StatusCode.from_wire(r.status_code).meaning,
-                            "description": r.description,
-                            "status_time": r.status_time,
-                            "received_at": _when(r.received_at),
-                        }
-                        for r in receipts
-                        if r.from_code == code
-                    ]
-                    for code in item.to_codes
-                }
-                timeline["sent"].append(entry)
-            else:
-                timeline["statuses_sent"].append(entry)
-        if received is not None:
-            timeline["received"] = {
-                "from": received.from_code,
-                "axis_doc_id": received.axis_doc_id,
-                "inbox_id": received.inbox_id,
-                "received_at": _when(received.finished_at),
-                "acknowledged": bool(received.acked),
-            }
-        return timeline
     finally:
         _close(local)

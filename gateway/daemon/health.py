@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway import edxml
 from gateway.config import Config
 from gateway.daemon.outgoing import Local
 from gateway.fsutil import lock_holder
@@ -72,7 +73,8 @@ def _check(local: Local) -> tuple[Level, dict[str, Any]]:
     failing = store.meta(DELIVERY_FAILING)
     if failing:
         detail = json.loads(failing)
-        problem(Level.CRITICAL, f"delivering to the inbox fails since {_when(detail['since'])}: {detail['error']}")
+        since = edxml.vietnam_iso(detail["since"])
+        problem(Level.CRITICAL, f"delivering to the inbox fails since {since}: {detail['error']}")
     if not os.access(config.paths.inbox, os.W_OK | os.X_OK):
         problem(Level.CRITICAL, f"the inbox {config.paths.inbox} is not writable by {getpass.getuser()}")
     if days_left < CERTIFICATE_CRITICAL_DAYS:
@@ -80,7 +82,7 @@ def _check(local: Local) -> tuple[Level, dict[str, Any]]:
     elif days_left < CERTIFICATE_WARNING_DAYS:
         problem(Level.WARNING, f"the signing certificate expires in {days_left:.0f} days")
     if oldest_queued is not None and now - oldest_queued > QUEUED_TOO_LONG:
-        problem(Level.WARNING, f"a message has waited in the queue since {_when(oldest_queued)}")
+        problem(Level.WARNING, f"a message has waited in the queue since {edxml.vietnam_iso(oldest_queued)}")
     if failed:
         problem(
             Level.WARNING,
@@ -100,9 +102,9 @@ def _check(local: Local) -> tuple[Level, dict[str, Any]]:
         "agency": local.code,
         "running_pid": holder,
         "queues": counts,
-        "oldest_queued_at": _when(oldest_queued),
-        "last_poll": _when(float(last_poll)) if last_poll else None,
-        "last_push": _when(float(last_push)) if last_push else None,
+        "oldest_queued_at": edxml.vietnam_iso(oldest_queued),
+        "last_poll": edxml.vietnam_iso(float(last_poll)) if last_poll else None,
+        "last_push": edxml.vietnam_iso(float(last_push)) if last_push else None,
         "failed": [_failed(f) for f in failed],
         "rejected": rejected,
         "certificate_expires": certificate.not_valid_after_utc.isoformat(),
@@ -142,7 +144,3 @@ def _rejected_folders(local: Local) -> list[str]:
         return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
     except OSError:
         return []
-
-
-def _when(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).astimezone().isoformat(timespec="seconds")

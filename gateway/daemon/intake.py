@@ -49,15 +49,16 @@ class Intake:
             try:
                 content, size = await asyncio.to_thread(_content_hash, entry)
                 key = f"drop:{entry.name}:{content}"
-                if self.store.outgoing.by_source(key) is None:
+                item = self.store.outgoing.by_source(key)
+                if item is None:
                     await asyncio.to_thread(self._count_preparation, entry, size, marker)
                     pending = await asyncio.to_thread(self._prepare_entry, entry, self.outgoing.next_number())
                     outgoing_id, path = await asyncio.to_thread(self.outgoing.write, pending)
-                    self.outgoing.commit(outgoing_id, path, pending, key)
+                    item = self.outgoing.commit(outgoing_id, path, pending, key)
                 # only now that the database owns it does the entry leave the drop folder: renamed
                 # to a dot-name first (ignored by intake), so a crash while deleting leaves no half entry
                 await asyncio.to_thread(_take_away, entry)
-                self.log.info("intake_taken", entry=compose.safe_job_name(entry.name))
+                self.log.info("intake_taken", entry=compose.safe_job_name(entry.name), document_id=item.document_id)
             except OSError as exc:  # the disk, not the document: leave the entry for the next run
                 self.log.warning("intake_postponed", entry=entry.name, reason=f"{type(exc).__name__}: {exc}")
             except (GatewayError, UnicodeDecodeError, ValueError) as exc:

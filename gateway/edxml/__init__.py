@@ -64,7 +64,7 @@ from gateway.edxml.parse import message_from_tree
 from gateway.edxml.relay import append_trace_header
 from gateway.edxml.schema import MessageKind, SchemaMode, validate_tree
 from gateway.edxml.signature import SignatureState, SignatureVerdict, sign_tree, verify_tree
-from gateway.edxml.text import VIETNAM, now_vietnam, parse_date, parse_timestamp
+from gateway.edxml.text import VIETNAM, now_vietnam, parse_date, parse_timestamp, vietnam_iso
 from gateway.edxml.xmlsafe import DEFAULT_LIMITS, Limits, parse_lifted, parse_xml
 from gateway.errors import SignatureMissing
 
@@ -252,4 +252,5 @@ __all__ = [
     "validate",
     "validate_root",
     "verify",
+    "vietnam_iso",
 ]

@@ -25,6 +25,11 @@ def now_vietnam() -> datetime:
     return datetime.now(VIETNAM).replace(tzinfo=None, microsecond=0)
 
 
+def vietnam_iso(epoch: float | None) -> str | None:
+    """An instant as an admin reads it: Vietnam wall-clock time with its offset, to the second."""
+    return None if epoch is None else datetime.fromtimestamp(epoch, VIETNAM).isoformat(timespec="seconds")
+
+
 def format_date(value: date) -> str:
     return value.strftime(DATE_FORMAT)
 

@@ -111,6 +111,27 @@ class IncomingTable:
             "UPDATE incoming SET next_attempt_at = ? WHERE axis_doc_id = ?", (time.time() + delay, axis_doc_id)
         )
 
+    def received(self, reference: str) -> Incoming | None:
+        """The document received under this inbox folder, axis DocId or DocumentId, however it
+        ended: delivered first, else refused, else a duplicate copy."""
+        row = self.db.execute(
+            "SELECT * FROM incoming WHERE (inbox_id = ? OR axis_doc_id = ? OR document_id = ?)"
+            " AND message_type = ? AND state IN (?, ?, ?)"
+            " ORDER BY CASE state WHEN ? THEN 0 WHEN ? THEN 1 ELSE 2 END, listed_at LIMIT 1",
+            (
+                reference,
+                reference,
+                reference,
+                MessageType.EDOC,
+                IncomingState.DELIVERED,
+                IncomingState.REJECTED,
+                IncomingState.DUPLICATE,
+                IncomingState.DELIVERED,
+                IncomingState.REJECTED,
+            ),
+        ).fetchone()
+        return None if row is None else incoming_row(row)
+
     def delivered(self, inbox_id: str) -> Incoming | None:
         row = self.db.execute(
             "SELECT * FROM incoming WHERE (inbox_id = ? OR axis_doc_id = ? OR document_id = ?)"

@@ -74,6 +74,35 @@ class ReportQueries:
         )
         return [(row["sent_document_id"], Receipt(**{k: row[k] for k in row.keys()[1:]})) for row in rows]
 
+    def listing(
+        self,
+        *,
+        sent: bool,
+        state: str | None = None,
+        peer: str | None = None,
+        since: float | None = None,
+        limit: int = 200,
+    ) -> list[Outgoing] | list[Incoming]:
+        """Documents sent (or received), newest first, narrowed by state, peer and time."""
+        table, peer_clause, time_column = (
+            ("outgoing", "to_codes LIKE ?", "created_at") if sent else ("incoming", "from_code = ?", "listed_at")
+        )
+        where, values = ["kind = ?" if sent else "message_type = ?"], [MessageType.EDOC]
+        if state:
+            where.append("state = ?")
+            values.append(state)
+        if peer:
+            where.append(peer_clause)
+            values.append(f'%"{peer}"%' if sent else peer)
+        if since is not None:
+            where.append(f"{time_column} >= ?")
+            values.append(since)
+        rows = self.db.execute(
+            f"SELECT * FROM {table} WHERE {' AND '.join(where)} ORDER BY {time_column} DESC LIMIT ?",  # noqa: S608
+            (*values, limit),
+        )
+        return [outgoing_row(row) for row in rows] if sent else [incoming_row(row) for row in rows]
+
     def counts(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for table, column in (("outgoing", "kind"), ("incoming", "message_type")):

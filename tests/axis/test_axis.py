@@ -12,9 +12,9 @@ import pytest
 from gateway import edxml
 from gateway.axis_client import AxisClient
 from gateway.errors import AxisError
-from tests.axis.conftest import RunningAxis
+from tests.axis.running import RunningAxis
 from tests.axis.sdk_client import SdkLikeClient
-from tests.conftest import full_document, full_status
+from tests.messages import full_document, full_status
 
 PROVINCE, DEPARTMENT, DISTRICT = "000.00.00.H58", "000.00.11.H58", "000.00.31.H58"
 MINISTRY, NGHE_AN, LEGACY_AGENCY = "000.00.00.G22", "000.00.00.H41", "000.00.00.H14"

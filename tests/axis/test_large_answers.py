@@ -16,7 +16,7 @@ from gateway.axis_client import DEFAULT_MAX_ANSWER_BYTES, LARGE_ANSWER_BYTES, Ax
 from gateway.errors import AxisError, AxisRefusesGateway
 from gateway.vxp.payload import PAYLOAD_SPLIT_BYTES, split_payload
 from tests.axis.test_axis import DEPARTMENT, MINISTRY, client, run, send
-from tests.conftest import full_document
+from tests.messages import full_document
 
 PAYLOAD = base64.b64encode(os.urandom(PAYLOAD_SPLIT_BYTES)).decode("ascii")
 

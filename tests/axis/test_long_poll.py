@@ -9,7 +9,7 @@ import time
 import pytest
 
 from gateway.errors import AxisError
-from tests.axis.conftest import RunningAxis
+from tests.axis.running import RunningAxis
 from tests.axis.test_axis import DEPARTMENT, MINISTRY, client, document_to, send
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from gateway import edxml
 from gateway.daemon.examine import Receiver, examine
-from tests.conftest import DEPARTMENT, MINISTRY, PROVINCE, full_document, full_status
+from tests.messages import DEPARTMENT, MINISTRY, PROVINCE, full_document, full_status
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.store import NewOutgoing, OutgoingState
 from gateway.vxp.vocabulary import MessageType
-from tests.e2e.conftest import wait_until
+from tests.e2e.province import wait_until
 
 PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
@@ -252,3 +252,39 @@ def test_a_document_id_used_for_another_document_is_refused_and_a_resend_stands_
     with province.agencies[PROVINCE].store() as store:
         assert len(store.outgoing.for_document(document_id)) == 1
         assert len(list(store.outgoing_dir.iterdir())) == 1  # the refused and the repeated files are gone
+
+
+def test_track_by_inbox_folder_tells_the_same_story_and_list_narrows_documents(province):
+    for code in (PROVINCE, DEPARTMENT):
+        province.start(code)
+    province.drop_job(PROVINCE, "cv-4", {"to": [DEPARTMENT], "subject": "Công văn 4", "code_number": "4"}, {})
+    (received,) = wait_until(province.agencies[DEPARTMENT].delivered, "the delivery")
+    sender, recipient = str(province.agencies[PROVINCE].config), str(province.agencies[DEPARTMENT].config)
+    refused = province.run("respond", "--config", recipient, received["id"], "--code", "02", "--description", "Sai")
+    assert refused.returncode == 0, refused.stderr
+    wait_until(lambda: len(province.agencies[PROVINCE].receipts()) == 2, "the 01 and the 02 at the sender")
+
+    def track(config: str, reference: str, *more: str):
+        return province.run("track", "--config", config, reference, *more)
+
+    by_folder = json.loads(track(recipient, received["id"], "--json").stdout)
+    by_document_id = json.loads(track(recipient, received["document_id"], "--json").stdout)
+    assert by_folder == by_document_id and by_folder["received"]["state"] == "delivered"
+    assert [s["status_code"] for s in by_folder["statuses_sent"]] == ["01", "02"]
+    text = track(sender, received["document_id"]).stdout
+    assert f"{DEPARTMENT}: 02 " in text and "— Sai" in text and "+07:00" in text and "+00:00" not in text
+
+    def listed(config: str, *options: str) -> list[dict]:
+        result = province.run("list", "--config", config, "--json", *options)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    (row,) = listed(sender)
+    assert row["document_id"] == received["document_id"] and row["state"] == "sent" and row["to"] == [DEPARTMENT]
+    assert listed(sender, "--state", "failed") == [] and listed(sender, "--peer", "000.00.31.H58") == []
+    assert len(listed(sender, "--peer", DEPARTMENT)) == 1 and listed(sender, "--since", "2999-01-01") == []
+    (incoming,) = listed(recipient, "--received", "--state", "delivered")
+    assert incoming["from"] == PROVINCE and incoming["inbox_id"] == received["id"]
+    wrong = province.run("list", "--config", sender, "--since", "yesterday")
+    assert wrong.returncode == 2 and "yyyy-mm-dd" in wrong.stderr
+    assert "nothing matches" in province.run("list", "--config", sender, "--state", "abandoned").stdout

@@ -11,8 +11,8 @@ import dataclasses
 from gateway import edxml
 from gateway.store import OutgoingState
 from gateway.vxp.vocabulary import MessageType
-from tests.conftest import full_document
-from tests.e2e.conftest import send_directly, signed_by, to, wait_until
+from tests.e2e.province import send_directly, signed_by, to, wait_until
+from tests.messages import full_document
 
 MINISTRY, PROVINCE, DEPARTMENT = "000.00.00.G22", "000.00.00.H58", "000.00.11.H58"
 

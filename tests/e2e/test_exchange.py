@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.e2e.conftest import wait_until
+from tests.e2e.province import wait_until
 
 MINISTRY, PROVINCE, DEPARTMENT, DISTRICT = "000.00.00.G22", "000.00.00.H58", "000.00.11.H58", "000.00.31.H58"
 
@@ -66,7 +66,7 @@ def test_drop_folder_to_inboxes_with_status_01_back(province):
 
 def test_cli_send_and_a_ready_edxml_file_from_the_drop_folder(province, tmp_path):
     from gateway import edxml
-    from tests.conftest import full_document
+    from tests.messages import full_document
 
     for code in (PROVINCE, DEPARTMENT, MINISTRY):
         province.start(code)
@@ -131,7 +131,7 @@ def test_refused_job_goes_to_failed_with_the_reason(province):
     assert (failed / "no-recipient" / "document.json").is_file()
     bad = province.agencies[PROVINCE].outbox / "not-ours.edxml"
     from gateway import edxml
-    from tests.conftest import full_document
+    from tests.messages import full_document
 
     bad.write_bytes(edxml.build(full_document(sender=MINISTRY)))
     error = wait_until(
@@ -145,8 +145,8 @@ def test_a_document_that_fails_verification_is_kept_and_answered_with_02(tmp_pat
     """The district trusts only the CA that issued its own certificate; the province's
     certificate comes from another one, which the axis and the province also trust."""
     from gateway.pki import init_dir, issue_to_dir
-    from tests.axis.conftest import start_axis
-    from tests.e2e.conftest import build_province, free_port
+    from tests.axis.running import start_axis
+    from tests.e2e.province import build_province, free_port
 
     province = build_province(tmp_path / "province", [PROVINCE, DISTRICT], axis_port=free_port())
     try:
@@ -244,8 +244,8 @@ def test_bad_configuration_is_refused_naming_the_key(province):
 
 
 def test_deadline_failed_then_retried_by_hand(tmp_path):
-    from tests.axis.conftest import start_axis
-    from tests.e2e.conftest import build_province, free_port
+    from tests.axis.running import start_axis
+    from tests.e2e.province import build_province, free_port
 
     province = build_province(tmp_path, [PROVINCE, DEPARTMENT], axis_port=free_port())
     try:

@@ -8,8 +8,8 @@ import time
 
 from gateway.store import Outgoing, OutgoingState
 from gateway.vxp.vocabulary import MessageType
-from tests.conftest import full_document
-from tests.e2e.conftest import send_directly, signed_by, to, wait_until
+from tests.e2e.province import send_directly, signed_by, to, wait_until
+from tests.messages import full_document
 
 MINISTRY, PROVINCE, DEPARTMENT = "000.00.00.G22", "000.00.00.H58", "000.00.11.H58"
 

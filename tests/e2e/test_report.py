@@ -10,8 +10,8 @@ from datetime import datetime
 
 from gateway import edxml
 from gateway.daemon.compose import DIGITIZED_MARK
-from tests.conftest import full_document
-from tests.e2e.conftest import wait_until
+from tests.e2e.province import wait_until
+from tests.messages import full_document
 
 MINISTRY, PROVINCE, DEPARTMENT, DISTRICT = "000.00.00.G22", "000.00.00.H58", "000.00.11.H58", "000.00.31.H58"
 

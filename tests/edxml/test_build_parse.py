@@ -10,7 +10,7 @@ from gateway import edxml
 from gateway.edxml import SchemaMode, StatusCode
 from gateway.edxml.ns import EDXML
 from gateway.errors import BuildError, SchemaViolation
-from tests.conftest import full_document, full_status
+from tests.messages import full_document, full_status
 
 E = f"{{{EDXML}}}"
 

@@ -23,7 +23,7 @@ from gateway.edxml.parse import message_from_tree
 from gateway.edxml.signature import sign_tree
 from gateway.edxml.xmlsafe import parse_lifted, parse_xml
 from gateway.errors import GatewayError, MalformedXML, SignatureMismatch, StructureError
-from tests.conftest import DEPARTMENT, PROVINCE, full_document
+from tests.messages import DEPARTMENT, PROVINCE, full_document
 
 E = f"{{{EDXML}}}"
 BIG = 300 * 1024  # base64 of it is well over lift.MIN_RUN, and the message over lift.LIFT_FROM

@@ -17,7 +17,7 @@ import pytest
 from gateway import edxml
 from gateway.edxml.xmlsafe import parse_xml
 from gateway.errors import ForbiddenXML, LimitExceeded
-from tests.conftest import PROVINCE, full_document
+from tests.messages import PROVINCE, full_document
 
 ENVELOPE = b"<edXML:edXMLEnvelope"
 HEADER = b"<edXML:edXMLHeader"

@@ -11,7 +11,7 @@ from gateway.errors import (
     SchemaViolation,
     StructureError,
 )
-from tests.conftest import full_document, full_status
+from tests.messages import full_document, full_status
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from gateway import edxml
-from tests.conftest import PROVINCE, full_document, full_status
+from tests.messages import PROVINCE, full_document, full_status
 
 
 def test_a_document_goes_to_each_to_in_its_order():

@@ -30,8 +30,8 @@ from gateway.edxml.relay import append_trace_header
 from gateway.edxml.xmlsafe import parse_xml
 from gateway.errors import SignatureError, SignatureMismatch, UntrustedCertificate
 from gateway.pki import KeyPair
-from tests.conftest import DEPARTMENT, MINISTRY, PROVINCE, full_document, full_status
 from tests.edxml.test_signatures import relay
+from tests.messages import DEPARTMENT, MINISTRY, PROVINCE, full_document, full_status
 
 TransformRefused = getattr(gateway.errors, "TransformRefused", None)  # SIG209, new with the fix
 

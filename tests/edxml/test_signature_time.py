@@ -18,7 +18,7 @@ from gateway.edxml.xmlsafe import parse_xml
 from gateway.errors import CertificateExpired
 from gateway.pki import KeyPair, create_ca, issue
 from gateway.vxp.protocol import VIETNAM
-from tests.conftest import DEPARTMENT, MINISTRY, PROVINCE, full_document, full_status
+from tests.messages import DEPARTMENT, MINISTRY, PROVINCE, full_document, full_status
 
 AXIS = "000.00.00.A00"
 

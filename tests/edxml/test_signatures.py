@@ -31,7 +31,7 @@ from gateway.errors import (
 )
 from gateway.pki import create_ca, issue
 from gateway.vxp.protocol import VIETNAM
-from tests.conftest import DEPARTMENT, MINISTRY, PROVINCE, full_document, full_status
+from tests.messages import DEPARTMENT, MINISTRY, PROVINCE, full_document, full_status
 
 E = f"{{{EDXML}}}"
 D = f"{{{DSIG}}}"

@@ -10,7 +10,7 @@ import pytest
 from gateway import edxml
 from gateway.axis_client import AxisClient
 from gateway.errors import AxisError, AxisUnavailable
-from tests.conftest import full_document
+from tests.messages import full_document
 
 MINISTRY, PROVINCE = "000.00.00.G22", "000.00.00.H58"
 

@@ -10,8 +10,8 @@ import pytest
 
 from gateway.store import OutgoingState
 from gateway.vxp.vocabulary import MessageType
-from tests.axis.conftest import start_axis
-from tests.e2e.conftest import build_province, free_port, wait_until
+from tests.axis.running import start_axis
+from tests.e2e.province import build_province, free_port, wait_until
 
 PROVINCE, DEPARTMENT, DISTRICT = "000.00.00.H58", "000.00.11.H58", "000.00.31.H58"
 

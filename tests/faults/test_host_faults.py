@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from gateway.vxp.vocabulary import MessageType
-from tests.e2e.conftest import Province, build_province, wait_until
+from tests.e2e.province import Province, build_province, wait_until
 
 PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
 

@@ -19,7 +19,6 @@ from gateway.edxml.build import serialize
 from gateway.edxml.ns import DSIG, EDXML
 from gateway.edxml.xmlsafe import parse_xml
 from gateway.errors import GatewayError
-from tests.conftest import PROVINCE, full_document, full_status
 from tests.edxml.test_signature_attacks import (
     BASE64,
     ENVELOPED,
@@ -32,6 +31,7 @@ from tests.edxml.test_signature_attacks import (
     on_part,
     part_refs,
 )
+from tests.messages import PROVINCE, full_document, full_status
 
 E = f"{{{EDXML}}}"
 D = f"{{{DSIG}}}"

@@ -15,8 +15,8 @@ import pytest
 
 from gateway import edxml
 from gateway.errors import AxisError
-from tests.conftest import full_document
-from tests.e2e.conftest import send_directly, signed_by, to, wait_until
+from tests.e2e.province import send_directly, signed_by, to, wait_until
+from tests.messages import full_document
 
 MINISTRY, DEPARTMENT = "000.00.00.G22", "000.00.11.H58"
 

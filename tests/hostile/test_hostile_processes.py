@@ -12,8 +12,8 @@ import time
 from gateway import edxml
 from gateway.axis_client import AxisClient
 from gateway.vxp.vocabulary import MessageType
-from tests.conftest import full_status
-from tests.e2e.conftest import wait_until
+from tests.e2e.province import wait_until
+from tests.messages import full_status
 
 PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
 

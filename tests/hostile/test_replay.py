@@ -8,9 +8,9 @@ import shutil
 import time
 
 from gateway.vxp.vocabulary import MessageType
-from tests.axis.conftest import start_axis
-from tests.conftest import full_document
-from tests.e2e.conftest import build_province, free_port, send_directly, signed_by, to, wait_until
+from tests.axis.running import start_axis
+from tests.e2e.province import build_province, free_port, send_directly, signed_by, to, wait_until
+from tests.messages import full_document
 
 MINISTRY, DEPARTMENT = "000.00.00.G22", "000.00.11.H58"
 

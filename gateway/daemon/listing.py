@@ -1,0 +1,168 @@
+"""What the record says, for a person: one document's story (`track`), or many in a list
+(`list`). Times are Vietnam time with their offset, whatever wrote them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from gateway import edxml
+from gateway.config import Config
+from gateway.daemon.outgoing import Local
+from gateway.errors import UsageError
+from gateway.store import GatewayStore, Incoming, Outgoing, OutgoingState
+from gateway.vxp.vocabulary import MessageType
+
+
+def track(config: Config, reference: str) -> dict[str, Any]:
+    """A document by its DocumentId, our local id, its inbox folder or its axis DocId."""
+    local = Local.open(config, create_folders=False)
+    try:
+        store = local.store
+        received = store.incoming.received(reference)
+        document_id = received.document_id if received is not None and received.document_id else reference
+        items = store.outgoing.for_document(document_id)
+        if not items and received is None:
+            raise UsageError(f"nothing is known about {reference!r}")
+        timeline: dict[str, Any] = {"document_id": document_id, "sent": [], "received": None, "statuses_sent": []}
+        for item in items:
+            entry = _outgoing(item)
+            if item.kind is MessageType.EDOC:
+                entry["recipients"] = _receipts(store, item)
+                timeline["sent"].append(entry)
+            else:
+                timeline["statuses_sent"].append(entry)
+        if received is not None:
+            timeline["received"] = _incoming(received)
+        return timeline
+    finally:
+        local.store.close()
+
+
+def list_documents(
+    config: Config, *, received: bool, state: str | None, peer: str | None, since: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """Documents sent (or received), newest first; ``since`` a date (yyyy-mm-dd, Vietnam time)."""
+    allowed = {"delivered", "duplicate", "rejected", "listed"} if received else {s.value for s in OutgoingState}
+    if state is not None and state not in allowed:
+        raise UsageError(f"--state must be one of {', '.join(sorted(allowed))}, not {state!r}")
+    start = None
+    if since:
+        try:
+            start = datetime.combine(date.fromisoformat(since), datetime.min.time(), edxml.VIETNAM).timestamp()
+        except ValueError:
+            raise UsageError(f"--since is a date (yyyy-mm-dd), not {since!r}") from None
+    local = Local.open(config, create_folders=False)
+    try:
+        rows = local.store.reports.listing(sent=not received, state=state, peer=peer, since=start, limit=limit)
+        return [_incoming(row) if isinstance(row, Incoming) else _outgoing(row) for row in rows]
+    finally:
+        local.store.close()
+
+
+def render_track(timeline: dict[str, Any]) -> str:
+    lines = [f"document {timeline['document_id']}"]
+    received = timeline["received"]
+    if received:
+        lines.append(
+            f"  received from {received['from']} at {received['received_at']}: {received['state']}"
+            f" (inbox {received['inbox_id'] or '-'})"
+        )
+        if received["reason"] and received["state"] != "delivered":
+            lines.append(f"    reason: {received['reason']}")
+    for item in timeline["statuses_sent"]:
+        to = ", ".join(item["to"])
+        lines.append(f"  status {item['status_code']} to {to}: {item['state']} {item['sent_at'] or ''}")
+    for item in timeline["sent"]:
+        lines.append(f"  sent: {item['state']} at {item['sent_at'] or '-'} (axis DocId {item['axis_doc_id'] or '-'})")
+        if item["last_error"]:
+            lines.append(f"    last error: {item['last_error']}")
+        if "abandoned" in item:
+            gave_up = item["abandoned"]
+            lines.append(f"    abandoned by {gave_up['by']} at {gave_up['at']}: {gave_up['reason']}")
+        for code, receipts in item["recipients"].items():
+            if not receipts:
+                lines.append(f"    {code}: no status yet")
+            for r in receipts:
+                said = f" — {r['description']}" if r["description"] else ""
+                lines.append(f"    {code}: {r['status_code']} {r['status_time'] or r['received_at']}{said}")
+    return "\n".join(lines)
+
+
+def render_list(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for row in rows:
+        when = row.get("queued_at") or row.get("received_at") or row.get("listed_at") or "-"
+        peers = ", ".join(row["to"]) if "to" in row else row["from"]
+        why = row.get("last_error") or row.get("reason") or ""
+        lines.append(f"{when}  {row['state']:<9}  {row['document_id'] or '-'}  {peers}  {row['subject'] or ''}")
+        if why:
+            lines.append(f"    {why}")
+    return "\n".join(lines) if lines else "nothing matches"
+
+
+def _outgoing(item: Outgoing) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "document_id": item.document_id,
+        "id": item.id,
+        "kind": item.kind,
+        "state": item.state,
+        "subject": item.subject,
+        "axis_doc_id": item.axis_doc_id,
+        "queued_at": edxml.vietnam_iso(item.created_at),
+        "sent_at": edxml.vietnam_iso(item.sent_at),
+        "last_error": item.last_error,
+        "to": list(item.to_codes),
+        "status_code": item.status_code,
+    }
+    if item.state is OutgoingState.ABANDONED:
+        entry["abandoned"] = {
+            "by": item.abandoned_by,
+            "at": edxml.vietnam_iso(item.abandoned_at),
+            "reason": item.abandon_reason,
+        }
+    return entry
+
+
+def _incoming(row: Incoming) -> dict[str, Any]:
+    return {
+        "document_id": row.document_id,
+        "from": row.from_code,
+        "state": row.state,
+        "subject": row.subject,
+        "axis_doc_id": row.axis_doc_id,
+        "inbox_id": row.inbox_id,
+        "listed_at": edxml.vietnam_iso(row.listed_at),
+        "received_at": edxml.vietnam_iso(row.finished_at),
+        "reason": row.reason,
+        "acknowledged": bool(row.acked),
+    }
+
+
+def _receipts(store: GatewayStore, item: Outgoing) -> dict[str, list[dict[str, Any]]]:
+    receipts = store.outgoing.receipts_for(item.id)
+    return {
+        code: [
+            {
+                "status_code": r.status_code,
+                "meaning": edxml.StatusCode.from_wire(r.status_code).meaning,
+                "description": r.description,
+                "status_time": _status_time(r.status_time),
+                "received_at": edxml.vietnam_iso(r.received_at),
+            }
+            for r in receipts
+            if r.from_code == code
+        ]
+        for code in item.to_codes
+    }
+
+
+def _status_time(text: str | None) -> str | None:
+    """A status's own time is Vietnam wall-clock time written without a zone: say which."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return (moment if moment.tzinfo else moment.replace(tzinfo=edxml.VIETNAM)).isoformat(timespec="seconds")
