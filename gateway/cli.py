@@ -25,9 +25,15 @@ from gateway.cli_format import (
     cmd_sign,
     cmd_validate,
 )
-from gateway.errors import FolderError, GatewayError, UsageError
+from gateway.errors import FolderError, GatewayError, KeyMaterialError, UsageError
 
 # --- axis -------------------------------------------------------------------------------------------
+
+
+# EX_CONFIG (sysexits.h): what `run` and `axis` exit with when they cannot start as configured;
+# the units do not restart on it (RestartPreventExitStatus=78): a restart would fail alike.
+EXIT_CONFIG = 78
+_CONFIGURATION_ERRORS = (config.ConfigError, KeyMaterialError, FolderError)
 
 
 def cmd_axis(args: argparse.Namespace) -> int:
@@ -36,7 +42,11 @@ def cmd_axis(args: argparse.Namespace) -> int:
     from gateway.axis import config as axis_config
     from gateway.axis.main import serve
 
-    settings = axis_config.load(Path(args.config))
+    try:
+        settings = axis_config.load(Path(args.config))
+    except _CONFIGURATION_ERRORS as exc:
+        print(f"edxml-gateway: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     asyncio.run(serve(settings))
     return EXIT_OK
 
@@ -54,8 +64,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from gateway.daemon.runner import run
 
-    settings = _daemon_config(args)
-    asyncio.run(run(settings))
+    try:
+        settings = _daemon_config(args)
+        asyncio.run(run(settings))
+    except _CONFIGURATION_ERRORS as exc:
+        print(f"edxml-gateway: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     return EXIT_OK
 
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from gateway.errors import ServiceError
@@ -24,7 +24,17 @@ from gateway.errors import ServiceError
 class Service:
     """A child process whose stderr JSON lines are collected as they come."""
 
-    def __init__(self, args: list[str], *, cwd: Path, log_path: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        cwd: Path,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        wrapper: Sequence[str] = (),
+    ) -> None:
+        """``wrapper`` runs the command under another program (a test's setpriv: another group,
+        no capabilities, as a service account is)."""
         self.args = args
         self.log_path = log_path
         self.events: list[dict] = []
@@ -33,7 +43,7 @@ class Service:
         environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             # -P: never import `gateway` from the working directory (a checkout), only the installed one
-            [sys.executable, "-P", "-m", "gateway", *args],
+            [*wrapper, sys.executable, "-P", "-m", "gateway", *args],
             cwd=cwd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -39,6 +39,7 @@ class Intake:
         self.log = local.log
         self._timer: asyncio.TimerHandle | None = None
         self._wake_at: float | None = None  # wall-clock time _timer is set for
+        self._leftovers_said: set[str] = set()  # taken entries this account could not remove, said once
 
     async def run(self) -> None:
         entries, settles_at = await asyncio.to_thread(self._settled_entries)
@@ -57,8 +58,10 @@ class Intake:
                     item = self.outgoing.commit(outgoing_id, path, pending, key)
                 # only now that the database owns it does the entry leave the drop folder: renamed
                 # to a dot-name first (ignored by intake), so a crash while deleting leaves no half entry
-                await asyncio.to_thread(_take_away, entry)
+                left = await asyncio.to_thread(_take_away, entry)
                 self.log.info("intake_taken", entry=compose.safe_job_name(entry.name), document_id=item.document_id)
+                if left is not None:
+                    self._say_leftover(f".taken-{entry.name}", left)
             except OSError as exc:  # the disk, not the document: leave the entry for the next run
                 self.log.warning("intake_postponed", entry=entry.name, reason=f"{type(exc).__name__}: {exc}")
             except (GatewayError, UnicodeDecodeError, ValueError) as exc:
@@ -143,13 +146,30 @@ class Intake:
         """What a crash left in the drop folder: half-removed entries, markers of entries gone."""
         removed = 0
         for path in self.outbox.glob(".taken-*"):  # an entry whose removal a crash interrupted
-            _remove(path)
+            try:
+                _remove(path)
+            except OSError as exc:  # written by another account without group write: said once
+                self._say_leftover(path.name, exc)
+                continue
             removed += 1
         for marker in self.outbox.glob(f"{PREPARING}*"):  # its entry was taken away meanwhile
             if not (self.outbox / marker.name.removeprefix(PREPARING)).exists():
                 marker.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+    def _say_leftover(self, name: str, error: OSError) -> None:
+        """A taken entry this account may not delete: sent all the same, its copy stays; said once."""
+        if name in self._leftovers_said:
+            return
+        self._leftovers_said.add(name)
+        self.log.warning(
+            "intake_leftover",
+            entry=compose.safe_job_name(name),
+            reason=f"{type(error).__name__}: {error.strerror or error}",
+            hint="the document was taken and queued; the document system must write entries group-writable"
+            " (umask 0007) so that the gateway can remove them (docs/intake.md)",
+        )
 
     def _refuse_entry(self, entry: Path, reason: str) -> None:
         failed = self.outbox / "failed"
@@ -260,10 +280,16 @@ def _check_sizes(folder: Path, paths: list[Path], limits: edxml.Limits) -> None:
         )
 
 
-def _take_away(entry: Path) -> None:
+def _take_away(entry: Path) -> OSError | None:
+    """Out of the drop folder: renamed to a dot-name (ignored from then on), then removed; the
+    error when removing it is not allowed (the entry stays as .taken-NAME, never taken again)."""
     hidden = entry.with_name(f".taken-{entry.name}")
     os.replace(entry, hidden)
-    _remove(hidden)
+    try:
+        _remove(hidden)
+    except OSError as exc:
+        return exc
+    return None
 
 
 def _remove(entry: Path) -> None:

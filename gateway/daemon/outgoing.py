@@ -238,7 +238,7 @@ class Local:
             if not create_folders:
                 break
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                make_shared_folder(folder)
             except OSError as exc:
                 raise FolderError(
                     f"{folder} cannot be created by {getpass.getuser()}: {exc.strerror}", where=str(config.path)
@@ -271,3 +271,13 @@ def read_file(path: Path, key: str) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise FolderError(f"{path} cannot be read by {getpass.getuser()}: {exc.strerror}", where=key) from None
+
+
+def make_shared_folder(folder: Path) -> None:
+    """A folder shared with the document system, created setgid and group-writable (2770):
+    what either account writes in it belongs to the service's group, whatever the service's
+    UMask. A folder that exists is left as its administrator set it."""
+    if folder.is_dir():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o2770)

@@ -31,7 +31,9 @@ async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
         config.paths.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(
-            f"the data folder cannot be created: {exc.strerror}", where=f"{config.path}: paths.data_dir"
+            f"the data folder {config.paths.data_dir} cannot be created: {exc.strerror} (a relative path is"
+            " read from the configuration file's folder; under systemd give an absolute one in /var/lib)",
+            where=f"{config.path}: paths.data_dir",
         ) from None
     with instance_lock(config.paths.data_dir, "gateway"):
         await _run(config, stop=stop)

@@ -76,12 +76,18 @@ class Province:
     axis: Any = None
     agencies: dict[str, Agency] = field(default_factory=dict)
 
-    def start(self, code: str, extra: str = "", *, env: dict[str, str] | None = None) -> Agency:
+    def start(
+        self, code: str, extra: str = "", *, env: dict[str, str] | None = None, wrapper: tuple[str, ...] = ()
+    ) -> Agency:
         agency = self.agencies[code]
         if extra:
             agency.config.write_text(agency.config.read_text(encoding="utf-8") + extra, encoding="utf-8")
         agency.service = Service(
-            ["run", "--config", str(agency.config)], cwd=agency.folder, log_path=agency.folder / "gateway.log", env=env
+            ["run", "--config", str(agency.config)],
+            cwd=agency.folder,
+            log_path=agency.folder / "gateway.log",
+            env=env,
+            wrapper=wrapper,
         )
         agency.service.wait_for(lambda e: e.get("event") == "gateway_started", f"{code} to start")
         return agency

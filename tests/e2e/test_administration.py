@@ -108,7 +108,7 @@ def test_a_trust_file_holding_an_agency_certificate_is_refused_at_start(province
     agency = province.agencies[PROVINCE]
     replace_in_config(agency, 'trust = "../pki/ca.pem"', f'trust = "../pki/{DEPARTMENT}.pem"')
     result = province.run("run", "--config", str(agency.config))
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 78 and "Traceback" not in result.stderr
     assert "PKI300" in result.stderr and "not a CA certificate" in result.stderr and "signing.trust" in result.stderr
 
 
@@ -119,7 +119,7 @@ def test_a_trust_file_our_own_certificate_does_not_chain_to_is_refused_at_start(
     agency = province.agencies[PROVINCE]
     replace_in_config(agency, 'trust = "../pki/ca.pem"', f'trust = "{other / "ca.pem"}"')
     result = province.run("run", "--config", str(agency.config))
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 78 and "Traceback" not in result.stderr
     assert "our own certificate is not accepted under this trust store" in result.stderr
 
 
@@ -127,7 +127,7 @@ def test_key_files_set_wrong_are_named_never_a_traceback(province):
     agency = province.agencies[PROVINCE]
     replace_in_config(agency, f'cert = "../pki/{PROVINCE}.pem"', f'cert = "../pki/{DEPARTMENT}.pem"')
     result = province.run("run", "--config", str(agency.config))
-    assert result.returncode == 1 and "PKI300" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 78 and "PKI300" in result.stderr and "Traceback" not in result.stderr
     named = result.stderr
     assert f"{PROVINCE}.key" in named and f"{DEPARTMENT}.pem" in named and "signing.cert" in named
     replace_in_config(agency, f'cert = "../pki/{DEPARTMENT}.pem"', 'cert = "../pki"')  # a folder: unreadable as a file
@@ -181,7 +181,7 @@ def test_a_folder_that_cannot_be_created_is_named_and_health_creates_nothing(pro
     blocker.write_text("a file where a folder must be")
     agency.config.write_text(agency.config.read_text(encoding="utf-8") + '\n[paths]\ninbox = "blocked/inbox"\n')
     result = province.run("run", "--config", str(agency.config))
-    assert result.returncode == 1 and "CFG501" in result.stderr and "blocked/inbox" in result.stderr
+    assert result.returncode == 78 and "CFG501" in result.stderr and "blocked/inbox" in result.stderr
     assert "Traceback" not in result.stderr and os.path.isfile(blocker)
     code, report = health(province, PROVINCE)
     assert code == CRITICAL and "blocked/inbox is not writable" in texts(report)

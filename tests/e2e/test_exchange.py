@@ -237,7 +237,7 @@ def test_bad_configuration_is_refused_naming_the_key(province):
         agency.config.read_text(encoding="utf-8").replace('system_id = "sys-', 'systemid = "sys-'), encoding="utf-8"
     )
     result = province.run("run", "--config", str(agency.config))
-    assert result.returncode == 1
+    assert result.returncode == 78  # EX_CONFIG: the unit does not restart it
     assert "CFG500" in result.stderr and "axis.systemid" in result.stderr and "Traceback" not in result.stderr
     result = province.run("health", "--config", str(agency.config))
     assert result.returncode == 3 and "axis.systemid" in result.stderr  # UNKNOWN: health could not look
