@@ -76,6 +76,12 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
                         log.exception("worker_error", worker=name)
                     if name not in again or stopping.is_set():
                         break
+            except asyncio.CancelledError:
+                if not stopping.is_set():
+                    raise
+                # cut short at stop, after the grace period: said once here, not as the scheduler's
+                # "job raised an exception" traceback
+                log.info("worker_cut_short", worker=name)
             finally:
                 running.discard(name)
                 inflight.discard(task)
