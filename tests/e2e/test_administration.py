@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -288,3 +289,41 @@ def test_track_by_inbox_folder_tells_the_same_story_and_list_narrows_documents(p
     wrong = province.run("list", "--config", sender, "--since", "yesterday")
     assert wrong.returncode == 2 and "yyyy-mm-dd" in wrong.stderr
     assert "nothing matches" in province.run("list", "--config", sender, "--state", "abandoned").stdout
+
+
+def test_a_certificate_close_to_expiry_is_logged_once_a_day_and_warned_by_health(province, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.pki import init_dir, issue, load_ca
+
+    init_dir(tmp_path / "ca")
+    pair = issue(load_ca(tmp_path / "ca"), PROVINCE, "UBND tỉnh", not_after=datetime.now(UTC) + timedelta(days=10))
+    (tmp_path / "short.pem").write_bytes(pair.cert_pem)
+    (tmp_path / "short.key").write_bytes(pair.key_pem)
+    (tmp_path / "trust.pem").write_bytes((tmp_path / "ca" / "ca.pem").read_bytes())
+    agency = province.agencies[PROVINCE]
+    replace_in_config(agency, f'key = "../pki/{PROVINCE}.key"', f'key = "{tmp_path / "short.key"}"')
+    replace_in_config(agency, f'cert = "../pki/{PROVINCE}.pem"', f'cert = "{tmp_path / "short.pem"}"')
+    replace_in_config(agency, 'trust = "../pki/ca.pem"', f'trust = "{tmp_path / "trust.pem"}"')
+    province.start(PROVINCE)
+    said = agency.service.wait_for(lambda e: e.get("event") == "certificate_expiring", "the expiry warning")
+    assert said["level"] == "warning" and 9 < said["days_left"] <= 10 and "new certificate" in said["hint"]
+    _, report = health(province, PROVINCE)
+    assert "the signing certificate expires in 10 days" in texts(report)
+    agency.service.stop()
+    province.start(PROVINCE)  # the same day: not said again
+    time.sleep(1.0)
+    assert "certificate_expiring" not in agency.service.event_names()
+
+
+def test_intake_names_the_document_it_took_and_a_relative_data_dir_that_cannot_be_made_says_why(province):
+    agency = province.start(PROVINCE)
+    province.drop_job(PROVINCE, "cv-9", {"to": [DEPARTMENT], "subject": "Công văn 9", "code_number": "9"}, {})
+    taken = agency.service.wait_for(lambda e: e.get("event") == "intake_taken", "the entry taken")
+    assert taken["entry"] == "cv-9" and taken["document_id"].endswith(",9/EDXML-GW")
+    agency.service.stop()
+    (agency.folder / "blocked").write_text("a file where the data folder's parent must be")
+    agency.config.write_text(agency.config.read_text(encoding="utf-8") + '\n[paths]\ndata_dir = "blocked/var"\n')
+    result = province.run("run", "--config", str(agency.config))
+    assert result.returncode == 78 and "CFG500" in result.stderr and "paths.data_dir" in result.stderr
+    assert "read from the configuration file's folder" in result.stderr and "absolute" in result.stderr
