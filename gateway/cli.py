@@ -44,10 +44,13 @@ def cmd_axis(args: argparse.Namespace) -> int:
 
     try:
         settings = axis_config.load(Path(args.config))
+        asyncio.run(serve(settings))
     except _CONFIGURATION_ERRORS as exc:
-        print(f"edxml-gateway: {exc}", file=sys.stderr)
+        _not_started("axis", exc)
         return EXIT_CONFIG
-    asyncio.run(serve(settings))
+    except GatewayError as exc:
+        _not_started("axis", exc)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -68,9 +71,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = _daemon_config(args)
         asyncio.run(run(settings))
     except _CONFIGURATION_ERRORS as exc:
-        print(f"edxml-gateway: {exc}", file=sys.stderr)
+        _not_started("gateway", exc)
         return EXIT_CONFIG
+    except GatewayError as exc:  # e.g. RUN951, another instance on the data folder
+        _not_started("gateway", exc)
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def _not_started(component: str, error: GatewayError) -> None:
+    """Why a service did not start, as a log line like every other one of the service: JSON in the
+    journal (the README's jq pipelines read it), readable on a terminal."""
+    from gateway import logs
+
+    logs.get(component).error("not_started", code=error.code, reason=error.message, where=error.where, error=str(error))
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -143,8 +157,10 @@ def cmd_health(args: argparse.Namespace) -> int:
 
     try:
         level, report = health.check(_daemon_config(args))
-    except GatewayError as exc:  # health could not look: UNKNOWN, not CRITICAL
+    except GatewayError as exc:  # health could not look: UNKNOWN, not CRITICAL, said where monitoring reads
         print(f"edxml-gateway: {exc}", file=sys.stderr)
+        unknown = {"status": "UNKNOWN", "healthy": False, "problems": [{"level": "UNKNOWN", "text": str(exc)}]}
+        _emit(json.dumps(unknown, ensure_ascii=False) if args.json else f"UNKNOWN: {exc}")
         return health.Level.UNKNOWN
     _emit(json.dumps(report, ensure_ascii=False) if args.json else health.render_text(report))
     return level
@@ -158,9 +174,10 @@ def cmd_abandon(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _report_configs(names: list[str]) -> list[Path]:
-    """Each --config is a file, or a folder holding gateway configurations (*.toml, */gateway.toml)."""
-    paths: list[Path] = []
+def _report_configs(names: list[str]) -> list[tuple[Path, bool]]:
+    """Each --config is a file, or a folder holding gateway configurations (*.toml, */gateway.toml);
+    with each path, whether it was found in a folder (then what does not fit is skipped, not fatal)."""
+    paths: list[tuple[Path, bool]] = []
     for name in names:
         path = Path(name)
         if path.is_dir():
@@ -168,9 +185,9 @@ def _report_configs(names: list[str]) -> list[Path]:
             found = [candidate for candidate in candidates if _agency_config(candidate)]
             if not found:
                 raise UsageError(f"{path} holds no gateway configuration", where=str(path))
-            paths.extend(found)
+            paths.extend((candidate, True) for candidate in found)
         else:
-            paths.append(path)
+            paths.append((path, False))
     return paths
 
 
@@ -207,12 +224,21 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise UsageError("--to is before --from")
         period = report.Period(first, last)
     total = report.Report()
-    for path in _report_configs(args.config):
+    counted: set[Path] = set()  # one record counts once, however many files name it
+    for path, in_folder in _report_configs(args.config):
         settings = config.load(path)
         if settings.agency is None:
             raise UsageError(f"{path} has no [agency] section: not a gateway configuration", where=str(path))
-        if not (settings.paths.data_dir / "gateway.sqlite3").is_file():
+        data_dir = settings.paths.data_dir.resolve()
+        if data_dir in counted:
+            print(f"edxml-gateway: {path} names a record already counted ({data_dir}): skipped", file=sys.stderr)
+            continue
+        if not (data_dir / "gateway.sqlite3").is_file():
+            if in_folder:  # a copy of the example, a gateway not started yet
+                print(f"edxml-gateway: {path}: no gateway database in {data_dir}: skipped", file=sys.stderr)
+                continue
             raise UsageError(f"{settings.paths.data_dir} holds no gateway database", where=str(path))
+        counted.add(data_dir)
         store = GatewayStore(settings.paths.data_dir)
         try:
             total.add(report.agency_report(store, settings.agency.code, settings.agency.name, period))
@@ -333,10 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="documents sent (or --received), newest first, by state, peer, date")
     listing.add_argument("--config", required=True)
     listing.add_argument("--received", action="store_true", help="documents received instead of sent")
-    listing.add_argument("--state", help="sent: queued, sent, failed, abandoned; received: delivered, rejected, …")
+    listing.add_argument(
+        "--state",
+        help="sent: queued, sent, failed, abandoned; received: delivered, rejected, duplicate (another axis copy"
+        " of a delivered document), listed (not fetched yet)",
+    )
     listing.add_argument("--peer", metavar="CODE", help="a recipient (or, with --received, the sender)")
     listing.add_argument("--since", metavar="DATE", help="yyyy-mm-dd, Vietnam time")
-    listing.add_argument("--limit", type=int, default=200)
+    listing.add_argument("--limit", type=int, default=200, help="at most this many, newest first (200)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_list)
 

@@ -1,10 +1,12 @@
-"""The admin and document-system commands that work on a gateway's state without the daemon:
-send, respond, recall, track, health, retry. They share the daemon's database (SQLite in
-WAL mode takes both) and leave the sending itself to the daemon's workers."""
+"""The admin and document-system commands that change a gateway's state without the daemon:
+send, respond, recall, retry, abandon (health.py and listing.py answer the questions). They
+share the daemon's database (SQLite in WAL mode takes both) and leave the sending itself to
+the daemon's workers."""
 
 from __future__ import annotations
 
 import getpass
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from gateway.config import Config
 from gateway.daemon import compose
 from gateway.daemon.outgoing import Local, new_source_key
 from gateway.errors import UsageError
-from gateway.store import OutgoingState
+from gateway.store import Incoming, OutgoingState
 
 # How long a command waits for the record of a document whose inbox folder is already there.
 INBOX_RECORD_WAIT = 10.0
@@ -95,7 +97,8 @@ def respond(config: Config, reference: str, *, code: str, description: str | Non
             for s in local.store.reports.statuses_answering([row.axis_doc_id])
             if s.status_code and s.state is not OutgoingState.ABANDONED
         ]
-        refusal = compose.answer_refusal(status_code, earlier, description)
+        requests = _change_requests(local, row, document)
+        refusal = compose.answer_refusal(status_code, earlier, description, requests=requests)
         if refusal is not None:
             raise UsageError(f"status {code} for {document.document_id or row.axis_doc_id}: {refusal}")
         status = compose.status_for(
@@ -112,6 +115,18 @@ def respond(config: Config, reference: str, *, code: str, description: str | Non
         return document.document_id or row.axis_doc_id
     finally:
         _close(local)
+
+
+def _change_requests(local: Local, row: Incoming, document: edxml.Document) -> int:
+    """What a 15 or 16 may answer: each recall (13) received, and the document itself when it
+    updates or replaces another. A recall counts from its inbox event, which the document
+    system sees a moment before the record is committed."""
+    recorded = local.store.reports.recalls_received([document.document_id] if document.document_id else [])
+    events = local.inbox / (row.inbox_id or row.axis_doc_id) / "events"
+    noted = len(list(events.glob("*-13.json"))) if events.is_dir() else 0
+    changes = (edxml.BusinessDocType.UPDATE, edxml.BusinessDocType.REPLACE)
+    changing = document.business is not None and document.business.business_doc_type in changes
+    return max(recorded, noted) + int(changing)
 
 
 def recall(config: Config, document_id: str, *, reason: str) -> list[str]:
@@ -137,9 +152,9 @@ def abandon(config: Config, document_id: str, *, reason: str, by: str | None = N
         raise UsageError("say why the message is abandoned (--reason): the record keeps it")
     local = _open(config)
     try:
-        items = local.store.outgoing.abandon(document_id, by=by or getpass.getuser(), reason=reason.strip())
+        items = local.store.outgoing.abandon(document_id, by=by or who_runs_this(), reason=reason.strip())
         if not items:
-            raise UsageError(f"no failed message {document_id!r} (only a failed message can be abandoned)")
+            raise UsageError(f"{_no_failed(local, document_id)} (only a failed message can be abandoned)")
         for item in items:
             local.log.warning(
                 "message_abandoned", document_id=item.document_id, by=item.abandoned_by, reason=item.abandon_reason
@@ -154,7 +169,22 @@ def retry(config: Config, document_id: str) -> int:
     try:
         items = local.store.outgoing.requeue(document_id, config.retry.deadline_hours * 3600)
         if not items:
-            raise UsageError(f"no failed message {document_id!r}")
+            raise UsageError(_no_failed(local, document_id))
         return len(items)
     finally:
         _close(local)
+
+
+def who_runs_this() -> str:
+    """The person behind a command: the account that ran sudo, as well as the one it ran as."""
+    account = getpass.getuser()
+    person = os.environ.get("SUDO_USER")
+    return f"{person} (as {account})" if person and person != account else account
+
+
+def _no_failed(local: Local, document_id: str) -> str:
+    """Why nothing moved: nothing known by that name, or every message of it in another state."""
+    states = sorted({item.state for item in local.store.outgoing.for_document(document_id)})
+    if not states:
+        return f"no message {document_id!r} was queued here"
+    return f"no failed message {document_id!r}: it is {', '.join(states)}"

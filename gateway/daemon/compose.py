@@ -149,14 +149,24 @@ _STEPS = (
 )
 
 
-def answer_refusal(code: edxml.StatusCode, earlier: Iterable[edxml.StatusCode], description: str | None) -> str | None:
+def answer_refusal(
+    code: edxml.StatusCode, earlier: Iterable[edxml.StatusCode], description: str | None, *, requests: int = 0
+) -> str | None:
     """Why status ``code`` cannot follow the ``earlier`` answers to one document; None if it can.
 
     02 says why (the sender must be able to act on it) and comes before any step; the steps
     03–06 go forward (05 may repeat, as progress notes); nothing of 03–06 follows a refusal
-    or 06. 15/16 answer a recall and may come at any time.
+    or 06. 15/16 answer a request to recall or change the document (``requests``: the recalls
+    (13) received, and the document itself when it updates or replaces another), once each.
     """
+    answered = [c for c in earlier if c in (edxml.StatusCode.CHANGE_ACCEPTED, edxml.StatusCode.CHANGE_REFUSED)]
     earlier = set(earlier)
+    if code in (edxml.StatusCode.CHANGE_ACCEPTED, edxml.StatusCode.CHANGE_REFUSED):
+        if not requests:
+            return "no recall (13) was received for this document, and it updates or replaces none"
+        if len(answered) >= requests:
+            return f"the request was already answered ({answered[-1].wire})"
+        return None
     if code is edxml.StatusCode.REFUSED:
         if not (description or "").strip():
             return "a refusal (02) must say why: give --description"

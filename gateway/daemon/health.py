@@ -18,7 +18,7 @@ from typing import Any
 
 from gateway import edxml
 from gateway.config import Config
-from gateway.daemon.outgoing import Local
+from gateway.daemon.outgoing import Local, database_of
 from gateway.fsutil import lock_holder
 from gateway.store import Outgoing
 
@@ -42,6 +42,10 @@ class Problem:
 
 
 def check(config: Config) -> tuple[Level, dict[str, Any]]:
+    if not database_of(config).is_file():  # looked at before anything is opened: health makes nothing
+        text = f"the gateway has never run here (no database at {database_of(config)})"
+        report = {"status": "CRITICAL", "healthy": False, "problems": [{"level": "CRITICAL", "text": text}]}
+        return Level.CRITICAL, {**report, "agency": config.agency.code if config.agency else None}
     local = Local.open(config, create_folders=False)
     try:
         return _check(local)
@@ -75,7 +79,9 @@ def _check(local: Local) -> tuple[Level, dict[str, Any]]:
         detail = json.loads(failing)
         since = edxml.vietnam_iso(detail["since"])
         problem(Level.CRITICAL, f"delivering to the inbox fails since {since}: {detail['error']}")
-    if not os.access(config.paths.inbox, os.W_OK | os.X_OK):
+    if not config.paths.inbox.is_dir():
+        problem(Level.CRITICAL, f"the inbox {config.paths.inbox} does not exist")
+    elif not os.access(config.paths.inbox, os.W_OK | os.X_OK):
         problem(Level.CRITICAL, f"the inbox {config.paths.inbox} is not writable by {getpass.getuser()}")
     if days_left < CERTIFICATE_CRITICAL_DAYS:
         problem(Level.CRITICAL, f"the signing certificate expires in {days_left:.0f} days")
@@ -107,7 +113,7 @@ def _check(local: Local) -> tuple[Level, dict[str, Any]]:
         "last_push": edxml.vietnam_iso(float(last_push)) if last_push else None,
         "failed": [_failed(f) for f in failed],
         "rejected": rejected,
-        "certificate_expires": certificate.not_valid_after_utc.isoformat(),
+        "certificate_expires": edxml.vietnam_iso(certificate.not_valid_after_utc.timestamp()),
         "certificate_days_left": round(days_left, 1),
     }
     return level, report
@@ -116,6 +122,8 @@ def _check(local: Local) -> tuple[Level, dict[str, Any]]:
 def render_text(report: dict[str, Any]) -> str:
     lines = [f"{report['agency']}: {report['status']}"]
     lines += [f"  {p['level']}: {p['text']}" for p in report["problems"]]
+    if "running_pid" not in report:  # the gateway has never run: nothing more to say
+        return "\n".join(lines)
     running = f"running (pid {report['running_pid']})" if report["running_pid"] else "not running"
     lines.append(f"  {running}; last poll {report['last_poll'] or 'never'}, last push {report['last_push'] or 'never'}")
     lines.append(f"  oldest queued: {report['oldest_queued_at'] or 'nothing queued'}")

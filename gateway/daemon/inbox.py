@@ -26,11 +26,24 @@ DOCUMENT_JSON = "document.json"
 ENVELOPE = "envelope.edxml"
 
 
+# What the gateway writes in the inbox the document system may read, move and remove: its
+# account is in the gateway's group (docs/intake.md). Set explicitly, whatever the service's
+# UMask; no setgid bit (the units forbid setting it, and the gateway's group is its own).
+SHARED_FILE_MODE = 0o660
+SHARED_FOLDER_MODE = 0o770
+
+
 def _write(path: Path, data: bytes) -> None:
     with path.open("xb") as handle:
+        os.fchmod(handle.fileno(), SHARED_FILE_MODE)
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def _shared_folder(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(SHARED_FOLDER_MODE)
 
 
 def folder_name(sender: str, document_id: str | None, axis_doc_id: str) -> str:
@@ -160,7 +173,8 @@ def deliver(
     temp = inbox / f".tmp-{inbox_id}"
     try:
         shutil.rmtree(temp, ignore_errors=True)
-        (temp / "attachments").mkdir(parents=True)
+        _shared_folder(temp)
+        _shared_folder(temp / "attachments")
         names = _unique_names(document.attachments)
         for name, attachment in zip(names, document.attachments, strict=True):
             _write(temp / "attachments" / name, attachment.data)
@@ -185,7 +199,7 @@ def reject(inbox: Path, name: str, envelope: bytes | None, reason: str, details:
     temp = inbox / ".rejected" / f".tmp-{name}"
     try:
         shutil.rmtree(temp, ignore_errors=True)
-        temp.mkdir(parents=True)
+        _shared_folder(temp)
         if envelope is not None:
             _write(temp / ENVELOPE, envelope)
         _write(temp / "reason.txt", (reason + "\n").encode())
@@ -206,9 +220,9 @@ def add_event(inbox: Path, inbox_id: str, name: str, event: dict[str, Any]) -> P
     folder = inbox / inbox_id
     if not folder.is_dir():
         return None
-    (folder / "events").mkdir(exist_ok=True)
+    _shared_folder(folder / "events")
     path = folder / "events" / f"{name}.json"
-    write_atomic(path, json.dumps(event, ensure_ascii=False, indent=2).encode())
+    write_atomic(path, json.dumps(event, ensure_ascii=False, indent=2).encode(), mode=SHARED_FILE_MODE)
     return path
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import PurePath
 from typing import Any
 
 from gateway import edxml
@@ -15,14 +16,27 @@ from gateway.vxp.vocabulary import MessageType
 
 
 def track(config: Config, reference: str) -> dict[str, Any]:
-    """A document by its DocumentId, our local id, its inbox folder or its axis DocId."""
+    """A document by its DocumentId, our local id, its inbox folder (a path to it too) or an axis DocId."""
     local = Local.open(config, create_folders=False)
     try:
         store = local.store
-        received = store.incoming.received(reference)
-        document_id = received.document_id if received is not None and received.document_id else reference
-        items = store.outgoing.for_document(document_id)
-        if not items and received is None:
+        candidates = [reference]
+        if reference.rstrip("/") != reference or reference.startswith(("/", "./")):
+            candidates.append(PurePath(reference.rstrip("/")).name)  # a path to an inbox folder, completed by a shell
+        for candidate in candidates:
+            received = store.incoming.received(candidate)
+            sent = store.outgoing.by_axis_doc_id(candidate)
+            document_id = (
+                received.document_id
+                if received is not None and received.document_id
+                else sent.document_id
+                if sent is not None
+                else candidate
+            )
+            items = store.outgoing.for_document(document_id)
+            if items or received is not None:
+                break
+        else:
             raise UsageError(f"nothing is known about {reference!r}")
         timeline: dict[str, Any] = {"document_id": document_id, "sent": [], "received": None, "statuses_sent": []}
         for item in items:
@@ -74,7 +88,8 @@ def render_track(timeline: dict[str, Any]) -> str:
         to = ", ".join(item["to"])
         lines.append(f"  status {item['status_code']} to {to}: {item['state']} {item['sent_at'] or ''}")
     for item in timeline["sent"]:
-        lines.append(f"  sent: {item['state']} at {item['sent_at'] or '-'} (axis DocId {item['axis_doc_id'] or '-'})")
+        when = f"sent at {item['sent_at']}" if item["sent_at"] else f"queued at {item['queued_at']}"
+        lines.append(f"  sent: {item['state']}, {when} (axis DocId {item['axis_doc_id'] or '-'})")
         if item["last_error"]:
             lines.append(f"    last error: {item['last_error']}")
         if "abandoned" in item:

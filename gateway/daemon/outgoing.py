@@ -20,7 +20,7 @@ from typing import Any
 from gateway import edxml, logs
 from gateway.config import Config, ConfigError
 from gateway.daemon import compose
-from gateway.errors import FolderError, IntakeError, KeyMaterialError
+from gateway.errors import FolderError, IntakeError, KeyMaterialError, UsageError
 from gateway.fsutil import write_atomic
 from gateway.store import GatewayStore, NewOutgoing, Outgoing, Settled
 from gateway.vxp.vocabulary import MessageType
@@ -243,6 +243,11 @@ class Local:
                 raise FolderError(
                     f"{folder} cannot be created by {getpass.getuser()}: {exc.strerror}", where=str(config.path)
                 ) from None
+        if not create_folders and not database_of(config).is_file():  # a look must not make a record
+            raise UsageError(
+                f"no gateway database at {database_of(config)}: the gateway has not run with this configuration",
+                where=f"{config.path}: paths.data_dir",
+            )
         store = GatewayStore(paths.data_dir)
         log = logs.get("gateway").bind(agency=code)
         outgoing = OutgoingQueue(
@@ -265,6 +270,10 @@ class Local:
         return self.config.limits
 
 
+def database_of(config: Config) -> Path:
+    return config.paths.data_dir / "gateway.sqlite3"
+
+
 def read_file(path: Path, key: str) -> bytes:
     """A key, certificate or trust file named by configuration ``key``, or an error naming both."""
     try:
@@ -276,8 +285,13 @@ def read_file(path: Path, key: str) -> bytes:
 def make_shared_folder(folder: Path) -> None:
     """A folder shared with the document system, created setgid and group-writable (2770):
     what either account writes in it belongs to the service's group, whatever the service's
-    UMask. A folder that exists is left as its administrator set it."""
+    UMask. A folder that exists is left as its administrator set it. Under a unit with
+    RestrictSUIDSGID= the setgid bit is refused: the folder is then 0770, and the README's
+    install creates it 2770 beforehand."""
     if folder.is_dir():
         return
     folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o2770)
+    try:
+        folder.chmod(0o2770)
+    except PermissionError:
+        folder.chmod(0o770)

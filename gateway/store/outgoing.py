@@ -215,6 +215,10 @@ class OutgoingTable:
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (DOCUMENTS_QUEUED, str(count)))
         return int(count)
 
+    def by_axis_doc_id(self, axis_doc_id: str) -> Outgoing | None:
+        row = self.db.execute("SELECT * FROM outgoing WHERE axis_doc_id = ? LIMIT 1", (axis_doc_id,)).fetchone()
+        return None if row is None else outgoing_row(row)
+
     def sent_document(self, document_id: str) -> Outgoing | None:
         row = self.db.execute(
             "SELECT * FROM outgoing WHERE kind = ? AND document_id = ? ORDER BY created_at LIMIT 1",

@@ -54,6 +54,8 @@ def migrate(connection: sqlite3.Connection) -> None:
         for column, kind in columns:
             if column not in db["outgoing"].columns_dict:
                 connection.execute(f"ALTER TABLE outgoing ADD COLUMN {column} {kind}")
+        # and `track` by the axis's DocId of something we sent
+        connection.execute("CREATE INDEX IF NOT EXISTS outgoing_axis_doc_id ON outgoing(axis_doc_id)")
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

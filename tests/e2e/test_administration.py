@@ -30,10 +30,13 @@ def texts(report: dict) -> str:
 
 
 def test_health_is_critical_until_the_gateway_runs_and_polls_and_again_once_it_stops(province):
+    agency = province.agencies[PROVINCE]
     code, report = health(province, PROVINCE)
-    assert code == CRITICAL and report["status"] == "CRITICAL" and report["running_pid"] is None
-    assert "not running" in texts(report) and "no successful poll" in texts(report)
-    agency = province.start(PROVINCE)
+    assert code == CRITICAL and report["status"] == "CRITICAL" and "has never run here" in texts(report)
+    never = province.run("list", "--config", str(agency.config))
+    assert never.returncode == 2 and "has not run with this configuration" in never.stderr
+    assert not agency.database.exists(), "a look made a record"  # nor as root, owned by root
+    province.start(PROVINCE)
     code, report = wait_until(lambda: (r := health(province, PROVINCE))[0] == OK and r, "an OK report")
     assert report["running_pid"] == agency.service.process.pid and report["problems"] == []
     agency.service.stop()
@@ -135,7 +138,9 @@ def test_key_files_set_wrong_are_named_never_a_traceback(province):
     for command in ("run", "health"):
         result = province.run(command, "--config", str(agency.config))
         assert "signing.cert" in result.stderr and "Traceback" not in result.stderr
-    assert result.returncode == UNKNOWN  # health could not look
+    assert result.returncode == UNKNOWN and result.stdout.startswith("UNKNOWN: CFG500")  # health could not look
+    as_json = json.loads(province.run("health", "--config", str(agency.config), "--json").stdout)
+    assert as_json["status"] == "UNKNOWN" and "signing.cert" in as_json["problems"][0]["text"]
 
 
 def test_health_piped_into_a_reader_that_leaves_is_not_an_error(province):
@@ -157,7 +162,7 @@ def test_health_piped_into_a_reader_that_leaves_is_not_an_error(province):
         (["03"], "02", "a refusal (02) comes before 03"),
         ([], "02", "must say why"),
         (["05"], "05", None),  # progress notes may repeat
-        (["06"], "15", None),  # an answer to a recall comes at any time
+        (["06"], "16", "no recall (13) was received"),  # 15/16 answer a recall, not nothing
     ],
 )
 def test_answers_to_a_received_document_go_forward_and_a_refusal_says_why(province, steps, refused, why):
@@ -185,7 +190,7 @@ def test_a_folder_that_cannot_be_created_is_named_and_health_creates_nothing(pro
     assert result.returncode == 78 and "CFG501" in result.stderr and "blocked/inbox" in result.stderr
     assert "Traceback" not in result.stderr and os.path.isfile(blocker)
     code, report = health(province, PROVINCE)
-    assert code == CRITICAL and "blocked/inbox is not writable" in texts(report)
+    assert code == CRITICAL and "never run" in texts(report)
 
 
 def test_recipients_that_cannot_be_reached_are_refused_at_intake_naming_the_key(province):
@@ -270,7 +275,12 @@ def test_track_by_inbox_folder_tells_the_same_story_and_list_narrows_documents(p
 
     by_folder = json.loads(track(recipient, received["id"], "--json").stdout)
     by_document_id = json.loads(track(recipient, received["document_id"], "--json").stdout)
-    assert by_folder == by_document_id and by_folder["received"]["state"] == "delivered"
+    folder_path = str(province.agencies[DEPARTMENT].inbox / received["id"]) + "/"  # as a shell completes it
+    by_path = json.loads(track(recipient, folder_path, "--json").stdout)
+    assert by_folder == by_document_id == by_path and by_folder["received"]["state"] == "delivered"
+    sent = json.loads(track(sender, received["document_id"], "--json").stdout)
+    by_axis_doc_id = json.loads(track(sender, sent["sent"][0]["axis_doc_id"], "--json").stdout)
+    assert by_axis_doc_id["document_id"] == received["document_id"] and by_axis_doc_id["sent"] == sent["sent"]
     assert [s["status_code"] for s in by_folder["statuses_sent"]] == ["01", "02"]
     text = track(sender, received["document_id"]).stdout
     assert f"{DEPARTMENT}: 02 " in text and "— Sai" in text and "+07:00" in text and "+00:00" not in text
@@ -327,3 +337,12 @@ def test_intake_names_the_document_it_took_and_a_relative_data_dir_that_cannot_b
     result = province.run("run", "--config", str(agency.config))
     assert result.returncode == 78 and "CFG500" in result.stderr and "paths.data_dir" in result.stderr
     assert "read from the configuration file's folder" in result.stderr and "absolute" in result.stderr
+
+
+def test_abandon_records_the_person_behind_sudo(monkeypatch):
+    from gateway.daemon import commands
+
+    monkeypatch.setenv("SUDO_USER", "alice")
+    assert commands.who_runs_this().startswith("alice (as ")
+    monkeypatch.delenv("SUDO_USER")
+    assert "(as" not in commands.who_runs_this()

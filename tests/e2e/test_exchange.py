@@ -223,6 +223,10 @@ def test_recall_answered_with_15_and_16(province):
             "respond", "--config", str(province.agencies[code].config), received[code]["id"], "--code", answer
         )
         assert result.returncode == 0, result.stderr
+    again = province.run(
+        "respond", "--config", str(province.agencies[DEPARTMENT].config), received[DEPARTMENT]["id"], "--code", "16"
+    )
+    assert again.returncode == 2 and "already answered (15)" in again.stderr
     wait_until(
         lambda: (
             {(r[1], r[2]) for r in province.agencies[PROVINCE].receipts()} >= {(DEPARTMENT, "15"), (DISTRICT, "16")}
@@ -238,6 +242,8 @@ def test_bad_configuration_is_refused_naming_the_key(province):
     )
     result = province.run("run", "--config", str(agency.config))
     assert result.returncode == 78  # EX_CONFIG: the unit does not restart it
+    (said,) = [json.loads(line) for line in result.stderr.splitlines()]  # the journal's jq reads it too
+    assert said["event"] == "not_started" and said["code"] == "CFG500" and said["level"] == "error"
     assert "CFG500" in result.stderr and "axis.systemid" in result.stderr and "Traceback" not in result.stderr
     result = province.run("health", "--config", str(agency.config))
     assert result.returncode == 3 and "axis.systemid" in result.stderr  # UNKNOWN: health could not look
@@ -282,7 +288,9 @@ def test_deadline_failed_then_retried_by_hand(tmp_path):
         assert retried.returncode == 0 and "1 message(s) queued again" in retried.stdout
         wait_until(lambda: province.agencies[DEPARTMENT].delivered(), "the retried document")
         nothing = province.run("retry", "--config", sender_config, "no-such-document")
-        assert nothing.returncode == 2 and "no failed message" in nothing.stderr
+        assert nothing.returncode == 2 and "no message 'no-such-document' was queued here" in nothing.stderr
+        again = province.run("retry", "--config", sender_config, failed["document_id"])
+        assert again.returncode == 2 and ("it is queued" in again.stderr or "it is sent" in again.stderr)
     finally:
         province.stop_all()
 

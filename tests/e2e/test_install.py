@@ -54,13 +54,19 @@ def test_the_readme_install_section_works_as_written(shared_root):  # noqa: F811
         assert any(step[0] == "install" and "/etc/edxml-gateway" in step for step in steps)
         for step in steps:
             under_root = [re.sub(r"^/(etc|opt|var)/", lambda m: f"{root}/{m.group(1)}/", arg) for arg in step]
-            mapped = [GROUP if arg == "edxml-gateway" else arg for arg in under_root]
+            # the service's account is this test's root without privileges, its group GROUP
+            owner = {i + 1 for i, arg in enumerate(under_root) if arg == "-o"}
+            mapped = [
+                ("root" if i in owner else GROUP) if arg == "edxml-gateway" else arg for i, arg in enumerate(under_root)
+            ]
             subprocess.run(mapped, cwd=REPO, check=True)
         etc = root / "etc" / "edxml-gateway"
         info = etc.stat()
         assert stat.S_IMODE(info.st_mode) == 0o750 and grp.getgrgid(info.st_gid).gr_name == GROUP
         assert (root / "opt" / "edxml-gateway" / "README.md").is_file()
         assert (root / "opt" / "edxml-gateway" / "docs" / "intake.md").is_file()
+        shared = root / "var" / "lib" / "edxml-gateway" / "outbox"
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o2770 and grp.getgrgid(shared.stat().st_gid).gr_name == GROUP
 
         # what the agency brings, where the README's table puts it: root:edxml-gateway, 0640
         pki = province.root / "pki"

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from gateway import edxml
 from gateway.daemon.compose import DIGITIZED_MARK
+from tests.conftest import REPO
 from tests.e2e.province import wait_until
 from tests.messages import full_document
 
@@ -107,8 +108,11 @@ def test_quarter_report_is_exact(province):
     for code in (PROVINCE, DEPARTMENT, DISTRICT, MINISTRY):
         (etc / f"{code}.toml").symlink_to(province.agencies[code].config)
     (etc / "axis.toml").symlink_to(province.axis.config_path)
+    (etc / "province-old-name.toml").symlink_to(province.agencies[PROVINCE].config)  # the same record twice
+    (etc / "config.example.toml").write_bytes((REPO / "config.example.toml").read_bytes())  # never started
     by_folder = province.run(*base[:3], "--by-peer-level", "--config", str(etc), "--format", "json")
     assert by_folder.returncode == 0, by_folder.stderr
+    assert "already counted" in by_folder.stderr and "no gateway database" in by_folder.stderr
     from_folder, from_files = json.loads(by_folder.stdout), json.loads(outputs["json"])
     assert sorted(from_folder.pop("agencies"), key=str) == sorted(from_files.pop("agencies"), key=str)
     assert from_folder == from_files

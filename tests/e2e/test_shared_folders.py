@@ -61,9 +61,12 @@ def test_the_document_systems_account_drops_documents_the_gateway_takes_and_remo
     try:
         sender = province.agencies[PROVINCE]
         sender.config.write_text(sender.config.read_text().replace("housekeeping = 30.0", "housekeeping = 0.5"))
-        province.start(DEPARTMENT)
-        # as the unit runs it: its own group, no capability to override file modes
-        unprivileged = ("setpriv", f"--regid={GROUP}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all")
+        # as the unit runs it: its own group, no capability to override file modes, UMask=0027
+        unprivileged = (
+            *("setpriv", f"--regid={GROUP}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"),
+            *("sh", "-c", 'umask 0027 && exec "$@"', "sh"),
+        )
+        province.start(DEPARTMENT, wrapper=unprivileged)
         province.start(PROVINCE, wrapper=unprivileged)
         outbox = sender.outbox
         info = outbox.stat()
@@ -81,5 +84,12 @@ def test_the_document_systems_account_drops_documents_the_gateway_takes_and_remo
         names = sender.service.event_names()
         assert names.count("intake_leftover") == 1 and "worker_error" not in names
         assert (outbox / ".taken-careless").is_dir() and not (outbox / "careless").exists()
+        # the recipient's document system reads what arrived and then takes it away
+        inbox = province.agencies[DEPARTMENT].inbox
+        for folder in [p for p in inbox.iterdir() if not p.name.startswith(".")]:
+            script = f"cat {folder}/document.json && rm -r {folder}"
+            taken = ["runuser", "-u", DOCUMENT_SYSTEM, "--", "sh", "-c", script]
+            assert subprocess.run(taken, capture_output=True).returncode == 0, folder
+        assert [p.name for p in inbox.iterdir() if not p.name.startswith(".")] == []
     finally:
         province.stop_all()
