@@ -6,11 +6,14 @@ import fcntl
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from gateway.errors import AlreadyRunning
+
+LOCK_PATIENCE = 1.0  # seconds instance_lock waits for a lock held only for an instant
 
 
 def write_atomic(
@@ -71,13 +74,19 @@ def instance_lock(folder: Path, what: str) -> Iterator[Path]:
     path = Path(folder) / ".lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            raise AlreadyRunning(
-                f"another {what} (pid {holder}) is running on this data folder; stop it first", where=str(path)
-            ) from None
+        # `health` looks by taking the lock shared for an instant: wait that out, not another daemon
+        deadline = time.monotonic() + LOCK_PATIENCE
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                    raise AlreadyRunning(
+                        f"another {what} (pid {holder}) is running on this data folder; stop it first", where=str(path)
+                    ) from None
+                time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield path
@@ -88,32 +97,14 @@ def instance_lock(folder: Path, what: str) -> Iterator[Path]:
 def lock_holder(folder: Path) -> int | None:
     """The pid holding ``folder/.lock`` (see instance_lock), or None when nothing holds it.
 
-    Read from /proc/locks, which lists every flock with its inode: asking by taking the
-    lock ourselves would, for a moment, make a daemon starting right then refuse to run.
-    Where /proc/locks cannot be read, a shared lock is tried and let go at once.
+    Asked by taking the lock shared and letting it go at once (instance_lock waits that
+    instant out); the pid is what the holder wrote in the file, -1 if it wrote none.
     """
     path = Path(folder) / ".lock"
     try:
-        info = path.stat()
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
-    wanted = (os.major(info.st_dev), os.minor(info.st_dev), info.st_ino)
-    try:
-        table = Path("/proc/locks").read_text()
-    except OSError:
-        return _probe_lock(path)
-    for line in table.splitlines():
-        fields = line.split()
-        if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
-            continue  # a blocked waiter, or another kind of lock
-        major, minor, inode = fields[5].split(":")
-        if (int(major, 16), int(minor, 16), int(inode)) == wanted:
-            return int(fields[4])
-    return None
-
-
-def _probe_lock(path: Path) -> int | None:
-    fd = os.open(path, os.O_RDONLY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

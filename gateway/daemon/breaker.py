@@ -65,13 +65,12 @@ class AxisBreaker:
         now = self._clock()
         self._probe_until = 0.0
         self.failures += 1
+        pause = self._delay(self.failures - 1)
+        self._paused_until = now + pause
         if self.failures == 1:
             self._down_since = now
         elif now - self._said_at < SUMMARY_SECONDS:
-            self._paused_until = now + self._delay(self.failures - 1)
             return  # said already: the next summary says how many more calls failed
-        pause = self._delay(self.failures - 1)
-        self._paused_until = now + pause
         self._said_at = now
         facts = {
             "failures": self.failures,

@@ -46,7 +46,7 @@ def check(config: Config) -> tuple[Level, dict[str, Any]]:
         text = f"the gateway has never run here (no database at {database_of(config)})"
         report = {"status": "CRITICAL", "healthy": False, "problems": [{"level": "CRITICAL", "text": text}]}
         return Level.CRITICAL, {**report, "agency": config.agency.code if config.agency else None}
-    local = Local.open(config, create_folders=False)
+    local = Local.open(config, looking=True)
     try:
         return _check(local)
     finally:

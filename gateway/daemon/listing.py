@@ -17,27 +17,16 @@ from gateway.vxp.vocabulary import MessageType
 
 def track(config: Config, reference: str) -> dict[str, Any]:
     """A document by its DocumentId, our local id, its inbox folder (a path to it too) or an axis DocId."""
-    local = Local.open(config, create_folders=False)
+    local = Local.open(config, looking=True)
     try:
         store = local.store
         candidates = [reference]
         if reference.rstrip("/") != reference or reference.startswith(("/", "./")):
             candidates.append(PurePath(reference.rstrip("/")).name)  # a path to an inbox folder, completed by a shell
-        for candidate in candidates:
-            received = store.incoming.received(candidate)
-            sent = store.outgoing.by_axis_doc_id(candidate)
-            document_id = (
-                received.document_id
-                if received is not None and received.document_id
-                else sent.document_id
-                if sent is not None
-                else candidate
-            )
-            items = store.outgoing.for_document(document_id)
-            if items or received is not None:
-                break
-        else:
+        found = next(filter(None, (_find(store, candidate) for candidate in candidates)), None)
+        if found is None:
             raise UsageError(f"nothing is known about {reference!r}")
+        document_id, received, items = found
         timeline: dict[str, Any] = {"document_id": document_id, "sent": [], "received": None, "statuses_sent": []}
         for item in items:
             entry = _outgoing(item)
@@ -53,6 +42,18 @@ def track(config: Config, reference: str) -> dict[str, Any]:
         local.store.close()
 
 
+def _find(store: GatewayStore, reference: str) -> tuple[str, Incoming | None, list[Outgoing]] | None:
+    """(DocumentId, the document received, what we sent about it) for one reference, or None."""
+    received = store.incoming.received(reference)
+    if received is not None and received.document_id:
+        document_id = received.document_id
+    else:
+        sent = store.outgoing.by_axis_doc_id(reference)
+        document_id = sent.document_id if sent is not None else reference
+    items = store.outgoing.for_document(document_id)
+    return (document_id, received, items) if items or received is not None else None
+
+
 def list_documents(
     config: Config, *, received: bool, state: str | None, peer: str | None, since: str | None, limit: int
 ) -> list[dict[str, Any]]:
@@ -66,7 +67,7 @@ def list_documents(
             start = datetime.combine(date.fromisoformat(since), datetime.min.time(), edxml.VIETNAM).timestamp()
         except ValueError:
             raise UsageError(f"--since is a date (yyyy-mm-dd), not {since!r}") from None
-    local = Local.open(config, create_folders=False)
+    local = Local.open(config, looking=True)
     try:
         rows = local.store.reports.listing(sent=not received, state=state, peer=peer, since=start, limit=limit)
         return [_incoming(row) if isinstance(row, Incoming) else _outgoing(row) for row in rows]

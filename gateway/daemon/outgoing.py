@@ -9,11 +9,10 @@ record (gateway.store), through :class:`Local`: who we are, our key, our queue.
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from gateway.config import Config, ConfigError
 from gateway.daemon import compose
 from gateway.errors import FolderError, IntakeError, KeyMaterialError, UsageError
 from gateway.fsutil import write_atomic
-from gateway.store import GatewayStore, NewOutgoing, Outgoing, Settled
+from gateway.store import GatewayStore, NewOutgoing, Outgoing, OutgoingState, Settled
 from gateway.vxp.vocabulary import MessageType
 
 
@@ -74,6 +73,7 @@ class OutgoingQueue:
         document = composed.document
         self._note_attachments(document)
         root, lifted = edxml.build_lifted(document)
+        signed = self._sign(root, edxml.SchemaMode.STRICT, lifted)
         record = NewOutgoing(
             kind=MessageType.EDOC,
             document_id=document.document_id or "",
@@ -85,9 +85,9 @@ class OutgoingQueue:
             document_time=compose.document_time(
                 document, signed_hops=len(document.trace_headers), default=edxml.now_vietnam()
             ),
-            content_digest=self.content_digest(document),
+            content_digest=edxml.content_digest(root),
         )
-        return Pending(self._sign(root, edxml.SchemaMode.STRICT, lifted), record)
+        return Pending(signed, record)
 
     def sign_edxml(self, data: bytes) -> Pending:
         """A ready edXML file from the document system: ours, given our hop, checked strictly, signed."""
@@ -102,6 +102,7 @@ class OutgoingQueue:
         self._note_attachments(document)
         stamp = edxml.now_vietnam()
         edxml.append_trace_header(root, self.code, stamp)
+        signed = self._sign(root, edxml.SchemaMode.STRICT, lifted)
         record = NewOutgoing(
             kind=MessageType.EDOC,
             document_id=document.document_id,
@@ -110,9 +111,9 @@ class OutgoingQueue:
             paper=document.paper,
             digitized=compose.is_digitized(document),
             document_time=compose.document_time(document, signed_hops=len(document.trace_headers), default=stamp),
-            content_digest=self.content_digest(document),
+            content_digest=edxml.content_digest(root),
         )
-        return Pending(self._sign(root, edxml.SchemaMode.STRICT, lifted), record)
+        return Pending(signed, record)
 
     def _note_attachments(self, document: edxml.Document) -> None:
         """Sent, but said: the standard allows a document without files, a clerk rarely means one."""
@@ -122,15 +123,6 @@ class OutgoingQueue:
                 document_id=document.document_id,
                 hint="the recipients get the header alone; the text of a document travels as its attachments",
             )
-
-    @staticmethod
-    def content_digest(document: edxml.Document) -> str:
-        """What a document says, apart from when and by whom it was relayed: equal for a resend."""
-        digest = hashlib.sha256(repr(replace(document, trace_headers=(), attachments=())).encode())
-        for attachment in document.attachments:
-            digest.update(repr(replace(attachment, data=b"")).encode())
-            digest.update(hashlib.sha256(attachment.data).digest())
-        return digest.hexdigest()
 
     def sign_status(self, status: edxml.StatusMessage, *, answers: str | None) -> Pending:
         record = NewOutgoing(
@@ -178,6 +170,8 @@ class OutgoingQueue:
         if item.id != outgoing_id:  # the same document under its DocumentId, queued before: it stands
             path.unlink(missing_ok=True)
             self.log.info("document_already_queued", document_id=item.document_id, state=item.state, id=item.id)
+            if item.state is OutgoingState.QUEUED:
+                self.wake("push")  # a resend of a failed document put it back in the queue
             return item
         self.log.info(
             "message_queued",
@@ -213,8 +207,9 @@ class Local:
     names: dict[str, str] = field(default_factory=dict)  # the axis directory, as last refreshed
 
     @classmethod
-    def open(cls, config: Config, *, create_folders: bool = True) -> Local:
-        """Who we are and our record; ``create_folders`` False for `health`, which looks, never makes."""
+    def open(cls, config: Config, *, looking: bool = False) -> Local:
+        """Who we are and our record. ``looking`` (health, track, list) makes nothing: no folder,
+        no database; a gateway that never ran is an error then, not an empty record."""
         if config.agency is None:
             raise ConfigError("[agency] is required", where=str(config.path))
         code = edxml.AgencyCode.lenient(config.agency.code).text
@@ -234,20 +229,20 @@ class Local:
                 f"the certificate is for {identity.agency}, the agency is {code}", where=f"{config.path}: signing.cert"
             )
         paths = config.paths
-        for folder in (paths.outbox, paths.outbox / "failed", paths.inbox, paths.inbox / ".rejected"):
-            if not create_folders:
-                break
-            try:
-                make_shared_folder(folder)
-            except OSError as exc:
-                raise FolderError(
-                    f"{folder} cannot be created by {getpass.getuser()}: {exc.strerror}", where=str(config.path)
-                ) from None
-        if not create_folders and not database_of(config).is_file():  # a look must not make a record
-            raise UsageError(
-                f"no gateway database at {database_of(config)}: the gateway has not run with this configuration",
-                where=f"{config.path}: paths.data_dir",
-            )
+        if looking:
+            if not database_of(config).is_file():
+                raise UsageError(
+                    f"no gateway database at {database_of(config)}: the gateway has not run with this configuration",
+                    where=f"{config.path}: paths.data_dir",
+                )
+        else:
+            for folder in (paths.outbox, paths.outbox / "failed", paths.inbox, paths.inbox / ".rejected"):
+                try:
+                    make_shared_folder(folder)
+                except OSError as exc:
+                    raise FolderError(
+                        f"{folder} cannot be created by {getpass.getuser()}: {exc.strerror}", where=str(config.path)
+                    ) from None
         store = GatewayStore(paths.data_dir)
         log = logs.get("gateway").bind(agency=code)
         outgoing = OutgoingQueue(

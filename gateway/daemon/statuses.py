@@ -66,20 +66,10 @@ def record_status(local: Local, row: Incoming, examined: Examined) -> None:
         ),
         receipt=receipt,
     )
+    log = local.log.bind(
+        document_id=answered, peer=row.from_code, axis_doc_id=row.axis_doc_id, status_code=status.status_code.wire
+    )
     if reason:
-        local.log.warning(
-            "status_rejected",
-            document_id=answered,
-            peer=row.from_code,
-            axis_doc_id=row.axis_doc_id,
-            status_code=status.status_code.wire,
-            reason=reason,
-        )
+        log.warning("status_rejected", reason=reason)
     else:
-        local.log.info(
-            "status_received",
-            document_id=answered,
-            peer=row.from_code,
-            axis_doc_id=row.axis_doc_id,
-            status_code=status.status_code.wire,
-        )
+        log.info("status_received")

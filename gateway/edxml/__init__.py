@@ -63,7 +63,7 @@ from gateway.edxml.names import safe_file_name
 from gateway.edxml.parse import message_from_tree
 from gateway.edxml.relay import append_trace_header
 from gateway.edxml.schema import MessageKind, SchemaMode, validate_tree
-from gateway.edxml.signature import SignatureState, SignatureVerdict, sign_tree, verify_tree
+from gateway.edxml.signature import SignatureState, SignatureVerdict, content_digest, sign_tree, verify_tree
 from gateway.edxml.text import VIETNAM, now_vietnam, parse_date, parse_timestamp, vietnam_iso
 from gateway.edxml.xmlsafe import DEFAULT_LIMITS, Limits, parse_lifted, parse_xml
 from gateway.errors import SignatureMissing
@@ -231,6 +231,7 @@ __all__ = [
     "check_own_identity",
     "check_signing_certificate",
     "concerned_documents",
+    "content_digest",
     "foreign_reference",
     "message_from_tree",
     "now_vietnam",

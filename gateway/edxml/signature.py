@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -164,6 +165,24 @@ def sign_tree(root: etree._Element, identity: SigningIdentity, lifted: Lifted = 
     anchor = frame.trace_header_list if frame.trace_header_list is not None else frame.message_header
     anchor.addnext(signature)
     signature.tail = anchor.tail  # keep the indentation of the surrounding layout
+
+
+def content_digest(root: etree._Element) -> str:
+    """One value for what a message signed by :func:`sign_tree` says, apart from its relay hops.
+
+    SHA-256 over the digests the signature holds of MessageHeader, Bussiness, edXMLBody and
+    AttachmentEncoded: free after signing (no further pass over the attachments) and, being
+    of the canonical XML, equal for the same document however often it is signed again.
+    """
+    signature = Envelope(root).signature
+    if signature is None:
+        raise StructureError("the message is not signed: it has no content digest yet")
+    digests = {
+        reference.get("URI"): reference.findtext(f"{{{ns.DSIG}}}DigestValue") or ""
+        for reference in signature.iter(f"{{{ns.DSIG}}}Reference")
+    }
+    joined = "\n".join(digests.get(f"#edxml-{name}", "") for name in _PART_NAMES)
+    return hashlib.sha256(joined.encode("ascii")).hexdigest()
 
 
 def _sender_code(frame: Envelope) -> str:

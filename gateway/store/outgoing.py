@@ -50,13 +50,25 @@ class OutgoingTable:
 
         None, and nothing recorded, when a message from ``source_key`` was queued before. The
         row queued earlier, and nothing recorded, when it holds the same document under the same
-        DocumentId (a resend); DocumentIdReused when it holds another one.
+        DocumentId (a resend; a failed one goes back to the queue, as `retry` would do);
+        DocumentIdReused when it holds another one.
         """
         now = time.time()
         try:
             with transaction(self.db) as db:
                 if message.content_digest is not None:
                     earlier = self._same_document_id(db, message)
+                    if earlier is not None and earlier.state is OutgoingState.FAILED:
+                        self._move(
+                            db,
+                            earlier.id,
+                            OutgoingState.QUEUED,
+                            "next_attempt_at = ?, deadline_at = ?, last_error = NULL",
+                            (now, now + deadline_seconds),
+                        )
+                        earlier = outgoing_row(
+                            db.execute("SELECT * FROM outgoing WHERE id = ?", (earlier.id,)).fetchone()
+                        )
                     if earlier is not None:
                         return earlier  # the same document again: it stands once
                 db.execute(

@@ -258,6 +258,13 @@ def test_a_document_id_used_for_another_document_is_refused_and_a_resend_stands_
     with province.agencies[PROVINCE].store() as store:
         assert len(store.outgoing.for_document(document_id)) == 1
         assert len(list(store.outgoing_dir.iterdir())) == 1  # the refused and the repeated files are gone
+        (item,) = store.outgoing.for_document(document_id)
+        store.outgoing.fail(item.id, "deadline passed")
+    resent = send(first)  # a clerk sending a failed document again: it goes back to the queue
+    assert resent.returncode == 0 and resent.stdout.strip() == document_id
+    with province.agencies[PROVINCE].store() as store:
+        (item,) = store.outgoing.for_document(document_id)
+        assert item.state is OutgoingState.QUEUED and item.last_error is None
 
 
 def test_track_by_inbox_folder_tells_the_same_story_and_list_narrows_documents(province):
