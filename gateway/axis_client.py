@@ -312,7 +312,9 @@ class AxisClient:
         return _data_list(await self.call("getAgenciesList", {}))
 
     async def register_agency(self, code: str, name: str, *, mail: str = "", parent: str = "") -> None:
-        body = json.dumps({"id": code, "pcode": parent, "code": code, "name": name, "mail": mail}).encode()
+        # the fields the public SDK sends (facts §5.1); ``pcode`` is the parent agency's code
+        fields = {"id": code, "pcode": parent, "code": code, "name": name, "mail": mail, "mobile": "", "fax": ""}
+        body = json.dumps(fields, ensure_ascii=False).encode()
         await self.call("registerAgency", {}, body)
 
     async def delete_agency(self, code: str) -> None:

@@ -100,6 +100,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         code_number=args.code_number,
         code_notation=args.code_notation,
         paper=args.paper,
+        from_code=args.from_code,
     )
     print(document_id)
     return EXIT_OK
@@ -109,7 +110,12 @@ def cmd_respond(args: argparse.Namespace) -> int:
     from gateway.daemon import commands
 
     document_id = commands.respond(
-        _daemon_config(args), args.id, code=args.code, description=args.description, staff=args.staff
+        _daemon_config(args),
+        args.id,
+        code=args.code,
+        description=args.description,
+        staff=args.staff,
+        agency_code=args.agency,
     )
     print(f"status {args.code} queued for {document_id}")
     return EXIT_OK
@@ -248,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--code-number")
     send.add_argument("--code-notation")
     send.add_argument("--paper", action="store_true", help="a paper copy is also sent")
+    send.add_argument(
+        "--from",
+        dest="from_code",
+        metavar="CODE",
+        help="the hosted agency that sends it (default: the installation's own [agency])",
+    )
     send.add_argument("files", nargs="*", metavar="FILE")
     send.set_defaults(handler=cmd_send)
 
@@ -257,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     respond.add_argument("--code", required=True, choices=["02", "03", "04", "05", "06", "15", "16"])
     respond.add_argument("--description")
     respond.add_argument("--staff")
+    respond.add_argument(
+        "--agency", metavar="CODE", help="the hosted agency that received it, when several did (else found)"
+    )
     respond.set_defaults(handler=cmd_respond)
 
     recall = commands.add_parser("recall", help="ask every recipient of a sent document to give it back (13)")
@@ -316,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser.add_argument("--to", dest="date_to", metavar="DATE")
     report_parser.add_argument("--format", choices=["text", "json", "csv", "html"], default="text")
     report_parser.add_argument("--by-peer-level", action="store_true")
+    report_parser.add_argument(
+        "--agency", metavar="CODE", help="one hosted agency of the installation (default: every one it hosts)"
+    )
     report_parser.set_defaults(handler=cmd_report)
 
     demo = commands.add_parser(

@@ -39,6 +39,16 @@ def _agency_config(path: Path) -> bool:
         return True
 
 
+def _agency_code(text: str) -> str:
+    from gateway.edxml import AgencyCode
+    from gateway.errors import AgencyCodeError
+
+    try:
+        return AgencyCode.lenient(text).text
+    except AgencyCodeError as exc:
+        raise UsageError(f"{text!r}: {exc.message}", where="--agency") from None
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from datetime import date as date_type
 
@@ -62,6 +72,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         period = report.Period(first, last)
     total = report.Report()
     counted: set[Path] = set()  # one record counts once, however many files name it
+    wanted = _agency_code(args.agency) if args.agency else None
+    found_wanted = False
     for path, in_folder in _report_configs(args.config):
         settings = config.load(path)
         if settings.agency is None:
@@ -75,11 +87,20 @@ def cmd_report(args: argparse.Namespace) -> int:
                 print(f"edxml-gateway: {path}: no gateway database in {data_dir}: skipped", file=sys.stderr)
                 continue
             raise UsageError(f"{settings.paths.data_dir} holds no gateway database", where=str(path))
+        hosted = [(settings.agency.code, settings.agency.name)] + [(h.code, h.name) for h in settings.hosted]
+        hosted = [(_agency_code(code), name) for code, name in hosted]
+        if wanted is not None:
+            hosted = [(code, name) for code, name in hosted if code == wanted]
+            if not hosted:  # another installation's agency: this record has nothing of it
+                continue
+            found_wanted = True
         counted.add(data_dir)
         store = GatewayStore(settings.paths.data_dir)
         try:
-            total.add(report.agency_report(store, settings.agency.code, settings.agency.name, period))
+            total.add(report.agency_report(store, hosted, period, own=_agency_code(settings.agency.code)))
         finally:
             store.close()
+    if wanted is not None and not found_wanted:
+        raise UsageError(f"--agency {args.agency}: no configuration given hosts that agency", where="--agency")
     print(report.render(report.as_dict(total, period, by_level=args.by_peer_level), args.format))
     return EXIT_OK

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tomllib
 import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,21 @@ class AgencySection:
 
     code: str
     name: str
+
+
+@dataclass(frozen=True)
+class HostedSection:
+    """[[hosted]]: a further agency this installation sends and receives for (a huyện's phòng
+    and xã, a sở's sub-units: đơn vị trực thuộc). Its key, certificate, drop folder and inbox
+    default to names derived from its code (see :func:`hosted_defaults`)."""
+
+    code: str
+    name: str
+    parent: str | None = None
+    key: Path | None = None
+    cert: Path | None = None
+    outbox: Path | None = None
+    inbox: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,7 @@ class PathsSection:
     data_dir: Path = Path("var")
     outbox: Path = Path("outbox")
     inbox: Path = Path("inbox")
+    hosted: Path = Path("hosted")
 
 
 @dataclass(frozen=True)
@@ -118,6 +134,7 @@ class Config:
     workers: WorkersSection = WorkersSection()
     intake: IntakeSection = IntakeSection()
     retry: RetrySection = RetrySection()
+    hosted: tuple[HostedSection, ...] = ()
 
     @property
     def secret(self) -> str:
@@ -144,6 +161,7 @@ SECTIONS: dict[str, type] = {
     "intake": IntakeSection,
     "retry": RetrySection,
     "limits": Limits,
+    "hosted": HostedSection,  # an array of tables: [[hosted]]
 }
 
 
@@ -161,12 +179,32 @@ def load(path: Path, *, daemon: bool = False, overrides: Path | None = None) -> 
     base = path.resolve().parent
     sections: dict[str, Any] = {}
     for name, shape in SECTIONS.items():
-        if name in data or name not in ("agency", "axis"):
+        if name != "hosted" and (name in data or name not in ("agency", "axis")):
             sections[name] = _section(data.get(name, {}), shape, name, base, where)
-    config = Config(path=path, **sections)
+    hosted = tuple(
+        hosted_defaults(_section(table, HostedSection, f"hosted[{index}]", base, where), sections)
+        for index, table in enumerate(data.get("hosted", []))
+    )
+    config = Config(path=path, hosted=hosted, **sections)
     if daemon:
         _check_daemon(config, where)
     return config
+
+
+def hosted_defaults(hosted: HostedSection, sections: dict[str, Any]) -> HostedSection:
+    """Fill a hosted agency's unset files from its code, so that a list of 300 stays short:
+    key and certificate beside the installation's own ([signing] key's and cert's folder,
+    CODE.key and CODE.pem, as `pki issue` names them), drop folder and inbox under
+    [paths] hosted (hosted/CODE/outbox, hosted/CODE/inbox)."""
+    signing, paths = sections["signing"], sections["paths"]
+    code = hosted.code.strip()
+    return replace(
+        hosted,
+        key=hosted.key or (signing.key.parent / f"{code}.key" if signing.key else None),
+        cert=hosted.cert or (signing.cert.parent / f"{code}.pem" if signing.cert else None),
+        outbox=hosted.outbox or paths.hosted / code / "outbox",
+        inbox=hosted.inbox or paths.hosted / code / "inbox",
+    )
 
 
 def _check_daemon(config: Config, where: str) -> None:
@@ -190,11 +228,54 @@ def _check_daemon(config: Config, where: str) -> None:
             raise ConfigError(f"key {key!r} is missing", where=f"{where}: signing.{key}")
         if not value.is_file():
             raise ConfigError(f"{value} does not exist", where=f"{where}: signing.{key}")
+    _check_hosted(config, where)
     for section in ("poll", "workers", "intake", "retry"):
         for f in fields(getattr(config, section)):
             value = getattr(getattr(config, section), f.name)
             if not isinstance(value, bool) and value <= 0:
                 raise ConfigError("must be positive", where=f"{where}: {section}.{f.name}")
+
+
+def _check_hosted(config: Config, where: str) -> None:
+    """Each hosted agency: a code of its own, its files there, folders apart from everyone's."""
+    assert config.agency is not None
+    own = AgencyCode.lenient(config.agency.code).text
+    codes = {own: "the installation's own [agency] code"}
+    folders = [
+        (config.paths.outbox.resolve(), "paths.outbox"),
+        (config.paths.inbox.resolve(), "paths.inbox"),
+    ]
+    for index, hosted in enumerate(config.hosted):
+        key = f"hosted[{index}]"
+        try:
+            code = AgencyCode.lenient(hosted.code).text
+        except AgencyCodeError as exc:
+            raise ConfigError(exc.message, where=f"{where}: {key}.code") from None
+        if code in codes:
+            raise ConfigError(f"{code} is already {codes[code]}", where=f"{where}: {key}.code")
+        codes[code] = f"{key}.code"
+        if hosted.parent is not None:
+            try:
+                AgencyCode.lenient(hosted.parent)
+            except AgencyCodeError as exc:
+                raise ConfigError(exc.message, where=f"{where}: {key}.parent") from None
+        for name in ("key", "cert"):
+            value = getattr(hosted, name)
+            if value is None or not value.is_file():
+                raise ConfigError(
+                    f"{value} does not exist (the {name} of {code}; by default CODE.{'key' if name == 'key' else 'pem'}"
+                    f" beside signing.{name}, as `edxml-gateway pki issue` names it)",
+                    where=f"{where}: {key}.{name}",
+                )
+        assert hosted.outbox is not None and hosted.inbox is not None
+        folders += [(hosted.outbox.resolve(), f"{key}.outbox"), (hosted.inbox.resolve(), f"{key}.inbox")]
+    for index, (folder, name) in enumerate(folders):
+        for other, other_name in folders[:index]:
+            if folder == other or folder.is_relative_to(other) or other.is_relative_to(folder):
+                raise ConfigError(
+                    f"{folder} overlaps {other_name} ({other}): each agency needs a drop folder and inbox of its own",
+                    where=f"{where}: {name}",
+                )
 
 
 def _read_tables(path: Path) -> dict[str, dict[str, Any]]:
@@ -214,6 +295,10 @@ def _read_tables(path: Path) -> dict[str, dict[str, Any]]:
     for name, value in data.items():
         if name not in SECTIONS:
             raise ConfigError(f"unknown section [{name}]; known: {', '.join(SECTIONS)}", where=f"{where}: [{name}]")
+        if name == "hosted":
+            if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+                raise ConfigError("hosted agencies are an array of tables: [[hosted]]", where=f"{where}: hosted")
+            continue
         if not isinstance(value, dict):
             raise ConfigError(f"{name} must be a table ([{name}])", where=f"{where}: {name}")
     return data

@@ -222,6 +222,13 @@ class IntakeError(GatewayError):
     title = "document refused at intake"
 
 
+class RecipientNotInDirectory(IntakeError):
+    """A recipient the axis directory, as last read, does not list."""
+
+    code = "INT802"
+    title = "recipient not in the axis directory"
+
+
 class DocumentIdReused(IntakeError):
     """Another document under a DocumentId this gateway already sent or queued."""
 

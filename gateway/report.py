@@ -31,6 +31,7 @@ from typing import Any
 from gateway.edxml import VIETNAM, AgencyCode
 from gateway.errors import UsageError
 from gateway.store import GatewayStore
+from gateway.store.reports import Agencies
 from gateway.vxp.vocabulary import MessageType
 
 LEVELS = ("ministry", "province", "district", "commune", "other")
@@ -118,9 +119,16 @@ def _week(text: str) -> str:
     return monday.isoformat()
 
 
-def agency_report(store: GatewayStore, code: str, name: str, period: Period) -> Report:
-    report = Report(agencies=[(code, name)])
-    sent = store.reports.sent_between(period.start, period.end)
+def agency_report(
+    store: GatewayStore, agencies: list[tuple[str, str]], period: Period, *, own: str | None = None
+) -> Report:
+    """The report of an installation's record for ``agencies`` ((code, name) of hosted agencies;
+    ``own``, the installation's own code, defaults to the first): what each of them sent and
+    received, each counted once."""
+    own = own or agencies[0][0]
+    report = Report(agencies=list(agencies))
+    chosen = Agencies(own, frozenset(code for code, _ in agencies))
+    sent = store.reports.sent_between(period.start, period.end, chosen)
     for item in sent:
         report.sent += 1
         report.sent_with_paper += int(bool(item.paper))
@@ -130,7 +138,7 @@ def agency_report(store: GatewayStore, code: str, name: str, period: Period) -> 
         for receipt in store.outgoing.receipts_for(item.id):
             if receipt.status_code == "02":
                 report.refused_by_recipients[receipt.description or "(no reason given)"] += 1
-    received = store.reports.received_between(period.start, period.end)
+    received = store.reports.received_between(period.start, period.end, chosen)
     for row in received:
         report.received += 1
         report.received_digitized += int(bool(row.digitized))
@@ -156,7 +164,11 @@ def agency_report(store: GatewayStore, code: str, name: str, period: Period) -> 
         report.accepted_within_3_working_days += int(when <= add_working_days(arrived, 3))
     sent_ids = {item.document_id for item in sent}
     statuses = store.reports.outgoing_for_kind(MessageType.STATUS)
-    report.recalls_sent = sum(1 for item in statuses if item.status_code == "13" and item.document_id in sent_ids)
+    report.recalls_sent = sum(
+        1
+        for item in statuses
+        if item.status_code == "13" and item.document_id in sent_ids and chosen.holds(item.from_code)
+    )
     report.recalls_received = store.reports.recalls_received(row.document_id for row in received if row.document_id)
     return report
 

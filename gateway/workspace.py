@@ -40,10 +40,14 @@ deadline_hours = 1.0
 
 @dataclass
 class AgencyFolder:
+    """An installation's folder, or a hosted agency's (``hosted_by`` its installation's code):
+    ``folder`` holds its outbox and inbox, where the configuration's defaults put them."""
+
     code: str
     name: str
     folder: Path
     config: Path
+    hosted_by: str | None = None
 
     @property
     def outbox(self) -> Path:
@@ -55,7 +59,8 @@ class AgencyFolder:
 
     @property
     def database(self) -> Path:
-        return self.folder / "var" / "gateway.sqlite3"
+        installation = self.folder.parent.parent if self.hosted_by else self.folder
+        return installation / "var" / "gateway.sqlite3"
 
 
 @dataclass
@@ -63,11 +68,24 @@ class Layout:
     root: Path
     axis_folder: Path
     axis_config: Path
-    agencies: dict[str, AgencyFolder] = field(default_factory=dict)
+    agencies: dict[str, AgencyFolder] = field(default_factory=dict)  # installations
+    hosted: dict[str, AgencyFolder] = field(default_factory=dict)  # agencies hosted by one of them
 
 
-def create(root: Path, agencies: Mapping[str, str], *, axis_port: int = 0, verify_signatures: bool = True) -> Layout:
-    """Write the PKI, the axis configuration and one folder per agency under ``root``."""
+def create(
+    root: Path,
+    agencies: Mapping[str, str],
+    *,
+    axis_port: int = 0,
+    verify_signatures: bool = True,
+    hosted: Mapping[str, Mapping[str, str]] | None = None,
+) -> Layout:
+    """Write the PKI, the axis configuration and one folder per installation under ``root``.
+
+    ``hosted`` maps an installation's code to the agencies it hosts (code: name): each gets
+    its certificate, and a folder under its installation's ``hosted/``; the axis does not
+    declare them (the installation registers them at start, as a real one does).
+    """
     pki = root / "pki"
     pki.mkdir(parents=True)
     ca = create_ca("edxml-gateway demo CA")
@@ -101,6 +119,15 @@ def create(root: Path, agencies: Mapping[str, str], *, axis_port: int = 0, verif
     for code, name in agencies.items():
         lines += ["[[agencies]]", f'code = "{code}"', f'name = "{name}"']
     layout.axis_config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for installation, units in (hosted or {}).items():
+        host = layout.agencies[installation]
+        for code, name in units.items():
+            pair = issue(ca, code, name)
+            (pki / f"{code}.pem").write_bytes(pair.cert_pem)
+            (pki / f"{code}.key").write_bytes(pair.key_pem)
+            (pki / f"{code}.key").chmod(0o600)
+            folder = host.folder / "hosted" / code
+            layout.hosted[code] = AgencyFolder(code, name, folder, host.config, hosted_by=installation)
     return layout
 
 
@@ -137,9 +164,20 @@ def configure_gateways(layout: Layout, axis_url: str, *, timing: str = QUICK_TIM
                 ]
             )
             + "\n"
-            + timing,
+            + timing
+            + hosted_tables(layout, code),
             encoding="utf-8",
         )
+
+
+def hosted_tables(layout: Layout, installation: str) -> str:
+    """The [[hosted]] tables of an installation: code and name, the rest by default."""
+    tables = [
+        f'\n[[hosted]]\ncode = "{unit.code}"\nname = "{unit.name}"\n'
+        for unit in layout.hosted.values()
+        if unit.hosted_by == installation
+    ]
+    return "".join(tables)
 
 
 def start_gateway(agency: AgencyFolder, *, overrides: Path | None = None) -> Service:

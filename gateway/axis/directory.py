@@ -28,7 +28,7 @@ class Directory:
                     {
                         "id": a.code,
                         "code": a.code,
-                        "pid": parent_code(a.code, known),
+                        "pid": a.parent or parent_code(a.code, known),
                         "name": a.name,
                         "mail": a.mail,
                         "oldCode": "",
@@ -52,11 +52,17 @@ class Directory:
             raise Refusal(AxisCode.BAD_REQUEST, f"code {code!r} is not an agency code") from None
         if not name:
             raise Refusal(AxisCode.BAD_REQUEST, "name is missing")
+        parent = str(body.get("pcode") or "").strip() or None  # the SDK's field for the parent's code
+        if parent is not None:
+            try:
+                parent = edxml.AgencyCode.lenient(parent).text
+            except GatewayError:
+                raise Refusal(AxisCode.BAD_REQUEST, f"pcode {parent!r} is not an agency code") from None
         existing = self.store.agency(code)
         if existing is not None and existing.system_id != signed.system_id:
             raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{code} belongs to another system")
-        self.store.register_agency(code, name, str(body.get("mail") or ""), signed.system_id)
-        self.log.info("agency_registered", agency=code, system=signed.system_id)
+        self.store.register_agency(code, name, str(body.get("mail") or ""), signed.system_id, parent)
+        self.log.info("agency_registered", agency=code, parent=parent, system=signed.system_id)
         return web.json_response(ok())
 
     async def delete_agency(self, request: web.Request, signed: SignedRequest) -> web.Response:

@@ -17,6 +17,7 @@ class Agency:
     system_id: str | None
     locked: bool
     source: str  # "config" or "registered"
+    parent: str | None = None  # the parent agency's code, as registered (registerAgency's pcode)
 
 
 @dataclass(frozen=True)

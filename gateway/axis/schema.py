@@ -8,7 +8,7 @@ import sqlite_utils
 
 from gateway.sqlite import transaction
 
-SCHEMA_VERSION = 2  # 2: seen_requests indexed by expiry
+SCHEMA_VERSION = 3  # 2: seen_requests indexed by expiry; 3: an agency's parent as registered (pcode)
 
 
 def migrate(connection: sqlite3.Connection) -> None:
@@ -94,4 +94,6 @@ def migrate(connection: sqlite3.Connection) -> None:
             if_not_exists=True,
         )
         db.execute("CREATE INDEX IF NOT EXISTS seen_requests_expiry ON seen_requests(expires_at)")
+        if "parent" not in db["agencies"].columns_dict:
+            connection.execute("ALTER TABLE agencies ADD COLUMN parent TEXT")
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -94,14 +94,15 @@ class AxisStore:
             known = self._agencies_of[system_id] = frozenset(row["code"] for row in rows)
         return known
 
-    def register_agency(self, code: str, name: str, mail: str, system_id: str) -> None:
+    def register_agency(self, code: str, name: str, mail: str, system_id: str, parent: str | None = None) -> None:
         self._agencies_of.clear()
         with transaction(self.connection) as db:
             db.execute(
-                "INSERT INTO agencies (code, name, mail, system_id, locked, source)"
-                " VALUES (?, ?, ?, ?, 0, 'registered')"
-                " ON CONFLICT(code) DO UPDATE SET name = excluded.name, mail = excluded.mail",
-                (code, name, mail, system_id),
+                "INSERT INTO agencies (code, name, mail, system_id, locked, source, parent)"
+                " VALUES (?, ?, ?, ?, 0, 'registered', ?)"
+                " ON CONFLICT(code) DO UPDATE SET name = excluded.name, mail = excluded.mail,"
+                " parent = coalesce(excluded.parent, parent)",
+                (code, name, mail, system_id, parent),
             )
 
     def delete_agency(self, code: str) -> None:
@@ -301,6 +302,7 @@ def _agency(row: sqlite3.Row) -> Agency:
         system_id=row["system_id"],
         locked=bool(row["locked"]),
         source=row["source"],
+        parent=row["parent"],
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from gateway import edxml
 from gateway.config import Config
 from gateway.daemon import compose
-from gateway.daemon.outgoing import Local, new_source_key
+from gateway.daemon.outgoing import Agency, Local, new_source_key
 from gateway.errors import UsageError
 from gateway.store import Incoming, OutgoingState
 
@@ -39,9 +39,12 @@ def send(
     code_number: str | None,
     code_notation: str | None,
     paper: bool,
+    from_code: str | None = None,
 ) -> str:
+    """Queue a document from hosted agency ``from_code`` (the installation's own by default)."""
     local = _open(config)
     try:
+        agency = local.agency(from_code, option="--from")
         inputs = []
         for path in files:
             try:
@@ -54,75 +57,112 @@ def send(
         if code_notation:
             job["code_notation"] = code_notation
         composed = compose.compose_document(
-            job, inputs, sender=local.me, names=local.names, sequence=local.outgoing.next_number(), where="send"
+            job, inputs, sender=agency.me, names=local.names, sequence=agency.outgoing.next_number(), where="send"
         )
-        item = local.outgoing.enqueue(local.outgoing.sign_document(composed), new_source_key("cli"))
+        item = agency.outgoing.enqueue(agency.outgoing.sign_document(composed), new_source_key("cli"))
         return item.document_id
     finally:
         _close(local)
 
 
-def _received(local: Local, reference: str) -> tuple[Any, edxml.Document]:
-    row = local.store.incoming.delivered(reference)
-    if row is None and _in_the_inbox(local, reference):
+def _received(local: Local, reference: str, agency_code: str | None) -> tuple[Incoming, Agency, edxml.Document]:
+    """The delivered document ``reference`` names (its inbox folder, a path to it, its DocumentId
+    or axis DocId), and the hosted agency that received it: ``agency_code``, the one whose inbox
+    a path points into, or the only one that received it."""
+    name, agency_code = _in_an_inbox(local, reference, agency_code)
+    wanted = None if agency_code is None else local.agency(agency_code, option="--agency").code
+    rows = _delivered(local, name, wanted)
+    if not rows and _in_the_inbox(local, name, wanted):
         # The folder appears first and the database records it a moment later (a crash in
         # between redelivers into the same folder): a document system that answers at once
         # must not be told the document it holds was never delivered.
         deadline = time.monotonic() + INBOX_RECORD_WAIT
-        while row is None and time.monotonic() < deadline:
+        while not rows and time.monotonic() < deadline:
             time.sleep(0.05)
-            row = local.store.incoming.delivered(reference)
-    if row is None:
+            rows = _delivered(local, name, wanted)
+    if not rows:
         raise UsageError(f"no delivered document {reference!r} (give its inbox folder name or DocumentId)")
-    envelope = local.inbox / (row.inbox_id or row.axis_doc_id) / "envelope.edxml"
+    if len(rows) > 1:
+        codes = ", ".join(sorted(row.to_code or local.code for row in rows))
+        raise UsageError(f"{reference!r} was delivered to {codes}: say which with --agency CODE", where="--agency")
+    row = rows[0]
+    agency = local.agency(row.to_code, option="--agency")
+    envelope = agency.inbox / (row.inbox_id or row.axis_doc_id) / "envelope.edxml"
     document = edxml.read_unchecked(envelope.read_bytes(), limits=local.limits)
     assert isinstance(document, edxml.Document)
-    return row, document
+    return row, agency, document
 
 
-def _in_the_inbox(local: Local, reference: str) -> bool:
-    name = Path(reference).name
-    return name == reference and not name.startswith(".") and (local.inbox / name / "document.json").is_file()
+def _delivered(local: Local, reference: str, agency_code: str | None) -> list[Incoming]:
+    rows = local.store.incoming.delivered_to(reference)
+    return [row for row in rows if agency_code is None or (row.to_code or local.code) == agency_code]
 
 
-def respond(config: Config, reference: str, *, code: str, description: str | None, staff: str | None) -> str:
+def _in_an_inbox(local: Local, reference: str, agency_code: str | None) -> tuple[str, str | None]:
+    """A path into a hosted agency's inbox names the folder and the agency."""
+    path = Path(reference.rstrip("/"))
+    if path.name == reference:
+        return reference, agency_code
+    for agency in local.agencies.values():
+        if path.parent.resolve() == agency.inbox.resolve():
+            return path.name, agency_code or agency.code
+    return path.name, agency_code
+
+
+def _in_the_inbox(local: Local, name: str, agency_code: str | None) -> bool:
+    if name.startswith(".") or "/" in name:
+        return False
+    agencies = [local.agency(agency_code)] if agency_code else list(local.agencies.values())
+    return any((agency.inbox / name / "document.json").is_file() for agency in agencies)
+
+
+def respond(
+    config: Config,
+    reference: str,
+    *,
+    code: str,
+    description: str | None,
+    staff: str | None,
+    agency_code: str | None = None,
+) -> str:
+    """Answer a received document, signed by the hosted agency that received it."""
     status_code = edxml.StatusCode.from_wire(code)
     if status_code in (edxml.StatusCode.ARRIVED, edxml.StatusCode.RECALL_REQUESTED):
         raise UsageError(f"status {code} is not answered by hand: 01 is sent on delivery, 13 by `recall`")
     local = _open(config)
     try:
-        row, document = _received(local, reference)
+        row, agency, document = _received(local, reference, agency_code)
         earlier = [
             edxml.StatusCode.from_wire(s.status_code)
             for s in local.store.reports.statuses_answering([row.axis_doc_id])
             if s.status_code and s.state is not OutgoingState.ABANDONED
         ]
-        requests = _change_requests(local, row, document)
+        requests = _change_requests(local, agency, row, document)
         refusal = compose.answer_refusal(status_code, earlier, description, requests=requests)
         if refusal is not None:
             raise UsageError(f"status {code} for {document.document_id or row.axis_doc_id}: {refusal}")
         status = compose.status_for(
             document,
-            sender=local.me,
+            sender=agency.me,
             code=status_code,
             description=description,
             staff=staff,
             fallback_document_id=row.axis_doc_id,
         )
-        local.outgoing.enqueue(
-            local.outgoing.sign_status(status, answers=row.axis_doc_id), new_source_key(f"respond:{code}")
+        agency.outgoing.enqueue(
+            agency.outgoing.sign_status(status, answers=row.axis_doc_id), new_source_key(f"respond:{code}")
         )
         return document.document_id or row.axis_doc_id
     finally:
         _close(local)
 
 
-def _change_requests(local: Local, row: Incoming, document: edxml.Document) -> int:
+def _change_requests(local: Local, agency: Agency, row: Incoming, document: edxml.Document) -> int:
     """What a 15 or 16 may answer: each recall (13) received, and the document itself when it
     updates or replaces another. A recall counts from its inbox event, which the document
     system sees a moment before the record is committed."""
     recorded = local.store.reports.recalls_received([document.document_id] if document.document_id else [])
-    events = local.inbox / (row.inbox_id or row.axis_doc_id) / "events"
+    events = agency.inbox / (row.inbox_id or row.axis_doc_id) / "events"
     noted = len(list(events.glob("*-13.json"))) if events.is_dir() else 0
     changes = (edxml.BusinessDocType.UPDATE, edxml.BusinessDocType.REPLACE)
     changing = document.business is not None and document.business.business_doc_type in changes
@@ -134,12 +174,18 @@ def recall(config: Config, document_id: str, *, reason: str) -> list[str]:
     try:
         sent = local.store.outgoing.sent_document(document_id)
         if sent is None:
-            raise UsageError(f"no document {document_id!r} was sent by this local")
+            raise UsageError(f"no document {document_id!r} was sent by this installation")
+        agency = local.receiving(sent.from_code)  # the recall is signed by the agency that sent the document
+        if agency is None:
+            raise UsageError(
+                f"{document_id} was sent by {sent.from_code}, which this installation no longer hosts:"
+                " its key would sign the recall"
+            )
         document = edxml.read_unchecked(local.store.outgoing.file(sent).read_bytes(), limits=local.limits)
         assert isinstance(document, edxml.Document)
         recipients = []
-        for status in compose.recall_requests(document, sender=local.me, reason=reason):
-            local.outgoing.enqueue(local.outgoing.sign_status(status, answers=sent.id), new_source_key("recall"))
+        for status in compose.recall_requests(document, sender=agency.me, reason=reason):
+            agency.outgoing.enqueue(agency.outgoing.sign_status(status, answers=sent.id), new_source_key("recall"))
             recipients.extend(edxml.routed_to(status))
         return recipients
     finally:

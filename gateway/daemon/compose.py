@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 from gateway import edxml
-from gateway.errors import AgencyCodeError, IntakeError
+from gateway.errors import AgencyCodeError, IntakeError, RecipientNotInDirectory
 
 DEFAULT_NOTATION = "EDXML-GW"
 # edXML has no field saying "digitised from paper" (số hóa từ văn bản giấy); this gateway writes
@@ -347,8 +347,9 @@ class _Job:
             if agency.text in seen:
                 raise self._fail(f"to[{index}]", f"{agency} is named twice")
             if names and agency.text not in names:  # the axis would refuse it (ErrorCode 18), after intake
-                raise self._fail(
-                    f"to[{index}]", f"{agency} is not in the axis directory ({len(names)} agencies); check the code"
+                raise RecipientNotInDirectory(
+                    f"{agency} is not in the axis directory ({len(names)} agencies); check the code",
+                    where=f"{self.where}: to[{index}]",
                 )
             seen.add(agency.text)
             organizations.append(edxml.Organization(agency, organ_name=name or names.get(agency.text) or agency.text))

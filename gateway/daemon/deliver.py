@@ -18,7 +18,7 @@ from gateway.daemon import compose, inbox
 from gateway.daemon.examine import Examined, Receiver, examine
 from gateway.daemon.health import DELIVERY_FAILING
 from gateway.daemon.link import AxisLink
-from gateway.daemon.outgoing import Local, Pending
+from gateway.daemon.outgoing import Agency, Local, Pending
 from gateway.daemon.statuses import record_status
 from gateway.errors import AxisError, AxisUnavailable, GatewayError
 from gateway.store import Incoming, IncomingState, Settled
@@ -34,10 +34,8 @@ class Deliverer:
         self.link = link
         self.receiver = receiver
         self.store = local.store
-        self.outgoing = local.outgoing
-        self.inbox = local.inbox
         self.log = local.log
-        self._delivering: set[tuple[str, str]] = set()  # (sender, DocumentId) being delivered now
+        self._delivering: set[tuple[str, str, str]] = set()  # (recipient, sender, DocumentId) being delivered now
         self._large_delivery = asyncio.Semaphore(1)  # see _deliver_one
         self._failing_since: float | None = None  # since when delivering fails (see _note_failing)
         # Set when deliver has been through what was due of that kind: what a listen waits for
@@ -52,7 +50,14 @@ class Deliverer:
         listed together with its document finds it delivered. The database is still only
         touched from the event loop.
         """
-        rows = self.store.incoming.due(BATCH, longest_wait=self.link.longest_wait)
+        rows = []
+        for row in self.store.incoming.due(BATCH, longest_wait=self.link.longest_wait):
+            if self.local.receiving(row.to_code) is None:
+                # listed for an agency removed from [[hosted]] since: nothing was done with it,
+                # so it is forgotten and stays at the axis (look() says so, once)
+                self.store.incoming.forget_listed(row.axis_doc_id)
+            else:
+                rows.append(row)
         for kind in MessageType:  # in this order: documents first
             batch = [row for row in rows if row.message_type == kind]
             if not batch:
@@ -96,25 +101,27 @@ class Deliverer:
         except AxisError as exc:
             self.link.breaker.up()
             self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
-            self.log.warning("fetch_refused", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
+            log = (self.local.receiving(row.to_code) or self.local).log
+            log.warning("fetch_refused", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
             return True
         self.link.breaker.up()
+        agency = self._agency(row)
         examined = await asyncio.to_thread(
             examine,
             data,
             listed_from=row.from_code,
             listed_as=row.message_type,
-            receiver=self.receiver,
+            receiver=replace(self.receiver, code=agency.code),
             accepted_at=row.accepted_at,
         )
         try:
             if isinstance(examined.message, edxml.StatusMessage):
-                record_status(self.local, row, examined)
-            elif not await self._settle_document(row, examined):
+                record_status(self.local, agency, row, examined)
+            elif not await self._settle_document(agency, row, examined):
                 return True  # another copy of the same document is being delivered right now
         except Exception as exc:  # one bad message must not stop the queue behind it
             self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
-            level = self.log.error if isinstance(exc, GatewayError) else self.log.exception
+            level = agency.log.error if isinstance(exc, GatewayError) else agency.log.exception
             level(
                 "delivery_failed",
                 axis_doc_id=row.axis_doc_id,
@@ -123,11 +130,16 @@ class Deliverer:
                 code=getattr(exc, "code", None),
                 reason=str(exc),
             )
-            self._note_failing(str(exc))
+            self._note_failing(f"{agency.code}: {exc}")
             return True
         self._note_failing(None)
         await self.acknowledge(row.axis_doc_id)
         return True
+
+    def _agency(self, row: Incoming) -> Agency:
+        agency = self.local.receiving(row.to_code)
+        assert agency is not None  # run() leaves out rows of agencies not hosted
+        return agency
 
     def _note_failing(self, error: str | None) -> None:
         """What `health` reads: since when delivering fails (an inbox gone read-only, a full disk)."""
@@ -140,7 +152,7 @@ class Deliverer:
             self._failing_since = time.time()
         self.store.set_meta(DELIVERY_FAILING, json.dumps({"since": self._failing_since, "error": error}))
 
-    async def _settle_document(self, row: Incoming, examined: Examined) -> bool:
+    async def _settle_document(self, agency: Agency, row: Incoming, examined: Examined) -> bool:
         """Deliver, or reject, one document, and commit the outcome with the status it owes.
 
         False (nothing done, retried shortly) while another copy of the same document, from
@@ -151,8 +163,8 @@ class Deliverer:
             examined = replace(examined, refusal=self._foreign_by_records(document))
         if examined.refusal is not None:
             readable = document if isinstance(document, edxml.Document) else None
-            pending = await asyncio.to_thread(self._prepare_rejection, row, examined, readable)
-            outgoing_id, path = await asyncio.to_thread(self.outgoing.write, pending)
+            pending = await asyncio.to_thread(self._prepare_rejection, agency, row, examined, readable)
+            outgoing_id, path = await asyncio.to_thread(agency.outgoing.write, pending)
             reason = examined.refusal
 
             rejected = Settled(
@@ -162,10 +174,10 @@ class Deliverer:
                 subject=readable.subject if readable else None,
                 reason=reason,
             )
-            self.outgoing.commit(
+            agency.outgoing.commit(
                 outgoing_id, path, pending, f"auto:{row.axis_doc_id}:02", settling=(row.axis_doc_id, rejected)
             )
-            self.log.warning(
+            agency.log.warning(
                 "document_rejected",
                 document_id=readable.document_id if readable else None,
                 peer=row.from_code,
@@ -175,13 +187,13 @@ class Deliverer:
             return True
         assert isinstance(document, edxml.Document) and examined.signature is not None
         document_id = document.document_id or row.axis_doc_id
-        key = (row.from_code, document_id)
+        key = (agency.code, row.from_code, document_id)
         if key in self._delivering:
             self.store.incoming.postpone(row.axis_doc_id, 1.0, "another copy of this document is being delivered")
             return False
         self._delivering.add(key)
         try:
-            await self._deliver_document(row, examined, document, document_id)
+            await self._deliver_document(agency, row, examined, document, document_id)
         finally:
             self._delivering.discard(key)
         return True
@@ -201,9 +213,9 @@ class Deliverer:
         return None
 
     async def _deliver_document(
-        self, row: Incoming, examined: Examined, document: edxml.Document, document_id: str
+        self, agency: Agency, row: Incoming, examined: Examined, document: edxml.Document, document_id: str
     ) -> None:
-        earlier = self.store.incoming.delivered_copy(row.from_code, document_id)
+        earlier = self.store.incoming.delivered_copy(row.from_code, document_id, agency.code)
         if earlier is not None and earlier.axis_doc_id != row.axis_doc_id:
             self.store.incoming.settle(
                 row.axis_doc_id,
@@ -215,7 +227,7 @@ class Deliverer:
                     inbox_id=earlier.inbox_id,
                 ),
             )
-            self.log.warning(
+            agency.log.warning(
                 "duplicate_dropped",
                 document_id=document_id,
                 peer=row.from_code,
@@ -224,8 +236,8 @@ class Deliverer:
             )
             return
         inbox_id = inbox.folder_name(row.from_code, document.document_id, row.axis_doc_id)
-        pending = await asyncio.to_thread(self._prepare_delivery, row, examined, inbox_id)
-        outgoing_id, path = await asyncio.to_thread(self.outgoing.write, pending)
+        pending = await asyncio.to_thread(self._prepare_delivery, agency, row, examined, inbox_id)
+        outgoing_id, path = await asyncio.to_thread(agency.outgoing.write, pending)
 
         delivered = Settled(
             IncomingState.DELIVERED,
@@ -239,37 +251,39 @@ class Deliverer:
                 document, signed_hops=examined.signature.signed_hops, default=edxml.now_vietnam()
             ),
         )
-        self.outgoing.commit(
+        agency.outgoing.commit(
             outgoing_id, path, pending, f"auto:{row.axis_doc_id}:01", settling=(row.axis_doc_id, delivered)
         )
-        self.log.info(
+        agency.log.info(
             "document_delivered",
             document_id=document_id,
             peer=row.from_code,
             axis_doc_id=row.axis_doc_id,
-            inbox=str(self.inbox / inbox_id),
+            inbox=str(agency.inbox / inbox_id),
             attachments=len(document.attachments),
         )
 
-    def _prepare_delivery(self, row: Incoming, examined: Examined, inbox_id: str) -> Pending:
-        """Worker thread: the inbox folder (idempotent) and the signed status 01."""
+    def _prepare_delivery(self, agency: Agency, row: Incoming, examined: Examined, inbox_id: str) -> Pending:
+        """Worker thread: the inbox folder (idempotent) and the status 01, signed by the recipient."""
         document = examined.message
         assert isinstance(document, edxml.Document) and examined.signature is not None
         arrived = compose.status_for(
-            document, sender=self.local.me, code=edxml.StatusCode.ARRIVED, fallback_document_id=row.axis_doc_id
+            document, sender=agency.me, code=edxml.StatusCode.ARRIVED, fallback_document_id=row.axis_doc_id
         )
         # first: signing can fail, and the inbox then stays clean
-        pending = self.outgoing.sign_status(arrived, answers=row.axis_doc_id)
+        pending = agency.outgoing.sign_status(arrived, answers=row.axis_doc_id)
         inbox.deliver(
-            self.inbox, inbox_id, examined.data, document, axis_doc_id=row.axis_doc_id, signature=examined.signature
+            agency.inbox, inbox_id, examined.data, document, axis_doc_id=row.axis_doc_id, signature=examined.signature
         )
         return pending
 
-    def _prepare_rejection(self, row: Incoming, examined: Examined, document: edxml.Document | None) -> Pending:
-        """Worker thread: the .rejected folder and the signed status 02 with the reason."""
+    def _prepare_rejection(
+        self, agency: Agency, row: Incoming, examined: Examined, document: edxml.Document | None
+    ) -> Pending:
+        """Worker thread: the .rejected folder and the status 02 with the reason, signed by the recipient."""
         reason = examined.refusal or "refused"
         inbox.reject(
-            self.inbox,
+            agency.inbox,
             row.axis_doc_id,
             examined.data,
             reason,
@@ -278,16 +292,16 @@ class Deliverer:
         if document is not None:
             refusal = compose.status_for(
                 document,
-                sender=self.local.me,
+                sender=agency.me,
                 code=edxml.StatusCode.REFUSED,
                 description=reason,
                 fallback_document_id=row.axis_doc_id,
             )
         else:
             refusal = compose.refusal_for_unreadable(
-                sender=self.local.me, to_code=row.from_code, axis_doc_id=row.axis_doc_id, reason=reason
+                sender=agency.me, to_code=row.from_code, axis_doc_id=row.axis_doc_id, reason=reason
             )
-        return self.outgoing.sign_status(refusal, answers=row.axis_doc_id)
+        return agency.outgoing.sign_status(refusal, answers=row.axis_doc_id)
 
     async def acknowledge(self, axis_doc_id: str) -> None:
         try:

@@ -19,6 +19,7 @@ from typing import Any
 from gateway import edxml
 from gateway.config import Config
 from gateway.daemon.outgoing import Local, database_of
+from gateway.daemon.registration import UNREGISTERED
 from gateway.fsutil import lock_holder
 from gateway.store import Outgoing
 
@@ -65,9 +66,11 @@ def _check(local: Local) -> tuple[Level, dict[str, Any]]:
     rejected = _rejected_folders(local)
     holder = lock_holder(config.paths.data_dir)
     problems: list[Problem] = []
+    several = len(local.agencies) > 1
 
-    def problem(level: Level, text: str) -> None:
-        problems.append(Problem(level, text))
+    def problem(level: Level, text: str, agency: str | None = None) -> None:
+        """A problem, said with the hosted agency it belongs to when the installation hosts several."""
+        problems.append(Problem(level, f"{agency}: {text}" if agency and several else text))
 
     if holder is None:
         problem(Level.CRITICAL, f"the gateway is not running (nothing holds {config.paths.data_dir / '.lock'})")
@@ -79,40 +82,54 @@ def _check(local: Local) -> tuple[Level, dict[str, Any]]:
         detail = json.loads(failing)
         since = edxml.vietnam_iso(detail["since"])
         problem(Level.CRITICAL, f"delivering to the inbox fails since {since}: {detail['error']}")
-    if not config.paths.inbox.is_dir():
-        problem(Level.CRITICAL, f"the inbox {config.paths.inbox} does not exist")
-    elif not os.access(config.paths.inbox, os.W_OK | os.X_OK):
-        problem(Level.CRITICAL, f"the inbox {config.paths.inbox} is not writable by {getpass.getuser()}")
-    if days_left < CERTIFICATE_CRITICAL_DAYS:
-        problem(Level.CRITICAL, f"the signing certificate expires in {days_left:.0f} days")
-    elif days_left < CERTIFICATE_WARNING_DAYS:
-        problem(Level.WARNING, f"the signing certificate expires in {days_left:.0f} days")
+    unregistered = json.loads(store.meta(UNREGISTERED) or "{}")
+    for agency in local.agencies.values():
+        if not agency.inbox.is_dir():
+            problem(Level.CRITICAL, f"the inbox {agency.inbox} does not exist", agency.code)
+        elif not os.access(agency.inbox, os.W_OK | os.X_OK):
+            problem(Level.CRITICAL, f"the inbox {agency.inbox} is not writable by {getpass.getuser()}", agency.code)
+        left = (agency.identity.certificate.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
+        if left < CERTIFICATE_CRITICAL_DAYS:
+            problem(Level.CRITICAL, f"the signing certificate expires in {left:.0f} days", agency.code)
+        elif left < CERTIFICATE_WARNING_DAYS:
+            problem(Level.WARNING, f"the signing certificate expires in {left:.0f} days", agency.code)
+        if agency.code in unregistered:
+            problem(
+                Level.WARNING,
+                f"not registered at the axis ({unregistered[agency.code]}): its documents wait",
+                agency.code,
+            )
+        failed_here = [item for item in failed if (item.from_code or local.code) == agency.code]
+        if failed_here:
+            problem(
+                Level.WARNING,
+                f"{len(failed_here)} failed message(s): fix the cause and `retry`, or `abandon` them (listed below)",
+                agency.code,
+            )
+        refused_here = rejected.get(agency.code, [])
+        if refused_here:
+            problem(
+                Level.WARNING,
+                f"{len(refused_here)} refused message(s) in {agency.inbox / '.rejected'}:"
+                " read each reason.txt, then remove the folder",
+                agency.code,
+            )
     if oldest_queued is not None and now - oldest_queued > QUEUED_TOO_LONG:
         problem(Level.WARNING, f"a message has waited in the queue since {edxml.vietnam_iso(oldest_queued)}")
-    if failed:
-        problem(
-            Level.WARNING,
-            f"{len(failed)} failed message(s): fix the cause and `retry`, or `abandon` them (listed below)",
-        )
-    if rejected:
-        problem(
-            Level.WARNING,
-            f"{len(rejected)} refused message(s) in {config.paths.inbox / '.rejected'}:"
-            " read each reason.txt, then remove the folder",
-        )
     level = max((p.level for p in problems), default=Level.OK)
     report = {
         "status": level.name,
         "healthy": level is Level.OK,
         "problems": [{"level": p.level.name, "text": p.text} for p in problems],
         "agency": local.code,
+        "hosted": [code for code in local.agencies if code != local.code],
         "running_pid": holder,
         "queues": counts,
         "oldest_queued_at": edxml.vietnam_iso(oldest_queued),
         "last_poll": edxml.vietnam_iso(float(last_poll)) if last_poll else None,
         "last_push": edxml.vietnam_iso(float(last_push)) if last_push else None,
-        "failed": [_failed(f) for f in failed],
-        "rejected": rejected,
+        "failed": [_failed(f, local.code) for f in failed],
+        "rejected": [name for names in rejected.values() for name in names],
         "certificate_expires": edxml.vietnam_iso(certificate.not_valid_after_utc.timestamp()),
         "certificate_days_left": round(days_left, 1),
     }
@@ -129,16 +146,20 @@ def render_text(report: dict[str, Any]) -> str:
     lines.append(f"  oldest queued: {report['oldest_queued_at'] or 'nothing queued'}")
     lines.append(f"  certificate expires {report['certificate_expires']} ({report['certificate_days_left']} days)")
     for item in report["failed"]:
-        lines.append(f"  failed {item['kind']} {item['document_id']} (to {', '.join(item['to'])}): {item['error']}")
+        lines.append(
+            f"  failed {item['kind']} {item['document_id']} from {item['from']} (to {', '.join(item['to'])}):"
+            f" {item['error']}"
+        )
     for name in report["rejected"]:
         lines.append(f"  refused: {name}")
     lines += [f"  {key}: {value}" for key, value in sorted(report["queues"].items())]
     return "\n".join(lines)
 
 
-def _failed(item: Outgoing) -> dict[str, Any]:
+def _failed(item: Outgoing, own: str) -> dict[str, Any]:
     return {
         "document_id": item.document_id,
+        "from": item.from_code or own,
         "id": item.id,
         "kind": item.kind,
         "to": list(item.to_codes),
@@ -146,9 +167,14 @@ def _failed(item: Outgoing) -> dict[str, Any]:
     }
 
 
-def _rejected_folders(local: Local) -> list[str]:
-    folder = local.config.paths.inbox / ".rejected"
-    try:
-        return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
-    except OSError:
-        return []
+def _rejected_folders(local: Local) -> dict[str, list[str]]:
+    """The refused messages kept in each hosted agency's inbox/.rejected, by agency code."""
+    found: dict[str, list[str]] = {}
+    for agency in local.agencies.values():
+        try:
+            names = sorted(p.name for p in (agency.inbox / ".rejected").iterdir() if not p.name.startswith("."))
+        except OSError:
+            continue
+        if names:
+            found[agency.code] = names
+    return found

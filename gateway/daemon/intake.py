@@ -18,8 +18,8 @@ from typing import Any
 
 from gateway import edxml
 from gateway.daemon import compose
-from gateway.daemon.outgoing import Local, Pending
-from gateway.errors import GatewayError, IntakeError
+from gateway.daemon.outgoing import Agency, Local, Pending
+from gateway.errors import GatewayError, IntakeError, RecipientNotInDirectory
 from gateway.fsutil import file_sha256, write_atomic
 
 BATCH = 50
@@ -30,22 +30,39 @@ PREPARING_ATTEMPTS = 2
 
 
 class Intake:
-    def __init__(self, local: Local) -> None:
+    """One hosted agency's drop folder: what is written there is sent as that agency."""
+
+    def __init__(self, local: Local, agency: Agency) -> None:
         self.local = local
-        self.outbox = local.config.paths.outbox
+        self.agency = agency
+        self.outbox = agency.outbox
         self.store = local.store
-        self.outgoing = local.outgoing
+        self.outgoing = agency.outgoing
         self.limits = local.limits
-        self.log = local.log
+        self.log = agency.log
         self._timer: asyncio.TimerHandle | None = None
         self._wake_at: float | None = None  # wall-clock time _timer is set for
         self._leftovers_said: set[str] = set()  # taken entries this account could not remove, said once
+        self._empty_at: int | None = None  # the folder's mtime when a look found nothing in it
+        self._awaiting_directory: dict[str, float] = {}  # entry -> the directory's time it lacked a recipient in
+
+    def worth_a_look(self) -> bool:
+        """Whether the drop folder may hold something new (worker thread): one stat instead of a
+        listing while it stays as a look found it, empty. An installation hosting 300 agencies
+        reads 300 folders five times a second."""
+        try:
+            return os.stat(self.outbox).st_mtime_ns != self._empty_at
+        except OSError:
+            return True  # run() says what is wrong
 
     async def run(self) -> None:
         entries, settles_at = await asyncio.to_thread(self._settled_entries)
         if settles_at is not None:
             self._wake_at_moment(settles_at)
         for entry in entries:
+            if self._awaiting_directory.get(entry.name, -1.0) == self.local.names_at:
+                continue  # held until the directory is read again
+            self._awaiting_directory.pop(entry.name, None)
             marker = self.outbox / f"{PREPARING}{entry.name}"
             try:
                 content, size = await asyncio.to_thread(_content_hash, entry)
@@ -64,6 +81,18 @@ class Intake:
                     self._say_leftover(f".taken-{entry.name}", left)
             except OSError as exc:  # the disk, not the document: leave the entry for the next run
                 self.log.warning("intake_postponed", entry=entry.name, reason=f"{type(exc).__name__}: {exc}")
+            except RecipientNotInDirectory as exc:
+                if self.local.names_at > _written_at(entry):
+                    await asyncio.to_thread(self._refuse_entry, entry, str(exc))
+                    continue
+                # The directory is older than the entry: the recipient may have been registered at
+                # the axis since (a hosted agency of another installation, minutes old). Read it
+                # again before refusing.
+                self._awaiting_directory[entry.name] = self.local.names_at
+                self.outgoing.wake("directory")
+                self.log.info(
+                    "intake_postponed", entry=entry.name, reason=f"{exc.message}; reading the axis directory again"
+                )
             except (GatewayError, UnicodeDecodeError, ValueError) as exc:
                 reason = str(exc) if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
                 await asyncio.to_thread(self._refuse_entry, entry, reason)
@@ -99,7 +128,7 @@ class Intake:
             composed = compose.compose_document(
                 job,
                 files,
-                sender=self.local.me,
+                sender=self.agency.me,
                 names=self.local.names,
                 sequence=sequence,
                 where=f"{entry.name}/document.json",
@@ -116,7 +145,7 @@ class Intake:
         if self._timer is not None:
             self._timer.cancel()
         self._wake_at = moment
-        self._timer = asyncio.get_running_loop().call_later(max(0.0, moment - now), self.local.outgoing.wake, "intake")
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, moment - now), self.outgoing.wake, "intake")
 
     def _settled_entries(self) -> tuple[list[Path], float | None]:
         """Entries unchanged for [intake] settle_seconds, and when the first of the others will be."""
@@ -124,11 +153,14 @@ class Intake:
         now = time.time()
         ready = []
         settles_at: float | None = None
+        before = os.stat(self.outbox).st_mtime_ns
+        candidates = 0
         for entry in sorted(self.outbox.iterdir()):
             if entry.name.startswith(".") or entry.name == "failed":
                 continue
             if not (entry.is_dir() or entry.name.endswith(".edxml")):
                 continue
+            candidates += 1
             try:
                 paths = [entry, *entry.rglob("*")] if entry.is_dir() else [entry]
                 newest = max(p.stat().st_mtime for p in paths)
@@ -140,6 +172,9 @@ class Intake:
                 settles_at = newest + settle if settles_at is None else min(settles_at, newest + settle)
             if len(ready) >= BATCH:
                 break
+        # Trusted as empty only when its last change is a second old: a file system with coarse
+        # timestamps could give an entry written just after the look the same mtime.
+        self._empty_at = before if candidates == 0 and before < (now - 1.0) * 1e9 else None
         return ready, settles_at
 
     def tidy(self) -> int:
@@ -182,6 +217,13 @@ class Intake:
         except OSError as exc:
             self.log.error("intake_refusal_not_recorded", entry=entry.name, error=str(exc))
         self.log.warning("intake_refused", entry=entry.name, reason=reason, moved_to=str(target))
+
+
+def _written_at(entry: Path) -> float:
+    try:
+        return entry.stat().st_mtime
+    except OSError:
+        return time.time()
 
 
 def _content_hash(entry: Path) -> tuple[str, int]:

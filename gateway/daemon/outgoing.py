@@ -19,7 +19,7 @@ from typing import Any
 from gateway import edxml, logs
 from gateway.config import Config, ConfigError
 from gateway.daemon import compose
-from gateway.errors import FolderError, IntakeError, KeyMaterialError, UsageError
+from gateway.errors import FolderError, GatewayError, IntakeError, KeyMaterialError, UsageError
 from gateway.fsutil import write_atomic
 from gateway.store import GatewayStore, NewOutgoing, Outgoing, OutgoingState, Settled
 from gateway.vxp.vocabulary import MessageType
@@ -61,7 +61,7 @@ class OutgoingQueue:
 
     def next_number(self) -> int:
         """The default running number of the next document (số đến lượt)."""
-        return self.store.outgoing.documents_queued() + 1
+        return self.store.outgoing.documents_queued(self.code) + 1
 
     # Three steps, so that the slow ones run in a worker thread and the database is only ever
     # used from the event loop's thread: sign (CPU), write (disk, fsync), commit (SQLite).
@@ -86,6 +86,7 @@ class OutgoingQueue:
                 document, signed_hops=len(document.trace_headers), default=edxml.now_vietnam()
             ),
             content_digest=edxml.content_digest(root),
+            from_code=self.code,
         )
         return Pending(signed, record)
 
@@ -112,6 +113,7 @@ class OutgoingQueue:
             digitized=compose.is_digitized(document),
             document_time=compose.document_time(document, signed_hops=len(document.trace_headers), default=stamp),
             content_digest=edxml.content_digest(root),
+            from_code=self.code,
         )
         return Pending(signed, record)
 
@@ -132,6 +134,7 @@ class OutgoingQueue:
             to_codes=edxml.routed_to(status),
             status_code=status.status_code.wire,
             answers=answers,
+            from_code=self.code,
         )
         # A status repeats the answered document's values (its sender's code, its DocumentId), which
         # may be of forms our strict schema does not emit; the answer must still go out.
@@ -194,8 +197,26 @@ class OutgoingQueue:
 
 
 @dataclass
+class Agency:
+    """One agency the installation speaks for: its own ([agency]) or a hosted one ([[hosted]]),
+    with its own key, drop folder, inbox and outgoing queue (one record for them all)."""
+
+    code: str
+    me: edxml.Organization
+    identity: edxml.SigningIdentity
+    outgoing: OutgoingQueue
+    outbox: Path
+    inbox: Path
+    parent: str | None
+    log: Any
+    key: str  # the configuration key of its section, for messages: "signing" or "hosted[3]"
+
+
+@dataclass
 class Local:
-    """What the daemon and the commands share: who we are, our key, our record and our queue."""
+    """What the daemon and the commands share: the agencies this installation speaks for (its
+    own first), their keys, the record and the queue. ``code``, ``me``, ``identity``,
+    ``outgoing`` and ``log`` are the installation's own agency's."""
 
     config: Config
     code: str
@@ -204,7 +225,9 @@ class Local:
     store: GatewayStore
     outgoing: OutgoingQueue
     log: Any
+    agencies: dict[str, Agency]
     names: dict[str, str] = field(default_factory=dict)  # the axis directory, as last refreshed
+    names_at: float = 0.0  # when it was (epoch seconds; 0: never)
 
     @classmethod
     def open(cls, config: Config, *, looking: bool = False) -> Local:
@@ -212,49 +235,72 @@ class Local:
         no database; a gateway that never ran is an error then, not an empty record."""
         if config.agency is None:
             raise ConfigError("[agency] is required", where=str(config.path))
-        code = edxml.AgencyCode.lenient(config.agency.code).text
-        signing = config.signing
-        assert signing.key and signing.cert
-        try:
-            identity = edxml.SigningIdentity.from_pem(
-                read_file(signing.key, f"{config.path}: signing.key"),
-                read_file(signing.cert, f"{config.path}: signing.cert"),
+        if looking and not database_of(config).is_file():
+            raise UsageError(
+                f"no gateway database at {database_of(config)}: the gateway has not run with this configuration",
+                where=f"{config.path}: paths.data_dir",
             )
-        except KeyMaterialError as exc:
-            raise KeyMaterialError(
-                f"{exc.message} (signing.key {signing.key}, signing.cert {signing.cert})", where=str(config.path)
-            ) from None
-        if identity.agency.text != code:
-            raise ConfigError(
-                f"the certificate is for {identity.agency}, the agency is {code}", where=f"{config.path}: signing.cert"
+        sections = [(config.agency.code, config.agency.name, None, "signing", "paths", _own_files(config))]
+        sections += [
+            (h.code, h.name, h.parent, f"hosted[{i}]", f"hosted[{i}]", (h.key, h.cert, h.outbox, h.inbox))
+            for i, h in enumerate(config.hosted)
+        ]
+        own = edxml.AgencyCode.lenient(config.agency.code).text
+        prepared = []
+        for code_text, name, parent, key, folders_key, files in sections:
+            code = edxml.AgencyCode.lenient(code_text).text
+            key_file, cert_file, outbox, inbox = files
+            assert key_file and cert_file and outbox and inbox
+            identity = _identity(config, code, key_file, cert_file, key)
+            if not looking:
+                for folder in (outbox, outbox / "failed", inbox, inbox / ".rejected"):
+                    try:
+                        make_shared_folder(folder)
+                    except OSError as exc:
+                        raise FolderError(
+                            f"{folder} cannot be created by {getpass.getuser()}: {exc.strerror}",
+                            where=f"{config.path}: {folders_key}",
+                        ) from None
+            me = edxml.Organization(edxml.AgencyCode.lenient(code), organ_name=name)
+            prepared.append((code, me, identity, outbox, inbox, parent or (None if code == own else own), key))
+        store = GatewayStore(config.paths.data_dir)
+        if not looking:  # health and track only read; the daemon and the commands claim
+            store.claim(own)
+        deadline = config.retry.deadline_hours * 3600
+        agencies: dict[str, Agency] = {}
+        for code, me, identity, outbox, inbox, parent, key in prepared:
+            log = logs.get("gateway").bind(agency=code)
+            queue = OutgoingQueue(
+                identity=identity, limits=config.limits, store=store, deadline_seconds=deadline, log=log
             )
-        paths = config.paths
-        if looking:
-            if not database_of(config).is_file():
-                raise UsageError(
-                    f"no gateway database at {database_of(config)}: the gateway has not run with this configuration",
-                    where=f"{config.path}: paths.data_dir",
-                )
-        else:
-            for folder in (paths.outbox, paths.outbox / "failed", paths.inbox, paths.inbox / ".rejected"):
-                try:
-                    make_shared_folder(folder)
-                except OSError as exc:
-                    raise FolderError(
-                        f"{folder} cannot be created by {getpass.getuser()}: {exc.strerror}", where=str(config.path)
-                    ) from None
-        store = GatewayStore(paths.data_dir)
-        log = logs.get("gateway").bind(agency=code)
-        outgoing = OutgoingQueue(
-            identity=identity,
-            limits=config.limits,
-            store=store,
-            deadline_seconds=config.retry.deadline_hours * 3600,
-            log=log,
-        )
-        me = edxml.Organization(edxml.AgencyCode.lenient(code), organ_name=config.agency.name)
+            agencies[code] = Agency(code, me, identity, queue, outbox, inbox, parent, log, key)
+        first = agencies[own]
         names = json.loads(store.meta("directory") or "{}")
-        return cls(config, code, me, identity, store, outgoing, log, names)
+        names_at = float(store.meta("directory_at") or 0.0)
+        return cls(config, own, first.me, first.identity, store, first.outgoing, first.log, agencies, names, names_at)
+
+    def agency(self, code: str | None, *, option: str = "--from") -> Agency:
+        """A hosted agency by its code (the installation's own when None), or an error naming ``option``."""
+        if code is None:
+            return self.agencies[self.code]
+        try:
+            found = self.agencies.get(edxml.AgencyCode.lenient(code).text)
+        except GatewayError:
+            found = None
+        if found is None:
+            raise UsageError(
+                f"{option} {code}: this installation does not host that agency; it hosts {_listed(self.agencies)}",
+                where=option,
+            )
+        return found
+
+    def receiving(self, code: str | None) -> Agency | None:
+        """The hosted agency a message listed for ``code`` is for (no code: our own), if hosted."""
+        return self.agencies.get(code or self.code)
+
+    def set_wake(self, wake: Callable[[str], None]) -> None:
+        for agency in self.agencies.values():
+            agency.outgoing.wake = wake
 
     @property
     def inbox(self) -> Path:
@@ -263,6 +309,33 @@ class Local:
     @property
     def limits(self) -> edxml.Limits:
         return self.config.limits
+
+
+def _own_files(config: Config) -> tuple[Path | None, Path | None, Path, Path]:
+    return config.signing.key, config.signing.cert, config.paths.outbox, config.paths.inbox
+
+
+def _identity(config: Config, code: str, key_file: Path, cert_file: Path, key: str) -> edxml.SigningIdentity:
+    """An agency's key and certificate, which must name that agency (a signature binds to its From)."""
+    try:
+        identity = edxml.SigningIdentity.from_pem(
+            read_file(key_file, f"{config.path}: {key}.key"),
+            read_file(cert_file, f"{config.path}: {key}.cert"),
+        )
+    except KeyMaterialError as exc:
+        raise KeyMaterialError(
+            f"{exc.message} ({key}.key {key_file}, {key}.cert {cert_file})", where=str(config.path)
+        ) from None
+    if identity.agency.text != code:
+        raise ConfigError(
+            f"the certificate is for {identity.agency}, the agency is {code}", where=f"{config.path}: {key}.cert"
+        )
+    return identity
+
+
+def _listed(agencies: dict[str, Agency]) -> str:
+    codes = list(agencies)
+    return ", ".join(codes) if len(codes) <= 6 else f"{', '.join(codes[:5])} and {len(codes) - 5} more"
 
 
 def database_of(config: Config) -> Path:

@@ -97,6 +97,9 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
         "respond": (gateway.respond, intervals.respond),
         "retry": (gateway.retry, intervals.retry),
         "housekeeping": (gateway.housekeeping, intervals.housekeeping),
+        # the axis directory and the registration of hosted agencies; also woken by intake
+        # (a recipient the directory lacked) and retry (an agency not registered yet)
+        "directory": (gateway.refresh_directory, intervals.housekeeping),
     }
     jobs = {name: worker(name, run_once) for name, (run_once, _) in workers.items()}
     woken: set[asyncio.Task] = set()
@@ -138,6 +141,7 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
         axis=config.axis.url if config.axis else None,
         inbox=str(gateway.inbox),
         outbox=str(gateway.outbox),
+        hosted=[code for code in gateway.local.agencies if code != gateway.code],
         workers={name: seconds for name, (_, seconds) in workers.items()},
         poll={"interval": config.poll.interval, "long_poll": config.poll.long_poll},
     )

@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from gateway import edxml
-from gateway.axis_client import AxisClient, answer_limit
+from gateway.axis_client import AxisClient, Listed, answer_limit
 from gateway.config import Config, ConfigError
 from gateway.daemon import inbox
 from gateway.daemon.deliver import Deliverer
@@ -30,7 +31,8 @@ from gateway.daemon.examine import Receiver
 from gateway.daemon.health import CERTIFICATE_WARNING_DAYS
 from gateway.daemon.intake import Intake
 from gateway.daemon.link import AxisLink
-from gateway.daemon.outgoing import Local, read_file
+from gateway.daemon.outgoing import Agency, Local, read_file
+from gateway.daemon.registration import Registration
 from gateway.errors import AxisError, AxisUnavailable, KeyMaterialError
 from gateway.store import IncomingState, Outgoing
 from gateway.vxp.answers import AxisCode
@@ -83,9 +85,13 @@ class Gateway:
         self.names = local.names
         self.link = AxisLink(self.client, config.retry, probe_seconds=config.axis.timeout_seconds + 1, log=self.log)
         self.breaker = self.link.breaker
-        self.intake_worker = Intake(local)
+        self.intakes = [Intake(local, agency) for agency in local.agencies.values()]
         self.deliverer = Deliverer(local, self.link, self.receiver)
+        self.registration = Registration(local, self.client, self.link)
         self._meta_written: dict[str, float] = {}
+        self._not_hosted_said: set[str] = set()  # listed deliveries for agencies not hosted, said once
+        self._not_hosted_listed = {kind: False for kind in MessageType}
+        self._refreshing = asyncio.Lock()
 
     @property
     def wake(self) -> Callable[[str], None]:
@@ -94,7 +100,7 @@ class Gateway:
 
     @wake.setter
     def wake(self, wake: Callable[[str], None]) -> None:
-        self.outgoing.wake = wake
+        self.local.set_wake(wake)
 
     async def close(self) -> None:
         await self.client.close()
@@ -109,7 +115,10 @@ class Gateway:
             self._meta_written[key] = now
 
     async def intake(self) -> None:
-        await self.intake_worker.run()
+        """Every hosted agency's drop folder; only those that may hold something are read."""
+        busy = await asyncio.to_thread(lambda: [worker for worker in self.intakes if worker.worth_a_look()])
+        for worker in busy:
+            await worker.run()
 
     # --- push and respond -----------------------------------------------------------------------
 
@@ -120,20 +129,20 @@ class Gateway:
         await self._send_due(MessageType.STATUS)
 
     async def _send_due(self, kind: MessageType) -> None:
-        for item in self.store.outgoing.due(kind, BATCH, longest_wait=self.link.longest_wait):
+        held = self.registration.waiting  # hosted agencies the axis does not know yet: sending would be refused
+        for item in self.store.outgoing.due(kind, BATCH, longest_wait=self.link.longest_wait, excluding=held):
+            log = self._log_of(item.from_code)
             path = self.store.outgoing.file(item)
             try:
                 data = await asyncio.to_thread(_whole_or_path, path)
             except OSError as exc:  # the signed file is gone: nothing can be sent, and the queue must go on
                 self.store.outgoing.fail(item.id, f"the signed file cannot be read: {exc}")
-                self.log.error(
-                    "message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc)
-                )
+                log.error("message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
                 continue
             if self.breaker.paused():  # asked right before the call it may allow (see AxisBreaker.paused)
                 return
             try:
-                doc_id = await self.client.send_edoc(data, message_type=kind, from_code=self.code)
+                doc_id = await self.client.send_edoc(data, message_type=kind, from_code=item.from_code or self.code)
             except AxisUnavailable as exc:
                 self.breaker.down(exc)
                 self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
@@ -145,7 +154,7 @@ class Gateway:
             self.breaker.up()
             self.store.outgoing.mark_sent(item.id, doc_id)
             self._note_time("last_push")
-            self.log.info(
+            log.info(
                 "message_sent",
                 document_id=item.document_id,
                 peer=list(item.to_codes),
@@ -154,16 +163,20 @@ class Gateway:
                 status_code=item.status_code,
             )
 
+    def _log_of(self, code: str | None) -> Any:
+        """The log bound to a hosted agency's code (the installation's own for none or one gone)."""
+        agency = self.local.receiving(code)
+        return agency.log if agency is not None else self.log.bind(agency=code)
+
     def _refused_by_axis(self, item: Outgoing, exc: AxisError) -> None:
         code = AxisCode.from_wire(exc.axis_code or "")
+        log = self._log_of(item.from_code)
         if code is not None and code.permanent:  # sending the same bytes again cannot succeed
             self.store.outgoing.fail(item.id, str(exc))
-            self.log.error("message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
+            log.error("message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
         else:
             self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
-            self.log.warning(
-                "message_postponed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc)
-            )
+            log.warning("message_postponed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
 
     # --- poll -----------------------------------------------------------------------------------
 
@@ -192,6 +205,10 @@ class Gateway:
                 self.log.exception("worker_error", worker=f"listen-{message_type}")
                 new = None
             if new is None or not waited:
+                pause = poll.interval
+            elif new == 0 and self._not_hosted_listed[message_type]:
+                # what waits at the axis is for an agency no longer hosted: the axis answers each
+                # long-poll at once while it is there, so ask no more often than a plain poll
                 pause = poll.interval
             elif new == 0:
                 # The axis answers a long-poll at once while anything is unfetched, so an answer
@@ -227,11 +244,18 @@ class Gateway:
             return None
         self.breaker.up()
         new = 0
+        self._not_hosted_listed[MessageType(message_type)] = False
         for item in listed:
             accepted_at = accepted_time(item.created_time)
-            if self.store.incoming.note_listed(item.doc_id, message_type, item.from_code, accepted_at):
+            agency = self.local.receiving(item.to_code)
+            if agency is None:
+                self._not_hosted(item, message_type)
+                continue
+            if self.store.incoming.note_listed(
+                item.doc_id, message_type, item.from_code, accepted_at, to_code=agency.code
+            ):
                 new += 1
-                self.log.info("message_listed", axis_doc_id=item.doc_id, peer=item.from_code, kind=message_type)
+                agency.log.info("message_listed", axis_doc_id=item.doc_id, peer=item.from_code, kind=message_type)
                 continue
             known = self.store.incoming.get(item.doc_id)
             if known is not None and known.state != IncomingState.LISTED and known.acked:
@@ -240,6 +264,23 @@ class Gateway:
         if new:
             self.wake("deliver")
         return new
+
+    def _not_hosted(self, item: Listed, message_type: str) -> None:
+        """A delivery for an agency this installation does not host (any more): left at the
+        axis, never fetched nor acknowledged; said once per delivery."""
+        self._not_hosted_listed[MessageType(message_type)] = True
+        if item.doc_id in self._not_hosted_said:
+            return
+        self._not_hosted_said.add(item.doc_id)
+        self.log.warning(
+            "delivery_not_hosted",
+            to=item.to_code,
+            axis_doc_id=item.doc_id,
+            peer=item.from_code,
+            kind=message_type,
+            hint="left at the axis: host the agency again ([[hosted]]) to receive it, or ask the axis operator"
+            " to move or delete the agency",
+        )
 
     async def deliver(self) -> None:
         await self.deliverer.run()
@@ -256,14 +297,24 @@ class Gateway:
             if self.breaker.paused():
                 return
             await self.deliverer.acknowledge(row.axis_doc_id)
+        if self.registration.due():
+            self.wake("directory")
 
     async def housekeeping(self) -> None:
-        self._warn_of_certificate_expiry()
+        for agency in self.local.agencies.values():
+            self._warn_of_certificate_expiry(agency)
         removed = await asyncio.to_thread(self._tidy)
         if removed:
             self.log.info("housekeeping_tidied", removed=removed)
-        if self.breaker.paused():
+
+    async def refresh_directory(self) -> None:
+        """The axis's agency directory (names for intake), and every hosted agency registered in it."""
+        if self.breaker.paused() or self._refreshing.locked():
             return
+        async with self._refreshing:
+            await self._refresh_directory()
+
+    async def _refresh_directory(self) -> None:
         try:
             agencies = await self.client.agencies()
         except AxisUnavailable as exc:
@@ -272,28 +323,40 @@ class Gateway:
         except AxisError as exc:
             self.breaker.up()
             self.log.warning("directory_not_refreshed", reason=str(exc))
-            return
-        self.breaker.up()
-        self.names = {str(a.get("code")): str(a.get("name") or a.get("code")) for a in agencies if a.get("code")}
-        self.local.names = self.names  # what intake composes documents with
-        self.store.set_meta("directory", json.dumps(self.names, ensure_ascii=False))
+            agencies = None
+        else:
+            self.breaker.up()
+            self.names = {str(a.get("code")): str(a.get("name") or a.get("code")) for a in agencies if a.get("code")}
+            self.local.names = self.names  # what intake composes documents with
+            self.local.names_at = time.time()
+            self.store.set_meta("directory", json.dumps(self.names, ensure_ascii=False))
+            self.store.set_meta("directory_at", str(self.local.names_at))
+            self.wake("intake")  # entries held for a recipient the last directory lacked
+        if await self.registration.register(None if agencies is None else set(self.names)):
+            self.wake("push")
+            self.wake("respond")
+        for agency in self.local.agencies.values():  # what the axis now has, addressable at once
+            if agency.code not in self.registration.waiting:
+                self.names.setdefault(agency.code, agency.me.organ_name or agency.code)
 
-    def _warn_of_certificate_expiry(self) -> None:
+    def _warn_of_certificate_expiry(self, agency: Agency) -> None:
         """Once a day from CERTIFICATE_WARNING_DAYS before: a log line monitoring turns into a ticket."""
-        days_left = (self.identity.certificate.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
-        last = float(self.store.meta(CERTIFICATE_WARNED) or 0)
+        certificate = agency.identity.certificate
+        days_left = (certificate.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
+        warned = f"{CERTIFICATE_WARNED}:{agency.code}" if agency.code != self.code else CERTIFICATE_WARNED
+        last = float(self.store.meta(warned) or 0)
         if days_left < CERTIFICATE_WARNING_DAYS and time.time() - last >= 86400:
-            self.log.warning(
+            agency.log.warning(
                 "certificate_expiring",
                 days_left=round(days_left, 1),
-                expires=self.identity.certificate.not_valid_after_utc.isoformat(),
-                hint="ask the CA for a new certificate and set signing.key and signing.cert to it",
+                expires=certificate.not_valid_after_utc.isoformat(),
+                hint=f"ask the CA for a new certificate and set {agency.key}.key and {agency.key}.cert to it",
             )
-            self.store.set_meta(CERTIFICATE_WARNED, str(time.time()))
+            self.store.set_meta(warned, str(time.time()))
 
     def _tidy(self) -> int:
         """Half-written inbox folders and outgoing files no row names (a crash between write and commit)."""
-        removed = inbox.remove_temporary(self.inbox)
+        removed = sum(inbox.remove_temporary(agency.inbox) for agency in self.local.agencies.values())
         known = self.store.outgoing.known_files()
         # A file is being written or waits for its commit (here or in a `send` process) for
         # seconds at most; an hour-old one nobody names is a crash's leftover.
@@ -305,7 +368,7 @@ class Gateway:
                     removed += 1
             except FileNotFoundError:
                 continue
-        removed += self.intake_worker.tidy()
+        removed += sum(worker.tidy() for worker in self.intakes)
         return removed
 
 

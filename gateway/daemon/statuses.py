@@ -7,25 +7,26 @@ import time
 from gateway import edxml
 from gateway.daemon import inbox
 from gateway.daemon.examine import Examined
-from gateway.daemon.outgoing import Local
+from gateway.daemon.outgoing import Agency, Local
 from gateway.store import Incoming, IncomingState, Receipt, Settled
 
 
-def record_status(local: Local, row: Incoming, examined: Examined) -> None:
-    """Record a fetched status message, and settle it: a receipt of one of our documents, a
-    recall (13) of one we hold noted in its inbox folder, or refused with the reason."""
+def record_status(local: Local, agency: Agency, row: Incoming, examined: Examined) -> None:
+    """Record a fetched status message for hosted ``agency``, and settle it: a receipt of one of
+    its documents, a recall (13) of one it holds noted in its inbox folder, or refused with the reason."""
     status = examined.message
     assert isinstance(status, edxml.StatusMessage)
     answered = status.response_for.document_id or ""
     reason = examined.refusal
     outgoing = None
     if reason is None and status.status_code is edxml.StatusCode.RECALL_REQUESTED:
-        original = local.store.incoming.delivered_copy(row.from_code, answered)
-        if original is None or status.response_for.organ_id is None or status.response_for.organ_id.text != local.code:
-            reason = f"recall request for {answered!r}, which {row.from_code} never delivered to {local.code}"
+        original = local.store.incoming.delivered_copy(row.from_code, answered, agency.code)
+        answering = status.response_for.organ_id
+        if original is None or answering is None or answering.text != agency.code:
+            reason = f"recall request for {answered!r}, which {row.from_code} never delivered to {agency.code}"
         else:
             inbox.add_event(
-                local.inbox,
+                agency.inbox,
                 original.inbox_id or original.axis_doc_id,
                 f"{row.axis_doc_id}-13",
                 {
@@ -40,9 +41,10 @@ def record_status(local: Local, row: Incoming, examined: Examined) -> None:
             )
     elif reason is None:
         outgoing = local.store.outgoing.sent_document(answered)
-        if outgoing is None or row.from_code not in outgoing.to_codes:
+        if outgoing is None or row.from_code not in outgoing.to_codes or outgoing.from_code != agency.code:
             reason = (
-                f"status {status.status_code.wire} from {row.from_code} about {answered!r}, not a document we sent it"
+                f"status {status.status_code.wire} from {row.from_code} about {answered!r},"
+                f" not a document {agency.code} sent it"
             )
     receipt = None
     if outgoing is not None and reason is None:
@@ -66,7 +68,7 @@ def record_status(local: Local, row: Incoming, examined: Examined) -> None:
         ),
         receipt=receipt,
     )
-    log = local.log.bind(
+    log = agency.log.bind(
         document_id=answered, peer=row.from_code, axis_doc_id=row.axis_doc_id, status_code=status.status_code.wire
     )
     if reason:

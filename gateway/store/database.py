@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.sqlite import connect, relaxed
+from gateway.sqlite import connect, relaxed, transaction
 from gateway.store.incoming import IncomingTable
 from gateway.store.outgoing import OutgoingTable
 from gateway.store.reports import ReportQueries
-from gateway.store.schema import migrate
+from gateway.store.schema import OWNER, migrate
 
 
 class GatewayStore:
@@ -35,6 +35,16 @@ class GatewayStore:
         self.outgoing = OutgoingTable(self.db, self.outgoing_dir)
         self.incoming = IncomingTable(self.db)
         self.reports = ReportQueries(self.db)
+
+    def claim(self, owner: str) -> None:
+        """Rows from before one installation hosted many agencies (schema v7) belong to its own
+        agency: said once, the first time the installation opens its record."""
+        if self.meta(OWNER) is not None:
+            return
+        with transaction(self.db) as db:
+            db.execute("UPDATE outgoing SET from_code = ? WHERE from_code IS NULL", (owner,))
+            db.execute("UPDATE incoming SET to_code = ? WHERE to_code IS NULL", (owner,))
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (OWNER, owner))
 
     def close(self) -> None:
         self.db.close()

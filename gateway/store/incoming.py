@@ -21,16 +21,41 @@ class IncomingTable:
         self.db = db
 
     def note_listed(
-        self, axis_doc_id: str, message_type: str, from_code: str, accepted_at: float | None = None
+        self,
+        axis_doc_id: str,
+        message_type: str,
+        from_code: str,
+        accepted_at: float | None = None,
+        *,
+        to_code: str | None = None,
     ) -> bool:
-        """Remember a listed item (and when the axis accepted it, if it says); True when it is new."""
+        """Remember a listed item for hosted agency ``to_code`` (and when the axis accepted it,
+        if it says); True when it is new."""
         with relaxed(self.db):  # forgotten in a power failure, it is simply listed again
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO incoming (axis_doc_id, message_type, state, acked, from_code, attempts,"
-                " next_attempt_at, listed_at, paper, digitized, accepted_at) VALUES (?, ?, ?, 0, ?, 0, ?, ?, 0, 0, ?)",
-                (axis_doc_id, message_type, IncomingState.LISTED, from_code, time.time(), time.time(), accepted_at),
+                " next_attempt_at, listed_at, paper, digitized, accepted_at, to_code)"
+                " VALUES (?, ?, ?, 0, ?, 0, ?, ?, 0, 0, ?, ?)",
+                (
+                    axis_doc_id,
+                    message_type,
+                    IncomingState.LISTED,
+                    from_code,
+                    time.time(),
+                    time.time(),
+                    accepted_at,
+                    to_code,
+                ),
             )
         return cursor.rowcount == 1
+
+    def forget_listed(self, axis_doc_id: str) -> None:
+        """Drop a listed item nothing was done with (for an agency no longer hosted): the axis
+        keeps it, and lists it again if the agency is hosted again."""
+        with relaxed(self.db):
+            self.db.execute(
+                "DELETE FROM incoming WHERE axis_doc_id = ? AND state = ?", (axis_doc_id, IncomingState.LISTED)
+            )
 
     def get(self, axis_doc_id: str) -> Incoming | None:
         row = self.db.execute("SELECT * FROM incoming WHERE axis_doc_id = ?", (axis_doc_id,)).fetchone()
@@ -49,7 +74,7 @@ class IncomingTable:
     def unacknowledged(self, limit: int) -> list[Incoming]:
         rows = self.db.execute(
             # states written out, not bound, here and below: only then can SQLite use the partial
-            # indexes on them (incoming_unacknowledged, incoming_once, incoming_document)
+            # indexes on them (incoming_unacknowledged, incoming_once_per_agency, incoming_document)
             "SELECT * FROM incoming WHERE state != 'listed' AND acked = 0 AND next_attempt_at <= ? LIMIT ?",
             (time.time(), limit),
         )
@@ -65,10 +90,11 @@ class IncomingTable:
         )
         return {row[0] for row in rows}
 
-    def delivered_copy(self, from_code: str, document_id: str) -> Incoming | None:
+    def delivered_copy(self, from_code: str, document_id: str, to_code: str | None) -> Incoming | None:
+        """The copy of a document delivered to hosted agency ``to_code``, if one was."""
         row = self.db.execute(
-            "SELECT * FROM incoming WHERE from_code = ? AND document_id = ? AND state = 'delivered'",
-            (from_code, document_id),
+            "SELECT * FROM incoming WHERE to_code IS ? AND from_code = ? AND document_id = ? AND state = 'delivered'",
+            (to_code, from_code, document_id),
         ).fetchone()
         return None if row is None else incoming_row(row)
 
@@ -132,13 +158,15 @@ class IncomingTable:
         ).fetchone()
         return None if row is None else incoming_row(row)
 
-    def delivered(self, inbox_id: str) -> Incoming | None:
-        row = self.db.execute(
+    def delivered_to(self, reference: str) -> list[Incoming]:
+        """Every delivered copy of the document this inbox folder, axis DocId or DocumentId names:
+        one per hosted agency that received it."""
+        rows = self.db.execute(
             "SELECT * FROM incoming WHERE (inbox_id = ? OR axis_doc_id = ? OR document_id = ?)"
             " AND state = 'delivered' AND message_type = ?",
-            (inbox_id, inbox_id, inbox_id, MessageType.EDOC),
-        ).fetchone()
-        return None if row is None else incoming_row(row)
+            (reference, reference, reference, MessageType.EDOC),
+        )
+        return [incoming_row(row) for row in rows]
 
 
 def settle_row(db: sqlite3.Connection, axis_doc_id: str, settled: Settled) -> None:

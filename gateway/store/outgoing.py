@@ -74,7 +74,8 @@ class OutgoingTable:
                 db.execute(
                     "INSERT INTO outgoing (id, kind, document_id, source_key, file, state, attempts, next_attempt_at,"
                     " deadline_at, created_at, subject, status_code, paper, digitized, to_codes, answers,"
-                    " document_time, content_digest) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " document_time, content_digest, from_code)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         outgoing_id,
                         message.kind,
@@ -93,10 +94,14 @@ class OutgoingTable:
                         message.answers,
                         message.document_time,
                         message.content_digest,
+                        message.from_code,
                     ),
                 )
                 if message.kind is MessageType.EDOC:  # the running number, in the same transaction as the row it counts
-                    db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ?", (DOCUMENTS_QUEUED,))
+                    db.execute(
+                        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ?",
+                        (_counter(message.from_code),),
+                    )
                 if settling is not None:
                     settle_row(db, *settling)
         except sqlite3.IntegrityError:
@@ -123,18 +128,23 @@ class OutgoingTable:
             " replacement of the first (business_type 2 or 3)"
         )
 
-    def due(self, kind: MessageType, limit: int, *, longest_wait: float) -> list[Outgoing]:
-        """Queued messages whose time has come.
+    def due(
+        self, kind: MessageType, limit: int, *, longest_wait: float, excluding: frozenset[str] = frozenset()
+    ) -> list[Outgoing]:
+        """Queued messages whose time has come, except those of the agencies ``excluding`` names.
 
         ``longest_wait`` is the longest postponement ever given: a row scheduled further ahead
         than that was scheduled by a clock that has since been set back (an NTP correction
         after running fast), and is due now rather than hours later.
         """
         now = time.time()
+        held = ",".join("?" * len(excluding))
         rows = self.db.execute(
-            "SELECT * FROM outgoing WHERE kind = ? AND state = ?"
-            " AND (next_attempt_at <= ? OR next_attempt_at > ?) ORDER BY next_attempt_at LIMIT ?",
-            (kind, OutgoingState.QUEUED, now, now + longest_wait, limit),
+            "SELECT * FROM outgoing WHERE kind = ? AND state = ?"  # noqa: S608 (placeholders only)
+            " AND (next_attempt_at <= ? OR next_attempt_at > ?)"
+            + (f" AND from_code NOT IN ({held})" if excluding else "")
+            + " ORDER BY next_attempt_at LIMIT ?",
+            (kind, OutgoingState.QUEUED, now, now + longest_wait, *sorted(excluding), limit),
         )
         return [outgoing_row(row) for row in rows]
 
@@ -211,20 +221,24 @@ class OutgoingTable:
             row = db.execute("SELECT state FROM outgoing WHERE id = ?", (outgoing_id,)).fetchone()
             raise states.refuse("outgoing message", outgoing_id, row[0] if row else None, target)
 
-    def documents_queued(self) -> int:
-        """How many documents this gateway has ever queued (the default running number).
+    def documents_queued(self, from_code: str | None = None) -> int:
+        """How many documents this agency has ever queued (the default running number: each
+        hosted agency numbers its own documents).
 
         Kept in meta and counted up with each document queued: counting the rows took 12 ms
         per document at 200,000 of them, and a gateway keeps every quarter's documents.
         The rows are counted once, when a database has no counter yet.
         """
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (DOCUMENTS_QUEUED,)).fetchone()
+        key = _counter(from_code)
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         value = None if row is None else row[0]
         if value is not None:
             return int(value)
         with transaction(self.db) as db:
-            (count,) = db.execute("SELECT count(*) FROM outgoing WHERE kind = ?", (MessageType.EDOC,)).fetchone()
-            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (DOCUMENTS_QUEUED, str(count)))
+            (count,) = db.execute(
+                "SELECT count(*) FROM outgoing WHERE kind = ? AND from_code IS ?", (MessageType.EDOC, from_code)
+            ).fetchone()
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, str(count)))
         return int(count)
 
     def by_axis_doc_id(self, axis_doc_id: str) -> Outgoing | None:
@@ -255,3 +269,8 @@ class OutgoingTable:
 
     def known_files(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT file FROM outgoing")}
+
+
+def _counter(from_code: str | None) -> str:
+    """The meta key of an agency's running number."""
+    return DOCUMENTS_QUEUED if from_code is None else f"{DOCUMENTS_QUEUED}:{from_code}"

@@ -36,6 +36,7 @@ class Outgoing:
     abandoned_by: str | None = None  # the account that ran `abandon`
     abandon_reason: str | None = None
     content_digest: str | None = None
+    from_code: str | None = None  # the hosted agency that sends it
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Incoming:
     digitized: int
     document_time: str | None = None
     accepted_at: float | None = None  # when the axis says it accepted the message (epoch seconds)
+    to_code: str | None = None  # the hosted agency it is for
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class NewOutgoing:
     answers: str | None = None  # the axis DocId (or our id) of the message a status answers
     document_time: str | None = None
     content_digest: str | None = None  # of a document's content: what tells a resend from another document
+    from_code: str | None = None  # the hosted agency that signs and sends it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", MessageType(self.kind))  # "edoc" from a caller is the same type

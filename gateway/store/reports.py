@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.edxml import StatusCode
@@ -12,25 +13,38 @@ from gateway.store.states import IncomingState, OutgoingState
 from gateway.vxp.vocabulary import MessageType
 
 
+@dataclass(frozen=True)
+class Agencies:
+    """Which hosted agencies a question is about: ``codes`` (None: every one), with ``own`` the
+    installation's own agency, which rows from before schema v7 (no code) belong to."""
+
+    own: str
+    codes: frozenset[str] | None = None
+
+    def holds(self, code: str | None) -> bool:
+        return self.codes is None or (code or self.own) in self.codes
+
+
 class ReportQueries:
     """Periods are half-open [start, end) in Vietnam wall-clock ISO text, as document_time is."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
-    def sent_between(self, start: str, end: str) -> list[Outgoing]:
+    def sent_between(self, start: str, end: str, agencies: Agencies) -> list[Outgoing]:
+        """Documents the agencies sent in the period (``agencies``: which hosted ones, see :class:`Agencies`)."""
         rows = self.db.execute(
             "SELECT * FROM outgoing WHERE kind = ? AND state = ? AND document_time >= ? AND document_time < ?",
             (MessageType.EDOC, OutgoingState.SENT, start, end),
         )
-        return [outgoing_row(row) for row in rows]
+        return [item for item in map(outgoing_row, rows) if agencies.holds(item.from_code)]
 
-    def received_between(self, start: str, end: str) -> list[Incoming]:
+    def received_between(self, start: str, end: str, agencies: Agencies) -> list[Incoming]:
         rows = self.db.execute(
             "SELECT * FROM incoming WHERE message_type = ? AND state = ? AND document_time >= ? AND document_time < ?",
             (MessageType.EDOC, IncomingState.DELIVERED, start, end),
         )
-        return [incoming_row(row) for row in rows]
+        return [row for row in map(incoming_row, rows) if agencies.holds(row.to_code)]
 
     def statuses_answering(self, axis_doc_ids: Iterable[str]) -> list[Outgoing]:
         """The statuses we sent about documents we received (01-06, 02, 15, 16)."""

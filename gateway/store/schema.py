@@ -8,8 +8,9 @@ import sqlite_utils
 
 from gateway.sqlite import transaction
 
-SCHEMA_VERSION = 6
-DOCUMENTS_QUEUED = "documents_queued"  # meta key of the running number (documents_queued)
+SCHEMA_VERSION = 7
+DOCUMENTS_QUEUED = "documents_queued"  # meta key of the running number (documents_queued); ":CODE" per agency
+OWNER = "owner"  # meta key: the installation's own agency, which rows from before v7 belong to
 
 
 def migrate(connection: sqlite3.Connection) -> None:
@@ -56,6 +57,19 @@ def migrate(connection: sqlite3.Connection) -> None:
                 connection.execute(f"ALTER TABLE outgoing ADD COLUMN {column} {kind}")
         # and `track` by the axis's DocId of something we sent
         connection.execute("CREATE INDEX IF NOT EXISTS outgoing_axis_doc_id ON outgoing(axis_doc_id)")
+        # v7: one installation hosts many agencies: which one sent (outgoing.from_code) and which
+        # one received (incoming.to_code) each message; NULL in older rows until GatewayStore.claim
+        # names the installation's own agency. A document to two hosted agencies is delivered
+        # to each: once per (recipient, sender, DocumentId), no longer once per (sender, DocumentId).
+        if "from_code" not in db["outgoing"].columns_dict:
+            connection.execute("ALTER TABLE outgoing ADD COLUMN from_code TEXT")
+        if "to_code" not in db["incoming"].columns_dict:
+            connection.execute("ALTER TABLE incoming ADD COLUMN to_code TEXT")
+        connection.execute("DROP INDEX IF EXISTS incoming_once")
+        connection.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS incoming_once_per_agency ON incoming(to_code, from_code, document_id)"
+            " WHERE state = 'delivered'"
+        )
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -138,9 +152,6 @@ def _create(db: sqlite_utils.Database) -> None:
         if_not_exists=True,
     )
     db["incoming"].create_index(["state", "next_attempt_at"], if_not_exists=True)
-    db.execute(
-        "CREATE UNIQUE INDEX IF NOT EXISTS incoming_once ON incoming(from_code, document_id) WHERE state = 'delivered'"
-    )
     db["receipts"].create(
         {
             "axis_doc_id": str,

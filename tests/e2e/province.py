@@ -74,7 +74,12 @@ class Agency(workspace.AgencyFolder):
 class Province:
     root: Path
     axis: Any = None
-    agencies: dict[str, Agency] = field(default_factory=dict)
+    agencies: dict[str, Agency] = field(default_factory=dict)  # installations
+    hosted: dict[str, Agency] = field(default_factory=dict)  # agencies an installation hosts (no service)
+
+    def agency(self, code: str) -> Agency:
+        """An installation or a hosted agency, by its code."""
+        return self.agencies.get(code) or self.hosted[code]
 
     def start(
         self, code: str, extra: str = "", *, env: dict[str, str] | None = None, wrapper: tuple[str, ...] = ()
@@ -94,7 +99,7 @@ class Province:
 
     def drop_job(self, code: str, name: str, job: dict[str, Any], files: dict[str, bytes]) -> None:
         """Write a job folder the way a document system should: hidden first, renamed when complete."""
-        outbox = self.agencies[code].outbox
+        outbox = self.agency(code).outbox
         outbox.mkdir(parents=True, exist_ok=True)
         hidden = outbox / f".{name}"
         hidden.mkdir()
@@ -160,15 +165,21 @@ def free_port() -> int:
 
 
 def build_province(
-    root: Path, codes: list[str] | None = None, *, axis_port: int = 0, timing: str | None = None
+    root: Path,
+    codes: list[str] | None = None,
+    *,
+    axis_port: int = 0,
+    timing: str | None = None,
+    hosted: dict[str, dict[str, str]] | None = None,
 ) -> Province:
     """The package's own province layout (gateway/workspace.py), with the test suite's conveniences.
 
     ``timing`` is TOML appended to each gateway's configuration: None for the test suite's
-    short intervals, "" for the packaged defaults.
+    short intervals, "" for the packaged defaults. ``hosted``: installation code → {code: name}
+    of the agencies it hosts ([[hosted]]).
     """
     codes = codes or list(AGENCIES)
-    layout = workspace.create(root, {code: AGENCIES[code] for code in codes}, axis_port=axis_port)
+    layout = workspace.create(root, {code: AGENCIES[code] for code in codes}, axis_port=axis_port, hosted=hosted)
     province = Province(root)
     province.axis = start_axis(layout.axis_folder, layout.axis_config)
     if timing is None:
@@ -177,4 +188,6 @@ def build_province(
         workspace.configure_gateways(layout, province.axis.url, timing=timing)
     for code, folder in layout.agencies.items():
         province.agencies[code] = Agency(**vars(folder))
+    for code, folder in layout.hosted.items():
+        province.hosted[code] = Agency(**vars(folder))
     return province

@@ -79,7 +79,7 @@ def test_statuses_about_documents_we_never_sent_are_refused_and_acknowledged(pro
 
     asyncio.run(send())
     event = receiver.service.wait_for(lambda e: e.get("event") == "status_rejected", "the refusal")
-    assert "not a document we sent" in event["reason"] and event["peer"] == DEPARTMENT
+    assert f"not a document {PROVINCE} sent" in event["reason"] and event["peer"] == DEPARTMENT
     assert receiver.receipts() == []
 
     def acknowledged() -> bool:
