@@ -1,10 +1,13 @@
 """`edxml-gateway demo`: a province on one machine, exchanging documents for real.
 
-An axis and five gateways (a ministry, a province UBND, a department and a district under
-it, a commune under the district), each its own process with its own configuration,
-database, drop folder and inbox. Documents cross all four levels with real attachments;
-the demo plays each agency's document system: it drops job folders (one sender uses the
-CLI instead), moves received documents through 03, 04, 05, 06, refuses one (02) and
+An axis and four installations, each its own process with its own configuration and
+database: a ministry; the province UBND, hosting Văn phòng UBND tỉnh; a department; a
+district (UBND huyện Cái Bè) hosting two of its phòng and two xã, as the province deploys
+them ([[hosted]]: one gateway per unit, every code under it). Each agency has its own key,
+drop folder and inbox. Documents cross all four levels with real attachments, between
+installations and between hosted agencies of one installation; the demo plays each
+agency's document system: it drops job folders (two senders use the CLI instead, one with
+`send --from`), moves received documents through 03, 04, 05, 06, refuses one (02) and
 recalls one (13, answered with 15). It prints progress, then a summary per agency, and
 exits 0 only when every document reached its expected final state.
 """
@@ -29,22 +32,27 @@ from gateway.errors import GatewayError
 from gateway.processes import Service
 from gateway.store import GatewayStore
 
-MINISTRY, PROVINCE, DEPARTMENT, DISTRICT, COMMUNE = (
-    "000.00.00.G22",
-    "000.00.00.H58",
-    "000.00.11.H58",
-    "000.00.31.H58",
-    "000.01.31.H58",
-)
-AGENCIES = {
+MINISTRY, PROVINCE, DEPARTMENT, DISTRICT = "000.00.00.G22", "000.00.00.H58", "000.00.11.H58", "000.00.31.H58"
+OFFICE = "000.00.01.H58"
+COMMUNE, COMMUNE_2, HOME_AFFAIRS, FINANCE = "000.01.31.H58", "000.02.31.H58", "000.21.31.H58", "000.22.31.H58"
+AGENCIES = {  # the installations: one gateway each
     MINISTRY: "Văn phòng Chính phủ",
     PROVINCE: "UBND tỉnh Tiền Giang",
     DEPARTMENT: "Sở Nội vụ tỉnh Tiền Giang",
     DISTRICT: "UBND huyện Cái Bè",
-    COMMUNE: "UBND xã Hậu Thành",
+}
+HOSTED = {  # the agencies an installation hosts ([[hosted]])
+    PROVINCE: {OFFICE: "Văn phòng UBND tỉnh Tiền Giang"},
+    DISTRICT: {
+        HOME_AFFAIRS: "Phòng Nội vụ huyện Cái Bè",
+        FINANCE: "Phòng Tài chính - Kế hoạch huyện Cái Bè",
+        COMMUNE: "UBND xã Hậu Thành",
+        COMMUNE_2: "UBND xã An Hữu",
+    },
 }
 FINISHED, REFUSED, RECALLED = "06", "02", "15"
 STEPS = {FINISHED: ("01", "03", "04", "05", "06"), REFUSED: ("01", "02"), RECALLED: ("01", "15")}
+FURTHEST = ("-", "01", "03", "04", "05", "06", "02", "16", "15")
 REFUSAL = "Văn bản không thuộc thẩm quyền giải quyết, đề nghị gửi đúng đơn vị"
 
 
@@ -66,10 +74,13 @@ def plan(documents: int) -> list[Planned]:
     base = [
         Planned(1, MINISTRY, (PROVINCE,), "Chỉ thị về đẩy mạnh chuyển đổi số", "cli", FINISHED),
         Planned(2, PROVINCE, (DISTRICT, COMMUNE), "Kế hoạch triển khai văn bản điện tử năm 2026", "drop", FINISHED),
-        Planned(3, COMMUNE, (PROVINCE,), "Báo cáo kết quả thực hiện quý III", "drop", FINISHED),
-        Planned(4, DEPARTMENT, (DISTRICT,), "Hướng dẫn tuyển dụng công chức cấp xã", "drop", FINISHED),
+        # a hosted xã to the province and to another xã of its own installation
+        Planned(3, COMMUNE, (PROVINCE, COMMUNE_2), "Báo cáo kết quả thực hiện quý III", "drop", FINISHED),
+        Planned(4, HOME_AFFAIRS, (COMMUNE, FINANCE), "Hướng dẫn tuyển dụng công chức cấp xã", "cli", FINISHED),
         Planned(5, PROVINCE, (DEPARTMENT,), "Văn bản gửi nhầm đơn vị", "drop", REFUSED),
         Planned(6, PROVINCE, (DISTRICT,), "Quyết định ban hành nhầm, sẽ thu hồi", "drop", RECALLED),
+        Planned(7, OFFICE, (DEPARTMENT, HOME_AFFAIRS), "Thông báo kết luận của Chủ tịch UBND tỉnh", "drop", FINISHED),
+        Planned(8, DEPARTMENT, (DISTRICT,), "Kế hoạch thi tuyển công chức năm 2026", "drop", FINISHED),
     ]
     routes = [
         (PROVINCE, DEPARTMENT),
@@ -78,6 +89,8 @@ def plan(documents: int) -> list[Planned]:
         (DEPARTMENT, COMMUNE),
         (COMMUNE, DISTRICT),
         (PROVINCE, MINISTRY),
+        (FINANCE, OFFICE),
+        (COMMUNE_2, HOME_AFFAIRS),
     ]
     extra = [
         Planned(
@@ -86,6 +99,10 @@ def plan(documents: int) -> list[Planned]:
         for n in range(len(base) + 1, documents + 1)
     ]
     return base[:documents] + extra
+
+
+def _furthest(status: str) -> int:
+    return FURTHEST.index(status) if status in FURTHEST else 0
 
 
 def pdf(text: str) -> bytes:
@@ -116,7 +133,8 @@ class Demo:
         self.root = root
         self.out = out
         self.plan = plan(documents)
-        self.layout = workspace.create(root, AGENCIES)
+        self.layout = workspace.create(root, AGENCIES, hosted=HOSTED)
+        self.everyone = {**self.layout.agencies, **self.layout.hosted}  # every agency, hosted or not
         self.services: dict[str, Service] = {}
         self.document_ids: dict[int, str] = {}
         self.handled: set[tuple[str, str]] = set()  # (agency, inbox id) the document system dealt with
@@ -139,14 +157,22 @@ class Demo:
         self.say(f"axis mock listening at {url}")
         for code, agency in self.layout.agencies.items():
             self.services[code] = workspace.start_gateway(agency, overrides=timing)
-            self.say(f"gateway {code} {agency.name}: running")
+            hosted = [unit for unit in self.layout.hosted.values() if unit.hosted_by == code]
+            if hosted:  # documents to them are refused as unknown until the axis has them
+                self.services[code].wait_for(lambda e: e.get("event") == "agencies_registered", "the registration")
+            also = f", hosting {', '.join(f'{unit.code} {unit.name}' for unit in hosted)}" if hosted else ""
+            self.say(f"gateway {code} {agency.name}: running{also}")
 
     def stop(self) -> None:
         for service in self.services.values():
             service.stop()
 
     def config(self, code: str) -> config_module.Config:
-        return config_module.load(self.layout.agencies[code].config, daemon=True)
+        """The configuration of the installation that hosts ``code`` (or is it)."""
+        return config_module.load(self.everyone[code].config, daemon=True)
+
+    def installation(self, code: str) -> str:
+        return self.everyone[code].hosted_by or code
 
     # --- the senders' document systems ----------------------------------------------------------
 
@@ -166,7 +192,9 @@ class Demo:
                         "gateway",
                         "send",
                         "--config",
-                        str(self.layout.agencies[item.sender].config),
+                        str(self.everyone[item.sender].config),
+                        "--from",
+                        item.sender,
                         *(arg for code in item.recipients for arg in ("--to", code)),
                         "--subject",
                         item.subject,
@@ -186,7 +214,7 @@ class Demo:
                 self.document_ids[item.number] = result.stdout.strip().splitlines()[-1]
                 self.say(f"#{item.number} {item.sender} → {', '.join(item.recipients)} by `edxml-gateway send`")
                 continue
-            outbox = self.layout.agencies[item.sender].outbox
+            outbox = self.everyone[item.sender].outbox
             outbox.mkdir(parents=True, exist_ok=True)
             hidden = outbox / f".job-{item.number}"
             hidden.mkdir()
@@ -214,7 +242,7 @@ class Demo:
         return next((p for p in self.plan if p.number == number), None)
 
     def act(self) -> None:
-        for code, agency in self.layout.agencies.items():
+        for code, agency in self.everyone.items():
             if not agency.inbox.is_dir():
                 continue
             for folder in sorted(agency.inbox.iterdir()):
@@ -232,16 +260,21 @@ class Demo:
                 if recall_requested and (code, folder.name) not in self.recall_answered:
                     self.recall_answered.add((code, folder.name))
                     commands.respond(
-                        self.config(code), folder.name, code="15", description="Đồng ý thu hồi", staff="Văn thư"
+                        self.config(code),
+                        folder.name,
+                        code="15",
+                        description="Đồng ý thu hồi",
+                        staff="Văn thư",
+                        agency_code=code,
                     )
 
     def _on_delivered(self, code: str, inbox_id: str, item: Planned, document_id: str) -> None:
         settings = self.config(code)
         if item.outcome == FINISHED:
             for status in ("03", "04", "05", "06"):
-                commands.respond(settings, inbox_id, code=status, description=None, staff="Văn thư")
+                commands.respond(settings, inbox_id, code=status, description=None, staff="Văn thư", agency_code=code)
         elif item.outcome == REFUSED:
-            commands.respond(settings, inbox_id, code="02", description=REFUSAL, staff="Văn thư")
+            commands.respond(settings, inbox_id, code="02", description=REFUSAL, staff="Văn thư", agency_code=code)
         elif item.outcome == RECALLED and item.number not in self.recalled:
             self.recalled.add(item.number)
             commands.recall(self.config(item.sender), document_id, reason="Ban hành nhầm, đề nghị trả lại")
@@ -261,7 +294,7 @@ class Demo:
                 store.close()
             for document_id, receipt in received:
                 item = self.by_document_id(document_id)
-                if item is not None and item.sender == code:
+                if item is not None and self.installation(item.sender) == code:
                     seen.setdefault((item.number, receipt.from_code), []).append(receipt.status_code)
         return seen
 
@@ -289,17 +322,20 @@ class Demo:
 
     def summary(self, seen: dict[tuple[int, str], list[str]], *, folders: bool) -> None:
         self.say("")
-        self.say(f"{'agency':<15}{'name':<28}{'sent':>5}{'received':>9}  final statuses of what it sent")
-        for code, agency in self.layout.agencies.items():
+        self.say(f"{'agency':<15}{'name':<40}{'sent':>5}{'received':>9}  final statuses of what it sent")
+        for code, agency in self.everyone.items():
             sent = [p for p in self.plan if p.sender == code]
             received = sum(1 for p in self.plan for r in p.recipients if r == code)
-            finals = Counter(seen.get((p.number, r), ["-"])[-1] for p in sent for r in p.recipients)
+            # the furthest status each recipient reached (they may arrive out of order)
+            finals = Counter(max(seen.get((p.number, r), ["-"]), key=_furthest) for p in sent for r in p.recipients)
             text = ", ".join(f"{status}×{n}" for status, n in sorted(finals.items())) or "-"
-            self.say(f"{code:<15}{agency.name:<28}{len(sent):>5}{received:>9}  {text}")
+            self.say(f"{code:<15}{agency.name[:39]:<40}{len(sent):>5}{received:>9}  {text}")
         if folders:
             self.say("")
-            for code, agency in self.layout.agencies.items():
-                self.say(f"{code}: config {agency.config}")
+            for code, agency in self.everyone.items():
+                self.say(
+                    f"{code}: config {agency.config}" + (f" (hosted by {agency.hosted_by})" if agency.hosted_by else "")
+                )
                 indent = " " * len(code)
                 self.say(f"{indent}  outbox {agency.outbox}  inbox {agency.inbox}")
                 self.say(f"{indent}  log {agency.folder / 'gateway.log'}")
@@ -318,7 +354,9 @@ def run(
         root.mkdir(parents=True, exist_ok=True)
     limit = timeout or max(60.0, 6.0 * documents)
     demo = Demo(root, documents, out)
-    demo.say(f"edxml-gateway demo: {len(AGENCIES)} agencies and an axis in {root}")
+    hosted = sum(len(units) for units in HOSTED.values())
+    everyone = len(AGENCIES) + hosted
+    demo.say(f"edxml-gateway demo: {len(AGENCIES)} installations hosting {everyone} agencies, and an axis, in {root}")
     ok = False
     try:
         demo.start()

@@ -18,8 +18,13 @@ def test_demo_keeps_a_real_deployment_when_asked(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every document reached its final state" in result.stdout
     assert "refused (02) by 000.00.11.H58" in result.stdout
-    for code in ("000.00.00.G22", "000.00.00.H58", "000.00.11.H58", "000.00.31.H58", "000.01.31.H58"):
+    for code in ("000.00.00.G22", "000.00.00.H58", "000.00.11.H58", "000.00.31.H58"):
         assert (workdir / code / "gateway.toml").is_file() and (workdir / code / "var" / "gateway.sqlite3").is_file()
+    # the huyện's installation hosts its xã and phòng: their inboxes are its (000.21.31.H58 sent with --from)
+    for code in ("000.01.31.H58", "000.02.31.H58", "000.22.31.H58"):
+        inbox = workdir / "000.00.31.H58" / "hosted" / code / "inbox"
+        assert [p for p in inbox.iterdir() if not p.name.startswith(".")], f"nothing delivered to {code}"
+    assert "hosting 000.21.31.H58 Phòng Nội vụ huyện Cái Bè" in result.stdout
     assert (workdir / "axis" / "axis.toml").is_file() and (workdir / "pki" / "ca.pem").is_file()
     # the kept configuration files are valid for the real commands
     tracked = subprocess.run(

@@ -80,7 +80,7 @@ def render_track(timeline: dict[str, Any]) -> str:
     received = timeline["received"]
     if received:
         lines.append(
-            f"  received from {received['from']} at {received['received_at']}: {received['state']}"
+            f"  received by {received['to']} from {received['from']} at {received['received_at']}: {received['state']}"
             f" (inbox {received['inbox_id'] or '-'})"
         )
         if received["reason"] and received["state"] != "delivered":
@@ -90,7 +90,7 @@ def render_track(timeline: dict[str, Any]) -> str:
         lines.append(f"  status {item['status_code']} to {to}: {item['state']} {item['sent_at'] or ''}")
     for item in timeline["sent"]:
         when = f"sent at {item['sent_at']}" if item["sent_at"] else f"queued at {item['queued_at']}"
-        lines.append(f"  sent: {item['state']}, {when} (axis DocId {item['axis_doc_id'] or '-'})")
+        lines.append(f"  sent by {item['from']}: {item['state']}, {when} (axis DocId {item['axis_doc_id'] or '-'})")
         if item["last_error"]:
             lines.append(f"    last error: {item['last_error']}")
         if "abandoned" in item:
@@ -109,7 +109,7 @@ def render_list(rows: list[dict[str, Any]]) -> str:
     lines = []
     for row in rows:
         when = row.get("queued_at") or row.get("received_at") or row.get("listed_at") or "-"
-        peers = ", ".join(row["to"]) if "to" in row else row["from"]
+        peers = ", ".join(row["to"]) if "kind" in row else row["from"]
         why = row.get("last_error") or row.get("reason") or ""
         lines.append(f"{when}  {row['state']:<9}  {row['document_id'] or '-'}  {peers}  {row['subject'] or ''}")
         if why:
@@ -120,6 +120,7 @@ def render_list(rows: list[dict[str, Any]]) -> str:
 def _outgoing(item: Outgoing) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "document_id": item.document_id,
+        "from": item.from_code,
         "id": item.id,
         "kind": item.kind,
         "state": item.state,
@@ -144,6 +145,7 @@ def _incoming(row: Incoming) -> dict[str, Any]:
     return {
         "document_id": row.document_id,
         "from": row.from_code,
+        "to": row.to_code,
         "state": row.state,
         "subject": row.subject,
         "axis_doc_id": row.axis_doc_id,
