@@ -59,9 +59,15 @@ class Gateway:
         where = f"{config.path}: signing.trust"
         try:
             self.trust = edxml.TrustStore.from_pem(read_file(signing.trust, where))
-            edxml.check_own_identity(self.identity, self.trust)
         except KeyMaterialError as exc:
             raise KeyMaterialError(f"{exc.message} ({signing.trust})", where=where) from None
+        for agency in local.agencies.values():  # what recipients will judge each signature by
+            try:
+                edxml.check_own_identity(agency.identity, self.trust)
+            except KeyMaterialError as exc:
+                raise KeyMaterialError(
+                    f"{exc.message} ({agency.key}.cert of {agency.code}, against {signing.trust})", where=where
+                ) from None
         self.limits = config.limits
         self.receiver = Receiver(
             self.code,
