@@ -13,9 +13,9 @@ from typing import Any
 
 from gateway import edxml
 from gateway.config import Config
-from gateway.daemon import compose
+from gateway.daemon import compose, directory
 from gateway.daemon.outgoing import Agency, Local, new_source_key
-from gateway.errors import UsageError
+from gateway.errors import RecipientNotInDirectory, UsageError
 from gateway.store import Incoming, OutgoingState
 
 # How long a command waits for the record of a document whose inbox folder is already there.
@@ -56,9 +56,22 @@ def send(
             job["code_number"] = code_number
         if code_notation:
             job["code_notation"] = code_notation
-        composed = compose.compose_document(
-            job, inputs, sender=agency.me, names=local.names, sequence=agency.outgoing.next_number(), where="send"
-        )
+        sequence = agency.outgoing.next_number()
+        try:
+            composed = compose.compose_document(
+                job, inputs, sender=agency.me, names=local.names, sequence=sequence, where="send"
+            )
+        except RecipientNotInDirectory:
+            # the directory as the daemon last read it (every few minutes) may predate an agency
+            # registered since: ask the axis once before refusing
+            names = directory.read_now(config)
+            if names is None:
+                raise
+            local.names = names
+            directory.remember(local.store, names)
+            composed = compose.compose_document(
+                job, inputs, sender=agency.me, names=names, sequence=sequence, where="send"
+            )
         item = agency.outgoing.enqueue(agency.outgoing.sign_document(composed), new_source_key("cli"))
         return item.document_id
     finally:

@@ -37,6 +37,11 @@ def track(config: Config, reference: str) -> dict[str, Any]:
                 timeline["statuses_sent"].append(entry)
         if received is not None:
             timeline["received"] = _incoming(received)
+            # a document to several hosted agencies: one delivered copy each
+            copies = store.incoming.delivered_to(document_id)
+            others = [row for row in copies if row.axis_doc_id != received.axis_doc_id]
+            if others:
+                timeline["also_received"] = [_incoming(row) for row in others]
         return timeline
     finally:
         local.store.close()
@@ -85,9 +90,13 @@ def render_track(timeline: dict[str, Any]) -> str:
         )
         if received["reason"] and received["state"] != "delivered":
             lines.append(f"    reason: {received['reason']}")
+    for copy in timeline.get("also_received", []):
+        lines.append(f"  received by {copy['to']} too at {copy['received_at']} (inbox {copy['inbox_id'] or '-'})")
     for item in timeline["statuses_sent"]:
         to = ", ".join(item["to"])
-        lines.append(f"  status {item['status_code']} to {to}: {item['state']} {item['sent_at'] or ''}")
+        lines.append(
+            f"  status {item['status_code']} from {item['from']} to {to}: {item['state']} {item['sent_at'] or ''}"
+        )
     for item in timeline["sent"]:
         when = f"sent at {item['sent_at']}" if item["sent_at"] else f"queued at {item['queued_at']}"
         lines.append(f"  sent by {item['from']}: {item['state']}, {when} (axis DocId {item['axis_doc_id'] or '-'})")

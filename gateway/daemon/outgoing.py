@@ -9,7 +9,6 @@ record (gateway.store), through :class:`Local`: who we are, our key, our queue.
 from __future__ import annotations
 
 import getpass
-import json
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 
 from gateway import edxml, logs
 from gateway.config import Config, ConfigError
-from gateway.daemon import compose
+from gateway.daemon import compose, directory
 from gateway.errors import FolderError, GatewayError, IntakeError, KeyMaterialError, UsageError
 from gateway.fsutil import write_atomic
 from gateway.store import GatewayStore, NewOutgoing, Outgoing, OutgoingState, Settled
@@ -275,8 +274,7 @@ class Local:
             )
             agencies[code] = Agency(code, me, identity, queue, outbox, inbox, parent, log, key)
         first = agencies[own]
-        names = json.loads(store.meta("directory") or "{}")
-        names_at = float(store.meta("directory_at") or 0.0)
+        names, names_at = directory.recalled(store)
         return cls(config, own, first.me, first.identity, store, first.outgoing, first.log, agencies, names, names_at)
 
     def agency(self, code: str | None, *, option: str = "--from") -> Agency:

@@ -32,6 +32,17 @@ class Registration:
         self._reasons: dict[str, str] = {}
         self._attempts = 0
         self._next_at = 0.0
+        # codes the directory lists but whose messages the axis refused as not our system's
+        # (ErrorCode 19): registered again each round, listed or not, until the axis agrees
+        self._not_ours: set[str] = set()
+
+    def refused_sender(self, code: str, reason: str) -> None:
+        """The axis refused a message of hosted agency ``code``: not an agency of our system.
+        Its messages wait from now on, and it is registered again at the next round."""
+        self._not_ours.add(code)
+        self.waiting = self.waiting | {code}
+        self._record({**self._reasons, code: reason})
+        self._next_at = min(self._next_at, time.monotonic() + self.link.delay(0))
 
     def due(self) -> bool:
         """Whether agencies still wait and the backoff since the last round has passed."""
@@ -44,7 +55,7 @@ class Registration:
         if listed is None:
             missing = [agency for agency in agencies if agency.code in self.waiting]
         else:
-            missing = [agency for agency in agencies if agency.code not in listed]
+            missing = [agency for agency in agencies if agency.code not in listed or agency.code in self._not_ours]
         gate = asyncio.Semaphore(AT_ONCE)
         outcomes = await asyncio.gather(*(self._register_one(agency, gate) for agency in missing))
         registered = [agency.code for agency, outcome in zip(missing, outcomes, strict=True) if outcome is None]
@@ -63,12 +74,17 @@ class Registration:
                 )
         before = self.waiting
         self.waiting = frozenset(code for code in self.waiting if code in refused)
-        if self._reasons != refused:
-            self._reasons = refused
-            self.local.store.set_meta(UNREGISTERED, json.dumps(refused, ensure_ascii=False))
+        self._not_ours -= set(registered)
+        self._record(refused)
         self._attempts = self._attempts + 1 if self.waiting else 0
         self._next_at = time.monotonic() + (self.link.delay(self._attempts) if self.waiting else 0.0)
         return bool(before - self.waiting)
+
+    def _record(self, reasons: dict[str, str]) -> None:
+        """What `health` reads: each hosted agency the axis does not have for us, and why."""
+        if self._reasons != reasons:
+            self._reasons = reasons
+            self.local.store.set_meta(UNREGISTERED, json.dumps(reasons, ensure_ascii=False))
 
     async def _register_one(self, agency: Agency, gate: asyncio.Semaphore) -> str | None:
         """None once the axis has the agency; why not, otherwise."""

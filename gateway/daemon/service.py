@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import sqlite3
 import time
@@ -25,7 +24,7 @@ from typing import Any
 from gateway import edxml
 from gateway.axis_client import AxisClient, Listed, answer_limit
 from gateway.config import Config, ConfigError
-from gateway.daemon import inbox
+from gateway.daemon import directory, inbox
 from gateway.daemon.deliver import Deliverer
 from gateway.daemon.examine import Receiver
 from gateway.daemon.health import CERTIFICATE_WARNING_DAYS
@@ -137,6 +136,8 @@ class Gateway:
     async def _send_due(self, kind: MessageType) -> None:
         held = self.registration.waiting  # hosted agencies the axis does not know yet: sending would be refused
         for item in self.store.outgoing.due(kind, BATCH, longest_wait=self.link.longest_wait, excluding=held):
+            if item.from_code in self.registration.waiting:  # refused as not ours earlier in this batch
+                continue
             log = self._log_of(item.from_code)
             path = self.store.outgoing.file(item)
             try:
@@ -177,6 +178,13 @@ class Gateway:
     def _refused_by_axis(self, item: Outgoing, exc: AxisError) -> None:
         code = AxisCode.from_wire(exc.axis_code or "")
         log = self._log_of(item.from_code)
+        if code is AxisCode.SENDER_NOT_ALLOWED and item.from_code and item.from_code != self.code:
+            # a hosted agency the axis does not count as ours: its messages wait for registration
+            self.registration.refused_sender(item.from_code, str(exc))
+            self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
+            log.error("agency_not_registered", reason=str(exc), document_id=item.document_id)
+            self.wake("directory")
+            return
         if code is not None and code.permanent:  # sending the same bytes again cannot succeed
             self.store.outgoing.fail(item.id, str(exc))
             log.error("message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
@@ -332,11 +340,9 @@ class Gateway:
             agencies = None
         else:
             self.breaker.up()
-            self.names = {str(a.get("code")): str(a.get("name") or a.get("code")) for a in agencies if a.get("code")}
+            self.names = directory.names_of(agencies)
             self.local.names = self.names  # what intake composes documents with
-            self.local.names_at = time.time()
-            self.store.set_meta("directory", json.dumps(self.names, ensure_ascii=False))
-            self.store.set_meta("directory_at", str(self.local.names_at))
+            self.local.names_at = directory.remember(self.store, self.names)
             self.wake("intake")  # entries held for a recipient the last directory lacked
         if await self.registration.register(None if agencies is None else set(self.names)):
             self.wake("push")

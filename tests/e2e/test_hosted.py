@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.axis_client import AxisClient
+from gateway.vxp.vocabulary import MessageType
 from tests.e2e.province import Province, build_province, send_directly, signed_by, to, wait_until
 from tests.messages import full_document
 
@@ -224,3 +225,60 @@ def test_hosted_agencies_that_cannot_be_are_refused_at_start_naming_the_key(huye
         assert result.returncode == 78, (extra, result.stderr)
         assert key in result.stderr and message in result.stderr, (key, message, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_an_agency_registered_after_the_sender_read_the_directory_is_addressable_at_once(huyen, tmp_path):
+    """The province's gateway read the directory before the huyện registered its xã: its drop
+    folder and `send` read it again rather than refuse the new codes."""
+    province = huyen
+    province.start(PROVINCE)
+    province.agencies[PROVINCE].service.wait_for(lambda e: e.get("event") == "gateway_started", "the province")
+    province.start(DISTRICT)
+    province.agencies[DISTRICT].service.wait_for(lambda e: e.get("event") == "agencies_registered", "registration")
+    province.drop_job(PROVINCE, "j1", job([XA_HAU_THANH], "Công văn", "1"), {"a.txt": b"x"})
+    attachment = tmp_path / "a.txt"
+    attachment.write_bytes(b"y")
+    sent = province.run("send", "--config", str(province.agencies[PROVINCE].config), "--to", XA_AN_HUU,
+                        "--subject", "Giấy mời", "--code-number", "2", str(attachment))  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    wait_until(lambda: province.hosted[XA_HAU_THANH].delivered() and province.hosted[XA_AN_HUU].delivered(), "both")
+    assert not list((province.agencies[PROVINCE].outbox / "failed").iterdir())
+    typo = province.run("send", "--config", str(province.agencies[PROVINCE].config), "--to", "000.77.31.H58",
+                        "--subject", "x", str(attachment))  # fmt: skip
+    assert typo.returncode != 0 and "INT802" in typo.stderr and "000.77.31.H58" in typo.stderr
+
+
+def test_an_agency_the_axis_counts_as_another_systems_waits_and_health_says_why(huyen):
+    """A hosted code the axis gives to another system (here a typo: the province's own code):
+    the axis refuses its first document (ErrorCode 19), so its documents wait in the queue,
+    never failed, registering it is tried again and refused, health warns, the others go on."""
+    province = huyen
+    district = province.agencies[DISTRICT]
+    taken = (
+        f'\n[[hosted]]\ncode = "{PROVINCE}"\nname = "mistyped"\n'
+        'outbox = "hosted/taken/outbox"\ninbox = "hosted/taken/inbox"\n'
+    )
+    district.config.write_text(district.config.read_text(encoding="utf-8") + taken, encoding="utf-8")
+    province.start(DISTRICT)
+    province.start(PROVINCE)
+    waiting = district.folder / "hosted" / "taken" / "outbox"
+    hidden = waiting / ".job"
+    hidden.mkdir()
+    (hidden / "document.json").write_text(json.dumps(job([XA_AN_HUU], "Giữ lại", "6")), encoding="utf-8")
+    hidden.rename(waiting / "job")
+    refused = district.service.wait_for(lambda e: e.get("event") == "agency_not_registered", "the refusal")
+    assert refused["agency"] == PROVINCE and "ErrorCode 19" in refused["reason"]
+    again = district.service.wait_for(
+        lambda e: e.get("event") == "agency_not_registered" and "another system" in e.get("reason", ""), "registering"
+    )
+    assert again["agency"] == PROVINCE
+    result = province.run("health", "--config", str(district.config), "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 1, report
+    assert any(p["text"].startswith(f"{PROVINCE}: not registered at the axis") for p in report["problems"])
+    province.drop_job(XA_HAU_THANH, "bc", job([PROVINCE], "Báo cáo", "5"), {"b.txt": b"y"})
+    wait_until(lambda: province.agencies[PROVINCE].delivered(), "the xã's document, meanwhile")
+    assert not province.hosted[XA_AN_HUU].delivered()
+    with district.store() as store:
+        (held,) = [item for item in store.reports.outgoing_for_kind(MessageType.EDOC) if item.from_code == PROVINCE]
+    assert held.state == "queued" and "ErrorCode 19" in (held.last_error or "")

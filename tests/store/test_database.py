@@ -68,3 +68,32 @@ def test_what_retry_looks_for_is_indexed_apart_from_the_history_also_after_an_up
     assert "outgoing_queued_deadline" in overdue, overdue
     assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert store.incoming.unacknowledged(10) == [] and store.outgoing.overdue() == []
+
+
+def test_rows_from_before_hosted_agencies_belong_to_the_installations_own_agency(tmp_path: Path):
+    """Version 7 records which hosted agency sent and received each message; a database of
+    version 6 has rows without: the installation's own agency claims them, once, and its
+    running number goes on from where it was."""
+    import sqlite3
+
+    store = GatewayStore(tmp_path)
+    for n in range(3):
+        queue(store, n)
+    store.incoming.note_listed("axis-1", MessageType.EDOC, "000.00.11.H58")
+    assert store.outgoing.documents_queued() == 3
+    store.close()
+    with sqlite3.connect(tmp_path / "gateway.sqlite3") as db:  # as version 6 left it
+        db.execute("UPDATE outgoing SET from_code = NULL")
+        db.execute("UPDATE incoming SET to_code = NULL")
+        db.execute("DROP INDEX incoming_once_per_agency")
+        db.execute("CREATE UNIQUE INDEX incoming_once ON incoming(from_code, document_id) WHERE state = 'delivered'")
+        db.execute("PRAGMA user_version = 6")
+    store = GatewayStore(tmp_path)
+    indexes = {row[1] for row in store.db.execute("PRAGMA index_list(incoming)")}
+    assert "incoming_once_per_agency" in indexes and "incoming_once" not in indexes
+    store.claim("000.00.00.H58")
+    assert {item.from_code for item in store.reports.outgoing_for_kind(MessageType.EDOC)} == {"000.00.00.H58"}
+    assert store.incoming.get("axis-1").to_code == "000.00.00.H58"
+    assert store.outgoing.documents_queued("000.00.00.H58") == 3
+    store.claim("000.00.31.H58")  # said once: a later claim changes nothing
+    assert store.incoming.get("axis-1").to_code == "000.00.00.H58"
