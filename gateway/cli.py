@@ -155,6 +155,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         peer=args.peer,
         since=args.since,
         limit=args.limit,
+        agency=args.agency,
     )
     _emit(json.dumps(rows, ensure_ascii=False) if args.json else listing.render_list(rows))
     return EXIT_OK
@@ -310,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--peer", metavar="CODE", help="a recipient (or, with --received, the sender)")
     listing.add_argument("--since", metavar="DATE", help="yyyy-mm-dd, Vietnam time")
     listing.add_argument("--limit", type=int, default=200, help="at most this many, newest first (200)")
+    listing.add_argument("--agency", metavar="CODE", help="what one hosted agency sent (or received)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_list)
 

@@ -60,7 +60,14 @@ def _find(store: GatewayStore, reference: str) -> tuple[str, Incoming | None, li
 
 
 def list_documents(
-    config: Config, *, received: bool, state: str | None, peer: str | None, since: str | None, limit: int
+    config: Config,
+    *,
+    received: bool,
+    state: str | None,
+    peer: str | None,
+    since: str | None,
+    limit: int,
+    agency: str | None = None,
 ) -> list[dict[str, Any]]:
     """Documents sent (or received), newest first; ``since`` a date (yyyy-mm-dd, Vietnam time)."""
     allowed = {"delivered", "duplicate", "rejected", "listed"} if received else {s.value for s in OutgoingState}
@@ -74,7 +81,10 @@ def list_documents(
             raise UsageError(f"--since is a date (yyyy-mm-dd), not {since!r}") from None
     local = Local.open(config, looking=True)
     try:
-        rows = local.store.reports.listing(sent=not received, state=state, peer=peer, since=start, limit=limit)
+        code = None if agency is None else local.agency(agency, option="--agency").code
+        rows = local.store.reports.listing(
+            sent=not received, state=state, peer=peer, since=start, limit=limit, agency=code
+        )
         return [_incoming(row) if isinstance(row, Incoming) else _outgoing(row) for row in rows]
     finally:
         local.store.close()

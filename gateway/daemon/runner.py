@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gateway import logs
@@ -44,6 +45,9 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
     # expected under load and are not JSON: keep only its errors.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     gateway = Gateway(config)
+    # Every line of this process names an agency: lines about one hosted agency bind its code,
+    # the rest (libraries' own records too) the installation's, through the context.
+    structlog.contextvars.bind_contextvars(agency=gateway.code)
     log = logs.get("gateway").bind(agency=gateway.code)
     inflight: set[asyncio.Task] = set()
     stopping = asyncio.Event()

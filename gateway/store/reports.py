@@ -96,8 +96,10 @@ class ReportQueries:
         peer: str | None = None,
         since: float | None = None,
         limit: int = 200,
+        agency: str | None = None,
     ) -> list[Outgoing] | list[Incoming]:
-        """Documents sent (or received), newest first, narrowed by state, peer and time."""
+        """Documents sent (or received), newest first, narrowed by state, peer, time and the
+        hosted agency that sent (or received) them."""
         table, peer_clause, time_column = (
             ("outgoing", "to_codes LIKE ?", "created_at") if sent else ("incoming", "from_code = ?", "listed_at")
         )
@@ -111,6 +113,9 @@ class ReportQueries:
         if since is not None:
             where.append(f"{time_column} >= ?")
             values.append(since)
+        if agency:
+            where.append("from_code = ?" if sent else "to_code = ?")
+            values.append(agency)
         rows = self.db.execute(
             f"SELECT * FROM {table} WHERE {' AND '.join(where)} ORDER BY {time_column} DESC LIMIT ?",  # noqa: S608
             (*values, limit),

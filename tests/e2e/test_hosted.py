@@ -197,6 +197,11 @@ def test_report_counts_each_hosted_agency_once_and_one_with_agency(huyen):
         "report", "--config", str(district.config), "--quarter", quarter, "--agency", "000.09.31.H58"
     )
     assert unknown.returncode != 0 and "--agency" in unknown.stderr
+    listed = province.run("list", "--config", str(district.config), "--received", "--agency", XA_HAU_THANH, "--json")
+    rows = json.loads(listed.stdout)
+    assert [(row["to"], row["from"]) for row in rows] == [(XA_HAU_THANH, PROVINCE)]
+    sent = json.loads(province.run("list", "--config", str(district.config), "--agency", XA_HAU_THANH, "--json").stdout)
+    assert [(row["from"], row["to"]) for row in sent] == [(XA_HAU_THANH, [PROVINCE])]
 
 
 def test_hosted_agencies_that_cannot_be_are_refused_at_start_naming_the_key(huyen):
