@@ -39,14 +39,14 @@ def _agency_config(path: Path) -> bool:
         return True
 
 
-def _agency_code(text: str) -> str:
+def _agency_code(text: str, *, where: str = "--agency") -> str:
     from gateway.edxml import AgencyCode
     from gateway.errors import AgencyCodeError
 
     try:
         return AgencyCode.lenient(text).text
     except AgencyCodeError as exc:
-        raise UsageError(f"{text!r}: {exc.message}", where="--agency") from None
+        raise UsageError(f"{text!r}: {exc.message}", where=where) from None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -88,7 +88,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                 continue
             raise UsageError(f"{settings.paths.data_dir} holds no gateway database", where=str(path))
         hosted = [(settings.agency.code, settings.agency.name)] + [(h.code, h.name) for h in settings.hosted]
-        hosted = [(_agency_code(code), name) for code, name in hosted]
+        hosted = [(_agency_code(code, where=str(path)), name) for code, name in hosted]
+        own = hosted[0][0]  # rows from before v7 are the installation's own agency's
         if wanted is not None:
             hosted = [(code, name) for code, name in hosted if code == wanted]
             if not hosted:  # another installation's agency: this record has nothing of it
@@ -97,7 +98,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         counted.add(data_dir)
         store = GatewayStore(settings.paths.data_dir)
         try:
-            total.add(report.agency_report(store, hosted, period, own=_agency_code(settings.agency.code)))
+            total.add(report.agency_report(store, hosted, period, own=own))
         finally:
             store.close()
     if wanted is not None and not found_wanted:

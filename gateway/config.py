@@ -175,7 +175,8 @@ def load(path: Path, *, daemon: bool = False, overrides: Path | None = None) -> 
     data = _read_tables(path)
     if overrides is not None:
         for name, table in _read_tables(overrides).items():
-            data[name] = {**data.get(name, {}), **table}
+            # [[hosted]] is a list: an override gives the whole list
+            data[name] = table if isinstance(table, list) else {**data.get(name, {}), **table}
     base = path.resolve().parent
     sections: dict[str, Any] = {}
     for name, shape in SECTIONS.items():
@@ -269,6 +270,14 @@ def _check_hosted(config: Config, where: str) -> None:
                 )
         assert hosted.outbox is not None and hosted.inbox is not None
         folders += [(hosted.outbox.resolve(), f"{key}.outbox"), (hosted.inbox.resolve(), f"{key}.inbox")]
+    data = config.paths.data_dir.resolve()
+    for folder, name in folders:
+        # intake would take the gateway's own state for a job, or hand its signed files away
+        if folder == data or folder.is_relative_to(data / "outgoing") or data.is_relative_to(folder):
+            raise ConfigError(
+                f"{folder} overlaps paths.data_dir ({data}), where the gateway keeps its own state",
+                where=f"{where}: {name}",
+            )
     for index, (folder, name) in enumerate(folders):
         for other, other_name in folders[:index]:
             if folder == other or folder.is_relative_to(other) or other.is_relative_to(folder):

@@ -169,7 +169,9 @@ def agency_report(
         for item in statuses
         if item.status_code == "13" and item.document_id in sent_ids and chosen.holds(item.from_code)
     )
-    report.recalls_received = store.reports.recalls_received(row.document_id for row in received if row.document_id)
+    report.recalls_received = store.reports.recalls_received(
+        (row.document_id for row in received if row.document_id), chosen
+    )
     return report
 
 

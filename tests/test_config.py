@@ -148,3 +148,30 @@ def test_overrides_replace_keys_section_by_section_and_are_checked_alike(tmp_pat
     with pytest.raises(config.ConfigError) as caught:
         config.load(path, overrides=overrides)
     assert "unknown section [pol]" in str(caught.value) and "quick.toml" in str(caught.value)
+
+
+def test_hosted_agencies_take_defaults_from_their_code_and_an_override_gives_the_whole_list(tmp_path):
+    path = write(
+        tmp_path,
+        '[signing]\nkey = "pki/own.key"\ncert = "pki/own.pem"\n'
+        '[[hosted]]\ncode = "000.01.31.H58"\nname = "UBND xã Hậu Thành"\n'
+        '[[hosted]]\ncode = "000.02.31.H58"\nname = "UBND xã An Hữu"\ninbox = "/srv/an-huu/inbox"\n',
+    )
+    loaded = config.load(path)
+    first, second = loaded.hosted
+    base = tmp_path.resolve()
+    assert first.key == base / "pki" / "000.01.31.H58.key" and first.cert == base / "pki" / "000.01.31.H58.pem"
+    assert first.outbox == base / "hosted" / "000.01.31.H58" / "outbox"
+    assert first.inbox == base / "hosted" / "000.01.31.H58" / "inbox" and first.parent is None
+    assert second.inbox == Path("/srv/an-huu/inbox")
+    overrides = tmp_path / "one.toml"
+    overrides.write_text('[[hosted]]\ncode = "000.03.31.H58"\nname = "UBND xã Mỹ Lợi"\n', encoding="utf-8")
+    assert [h.code for h in config.load(path, overrides=overrides).hosted] == ["000.03.31.H58"]
+    for text, where in (
+        ('[hosted]\ncode = "000.01.31.H58"\n', "hosted"),
+        ('[[hosted]]\ncode = "000.01.31.H58"\n', "hosted[0].name"),
+        ('[[hosted]]\ncode = "000.01.31.H58"\nname = "x"\nmail = "y"\n', "hosted[0].mail"),
+    ):
+        with pytest.raises(config.ConfigError) as caught:
+            config.load(write(tmp_path, text))
+        assert where in str(caught.value), (text, str(caught.value))

@@ -17,6 +17,7 @@ from gateway.daemon import compose, directory
 from gateway.daemon.outgoing import Agency, Local, new_source_key
 from gateway.errors import RecipientNotInDirectory, UsageError
 from gateway.store import Incoming, OutgoingState
+from gateway.store.reports import Agencies
 
 # How long a command waits for the record of a document whose inbox folder is already there.
 INBOX_RECORD_WAIT = 10.0
@@ -174,7 +175,9 @@ def _change_requests(local: Local, agency: Agency, row: Incoming, document: edxm
     """What a 15 or 16 may answer: each recall (13) received, and the document itself when it
     updates or replaces another. A recall counts from its inbox event, which the document
     system sees a moment before the record is committed."""
-    recorded = local.store.reports.recalls_received([document.document_id] if document.document_id else [])
+    recorded = local.store.reports.recalls_received(
+        [document.document_id] if document.document_id else [], Agencies(local.code, frozenset({agency.code}))
+    )
     events = agency.inbox / (row.inbox_id or row.axis_doc_id) / "events"
     noted = len(list(events.glob("*-13.json"))) if events.is_dir() else 0
     changes = (edxml.BusinessDocType.UPDATE, edxml.BusinessDocType.REPLACE)

@@ -114,6 +114,13 @@ def _check(local: Local) -> tuple[Level, dict[str, Any]]:
                 " read each reason.txt, then remove the folder",
                 agency.code,
             )
+    orphans = [item for item in failed if (item.from_code or local.code) not in local.agencies]
+    if orphans:  # sent by an agency removed from [[hosted]] since: still this installation's to settle
+        senders = ", ".join(sorted({item.from_code or "" for item in orphans}))
+        problem(
+            Level.WARNING,
+            f"{len(orphans)} failed message(s) of {senders}, no longer hosted: `retry` or `abandon` them",
+        )
     if oldest_queued is not None and now - oldest_queued > QUEUED_TOO_LONG:
         problem(Level.WARNING, f"a message has waited in the queue since {edxml.vietnam_iso(oldest_queued)}")
     level = max((p.level for p in problems), default=Level.OK)

@@ -27,6 +27,9 @@ BATCH = 50
 PREPARING = ".preparing-"
 PREPARING_MARK_BYTES = 4 * 1024 * 1024
 PREPARING_ATTEMPTS = 2
+# An empty drop folder is listed again only when its mtime moves, and at least this often.
+EMPTY_TRUSTED_AFTER = 3.0
+LOOK_ANYWAY_SECONDS = 30.0
 
 
 class Intake:
@@ -44,12 +47,15 @@ class Intake:
         self._wake_at: float | None = None  # wall-clock time _timer is set for
         self._leftovers_said: set[str] = set()  # taken entries this account could not remove, said once
         self._empty_at: int | None = None  # the folder's mtime when a look found nothing in it
+        self._looked_at = 0.0  # when the folder was last listed
         self._awaiting_directory: dict[str, float] = {}  # entry -> the directory's time it lacked a recipient in
 
     def worth_a_look(self) -> bool:
         """Whether the drop folder may hold something new (worker thread): one stat instead of a
         listing while it stays as a look found it, empty. An installation hosting 300 agencies
         reads 300 folders five times a second."""
+        if time.time() - self._looked_at >= LOOK_ANYWAY_SECONDS:
+            return True
         try:
             return os.stat(self.outbox).st_mtime_ns != self._empty_at
         except OSError:
@@ -66,7 +72,10 @@ class Intake:
             marker = self.outbox / f"{PREPARING}{entry.name}"
             try:
                 content, size = await asyncio.to_thread(_content_hash, entry)
-                key = f"drop:{entry.name}:{content}"
+                # a hosted agency's entries are keyed by its code too: two xã dropping the same
+                # job folder are two documents (the installation's own keeps its key of old)
+                owner = "" if self.agency.code == self.local.code else f"{self.agency.code}:"
+                key = f"drop:{owner}{entry.name}:{content}"
                 item = self.store.outgoing.by_source(key)
                 if item is None:
                     await asyncio.to_thread(self._count_preparation, entry, size, marker)
@@ -172,9 +181,11 @@ class Intake:
                 settles_at = newest + settle if settles_at is None else min(settles_at, newest + settle)
             if len(ready) >= BATCH:
                 break
-        # Trusted as empty only when its last change is a second old: a file system with coarse
-        # timestamps could give an entry written just after the look the same mtime.
-        self._empty_at = before if candidates == 0 and before < (now - 1.0) * 1e9 else None
+        # Trusted as empty only when its last change is a few seconds old: a file system with
+        # coarse timestamps (2 s on FAT, a file server's clock behind ours) could give an entry
+        # written just after the look the same mtime. And never for long: see worth_a_look.
+        self._empty_at = before if candidates == 0 and before < (now - EMPTY_TRUSTED_AFTER) * 1e9 else None
+        self._looked_at = now
         return ready, settles_at
 
     def tidy(self) -> int:

@@ -1,9 +1,13 @@
 """Every hosted agency known to the axis under this installation's system (registerAgency).
 
 The axis refuses a document whose sender is not an agency of the calling system, and for
-good (ErrorCode 19): a hosted agency's messages wait, held out of the queue's sending,
-until the axis's directory lists it or registering it succeeded. Registration only ever
-adds: an agency removed from [[hosted]] stays at the axis until its operator removes it.
+good (ErrorCode 19): a hosted agency's messages wait, held out of the queue's sending (and
+out of its deadline), until the axis's directory lists it or registering it succeeded. An
+agency the directory lists but whose message the axis refused all the same (another
+system's code, or one the operator has not approved) is registered again each round, with
+backoff, until one of its messages is accepted. Registration only ever adds: an agency
+removed from [[hosted]] stays at the axis until its operator removes it. The installation's
+own agency is the axis operator's to declare, and its messages are never held.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from gateway.daemon.link import AxisLink
 from gateway.daemon.outgoing import Agency, Local
 from gateway.errors import AxisError, AxisUnavailable
 
-UNREGISTERED = "unregistered"  # meta key `health` reads: {code: why the axis does not know it yet}
+UNREGISTERED = "unregistered"  # meta key `health` reads: {code: why the axis does not have it for us}
 NOT_ANSWERING = "the axis is not answering"
 AT_ONCE = 8  # registerAgency calls in flight together (300 agencies at a first start)
 
@@ -27,43 +31,51 @@ class Registration:
         self.local = local
         self.client = client
         self.link = link
-        # The installation's own agency is the axis operator's to declare; its messages are never held.
-        self.waiting: frozenset[str] = frozenset(code for code in local.agencies if code != local.code)
+        self.hosted = frozenset(code for code in local.agencies if code != local.code)
+        self.waiting: frozenset[str] = self.hosted  # held until the axis has them
         self._reasons: dict[str, str] = {}
         self._attempts = 0
         self._next_at = 0.0
-        # codes the directory lists but whose messages the axis refused as not our system's
-        # (ErrorCode 19): registered again each round, listed or not, until the axis agrees
-        self._not_ours: set[str] = set()
-
-    def refused_sender(self, code: str, reason: str) -> None:
-        """The axis refused a message of hosted agency ``code``: not an agency of our system.
-        Its messages wait from now on, and it is registered again at the next round."""
-        self._not_ours.add(code)
-        self.waiting = self.waiting | {code}
-        self._record({**self._reasons, code: reason})
-        self._next_at = min(self._next_at, time.monotonic() + self.link.delay(0))
+        self._not_ours: set[str] = set()  # listed, yet their messages refused (ErrorCode 19)
 
     def due(self) -> bool:
         """Whether agencies still wait and the backoff since the last round has passed."""
         return bool(self.waiting) and time.monotonic() >= self._next_at
 
-    async def register(self, listed: set[str] | None) -> bool:
-        """Register every hosted agency the directory (``listed``) lacks; None when it could not be
-        read: those still waiting. True when an agency whose messages were held may now send."""
-        agencies = self.local.agencies.values()
+    def refused_sender(self, code: str, reason: str) -> None:
+        """The axis refused a message of hosted agency ``code`` as not our system's: its
+        messages wait from now on, and it is registered again at the next round."""
+        self._not_ours.add(code)
+        self.waiting = self.waiting | {code}
+        self._record({**self._reasons, code: reason})
+
+    def accepted(self, code: str | None) -> None:
+        """The axis accepted a message of ``code``: it is ours there, whatever came before."""
+        if code in self._not_ours:
+            self._not_ours.discard(code)
+            if not self._not_ours and not self.waiting:
+                self._attempts = 0
+
+    async def register(self, listed: set[str] | None) -> frozenset[str]:
+        """Register every hosted agency the directory (``listed``) lacks, and those refused as
+        not ours; ``listed`` None when the directory could not be read: those still waiting.
+        Returns the agencies released from waiting."""
         if listed is None:
-            missing = [agency for agency in agencies if agency.code in self.waiting]
+            missing = [self.local.agencies[code] for code in sorted(self.waiting)]
         else:
-            missing = [agency for agency in agencies if agency.code not in listed or agency.code in self._not_ours]
+            missing = [
+                self.local.agencies[code]
+                for code in sorted(self.hosted)
+                if code not in listed or code in self._not_ours
+            ]
         gate = asyncio.Semaphore(AT_ONCE)
         outcomes = await asyncio.gather(*(self._register_one(agency, gate) for agency in missing))
-        registered = [agency.code for agency, outcome in zip(missing, outcomes, strict=True) if outcome is None]
+        registered = {agency.code for agency, outcome in zip(missing, outcomes, strict=True) if outcome is None}
         refused = {
             agency.code: outcome for agency, outcome in zip(missing, outcomes, strict=True) if outcome is not None
         }
         if registered:
-            self.local.log.info("agencies_registered", agencies=registered, count=len(registered))
+            self.local.log.info("agencies_registered", agencies=sorted(registered), count=len(registered))
         for code, reason in refused.items():
             # an axis that does not answer is the breaker's to report (axis_unavailable), once
             if self._reasons.get(code) != reason and not reason.startswith(NOT_ANSWERING):
@@ -72,13 +84,16 @@ class Registration:
                     reason=reason,
                     hint="its documents wait; the gateway asks again, or the axis operator registers it",
                 )
+        # Computed from what waits now, not what waited before the calls: push may have found
+        # another agency refused meanwhile (refused_sender).
+        present = set() if listed is None else {code for code in listed if code not in self._not_ours}
         before = self.waiting
-        self.waiting = frozenset(code for code in self.waiting if code in refused)
-        self._not_ours -= set(registered)
-        self._record(refused)
-        self._attempts = self._attempts + 1 if self.waiting else 0
-        self._next_at = time.monotonic() + (self.link.delay(self._attempts) if self.waiting else 0.0)
-        return bool(before - self.waiting)
+        self.waiting = frozenset((self.waiting - registered - present) | set(refused))
+        self._record({code: self._reasons.get(code, "not registered yet") for code in self.waiting} | refused)
+        busy = bool(self.waiting or self._not_ours)  # not ours until a message is accepted: keep backing off
+        self._attempts = self._attempts + 1 if busy else 0
+        self._next_at = time.monotonic() + (self.link.delay(self._attempts) if busy else 0.0)
+        return before - self.waiting
 
     def _record(self, reasons: dict[str, str]) -> None:
         """What `health` reads: each hosted agency the axis does not have for us, and why."""

@@ -160,6 +160,7 @@ class Gateway:
                 continue
             self.breaker.up()
             self.store.outgoing.mark_sent(item.id, doc_id)
+            self.registration.accepted(item.from_code)
             self._note_time("last_push")
             log.info(
                 "message_sent",
@@ -183,8 +184,7 @@ class Gateway:
             self.registration.refused_sender(item.from_code, str(exc))
             self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
             log.error("agency_not_registered", reason=str(exc), document_id=item.document_id)
-            self.wake("directory")
-            return
+            return  # registered again by retry's next round, with backoff
         if code is not None and code.permanent:  # sending the same bytes again cannot succeed
             self.store.outgoing.fail(item.id, str(exc))
             log.error("message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
@@ -302,7 +302,7 @@ class Gateway:
     # --- retry and housekeeping -----------------------------------------------------------------
 
     async def retry(self) -> None:
-        for item in self.store.outgoing.overdue():
+        for item in self.store.outgoing.overdue(excluding=self.registration.waiting):
             self.store.outgoing.fail(item.id, f"not accepted by the axis within {self.config.retry.deadline_hours} h")
             self.log.error(
                 "message_failed", document_id=item.document_id, peer=list(item.to_codes), reason="deadline passed"
@@ -344,7 +344,9 @@ class Gateway:
             self.local.names = self.names  # what intake composes documents with
             self.local.names_at = directory.remember(self.store, self.names)
             self.wake("intake")  # entries held for a recipient the last directory lacked
-        if await self.registration.register(None if agencies is None else set(self.names)):
+        released = await self.registration.register(None if agencies is None else set(self.names))
+        if released:  # their deadline runs from now: they waited for the axis, not for us
+            self.store.outgoing.renew_deadlines(released, self.config.retry.deadline_hours * 3600)
             self.wake("push")
             self.wake("respond")
         for agency in self.local.agencies.values():  # what the axis now has, addressable at once

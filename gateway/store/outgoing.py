@@ -142,7 +142,7 @@ class OutgoingTable:
         rows = self.db.execute(
             "SELECT * FROM outgoing WHERE kind = ? AND state = ?"  # noqa: S608 (placeholders only)
             " AND (next_attempt_at <= ? OR next_attempt_at > ?)"
-            + (f" AND from_code NOT IN ({held})" if excluding else "")
+            + (f" AND (from_code IS NULL OR from_code NOT IN ({held}))" if excluding else "")
             + " ORDER BY next_attempt_at LIMIT ?",
             (kind, OutgoingState.QUEUED, now, now + longest_wait, *sorted(excluding), limit),
         )
@@ -169,10 +169,22 @@ class OutgoingTable:
         with transaction(self.db) as db:
             self._move(db, outgoing_id, OutgoingState.FAILED, "attempts = attempts + 1, last_error = ?", (error,))
 
-    def overdue(self) -> list[Outgoing]:
+    def overdue(self, excluding: frozenset[str] = frozenset()) -> list[Outgoing]:
+        """Queued messages past their deadline, except those of the agencies ``excluding`` names
+        (held: the axis does not have them yet; their deadline runs from their release)."""
         # 'queued' written out, not bound: only then can SQLite use the partial index outgoing_queued_deadline
         rows = self.db.execute("SELECT * FROM outgoing WHERE state = 'queued' AND deadline_at < ?", (time.time(),))
-        return [outgoing_row(row) for row in rows]
+        return [item for item in map(outgoing_row, rows) if item.from_code not in excluding]
+
+    def renew_deadlines(self, from_codes: frozenset[str], deadline_seconds: float) -> None:
+        """The queued messages of agencies just released from holding get a full deadline again."""
+        marks = ",".join("?" * len(from_codes))
+        with transaction(self.db) as db:
+            db.execute(
+                f"UPDATE outgoing SET deadline_at = max(deadline_at, ?) WHERE state = 'queued'"  # noqa: S608
+                f" AND from_code IN ({marks})",
+                (time.time() + deadline_seconds, *sorted(from_codes)),
+            )
 
     def requeue(self, document_id: str, deadline_seconds: float) -> list[Outgoing]:
         """Failed messages with this DocumentId (or local id) go back to the queue; returns them."""

@@ -60,17 +60,19 @@ class ReportQueries:
             found.extend(outgoing_row(row) for row in rows)
         return found
 
-    def recalls_received(self, document_ids: Iterable[str]) -> int:
+    def recalls_received(self, document_ids: Iterable[str], agencies: Agencies | None = None) -> int:
+        """Recall requests (13) recorded about these documents, by the hosted agencies asked about."""
         ids = list(document_ids)
         count = 0
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            count += self.db.execute(
-                "SELECT count(*) FROM incoming WHERE message_type = ? AND status_code = ?"  # noqa: S608
+            rows = self.db.execute(
+                "SELECT to_code FROM incoming WHERE message_type = ? AND status_code = ?"  # noqa: S608
                 f" AND state = ? AND document_id IN ({marks})",
                 (MessageType.STATUS, StatusCode.RECALL_REQUESTED.wire, IncomingState.RECORDED, *chunk),
-            ).fetchone()[0]
+            )
+            count += sum(1 for (to_code,) in rows if agencies is None or agencies.holds(to_code))
         return count
 
     def outgoing_for_kind(self, kind: MessageType) -> list[Outgoing]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
 
+from gateway import edxml
 from gateway.axis_client import AxisClient
 from gateway.vxp.vocabulary import MessageType
 from tests.e2e.province import Province, build_province, send_directly, signed_by, to, wait_until
@@ -175,7 +177,8 @@ def test_report_counts_each_hosted_agency_once_and_one_with_agency(huyen):
     province.drop_job(XA_HAU_THANH, "bc", job([PROVINCE], "Báo cáo", "4"), {"b.txt": b"y"})
     district = province.agencies[DISTRICT]
     wait_until(lambda: len(district.receipts()) == 1 and len(province.agencies[PROVINCE].receipts()) == 3, "01s")
-    quarter = "2026Q4"
+    today = edxml.now_vietnam()
+    quarter = f"{today.year}Q{(today.month - 1) // 3 + 1}"
 
     def report(*extra: str) -> dict:
         result = province.run("report", "--config", str(district.config), "--quarter", quarter, "--format", "json",
@@ -223,6 +226,12 @@ def test_hosted_agencies_that_cannot_be_are_refused_at_start_naming_the_key(huye
             "overlaps hosted[1].outbox",
         ),
         ('\n[[hosted]]\ncode = "000.05.31.H58"\nname = "x"\n', "hosted[3].key", "does not exist"),
+        (
+            f'\n[[hosted]]\ncode = "000.06.31.H58"\nname = "x"\nkey = "../pki/{XA_HAU_THANH}.key"\n'
+            f'cert = "../pki/{XA_HAU_THANH}.pem"\ninbox = "var/outgoing/x"\n',
+            "hosted[3].inbox",
+            "overlaps paths.data_dir",
+        ),
     ]
     for extra, key, message in cases:
         district.config.write_text(text + extra, encoding="utf-8")
@@ -236,16 +245,25 @@ def test_an_agency_registered_after_the_sender_read_the_directory_is_addressable
     """The province's gateway read the directory before the huyện registered its xã: its drop
     folder and `send` read it again rather than refuse the new codes."""
     province = huyen
+    sender = province.agencies[PROVINCE]
     province.start(PROVINCE)
-    province.agencies[PROVINCE].service.wait_for(lambda e: e.get("event") == "gateway_started", "the province")
+
+    def directory_read() -> tuple[dict, float]:
+        with sender.store() as store:
+            return json.loads(store.meta("directory") or "{}"), float(store.meta("directory_at") or 0)
+
+    names, _ = wait_until(lambda: (d := directory_read())[1] and d, "the province's first directory")
+    assert XA_HAU_THANH not in names  # read before the huyện registered its xã
     province.start(DISTRICT)
     province.agencies[DISTRICT].service.wait_for(lambda e: e.get("event") == "agencies_registered", "registration")
-    province.drop_job(PROVINCE, "j1", job([XA_HAU_THANH], "Công văn", "1"), {"a.txt": b"x"})
     attachment = tmp_path / "a.txt"
     attachment.write_bytes(b"y")
-    sent = province.run("send", "--config", str(province.agencies[PROVINCE].config), "--to", XA_AN_HUU,
+    sent = province.run("send", "--config", str(sender.config), "--to", XA_AN_HUU,
                         "--subject", "Giấy mời", "--code-number", "2", str(attachment))  # fmt: skip
     assert sent.returncode == 0, sent.stderr
+    names, _ = directory_read()
+    assert XA_AN_HUU in names  # `send` read the directory again, and kept it
+    province.drop_job(PROVINCE, "j1", job([XA_HAU_THANH], "Công văn", "1"), {"a.txt": b"x"})
     wait_until(lambda: province.hosted[XA_HAU_THANH].delivered() and province.hosted[XA_AN_HUU].delivered(), "both")
     assert not list((province.agencies[PROVINCE].outbox / "failed").iterdir())
     typo = province.run("send", "--config", str(province.agencies[PROVINCE].config), "--to", "000.77.31.H58",
@@ -263,7 +281,9 @@ def test_an_agency_the_axis_counts_as_another_systems_waits_and_health_says_why(
         f'\n[[hosted]]\ncode = "{PROVINCE}"\nname = "mistyped"\n'
         'outbox = "hosted/taken/outbox"\ninbox = "hosted/taken/inbox"\n'
     )
-    district.config.write_text(district.config.read_text(encoding="utf-8") + taken, encoding="utf-8")
+    text = district.config.read_text(encoding="utf-8")
+    assert "deadline_hours = 1.0" in text  # a deadline of 7 s: held messages must outlive it
+    district.config.write_text(text.replace("deadline_hours = 1.0", "deadline_hours = 0.002") + taken, "utf-8")
     province.start(DISTRICT)
     province.start(PROVINCE)
     waiting = district.folder / "hosted" / "taken" / "outbox"
@@ -286,4 +306,18 @@ def test_an_agency_the_axis_counts_as_another_systems_waits_and_health_says_why(
     assert not province.hosted[XA_AN_HUU].delivered()
     with district.store() as store:
         (held,) = [item for item in store.reports.outgoing_for_kind(MessageType.EDOC) if item.from_code == PROVINCE]
+    wait_until(lambda: time.time() > held.deadline_at + 2, "its deadline to pass", timeout=20)
+    with district.store() as store:
+        (held,) = [item for item in store.reports.outgoing_for_kind(MessageType.EDOC) if item.from_code == PROVINCE]
     assert held.state == "queued" and "ErrorCode 19" in (held.last_error or "")
+
+
+def test_the_same_job_folder_dropped_by_two_hosted_agencies_is_two_documents(huyen):
+    """Entries are known by name and content to take them once across crashes; two agencies'
+    identical entries are still two documents, each sent as its agency."""
+    province = started(huyen)
+    same = job([PROVINCE], "Báo cáo tuần", "12")
+    for code in (XA_HAU_THANH, XA_AN_HUU):
+        province.drop_job(code, "bao-cao", same, {"bao-cao.txt": b"same bytes"})
+    received = wait_until(lambda: len(d := province.agencies[PROVINCE].delivered()) == 2 and d, "both documents")
+    assert sorted(d["from"]["code"] for d in received) == [XA_HAU_THANH, XA_AN_HUU]
