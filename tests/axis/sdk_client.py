@@ -58,6 +58,8 @@ class SdkLikeClient:
             connection.putrequest("POST", f"/{call}")
             for name, value in headers:
                 connection.putheader(name, value)
+            if call != "sendEdoc" and body:  # Apache HttpClient, which sends every other call
+                connection.putheader("Expect", "100-continue")
             connection.putheader("Content-Length", str(len(body)))
             connection.endheaders()
             connection.send(body)
@@ -87,3 +89,8 @@ class SdkLikeClient:
 
     def update_status(self, doc_id: str, status: str = "done") -> dict:
         return self.call("updateStatus", {"docid": doc_id, "status": status})[1]
+
+    def register_agency(self, code: str, name: str, parent: str) -> dict:
+        """RegisterAgency as the SDK posts it: its whole JSON body, parent in ``pcode``."""
+        body = {"id": code, "pcode": parent, "code": code, "name": name, "mail": "", "mobile": "", "fax": ""}
+        return self.call("registerAgency", {}, json.dumps(body, ensure_ascii=False).encode())[1]

@@ -364,6 +364,25 @@ class TestAgencies:
         assert "000.01.31.H58" not in after
 
 
+def test_register_agency_as_the_sdk_posts_it_keeps_the_parent_it_names(axis):
+    """A body with every field the SDK sends and Expect: 100-continue; ``pcode`` is kept and
+    listed as ``pid``, even where the code's own structure names another (unknown) parent."""
+    sdk = SdkLikeClient(axis.port, "sys-h58", axis.secret("sys-h58"))
+    answer = sdk.register_agency("001.01.31.H58", "Thôn Hậu Hoa, xã Hậu Thành", parent=DISTRICT)
+    assert answer["status"] == "OK", answer
+
+    async def listed():
+        async with client(axis, "sys-g22") as g22:
+            return {a["code"]: a for a in await g22.agencies()}
+
+    agency = run(listed())["001.01.31.H58"]
+    assert agency["pid"] == DISTRICT and agency["name"] == "Thôn Hậu Hoa, xã Hậu Thành"
+    # a new service object a second later: the SDK signs headers only, with its timestamp set once
+    later = SdkLikeClient(axis.port, "sys-h58", axis.secret("sys-h58"), clock=datetime.now(UTC) + timedelta(seconds=2))
+    bad = later.register_agency("001.02.31.H58", "x", parent="not a code")
+    assert bad["status"] == "FAIL" and "pcode" in bad["ErrorDesc"]
+
+
 def test_configuration_errors_name_the_key(tmp_path):
     import subprocess
     import sys
