@@ -9,6 +9,7 @@ default, and a test keeps the two in step.
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 import types
 import typing
@@ -278,13 +279,19 @@ def _check_hosted(config: Config, where: str) -> None:
                 f"{folder} overlaps paths.data_dir ({data}), where the gateway keeps its own state",
                 where=f"{where}: {name}",
             )
-    for index, (folder, name) in enumerate(folders):
-        for other, other_name in folders[:index]:
-            if folder == other or folder.is_relative_to(other) or other.is_relative_to(folder):
-                raise ConfigError(
-                    f"{folder} overlaps {other_name} ({other}): each agency needs a drop folder and inbox of its own",
-                    where=f"{where}: {name}",
-                )
+    # Sorted by their parts, a folder inside another (or the same) comes right after it: 600
+    # folders of 300 agencies are checked in one pass, not 180,000 pairs (1.5 s at start).
+    ordered = sorted(range(len(folders)), key=lambda index: folders[index][0].parts)
+    for first, second in itertools.pairwise(ordered):
+        outer, inner = folders[first][0], folders[second][0]
+        if inner.parts[: len(outer.parts)] == outer.parts:
+            # said of the key that comes later in the file, as a reader meets the conflict
+            later, earlier = folders[max(first, second)], folders[min(first, second)]
+            raise ConfigError(
+                f"{later[0]} overlaps {earlier[1]} ({earlier[0]}): each agency needs a drop folder and inbox"
+                " of its own",
+                where=f"{where}: {later[1]}",
+            )
 
 
 def _read_tables(path: Path) -> dict[str, dict[str, Any]]:
