@@ -163,7 +163,7 @@ def load_ca(folder: Path) -> KeyPair:
         raise KeyMaterialError(
             f"no CA in {folder}: run `edxml-gateway pki init --dir {folder}` first", where=str(exc.filename)
         ) from None
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise KeyMaterialError(f"CA files in {folder} cannot be read: {exc}", where=str(folder)) from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         raise KeyMaterialError("the CA key is neither RSA nor EC", where=str(key_path))

@@ -50,7 +50,7 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 def load_certificates(pem: bytes, *, what: str = "certificate file") -> tuple[x509.Certificate, ...]:
     try:
         certificates = tuple(x509.load_pem_x509_certificates(pem))
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise KeyMaterialError(f"{what} holds no readable PEM certificate: {exc}") from None
     return certificates
 

@@ -324,7 +324,7 @@ def _certificates(signature: etree._Element) -> tuple[x509.Certificate, ...]:
     for text in texts[: MAX_OFFERED + 2]:
         try:
             certificates.append(x509.load_der_x509_certificate(base64.b64decode("".join(text.split()), validate=True)))
-        except (ValueError, binascii.Error):
+        except (ValueError, binascii.Error, x509.InvalidVersion):  # InvalidVersion is no ValueError
             certificates.append(None)
     readable = tuple(c for c in certificates if c is not None)
     if not readable:

@@ -530,3 +530,21 @@ def test_a_certificate_whose_key_cannot_be_read_is_refused_not_a_crash(pki):
     assert good in signed
     with pytest.raises(UntrustedCertificate, match="cannot be read"):
         check(signed.replace(good, b64.b64encode(broken).decode()).encode(), pki)
+
+
+def test_a_certificate_with_an_impossible_version_is_an_unreadable_one_not_a_crash(pki):
+    """cryptography raises InvalidVersion, which is no ValueError, for a version field that
+    is not v1-v3 (a flipped bit found it): the signature is refused like any unreadable one."""
+    pair = pki.agencies[PROVINCE]
+    data = edxml.sign_message(full_document(), edxml.SigningIdentity(pair.key, pair.certificate))
+    der = pair.certificate.public_bytes(serialization.Encoding.DER)
+    version = bytes.fromhex("a003020102")  # [0] EXPLICIT INTEGER 2: X.509 v3
+    assert der.count(version) == 1
+    bad = der.replace(version, bytes.fromhex("a00302010a"))
+    with pytest.raises(x509.InvalidVersion):
+        x509.load_der_x509_certificate(bad)
+    good_text, bad_text = base64.b64encode(der), base64.b64encode(bad)
+    assert good_text in data
+    with pytest.raises(gateway.errors.GatewayError) as caught:
+        check(data.replace(good_text, bad_text), pki)
+    assert caught.value.code.startswith(("SIG", "EDX")), caught.value
