@@ -12,7 +12,7 @@ import asyncio
 import binascii
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,7 +175,9 @@ class AxisClient:
 
     # --- the calls ------------------------------------------------------------------------------
 
-    async def send_edoc(self, data: bytes | Path, *, message_type: MessageType, from_code: str) -> str:
+    async def send_edoc(
+        self, data: bytes | Path, *, message_type: MessageType, from_code: str, to: Sequence[str] = ()
+    ) -> str:
         """Send an edXML document or status message; returns the axis's DocId.
 
         ``data`` may be the path of the signed file: it is then hashed and sent in pieces,
@@ -192,6 +194,8 @@ class AxisClient:
             "from": from_code,
             "hash-file": sdk_hex(digest),
         }
+        if to:  # the recipients to deliver to, of those the file names (a relay's outside ones)
+            params["to"] = json.dumps(list(to))
         answer = await self.call("sendEdoc", params, body, OCTETS)
         doc_id = str(answer.get("DocId") or "")
         if not doc_id:

@@ -41,6 +41,26 @@ class AgencyConfig:
 
 
 @dataclass(frozen=True)
+class UpstreamConfig:
+    """[upstream]: the axis above this one (a provincial axis's national axis, VDXP), which it
+    reaches as one connected system holding every agency registered here."""
+
+    url: str
+    system_id: str
+    secret: str
+    timeout_seconds: float = 30.0
+    poll_interval: float = 2.0  # seconds between plain lists, when the upstream has no long-poll
+    long_poll: bool = True  # long-poll an upstream that announces it
+    long_poll_seconds: float = 25.0
+    directory_seconds: float = 300.0  # the national directory read, and our agencies registered, this often
+    retry_initial_seconds: float = 2.0  # backoff after a failed call: doubles up to retry_max_seconds
+    retry_max_seconds: float = 60.0
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"UpstreamConfig(url={self.url!r}, system_id={self.system_id!r})"
+
+
+@dataclass(frozen=True)
 class AxisConfig:
     path: Path
     host: str
@@ -56,6 +76,7 @@ class AxisConfig:
     trust: Path | None = None
     allow_sha1: bool = False
     long_poll: bool = True
+    upstream: UpstreamConfig | None = None
 
 
 def load(path: Path) -> AxisConfig:
@@ -113,6 +134,7 @@ def load(path: Path) -> AxisConfig:
         trust=base / trust if trust else None,
         allow_sha1=bool(_optional(server, "allow_sha1", bool, where)),
         long_poll=_optional(server, "long_poll", bool, where) is not False,
+        upstream=_upstream(data["upstream"], base, f"{where}: upstream") if "upstream" in data else None,
     )
     if not 0 <= config.port < 65536:  # 0: any free port, logged in axis_listening (tests use it)
         raise ConfigError(f"port {config.port} is not a TCP port", where=f"{where}: server.port")
@@ -126,7 +148,7 @@ def load(path: Path) -> AxisConfig:
 
 # Everything axis.toml may say: a section or key it does not know (a typo, or an [upstream]
 # this axis has no such feature for) is refused rather than silently run without.
-SECTIONS = ("server", "systems", "agencies")
+SECTIONS = ("server", "systems", "agencies", "upstream")
 SERVER_KEYS = (
     "host",
     "port",
@@ -141,6 +163,19 @@ SERVER_KEYS = (
     "long_poll",
 )
 SYSTEM_KEYS = ("id", "secret", "secret_file", "agencies", "legacy_sdk")
+UPSTREAM_KEYS = (
+    "url",
+    "system_id",
+    "secret",
+    "secret_file",
+    "timeout_seconds",
+    "poll_interval",
+    "long_poll",
+    "long_poll_seconds",
+    "directory_seconds",
+    "retry_initial_seconds",
+    "retry_max_seconds",
+)
 AGENCY_KEYS = ("code", "name", "mail", "locked")
 
 
@@ -186,8 +221,38 @@ def _code(text: str, where: str) -> str:
         raise ConfigError(exc.message, where=where) from None
 
 
-def _system(item: dict[str, Any], base: Path, where: str) -> SystemConfig:
-    system_id = _required(item, "id", str, where)
+def _upstream(table: Any, base: Path, where: str) -> UpstreamConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("must be a table ([upstream])", where=where)
+    _known(table, UPSTREAM_KEYS, where.rsplit(": ", 1)[0], "upstream")
+    url = _required(table, "url", str, where)
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{url!r} is not an http(s) URL", where=f"{where}.url")
+    numbers: dict[str, Any] = {}
+    for key in (
+        "timeout_seconds",
+        "poll_interval",
+        "long_poll_seconds",
+        "directory_seconds",
+        "retry_initial_seconds",
+        "retry_max_seconds",
+    ):
+        if key in table:
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"must be a positive number, got {value!r}", where=f"{where}.{key}")
+            numbers[key] = float(value)
+    return UpstreamConfig(
+        url=url,
+        system_id=_required(table, "system_id", str, where),
+        secret=_secret(table, base, where),
+        long_poll=_optional(table, "long_poll", bool, where) is not False,
+        **numbers,
+    )
+
+
+def _secret(item: dict[str, Any], base: Path, where: str) -> str:
+    """``secret`` or the first line of ``secret_file``: exactly one, at least 16 characters."""
     if "secret" in item and "secret_file" in item:
         raise ConfigError("give secret or secret_file, not both", where=f"{where}.secret")
     if "secret_file" in item:
@@ -202,6 +267,12 @@ def _system(item: dict[str, Any], base: Path, where: str) -> SystemConfig:
         secret = _required(item, "secret", str, where)
     if len(secret) < 16:
         raise ConfigError("the secret must be at least 16 characters", where=f"{where}.secret")
+    return secret
+
+
+def _system(item: dict[str, Any], base: Path, where: str) -> SystemConfig:
+    system_id = _required(item, "id", str, where)
+    secret = _secret(item, base, where)
     agencies = _required(item, "agencies", list, where)
     if not all(isinstance(code, str) for code in agencies):
         raise ConfigError("agencies must be a list of codes", where=f"{where}.agencies")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -15,28 +16,37 @@ from gateway.vxp.protocol import SignedRequest
 
 
 class Directory:
-    def __init__(self, store: AxisStore, log: Any) -> None:
+    def __init__(self, store: AxisStore, log: Any, *, on_registered: Callable[[], None] = lambda: None) -> None:
         self.store = store
         self.log = log
+        self.on_registered = on_registered  # the bridge tells the upstream
+        # with an upstream: the national directory as last read (BridgeStore.upstream_agencies)
+        self.national: Callable[[], list[Any]] | None = None
 
     async def get_agencies(self, request: web.Request, signed: SignedRequest) -> web.Response:
+        """Every agency here; with an upstream, the national directory as last read too, each
+        marked by ``scope``: "local" (delivered by this axis) or "upstream" (through the bridge)."""
         agencies = self.store.agencies()
         known = {a.code for a in agencies}
-        return web.json_response(
-            ok(
-                data=[
-                    {
-                        "id": a.code,
-                        "code": a.code,
-                        "pid": a.parent or parent_code(a.code, known),
-                        "name": a.name,
-                        "mail": a.mail,
-                        "oldCode": "",
-                    }
-                    for a in agencies
-                ]
-            )
-        )
+
+        def entry(code: str, pid: str, name: str, mail: str) -> dict[str, str]:
+            return {"id": code, "code": code, "pid": pid, "name": name, "mail": mail, "oldCode": ""}
+
+        if self.national is None:
+            data = [entry(a.code, a.parent or parent_code(a.code, known), a.name, a.mail) for a in agencies]
+            return web.json_response(ok(data=data))
+        here = [a for a in agencies if a.system_id is not None]
+        data = [
+            {**entry(a.code, a.parent or parent_code(a.code, known), a.name, a.mail), "scope": "local"} for a in here
+        ]
+        listed = {a.code for a in here}
+        elsewhere = [(a.code, a.pid, a.name, a.mail) for a in self.national()]
+        elsewhere += [(a.code, a.parent or "", a.name, a.mail) for a in agencies if a.system_id is None]
+        for code, pid, name, mail in elsewhere:
+            if code not in listed:
+                listed.add(code)
+                data.append({**entry(code, pid, name, mail), "scope": "upstream"})
+        return web.json_response(ok(data=data))
 
     async def register_agency(self, request: web.Request, signed: SignedRequest) -> web.Response:
         try:
@@ -63,6 +73,7 @@ class Directory:
             raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{code} belongs to another system")
         self.store.register_agency(code, name, str(body.get("mail") or ""), signed.system_id, parent)
         self.log.info("agency_registered", agency=code, parent=parent, system=signed.system_id)
+        self.on_registered()
         return web.json_response(ok())
 
     async def delete_agency(self, request: web.Request, signed: SignedRequest) -> web.Response:

@@ -9,6 +9,7 @@ import signal
 from aiohttp import web
 
 from gateway import edxml, logs
+from gateway.axis.bridge import Bridge
 from gateway.axis.config import AxisConfig
 from gateway.axis.server import Axis
 from gateway.axis.store import AxisStore
@@ -47,6 +48,11 @@ async def _serve(config: AxisConfig, trust: edxml.TrustStore | None, *, stop: as
         )
         removed = store.remove_orphan_files()
         axis = Axis(config, store, trust)
+        bridge = None
+        if config.upstream is not None:
+            bridge = Bridge(config, store, axis.check, axis.long_polls.arrived)
+            axis.bridge = bridge
+            axis.directory.national = bridge.tables.upstream_agencies
         runner = web.AppRunner(axis.application(), access_log=None, handle_signals=False, shutdown_timeout=10)
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port)
@@ -61,16 +67,22 @@ async def _serve(config: AxisConfig, trust: edxml.TrustStore | None, *, stop: as
             systems=len(config.systems),
             agencies=len(config.agencies),
             orphans_removed=removed,
+            upstream=config.upstream.url if config.upstream else None,
         )
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         housekeeping = asyncio.create_task(_housekeeping(store))
+        bridging = asyncio.Event()
+        bridged = asyncio.create_task(bridge.run(bridging)) if bridge is not None else None
         await stop.wait()
         axis.close()
         log.info("axis_stopping")
         housekeeping.cancel()
+        if bridged is not None:  # a call in flight to the upstream has no effect to lose
+            bridging.set()
+            await asyncio.gather(bridged, return_exceptions=True)
         await runner.cleanup()
     finally:
         store.close()

@@ -8,7 +8,9 @@ import sqlite_utils
 
 from gateway.sqlite import transaction
 
-SCHEMA_VERSION = 3  # 2: seen_requests indexed by expiry; 3: an agency's parent as registered (pcode)
+# 2: seen_requests indexed by expiry; 3: an agency's parent as registered (pcode);
+# 4: the bridge to an upstream axis (forwards, inbound, upstream_agencies, bridge_meta)
+SCHEMA_VERSION = 4
 
 
 def migrate(connection: sqlite3.Connection) -> None:
@@ -96,4 +98,43 @@ def migrate(connection: sqlite3.Connection) -> None:
         db.execute("CREATE INDEX IF NOT EXISTS seen_requests_expiry ON seen_requests(expires_at)")
         if "parent" not in db["agencies"].columns_dict:
             connection.execute("ALTER TABLE agencies ADD COLUMN parent TEXT")
+        # v4, the bridge: a document with recipients outside this axis is forwarded upstream once
+        # (forwards: queued -> sent with the upstream's DocId, or failed); what the upstream
+        # delivered to us is known by its upstream DocId (inbound), committed before it is
+        # acknowledged there; the national directory as last read (upstream_agencies).
+        db["forwards"].create(
+            {
+                "sender_doc_id": str,
+                "state": str,
+                "to_codes": str,
+                "upstream_doc_id": str,
+                "attempts": int,
+                "next_attempt_at": float,
+                "last_error": str,
+                "created_at": float,
+                "sent_at": float,
+                "checked_at": float,
+            },
+            pk="sender_doc_id",
+            not_null={"state", "to_codes", "attempts", "next_attempt_at", "created_at"},
+            if_not_exists=True,
+        )
+        db.execute("CREATE INDEX IF NOT EXISTS forwards_due ON forwards(next_attempt_at) WHERE state = 'queued'")
+        db["inbound"].create(
+            {
+                "upstream_doc_id": str,
+                "message_type": str,
+                "sender_doc_id": str,
+                "to_code": str,
+                "acked": int,
+                "received_at": float,
+            },
+            pk="upstream_doc_id",
+            not_null={"message_type", "sender_doc_id", "to_code", "acked", "received_at"},
+            if_not_exists=True,
+        )
+        db["upstream_agencies"].create(
+            {"code": str, "name": str, "pid": str, "mail": str}, pk="code", not_null={"name"}, if_not_exists=True
+        )
+        db["bridge_meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +22,7 @@ from aiohttp import web
 from gateway import edxml, logs
 from gateway.axis import checks
 from gateway.axis.answering import edoc_answer, whole_or_open
+from gateway.axis.bridge import Bridge
 from gateway.axis.checks import MessageCheck
 from gateway.axis.config import AxisConfig
 from gateway.axis.directory import Directory
@@ -58,7 +60,8 @@ class Axis:
         self.log = logs.get("axis")
         self._warned_legacy: set[str] = set()
         self.long_polls = LongPolls()
-        self.directory = Directory(store, self.log)
+        self.bridge: Bridge | None = None  # set by main when [upstream] is configured
+        self.directory = Directory(store, self.log, on_registered=self._registered)
         self.handlers = {
             "sendEdoc": self.send_edoc,
             "getReceivedEdocList": self.get_received_list,
@@ -141,6 +144,11 @@ class Axis:
             response.force_close()  # do not read an unwanted body to keep the connection
         return response
 
+    def _registered(self) -> None:
+        """A system registered an agency here: the upstream hears of it at once, not in minutes."""
+        if self.bridge is not None:
+            self.bridge.directory_now()
+
     def _own(self, signed: SignedRequest) -> frozenset[str]:
         return self.store.agencies_of(signed.system_id)
 
@@ -184,13 +192,18 @@ class Axis:
         sender = message.sender.organ_id.text
         if sender not in self._own(signed):
             raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{sender} is not an agency of system {signed.system_id}")
-        recipients = checks.recipients(message)
+        recipients = _only(checks.recipients(message), signed.get("to"))
+        outside = []
         for code in recipients:
             agency = self.store.agency(code)
-            if agency is None:
-                raise Refusal(AxisCode.UNKNOWN_RECIPIENT, code)
-            if agency.locked:
+            if agency is not None and agency.locked:
                 raise Refusal(AxisCode.RECIPIENT_LOCKED, code)
+            if agency is not None and agency.system_id is not None:
+                continue  # delivered here
+            if self.bridge is not None and self.bridge.may_forward(code):
+                outside.append(code)  # delivered through the upstream axis
+            elif agency is None:
+                raise Refusal(AxisCode.UNKNOWN_RECIPIENT, code)
         document = new_document(signed.system_id, message, message_type, recipients, checked)
         log = self.log.bind(agency=sender, peer=list(recipients), system=signed.system_id, message_type=message_type)
         duplicate = self.store.find_duplicate(document.dedup_key)
@@ -198,7 +211,7 @@ class Axis:
             sender_doc_id, path = self.store.new_document_path()
             await asyncio.to_thread(write_atomic, path, checked.relayed)
             try:
-                doc_ids = self.store.record_document(sender_doc_id, document)
+                doc_ids = self.store.record_document(sender_doc_id, document, forward_to=tuple(outside))
             except sqlite3.IntegrityError:
                 path.unlink(missing_ok=True)  # the same document won a race with this one
                 duplicate = self.store.find_duplicate(document.dedup_key)
@@ -206,12 +219,15 @@ class Axis:
                     raise
             else:
                 self.long_polls.arrived(document.recipients)
+                if outside and self.bridge is not None:
+                    self.bridge.wake()
                 log.info(
                     "document_accepted",
                     axis_doc_id=sender_doc_id,
                     deliveries=doc_ids,
                     document_id=document.document_id,
                     bytes=document.size,
+                    forwarded_to=outside or None,
                 )
                 return web.json_response(ok(DocId=sender_doc_id))
         sender_doc_id, earlier_recipients = duplicate
@@ -306,3 +322,22 @@ class Axis:
             LIST_LIMIT,
         )
         return web.json_response(ok(data=[sent(d) for d in rows]))
+
+
+def _only(recipients: tuple[str, ...], wanted: str | None) -> tuple[str, ...]:
+    """sendEdoc's optional ``to`` (a JSON array, or codes separated by commas): deliver to these
+    of the message's recipients only (what a relay sends on for its outside recipients)."""
+    if not wanted or not wanted.strip():
+        return recipients
+    text = wanted.strip()
+    try:
+        codes = json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
+    except ValueError:
+        raise Refusal(AxisCode.BAD_REQUEST, f"to is neither a JSON array nor a list of codes: {text[:80]!r}") from None
+    if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
+        raise Refusal(AxisCode.BAD_REQUEST, "to must list agency codes")
+    chosen = tuple(sorted({code.strip() for code in codes if code.strip()}))
+    strays = [code for code in chosen if code not in recipients]
+    if strays or not chosen:
+        raise Refusal(AxisCode.BAD_REQUEST, f"to names {', '.join(strays) or 'nobody'}, not recipients of the file")
+    return chosen

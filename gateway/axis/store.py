@@ -3,11 +3,13 @@
 One SQLite file (WAL) plus one file per accepted document under ``docs/``. A document's
 file is written and fsynced before the transaction that records it commits, so a
 committed row always has its file; files without a row (a crash between the two) are
-removed at start. The only module that knows table names.
+removed at start. The only module that knows table names, with bridge_store.py for those
+of the bridge to an upstream axis.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -165,8 +167,11 @@ class AxisStore:
         sender_doc_id = str(uuid.uuid4())
         return sender_doc_id, self.docs_dir / f"{sender_doc_id}.edxml"
 
-    def record_document(self, sender_doc_id: str, document: NewDocument) -> list[str]:
+    def record_document(
+        self, sender_doc_id: str, document: NewDocument, *, forward_to: tuple[str, ...] = ()
+    ) -> list[str]:
         """One transaction: the document and one delivery per recipient; returns their docIds.
+        ``forward_to``: the recipients outside this axis, for whom it is queued for the upstream.
 
         Raises sqlite3.IntegrityError when another request recorded the same dedup key first.
         """
@@ -201,6 +206,12 @@ class AxisStore:
                     for doc_id, to in zip(doc_ids, document.recipients, strict=True)
                 ],
             )
+            if forward_to:
+                db.execute(
+                    "INSERT INTO forwards (sender_doc_id, state, to_codes, attempts, next_attempt_at, created_at)"
+                    " VALUES (?, 'queued', ?, 0, ?, ?)",
+                    (sender_doc_id, json.dumps(list(forward_to)), now, now),
+                )
         return doc_ids
 
     def remove_orphan_files(self) -> int:

@@ -35,7 +35,9 @@ class AxisBreaker:
         probe_seconds: float,
         log: Any,
         clock: Callable[[], float] = time.monotonic,
+        name: str = "axis",
     ) -> None:
+        self._name = name  # what the log lines call the far side: the axis, or a bridge's upstream
         self._delay = delay  # the backoff after n earlier failures
         self._probe_seconds = probe_seconds  # a probe's call times out within this
         self._log = log
@@ -87,14 +89,14 @@ class AxisBreaker:
                 **facts,
             )
         elif self.failures == 1:
-            self._log.warning("axis_unreachable", error=str(error), **facts)
+            self._log.warning(f"{self._name}_unreachable", error=str(error), **facts)
         else:
-            self._log.warning("axis_still_unreachable", error=str(error), **facts)
+            self._log.warning(f"{self._name}_still_unreachable", error=str(error), **facts)
 
     def up(self) -> None:
         self._probe_until = 0.0
         if self.failures:
             down = round(self._clock() - self._down_since)
-            self._log.info("axis_reachable", after_failures=self.failures, down_seconds=down)
+            self._log.info(f"{self._name}_reachable", after_failures=self.failures, down_seconds=down)
         self.failures = 0
         self._paused_until = 0.0

@@ -1,0 +1,383 @@
+"""The bridge of a provincial axis to the axis above it (the national axis, VDXP).
+
+The provincial axis is one connected system of the upstream, holding every agency
+registered here. Four loops:
+
+- forward: documents and statuses accepted here for recipients outside go up, once each
+  (sendEdoc as our system, the sender's signed file with our TraceHeader, `to` naming the
+  outside recipients); a resend after a crash is the same file, and the upstream answers it
+  with the same DocId;
+- listen (one per message type): what the upstream holds for our agencies is fetched,
+  checked as a message sent here would be, committed with its delivery to the local agency,
+  and only then acknowledged upstream (`done`); listed again, it is acknowledged again;
+- directory: our agencies registered upstream (registerAgency, with their parents), and the
+  national directory read, so that getAgenciesList answers for the whole country;
+- receipts: the upstream's word on each outside recipient of what we forwarded
+  (getSentEdocList), so that the sender's getSentEdocList says it too.
+
+A dead upstream gets a bounded request rate (the gateway's AxisBreaker: backoff, one probe at
+a time, one log line a minute); traffic inside the province never waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gateway import logs
+from gateway.axis import checks
+from gateway.axis.bridge_store import BridgeStore, Forward, UpstreamAgency
+from gateway.axis.checks import MessageCheck
+from gateway.axis.config import AxisConfig, UpstreamConfig
+from gateway.axis.store import AxisStore
+from gateway.axis.wire import Refusal, new_document, parent_code
+from gateway.axis_client import AxisClient, Listed
+from gateway.daemon import backoff
+from gateway.daemon.breaker import AxisBreaker
+from gateway.errors import AxisError, AxisUnavailable
+from gateway.fsutil import write_atomic
+from gateway.vxp.answers import AxisCode
+from gateway.vxp.vocabulary import DeliveryState, MessageType
+
+BATCH = 20
+UPSTREAM = "upstream"  # the system_id recorded for what came down from the upstream
+LAST_CONTACT, DIRECTORY_AT = "last_contact", "directory_at"  # bridge_meta keys
+
+
+class Bridge:
+    def __init__(
+        self, config: AxisConfig, store: AxisStore, check: MessageCheck, arrived: Callable[[Iterable[str]], None]
+    ) -> None:
+        assert config.upstream is not None
+        self.config = config
+        self.upstream: UpstreamConfig = config.upstream
+        self.store = store
+        self.tables = BridgeStore(store)
+        self.check = check
+        self.arrived = arrived  # wakes the long-polls of local recipients
+        self.log = logs.get("bridge").bind(upstream=self.upstream.url)
+        self.client = AxisClient(
+            self.upstream.url,
+            self.upstream.system_id,
+            self.upstream.secret,
+            timeout=self.upstream.timeout_seconds,
+            max_answer_bytes=4 * -(-config.max_body_bytes // 3) + 1024 * 1024,
+        )
+        self.breaker = AxisBreaker(
+            delay=self.delay, probe_seconds=self.upstream.timeout_seconds + 1, log=self.log, name="upstream"
+        )
+        self._forward_now = asyncio.Event()
+        self._directory_now = asyncio.Event()
+        # Our agencies are registered upstream before anything of theirs is forwarded: the
+        # upstream refuses a sender it does not count as ours (ErrorCode 19), for good.
+        self._registered_once = asyncio.Event()
+        self._last_contact_said = 0.0
+        # seconds between two questions about one forwarded document's outside recipients
+        self.receipts_every = min(10.0, 5 * self.upstream.poll_interval)
+
+    def delay(self, attempts: int) -> float:
+        return backoff.delay(
+            attempts, initial=self.upstream.retry_initial_seconds, maximum=self.upstream.retry_max_seconds
+        )
+
+    def may_forward(self, code: str) -> bool:
+        """Whether a recipient unknown here may be sent up: the national directory lists it (or
+        was never read: the upstream will judge)."""
+        return self.tables.upstream_knows(code) is not False
+
+    def wake(self) -> None:
+        self._forward_now.set()
+
+    def directory_now(self) -> None:
+        self._directory_now.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        loops = [
+            self._loop("forward", self.forward_due, stopping, wake=self._forward_now, every=1.0),
+            self._loop(
+                "directory",
+                self.refresh_directory,
+                stopping,
+                every=self.upstream.directory_seconds,
+                wake=self._directory_now,
+            ),
+            self._loop("receipts", self.check_receipts, stopping, every=self.receipts_every),
+            *(self._listen(kind, stopping) for kind in MessageType),
+        ]
+        tasks = [asyncio.create_task(loop) for loop in loops]
+        try:
+            await stopping.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.client.close()
+
+    async def _loop(
+        self,
+        name: str,
+        once: Callable[[], Any],
+        stopping: asyncio.Event,
+        *,
+        every: float,
+        wake: asyncio.Event | None = None,
+    ) -> None:
+        while not stopping.is_set():
+            if wake is not None:
+                wake.clear()
+            try:
+                await once()
+            except Exception:  # a bug or the disk: said with its trace, and tried again
+                self.log.exception("bridge_error", worker=name)
+            waiters = [asyncio.ensure_future(stopping.wait())]
+            if wake is not None:
+                waiters.append(asyncio.ensure_future(wake.wait()))
+            _, pending = await asyncio.wait(waiters, timeout=every, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in pending:
+                waiter.cancel()
+
+    def _up(self) -> None:
+        self.breaker.up()
+        now = time.time()
+        if now - self._last_contact_said >= 15:  # for the status command; not a commit per call
+            self._last_contact_said = now
+            self.tables.set_meta(LAST_CONTACT, str(now))
+
+    # --- forward ----------------------------------------------------------------------------
+
+    async def forward_due(self) -> None:
+        if not self._registered_once.is_set():
+            return  # the directory loop wakes this one when it has registered our agencies
+        for forward in self.tables.due_forwards(BATCH):
+            if self.breaker.paused():
+                return
+            path = self.store.docs_dir / forward.file
+            try:
+                data = await asyncio.to_thread(path.read_bytes)
+            except OSError as exc:
+                self.tables.forward_failed(forward, f"the stored file cannot be read: {exc}")
+                self.log.error("forward_failed", axis_doc_id=forward.sender_doc_id, reason=str(exc))
+                continue
+            try:
+                upstream_doc_id = await self.client.send_edoc(
+                    data, message_type=forward.message_type, from_code=forward.from_code, to=forward.to_codes
+                )
+            except AxisUnavailable as exc:
+                self.breaker.down(exc)
+                self.tables.postpone_forward(forward.sender_doc_id, self.delay(forward.attempts), str(exc))
+                return
+            except AxisError as exc:
+                self._up()
+                self._refused(forward, exc)
+                continue
+            self._up()
+            self.tables.forwarded(forward.sender_doc_id, upstream_doc_id)
+            self.log.info(
+                "forwarded",
+                axis_doc_id=forward.sender_doc_id,
+                upstream_doc_id=upstream_doc_id,
+                agency=forward.from_code,
+                peer=list(forward.to_codes),
+                message_type=forward.message_type,
+            )
+
+    def _refused(self, forward: Forward, exc: AxisError) -> None:
+        code = AxisCode.from_wire(exc.axis_code or "")
+        if code is AxisCode.SENDER_NOT_ALLOWED:  # an agency new here, not registered upstream yet
+            self.tables.postpone_forward(forward.sender_doc_id, self.delay(forward.attempts), str(exc))
+            self.log.warning("forward_postponed", axis_doc_id=forward.sender_doc_id, reason=str(exc))
+            self.directory_now()
+            return
+        if code is not None and code.permanent:
+            self.tables.forward_failed(forward, str(exc))
+            self.log.error(
+                "forward_failed", axis_doc_id=forward.sender_doc_id, peer=list(forward.to_codes), reason=str(exc)
+            )
+        else:
+            self.tables.postpone_forward(forward.sender_doc_id, self.delay(forward.attempts), str(exc))
+            self.log.warning("forward_postponed", axis_doc_id=forward.sender_doc_id, reason=str(exc))
+
+    # --- inbound ----------------------------------------------------------------------------
+
+    async def _listen(self, kind: MessageType, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            waited = bool(self.upstream.long_poll and self.client.long_poll_max and not self.breaker.failures)
+            try:
+                found = await self.receive(kind, wait=self.upstream.long_poll_seconds if waited else 0.0)
+            except Exception:
+                self.log.exception("bridge_error", worker=f"listen-{kind}")
+                found = None
+            if found and waited:
+                continue  # more may wait: ask again at once
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.upstream.poll_interval)
+
+    async def receive(self, kind: MessageType, *, wait: float = 0.0) -> int | None:
+        """One list of what the upstream holds for us, each item committed here and then
+        acknowledged there; how many were listed (None: no answer)."""
+        if self.breaker.paused():
+            return None
+        try:
+            listed = await self.client.received_list(kind, wait=wait)
+        except AxisUnavailable as exc:
+            self.breaker.down(exc)
+            return None
+        except AxisError as exc:
+            self._up()
+            self.log.error("upstream_list_refused", reason=str(exc))
+            return None
+        self._up()
+        for item in listed:
+            if self.breaker.paused():
+                break
+            await self._take(item, kind)
+        return len(listed)
+
+    async def _take(self, item: Listed, kind: MessageType) -> None:
+        known = self.tables.inbound(item.doc_id)
+        if known is None:
+            to_code = item.to_code.strip()
+            agency = self.store.agency(to_code)
+            if agency is None or agency.system_id is None:
+                self.log.warning("inbound_not_local", upstream_doc_id=item.doc_id, agency=to_code, peer=item.from_code)
+                return  # left at the upstream: not ours to take
+            try:
+                data = await self.client.get_edoc(item.doc_id)
+            except AxisUnavailable as exc:
+                self.breaker.down(exc)
+                return
+            except AxisError as exc:
+                self._up()
+                self.log.warning("inbound_fetch_refused", upstream_doc_id=item.doc_id, reason=str(exc))
+                return
+            self._up()
+            if not await self._commit(item, kind, bytes(data), to_code):
+                return
+        await self._acknowledge(item.doc_id)
+
+    async def _commit(self, item: Listed, kind: MessageType, data: bytes, to_code: str) -> bool:
+        """Check and record what came down; False when it cannot be (then it is left upstream)."""
+        try:
+            checked = await asyncio.to_thread(self.check, data, kind, "")
+        except Refusal as refusal:
+            # The upstream accepted what we cannot: said, and left there (never acknowledged)
+            self.log.error("inbound_refused", upstream_doc_id=item.doc_id, peer=item.from_code, reason=refusal.detail)
+            return False
+        message = checked.message
+        if message.sender.organ_id.text != item.from_code.strip() and item.from_code.strip():
+            self.log.error(
+                "inbound_refused",
+                upstream_doc_id=item.doc_id,
+                peer=item.from_code,
+                reason=f"From/OrganId {message.sender.organ_id} differs from the upstream's sender",
+            )
+            return False
+        routed = checks.recipients(message)
+        document = new_document(UPSTREAM, message, kind, routed, checked)
+
+        def write(path: Any) -> None:
+            write_atomic(path, checked.relayed)
+
+        sender_doc_id, added = await asyncio.to_thread(
+            self.tables.record_inbound, item.doc_id, document, to_code, write
+        )
+        if added:
+            self.arrived([to_code])
+        self.log.info(
+            "inbound_committed",
+            upstream_doc_id=item.doc_id,
+            axis_doc_id=sender_doc_id,
+            agency=to_code,
+            peer=document.from_code,
+            message_type=kind,
+            delivered=added,
+        )
+        return True
+
+    async def _acknowledge(self, upstream_doc_id: str) -> None:
+        try:
+            await self.client.update_status(upstream_doc_id, DeliveryState.DONE)
+        except AxisUnavailable as exc:
+            self.breaker.down(exc)
+            return
+        except AxisError as exc:
+            self._up()
+            self.log.warning("inbound_ack_refused", upstream_doc_id=upstream_doc_id, reason=str(exc))
+            return
+        self._up()
+        self.tables.acknowledged(upstream_doc_id)
+
+    # --- directory and receipts -------------------------------------------------------------
+
+    async def refresh_directory(self) -> None:
+        """Our agencies registered upstream under our system (with their parents); the national
+        directory kept for getAgenciesList and for judging recipients."""
+        if self.breaker.paused():
+            return
+        try:
+            listed = await self.client.agencies()
+        except AxisUnavailable as exc:
+            self.breaker.down(exc)
+            return
+        except AxisError as exc:
+            self._up()
+            self.log.warning("upstream_directory_refused", reason=str(exc))
+            return
+        self._up()
+        national = [
+            UpstreamAgency(str(a.get("code")), str(a.get("name") or a.get("code")), str(a.get("pid") or ""),
+                           str(a.get("mail") or ""))
+            for a in listed
+            if a.get("code")
+        ]  # fmt: skip
+        present = {a.code for a in national}
+        ours = [a for a in self.store.agencies() if a.system_id is not None]
+        known = {a.code for a in ours}
+        registered = []
+        for agency in ours:
+            if agency.code in present:
+                continue
+            parent = agency.parent or parent_code(agency.code, known) or self.config.code
+            try:
+                await self.client.register_agency(agency.code, agency.name, mail=agency.mail, parent=parent)
+            except AxisUnavailable as exc:
+                self.breaker.down(exc)
+                return
+            except AxisError as exc:
+                self.log.error("upstream_registration_refused", agency=agency.code, reason=str(exc))
+                continue
+            registered.append(agency.code)
+            national.append(UpstreamAgency(agency.code, agency.name, parent, agency.mail))
+        if registered:
+            self.log.info("registered_upstream", agencies=registered, count=len(registered))
+        self.tables.replace_upstream_agencies(national)
+        self.tables.set_meta(DIRECTORY_AT, str(time.time()))
+        if not self._registered_once.is_set():
+            self._registered_once.set()
+            self.wake()
+
+    async def check_receipts(self) -> None:
+        """Each outside recipient's state at the upstream, for what we forwarded."""
+        for sender_doc_id, upstream_doc_id, outside in self.tables.to_check(BATCH, self.receipts_every):
+            if self.breaker.paused():
+                return
+            try:
+                rows = await self.client.sent_list(doc_id=upstream_doc_id)
+            except AxisUnavailable as exc:
+                self.breaker.down(exc)
+                return
+            except AxisError as exc:
+                self._up()
+                self.log.warning("upstream_sent_list_refused", reason=str(exc))
+                return
+            self._up()
+            states = {}
+            for row in rows:
+                code = str(row.get("toCode") or "")
+                state = DeliveryState.reported(str(row.get("receiveStatus") or ""))
+                if code in outside and state is not None:
+                    states[code] = state
+            self.tables.outside_states(sender_doc_id, states)

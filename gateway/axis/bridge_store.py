@@ -1,0 +1,229 @@
+"""The bridge's durable state, beside the axis store: what is forwarded upstream, what came
+down from it, and the national directory as last read.
+
+Forwarding: a document accepted with recipients outside this axis has a `forwards` row,
+committed with it (AxisStore.record_document); the bridge sends it upstream, and a resend
+after a crash carries the same file (the upstream keys on sender and DocumentId, and answers
+with the same DocId). Inbound: a message fetched from the upstream is committed here (its
+document, its delivery to the local recipient, its `inbound` row) in one transaction before
+the upstream is told `done`; listed again, it is acknowledged again, never delivered again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from gateway.axis.records import NewDocument
+from gateway.axis.store import AxisStore
+from gateway.sqlite import relaxed, transaction
+from gateway.vxp.vocabulary import DeliveryState, MessageType
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A document of ours on its way to the upstream axis, for its recipients outside."""
+
+    sender_doc_id: str
+    message_type: MessageType
+    from_code: str
+    file: str
+    to_codes: tuple[str, ...]
+    attempts: int
+    upstream_doc_id: str | None
+
+
+@dataclass(frozen=True)
+class UpstreamAgency:
+    code: str
+    name: str
+    pid: str
+    mail: str
+
+
+class BridgeStore:
+    def __init__(self, store: AxisStore) -> None:
+        self.store = store
+        self.db = store.connection
+
+    # --- forwarding -------------------------------------------------------------------------
+
+    def due_forwards(self, limit: int) -> list[Forward]:
+        rows = self.db.execute(
+            "SELECT f.sender_doc_id, doc.message_type, doc.from_code, doc.file, f.to_codes, f.attempts,"
+            " f.upstream_doc_id FROM forwards f JOIN documents doc ON doc.sender_doc_id = f.sender_doc_id"
+            " WHERE f.state = 'queued' AND f.next_attempt_at <= ? ORDER BY f.next_attempt_at LIMIT ?",
+            (time.time(), limit),
+        )
+        return [
+            Forward(
+                row["sender_doc_id"],
+                MessageType(row["message_type"]),
+                row["from_code"],
+                row["file"],
+                tuple(json.loads(row["to_codes"])),
+                row["attempts"],
+                row["upstream_doc_id"],
+            )
+            for row in rows
+        ]
+
+    def forwarded(self, sender_doc_id: str, upstream_doc_id: str) -> None:
+        with transaction(self.db) as db:
+            db.execute(
+                "UPDATE forwards SET state = 'sent', upstream_doc_id = ?, sent_at = ?, attempts = attempts + 1,"
+                " last_error = NULL WHERE sender_doc_id = ?",
+                (upstream_doc_id, time.time(), sender_doc_id),
+            )
+
+    def postpone_forward(self, sender_doc_id: str, delay: float, error: str) -> None:
+        with transaction(self.db) as db:
+            db.execute(
+                "UPDATE forwards SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+                " WHERE sender_doc_id = ?",
+                (time.time() + delay, error, sender_doc_id),
+            )
+
+    def forward_failed(self, forward: Forward, error: str) -> None:
+        """The upstream refused it for good: its outside recipients' deliveries say `fail`."""
+        now = time.time()
+        marks = ",".join("?" * len(forward.to_codes))
+        with transaction(self.db) as db:
+            db.execute(
+                "UPDATE forwards SET state = 'failed', attempts = attempts + 1, last_error = ? WHERE sender_doc_id = ?",
+                (error, forward.sender_doc_id),
+            )
+            db.execute(
+                f"UPDATE deliveries SET state = ?, updated_at = ? WHERE sender_doc_id = ?"  # noqa: S608
+                f" AND to_code IN ({marks})",
+                (DeliveryState.FAIL, now, forward.sender_doc_id, *forward.to_codes),
+            )
+
+    def to_check(self, limit: int, every: float) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(sender docId, upstream DocId, outside recipients) of forwarded documents whose outside
+        recipients have not all said `done`, last asked about ``every`` seconds ago or more."""
+        rows = self.db.execute(
+            "SELECT f.sender_doc_id, f.upstream_doc_id, f.to_codes FROM forwards f WHERE f.state = 'sent'"
+            " AND coalesce(f.checked_at, 0) <= ? AND EXISTS (SELECT 1 FROM deliveries d"
+            " WHERE d.sender_doc_id = f.sender_doc_id AND d.state != 'done') LIMIT ?",
+            (time.time() - every, limit),
+        )
+        return [(r["sender_doc_id"], r["upstream_doc_id"], tuple(json.loads(r["to_codes"]))) for r in rows]
+
+    def outside_states(self, sender_doc_id: str, states: dict[str, DeliveryState]) -> None:
+        """What the upstream says of each outside recipient, as their deliveries here."""
+        now = time.time()
+        with relaxed(self.db):
+            for code, state in states.items():
+                self.db.execute(
+                    "UPDATE deliveries SET state = ?, updated_at = ?,"
+                    " done_at = CASE WHEN ? THEN coalesce(done_at, ?) ELSE done_at END"
+                    " WHERE sender_doc_id = ? AND to_code = ?",
+                    (state, now, state is DeliveryState.DONE, now, sender_doc_id, code),
+                )
+            self.db.execute("UPDATE forwards SET checked_at = ? WHERE sender_doc_id = ?", (now, sender_doc_id))
+
+    def queue_figures(self) -> dict[str, object]:
+        row = self.db.execute(
+            "SELECT count(*) AS n, min(created_at) AS oldest FROM forwards WHERE state = 'queued'"
+        ).fetchone()
+        failed = self.db.execute("SELECT count(*) FROM forwards WHERE state = 'failed'").fetchone()[0]
+        unacked = self.db.execute("SELECT count(*) FROM inbound WHERE acked = 0").fetchone()[0]
+        return {"forwards_queued": row["n"], "oldest_queued_at": row["oldest"], "forwards_failed": failed,
+                "inbound_unacknowledged": unacked}  # fmt: skip
+
+    # --- inbound ----------------------------------------------------------------------------
+
+    def inbound(self, upstream_doc_id: str) -> tuple[str, bool] | None:
+        """(local sender docId, acknowledged upstream) of a message already committed here."""
+        row = self.db.execute(
+            "SELECT sender_doc_id, acked FROM inbound WHERE upstream_doc_id = ?", (upstream_doc_id,)
+        ).fetchone()
+        return None if row is None else (row["sender_doc_id"], bool(row["acked"]))
+
+    def record_inbound(
+        self, upstream_doc_id: str, document: NewDocument, to_code: str, write: callable
+    ) -> tuple[str, bool]:
+        """Commit a message fetched from the upstream for local agency ``to_code``: a new document
+        (its file written by ``write(path)`` first), or one more recipient of the same document
+        known here (another recipient's copy, or ours sent up and routed back); then the
+        inbound row. Returns (local sender docId, whether a delivery was added)."""
+        now = time.time()
+        existing = self.store.find_duplicate(document.dedup_key)
+        if existing is None:
+            sender_doc_id, path = self.store.new_document_path()
+            write(path)
+        else:
+            sender_doc_id = existing[0]
+        with transaction(self.db) as db:
+            if existing is None:
+                db.execute(
+                    "INSERT INTO documents (sender_doc_id, message_type, system_id, from_code, dedup_key,"
+                    " document_id, title, notation, status_code, file, sha256, size, received_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        sender_doc_id,
+                        document.message_type,
+                        document.system_id,
+                        document.from_code,
+                        document.dedup_key,
+                        document.document_id,
+                        document.title,
+                        document.notation,
+                        document.status_code,
+                        f"{sender_doc_id}.edxml",
+                        document.sha256,
+                        document.size,
+                        now,
+                    ),
+                )
+            added = db.execute(
+                "INSERT OR IGNORE INTO deliveries (doc_id, sender_doc_id, to_code, message_type, state,"
+                " available_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (str(uuid.uuid4()), sender_doc_id, to_code, document.message_type, DeliveryState.PENDING, now, now,
+                 now),
+            ).rowcount  # fmt: skip
+            db.execute(
+                "INSERT INTO inbound (upstream_doc_id, message_type, sender_doc_id, to_code, acked, received_at)"
+                " VALUES (?, ?, ?, ?, 0, ?)",
+                (upstream_doc_id, document.message_type, sender_doc_id, to_code, now),
+            )
+        return sender_doc_id, bool(added)
+
+    def acknowledged(self, upstream_doc_id: str) -> None:
+        with relaxed(self.db):  # lost in a power failure, it is listed and acknowledged again
+            self.db.execute("UPDATE inbound SET acked = 1 WHERE upstream_doc_id = ?", (upstream_doc_id,))
+
+    # --- the national directory and the bridge's own facts ----------------------------------
+
+    def replace_upstream_agencies(self, agencies: list[UpstreamAgency]) -> None:
+        with transaction(self.db) as db:
+            db.execute("DELETE FROM upstream_agencies")
+            db.executemany(
+                "INSERT OR REPLACE INTO upstream_agencies (code, name, pid, mail) VALUES (?, ?, ?, ?)",
+                [(a.code, a.name, a.pid, a.mail) for a in agencies],
+            )
+
+    def upstream_agencies(self) -> list[UpstreamAgency]:
+        rows = self.db.execute("SELECT code, name, pid, mail FROM upstream_agencies ORDER BY code")
+        return [UpstreamAgency(r["code"], r["name"], r["pid"] or "", r["mail"] or "") for r in rows]
+
+    def upstream_knows(self, code: str) -> bool | None:
+        """Whether the national directory lists ``code``; None when it was never read."""
+        if self.db.execute("SELECT 1 FROM upstream_agencies LIMIT 1").fetchone() is None:
+            return None
+        return self.db.execute("SELECT 1 FROM upstream_agencies WHERE code = ?", (code,)).fetchone() is not None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with relaxed(self.db):
+            self.db.execute(
+                "INSERT INTO bridge_meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM bridge_meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]

@@ -1,0 +1,145 @@
+"""The provincial axis bridged to the national one: real axes and gateways on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway import edxml
+from gateway.axis_client import AxisClient
+from gateway.errors import AxisError
+from gateway.vxp.vocabulary import MessageType
+from tests.axis.country import (
+    DEPARTMENT,
+    MINISTRY,
+    NATIONAL_CODE,
+    OTHER_PROVINCE,
+    PROVINCE,
+    PROVINCIAL_CODE,
+    PROVINCIAL_SYSTEM,
+    Country,
+    build_country,
+)
+from tests.e2e.province import free_port, signed_by, to, wait_until
+from tests.messages import full_document
+
+
+@pytest.fixture
+def country(tmp_path):
+    built = build_country(tmp_path, national_port=free_port(), provincial_port=free_port())
+    yield built
+    built.stop_all()
+
+
+def running(country: Country) -> Country:
+    country.start_national()
+    country.start_provincial()
+    country.provincial.service.wait_for(lambda e: e.get("event") == "registered_upstream", "the registration")
+    for code in country.agencies:
+        country.start(code)
+    return country
+
+
+def job(recipients: list[str], subject: str, number: str) -> dict:
+    return {"to": recipients, "subject": subject, "code_number": number, "code_notation": "UBND"}
+
+
+def call(url: str, system_id: str, secret: str, work):
+    async def go():
+        async with AxisClient(url, system_id, secret) as client:
+            return await work(client)
+
+    return asyncio.run(go())
+
+
+def test_documents_and_statuses_cross_the_bridge_both_ways(country):
+    country = running(country)
+    province, ministry = country.agencies[PROVINCE], country.agencies[MINISTRY]
+    country.drop_job(PROVINCE, "j1", job([MINISTRY, DEPARTMENT], "Báo cáo tình hình", "1"), {"a.txt": b"x"})
+    inside = wait_until(lambda: country.agencies[DEPARTMENT].delivered(), "the copy inside the province")
+    outside = wait_until(lambda: ministry.delivered(), "the copy across the bridge")
+    assert inside[0]["document_id"] == outside[0]["document_id"]
+    # the sender's signature crossed intact (the ministry's gateway verified it), under both axes' trace
+    envelope = next(p for p in ministry.inbox.iterdir() if not p.name.startswith(".")) / "envelope.edxml"
+    hops = [hop.organ_id.text for hop in edxml.read_unchecked(envelope.read_bytes()).trace_headers]
+    assert hops == [PROVINCE, PROVINCIAL_CODE, NATIONAL_CODE], hops
+    receipts = wait_until(lambda: len(r := province.receipts()) == 2 and r, "both 01")
+    assert {(code, status) for _, code, status in receipts} == {(MINISTRY, "01"), (DEPARTMENT, "01")}
+
+    country.drop_job(MINISTRY, "j2", job([PROVINCE], "Chỉ thị của Thủ tướng", "2"), {"b.txt": b"y"})
+    country.drop_job(OTHER_PROVINCE, "j3", job([DEPARTMENT], "Công văn phối hợp", "3"), {"c.txt": b"z"})
+    wait_until(lambda: province.delivered(), "the ministry's document, down the bridge")
+    wait_until(lambda: len(country.agencies[DEPARTMENT].delivered()) == 2, "another province's document")
+    wait_until(lambda: ministry.receipts() and country.agencies[OTHER_PROVINCE].receipts(), "their 01, up")
+    assert [(code, status) for _, code, status in ministry.receipts()] == [(PROVINCE, "01")]
+
+    # the sender sees one DocId and each recipient's state, the outside one as the upstream says it
+    secret = country.secrets[PROVINCE]
+    url = country.provincial.url
+    sent = wait_until(
+        lambda: (
+            {
+                row["toCode"]: row["receiveStatus"]
+                for row in call(url, f"sys-{PROVINCE}", secret, lambda c: c.sent_list(message_type=MessageType.EDOC))
+            }
+            == {MINISTRY: "done", DEPARTMENT: "done"}
+        ),
+        "every recipient done in getSentEdocList",
+    )
+    assert sent
+    national = call(
+        country.axis.url,
+        PROVINCIAL_SYSTEM,
+        country.secrets[PROVINCIAL_SYSTEM],
+        lambda c: c.sent_list(message_type=MessageType.EDOC),
+    )
+    assert [row["toCode"] for row in national] == [MINISTRY], "forwarded to the local recipient too"
+
+
+def test_the_directory_answers_for_the_whole_country(country):
+    country = running(country)
+    agencies = call(country.provincial.url, f"sys-{PROVINCE}", country.secrets[PROVINCE], lambda c: c.agencies())
+    scopes = {a["code"]: a["scope"] for a in agencies}
+    assert scopes[PROVINCE] == scopes[DEPARTMENT] == "local"
+    assert scopes[MINISTRY] == scopes[OTHER_PROVINCE] == "upstream"
+    national = call(country.axis.url, f"sys-{MINISTRY}", country.secrets[MINISTRY], lambda c: c.agencies())
+    registered = {a["code"]: a for a in national}
+    assert registered[DEPARTMENT]["pid"] == PROVINCE  # the province's agencies, under their parents
+    # a recipient neither axis knows is refused at once, not accepted and lost upstream
+    result = country.run(
+        "send", "--config", str(country.agencies[PROVINCE].config), "--to", "000.00.00.H99", "--subject", "x"
+    )
+    assert result.returncode != 0 and "000.00.00.H99" in result.stderr
+
+
+def test_a_recall_crosses_the_bridge_and_its_answer_comes_back(country):
+    country = running(country)
+    province, ministry = country.agencies[PROVINCE], country.agencies[MINISTRY]
+    country.drop_job(PROVINCE, "qd", job([MINISTRY], "Quyết định ban hành nhầm", "9"), {"q.txt": b"q"})
+    delivered = wait_until(lambda: ministry.delivered(), "the document at the ministry")
+    document_id = delivered[0]["document_id"]
+    recalled = country.run("recall", "--config", str(province.config), document_id, "--reason", "Ban hành nhầm")
+    assert recalled.returncode == 0, recalled.stderr
+    folder = next(p for p in ministry.inbox.iterdir() if not p.name.startswith("."))
+    wait_until(lambda: list((folder / "events").glob("*-13.json")) if (folder / "events").is_dir() else [], "13")
+    answered = country.run("respond", "--config", str(ministry.config), folder.name, "--code", "15")
+    assert answered.returncode == 0, answered.stderr
+    wait_until(lambda: (document_id, MINISTRY, "15") in province.receipts(), "the 15, back down the bridge")
+
+
+def test_without_an_upstream_a_recipient_unknown_here_is_refused_as_before(country):
+    """The same program runs the national mock: no [upstream], no forwarding, no scope."""
+    country.start_national()
+    secret = country.secrets[MINISTRY]
+    agencies = call(country.axis.url, f"sys-{MINISTRY}", secret, lambda c: c.agencies())
+    assert agencies and all("scope" not in a for a in agencies)
+    letter = signed_by(country, MINISTRY, to(full_document(sender=MINISTRY), "000.00.00.H99"))
+
+    async def send(client: AxisClient) -> str:
+        try:
+            return await client.send_edoc(letter, message_type=MessageType.EDOC, from_code=MINISTRY)
+        except AxisError as exc:
+            return exc.axis_code
+
+    assert call(country.axis.url, f"sys-{MINISTRY}", secret, send) == "18"
