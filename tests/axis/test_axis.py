@@ -422,7 +422,16 @@ AXIS_BASE = '[server]\nhost = "127.0.0.1"\nport = 0\ndata_dir = "d"\ncode = "000
 @pytest.mark.parametrize(
     ("text", "named"),
     [
-        (AXIS_BASE + '[upstream]\nurl = "https://vxp.example"\n', "unknown section [upstream]"),
+        (AXIS_BASE + '[upstreams]\nurl = "https://vxp.example"\n', "unknown section [upstreams]"),
+        (AXIS_BASE + '[upstream]\nurl = "https://vxp.example"\n', "upstream.system_id"),
+        (AXIS_BASE + '[upstream]\nurl = "vxp.example"\nsystem_id = "s"\nsecret = "x"\n', "upstream.url"),
+        (
+            AXIS_BASE + '[upstream]\nurl = "https://vxp.example"\nsystem_id = "s"\nsecret = "0123456789abcdef"\n'
+            "poll_interval = 0\n",
+            "upstream.poll_interval",
+        ),
+        (AXIS_BASE + '[upstream]\nurl = "https://x"\nsystem_id = "s"\nsecret = "short"\n', "upstream.secret"),
+        (AXIS_BASE + '[upstream]\nurl = "https://x"\nsystem_id = "s"\nsecrett = "s"\n', "upstream.secrett"),
         (AXIS_BASE.replace("port = 0", "prot = 0"), "unknown key 'prot'; [server] takes host"),
         (AXIS_BASE + '[[agencies]]\ncode = "000.00.00.H58"\nname = "x"\nlock = true\n', "[agencies[0]] takes code"),
     ],
