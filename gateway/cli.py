@@ -11,21 +11,23 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from gateway import __version__, config
+from gateway.cli_bridge import cmd_bridge
 from gateway.cli_format import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    _stdout_to_devnull,
     cmd_pki_init,
     cmd_pki_issue,
     cmd_sign,
     cmd_validate,
 )
+from gateway.cli_format import emit as _emit
 from gateway.cli_report import cmd_report
 from gateway.errors import FolderError, GatewayError, KeyMaterialError, UsageError
 
@@ -347,9 +349,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--timeout", type=float, help=argparse.SUPPRESS)  # tests: how a demo that fails looks
     demo.set_defaults(handler=cmd_demo)
 
-    axis = commands.add_parser("axis", help="run the national axis mock (VXP protocol) in the foreground")
+    axis = commands.add_parser(
+        "axis", help="run the axis (VXP protocol) in the foreground: the national mock, or a provincial axis"
+    )
     axis.add_argument("--config", required=True, metavar="axis.toml")
     axis.set_defaults(handler=cmd_axis)
+
+    bridge = commands.add_parser(
+        "bridge", help="a provincial axis's bridge to its upstream: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN"
+    )
+    bridge.add_argument("--config", required=True, metavar="axis.toml")
+    bridge.add_argument("--json", action="store_true")
+    bridge.set_defaults(handler=cmd_bridge)
     return parser
 
 
@@ -374,19 +385,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
-
-
-def _emit(text: str) -> None:
-    """Print for a reader that may leave early (`| head`): its leaving changes no exit code."""
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        _stdout_to_devnull()
-
-
-def _stdout_to_devnull() -> None:
-    # what is still buffered for the closed pipe would fail again at exit, as a traceback
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _os_reason(exc: OSError) -> str:

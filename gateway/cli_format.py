@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 
 from gateway import config, edxml, pki
@@ -140,3 +142,16 @@ def cmd_pki_issue(args: argparse.Namespace) -> int:
     cert_path, key_path = pki.issue_to_dir(Path(args.dir), args.agency, args.name, use_ec=args.ec)
     print(f"certificate for {args.agency}: {cert_path} (key {key_path}, mode 0600)")
     return EXIT_OK
+
+
+def emit(text: str) -> None:
+    """Print for a reader that may leave early (`| head`): its leaving changes no exit code."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _stdout_to_devnull()
+
+
+def _stdout_to_devnull() -> None:
+    # what is still buffered for the closed pipe would fail again at exit, as a traceback
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
