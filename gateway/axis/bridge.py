@@ -325,6 +325,7 @@ class Bridge:
         except AxisError as exc:
             self._up()
             self.log.warning("upstream_directory_refused", reason=str(exc))
+            self._ready()  # an upstream that will not list its directory still takes documents, or says why
             return
         self._up()
         national = [
@@ -355,6 +356,10 @@ class Bridge:
             self.log.info("registered_upstream", agencies=registered, count=len(registered))
         self.tables.replace_upstream_agencies(national)
         self.tables.set_meta(DIRECTORY_AT, str(time.time()))
+        self._ready()
+
+    def _ready(self) -> None:
+        """Registration has had its turn: forwarding may begin."""
         if not self._registered_once.is_set():
             self._registered_once.set()
             self.wake()
