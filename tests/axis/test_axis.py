@@ -414,6 +414,21 @@ def test_the_example_configuration_loads_with_the_documented_defaults(tmp_path):
     assert config.port == 8780 and config.data_dir == tmp_path.resolve() / "axis-data"
     assert [s.id for s in config.systems] == ["sys-h58", "sys-g22"]
     assert "a-secret" not in repr(config.systems)
+    assert config.upstream is None
+    # the commented [upstream] of a provincial axis, taken in as written: its defaults are the code's
+    from gateway.axis.config import UpstreamConfig
+
+    text = (tmp_path / "axis.toml").read_text(encoding="utf-8")
+    head, commented = text.split("# [upstream]\n")
+    lines = [line.removeprefix("# ").split("   #")[0] for line in commented.splitlines()]
+    (tmp_path / "axis.toml").write_text(head + "[upstream]\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "secrets" / "upstream.secret").write_text("a-secret-of-twenty-chars\n")
+    upstream = load(tmp_path / "axis.toml").upstream
+    assert upstream is not None and upstream.system_id == "sys-tiengiang-axis"
+    for field in dataclasses.fields(UpstreamConfig):
+        if field.default is not dataclasses.MISSING:
+            assert getattr(upstream, field.name) == field.default, field.name
+    assert "a-secret" not in repr(upstream)
 
 
 AXIS_BASE = '[server]\nhost = "127.0.0.1"\nport = 0\ndata_dir = "d"\ncode = "000.00.00.G22"\n'
