@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser.set_defaults(handler=cmd_report)
 
     demo = commands.add_parser(
-        "demo", help="a province on this machine: an axis and five gateways exchanging documents"
+        "demo", help="a country on this machine: the national axis, two provincial axes, gateways exchanging documents"
     )
     demo.add_argument("--workdir", help="an empty folder for the workspace (default: a temporary one)")
     demo.add_argument("--docs", type=int, default=10, help="documents to exchange (default 10, at least 6)")

@@ -1,15 +1,18 @@
-"""`edxml-gateway demo`: a province on one machine, exchanging documents for real.
+"""`edxml-gateway demo`: a country on one machine, exchanging documents for real.
 
-An axis and four installations, each its own process with its own configuration and
-database: a ministry; the province UBND, hosting Văn phòng UBND tỉnh; a department; a
-district (UBND huyện Cái Bè) hosting two of its phòng and two xã, as the province deploys
-them ([[hosted]]: one gateway per unit, every code under it). Each agency has its own key,
-drop folder and inbox. Documents cross all four levels with real attachments, between
-installations and between hosted agencies of one installation; the demo plays each
-agency's document system: it drops job folders (two senders use the CLI instead, one with
-`send --from`), moves received documents through 03, 04, 05, 06, refuses one (02) and
-recalls one (13, answered with 15). It prints progress, then a summary per agency, and
-exits 0 only when every document reached its expected final state.
+Three axes: the national one (the Government Office's gateway under it) and two provincial
+axes bridged to it, Tiền Giang's and Thừa Thiên Huế's. Under Tiền Giang's, three
+installations: the province UBND, hosting Văn phòng UBND tỉnh; a department; a district
+(UBND huyện Cái Bè) hosting two of its phòng and two xã, as the province deploys them
+([[hosted]]: one gateway per unit, every code under it). Each process has its own
+configuration and database, each agency its own key, drop folder and inbox. Documents
+cross all four levels with real attachments: inside the province, between hosted agencies
+of one installation, up to the Government Office and back, and across both bridges to the
+other province. The demo plays each agency's document system: it drops job folders (two
+senders use the CLI instead, one with `send --from`), moves received documents through 03,
+04, 05, 06, refuses one (02) and recalls one (13, answered with 15). It prints progress,
+then a summary per agency, and exits 0 only when every document reached its expected final
+state.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gateway import config as config_module
-from gateway import workspace
+from gateway import country, workspace
 from gateway.daemon import commands
 from gateway.errors import GatewayError
 from gateway.processes import Service
@@ -35,8 +38,8 @@ from gateway.store import GatewayStore
 MINISTRY, PROVINCE, DEPARTMENT, DISTRICT = "000.00.00.G22", "000.00.00.H58", "000.00.11.H58", "000.00.31.H58"
 OFFICE = "000.00.01.H58"
 COMMUNE, COMMUNE_2, HOME_AFFAIRS, FINANCE = "000.01.31.H58", "000.02.31.H58", "000.21.31.H58", "000.22.31.H58"
-AGENCIES = {  # the installations: one gateway each
-    MINISTRY: "Văn phòng Chính phủ",
+HUE = "000.00.00.H57"
+AGENCIES = {  # the installations under Tiền Giang's provincial axis: one gateway each
     PROVINCE: "UBND tỉnh Tiền Giang",
     DEPARTMENT: "Sở Nội vụ tỉnh Tiền Giang",
     DISTRICT: "UBND huyện Cái Bè",
@@ -50,6 +53,11 @@ HOSTED = {  # the agencies an installation hosts ([[hosted]])
         COMMUNE_2: "UBND xã An Hữu",
     },
 }
+PLANS = [  # three axes: the national one, and two provinces' bridged to it
+    country.AxisPlan("national", MINISTRY, {MINISTRY: "Văn phòng Chính phủ"}),
+    country.AxisPlan("tien-giang", PROVINCE, AGENCIES, HOSTED, upstream="national"),
+    country.AxisPlan("thua-thien-hue", HUE, {HUE: "UBND tỉnh Thừa Thiên Huế"}, upstream="national"),
+]
 FINISHED, REFUSED, RECALLED = "06", "02", "15"
 STEPS = {FINISHED: ("01", "03", "04", "05", "06"), REFUSED: ("01", "02"), RECALLED: ("01", "15")}
 FURTHEST = ("-", "01", "03", "04", "05", "06", "02", "16", "15")
@@ -72,15 +80,19 @@ class Planned:
 
 def plan(documents: int) -> list[Planned]:
     base = [
+        # the Government Office's document comes down the national axis and its bridge
         Planned(1, MINISTRY, (PROVINCE,), "Chỉ thị về đẩy mạnh chuyển đổi số", "cli", FINISHED),
         Planned(2, PROVINCE, (DISTRICT, COMMUNE), "Kế hoạch triển khai văn bản điện tử năm 2026", "drop", FINISHED),
-        # a hosted xã to the province and to another xã of its own installation
-        Planned(3, COMMUNE, (PROVINCE, COMMUNE_2), "Báo cáo kết quả thực hiện quý III", "drop", FINISHED),
-        Planned(4, HOME_AFFAIRS, (COMMUNE, FINANCE), "Hướng dẫn tuyển dụng công chức cấp xã", "cli", FINISHED),
+        # a hosted xã to its huyện and to the province: it stays in the provincial axis
+        Planned(3, COMMUNE, (DISTRICT, PROVINCE), "Báo cáo kết quả thực hiện quý III", "drop", FINISHED),
+        # up to the Government Office, and across both bridges to another province
+        Planned(4, PROVINCE, (MINISTRY, HUE), "Báo cáo tình hình kinh tế - xã hội", "drop", FINISHED),
         Planned(5, PROVINCE, (DEPARTMENT,), "Văn bản gửi nhầm đơn vị", "drop", REFUSED),
         Planned(6, PROVINCE, (DISTRICT,), "Quyết định ban hành nhầm, sẽ thu hồi", "drop", RECALLED),
-        Planned(7, OFFICE, (DEPARTMENT, HOME_AFFAIRS), "Thông báo kết luận của Chủ tịch UBND tỉnh", "drop", FINISHED),
-        Planned(8, DEPARTMENT, (DISTRICT,), "Kế hoạch thi tuyển công chức năm 2026", "drop", FINISHED),
+        Planned(7, HOME_AFFAIRS, (COMMUNE, FINANCE), "Hướng dẫn tuyển dụng công chức cấp xã", "cli", FINISHED),
+        Planned(8, HUE, (PROVINCE,), "Công văn trao đổi kinh nghiệm", "drop", FINISHED),
+        Planned(9, OFFICE, (DEPARTMENT, HOME_AFFAIRS), "Thông báo kết luận của Chủ tịch UBND tỉnh", "drop", FINISHED),
+        Planned(10, DEPARTMENT, (DISTRICT, COMMUNE_2), "Kế hoạch thi tuyển công chức năm 2026", "drop", FINISHED),
     ]
     routes = [
         (PROVINCE, DEPARTMENT),
@@ -91,6 +103,8 @@ def plan(documents: int) -> list[Planned]:
         (PROVINCE, MINISTRY),
         (FINANCE, OFFICE),
         (COMMUNE_2, HOME_AFFAIRS),
+        (MINISTRY, HUE),
+        (HUE, COMMUNE),
     ]
     extra = [
         Planned(
@@ -133,7 +147,7 @@ class Demo:
         self.root = root
         self.out = out
         self.plan = plan(documents)
-        self.layout = workspace.create(root, AGENCIES, hosted=HOSTED)
+        self.layout = country.create(root, PLANS)
         self.everyone = {**self.layout.agencies, **self.layout.hosted}  # every agency, hosted or not
         self.services: dict[str, Service] = {}
         self.document_ids: dict[int, str] = {}
@@ -148,20 +162,21 @@ class Demo:
     # --- the province ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        axis, url = workspace.start_axis(self.layout)
-        self.services["axis"] = axis
-        # the configurations are a real deployment's; the demo's short intervals are an override
-        workspace.configure_gateways(self.layout, url, timing="")
+        for name, (service, url) in country.start_axes(self.layout).items():
+            self.services[f"axis {name}"] = service
+            # the configurations are a real deployment's; the demo's short intervals are an override
+            workspace.configure_gateways(self.layout.axes[name], url, timing="")
+            above = self.layout.plans[name].upstream
+            self.say(f"axis {name} listening at {url}" + (f", bridged to the {above} axis" if above else ""))
         timing = self.root / "demo-timing.toml"
         timing.write_text(workspace.QUICK_TIMING, encoding="utf-8")
-        self.say(f"axis mock listening at {url}")
         for code, agency in self.layout.agencies.items():
             self.services[code] = workspace.start_gateway(agency, overrides=timing)
             hosted = [unit for unit in self.layout.hosted.values() if unit.hosted_by == code]
             if hosted:  # documents to them are refused as unknown until the axis has them
                 self.services[code].wait_for(lambda e: e.get("event") == "agencies_registered", "the registration")
             also = f", hosting {', '.join(f'{unit.code} {unit.name}' for unit in hosted)}" if hosted else ""
-            self.say(f"gateway {code} {agency.name}: running{also}")
+            self.say(f"gateway {code} {agency.name} ({self.layout.axis_of(code)} axis): running{also}")
 
     def stop(self) -> None:
         for service in self.services.values():
@@ -354,9 +369,11 @@ def run(
         root.mkdir(parents=True, exist_ok=True)
     limit = timeout or max(60.0, 6.0 * documents)
     demo = Demo(root, documents, out)
-    hosted = sum(len(units) for units in HOSTED.values())
-    everyone = len(AGENCIES) + hosted
-    demo.say(f"edxml-gateway demo: {len(AGENCIES)} installations hosting {everyone} agencies, and an axis, in {root}")
+    installations = sum(len(plan.installations) for plan in PLANS)
+    everyone = installations + sum(len(units) for units in HOSTED.values())
+    demo.say(
+        f"edxml-gateway demo: {len(PLANS)} axes, {installations} installations hosting {everyone} agencies, in {root}"
+    )
     ok = False
     try:
         demo.start()

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.pki import create_ca, issue
+from gateway.pki import KeyPair, create_ca, issue
 from gateway.processes import Service
 
 AXIS_CODE = "000.00.00.G22"
@@ -79,25 +79,34 @@ def create(
     axis_port: int = 0,
     verify_signatures: bool = True,
     hosted: Mapping[str, Mapping[str, str]] | None = None,
+    ca: KeyPair | None = None,
+    axis_name: str = "axis",
+    axis_code: str = AXIS_CODE,
+    relays: tuple[str, ...] = (),
 ) -> Layout:
     """Write the PKI, the axis configuration and one folder per installation under ``root``.
 
     ``hosted`` maps an installation's code to the agencies it hosts (code: name): each gets
     its certificate, and a folder under its installation's ``hosted/``; the axis does not
     declare them (the installation registers them at start, as a real one does).
+
+    Several axes under one root (gateway/country.py) share one ``ca`` and ``pki/``; each has
+    its folder ``axis_name`` and its own ``axis_code``; ``relays`` are the system ids of the
+    provincial axes bridged to this one (their agencies are registered by their bridges).
     """
     pki = root / "pki"
-    pki.mkdir(parents=True)
-    ca = create_ca("edxml-gateway demo CA")
-    (pki / "ca.pem").write_bytes(ca.cert_pem)
-    axis_folder = root / "axis"
+    pki.mkdir(parents=True, exist_ok=True)
+    if ca is None:
+        ca = create_ca("edxml-gateway demo CA")
+        (pki / "ca.pem").write_bytes(ca.cert_pem)
+    axis_folder = root / axis_name
     axis_folder.mkdir()
     lines = [
         "[server]",
         'host = "127.0.0.1"',
         f"port = {axis_port}",
         'data_dir = "data"',
-        f'code = "{AXIS_CODE}"',
+        f'code = "{axis_code}"',
         "fail_retry_seconds = 1",
         f"verify_signatures = {str(verify_signatures).lower()}",
         'trust = "../pki/ca.pem"',
@@ -116,6 +125,10 @@ def create(
         (folder / "secret.txt").write_text(secret + "\n")
         (folder / "secret.txt").chmod(0o600)
         layout.agencies[code] = AgencyFolder(code, name, folder, folder / "gateway.toml")
+    for system_id in relays:
+        secret = secrets.token_hex(16)
+        (axis_folder / f"{system_id}.secret").write_text(secret + "\n")
+        lines += ["[[systems]]", f'id = "{system_id}"', f'secret_file = "{system_id}.secret"', "agencies = []"]
     for code, name in agencies.items():
         lines += ["[[agencies]]", f'code = "{code}"', f'name = "{name}"']
     layout.axis_config.write_text("\n".join(lines) + "\n", encoding="utf-8")

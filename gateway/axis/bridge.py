@@ -43,6 +43,10 @@ from gateway.vxp.answers import AxisCode
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 BATCH = 20
+# How old the national directory may be when getAgenciesList answers with it, and when a
+# recipient it lacks is judged: agencies registered upstream since are found.
+DIRECTORY_FRESH_SECONDS = 5.0
+RECIPIENT_FRESH_SECONDS = 1.0
 UPSTREAM = "upstream"  # the system_id recorded for what came down from the upstream
 LAST_CONTACT, DIRECTORY_AT = "last_contact", "directory_at"  # bridge_meta keys
 
@@ -71,6 +75,7 @@ class Bridge:
         )
         self._forward_now = asyncio.Event()
         self._directory_now = asyncio.Event()
+        self._directory_lock = asyncio.Lock()
         # Our agencies are registered upstream before anything of theirs is forwarded: the
         # upstream refuses a sender it does not count as ours (ErrorCode 19), for good.
         self._registered_once = asyncio.Event()
@@ -83,10 +88,22 @@ class Bridge:
             attempts, initial=self.upstream.retry_initial_seconds, maximum=self.upstream.retry_max_seconds
         )
 
-    def may_forward(self, code: str) -> bool:
+    async def may_forward(self, code: str) -> bool:
         """Whether a recipient unknown here may be sent up: the national directory lists it (or
-        was never read: the upstream will judge)."""
+        was never read: the upstream will judge). A code it lacks is asked about again, with
+        the directory read anew (an agency registered upstream since), unless it was just read."""
+        if self.tables.upstream_knows(code) is not False:
+            return True
+        await self.fresh_directory(RECIPIENT_FRESH_SECONDS)
         return self.tables.upstream_knows(code) is not False
+
+    async def fresh_directory(self, max_age: float) -> None:
+        """The national directory read anew if it is older than ``max_age`` seconds (one read at
+        a time: callers meanwhile wait for that one)."""
+        async with self._directory_lock:
+            read_at = float(self.tables.meta(DIRECTORY_AT) or 0)
+            if time.time() - read_at > max_age and not self.breaker.paused():
+                await self.refresh_directory()
 
     def wake(self) -> None:
         self._forward_now.set()
@@ -99,7 +116,7 @@ class Bridge:
             self._loop("forward", self.forward_due, stopping, wake=self._forward_now, every=1.0),
             self._loop(
                 "directory",
-                self.refresh_directory,
+                self._scheduled_directory,
                 stopping,
                 every=self.upstream.directory_seconds,
                 wake=self._directory_now,
@@ -311,6 +328,10 @@ class Bridge:
         self.tables.acknowledged(upstream_doc_id)
 
     # --- directory and receipts -------------------------------------------------------------
+
+    async def _scheduled_directory(self) -> None:
+        async with self._directory_lock:
+            await self.refresh_directory()
 
     async def refresh_directory(self) -> None:
         """Our agencies registered upstream under our system (with their parents); the national

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -20,8 +20,10 @@ class Directory:
         self.store = store
         self.log = log
         self.on_registered = on_registered  # the bridge tells the upstream
-        # with an upstream: the national directory as last read (BridgeStore.upstream_agencies)
+        # with an upstream: the national directory as last read (BridgeStore.upstream_agencies),
+        # and how to have it read anew when it is older than a few seconds (Bridge.fresh_directory)
         self.national: Callable[[], list[Any]] | None = None
+        self.freshen: Callable[[], Awaitable[None]] | None = None
 
     async def get_agencies(self, request: web.Request, signed: SignedRequest) -> web.Response:
         """Every agency here; with an upstream, the national directory as last read too, each
@@ -35,6 +37,8 @@ class Directory:
         if self.national is None:
             data = [entry(a.code, a.parent or parent_code(a.code, known), a.name, a.mail) for a in agencies]
             return web.json_response(ok(data=data))
+        if self.freshen is not None:
+            await self.freshen()
         here = [a for a in agencies if a.system_id is not None]
         data = [
             {**entry(a.code, a.parent or parent_code(a.code, known), a.name, a.mail), "scope": "local"} for a in here

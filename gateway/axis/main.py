@@ -4,12 +4,13 @@ clean stop on SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 
 from aiohttp import web
 
 from gateway import edxml, logs
-from gateway.axis.bridge import Bridge
+from gateway.axis.bridge import DIRECTORY_FRESH_SECONDS, Bridge
 from gateway.axis.config import AxisConfig
 from gateway.axis.server import Axis
 from gateway.axis.store import AxisStore
@@ -53,6 +54,7 @@ async def _serve(config: AxisConfig, trust: edxml.TrustStore | None, *, stop: as
             bridge = Bridge(config, store, axis.check, axis.long_polls.arrived)
             axis.bridge = bridge
             axis.directory.national = bridge.tables.upstream_agencies
+            axis.directory.freshen = functools.partial(bridge.fresh_directory, DIRECTORY_FRESH_SECONDS)
         runner = web.AppRunner(axis.application(), access_log=None, handle_signals=False, shutdown_timeout=10)
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port)

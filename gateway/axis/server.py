@@ -200,7 +200,7 @@ class Axis:
                 raise Refusal(AxisCode.RECIPIENT_LOCKED, code)
             if agency is not None and agency.system_id is not None:
                 continue  # delivered here
-            if self.bridge is not None and self.bridge.may_forward(code):
+            if self.bridge is not None and await self.bridge.may_forward(code):
                 outside.append(code)  # delivered through the upstream axis
             elif agency is None:
                 raise Refusal(AxisCode.UNKNOWN_RECIPIENT, code)
