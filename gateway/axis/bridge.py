@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -76,6 +77,9 @@ class Bridge:
         self._forward_now = asyncio.Event()
         self._directory_now = asyncio.Event()
         self._directory_lock = asyncio.Lock()
+        # what the upstream holds for us that we cannot take (refused, or for an agency no longer
+        # here): left there unacknowledged, said once per run, not fetched again in this run
+        self._left_upstream: set[str] = set()
         # Our agencies are registered upstream before anything of theirs is forwarded: the
         # upstream refuses a sender it does not count as ours (ErrorCode 19), for good.
         self._registered_once = asyncio.Event()
@@ -254,11 +258,14 @@ class Bridge:
         return len(listed)
 
     async def _take(self, item: Listed, kind: MessageType) -> None:
+        if item.doc_id in self._left_upstream:
+            return  # refused in this run already: said once, fetched again only after a restart
         known = self.tables.inbound(item.doc_id)
         if known is None:
             to_code = item.to_code.strip()
             agency = self.store.agency(to_code)
             if agency is None or agency.system_id is None:
+                self._left_upstream.add(item.doc_id)
                 self.log.warning("inbound_not_local", upstream_doc_id=item.doc_id, agency=to_code, peer=item.from_code)
                 return  # left at the upstream: not ours to take
             try:
@@ -281,10 +288,12 @@ class Bridge:
             checked = await asyncio.to_thread(self.check, data, kind, "")
         except Refusal as refusal:
             # The upstream accepted what we cannot: said, and left there (never acknowledged)
+            self._left_upstream.add(item.doc_id)
             self.log.error("inbound_refused", upstream_doc_id=item.doc_id, peer=item.from_code, reason=refusal.detail)
             return False
         message = checked.message
         if message.sender.organ_id.text != item.from_code.strip() and item.from_code.strip():
+            self._left_upstream.add(item.doc_id)
             self.log.error(
                 "inbound_refused",
                 upstream_doc_id=item.doc_id,
@@ -294,13 +303,30 @@ class Bridge:
             return False
         routed = checks.recipients(message)
         document = new_document(UPSTREAM, message, kind, routed, checked)
-
-        def write(path: Any) -> None:
-            write_atomic(path, checked.relayed)
-
-        sender_doc_id, added = await asyncio.to_thread(
-            self.tables.record_inbound, item.doc_id, document, to_code, write
-        )
+        # The database only from the event loop's thread (its connection is shared with every
+        # request); the file, with its fsync, in a worker thread, before the row that names it.
+        for _ in range(3):
+            existing = self.store.find_duplicate(document.dedup_key)
+            if existing is not None:
+                sender_doc_id = existing[0]
+                sender_doc_id, added = self.tables.record_inbound(
+                    item.doc_id, document, to_code, sender_doc_id, new=False
+                )
+                break
+            sender_doc_id, path = self.store.new_document_path()
+            await asyncio.to_thread(write_atomic, path, checked.relayed)
+            try:
+                sender_doc_id, added = self.tables.record_inbound(
+                    item.doc_id, document, to_code, sender_doc_id, new=True
+                )
+            except sqlite3.IntegrityError:  # the same message arrived another way meanwhile
+                path.unlink(missing_ok=True)
+                if self.tables.inbound(item.doc_id) is not None:
+                    return True
+                continue
+            break
+        else:
+            return False
         if added:
             self.arrived([to_code])
         self.log.info(

@@ -144,21 +144,17 @@ class BridgeStore:
         return None if row is None else (row["sender_doc_id"], bool(row["acked"]))
 
     def record_inbound(
-        self, upstream_doc_id: str, document: NewDocument, to_code: str, write: callable
+        self, upstream_doc_id: str, document: NewDocument, to_code: str, sender_doc_id: str, *, new: bool
     ) -> tuple[str, bool]:
-        """Commit a message fetched from the upstream for local agency ``to_code``: a new document
-        (its file written by ``write(path)`` first), or one more recipient of the same document
-        known here (another recipient's copy, or ours sent up and routed back); then the
-        inbound row. Returns (local sender docId, whether a delivery was added)."""
+        """Commit a message fetched from the upstream for local agency ``to_code``, in one
+        transaction with its inbound row: a ``new`` document (its file already written as
+        ``sender_doc_id``), or one more recipient of a document known here under that id
+        (another recipient's copy). Returns (local sender docId, whether a delivery was added).
+
+        Raises sqlite3.IntegrityError when a new document's dedup key was taken meanwhile."""
         now = time.time()
-        existing = self.store.find_duplicate(document.dedup_key)
-        if existing is None:
-            sender_doc_id, path = self.store.new_document_path()
-            write(path)
-        else:
-            sender_doc_id = existing[0]
         with transaction(self.db) as db:
-            if existing is None:
+            if new:
                 db.execute(
                     "INSERT INTO documents (sender_doc_id, message_type, system_id, from_code, dedup_key,"
                     " document_id, title, notation, status_code, file, sha256, size, received_at)"
