@@ -143,3 +143,22 @@ def test_without_an_upstream_a_recipient_unknown_here_is_refused_as_before(count
             return exc.axis_code
 
     assert call(country.axis.url, f"sys-{MINISTRY}", secret, send) == "18"
+
+
+def test_an_agency_registered_at_the_provincial_axis_is_registered_upstream_at_once(country):
+    country = running(country)
+    xa = "000.01.31.H58"
+
+    async def register(client: AxisClient) -> None:
+        await client.register_agency(xa, "UBND xã Hậu Thành", parent="000.00.31.H58")
+
+    call(country.provincial.url, f"sys-{PROVINCE}", country.secrets[PROVINCE], register)
+    national = wait_until(
+        lambda: {
+            a["code"]: a
+            for a in call(country.axis.url, f"sys-{MINISTRY}", country.secrets[MINISTRY], lambda c: c.agencies())
+        }.get(xa),
+        "the xã at the national axis",
+        timeout=20,
+    )
+    assert national["pid"] == "000.00.31.H58" and national["name"] == "UBND xã Hậu Thành"
