@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -48,6 +49,9 @@ BATCH = 20
 # recipient it lacks is judged: agencies registered upstream since are found.
 DIRECTORY_FRESH_SECONDS = 5.0
 RECIPIENT_FRESH_SECONDS = 1.0
+# Forwards the upstream refuses as from an agency not ours (ErrorCode 19) are tried this many
+# times, through registrations, before they fail (a code that belongs to another system there)
+SENDER_PATIENCE = 10
 UPSTREAM = "upstream"  # the system_id recorded for what came down from the upstream
 LAST_CONTACT, DIRECTORY_AT = "last_contact", "directory_at"  # bridge_meta keys
 
@@ -77,6 +81,7 @@ class Bridge:
         self._forward_now = asyncio.Event()
         self._directory_now = asyncio.Event()
         self._directory_lock = asyncio.Lock()
+        self._directory_tried_at = float("-inf")  # monotonic time of the last directory read, answered or not
         # what the upstream holds for us that we cannot take (refused, or for an agency no longer
         # here): left there unacknowledged, said once per run, not fetched again in this run
         self._left_upstream: set[str] = set()
@@ -105,8 +110,9 @@ class Bridge:
         """The national directory read anew if it is older than ``max_age`` seconds (one read at
         a time: callers meanwhile wait for that one)."""
         async with self._directory_lock:
-            read_at = float(self.tables.meta(DIRECTORY_AT) or 0)
-            if time.time() - read_at > max_age and not self.breaker.paused():
+            # by the last attempt, not the last success: an upstream that refuses its directory
+            # is asked again in max_age, not at every local getAgenciesList
+            if time.monotonic() - self._directory_tried_at > max_age and not self.breaker.paused():
                 await self.refresh_directory()
 
     def wake(self) -> None:
@@ -207,7 +213,8 @@ class Bridge:
 
     def _refused(self, forward: Forward, exc: AxisError) -> None:
         code = AxisCode.from_wire(exc.axis_code or "")
-        if code is AxisCode.SENDER_NOT_ALLOWED:  # an agency new here, not registered upstream yet
+        if code is AxisCode.SENDER_NOT_ALLOWED and forward.attempts < SENDER_PATIENCE:
+            # an agency new here, not registered upstream yet: the next registration fixes it
             self.tables.postpone_forward(forward.sender_doc_id, self.delay(forward.attempts), str(exc))
             self.log.warning("forward_postponed", axis_doc_id=forward.sender_doc_id, reason=str(exc))
             self.directory_now()
@@ -232,13 +239,14 @@ class Bridge:
                 self.log.exception("bridge_error", worker=f"listen-{kind}")
                 found = None
             if found and waited:
-                continue  # more may wait: ask again at once
+                continue  # something was taken, more may wait: ask again at once
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), self.upstream.poll_interval)
 
     async def receive(self, kind: MessageType, *, wait: float = 0.0) -> int | None:
         """One list of what the upstream holds for us, each item committed here and then
-        acknowledged there; how many were listed (None: no answer)."""
+        acknowledged there; how many were taken (None: no answer). What cannot be taken is
+        told `fail` upstream (listed again after the upstream's retry delay, not at once)."""
         if self.breaker.paused():
             return None
         try:
@@ -251,66 +259,71 @@ class Bridge:
             self.log.error("upstream_list_refused", reason=str(exc))
             return None
         self._up()
+        taken = 0
         for item in listed:
             if self.breaker.paused():
                 break
-            await self._take(item, kind)
-        return len(listed)
+            taken += await self._take(item, kind)
+        return taken
 
-    async def _take(self, item: Listed, kind: MessageType) -> None:
-        if item.doc_id in self._left_upstream:
-            return  # refused in this run already: said once, fetched again only after a restart
-        known = self.tables.inbound(item.doc_id)
-        if known is None:
+    async def _take(self, item: Listed, kind: MessageType) -> bool:
+        """Commit (or find committed) and acknowledge one listed item; False when it cannot be taken."""
+        if self.tables.inbound(item.doc_id) is None:
             to_code = item.to_code.strip()
             agency = self.store.agency(to_code)
             if agency is None or agency.system_id is None:
-                self._left_upstream.add(item.doc_id)
-                self.log.warning("inbound_not_local", upstream_doc_id=item.doc_id, agency=to_code, peer=item.from_code)
-                return  # left at the upstream: not ours to take
+                return await self._leave(item, f"{to_code or 'no agency'} is not an agency of this axis")
             try:
                 data = await self.client.get_edoc(item.doc_id)
             except AxisUnavailable as exc:
                 self.breaker.down(exc)
-                return
+                return False
             except AxisError as exc:
                 self._up()
-                self.log.warning("inbound_fetch_refused", upstream_doc_id=item.doc_id, reason=str(exc))
-                return
+                return await self._leave(item, f"the upstream refused to hand it over: {exc}")
             self._up()
-            if not await self._commit(item, kind, bytes(data), to_code):
-                return
+            refusal = await self._commit(item, kind, bytes(data), to_code)
+            if refusal is not None:
+                return await self._leave(item, refusal)
         await self._acknowledge(item.doc_id)
+        return True
 
-    async def _commit(self, item: Listed, kind: MessageType, data: bytes, to_code: str) -> bool:
-        """Check and record what came down; False when it cannot be (then it is left upstream)."""
+    async def _leave(self, item: Listed, reason: str) -> bool:
+        """What the upstream holds for us that we cannot take: said once a run, and reported
+        `fail` so that it is listed again only after the upstream's retry delay."""
+        if item.doc_id not in self._left_upstream:
+            self._left_upstream.add(item.doc_id)
+            self.log.error("inbound_refused", upstream_doc_id=item.doc_id, peer=item.from_code, reason=reason)
+        with contextlib.suppress(AxisError, AxisUnavailable):
+            await self.client.update_status(item.doc_id, DeliveryState.FAIL)
+        return False
+
+    async def _commit(self, item: Listed, kind: MessageType, data: bytes, to_code: str) -> str | None:
+        """Check and record what came down; why not, when it cannot be."""
+        # the identity of a document without DocumentId is its content, as at the upstream
+        digest = hashlib.sha256(data).hexdigest()
         try:
-            checked = await asyncio.to_thread(self.check, data, kind, "")
+            checked = await asyncio.to_thread(self.check, data, kind, digest)
         except Refusal as refusal:
-            # The upstream accepted what we cannot: said, and left there (never acknowledged)
-            self._left_upstream.add(item.doc_id)
-            self.log.error("inbound_refused", upstream_doc_id=item.doc_id, peer=item.from_code, reason=refusal.detail)
-            return False
+            return refusal.detail or refusal.code.meaning
         message = checked.message
-        if message.sender.organ_id.text != item.from_code.strip() and item.from_code.strip():
-            self._left_upstream.add(item.doc_id)
-            self.log.error(
-                "inbound_refused",
-                upstream_doc_id=item.doc_id,
-                peer=item.from_code,
-                reason=f"From/OrganId {message.sender.organ_id} differs from the upstream's sender",
-            )
-            return False
+        sender = message.sender.organ_id.text
+        if item.from_code.strip() and sender != item.from_code.strip():
+            return f"From/OrganId {sender} differs from the upstream's sender {item.from_code}"
         routed = checks.recipients(message)
+        if to_code not in routed:  # the upstream's `to` is not taken on trust
+            return f"listed for {to_code}, which the message does not name"
+        local_sender = self.store.agency(sender)
+        if local_sender is not None and local_sender.system_id is not None:
+            return f"the sender {sender} is an agency of this axis: what it sends never comes from the upstream"
         document = new_document(UPSTREAM, message, kind, routed, checked)
         # The database only from the event loop's thread (its connection is shared with every
         # request); the file, with its fsync, in a worker thread, before the row that names it.
         for _ in range(3):
             existing = self.store.find_duplicate(document.dedup_key)
             if existing is not None:
-                sender_doc_id = existing[0]
                 sender_doc_id, added = self.tables.record_inbound(
-                    item.doc_id, document, to_code, sender_doc_id, new=False
+                    item.doc_id, document, to_code, existing[0], new=False
                 )
                 break
             sender_doc_id, path = self.store.new_document_path()
@@ -322,11 +335,11 @@ class Bridge:
             except sqlite3.IntegrityError:  # the same message arrived another way meanwhile
                 path.unlink(missing_ok=True)
                 if self.tables.inbound(item.doc_id) is not None:
-                    return True
+                    return None
                 continue
             break
         else:
-            return False
+            return "it could not be recorded (the same message kept arriving another way)"
         if added:
             self.arrived([to_code])
         self.log.info(
@@ -338,7 +351,7 @@ class Bridge:
             message_type=kind,
             delivered=added,
         )
-        return True
+        return None
 
     async def _acknowledge(self, upstream_doc_id: str) -> None:
         try:
@@ -357,13 +370,14 @@ class Bridge:
 
     async def _scheduled_directory(self) -> None:
         async with self._directory_lock:
-            await self.refresh_directory()
+            if not self.breaker.paused():
+                await self.refresh_directory()
 
     async def refresh_directory(self) -> None:
         """Our agencies registered upstream under our system (with their parents); the national
-        directory kept for getAgenciesList and for judging recipients."""
-        if self.breaker.paused():
-            return
+        directory kept for getAgenciesList and for judging recipients. The caller has asked the
+        breaker (asking twice would spend the one probe allowed after an outage on nothing)."""
+        self._directory_tried_at = time.monotonic()
         try:
             listed = await self.client.agencies()
         except AxisUnavailable as exc:
@@ -381,14 +395,17 @@ class Bridge:
             for a in listed
             if a.get("code")
         ]  # fmt: skip
-        present = {a.code for a in national}
+        present = {a.code: a for a in national}
         ours = [a for a in self.store.agencies() if a.system_id is not None]
         known = {a.code for a in ours}
         registered = []
         for agency in ours:
-            if agency.code in present:
-                continue
             parent = agency.parent or parent_code(agency.code, known) or self.config.code
+            there = present.get(agency.code)
+            # kept current: registered again when its name or parent changed here (a pid the
+            # upstream does not give is not a change)
+            if there is not None and there.name == agency.name and there.pid in ("", parent):
+                continue
             try:
                 await self.client.register_agency(agency.code, agency.name, mail=agency.mail, parent=parent)
             except AxisUnavailable as exc:
@@ -423,8 +440,9 @@ class Bridge:
                 return
             except AxisError as exc:
                 self._up()
-                self.log.warning("upstream_sent_list_refused", reason=str(exc))
-                return
+                self.log.warning("upstream_sent_list_refused", upstream_doc_id=upstream_doc_id, reason=str(exc))
+                self.tables.outside_states(sender_doc_id, {})  # asked again after the usual pause
+                continue
             self._up()
             states = {}
             for row in rows:

@@ -102,12 +102,14 @@ class BridgeStore:
             )
 
     def to_check(self, limit: int, every: float) -> list[tuple[str, str, tuple[str, ...]]]:
-        """(sender docId, upstream DocId, outside recipients) of forwarded documents whose outside
-        recipients have not all said `done`, last asked about ``every`` seconds ago or more."""
+        """(sender docId, upstream DocId, outside recipients) of forwarded documents an outside
+        recipient of which is still pending or processing, last asked about ``every`` seconds ago
+        or more."""
         rows = self.db.execute(
             "SELECT f.sender_doc_id, f.upstream_doc_id, f.to_codes FROM forwards f WHERE f.state = 'sent'"
             " AND coalesce(f.checked_at, 0) <= ? AND EXISTS (SELECT 1 FROM deliveries d"
-            " WHERE d.sender_doc_id = f.sender_doc_id AND d.state != 'done') LIMIT ?",
+            " WHERE d.sender_doc_id = f.sender_doc_id AND d.state NOT IN ('done', 'fail')"
+            " AND d.to_code IN (SELECT value FROM json_each(f.to_codes))) LIMIT ?",
             (time.time() - every, limit),
         )
         return [(r["sender_doc_id"], r["upstream_doc_id"], tuple(json.loads(r["to_codes"]))) for r in rows]

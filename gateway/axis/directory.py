@@ -75,6 +75,10 @@ class Directory:
         existing = self.store.agency(code)
         if existing is not None and existing.system_id != signed.system_id:
             raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{code} belongs to another system")
+        if existing is None and self.national is not None and any(a.code == code for a in self.national()):
+            # a provincial axis: a code of the national directory is somebody else's (a ministry,
+            # another province); taking it here would divert what is sent to it
+            raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{code} is an agency of the national directory")
         self.store.register_agency(code, name, str(body.get("mail") or ""), signed.system_id, parent)
         self.log.info("agency_registered", agency=code, parent=parent, system=signed.system_id)
         self.on_registered()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -162,3 +163,52 @@ def test_an_agency_registered_at_the_provincial_axis_is_registered_upstream_at_o
         timeout=20,
     )
     assert national["pid"] == "000.00.31.H58" and national["name"] == "UBND xã Hậu Thành"
+
+
+def send_from_ministry(country: Country, document) -> str:
+    letter = signed_by(country, MINISTRY, document)
+
+    async def send(client: AxisClient) -> str:
+        return await client.send_edoc(letter, message_type=MessageType.EDOC, from_code=MINISTRY)
+
+    return call(country.axis.url, f"sys-{MINISTRY}", country.secrets[MINISTRY], send)
+
+
+def test_documents_without_documentid_and_to_two_local_agencies_come_down_once_each(country):
+    """Without a DocumentId a document is known by its content, here as upstream: two different
+    ones are two documents; one to two agencies of the province is one document, two deliveries."""
+    import dataclasses
+
+    country = running(country)
+    base = full_document(sender=MINISTRY)
+    both = dataclasses.replace(
+        base, to=(*to(base, PROVINCE).to, *to(base, DEPARTMENT).to), business=None, document_id="000.00.00.G22,x/2"
+    )
+    send_from_ministry(country, both)
+    for subject in ("Công văn thứ nhất", "Công văn thứ hai"):
+        send_from_ministry(country, to(base, DEPARTMENT, document_id=None, subject=subject))
+    department, province = country.agencies[DEPARTMENT], country.agencies[PROVINCE]
+    wait_until(lambda: len(department.delivered()) == 3 and province.delivered(), "every copy")
+    time.sleep(1.0)
+    assert sorted(d["subject"] for d in department.delivered()) == sorted(
+        [both.subject, "Công văn thứ nhất", "Công văn thứ hai"]
+    )
+    assert [d["subject"] for d in province.delivered()] == [both.subject]
+    for code in (DEPARTMENT, PROVINCE):
+        events = (country.agencies[code].folder / "gateway.log").read_text(encoding="utf-8")
+        assert "duplicate_dropped" not in events
+
+
+def test_a_code_of_the_national_directory_cannot_be_taken_at_the_provincial_axis(country):
+    country = running(country)
+
+    async def register(client: AxisClient) -> str:
+        try:
+            await client.register_agency(MINISTRY, "Giả danh Văn phòng Chính phủ", parent=PROVINCE)
+        except AxisError as exc:
+            return exc.axis_code
+        return "accepted"
+
+    assert call(country.provincial.url, f"sys-{DEPARTMENT}", country.secrets[DEPARTMENT], register) == "19"
+    country.drop_job(PROVINCE, "j", job([MINISTRY], "Vẫn tới Văn phòng Chính phủ", "5"), {"a.txt": b"x"})
+    wait_until(lambda: country.agencies[MINISTRY].delivered(), "the document, at the real Government Office")
