@@ -3,11 +3,13 @@ goes the moment it is back, the bridge asks a dead upstream at a bounded rate, a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
 import pytest
 
+from gateway.axis_client import AxisClient
 from tests.axis.country import DEPARTMENT, MINISTRY, PROVINCE, build_country
 from tests.e2e.province import free_port, wait_until
 
@@ -21,6 +23,11 @@ def country(tmp_path):
 
 def job(recipients: list[str], n: int) -> dict:
     return {"to": recipients, "subject": f"Văn bản số {n}", "code_number": str(n), "code_notation": "UBND"}
+
+
+async def agencies(url: str, system_id: str, secret: str) -> list[dict]:
+    async with AxisClient(url, system_id, secret, timeout=30) as client:
+        return await client.agencies()
 
 
 def bridge(country) -> tuple[int, dict]:
@@ -49,6 +56,11 @@ def test_the_national_axis_away(country, outage_seconds):
     wait_until(lambda: len(department.delivered()) == 2, "both documents inside the province, meanwhile")
     wait_until(lambda: len(province.receipts()) == 2, "the department's 01s, meanwhile")
     country.provincial.service.wait_for(lambda e: e.get("event") == "upstream_unreachable", "the outage said")
+    # the directory is still answered, from what was last read of the national one
+    secret = (country.agencies[PROVINCE].folder / "secret.txt").read_text().strip()
+    for _ in range(10):
+        listed = asyncio.run(agencies(country.provincial.url, f"sys-{PROVINCE}", secret))
+        assert {MINISTRY, DEPARTMENT} <= {a["code"] for a in listed}
     _, report = wait_until(lambda: (b := bridge(country))[1]["forwards_queued"] == 1 and b, "the waiting forward")
     time.sleep(max(0.0, outage_seconds - (time.monotonic() - went)))
 
