@@ -46,6 +46,12 @@ class MessageCheck:
         if kind != message_type:
             raise Refusal(AxisCode.BAD_REQUEST, f"messagetype says {message_type}, the file is a {kind}")
         if kind is MessageType.EDOC:
+            # a routing loop: a hop of this axis already, after the sender's own (a provincial
+            # axis's code may be its province's, which the sender's hop then carries too)
+            if self.config.code in [hop.organ_id.text for hop in checked.message.trace_headers[1:]]:
+                raise Refusal(
+                    AxisCode.BAD_REQUEST, f"routing loop: the message already passed through {self.config.code}"
+                )
             append_trace_header(root, self.config.code, edxml.now_vietnam())
             relayed = tuple(lifted.expand(serialize(root)))
         else:

@@ -16,10 +16,12 @@ from gateway.vxp.protocol import SignedRequest
 
 
 class Directory:
-    def __init__(self, store: AxisStore, log: Any, *, on_registered: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, store: AxisStore, log: Any, *, on_registered: Callable[[str], None] = lambda system_id: None
+    ) -> None:
         self.store = store
         self.log = log
-        self.on_registered = on_registered  # the bridge tells the upstream
+        self.on_registered = on_registered  # long-polls renewed, the upstream told
         # with an upstream: the national directory as last read (BridgeStore.upstream_agencies),
         # and how to have it read anew when it is older than a few seconds (Bridge.fresh_directory)
         self.national: Callable[[], list[Any]] | None = None
@@ -81,7 +83,7 @@ class Directory:
             raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{code} is an agency of the national directory")
         self.store.register_agency(code, name, str(body.get("mail") or ""), signed.system_id, parent)
         self.log.info("agency_registered", agency=code, parent=parent, system=signed.system_id)
-        self.on_registered()
+        self.on_registered(signed.system_id)
         return web.json_response(ok())
 
     async def delete_agency(self, request: web.Request, signed: SignedRequest) -> web.Response:

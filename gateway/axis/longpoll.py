@@ -39,6 +39,7 @@ class LongPolls:
     def __init__(self) -> None:
         self._waiting: dict[str, set[asyncio.Event]] = {}
         self._closing = False
+        self._ended: set[asyncio.Event] = set()  # calls to answer now, news or not (see renew)
 
     async def wait(self, codes: Iterable[str], seconds: float, has_news: Callable[[], bool]) -> None:
         """Return when ``has_news()`` holds, ``seconds`` are over, or the axis is closing."""
@@ -49,7 +50,7 @@ class LongPolls:
         for code in codes:  # registered before the first look, so no arrival falls in between
             self._waiting.setdefault(code, set()).add(arrived)
         try:
-            while seconds and not self._closing and not has_news():
+            while seconds and not self._closing and arrived not in self._ended and not has_news():
                 left = deadline - loop.time()
                 if left <= 0:
                     return
@@ -57,6 +58,7 @@ class LongPolls:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(arrived.wait(), left)
         finally:
+            self._ended.discard(arrived)
             for code in codes:
                 waiting = self._waiting.get(code)
                 if waiting is not None:
@@ -68,6 +70,14 @@ class LongPolls:
         """Wake the calls waiting for any of ``codes``: a delivery for them was recorded."""
         for code in codes:
             for waiter in self._waiting.get(code, ()):
+                waiter.set()
+
+    def renew(self, codes: Iterable[str]) -> None:
+        """Answer now the calls waiting for any of ``codes``, news or not: their system's agencies
+        changed (one registered), and the next call waits for the new set."""
+        for code in codes:
+            for waiter in self._waiting.get(code, ()):
+                self._ended.add(waiter)
                 waiter.set()
 
     def close(self) -> None:

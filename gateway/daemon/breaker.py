@@ -80,12 +80,13 @@ class AxisBreaker:
             "pause_seconds": round(pause, 1),
         }
         if isinstance(error, AxisRefusesGateway):
+            hint = REFUSAL_HINTS.get(error.axis_code, "")
             self._log.error(
-                "axis_refuses_gateway",
+                "axis_refuses_gateway" if self._name == "axis" else f"{self._name}_refuses_us",
                 code=error.code,
                 axis_code=error.axis_code,
                 reason=str(error),
-                hint=REFUSAL_HINTS.get(error.axis_code, ""),
+                hint=hint.replace("[axis]", f"[{self._name}]").replace("axis operator", f"{self._name} operator"),
                 **facts,
             )
         elif self.failures == 1:

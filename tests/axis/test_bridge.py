@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import pytest
@@ -212,3 +213,112 @@ def test_a_code_of_the_national_directory_cannot_be_taken_at_the_provincial_axis
     assert call(country.provincial.url, f"sys-{DEPARTMENT}", country.secrets[DEPARTMENT], register) == "19"
     country.drop_job(PROVINCE, "j", job([MINISTRY], "Vẫn tới Văn phòng Chính phủ", "5"), {"a.txt": b"x"})
     wait_until(lambda: country.agencies[MINISTRY].delivered(), "the document, at the real Government Office")
+
+
+def test_a_routing_loop_and_a_recipient_unknown_everywhere_are_refused(country):
+    country = running(country)
+    letter = signed_by(country, PROVINCE, to(full_document(), "000.00.00.H99"))
+
+    async def send(client: AxisClient, data: bytes, sender: str) -> str:
+        try:
+            return await client.send_edoc(data, message_type=MessageType.EDOC, from_code=sender)
+        except AxisError as exc:
+            return exc.axis_code
+
+    url, secret = country.provincial.url, country.secrets[PROVINCE]
+    assert call(url, f"sys-{PROVINCE}", secret, lambda c: send(c, letter, PROVINCE)) == "18"
+    # a document that already passed through the provincial axis (its hop after the sender's)
+    looped = dataclasses.replace(
+        to(full_document(), MINISTRY, document_id=f"{PROVINCE},loop/2"),
+        trace_headers=(
+            *full_document().trace_headers[:1],
+            edxml.TraceHeader(edxml.AgencyCode(PROVINCIAL_CODE), full_document().trace_headers[0].timestamp),
+        ),
+    )
+    data = signed_by(country, PROVINCE, looped)
+    assert call(url, f"sys-{PROVINCE}", secret, lambda c: send(c, data, PROVINCE)) == "21"
+    log = (country.root / "provincial" / "axis.log").read_text(encoding="utf-8")
+    assert "routing loop" in log
+
+
+def test_an_upstream_that_refuses_us_is_said_with_the_hint_and_the_province_works_on(country):
+    text = (country.root / "provincial" / "axis.toml").read_text(encoding="utf-8")
+    (country.root / "provincial" / "upstream.secret").write_text("a-wrong-secret-of-32-characters!\n")
+    country.start_national()
+    country.start_provincial()
+    refused = country.provincial.service.wait_for(lambda e: e.get("event") == "upstream_refuses_us", "the refusal")
+    assert refused["axis_code"] == "15" and "[upstream] system_id and secret_file" in refused["hint"]
+    assert "[upstream]" in text
+    for code in (PROVINCE, DEPARTMENT):
+        country.start(code)
+    country.drop_job(PROVINCE, "inside", job([DEPARTMENT], "Trong tỉnh", "1"), {"a.txt": b"x"})
+    wait_until(lambda: country.agencies[DEPARTMENT].delivered(), "the document inside the province")
+    wait_until(lambda: country.agencies[PROVINCE].receipts(), "its 01")
+
+
+def test_an_upstream_answering_garbage_is_survived(country, tmp_path):
+    """Not an axis at all answers at the upstream's address: the bridge says so, asks at a
+    bounded rate, and the province works on."""
+    import http.server
+    import threading
+
+    class Garbage(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"<html>502 Bad Gateway</html>" if self.path.endswith("List") else b"\x00\xffnot json"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = country.root / "provincial" / "axis.toml"
+        text = config.read_text(encoding="utf-8")
+        start = text.index('url = "http://127.0.0.1:')
+        end = text.index("\n", start)
+        config.write_text(text[:start] + f'url = "http://127.0.0.1:{server.server_port}"' + text[end:], "utf-8")
+        country.start_provincial()
+        for code in (PROVINCE, DEPARTMENT):
+            country.start(code)
+        country.drop_job(PROVINCE, "inside", job([DEPARTMENT], "Trong tỉnh", "1"), {"a.txt": b"x"})
+        wait_until(lambda: country.agencies[DEPARTMENT].delivered(), "the document inside the province")
+        log = (country.root / "provincial" / "axis.log").read_text(encoding="utf-8")
+        assert "upstream_unreachable" in log or "upstream_directory_refused" in log, log[-2000:]
+        assert "Traceback" not in log
+    finally:
+        server.shutdown()
+
+
+def test_a_message_from_upstream_for_an_agency_no_local_system_holds_stays_there(country):
+    country = running(country)
+    xa = "000.01.31.H58"
+    secret = country.secrets[PROVINCE]
+
+    async def register(client: AxisClient) -> None:
+        await client.register_agency(xa, "UBND xã Hậu Thành", parent=PROVINCE)
+
+    async def delete(client: AxisClient) -> None:
+        await client.delete_agency(xa)
+
+    call(country.provincial.url, f"sys-{PROVINCE}", secret, register)
+    ministry_secret = country.secrets[MINISTRY]
+
+    def national_codes() -> set[str]:
+        return {a["code"] for a in call(country.axis.url, f"sys-{MINISTRY}", ministry_secret, lambda c: c.agencies())}
+
+    wait_until(lambda: xa in national_codes(), "the xã registered upstream", timeout=20)
+    call(country.provincial.url, f"sys-{PROVINCE}", secret, delete)  # gone here; still there upstream
+    send_from_ministry(country, to(full_document(sender=MINISTRY), xa, document_id="000.00.00.G22,2026/9/UBND"))
+    said = country.provincial.service.wait_for(lambda e: e.get("event") == "inbound_refused", "the refusal said")
+    assert "not an agency of this axis" in said["reason"]
+    time.sleep(3.0)  # the upstream lists it again after its retry delay (1 s here): said once all the same
+    log = (country.root / "provincial" / "axis.log").read_text(encoding="utf-8")
+    assert log.count('"inbound_refused"') == 1
+    states = call(country.axis.url, f"sys-{MINISTRY}", ministry_secret, lambda c: c.sent_list(doc_id=None))
+    assert [row["receiveStatus"] for row in states if row["toCode"] == xa] != ["done"]

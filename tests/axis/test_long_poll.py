@@ -71,3 +71,18 @@ def test_an_axis_without_long_poll_neither_announces_it_nor_accepts_wait(axis_fa
             assert caught.value.axis_code == "21"
 
     asyncio.run(scenario())
+
+
+def test_a_waiting_list_is_answered_when_its_system_registers_an_agency(axis):
+    """It waits for the agencies its system had; the next list waits for the new one too."""
+
+    async def scenario() -> None:
+        waiting = asyncio.create_task(listen(axis, 25))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        async with client(axis, "sys-h58") as c:
+            await c.register_agency("000.01.31.H58", "UBND xã Hậu Thành", parent="000.00.31.H58")
+        listed, waited = await asyncio.wait_for(waiting, 10)
+        assert listed == [] and waited < 25
+
+    asyncio.run(scenario())
