@@ -27,7 +27,7 @@ def job(recipient: str, n: int) -> dict:
     ("documents", "seconds_of_kills"),
     [
         pytest.param(20, 8, id="bridge-20-each-way"),
-        pytest.param(150, 40, id="bridge-150-each-way", marks=pytest.mark.slow),
+        pytest.param(200, 45, id="bridge-200-each-way", marks=pytest.mark.slow),
     ],
 )
 def test_sigkill_loop_at_the_provincial_axis_while_it_forwards_both_ways(country, documents, seconds_of_kills):
