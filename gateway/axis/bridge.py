@@ -23,24 +23,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from gateway import logs
-from gateway.axis import checks
+from gateway.axis.bridge_inbound import Inbound
 from gateway.axis.bridge_store import BridgeStore, Forward, UpstreamAgency
 from gateway.axis.checks import MessageCheck
 from gateway.axis.config import AxisConfig, UpstreamConfig
 from gateway.axis.store import AxisStore
-from gateway.axis.wire import Refusal, new_document, parent_code
-from gateway.axis_client import AxisClient, Listed
+from gateway.axis.wire import parent_code
+from gateway.axis_client import AxisClient
 from gateway.daemon import backoff
 from gateway.daemon.breaker import AxisBreaker
 from gateway.errors import AxisError, AxisUnavailable
-from gateway.fsutil import write_atomic
 from gateway.vxp.answers import AxisCode
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
@@ -52,7 +49,6 @@ RECIPIENT_FRESH_SECONDS = 1.0
 # Forwards the upstream refuses as from an agency not ours (ErrorCode 19) are tried this many
 # times, through registrations, before they fail (a code that belongs to another system there)
 SENDER_PATIENCE = 10
-UPSTREAM = "upstream"  # the system_id recorded for what came down from the upstream
 LAST_CONTACT, DIRECTORY_AT = "last_contact", "directory_at"  # bridge_meta keys
 
 
@@ -82,15 +78,13 @@ class Bridge:
         self._directory_now = asyncio.Event()
         self._directory_lock = asyncio.Lock()
         self._directory_tried_at = float("-inf")  # monotonic time of the last directory read, answered or not
-        # what the upstream holds for us that we cannot take (refused, or for an agency no longer
-        # here): left there unacknowledged, said once per run, not fetched again in this run
-        self._left_upstream: set[str] = set()
         # Our agencies are registered upstream before anything of theirs is forwarded: the
         # upstream refuses a sender it does not count as ours (ErrorCode 19), for good.
         self._registered_once = asyncio.Event()
         self._last_contact_said = 0.0
         # seconds between two questions about one forwarded document's outside recipients
         self.receipts_every = min(10.0, 5 * self.upstream.poll_interval)
+        self.inbound = Inbound(self)
 
     def delay(self, attempts: int) -> float:
         return backoff.delay(
@@ -166,7 +160,7 @@ class Bridge:
             for waiter in pending:
                 waiter.cancel()
 
-    def _up(self) -> None:
+    def answered(self) -> None:
         self.breaker.up()
         now = time.time()
         if now - self._last_contact_said >= 15:  # for the status command; not a commit per call
@@ -197,10 +191,10 @@ class Bridge:
                 self.tables.postpone_forward(forward.sender_doc_id, self.delay(forward.attempts), str(exc))
                 return
             except AxisError as exc:
-                self._up()
+                self.answered()
                 self._refused(forward, exc)
                 continue
-            self._up()
+            self.answered()
             self.tables.forwarded(forward.sender_doc_id, upstream_doc_id)
             self.log.info(
                 "forwarded",
@@ -234,7 +228,7 @@ class Bridge:
         while not stopping.is_set():
             waited = bool(self.upstream.long_poll and self.client.long_poll_max and not self.breaker.failures)
             try:
-                found = await self.receive(kind, wait=self.upstream.long_poll_seconds if waited else 0.0)
+                found = await self.inbound.receive(kind, wait=self.upstream.long_poll_seconds if waited else 0.0)
             except Exception:
                 self.log.exception("bridge_error", worker=f"listen-{kind}")
                 found = None
@@ -242,131 +236,6 @@ class Bridge:
                 continue  # something was taken, more may wait: ask again at once
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), self.upstream.poll_interval)
-
-    async def receive(self, kind: MessageType, *, wait: float = 0.0) -> int | None:
-        """One list of what the upstream holds for us, each item committed here and then
-        acknowledged there; how many were taken (None: no answer). What cannot be taken is
-        told `fail` upstream (listed again after the upstream's retry delay, not at once)."""
-        if self.breaker.paused():
-            return None
-        try:
-            listed = await self.client.received_list(kind, wait=wait)
-        except AxisUnavailable as exc:
-            self.breaker.down(exc)
-            return None
-        except AxisError as exc:
-            self._up()
-            self.log.error("upstream_list_refused", reason=str(exc))
-            return None
-        self._up()
-        taken = 0
-        for item in listed:
-            if self.breaker.paused():
-                break
-            taken += await self._take(item, kind)
-        return taken
-
-    async def _take(self, item: Listed, kind: MessageType) -> bool:
-        """Commit (or find committed) and acknowledge one listed item; False when it cannot be taken."""
-        if self.tables.inbound(item.doc_id) is None:
-            to_code = item.to_code.strip()
-            agency = self.store.agency(to_code)
-            if agency is None or agency.system_id is None:
-                return await self._leave(item, f"{to_code or 'no agency'} is not an agency of this axis")
-            try:
-                data = await self.client.get_edoc(item.doc_id)
-            except AxisUnavailable as exc:
-                self.breaker.down(exc)
-                return False
-            except AxisError as exc:
-                self._up()
-                return await self._leave(item, f"the upstream refused to hand it over: {exc}")
-            self._up()
-            refusal = await self._commit(item, kind, bytes(data), to_code)
-            if refusal is not None:
-                return await self._leave(item, refusal)
-        await self._acknowledge(item.doc_id)
-        return True
-
-    async def _leave(self, item: Listed, reason: str) -> bool:
-        """What the upstream holds for us that we cannot take: said once a run, and reported
-        `fail` so that it is listed again only after the upstream's retry delay."""
-        if item.doc_id not in self._left_upstream:
-            self._left_upstream.add(item.doc_id)
-            self.log.error("inbound_refused", upstream_doc_id=item.doc_id, peer=item.from_code, reason=reason)
-        with contextlib.suppress(AxisError, AxisUnavailable):
-            await self.client.update_status(item.doc_id, DeliveryState.FAIL)
-        return False
-
-    async def _commit(self, item: Listed, kind: MessageType, data: bytes, to_code: str) -> str | None:
-        """Check and record what came down; why not, when it cannot be."""
-        # the identity of a document without DocumentId is its content, as at the upstream
-        digest = hashlib.sha256(data).hexdigest()
-        try:
-            checked = await asyncio.to_thread(self.check, data, kind, digest)
-        except Refusal as refusal:
-            return refusal.detail or refusal.code.meaning
-        message = checked.message
-        sender = message.sender.organ_id.text
-        if item.from_code.strip() and sender != item.from_code.strip():
-            return f"From/OrganId {sender} differs from the upstream's sender {item.from_code}"
-        routed = checks.recipients(message)
-        if to_code not in routed:  # the upstream's `to` is not taken on trust
-            return f"listed for {to_code}, which the message does not name"
-        local_sender = self.store.agency(sender)
-        if local_sender is not None and local_sender.system_id is not None:
-            return f"the sender {sender} is an agency of this axis: what it sends never comes from the upstream"
-        document = new_document(UPSTREAM, message, kind, routed, checked)
-        # The database only from the event loop's thread (its connection is shared with every
-        # request); the file, with its fsync, in a worker thread, before the row that names it.
-        for _ in range(3):
-            existing = self.store.find_duplicate(document.dedup_key)
-            if existing is not None:
-                sender_doc_id, added = self.tables.record_inbound(
-                    item.doc_id, document, to_code, existing[0], new=False
-                )
-                break
-            sender_doc_id, path = self.store.new_document_path()
-            await asyncio.to_thread(write_atomic, path, checked.relayed)
-            try:
-                sender_doc_id, added = self.tables.record_inbound(
-                    item.doc_id, document, to_code, sender_doc_id, new=True
-                )
-            except sqlite3.IntegrityError:  # the same message arrived another way meanwhile
-                path.unlink(missing_ok=True)
-                if self.tables.inbound(item.doc_id) is not None:
-                    return None
-                continue
-            break
-        else:
-            return "it could not be recorded (the same message kept arriving another way)"
-        if added:
-            self.arrived([to_code])
-        self.log.info(
-            "inbound_committed",
-            upstream_doc_id=item.doc_id,
-            axis_doc_id=sender_doc_id,
-            agency=to_code,
-            peer=document.from_code,
-            message_type=kind,
-            delivered=added,
-        )
-        return None
-
-    async def _acknowledge(self, upstream_doc_id: str) -> None:
-        try:
-            await self.client.update_status(upstream_doc_id, DeliveryState.DONE)
-        except AxisUnavailable as exc:
-            self.breaker.down(exc)
-            return
-        except AxisError as exc:
-            self._up()
-            self.log.warning("inbound_ack_refused", upstream_doc_id=upstream_doc_id, reason=str(exc))
-            return
-        self._up()
-        self.tables.acknowledged(upstream_doc_id)
-
-    # --- directory and receipts -------------------------------------------------------------
 
     async def _scheduled_directory(self) -> None:
         async with self._directory_lock:
@@ -384,11 +253,11 @@ class Bridge:
             self.breaker.down(exc)
             return
         except AxisError as exc:
-            self._up()
+            self.answered()
             self.log.warning("upstream_directory_refused", reason=str(exc))
             self._ready()  # an upstream that will not list its directory still takes documents, or says why
             return
-        self._up()
+        self.answered()
         national = [
             UpstreamAgency(str(a.get("code")), str(a.get("name") or a.get("code")), str(a.get("pid") or ""),
                            str(a.get("mail") or ""))
@@ -439,11 +308,11 @@ class Bridge:
                 self.breaker.down(exc)
                 return
             except AxisError as exc:
-                self._up()
+                self.answered()
                 self.log.warning("upstream_sent_list_refused", upstream_doc_id=upstream_doc_id, reason=str(exc))
                 self.tables.outside_states(sender_doc_id, {})  # asked again after the usual pause
                 continue
-            self._up()
+            self.answered()
             states = {}
             for row in rows:
                 code = str(row.get("toCode") or "")

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 
 from gateway.axis.records import NewDocument
-from gateway.axis.store import AxisStore
+from gateway.axis.store import AxisStore, insert_document
 from gateway.sqlite import relaxed, transaction
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
@@ -157,26 +157,7 @@ class BridgeStore:
         now = time.time()
         with transaction(self.db) as db:
             if new:
-                db.execute(
-                    "INSERT INTO documents (sender_doc_id, message_type, system_id, from_code, dedup_key,"
-                    " document_id, title, notation, status_code, file, sha256, size, received_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        sender_doc_id,
-                        document.message_type,
-                        document.system_id,
-                        document.from_code,
-                        document.dedup_key,
-                        document.document_id,
-                        document.title,
-                        document.notation,
-                        document.status_code,
-                        f"{sender_doc_id}.edxml",
-                        document.sha256,
-                        document.size,
-                        now,
-                    ),
-                )
+                insert_document(db, sender_doc_id, document, now)
             added = db.execute(
                 "INSERT OR IGNORE INTO deliveries (doc_id, sender_doc_id, to_code, message_type, state,"
                 " available_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

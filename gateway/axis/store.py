@@ -178,26 +178,7 @@ class AxisStore:
         now = time.time()
         doc_ids = [str(uuid.uuid4()) for _ in document.recipients]
         with transaction(self.connection) as db:
-            db.execute(
-                "INSERT INTO documents (sender_doc_id, message_type, system_id, from_code, dedup_key, document_id,"
-                " title, notation, status_code, file, sha256, size, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    sender_doc_id,
-                    document.message_type,
-                    document.system_id,
-                    document.from_code,
-                    document.dedup_key,
-                    document.document_id,
-                    document.title,
-                    document.notation,
-                    document.status_code,
-                    f"{sender_doc_id}.edxml",
-                    document.sha256,
-                    document.size,
-                    now,
-                ),
-            )
+            insert_document(db, sender_doc_id, document, now)
             db.executemany(
                 "INSERT INTO deliveries (doc_id, sender_doc_id, to_code, message_type, state, available_at,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -329,3 +310,27 @@ def _listable(to_codes: Iterable[str], message_type: MessageType, table: str = "
     done = DeliveryState.DONE.value
     where = f"{t}to_code IN ({marks}) AND {t}message_type = ? AND {t}state != '{done}' AND {t}available_at <= ?"
     return where, (*codes, message_type, time.time())
+
+
+def insert_document(db: sqlite3.Connection, sender_doc_id: str, document: NewDocument, now: float) -> None:
+    """The documents row of an accepted message, inside the caller's transaction."""
+    db.execute(
+        "INSERT INTO documents (sender_doc_id, message_type, system_id, from_code, dedup_key, document_id,"
+        " title, notation, status_code, file, sha256, size, received_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            sender_doc_id,
+            document.message_type,
+            document.system_id,
+            document.from_code,
+            document.dedup_key,
+            document.document_id,
+            document.title,
+            document.notation,
+            document.status_code,
+            f"{sender_doc_id}.edxml",
+            document.sha256,
+            document.size,
+            now,
+        ),
+    )

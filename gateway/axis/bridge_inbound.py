@@ -1,0 +1,176 @@
+"""What comes down a provincial axis's bridge: each message the upstream holds for one of our
+agencies fetched, checked as a message sent here would be, committed with its delivery to the
+local agency, and only then acknowledged upstream (`done`).
+
+Listed again (an acknowledgement lost), a message is acknowledged again, never delivered
+again; fetched and not committed, it is fetched again. The upstream's word is not taken on
+trust: the listed recipient must be one the message names and an agency here, the sender
+must not be one of ours, and a message without DocumentId is known by its content. What
+cannot be taken is said once a run and reported `fail` upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from gateway.axis import checks
+from gateway.axis.wire import Refusal, new_document
+from gateway.axis_client import Listed
+from gateway.errors import AxisError, AxisUnavailable
+from gateway.fsutil import write_atomic
+from gateway.vxp.vocabulary import DeliveryState, MessageType
+
+if TYPE_CHECKING:
+    from gateway.axis.bridge import Bridge
+
+UPSTREAM = "upstream"  # the system_id recorded for what came down from the upstream
+
+
+class Inbound:
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self.client = bridge.client
+        self.tables = bridge.tables
+        self.store = bridge.store
+        self.check = bridge.check
+        self.log = bridge.log
+        self.arrived = bridge.arrived
+        # what the upstream holds for us that we cannot take (refused, or for an agency no longer
+        # here): left there unacknowledged, said once per run
+        self._left_upstream: set[str] = set()
+
+    @property
+    def breaker(self) -> Any:
+        return self.bridge.breaker
+
+    def _up(self) -> None:
+        self.bridge.answered()
+
+    async def receive(self, kind: MessageType, *, wait: float = 0.0) -> int | None:
+        """One list of what the upstream holds for us, each item committed here and then
+        acknowledged there; how many were taken (None: no answer). What cannot be taken is
+        told `fail` upstream (listed again after the upstream's retry delay, not at once)."""
+        if self.breaker.paused():
+            return None
+        try:
+            listed = await self.client.received_list(kind, wait=wait)
+        except AxisUnavailable as exc:
+            self.breaker.down(exc)
+            return None
+        except AxisError as exc:
+            self._up()
+            self.log.error("upstream_list_refused", reason=str(exc))
+            return None
+        self._up()
+        taken = 0
+        for item in listed:
+            if self.breaker.paused():
+                break
+            taken += await self._take(item, kind)
+        return taken
+
+    async def _take(self, item: Listed, kind: MessageType) -> bool:
+        """Commit (or find committed) and acknowledge one listed item; False when it cannot be taken."""
+        if self.tables.inbound(item.doc_id) is None:
+            to_code = item.to_code.strip()
+            agency = self.store.agency(to_code)
+            if agency is None or agency.system_id is None:
+                return await self._leave(item, f"{to_code or 'no agency'} is not an agency of this axis")
+            try:
+                data = await self.client.get_edoc(item.doc_id)
+            except AxisUnavailable as exc:
+                self.breaker.down(exc)
+                return False
+            except AxisError as exc:
+                self._up()
+                return await self._leave(item, f"the upstream refused to hand it over: {exc}")
+            self._up()
+            refusal = await self._commit(item, kind, bytes(data), to_code)
+            if refusal is not None:
+                return await self._leave(item, refusal)
+        await self._acknowledge(item.doc_id)
+        return True
+
+    async def _leave(self, item: Listed, reason: str) -> bool:
+        """What the upstream holds for us that we cannot take: said once a run, and reported
+        `fail` so that it is listed again only after the upstream's retry delay."""
+        if item.doc_id not in self._left_upstream:
+            self._left_upstream.add(item.doc_id)
+            self.log.error("inbound_refused", upstream_doc_id=item.doc_id, peer=item.from_code, reason=reason)
+        with contextlib.suppress(AxisError, AxisUnavailable):
+            await self.client.update_status(item.doc_id, DeliveryState.FAIL)
+        return False
+
+    async def _commit(self, item: Listed, kind: MessageType, data: bytes, to_code: str) -> str | None:
+        """Check and record what came down; why not, when it cannot be."""
+        # the identity of a document without DocumentId is its content, as at the upstream
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            checked = await asyncio.to_thread(self.check, data, kind, digest)
+        except Refusal as refusal:
+            return refusal.detail or refusal.code.meaning
+        message = checked.message
+        sender = message.sender.organ_id.text
+        if item.from_code.strip() and sender != item.from_code.strip():
+            return f"From/OrganId {sender} differs from the upstream's sender {item.from_code}"
+        routed = checks.recipients(message)
+        if to_code not in routed:  # the upstream's `to` is not taken on trust
+            return f"listed for {to_code}, which the message does not name"
+        local_sender = self.store.agency(sender)
+        if local_sender is not None and local_sender.system_id is not None:
+            return f"the sender {sender} is an agency of this axis: what it sends never comes from the upstream"
+        document = new_document(UPSTREAM, message, kind, routed, checked)
+        # The database only from the event loop's thread (its connection is shared with every
+        # request); the file, with its fsync, in a worker thread, before the row that names it.
+        for _ in range(3):
+            existing = self.store.find_duplicate(document.dedup_key)
+            if existing is not None:
+                sender_doc_id, added = self.tables.record_inbound(
+                    item.doc_id, document, to_code, existing[0], new=False
+                )
+                break
+            sender_doc_id, path = self.store.new_document_path()
+            await asyncio.to_thread(write_atomic, path, checked.relayed)
+            try:
+                sender_doc_id, added = self.tables.record_inbound(
+                    item.doc_id, document, to_code, sender_doc_id, new=True
+                )
+            except sqlite3.IntegrityError:  # the same message arrived another way meanwhile
+                path.unlink(missing_ok=True)
+                if self.tables.inbound(item.doc_id) is not None:
+                    return None
+                continue
+            break
+        else:
+            return "it could not be recorded (the same message kept arriving another way)"
+        if added:
+            self.arrived([to_code])
+        self.log.info(
+            "inbound_committed",
+            upstream_doc_id=item.doc_id,
+            axis_doc_id=sender_doc_id,
+            agency=to_code,
+            peer=document.from_code,
+            message_type=kind,
+            delivered=added,
+        )
+        return None
+
+    async def _acknowledge(self, upstream_doc_id: str) -> None:
+        try:
+            await self.client.update_status(upstream_doc_id, DeliveryState.DONE)
+        except AxisUnavailable as exc:
+            self.breaker.down(exc)
+            return
+        except AxisError as exc:
+            self._up()
+            self.log.warning("inbound_ack_refused", upstream_doc_id=upstream_doc_id, reason=str(exc))
+            return
+        self._up()
+        self.tables.acknowledged(upstream_doc_id)
+
+    # --- directory and receipts -------------------------------------------------------------
