@@ -11,6 +11,7 @@ the upstream is told `done`; listed again, it is acknowledged again, never deliv
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -20,6 +21,8 @@ from gateway.axis.records import NewDocument
 from gateway.axis.store import AxisStore, insert_document
 from gateway.sqlite import relaxed, transaction
 from gateway.vxp.vocabulary import DeliveryState, MessageType
+
+DIRECTORY_DIGEST = "directory_digest"  # bridge_meta: what the kept national directory holds
 
 
 @dataclass(frozen=True)
@@ -177,13 +180,24 @@ class BridgeStore:
 
     # --- the national directory and the bridge's own facts ----------------------------------
 
-    def replace_upstream_agencies(self, agencies: list[UpstreamAgency]) -> None:
+    def replace_upstream_agencies(self, agencies: list[UpstreamAgency]) -> bool:
+        """Keep the national directory just read; False (nothing written) when it is the one kept.
+
+        It is read every few seconds while gateways ask for the directory, and holds thousands
+        of agencies: rewriting it each time would hold the event loop for nothing."""
+        rows = sorted({(a.code, a.name, a.pid, a.mail) for a in agencies})
+        digest = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
+        if self.meta(DIRECTORY_DIGEST) == digest:
+            return False
         with transaction(self.db) as db:
             db.execute("DELETE FROM upstream_agencies")
-            db.executemany(
-                "INSERT OR REPLACE INTO upstream_agencies (code, name, pid, mail) VALUES (?, ?, ?, ?)",
-                [(a.code, a.name, a.pid, a.mail) for a in agencies],
+            db.executemany("INSERT OR REPLACE INTO upstream_agencies (code, name, pid, mail) VALUES (?, ?, ?, ?)", rows)
+            db.execute(
+                "INSERT INTO bridge_meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (DIRECTORY_DIGEST, digest),
             )
+        return True
 
     def upstream_agencies(self) -> list[UpstreamAgency]:
         rows = self.db.execute("SELECT code, name, pid, mail FROM upstream_agencies ORDER BY code")

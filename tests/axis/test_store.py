@@ -35,3 +35,23 @@ def test_the_wal_is_copied_into_the_database_by_checkpoint_not_by_commits(tmp_pa
         assert wal.stat().st_size == grown  # reused from its start, not grown further
     finally:
         store.close()
+
+
+def test_the_national_directory_is_written_only_when_it_changed(tmp_path):
+    """A provincial axis reads it every few seconds while gateways ask; thousands of rows are
+    rewritten only when something in them changed."""
+    from gateway.axis.bridge_store import BridgeStore, UpstreamAgency
+
+    store = AxisStore(tmp_path)
+    try:
+        tables = BridgeStore(store)
+        national = [UpstreamAgency(f"000.00.00.H{n:02d}", f"UBND tỉnh {n}", "", "") for n in range(10, 70)]
+        assert tables.upstream_knows("000.00.00.H57") is None  # never read
+        assert tables.replace_upstream_agencies(national)
+        assert not tables.replace_upstream_agencies(list(reversed(national)))  # the same, in another order
+        renamed = [*national[:-1], UpstreamAgency(national[-1].code, "UBND tỉnh mới", "", "")]
+        assert tables.replace_upstream_agencies(renamed)
+        assert [a.name for a in tables.upstream_agencies()][-1] == "UBND tỉnh mới"
+        assert tables.upstream_knows("000.00.00.H57") and tables.upstream_knows("000.00.00.H99") is False
+    finally:
+        store.close()
