@@ -237,8 +237,9 @@ def test_a_routing_loop_and_a_recipient_unknown_everywhere_are_refused(country):
     )
     data = signed_by(country, PROVINCE, looped)
     assert call(url, f"sys-{PROVINCE}", secret, lambda c: send(c, data, PROVINCE)) == "21"
-    log = (country.root / "provincial" / "axis.log").read_text(encoding="utf-8")
-    assert "routing loop" in log
+    country.provincial.service.wait_for(
+        lambda e: e.get("event") == "request_refused" and "routing loop" in e.get("reason", ""), "the loop said"
+    )
 
 
 def test_an_upstream_that_refuses_us_is_said_with_the_hint_and_the_province_works_on(country):
