@@ -12,6 +12,7 @@ import asyncio
 import binascii
 import hashlib
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,19 @@ OCTETS = "application/octet-stream"
 # ErrorCodes that refuse the caller rather than the call (15 authentication, 16 timestamp out of
 # the window, i.e. our clock): every other call would be refused too, so they count as an outage.
 LARGE_ANSWER_BYTES = 16 * 1024 * 1024  # a getEdoc answer this large is a large message (see get_edoc)
+
+
+# A file this large is sent from the disk in pieces instead of read whole first.
+SEND_FROM_FILE_BYTES = 4 * 1024 * 1024
+
+
+def whole_or_path(path: Path) -> bytes | Path:
+    """What send_edoc is given for a stored file (worker thread): a small file's bytes, a large
+    file's path, sent in pieces and never read whole (a 100 MB scan is a 133 MB message)."""
+    with path.open("rb") as handle:
+        if os.fstat(handle.fileno()).st_size >= SEND_FROM_FILE_BYTES:
+            return path
+        return handle.read()
 
 
 def answer_limit(max_message_bytes: int) -> int:

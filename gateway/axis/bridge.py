@@ -34,7 +34,7 @@ from gateway.axis.checks import MessageCheck
 from gateway.axis.config import AxisConfig, UpstreamConfig
 from gateway.axis.store import AxisStore
 from gateway.axis.wire import parent_code
-from gateway.axis_client import AxisClient
+from gateway.axis_client import AxisClient, whole_or_path
 from gateway.daemon import backoff
 from gateway.daemon.breaker import AxisBreaker
 from gateway.errors import AxisError, AxisUnavailable
@@ -177,7 +177,7 @@ class Bridge:
                 return
             path = self.store.docs_dir / forward.file
             try:
-                data = await asyncio.to_thread(path.read_bytes)
+                data = await asyncio.to_thread(whole_or_path, path)
             except OSError as exc:
                 self.tables.forward_failed(forward, f"the stored file cannot be read: {exc}")
                 self.log.error("forward_failed", axis_doc_id=forward.sender_doc_id, reason=str(exc))

@@ -89,7 +89,7 @@ class Inbound:
                 self._up()
                 return await self._leave(item, f"the upstream refused to hand it over: {exc}")
             self._up()
-            refusal = await self._commit(item, kind, bytes(data), to_code)
+            refusal = await self._commit(item, kind, data, to_code)
             if refusal is not None:
                 return await self._leave(item, refusal)
         await self._acknowledge(item.doc_id)
@@ -105,7 +105,7 @@ class Inbound:
             await self.client.update_status(item.doc_id, DeliveryState.FAIL)
         return False
 
-    async def _commit(self, item: Listed, kind: MessageType, data: bytes, to_code: str) -> str | None:
+    async def _commit(self, item: Listed, kind: MessageType, data: bytes | bytearray, to_code: str) -> str | None:
         """Check and record what came down; why not, when it cannot be."""
         # the identity of a document without DocumentId is its content, as at the upstream
         digest = hashlib.sha256(data).hexdigest()

@@ -130,15 +130,6 @@ class BridgeStore:
                 )
             self.db.execute("UPDATE forwards SET checked_at = ? WHERE sender_doc_id = ?", (now, sender_doc_id))
 
-    def queue_figures(self) -> dict[str, object]:
-        row = self.db.execute(
-            "SELECT count(*) AS n, min(created_at) AS oldest FROM forwards WHERE state = 'queued'"
-        ).fetchone()
-        failed = self.db.execute("SELECT count(*) FROM forwards WHERE state = 'failed'").fetchone()[0]
-        unacked = self.db.execute("SELECT count(*) FROM inbound WHERE acked = 0").fetchone()[0]
-        return {"forwards_queued": row["n"], "oldest_queued_at": row["oldest"], "forwards_failed": failed,
-                "inbound_unacknowledged": unacked}  # fmt: skip
-
     # --- inbound ----------------------------------------------------------------------------
 
     def inbound(self, upstream_doc_id: str) -> tuple[str, bool] | None:

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import edxml
+from gateway.axis.bridge_store import BridgeStore
 from gateway.axis.store import AxisStore
 from gateway.axis.wire import Refusal, parent_code
 from gateway.errors import GatewayError
@@ -22,9 +23,9 @@ class Directory:
         self.store = store
         self.log = log
         self.on_registered = on_registered  # long-polls renewed, the upstream told
-        # with an upstream: the national directory as last read (BridgeStore.upstream_agencies),
-        # and how to have it read anew when it is older than a few seconds (Bridge.fresh_directory)
-        self.national: Callable[[], list[Any]] | None = None
+        # with an upstream: the national directory as last read, and how to have it read anew
+        # when it is older than a few seconds (Bridge.fresh_directory)
+        self.national: BridgeStore | None = None
         self.freshen: Callable[[], Awaitable[None]] | None = None
 
     async def get_agencies(self, request: web.Request, signed: SignedRequest) -> web.Response:
@@ -46,7 +47,7 @@ class Directory:
             {**entry(a.code, a.parent or parent_code(a.code, known), a.name, a.mail), "scope": "local"} for a in here
         ]
         listed = {a.code for a in here}
-        elsewhere = [(a.code, a.pid, a.name, a.mail) for a in self.national()]
+        elsewhere = [(a.code, a.pid, a.name, a.mail) for a in self.national.upstream_agencies()]
         elsewhere += [(a.code, a.parent or "", a.name, a.mail) for a in agencies if a.system_id is None]
         for code, pid, name, mail in elsewhere:
             if code not in listed:
@@ -77,7 +78,7 @@ class Directory:
         existing = self.store.agency(code)
         if existing is not None and existing.system_id != signed.system_id:
             raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{code} belongs to another system")
-        if existing is None and self.national is not None and any(a.code == code for a in self.national()):
+        if existing is None and self.national is not None and self.national.upstream_knows(code):
             # a provincial axis: a code of the national directory is somebody else's (a ministry,
             # another province); taking it here would divert what is sent to it
             raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{code} is an agency of the national directory")

@@ -53,7 +53,7 @@ async def _serve(config: AxisConfig, trust: edxml.TrustStore | None, *, stop: as
         if config.upstream is not None:
             bridge = Bridge(config, store, axis.check, axis.long_polls.arrived)
             axis.bridge = bridge
-            axis.directory.national = bridge.tables.upstream_agencies
+            axis.directory.national = bridge.tables
             axis.directory.freshen = functools.partial(bridge.fresh_directory, DIRECTORY_FRESH_SECONDS)
         runner = web.AppRunner(axis.application(), access_log=None, handle_signals=False, shutdown_timeout=10)
         await runner.setup()

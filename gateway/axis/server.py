@@ -147,12 +147,9 @@ class Axis:
     def _registered(self, system_id: str) -> None:
         """A system registered an agency here: its long-polls, waiting for the agencies it had,
         are answered so that the next waits for the new one too; the upstream hears of it at once."""
-        self.long_polls.renew(self._own_agencies(system_id))
+        self.long_polls.renew(self.store.agencies_of(system_id))
         if self.bridge is not None:
             self.bridge.directory_now()
-
-    def _own_agencies(self, system_id: str) -> frozenset[str]:
-        return self.store.agencies_of(system_id)
 
     def _own(self, signed: SignedRequest) -> frozenset[str]:
         return self.store.agencies_of(signed.system_id)

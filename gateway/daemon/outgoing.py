@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import edxml, logs
-from gateway.config import Config, ConfigError
+from gateway.config import Config, ConfigError, HostedSection
 from gateway.daemon import compose, directory
 from gateway.errors import FolderError, GatewayError, IntakeError, KeyMaterialError, UsageError
 from gateway.fsutil import write_atomic
@@ -239,40 +239,36 @@ class Local:
                 f"no gateway database at {database_of(config)}: the gateway has not run with this configuration",
                 where=f"{config.path}: paths.data_dir",
             )
-        sections = [(config.agency.code, config.agency.name, None, "signing", "paths", _own_files(config))]
-        sections += [
-            (h.code, h.name, h.parent, f"hosted[{i}]", f"hosted[{i}]", (h.key, h.cert, h.outbox, h.inbox))
-            for i, h in enumerate(config.hosted)
-        ]
         own = edxml.AgencyCode.lenient(config.agency.code).text
-        prepared = []
-        for code_text, name, parent, key, folders_key, files in sections:
-            code = edxml.AgencyCode.lenient(code_text).text
-            key_file, cert_file, outbox, inbox = files
-            assert key_file and cert_file and outbox and inbox
-            identity = _identity(config, code, key_file, cert_file, key)
-            if not looking:
-                for folder in (outbox, outbox / "failed", inbox, inbox / ".rejected"):
-                    try:
-                        make_shared_folder(folder)
-                    except OSError as exc:
-                        raise FolderError(
-                            f"{folder} cannot be created by {getpass.getuser()}: {exc.strerror}",
-                            where=f"{config.path}: {folders_key}",
-                        ) from None
-            me = edxml.Organization(edxml.AgencyCode.lenient(code), organ_name=name)
-            prepared.append((code, me, identity, outbox, inbox, parent or (None if code == own else own), key))
+        # The installation's own agency is one more section, its files under [signing] and [paths].
+        signing, paths = config.signing, config.paths
+        ours = HostedSection(
+            config.agency.code, config.agency.name, None, signing.key, signing.cert, paths.outbox, paths.inbox
+        )
+        sections = [
+            (ours, "signing", "paths"),
+            *((h, f"hosted[{i}]", f"hosted[{i}]") for i, h in enumerate(config.hosted)),
+        ]
+        # keys and folders first: a configuration that cannot run leaves no database behind
+        ready = [(section, key, _identity(config, section, key)) for section, key, _ in sections]
+        if not looking:
+            for section, _, folders_key in sections:
+                _make_folders(config, section, folders_key)
         store = GatewayStore(config.paths.data_dir)
         if not looking:  # health and track only read; the daemon and the commands claim
             store.claim(own)
         deadline = config.retry.deadline_hours * 3600
         agencies: dict[str, Agency] = {}
-        for code, me, identity, outbox, inbox, parent, key in prepared:
+        for section, key, identity in ready:
+            code = identity.agency.text
             log = logs.get("gateway").bind(agency=code)
             queue = OutgoingQueue(
                 identity=identity, limits=config.limits, store=store, deadline_seconds=deadline, log=log
             )
-            agencies[code] = Agency(code, me, identity, queue, outbox, inbox, parent, log, key)
+            me = edxml.Organization(identity.agency, organ_name=section.name)
+            parent = section.parent or (None if code == own else own)
+            assert section.outbox is not None and section.inbox is not None
+            agencies[code] = Agency(code, me, identity, queue, section.outbox, section.inbox, parent, log, key)
         first = agencies[own]
         names, names_at = directory.recalled(store)
         return cls(config, own, first.me, first.identity, store, first.outgoing, first.log, agencies, names, names_at)
@@ -309,26 +305,35 @@ class Local:
         return self.config.limits
 
 
-def _own_files(config: Config) -> tuple[Path | None, Path | None, Path, Path]:
-    return config.signing.key, config.signing.cert, config.paths.outbox, config.paths.inbox
-
-
-def _identity(config: Config, code: str, key_file: Path, cert_file: Path, key: str) -> edxml.SigningIdentity:
+def _identity(config: Config, section: HostedSection, key: str) -> edxml.SigningIdentity:
     """An agency's key and certificate, which must name that agency (a signature binds to its From)."""
+    code = edxml.AgencyCode.lenient(section.code).text
+    assert section.key is not None and section.cert is not None
     try:
         identity = edxml.SigningIdentity.from_pem(
-            read_file(key_file, f"{config.path}: {key}.key"),
-            read_file(cert_file, f"{config.path}: {key}.cert"),
+            read_file(section.key, f"{config.path}: {key}.key"),
+            read_file(section.cert, f"{config.path}: {key}.cert"),
         )
     except KeyMaterialError as exc:
         raise KeyMaterialError(
-            f"{exc.message} ({key}.key {key_file}, {key}.cert {cert_file})", where=str(config.path)
+            f"{exc.message} ({key}.key {section.key}, {key}.cert {section.cert})", where=str(config.path)
         ) from None
     if identity.agency.text != code:
         raise ConfigError(
             f"the certificate is for {identity.agency}, the agency is {code}", where=f"{config.path}: {key}.cert"
         )
     return identity
+
+
+def _make_folders(config: Config, section: HostedSection, key: str) -> None:
+    assert section.outbox is not None and section.inbox is not None
+    for folder in (section.outbox, section.outbox / "failed", section.inbox, section.inbox / ".rejected"):
+        try:
+            make_shared_folder(folder)
+        except OSError as exc:
+            raise FolderError(
+                f"{folder} cannot be created by {getpass.getuser()}: {exc.strerror}", where=f"{config.path}: {key}"
+            ) from None
 
 
 def _listed(agencies: dict[str, Agency]) -> str:

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from gateway import edxml
-from gateway.axis_client import AxisClient, Listed, answer_limit
+from gateway.axis_client import AxisClient, Listed, answer_limit, whole_or_path
 from gateway.config import Config, ConfigError
 from gateway.daemon import directory, inbox
 from gateway.daemon.deliver import Deliverer
@@ -39,8 +37,6 @@ from gateway.vxp.vocabulary import MessageType
 
 BATCH = 50
 META_EVERY = 15.0
-# A signed file this large is sent from the disk in pieces instead of read whole first.
-SEND_FROM_FILE_BYTES = 4 * 1024 * 1024
 
 CERTIFICATE_WARNED = "certificate_warned_at"  # meta: when certificate_expiring was last logged
 
@@ -141,7 +137,7 @@ class Gateway:
             log = self._log_of(item.from_code)
             path = self.store.outgoing.file(item)
             try:
-                data = await asyncio.to_thread(_whole_or_path, path)
+                data = await asyncio.to_thread(whole_or_path, path)
             except OSError as exc:  # the signed file is gone: nothing can be sent, and the queue must go on
                 self.store.outgoing.fail(item.id, f"the signed file cannot be read: {exc}")
                 log.error("message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
@@ -387,14 +383,6 @@ class Gateway:
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def _whole_or_path(path: Path) -> bytes | Path:
-    """A small file's bytes; a large file's path, for the client to send it in pieces."""
-    with path.open("rb") as handle:
-        if os.fstat(handle.fileno()).st_size >= SEND_FROM_FILE_BYTES:
-            return path
-        return handle.read()
 
 
 def accepted_time(created_time: str) -> float | None:
