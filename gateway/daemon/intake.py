@@ -49,6 +49,9 @@ class Intake:
         self._empty_at: int | None = None  # the folder's mtime when a look found nothing in it
         self._looked_at = 0.0  # when the folder was last listed
         self._awaiting_directory: dict[str, float] = {}  # entry -> the directory's time it lacked a recipient in
+        # entry -> (its newest mtime, our monotonic time when we first saw that mtime): an entry
+        # stamped ahead of our clock settles by being seen unchanged, see _has_settled.
+        self._seen: dict[str, tuple[float, float]] = {}
 
     def worth_a_look(self) -> bool:
         """Whether the drop folder may hold something new (worker thread): one stat instead of a
@@ -175,10 +178,11 @@ class Intake:
                 newest = max(p.stat().st_mtime for p in paths)
             except FileNotFoundError:
                 continue  # the writer is still moving it
-            if now - newest >= settle:
+            moment = self._settles_at(entry.name, newest, now, settle)
+            if moment <= now:
                 ready.append(entry)
             else:
-                settles_at = newest + settle if settles_at is None else min(settles_at, newest + settle)
+                settles_at = moment if settles_at is None else min(settles_at, moment)
             if len(ready) >= BATCH:
                 break
         # Trusted as empty only when its last change is a few seconds old: a file system with
@@ -186,7 +190,28 @@ class Intake:
         # written just after the look the same mtime. And never for long: see worth_a_look.
         self._empty_at = before if candidates == 0 and before < (now - EMPTY_TRUSTED_AFTER) * 1e9 else None
         self._looked_at = now
+        if candidates == 0:
+            self._seen.clear()
         return ready, settles_at
+
+    def _settles_at(self, name: str, newest: float, now: float, settle: float) -> float:
+        """When an entry last changed at ``newest`` (its files' mtime) counts as settled, in our
+        wall-clock time. Normally ``newest + settle``; but a file server whose clock runs ahead of
+        ours stamps entries in our future, and they would wait until our clock caught up (a
+        clock minutes ahead: every document minutes late). So an entry also settles once we have
+        seen the same mtime for ``settle`` seconds of our own monotonic clock."""
+        by_stamp = newest + settle
+        if by_stamp <= now:
+            self._seen.pop(name, None)
+            return by_stamp
+        seen = self._seen.get(name)
+        if seen is None or seen[0] != newest:
+            seen = (newest, time.monotonic())
+            self._seen[name] = seen
+            if len(self._seen) > 4 * BATCH:  # entries taken or gone meanwhile
+                self._seen = {name: seen}
+        by_sight = now + (seen[1] + settle - time.monotonic())
+        return min(by_stamp, by_sight)
 
     def tidy(self) -> int:
         """What a crash left in the drop folder: half-removed entries, markers of entries gone."""

@@ -82,3 +82,29 @@ def test_an_entry_still_settling_is_taken_when_it_has_settled_not_at_the_next_ti
         assert "worker_error" not in sender.service.event_names()
     finally:
         province.stop_all()
+
+
+def test_an_entry_stamped_ahead_of_our_clock_settles_by_being_seen_unchanged(tmp_path):
+    """A file server whose clock runs an hour ahead stamps the entry in our future: it is taken
+    once seen unchanged for settle_seconds, not when our clock reaches its mtime."""
+    import os
+
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT])
+    try:
+        for code in province.agencies:
+            province.start(code)
+        outbox = province.agency(PROVINCE).outbox
+        hidden = outbox / ".ahead"
+        hidden.mkdir(parents=True)
+        (hidden / "document.json").write_text(
+            '{"to": ["000.00.11.H58"], "subject": "Văn bản từ máy chủ tệp lệch giờ"}', encoding="utf-8"
+        )
+        ahead = time.time() + 3600
+        for path in (hidden / "document.json", hidden):
+            os.utime(path, (ahead, ahead))
+        hidden.rename(outbox / "ahead")
+        os.utime(outbox / "ahead", (ahead, ahead))
+        sender = province.agencies[PROVINCE]
+        wait_until(lambda: len(sender.receipts()) == 1, "the 01 of an entry stamped an hour ahead", timeout=20)
+    finally:
+        province.stop_all()
