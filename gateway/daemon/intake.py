@@ -47,7 +47,8 @@ class Intake:
         self._wake_at: float | None = None  # wall-clock time _timer is set for
         self._leftovers_said: set[str] = set()  # taken entries this account could not remove, said once
         self._empty_at: int | None = None  # the folder's mtime when a look found nothing in it
-        self._looked_at = 0.0  # when the folder was last listed
+        self._empty_seen: tuple[int, float] | None = None  # (that mtime, our monotonic time it was first seen)
+        self._looked_at = -LOOK_ANYWAY_SECONDS  # when the folder was last listed (monotonic)
         self._awaiting_directory: dict[str, float] = {}  # entry -> the directory's time it lacked a recipient in
         # entry -> (its newest mtime, our monotonic time when we first saw that mtime): an entry
         # stamped ahead of our clock settles by being seen unchanged, see _has_settled.
@@ -57,7 +58,7 @@ class Intake:
         """Whether the drop folder may hold something new (worker thread): one stat instead of a
         listing while it stays as a look found it, empty. An installation hosting 300 agencies
         reads 300 folders five times a second."""
-        if time.time() - self._looked_at >= LOOK_ANYWAY_SECONDS:
+        if time.monotonic() - self._looked_at >= LOOK_ANYWAY_SECONDS:
             return True
         try:
             return os.stat(self.outbox).st_mtime_ns != self._empty_at
@@ -188,11 +189,21 @@ class Intake:
         # Trusted as empty only when its last change is a few seconds old: a file system with
         # coarse timestamps (2 s on FAT, a file server's clock behind ours) could give an entry
         # written just after the look the same mtime. And never for long: see worth_a_look.
-        self._empty_at = before if candidates == 0 and before < (now - EMPTY_TRUSTED_AFTER) * 1e9 else None
-        self._looked_at = now
+        self._empty_at = before if candidates == 0 and self._empty_for_long(before, now) else None
+        self._looked_at = time.monotonic()
         if candidates == 0:
             self._seen.clear()
         return ready, settles_at
+
+    def _empty_for_long(self, mtime_ns: int, now: float) -> bool:
+        """Whether the folder, found empty, last changed long enough ago to be trusted empty while
+        its mtime stays: by its mtime against our clock, or (a file server whose clock runs ahead
+        of ours) by our having seen that mtime for as long."""
+        if mtime_ns < (now - EMPTY_TRUSTED_AFTER) * 1e9:
+            return True
+        if self._empty_seen is None or self._empty_seen[0] != mtime_ns:
+            self._empty_seen = (mtime_ns, time.monotonic())
+        return time.monotonic() - self._empty_seen[1] >= EMPTY_TRUSTED_AFTER
 
     def _settles_at(self, name: str, newest: float, now: float, settle: float) -> float:
         """When an entry last changed at ``newest`` (its files' mtime) counts as settled, in our

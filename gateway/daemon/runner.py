@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gateway import logs
 from gateway.config import Config, ConfigError
+from gateway.daemon.clock import SteadyInterval, watch_steps
 from gateway.daemon.service import Gateway
 from gateway.errors import StoreError
 from gateway.fsutil import instance_lock
@@ -123,8 +124,7 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
     for name, (_, seconds) in workers.items():
         scheduler.add_job(
             jobs[name],
-            "interval",
-            seconds=seconds,
+            SteadyInterval(seconds=seconds, timezone=UTC),
             id=name,
             name=name,
             max_instances=1,
@@ -140,6 +140,7 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
     # Listening is not a periodic job: each kind has a loop that long-polls, or looks every
     # [poll] interval when the axis has no long-poll; see Gateway.listen.
     listeners = [asyncio.create_task(gateway.listen(kind, stopping), name=f"listen-{kind}") for kind in MessageType]
+    listeners.append(asyncio.create_task(watch_steps(scheduler, log, stopping), name="clock"))
     log.info(
         "gateway_started",
         axis=config.axis.url if config.axis else None,

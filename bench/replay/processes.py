@@ -1,0 +1,82 @@
+"""The province's processes: started with the shifted clock, their logs written straight to files
+(a quarter's log lines are millions: nothing of them is kept in memory here), and what the
+kernel says each one cost: CPU from /proc/PID/stat, peak RSS (VmHWM) from /proc/PID/status."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Process:
+    kind: str  # national axis, provincial axis, province gateway, outside gateway
+    name: str
+    log: Path
+    popen: subprocess.Popen
+    _read: int = field(default=0, repr=False)
+    _events: list[dict] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def start(cls, kind: str, name: str, args: list[str], *, cwd: Path, env: dict[str, str]) -> Process:
+        log = cwd / ("axis.log" if args[0] == "axis" else "gateway.log")
+        with log.open("ab") as sink:
+            popen = subprocess.Popen(
+                [sys.executable, "-P", "-m", "gateway", *args],
+                cwd=cwd,
+                stdout=subprocess.DEVNULL,
+                stderr=sink,
+                env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            )
+        return cls(kind, name, log, popen)
+
+    def wait_for(self, event: str, timeout: float = 120.0) -> dict:
+        """The first log line with this event (read from the file as it grows)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.log.open("rb") as source:
+                source.seek(self._read)
+                chunk = source.read()
+            complete = chunk.rfind(b"\n") + 1
+            self._read += complete
+            for line in chunk[:complete].splitlines():
+                if event.encode() in line:
+                    try:
+                        self._events.append(json.loads(line))
+                    except ValueError:
+                        continue
+            for seen in self._events:
+                if seen.get("event") == event:
+                    return seen
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.kind} {self.name} exited ({self.popen.returncode}); see {self.log}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.kind} {self.name}: no {event} within {timeout:.0f} s; see {self.log}")
+            time.sleep(0.05)
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+
+    def peak_rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()

@@ -1,0 +1,62 @@
+"""How far the exchange has come, read from the gateways' own databases as they run (read-only
+connections, beside the writer; WAL lets both be): documents delivered into an inbox, and 01
+receipts back at their senders. Counted incrementally by rowid, so a poll costs what is new,
+not the quarter so far."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+FINAL = ("delivered", "duplicate", "rejected", "recorded")
+
+
+@dataclass
+class _Cursor:
+    incoming: int = 0  # every incoming row up to this rowid is settled and counted
+    receipts: int = 0
+
+
+class Progress:
+    def __init__(self, databases: list[Path]) -> None:
+        self.databases = databases
+        self._connections: dict[Path, sqlite3.Connection] = {}
+        self._cursors = {path: _Cursor() for path in databases}
+        self.delivered = 0  # documents delivered into an inbox (one per recipient agency)
+        self.refused = 0  # documents the recipient's gateway refused (02, kept in .rejected)
+        self.receipts = 0  # 01 receipts recorded by senders
+
+    def _connection(self, path: Path) -> sqlite3.Connection | None:
+        if path not in self._connections:
+            if not path.exists():
+                return None
+            self._connections[path] = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        return self._connections[path]
+
+    def poll(self) -> None:
+        for path in self.databases:
+            db = self._connection(path)
+            if db is None:
+                continue
+            cursor = self._cursors[path]
+            rows = db.execute(
+                "SELECT rowid, state, message_type FROM incoming WHERE rowid > ? ORDER BY rowid", (cursor.incoming,)
+            ).fetchall()
+            for rowid, state, message_type in rows:
+                if state not in FINAL:
+                    break  # counted when it has settled; the rows after it are read again
+                if message_type == "edoc":
+                    self.delivered += state == "delivered"
+                    self.refused += state == "rejected"
+                cursor.incoming = rowid
+            found = db.execute(
+                "SELECT count(*), max(rowid) FROM receipts WHERE rowid > ? AND status_code = '01'", (cursor.receipts,)
+            ).fetchone()
+            if found[0]:
+                self.receipts += found[0]
+                cursor.receipts = found[1]
+
+    def close(self) -> None:
+        for db in self._connections.values():
+            db.close()

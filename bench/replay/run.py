@@ -1,0 +1,260 @@
+"""The replay itself, under the shifted clock: build, start, step through the quarter, check, measure."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from bench.replay import build, ledger, shape, traffic
+from bench.replay.clock import ShiftedClock
+from bench.replay.processes import Process
+from bench.replay.progress import Progress
+from gateway.edxml import VIETNAM
+
+ATTACHMENT = b"%PDF-1.4\n% a scanned page stands here\n" + bytes(range(256)) * 16 + b"\n%%EOF\n"  # 4 KB
+
+
+@dataclass
+class Province:
+    folders: build.Folders
+    shape: shape.Shape
+    clock: ShiftedClock
+    processes: list[Process] = field(default_factory=list)
+
+    def start_axis(self, kind: str, folder: Path) -> str:
+        process = Process.start(kind, folder.name, ["axis", "--config", "axis.toml"], cwd=folder, env=self.clock.env)
+        self.processes.append(process)
+        port = process.wait_for("axis_listening")["port"]
+        config = folder / "axis.toml"
+        config.write_text(config.read_text(encoding="utf-8").replace("\nport = 0\n", f"\nport = {port}\n"), "utf-8")
+        return f"http://127.0.0.1:{port}"
+
+    def start_gateways(self) -> None:
+        started = []
+        for installation in self.shape.installations.values():
+            kind = "outside gateway" if installation.outside else "province gateway"
+            folder = self.folders.installation(installation)
+            args = ["run", "--config", "gateway.toml"]
+            started.append(Process.start(kind, installation.code, args, cwd=folder, env=self.clock.env))
+        self.processes += started
+        for process in started:
+            process.wait_for("gateway_started", timeout=600)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+def _moment(day: date, hour: int) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=VIETNAM)
+
+
+def _wait_for_directories(province: Province, timeout: float = 600.0) -> None:
+    """Until each axis lists every agency of the country: the bridge registers the province's
+    hosted agencies upstream as the installations register them with it."""
+    from gateway.axis_client import AxisClient
+
+    everyone = set(province.shape.agencies)
+    folders = province.folders
+    asks = [
+        (folders.provincial, "000.00.00.H58"),
+        (folders.national, "000.00.00.G22"),
+    ]
+
+    async def listed(folder: Path, code: str) -> set[str]:
+        url = _url(folder)
+        secret = (folder / f"sys-{code}.secret").read_text(encoding="utf-8").strip()
+        async with AxisClient(url, f"sys-{code}", secret, timeout=30) as client:
+            return {str(a.get("code")) for a in await client.agencies()}
+
+    deadline = time.monotonic() + timeout
+    for folder, code in asks:
+        while True:
+            missing = everyone - asyncio.run(listed(folder, code))
+            if not missing:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{folder.name} still lacks {len(missing)} agencies, e.g. {sorted(missing)[:3]}")
+            time.sleep(1.0)
+
+
+def _url(axis_folder: Path) -> str:
+    text = (axis_folder / "axis.toml").read_text(encoding="utf-8")
+    port = next(line.split("=")[1].strip() for line in text.splitlines() if line.startswith("port ="))
+    return f"http://127.0.0.1:{port}"
+
+
+def _drop(province: Province, document: traffic.Planned) -> None:
+    """A job folder written as a document system should: hidden first, renamed when complete."""
+    names = province.shape.agencies
+    outbox = province.folders.outbox(province.shape, document.sender)
+    name = f"rp-{document.number:06d}"
+    hidden = outbox / f".{name}"
+    hidden.mkdir()
+    job = {
+        "document_id": document.document_id,
+        "to": list(document.recipients),
+        "subject": f"Văn bản số {document.number} của {names[document.sender].name}",
+        "code_number": str(document.number),
+        "code_notation": "VT-RP",
+        "promulgation_date": document.day.isoformat(),
+        "paper": document.paper,
+        "digitized": document.digitized,
+    }
+    (hidden / "document.json").write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
+    (hidden / "van-ban.pdf").write_bytes(ATTACHMENT)
+    hidden.rename(outbox / name)
+
+
+def _wait_quiet(progress: Progress, deliveries: int, stall_seconds: float, day: date) -> None:
+    """Until every delivery planned so far is in its inbox and its 01 back at the sender."""
+    last, moved = (-1, -1), time.monotonic()
+    while True:
+        progress.poll()
+        now = (progress.delivered + progress.refused, progress.receipts)
+        if progress.delivered + progress.refused >= deliveries and progress.receipts >= deliveries:
+            return
+        if now != last:
+            last, moved = now, time.monotonic()
+        elif time.monotonic() - moved > stall_seconds:
+            raise TimeoutError(
+                f"{day}: nothing moved for {stall_seconds:.0f} s: {progress.delivered} delivered,"
+                f" {progress.refused} refused, {progress.receipts} receipts of {deliveries}"
+            )
+        time.sleep(0.1)
+
+
+def _disk_bytes(root: Path) -> int:
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
+def _report(province: Province) -> dict:
+    command = ["report", "--config", str(province.folders.province), "--quarter", "2023Q3", "--format", "json"]
+    completed = subprocess.run(
+        [sys.executable, "-P", "-m", "gateway", *command], capture_output=True, text=True, timeout=1800
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"report failed ({completed.returncode}): {completed.stderr[-2000:]}")
+    return json.loads(completed.stdout)
+
+
+def replay(root: Path, args: argparse.Namespace) -> int:
+    began = time.monotonic()
+    clock = ShiftedClock(root / "clock")
+    the_shape = shape.build()
+    plan = traffic.plan(the_shape, args.scale, args.seed, step=args.step)
+    folders = build.Folders(root)
+    clock.set(_moment(plan.days[0], 7))
+    build.write_province(folders, the_shape)
+    province = Province(folders, the_shape, clock)
+    built = time.monotonic()
+    print(f"quarter: province written in {built - began:.1f} s under {root}", file=sys.stderr)
+    try:
+        national_url = province.start_axis("national axis", folders.national)
+        build.bridge(folders, national_url)
+        provincial_url = province.start_axis("provincial axis", folders.provincial)
+        build.write_gateways(folders, the_shape, national_url, provincial_url)
+        province.start_gateways()
+        _wait_for_directories(province)
+        started = time.monotonic()
+        print(f"quarter: {len(province.processes)} processes up in {started - built:.1f} s", file=sys.stderr)
+
+        databases = [folders.installation(i) / "var" / "gateway.sqlite3" for i in the_shape.installations.values()]
+        progress = Progress(databases)
+        cpu_before = {id(p): p.cpu_seconds() for p in province.processes}
+        traffic_began = time.monotonic()
+        planned_deliveries = 0
+        for day, documents in plan.by_day().items():
+            clock.set(_moment(day, 8))
+            for document in documents:
+                _drop(province, document)
+            planned_deliveries += sum(len(d.recipients) for d in documents)
+            _wait_quiet(progress, planned_deliveries, args.stall_seconds, day)
+            print(f"quarter: {day} {len(documents)} documents, {planned_deliveries} deliveries so far", file=sys.stderr)
+        wall = time.monotonic() - traffic_began
+        cpu = [(p, p.cpu_seconds() - cpu_before[id(p)]) for p in province.processes]
+        peaks: dict[str, float] = {}
+        for process in province.processes:
+            peaks[process.kind] = max(peaks.get(process.kind, 0.0), process.peak_rss_mib())
+        progress.close()
+    finally:
+        province.stop()
+    verdict = ledger.check(folders, the_shape, plan)
+    report = _report(province)
+    expected = plan.totals({a.code for a in the_shape.province})
+    printed = {
+        "sent": report["sent"]["total"],
+        "sent_with_paper": report["sent"]["with_paper"],
+        "received": report["received"]["total"],
+        "received_digitized": report["received"]["digitized"],
+    }
+    deliveries = sum(len(d.recipients) for d in plan.documents)
+    cpu_total = sum(seconds for _, seconds in cpu)
+    by_kind: dict[str, float] = {}
+    for process, seconds in cpu:
+        by_kind[process.kind] = by_kind.get(process.kind, 0.0) + seconds
+    figures = {
+        "scale": args.scale,
+        "seed": args.seed,
+        "step": args.step,
+        **printed,
+        "report_matches_plan": printed == expected,
+        "documents": len(plan.documents),
+        "deliveries": deliveries,
+        "lost": verdict.lost,
+        "duplicated": verdict.duplicated,
+        "unexpected": verdict.unexpected,
+        "receipts_missing": verdict.receipts_missing,
+        "steps": len(plan.days),
+        "setup_seconds": round(started - began, 1),
+        "wall_seconds": round(wall, 1),
+        "deliveries_per_second": round(deliveries / wall, 1),
+        "cpu_ms_per_delivery": round(1000 * cpu_total / deliveries, 2),
+        "cpu_ms_per_delivery_by_kind": {k: round(1000 * v / deliveries, 2) for k, v in sorted(by_kind.items())},
+        "peak_rss_mib": {k: round(v, 1) for k, v in sorted(peaks.items())},
+        "disk_mib_per_1000_documents": round(_disk_bytes(root) / 2**20 / len(plan.documents) * 1000, 1),
+        "projected_full_scale_seconds": round(wall / args.scale),
+    }
+    _print(figures, expected, verdict)
+    return 0 if figures["report_matches_plan"] and verdict.clean else 1
+
+
+def _print(figures: dict, expected: dict, verdict: ledger.Verdict) -> None:
+    rows = [
+        ("sent (report / plan)", f"{figures['sent']:,} / {expected['sent']:,}"),
+        ("  with a paper copy", f"{figures['sent_with_paper']:,} / {expected['sent_with_paper']:,}"),
+        ("received (report / plan)", f"{figures['received']:,} / {expected['received']:,}"),
+        ("  digitised from paper", f"{figures['received_digitized']:,} / {expected['received_digitized']:,}"),
+        ("documents, deliveries", f"{figures['documents']:,}, {figures['deliveries']:,}"),
+        ("lost, duplicated, 01 missing", f"{figures['lost']}, {figures['duplicated']}, {figures['receipts_missing']}"),
+        ("calendar steps", f"{figures['steps']} ({figures['step']})"),
+        ("setup (build, start)", f"{figures['setup_seconds']} s"),
+        ("wall time of the traffic", f"{figures['wall_seconds']} s"),
+        ("deliveries per second", f"{figures['deliveries_per_second']}"),
+        ("CPU ms per delivery, all processes", f"{figures['cpu_ms_per_delivery']}"),
+        *((f"  {kind}", f"{ms}") for kind, ms in figures["cpu_ms_per_delivery_by_kind"].items()),
+        *((f"peak RSS, {kind} (MiB)", f"{mib}") for kind, mib in figures["peak_rss_mib"].items()),
+        ("disk per 1,000 documents (MiB)", f"{figures['disk_mib_per_1000_documents']}"),
+        ("projected at scale 1", f"{figures['projected_full_scale_seconds']:,} s"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    for example in verdict.examples:
+        print(f"  {example}")
+    print(json.dumps(figures, ensure_ascii=False))

@@ -1,0 +1,58 @@
+"""The quarter replay's plan (bench/replay): the province's shape and traffic whose totals are
+the published ones, exactly, at every scale and seed."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from bench.replay import shape, traffic
+from gateway.edxml import AgencyCode
+
+
+def test_the_province_has_its_published_shape():
+    province = shape.build()
+    installations = [i for i in province.installations.values() if not i.outside]
+    assert len(installations) == 45
+    assert len(province.province) == 1174
+    roles = [province.agencies[i.code].role for i in installations]
+    assert roles.count(shape.Role.PROVINCE) == 1
+    assert roles.count(shape.Role.DEPARTMENT) == 33
+    assert roles.count(shape.Role.DISTRICT) == 11
+    assert sum(a.role is shape.Role.COMMUNE for a in province.province) == 172
+    for code in province.agencies:
+        assert AgencyCode(code).is_qd20, code
+
+
+@pytest.mark.parametrize(("scale", "seed"), [(0.001, 1), (0.01, 2023), (0.01, 7), (0.05, 3)])
+def test_the_plan_gives_the_published_totals_scaled(scale, seed):
+    province = shape.build()
+    plan = traffic.plan(province, scale, seed, step="week")
+    codes = {a.code for a in province.province}
+    targets = traffic.Targets.at(scale)
+    assert plan.totals(codes) == {
+        "sent": targets.sent,
+        "sent_with_paper": targets.sent_with_paper,
+        "received": targets.received,
+        "received_digitized": targets.received_digitized,
+    }
+    assert len({(d.sender, d.document_id) for d in plan.documents}) == len(plan.documents)
+    for document in plan.documents:
+        assert document.recipients and document.sender not in document.recipients
+        assert len(set(document.recipients)) == len(document.recipients)
+        assert set(document.recipients) <= set(province.agencies)
+        assert document.day in plan.days
+    assert any(d.sender not in codes for d in plan.documents), "nothing came from outside the province"
+
+
+def test_published_totals_at_scale_one():
+    assert traffic.Targets.at(1.0) == traffic.Targets(117_578, 3_984, 538_345, 9_160)
+
+
+def test_the_calendar_is_the_quarters_working_days():
+    days = traffic.working_days()
+    assert len(days) == 63 and days[0] == date(2023, 7, 3) and days[-1] == date(2023, 9, 29)
+    assert date(2023, 9, 1) not in days and date(2023, 9, 4) not in days
+    weeks = traffic.calendar("week")
+    assert len(weeks) == 13 and date(2023, 9, 5) in weeks  # 1-2 July is a weekend
