@@ -20,11 +20,20 @@ class Verdict:
     duplicated: int = 0  # in an inbox more than once (two folders, or two delivered rows)
     unexpected: int = 0  # in an inbox, not planned
     receipts_missing: int = 0  # delivered, but the sender holds no 01 from that recipient
+    statuses_missing: int = 0  # an answer dropped (02, 03, 06, 15) its document's sender does not hold
+    statuses_repeated: int = 0  # a status the sender holds more than once
     examples: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not (self.lost or self.duplicated or self.unexpected or self.receipts_missing)
+        return not (
+            self.lost
+            or self.duplicated
+            or self.unexpected
+            or self.receipts_missing
+            or self.statuses_missing
+            or self.statuses_repeated
+        )
 
     def note(self, text: str) -> None:
         if len(self.examples) < 10:
@@ -57,7 +66,7 @@ def check(folders: Folders, shape: Shape, plan: Plan) -> Verdict:
             if not (inbox / name / DOCUMENT_JSON).is_file():
                 verdict.lost += 1
                 verdict.note(f"no {DOCUMENT_JSON}: {inbox / name}")
-    receipts: set[tuple[str, str, str]] = set()
+    receipts: Counter[tuple[str, str, str, str]] = Counter()  # (sender, DocumentId, recipient, code)
     for installation in shape.installations.values():
         database = folders.installation(installation) / "var" / "gateway.sqlite3"
         db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
@@ -72,14 +81,24 @@ def check(folders: Folders, shape: Shape, plan: Plan) -> Verdict:
                 if count > 1:
                     verdict.duplicated += count - 1
                     verdict.note(f"delivered {count} times: {key}")
-            for sender, document_id, recipient in db.execute(
-                "SELECT o.from_code, o.document_id, r.from_code FROM receipts r JOIN outgoing o ON o.id = r.outgoing_id"
-                " WHERE r.status_code = '01' AND o.kind = 'edoc'"
+            for sender, document_id, recipient, code in db.execute(
+                "SELECT o.from_code, o.document_id, r.from_code, r.status_code FROM receipts r"
+                " JOIN outgoing o ON o.id = r.outgoing_id WHERE o.kind = 'edoc'"
             ):
-                receipts.add((sender or installation.code, document_id, recipient))
+                receipts[(sender or installation.code, document_id, recipient, code)] += 1
         finally:
             db.close()
-    for missing in sorted(pairs - receipts)[:5]:
+    arrived = {(sender, document_id, recipient) for sender, document_id, recipient, code in receipts if code == "01"}
+    for missing in sorted(pairs - arrived)[:5]:
         verdict.note(f"no 01: {missing}")
-    verdict.receipts_missing = len(pairs - receipts)
+    verdict.receipts_missing = len(pairs - arrived)
+    answers = {
+        (a.document.sender, a.document.document_id, a.recipient, a.code)
+        for step in plan.steps
+        for a in step.answers + step.carried
+    }
+    for missing in sorted(answers - set(receipts))[:5]:
+        verdict.note(f"status not back: {missing}")
+    verdict.statuses_missing = len(answers - set(receipts))
+    verdict.statuses_repeated = sum(count - 1 for count in receipts.values() if count > 1)
     return verdict

@@ -1,7 +1,7 @@
 """How far the exchange has come, read from the gateways' own databases as they run (read-only
-connections, beside the writer; WAL lets both be): documents delivered into an inbox, and 01
-receipts back at their senders. Counted incrementally by rowid, so a poll costs what is new,
-not the quarter so far."""
+connections, beside the writer; WAL lets both be): documents delivered into an inbox, statuses
+back at the senders of what they answer, recalls at the recipients. Counted incrementally by
+rowid, so a poll costs what is new, not the quarter so far."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ class Progress:
         self._cursors = {path: _Cursor() for path in databases}
         self.delivered = 0  # documents delivered into an inbox (one per recipient agency)
         self.refused = 0  # documents the recipient's gateway refused (02, kept in .rejected)
-        self.receipts = 0  # 01 receipts recorded by senders
+        self.receipts = 0  # statuses recorded by the senders of what they answer (01, 02, 03, 06, 15)
+        self.recalls = 0  # recalls (13) recorded by recipients
 
     def _connection(self, path: Path) -> sqlite3.Connection | None:
         if path not in self._connections:
@@ -41,17 +42,20 @@ class Progress:
                 continue
             cursor = self._cursors[path]
             rows = db.execute(
-                "SELECT rowid, state, message_type FROM incoming WHERE rowid > ? ORDER BY rowid", (cursor.incoming,)
+                "SELECT rowid, state, message_type, status_code FROM incoming WHERE rowid > ? ORDER BY rowid",
+                (cursor.incoming,),
             ).fetchall()
-            for rowid, state, message_type in rows:
+            for rowid, state, message_type, status_code in rows:
                 if state not in FINAL:
                     break  # counted when it has settled; the rows after it are read again
                 if message_type == "edoc":
                     self.delivered += state == "delivered"
                     self.refused += state == "rejected"
+                elif status_code == "13" and state == "recorded":
+                    self.recalls += 1
                 cursor.incoming = rowid
             found = db.execute(
-                "SELECT count(*), max(rowid) FROM receipts WHERE rowid > ? AND status_code = '01'", (cursor.receipts,)
+                "SELECT count(*), max(rowid) FROM receipts WHERE rowid > ?", (cursor.receipts,)
             ).fetchone()
             if found[0]:
                 self.receipts += found[0]

@@ -17,6 +17,7 @@ from bench.replay import build, ledger, shape, traffic
 from bench.replay.clock import ShiftedClock
 from bench.replay.processes import Process
 from bench.replay.progress import Progress
+from gateway.daemon.inbox import folder_name
 from gateway.edxml import VIETNAM
 
 ATTACHMENT = b"%PDF-1.4\n% a scanned page stands here\n" + bytes(range(256)) * 16 + b"\n%%EOF\n"  # 4 KB
@@ -114,22 +115,53 @@ def _drop(province: Province, document: traffic.Planned) -> None:
     hidden.rename(outbox / name)
 
 
-def _wait_quiet(progress: Progress, deliveries: int, stall_seconds: float, day: date) -> None:
-    """Until every delivery planned so far is in its inbox and its 01 back at the sender."""
-    last, moved = (-1, -1), time.monotonic()
+@dataclass
+class Expected:
+    deliveries: int = 0
+    receipts: int = 0  # 01 for every delivery, and every answer
+    recalls: int = 0  # 13 at every recipient of a recalled document
+
+
+def _wait_quiet(progress: Progress, expected: Expected, stall_seconds: float, day: date) -> None:
+    """Until everything dropped so far has arrived where it was sent."""
+    last, moved = None, time.monotonic()
     while True:
         progress.poll()
-        now = (progress.delivered + progress.refused, progress.receipts)
-        if progress.delivered + progress.refused >= deliveries and progress.receipts >= deliveries:
+        now = (progress.delivered + progress.refused, progress.receipts, progress.recalls)
+        if all(got >= want for got, want in zip(now, (expected.deliveries, expected.receipts, expected.recalls))):  # noqa: B905
             return
         if now != last:
             last, moved = now, time.monotonic()
         elif time.monotonic() - moved > stall_seconds:
             raise TimeoutError(
-                f"{day}: nothing moved for {stall_seconds:.0f} s: {progress.delivered} delivered,"
-                f" {progress.refused} refused, {progress.receipts} receipts of {deliveries}"
+                f"{day}: nothing moved for {stall_seconds:.0f} s: delivered or refused {now[0]} of"
+                f" {expected.deliveries}, statuses back {now[1]} of {expected.receipts},"
+                f" recalls {now[2]} of {expected.recalls}"
             )
         time.sleep(0.1)
+
+
+def _answer(province: Province, answer: traffic.Answer) -> None:
+    """A status file in the recipient's drop folder, as its document system writes one."""
+    folder = folder_name(answer.document.sender, answer.document.document_id, "")
+    outbox = province.folders.outbox(province.shape, answer.recipient)
+    body = {"answers": folder, "code": answer.code, "staff": "Văn thư"}
+    if answer.description:
+        body["description"] = answer.description
+    hidden = outbox / f".{folder}-{answer.code}.status.json"
+    hidden.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+    hidden.rename(outbox / hidden.name[1:])
+
+
+def _recall(province: Province, document: traffic.Planned) -> None:
+    agency = province.shape.agencies[document.sender]
+    config = province.folders.installation(province.shape.installations[agency.installation]) / "gateway.toml"
+    command = ["recall", "--config", str(config), document.document_id, "--reason", "Văn bản ban hành nhầm"]
+    completed = subprocess.run(
+        [sys.executable, "-P", "-m", "gateway", *command], capture_output=True, text=True, timeout=120
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"recall of {document.document_id} failed: {completed.stderr[-1000:]}")
 
 
 def _disk_bytes(root: Path) -> int:
@@ -178,14 +210,29 @@ def replay(root: Path, args: argparse.Namespace) -> int:
         progress = Progress(databases)
         cpu_before = {id(p): p.cpu_seconds() for p in province.processes}
         traffic_began = time.monotonic()
-        planned_deliveries = 0
-        for day, documents in plan.by_day().items():
-            clock.set(_moment(day, 8))
-            for document in documents:
+        expected = Expected()
+        for number, step in enumerate(plan.steps):
+            clock.set(_moment(step.day, 8 if number < len(plan.days) else 17))
+            for document in step.documents:
                 _drop(province, document)
-            planned_deliveries += sum(len(d.recipients) for d in documents)
-            _wait_quiet(progress, planned_deliveries, args.stall_seconds, day)
-            print(f"quarter: {day} {len(documents)} documents, {planned_deliveries} deliveries so far", file=sys.stderr)
+            for answer in step.carried:
+                _answer(province, answer)
+            deliveries = sum(len(d.recipients) for d in step.documents)
+            expected.deliveries += deliveries
+            expected.receipts += deliveries + len(step.carried)
+            _wait_quiet(progress, expected, args.stall_seconds, step.day)
+            for answer in step.answers:
+                _answer(province, answer)
+            for document in step.recalls:
+                _recall(province, document)
+            expected.receipts += len(step.answers)
+            expected.recalls += sum(len(d.recipients) for d in step.recalls)
+            _wait_quiet(progress, expected, args.stall_seconds, step.day)
+            print(
+                f"quarter: {step.day} {len(step.documents)} documents, {len(step.answers) + len(step.carried)}"
+                f" answers, {len(step.recalls)} recalls; {expected.deliveries} deliveries so far",
+                file=sys.stderr,
+            )
         wall = time.monotonic() - traffic_began
         cpu = [(p, p.cpu_seconds() - cpu_before[id(p)]) for p in province.processes]
         peaks: dict[str, float] = {}
@@ -196,7 +243,7 @@ def replay(root: Path, args: argparse.Namespace) -> int:
         province.stop()
     verdict = ledger.check(folders, the_shape, plan)
     report = _report(province)
-    expected = plan.totals({a.code for a in the_shape.province})
+    totals = plan.totals({a.code for a in the_shape.province})
     printed = {
         "sent": report["sent"]["total"],
         "sent_with_paper": report["sent"]["with_paper"],
@@ -213,13 +260,23 @@ def replay(root: Path, args: argparse.Namespace) -> int:
         "seed": args.seed,
         "step": args.step,
         **printed,
-        "report_matches_plan": printed == expected,
+        "report_matches_plan": printed == totals,
         "documents": len(plan.documents),
         "deliveries": deliveries,
         "lost": verdict.lost,
         "duplicated": verdict.duplicated,
         "unexpected": verdict.unexpected,
         "receipts_missing": verdict.receipts_missing,
+        "statuses_missing": verdict.statuses_missing,
+        "statuses_repeated": verdict.statuses_repeated,
+        "answers": sum(len(step.answers) + len(step.carried) for step in plan.steps),
+        "recalls": sum(len(step.recalls) for step in plan.steps),
+        "report_statuses": {
+            "refused_by_recipients": sum(report["statuses"]["refused_by_recipients"].values()),
+            "finished": report["statuses"]["finished"],
+            "accepted_within_1_working_day": report["statuses"]["accepted_within_1_working_day"],
+            "recalls_sent": report["statuses"]["recalls_sent"],
+        },
         "steps": len(plan.days),
         "setup_seconds": round(started - began, 1),
         "wall_seconds": round(wall, 1),
@@ -230,7 +287,7 @@ def replay(root: Path, args: argparse.Namespace) -> int:
         "disk_mib_per_1000_documents": round(_disk_bytes(root) / 2**20 / len(plan.documents) * 1000, 1),
         "projected_full_scale_seconds": round(wall / args.scale),
     }
-    _print(figures, expected, verdict)
+    _print(figures, totals, verdict)
     return 0 if figures["report_matches_plan"] and verdict.clean else 1
 
 
@@ -242,6 +299,9 @@ def _print(figures: dict, expected: dict, verdict: ledger.Verdict) -> None:
         ("  digitised from paper", f"{figures['received_digitized']:,} / {expected['received_digitized']:,}"),
         ("documents, deliveries", f"{figures['documents']:,}, {figures['deliveries']:,}"),
         ("lost, duplicated, 01 missing", f"{figures['lost']}, {figures['duplicated']}, {figures['receipts_missing']}"),
+        ("answers (02-06, 15), recalls (13)", f"{figures['answers']:,}, {figures['recalls']}"),
+        ("statuses missing, repeated", f"{figures['statuses_missing']}, {figures['statuses_repeated']}"),
+        *((f"  report: {key.replace('_', ' ')}", f"{value:,}") for key, value in figures["report_statuses"].items()),
         ("calendar steps", f"{figures['steps']} ({figures['step']})"),
         ("setup (build, start)", f"{figures['setup_seconds']} s"),
         ("wall time of the traffic", f"{figures['wall_seconds']} s"),

@@ -39,6 +39,9 @@ SENDER_WEIGHT = {
     Role.COMMUNE: 3.0,
 }
 PATTERNS = (("up", 0.35), ("across", 0.25), ("down", 0.25), ("out", 0.10), ("wide", 0.05))
+# What recipients answer (a share of deliveries), and how many documents their senders recall.
+REFUSED, ACCEPTED, FINISHED_OF_ACCEPTED, RECALLED = 0.015, 0.70, 0.45, 0.003
+REFUSALS = ("Gửi nhầm đơn vị nhận", "Thiếu phụ lục kèm theo", "Văn bản không thuộc thẩm quyền giải quyết")
 
 
 @dataclass(frozen=True)
@@ -69,17 +72,36 @@ class Planned:
         return f"{self.sender},{self.day:%Y/%m/%d},{self.number}/VT-RP"
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A status ``recipient`` sends about ``document``: 02 with its reason, 03 đã tiếp nhận,
+    06 hoàn thành, or 15 (it gives the document back, answering a recall)."""
+
+    document: Planned
+    recipient: str
+    code: str
+    description: str | None = None
+
+
+@dataclass
+class Step:
+    """One step of the calendar: first the documents and the answers owed from the step before
+    (06 to yesterday's 03, 15 to yesterday's recalls), then, once they are all delivered, the
+    day's own answers (02, 03) and recalls (13, asked with `edxml-gateway recall`)."""
+
+    day: date
+    documents: list[Planned] = field(default_factory=list)
+    carried: list[Answer] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
+    recalls: list[Planned] = field(default_factory=list)
+
+
 @dataclass
 class Plan:
     targets: Targets
     days: list[date]  # the days the calendar steps to, in order
     documents: list[Planned] = field(default_factory=list)
-
-    def by_day(self) -> dict[date, list[Planned]]:
-        grouped: dict[date, list[Planned]] = {day: [] for day in self.days}
-        for document in self.documents:
-            grouped[document.day].append(document)
-        return grouped
+    steps: list[Step] = field(default_factory=list)  # len(days) + 1: the last carries the last answers
 
     def totals(self, province: set[str]) -> dict[str, int]:
         """The four figures the report must print, counted from the plan."""
@@ -231,4 +253,30 @@ def plan(shape: Shape, scale: float, seed: int, *, step: str = "day") -> Plan:
         result.documents.append(
             Planned(numbers[sender], sender, tuple(recipients), day, index in paper, index in digitized)
         )
+    result.steps = _steps(result, rng, province)
     return result
+
+
+def _steps(plan: Plan, rng: random.Random, province: set[str]) -> list[Step]:
+    steps = [Step(day) for day in plan.days]
+    steps.append(Step(plan.days[-1]))  # the evening of the last day: the answers still owed
+    index = {day: i for i, day in enumerate(plan.days)}
+    for document in plan.documents:
+        step = steps[index[document.day]]
+        step.documents.append(document)
+        refused = False
+        for recipient in document.recipients:
+            draw = rng.random()
+            if draw < REFUSED:
+                step.answers.append(Answer(document, recipient, "02", rng.choice(REFUSALS)))
+                refused = True
+            elif draw < REFUSED + ACCEPTED:
+                step.answers.append(Answer(document, recipient, "03"))
+                if rng.random() < FINISHED_OF_ACCEPTED:
+                    steps[index[document.day] + 1].carried.append(Answer(document, recipient, "06", "Đã xử lý xong"))
+        if document.sender in province and not refused and rng.random() < RECALLED:
+            step.recalls.append(document)
+            steps[index[document.day] + 1].carried.extend(
+                Answer(document, recipient, "15", "Đồng ý thu hồi") for recipient in document.recipients
+            )
+    return steps

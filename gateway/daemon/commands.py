@@ -14,7 +14,7 @@ from typing import Any
 from gateway import edxml
 from gateway.config import Config
 from gateway.daemon import compose, directory
-from gateway.daemon.outgoing import Agency, Local, new_source_key
+from gateway.daemon.outgoing import Agency, Local, Pending, new_source_key
 from gateway.errors import RecipientNotInDirectory, UsageError
 from gateway.store import Incoming, OutgoingState
 from gateway.store.reports import Agencies
@@ -120,7 +120,8 @@ def _in_an_inbox(local: Local, reference: str, agency_code: str | None) -> tuple
     for agency in local.agencies.values():
         if path.parent.resolve() == agency.inbox.resolve():
             return path.name, agency_code or agency.code
-    return path.name, agency_code
+    # a DocumentId has slashes too (its date, 2023/07/03): it is a path only if there is one
+    return (path.name if path.is_dir() else reference), agency_code
 
 
 def _in_the_inbox(local: Local, name: str, agency_code: str | None) -> bool:
@@ -140,35 +141,51 @@ def respond(
     agency_code: str | None = None,
 ) -> str:
     """Answer a received document, signed by the hosted agency that received it."""
+    local = _open(config)
+    try:
+        agency, pending, document_id = answer(
+            local, reference, code=code, description=description, staff=staff, agency_code=agency_code
+        )
+        agency.outgoing.enqueue(pending, new_source_key(f"respond:{code}"))
+        return document_id
+    finally:
+        _close(local)
+
+
+def answer(
+    local: Local,
+    reference: str,
+    *,
+    code: str,
+    description: str | None,
+    staff: str | None,
+    agency_code: str | None = None,
+) -> tuple[Agency, Pending, str]:
+    """The signed status answering a received document (``respond``, and a status file in a
+    drop folder): the agency that signs it, the status, and the document's DocumentId. Refused
+    (UsageError) when the status does not fit what was answered before."""
     status_code = edxml.StatusCode.from_wire(code)
     if status_code in (edxml.StatusCode.ARRIVED, edxml.StatusCode.RECALL_REQUESTED):
         raise UsageError(f"status {code} is not answered by hand: 01 is sent on delivery, 13 by `recall`")
-    local = _open(config)
-    try:
-        row, agency, document = _received(local, reference, agency_code)
-        earlier = [
-            edxml.StatusCode.from_wire(s.status_code)
-            for s in local.store.reports.statuses_answering([row.axis_doc_id])
-            if s.status_code and s.state is not OutgoingState.ABANDONED
-        ]
-        requests = _change_requests(local, agency, row, document)
-        refusal = compose.answer_refusal(status_code, earlier, description, requests=requests)
-        if refusal is not None:
-            raise UsageError(f"status {code} for {document.document_id or row.axis_doc_id}: {refusal}")
-        status = compose.status_for(
-            document,
-            sender=agency.me,
-            code=status_code,
-            description=description,
-            staff=staff,
-            fallback_document_id=row.axis_doc_id,
-        )
-        agency.outgoing.enqueue(
-            agency.outgoing.sign_status(status, answers=row.axis_doc_id), new_source_key(f"respond:{code}")
-        )
-        return document.document_id or row.axis_doc_id
-    finally:
-        _close(local)
+    row, agency, document = _received(local, reference, agency_code)
+    earlier = [
+        edxml.StatusCode.from_wire(s.status_code)
+        for s in local.store.reports.statuses_answering([row.axis_doc_id])
+        if s.status_code and s.state is not OutgoingState.ABANDONED
+    ]
+    requests = _change_requests(local, agency, row, document)
+    refusal = compose.answer_refusal(status_code, earlier, description, requests=requests)
+    if refusal is not None:
+        raise UsageError(f"status {code} for {document.document_id or row.axis_doc_id}: {refusal}")
+    status = compose.status_for(
+        document,
+        sender=agency.me,
+        code=status_code,
+        description=description,
+        staff=staff,
+        fallback_document_id=row.axis_doc_id,
+    )
+    return agency, agency.outgoing.sign_status(status, answers=row.axis_doc_id), document.document_id or row.axis_doc_id
 
 
 def _change_requests(local: Local, agency: Agency, row: Incoming, document: edxml.Document) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import edxml
-from gateway.daemon import compose
+from gateway.daemon import compose, status_files
 from gateway.daemon.outgoing import Agency, Local, Pending
 from gateway.errors import GatewayError, IntakeError, RecipientNotInDirectory
 from gateway.fsutil import file_sha256, write_atomic
@@ -81,7 +81,11 @@ class Intake:
                 owner = "" if self.agency.code == self.local.code else f"{self.agency.code}:"
                 key = f"drop:{owner}{entry.name}:{content}"
                 item = self.store.outgoing.by_source(key)
-                if item is None:
+                if item is None and status_files.is_status_file(entry.name):
+                    pending = await asyncio.to_thread(status_files.prepare, self.local, self.agency, entry)
+                    outgoing_id, path = await asyncio.to_thread(self.outgoing.write, pending)
+                    item = self.outgoing.commit(outgoing_id, path, pending, key)
+                elif item is None:
                     await asyncio.to_thread(self._count_preparation, entry, size, marker)
                     pending = await asyncio.to_thread(self._prepare_entry, entry, self.outgoing.next_number())
                     outgoing_id, path = await asyncio.to_thread(self.outgoing.write, pending)
@@ -171,7 +175,7 @@ class Intake:
         for entry in sorted(self.outbox.iterdir()):
             if entry.name.startswith(".") or entry.name == "failed":
                 continue
-            if not (entry.is_dir() or entry.name.endswith(".edxml")):
+            if not (entry.is_dir() or entry.name.endswith(".edxml") or status_files.is_status_file(entry.name)):
                 continue
             candidates += 1
             try:

@@ -1,0 +1,73 @@
+"""Status files: a document system answers a received document through the drop folder.
+
+``NAME.status.json`` in the drop folder of the agency that received the document, the same
+way as a job folder (written under a dot-name, renamed when complete):
+
+    {"answers": "<inbox folder, DocumentId or axis DocId>", "code": "03",
+     "description": "...", "staff": "..."}
+
+is the `respond` command without a shell: the status (02 with its reason, 03 đã tiếp nhận,
+04 phân công, 05 đang xử lý, 06 hoàn thành, 15/16 on a recall or an update) is signed by that
+agency and sent to the document's sender. A status the document's history does not allow (a
+03 after its 06, a 02 without a reason) is refused into ``failed/`` with the reason, as a
+job folder is. The file's name and content are its key: taken twice, it is sent once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gateway.daemon.outgoing import Agency, Local, Pending
+from gateway.errors import IntakeError
+
+SUFFIX = ".status.json"
+MAX_BYTES = 64 * 1024
+KEYS = frozenset({"answers", "code", "description", "staff"})
+
+
+def is_status_file(name: str) -> bool:
+    return name.endswith(SUFFIX) and len(name) > len(SUFFIX)
+
+
+def prepare(local: Local, agency: Agency, entry: Path) -> Pending:
+    """The signed status the file asks for (worker thread)."""
+    from gateway.daemon import commands  # commands opens configurations; only this function needs it
+
+    data = _read(entry)
+    _, pending, _ = commands.answer(
+        local,
+        _text(data, "answers", entry, required=True),
+        code=_text(data, "code", entry, required=True),
+        description=_text(data, "description", entry),
+        staff=_text(data, "staff", entry),
+        agency_code=agency.code,
+    )
+    return pending
+
+
+def _read(entry: Path) -> dict:
+    with entry.open("rb") as source:
+        raw = source.read(MAX_BYTES + 1)
+    if len(raw) > MAX_BYTES:
+        raise IntakeError(f"a status file holds at most {MAX_BYTES} bytes", where=entry.name)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise IntakeError(f"not JSON in UTF-8: {exc}", where=entry.name) from None
+    if not isinstance(data, dict):
+        raise IntakeError("a status file is one JSON object", where=entry.name)
+    unknown = sorted(set(data) - KEYS)
+    if unknown:
+        raise IntakeError(f"unknown keys {', '.join(unknown)} (known: {', '.join(sorted(KEYS))})", where=entry.name)
+    return data
+
+
+def _text(data: dict, key: str, entry: Path, *, required: bool = False) -> str | None:
+    value = data.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        wanted = "a non-empty text" if required else "absent or a non-empty text"
+        raise IntakeError(f"{key} must be {wanted}", where=f"{entry.name}: {key}")
+    return value.strip()

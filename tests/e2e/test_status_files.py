@@ -1,0 +1,51 @@
+"""A document system answers through the drop folder: NAME.status.json is `respond` without a shell."""
+
+from __future__ import annotations
+
+import json
+
+from tests.e2e.province import build_province, wait_until
+
+PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
+
+
+def drop_status(province, code: str, name: str, body: dict | str) -> None:
+    outbox = province.agency(code).outbox
+    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    (outbox / f".{name}.status.json").write_text(text, encoding="utf-8")
+    (outbox / f".{name}.status.json").rename(outbox / f"{name}.status.json")
+
+
+def refusal(province, code: str, name: str) -> str:
+    failed = province.agency(code).outbox / "failed"
+    path = failed / f"{name}.status.json.error.txt"
+    wait_until(path.is_file, f"{name} refused into failed/")
+    return path.read_text(encoding="utf-8")
+
+
+def test_status_files_answer_received_documents_and_bad_ones_are_refused_with_the_reason(tmp_path):
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT])
+    try:
+        for code in province.agencies:
+            province.start(code)
+        sender, recipient = province.agencies[PROVINCE], province.agencies[DEPARTMENT]
+        province.drop_job(PROVINCE, "cv-1", {"to": [DEPARTMENT], "subject": "Công văn cần trả lời"}, {})
+        wait_until(lambda: len(sender.receipts()) == 1, "the 01")
+        folder = recipient.delivered()[0]["id"]
+        document_id = recipient.delivered()[0]["document_id"]
+        drop_status(province, DEPARTMENT, "tiep-nhan", {"answers": folder, "code": "03", "staff": "Văn thư"})
+        drop_status(province, DEPARTMENT, "xong", {"answers": document_id, "code": "06", "description": "Đã xử lý"})
+        wait_until(lambda: {r[2] for r in sender.receipts()} == {"01", "03", "06"}, "the 03 and the 06")
+        assert not [p for p in recipient.outbox.iterdir() if p.name.endswith(".status.json")]
+
+        drop_status(province, DEPARTMENT, "sau-06", {"answers": folder, "code": "03"})
+        assert "03" in refusal(province, DEPARTMENT, "sau-06")
+        drop_status(province, DEPARTMENT, "la", {"answers": folder, "code": "05", "priority": 1})
+        assert "unknown keys priority" in refusal(province, DEPARTMENT, "la")
+        drop_status(province, DEPARTMENT, "hong", "{not json")
+        assert "not JSON" in refusal(province, DEPARTMENT, "hong")
+        drop_status(province, DEPARTMENT, "khong-co", {"answers": "no-such-folder", "code": "03"})
+        assert "no delivered document" in refusal(province, DEPARTMENT, "khong-co")
+        assert len(sender.receipts()) == 3
+    finally:
+        province.stop_all()
