@@ -7,7 +7,8 @@ interval at a time, so a 0.2 s worker counted three million ticks on the event l
 week's step (and a clock booted at 2000-01-01 would never finish); stepped back, every job
 waited out the step before its next tick. :class:`SteadyInterval` starts afresh from now
 after a forward step; :func:`watch_steps` notices a step either way, by the wall clock moving
-unlike the monotonic one, says it once, and runs every job at once.
+unlike the monotonic one, says it once, and sets every job's next tick one interval from now
+(not all at once: a province's 48 gateways stepped together would all read the directory).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -35,8 +36,8 @@ class SteadyInterval(IntervalTrigger):
 
 
 async def watch_steps(scheduler: BaseScheduler, log: Any, stopping: asyncio.Event) -> None:
-    """Until ``stopping``: when the wall clock steps, every job runs now rather than at a time
-    the step made meaningless."""
+    """Until ``stopping``: when the wall clock steps, every job's next tick is one interval from
+    now rather than at a time the step made meaningless."""
     wall, steady = time.time(), time.monotonic()
     while not stopping.is_set():
         with contextlib.suppress(TimeoutError):
@@ -45,7 +46,8 @@ async def watch_steps(scheduler: BaseScheduler, log: Any, stopping: asyncio.Even
         step = (now_wall - wall) - (now_steady - steady)
         wall, steady = now_wall, now_steady
         if abs(step) > STEP_SECONDS and not stopping.is_set():
-            log.warning("clock_stepped", seconds=round(step, 1), detail="every worker runs now")
+            log.warning("clock_stepped", seconds=round(step, 1), detail="every worker's next tick counted from now")
             now = datetime.now(UTC)
             for job in scheduler.get_jobs():
-                job.modify(next_run_time=now)
+                interval = getattr(job.trigger, "interval_length", 0.0)
+                job.modify(next_run_time=now + timedelta(seconds=interval))
