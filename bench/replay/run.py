@@ -251,6 +251,8 @@ def replay(root: Path, args: argparse.Namespace) -> int:
         "received_digitized": report["received"]["digitized"],
     }
     deliveries = sum(len(d.recipients) for d in plan.documents)
+    answers = sum(len(step.answers) + len(step.carried) for step in plan.steps)
+    recalled = sum(len(d.recipients) for step in plan.steps for d in step.recalls)
     cpu_total = sum(seconds for _, seconds in cpu)
     by_kind: dict[str, float] = {}
     for process, seconds in cpu:
@@ -269,7 +271,7 @@ def replay(root: Path, args: argparse.Namespace) -> int:
         "receipts_missing": verdict.receipts_missing,
         "statuses_missing": verdict.statuses_missing,
         "statuses_repeated": verdict.statuses_repeated,
-        "answers": sum(len(step.answers) + len(step.carried) for step in plan.steps),
+        "answers": answers,
         "recalls": sum(len(step.recalls) for step in plan.steps),
         "report_statuses": {
             "refused_by_recipients": sum(report["statuses"]["refused_by_recipients"].values()),
@@ -282,6 +284,8 @@ def replay(root: Path, args: argparse.Namespace) -> int:
         "wall_seconds": round(wall, 1),
         "deliveries_per_second": round(deliveries / wall, 1),
         "cpu_ms_per_delivery": round(1000 * cpu_total / deliveries, 2),
+        # every message carried: each delivered document, its 01, each answer and recall
+        "cpu_ms_per_message": round(1000 * cpu_total / (2 * deliveries + answers + recalled), 2),
         "cpu_ms_per_delivery_by_kind": {k: round(1000 * v / deliveries, 2) for k, v in sorted(by_kind.items())},
         "peak_rss_mib": {k: round(v, 1) for k, v in sorted(peaks.items())},
         "disk_mib_per_1000_documents": round(_disk_bytes(root) / 2**20 / len(plan.documents) * 1000, 1),
@@ -307,6 +311,7 @@ def _print(figures: dict, expected: dict, verdict: ledger.Verdict) -> None:
         ("wall time of the traffic", f"{figures['wall_seconds']} s"),
         ("deliveries per second", f"{figures['deliveries_per_second']}"),
         ("CPU ms per delivery, all processes", f"{figures['cpu_ms_per_delivery']}"),
+        ("CPU ms per message (document, 01, answer)", f"{figures['cpu_ms_per_message']}"),
         *((f"  {kind}", f"{ms}") for kind, ms in figures["cpu_ms_per_delivery_by_kind"].items()),
         *((f"peak RSS, {kind} (MiB)", f"{mib}") for kind, mib in figures["peak_rss_mib"].items()),
         ("disk per 1,000 documents (MiB)", f"{figures['disk_mib_per_1000_documents']}"),
