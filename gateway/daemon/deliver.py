@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 from gateway import edxml
 from gateway.daemon import compose, inbox
@@ -21,6 +24,7 @@ from gateway.daemon.link import AxisLink
 from gateway.daemon.outgoing import Agency, Local, Pending
 from gateway.daemon.statuses import record_status
 from gateway.errors import AxisError, AxisUnavailable, GatewayError
+from gateway.sqlite import GroupCommit
 from gateway.store import Incoming, IncomingState, Settled
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
@@ -37,6 +41,8 @@ class Deliverer:
         self.log = local.log
         self._delivering: set[tuple[str, str, str]] = set()  # (recipient, sender, DocumentId) being delivered now
         self._large_delivery = asyncio.Semaphore(1)  # see _deliver_one
+        # the outcomes of concurrent deliveries committed together: one fsync for a round
+        self.commits = GroupCommit(local.store.db)
         self._failing_since: float | None = None  # since when delivering fails (see _note_failing)
         # Set when deliver has been through what was due of that kind: what a listen waits for
         # after an answer that held nothing new (see Gateway.listen).
@@ -116,7 +122,7 @@ class Deliverer:
         )
         try:
             if isinstance(examined.message, edxml.StatusMessage):
-                record_status(self.local, agency, row, examined)
+                await self.commits.run(lambda: record_status(self.local, agency, row, examined))
             elif not await self._settle_document(agency, row, examined):
                 return True  # another copy of the same document is being delivered right now
         except Exception as exc:  # one bad message must not stop the queue behind it
@@ -163,8 +169,9 @@ class Deliverer:
             examined = replace(examined, refusal=self._foreign_by_records(document))
         if examined.refusal is not None:
             readable = document if isinstance(document, edxml.Document) else None
-            pending = await asyncio.to_thread(self._prepare_rejection, agency, row, examined, readable)
-            outgoing_id, path = await asyncio.to_thread(agency.outgoing.write, pending)
+            pending, outgoing_id, path = await asyncio.to_thread(
+                _written, agency, self._prepare_rejection, agency, row, examined, readable
+            )
             reason = examined.refusal
 
             rejected = Settled(
@@ -174,8 +181,10 @@ class Deliverer:
                 subject=readable.subject if readable else None,
                 reason=reason,
             )
-            agency.outgoing.commit(
-                outgoing_id, path, pending, f"auto:{row.axis_doc_id}:02", settling=(row.axis_doc_id, rejected)
+            await self.commits.run(
+                lambda: agency.outgoing.commit(
+                    outgoing_id, path, pending, f"auto:{row.axis_doc_id}:02", settling=(row.axis_doc_id, rejected)
+                )
             )
             agency.log.warning(
                 "document_rejected",
@@ -236,8 +245,9 @@ class Deliverer:
             )
             return
         inbox_id = inbox.folder_name(row.from_code, document.document_id, row.axis_doc_id)
-        pending = await asyncio.to_thread(self._prepare_delivery, agency, row, examined, inbox_id)
-        outgoing_id, path = await asyncio.to_thread(agency.outgoing.write, pending)
+        pending, outgoing_id, path = await asyncio.to_thread(
+            _written, agency, self._prepare_delivery, agency, row, examined, inbox_id
+        )
 
         delivered = Settled(
             IncomingState.DELIVERED,
@@ -251,8 +261,10 @@ class Deliverer:
                 document, signed_hops=examined.signature.signed_hops, default=edxml.now_vietnam()
             ),
         )
-        agency.outgoing.commit(
-            outgoing_id, path, pending, f"auto:{row.axis_doc_id}:01", settling=(row.axis_doc_id, delivered)
+        await self.commits.run(
+            lambda: agency.outgoing.commit(
+                outgoing_id, path, pending, f"auto:{row.axis_doc_id}:01", settling=(row.axis_doc_id, delivered)
+            )
         )
         agency.log.info(
             "document_delivered",
@@ -333,6 +345,13 @@ class _LargePermit:
         if self._held:
             self._held = False
             self._gate.release()
+
+
+def _written(agency: Agency, prepare: Callable[..., Pending], *args: Any) -> tuple[Pending, str, Path]:
+    """Worker thread: the status a delivery owes, prepared and its file written (one hand-off)."""
+    pending = prepare(*args)
+    outgoing_id, path = agency.outgoing.write(pending)
+    return pending, outgoing_id, path
 
 
 def _document_id(message: edxml.Message | None) -> str | None:
