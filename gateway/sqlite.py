@@ -76,8 +76,11 @@ def transaction(connection: sqlite3.Connection, *, durable: bool = True) -> Iter
         try:
             yield connection
         except BaseException:
-            connection.execute("ROLLBACK TO step")
-            connection.execute("RELEASE step")
+            # some errors (a full disk, an I/O error) make SQLite take back the whole
+            # transaction: there is no savepoint left to return to, and GroupCommit sees it
+            if connection.in_transaction:
+                connection.execute("ROLLBACK TO step")
+                connection.execute("RELEASE step")
             raise
         connection.execute("RELEASE step")
         return
@@ -86,7 +89,8 @@ def transaction(connection: sqlite3.Connection, *, durable: bool = True) -> Iter
         try:
             yield connection
         except BaseException:
-            connection.execute("ROLLBACK")
+            if connection.in_transaction:  # not already taken back by SQLite itself
+                connection.execute("ROLLBACK")
             raise
         try:
             connection.execute("COMMIT")
@@ -155,8 +159,10 @@ class GroupCommit:
                     except Exception as exc:  # the step's caller gets it
                         if not future.done():
                             future.set_exception(exc)
-        except Exception as exc:  # the COMMIT failed: no step is durable
-            for future, _ in done:
+                        if not self.connection.in_transaction:  # SQLite took the whole batch back
+                            raise StoreError(f"a group commit was rolled back by SQLite: {exc}") from exc
+        except Exception as exc:  # BEGIN or COMMIT failed, or the batch was lost: no step is durable
+            for _, future in steps:
                 if not future.done():
                     future.set_exception(exc)
             return

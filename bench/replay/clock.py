@@ -16,6 +16,7 @@ a day and the axis refuses their calls as outside its timestamp window.
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 import struct
@@ -34,6 +35,7 @@ class ShiftedClock:
         self.library = folder / "shifted_clock.so"
         self.offset_file = folder / "clock-offset"
         self._fd = os.open(self.offset_file, os.O_RDWR)
+        self._shared = mmap.mmap(self._fd, 16)  # [sequence, offset], as the library reads them
         # whether this very process reads the shifted clock (then the real time is its time
         # less the offset): the library is mapped in it
         self._shifted = str(self.library) in Path("/proc/self/maps").read_text()
@@ -50,7 +52,7 @@ class ShiftedClock:
             check=True,
             capture_output=True,
         )
-        (folder / "clock-offset").write_bytes(struct.pack("<q", 0))
+        (folder / "clock-offset").write_bytes(struct.pack("<qq", 0, 0))
         return cls(folder)
 
     @property
@@ -59,12 +61,17 @@ class ShiftedClock:
         return {"LD_PRELOAD": str(self.library), "SHIFTED_CLOCK_FILE": str(self.offset_file)}
 
     def _offset(self) -> int:
-        return struct.unpack("<q", os.pread(self._fd, 8, 0))[0]
+        return struct.unpack_from("<q", self._shared, 8)[0]
 
     def set(self, moment: datetime) -> None:
         """From now on the province's clocks read ``moment`` (aware), running on from there."""
         real_ns = time.time_ns() - (self._offset() if self._shifted else 0)
-        os.pwrite(self._fd, struct.pack("<q", round(moment.timestamp() * 1e9) - real_ns), 0)
+        sequence = struct.unpack_from("<q", self._shared, 0)[0]
+        # a seqlock: odd while writing, so that a reader never uses an offset half written
+        struct.pack_into("<q", self._shared, 0, sequence + 1)
+        struct.pack_into("<q", self._shared, 8, round(moment.timestamp() * 1e9) - real_ns)
+        struct.pack_into("<q", self._shared, 0, sequence + 2)
 
     def close(self) -> None:
+        self._shared.close()
         os.close(self._fd)

@@ -5,7 +5,9 @@
  * process at the same instant (the mapped page is shared), which the axis's timestamp window
  * needs. Why not libfaketime: see bench/quarter/clock.py.
  *
- * The file holds one little-endian int64: nanoseconds to add. Named by SHIFTED_CLOCK_FILE.
+ * The file holds two little-endian int64: a sequence number, odd while the generator writes,
+ * and the nanoseconds to add. Readers retry while it is odd or moved (a seqlock): an offset
+ * half written is never used. Named by SHIFTED_CLOCK_FILE.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -20,30 +22,39 @@
 typedef int (*clock_gettime_fn)(clockid_t, struct timespec *);
 
 static clock_gettime_fn real_clock_gettime;
-static const volatile int64_t *shift_ns;
+static const volatile int64_t *shared;  /* [0] sequence, [1] offset */
 
 static void load(void) {
     if (real_clock_gettime == NULL) {
         real_clock_gettime = (clock_gettime_fn)dlsym(RTLD_NEXT, "clock_gettime");
     }
-    if (shift_ns == NULL) {
+    if (shared == NULL) {
         const char *name = getenv("SHIFTED_CLOCK_FILE");
         if (name == NULL) return;
         int fd = open(name, O_RDONLY | O_CLOEXEC);
         if (fd < 0) return;
-        void *page = mmap(NULL, sizeof(int64_t), PROT_READ, MAP_SHARED, fd, 0);
+        void *page = mmap(NULL, 2 * sizeof(int64_t), PROT_READ, MAP_SHARED, fd, 0);
         close(fd);
-        if (page != MAP_FAILED) shift_ns = (const volatile int64_t *)page;
+        if (page != MAP_FAILED) shared = (const volatile int64_t *)page;
     }
 }
 
 __attribute__((constructor)) static void init(void) { load(); }
 
+static int64_t offset(void) {
+    for (;;) {
+        int64_t before = __atomic_load_n(&shared[0], __ATOMIC_ACQUIRE);
+        int64_t value = __atomic_load_n(&shared[1], __ATOMIC_ACQUIRE);
+        int64_t after = __atomic_load_n(&shared[0], __ATOMIC_ACQUIRE);
+        if (before == after && (before & 1) == 0) return value;
+    }
+}
+
 static void shift(struct timespec *ts) {
-    if (shift_ns == NULL) return;
-    int64_t ns = (int64_t)ts->tv_nsec + __atomic_load_n(shift_ns, __ATOMIC_RELAXED) % 1000000000LL;
-    ts->tv_sec += __atomic_load_n(shift_ns, __ATOMIC_RELAXED) / 1000000000LL;
-    ts->tv_sec += ns / 1000000000LL;
+    if (shared == NULL) return;
+    int64_t by = offset(); /* once: a step between two reads would mix two offsets */
+    int64_t ns = (int64_t)ts->tv_nsec + by % 1000000000LL;
+    ts->tv_sec += by / 1000000000LL + ns / 1000000000LL;
     ns %= 1000000000LL;
     if (ns < 0) {
         ns += 1000000000LL;
@@ -54,6 +65,7 @@ static void shift(struct timespec *ts) {
 
 int clock_gettime(clockid_t id, struct timespec *ts) {
     if (real_clock_gettime == NULL) load();
+    if (real_clock_gettime == NULL) return -1;
     int result = real_clock_gettime(id, ts);
     if (result == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) shift(ts);
     return result;
@@ -71,8 +83,8 @@ int gettimeofday(struct timeval *tv, void *tz) {
 }
 
 time_t time(time_t *out) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    struct timespec ts = {0, 0};
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return (time_t)-1;
     if (out != NULL) *out = ts.tv_sec;
     return ts.tv_sec;
 }

@@ -7,8 +7,10 @@ interval at a time, so a 0.2 s worker counted three million ticks on the event l
 week's step (and a clock booted at 2000-01-01 would never finish); stepped back, every job
 waited out the step before its next tick. :class:`SteadyInterval` starts afresh from now
 after a forward step; :func:`watch_steps` notices a step either way, by the wall clock moving
-unlike the monotonic one, says it once, and sets every job's next tick one interval from now
-(not all at once: a province's 48 gateways stepped together would all read the directory).
+unlike the monotonic one, says it once, and moves every job's next tick with the clock, so
+that each keeps what was left of its interval (not all at once: a province's 48 gateways
+stepped together would all read the directory; and not a full interval from now: steps
+closer together than the housekeeping interval would put it off for ever).
 """
 
 from __future__ import annotations
@@ -36,8 +38,7 @@ class SteadyInterval(IntervalTrigger):
 
 
 async def watch_steps(scheduler: BaseScheduler, log: Any, stopping: asyncio.Event) -> None:
-    """Until ``stopping``: when the wall clock steps, every job's next tick is one interval from
-    now rather than at a time the step made meaningless."""
+    """Until ``stopping``: when the wall clock steps, every job's next tick moves with it."""
     wall, steady = time.time(), time.monotonic()
     while not stopping.is_set():
         with contextlib.suppress(TimeoutError):
@@ -46,8 +47,14 @@ async def watch_steps(scheduler: BaseScheduler, log: Any, stopping: asyncio.Even
         step = (now_wall - wall) - (now_steady - steady)
         wall, steady = now_wall, now_steady
         if abs(step) > STEP_SECONDS and not stopping.is_set():
-            log.warning("clock_stepped", seconds=round(step, 1), detail="every worker's next tick counted from now")
+            log.warning("clock_stepped", seconds=round(step, 1), detail="every worker keeps the time to its next tick")
             now = datetime.now(UTC)
             for job in scheduler.get_jobs():
-                interval = getattr(job.trigger, "interval_length", 0.0)
-                job.modify(next_run_time=now + timedelta(seconds=interval))
+                if job.next_run_time is None:
+                    continue
+                # moved with the clock, it keeps what was left of its interval; a job the
+                # scheduler already ran and rescheduled after a forward step is due within
+                # an interval, whatever the step
+                interval = timedelta(seconds=getattr(job.trigger, "interval_length", 0.0))
+                moved = min(job.next_run_time + timedelta(seconds=step), now + interval)
+                job.modify(next_run_time=max(moved, now))

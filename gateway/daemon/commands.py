@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +80,16 @@ def send(
         _close(local)
 
 
-def _received(local: Local, reference: str, agency_code: str | None) -> tuple[Incoming, Agency, edxml.Document]:
+def _received_row(
+    local: Local, reference: str, agency_code: str | None, *, wait: bool = True
+) -> tuple[Incoming, Agency]:
     """The delivered document ``reference`` names (its inbox folder, a path to it, its DocumentId
     or axis DocId), and the hosted agency that received it: ``agency_code``, the one whose inbox
-    a path points into, or the only one that received it."""
+    a path points into, or the only one that received it. Reads the record only."""
     name, agency_code = _in_an_inbox(local, reference, agency_code)
     wanted = None if agency_code is None else local.agency(agency_code, option="--agency").code
     rows = _delivered(local, name, wanted)
-    if not rows and _in_the_inbox(local, name, wanted):
+    if not rows and wait and in_the_inbox(local, name, wanted):
         # The folder appears first and the database records it a moment later (a crash in
         # between redelivers into the same folder): a document system that answers at once
         # must not be told the document it holds was never delivered.
@@ -100,11 +103,18 @@ def _received(local: Local, reference: str, agency_code: str | None) -> tuple[In
         codes = ", ".join(sorted(row.to_code or local.code for row in rows))
         raise UsageError(f"{reference!r} was delivered to {codes}: say which with --agency CODE", where="--agency")
     row = rows[0]
-    agency = local.agency(row.to_code, option="--agency")
+    return row, local.agency(row.to_code, option="--agency")
+
+
+def _envelope(local: Local, agency: Agency, row: Incoming) -> edxml.Document:
     envelope = agency.inbox / (row.inbox_id or row.axis_doc_id) / "envelope.edxml"
-    document = edxml.read_unchecked(envelope.read_bytes(), limits=local.limits)
+    try:
+        data = envelope.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"the received document cannot be read from {envelope}: {exc.strerror or exc}") from None
+    document = edxml.read_unchecked(data, limits=local.limits)
     assert isinstance(document, edxml.Document)
-    return row, agency, document
+    return document
 
 
 def _delivered(local: Local, reference: str, agency_code: str | None) -> list[Incoming]:
@@ -121,10 +131,10 @@ def _in_an_inbox(local: Local, reference: str, agency_code: str | None) -> tuple
         if path.parent.resolve() == agency.inbox.resolve():
             return path.name, agency_code or agency.code
     # a DocumentId has slashes too (its date, 2023/07/03): it is a path only if there is one
-    return (path.name if path.is_dir() else reference), agency_code
+    return (path.name if path.is_dir() else reference.rstrip("/")), agency_code
 
 
-def _in_the_inbox(local: Local, name: str, agency_code: str | None) -> bool:
+def in_the_inbox(local: Local, name: str, agency_code: str | None) -> bool:
     if name.startswith(".") or "/" in name:
         return False
     agencies = [local.agency(agency_code)] if agency_code else list(local.agencies.values())
@@ -143,38 +153,50 @@ def respond(
     """Answer a received document, signed by the hosted agency that received it."""
     local = _open(config)
     try:
-        agency, pending, document_id = answer(
-            local, reference, code=code, description=description, staff=staff, agency_code=agency_code
-        )
-        agency.outgoing.enqueue(pending, new_source_key(f"respond:{code}"))
+        record = answering(local, reference, agency_code=agency_code)
+        pending, document_id = signed_answer(local, record, code=code, description=description, staff=staff)
+        record.agency.outgoing.enqueue(pending, new_source_key(f"respond:{code}"))
         return document_id
     finally:
         _close(local)
 
 
-def answer(
-    local: Local,
-    reference: str,
-    *,
-    code: str,
-    description: str | None,
-    staff: str | None,
-    agency_code: str | None = None,
-) -> tuple[Agency, Pending, str]:
-    """The signed status answering a received document (``respond``, and a status file in a
-    drop folder): the agency that signs it, the status, and the document's DocumentId. Refused
-    (UsageError) when the status does not fit what was answered before."""
-    status_code = edxml.StatusCode.from_wire(code)
-    if status_code in (edxml.StatusCode.ARRIVED, edxml.StatusCode.RECALL_REQUESTED):
-        raise UsageError(f"status {code} is not answered by hand: 01 is sent on delivery, 13 by `recall`")
-    row, agency, document = _received(local, reference, agency_code)
-    earlier = [
+@dataclass(frozen=True)
+class Answering:
+    """What the record says about a document about to be answered: read on the thread that
+    owns the connection (the event loop in the daemon), before the signing elsewhere."""
+
+    row: Incoming
+    agency: Agency
+    earlier: tuple[edxml.StatusCode, ...]  # what was answered before (abandoned ones aside)
+    recalls_recorded: int  # recalls (13) of it received
+
+
+def answering(local: Local, reference: str, *, agency_code: str | None = None, wait: bool = True) -> Answering:
+    row, agency = _received_row(local, reference, agency_code, wait=wait)
+    earlier = tuple(
         edxml.StatusCode.from_wire(s.status_code)
         for s in local.store.reports.statuses_answering([row.axis_doc_id])
         if s.status_code and s.state is not OutgoingState.ABANDONED
-    ]
-    requests = _change_requests(local, agency, row, document)
-    refusal = compose.answer_refusal(status_code, earlier, description, requests=requests)
+    )
+    recorded = local.store.reports.recalls_received(
+        [row.document_id] if row.document_id else [], Agencies(local.code, frozenset({agency.code}))
+    )
+    return Answering(row, agency, earlier, recorded)
+
+
+def signed_answer(
+    local: Local, answering: Answering, *, code: str, description: str | None, staff: str | None
+) -> tuple[Pending, str]:
+    """The signed status answering the document (any thread: files and signing, no record):
+    refused (UsageError) when it does not fit what was answered before. With its DocumentId."""
+    status_code = edxml.StatusCode.from_wire(code)
+    if status_code in (edxml.StatusCode.ARRIVED, edxml.StatusCode.RECALL_REQUESTED):
+        raise UsageError(f"status {code} is not answered by hand: 01 is sent on delivery, 13 by `recall`")
+    row, agency = answering.row, answering.agency
+    document = _envelope(local, agency, row)
+    requests = _change_requests(answering, document)
+    refusal = compose.answer_refusal(status_code, answering.earlier, description, requests=requests)
     if refusal is not None:
         raise UsageError(f"status {code} for {document.document_id or row.axis_doc_id}: {refusal}")
     status = compose.status_for(
@@ -185,21 +207,19 @@ def answer(
         staff=staff,
         fallback_document_id=row.axis_doc_id,
     )
-    return agency, agency.outgoing.sign_status(status, answers=row.axis_doc_id), document.document_id or row.axis_doc_id
+    return agency.outgoing.sign_status(status, answers=row.axis_doc_id), document.document_id or row.axis_doc_id
 
 
-def _change_requests(local: Local, agency: Agency, row: Incoming, document: edxml.Document) -> int:
+def _change_requests(answering: Answering, document: edxml.Document) -> int:
     """What a 15 or 16 may answer: each recall (13) received, and the document itself when it
     updates or replaces another. A recall counts from its inbox event, which the document
     system sees a moment before the record is committed."""
-    recorded = local.store.reports.recalls_received(
-        [document.document_id] if document.document_id else [], Agencies(local.code, frozenset({agency.code}))
-    )
-    events = agency.inbox / (row.inbox_id or row.axis_doc_id) / "events"
+    row = answering.row
+    events = answering.agency.inbox / (row.inbox_id or row.axis_doc_id) / "events"
     noted = len(list(events.glob("*-13.json"))) if events.is_dir() else 0
     changes = (edxml.BusinessDocType.UPDATE, edxml.BusinessDocType.REPLACE)
     changing = document.business is not None and document.business.business_doc_type in changes
-    return max(recorded, noted) + int(changing)
+    return max(answering.recalls_recorded, noted) + int(changing)
 
 
 def recall(config: Config, document_id: str, *, reason: str) -> list[str]:

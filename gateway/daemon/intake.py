@@ -82,7 +82,9 @@ class Intake:
                 key = f"drop:{owner}{entry.name}:{content}"
                 item = self.store.outgoing.by_source(key)
                 if item is None and status_files.is_status_file(entry.name):
-                    pending = await asyncio.to_thread(status_files.prepare, self.local, self.agency, entry)
+                    request = await asyncio.to_thread(status_files.read, entry)
+                    answering = status_files.answering(self.local, self.agency, request)  # the record: on the loop
+                    pending = await asyncio.to_thread(status_files.signed, self.local, answering, request)
                     outgoing_id, path = await asyncio.to_thread(self.outgoing.write, pending)
                     item = self.outgoing.commit(outgoing_id, path, pending, key)
                 elif item is None:
@@ -172,7 +174,9 @@ class Intake:
         settles_at: float | None = None
         before = os.stat(self.outbox).st_mtime_ns
         candidates = 0
+        listed = set()
         for entry in sorted(self.outbox.iterdir()):
+            listed.add(entry.name)
             if entry.name.startswith(".") or entry.name == "failed":
                 continue
             if not (entry.is_dir() or entry.name.endswith(".edxml") or status_files.is_status_file(entry.name)):
@@ -195,8 +199,8 @@ class Intake:
         # written just after the look the same mtime. And never for long: see worth_a_look.
         self._empty_at = before if candidates == 0 and self._empty_for_long(before, now) else None
         self._looked_at = time.monotonic()
-        if candidates == 0:
-            self._seen.clear()
+        if len(ready) < BATCH and len(self._seen) > len(listed):  # the whole listing: forget what is gone
+            self._seen = {name: seen for name, seen in self._seen.items() if name in listed}
         return ready, settles_at
 
     def _empty_for_long(self, mtime_ns: int, now: float) -> bool:
@@ -223,8 +227,6 @@ class Intake:
         if seen is None or seen[0] != newest:
             seen = (newest, time.monotonic())
             self._seen[name] = seen
-            if len(self._seen) > 4 * BATCH:  # entries taken or gone meanwhile
-                self._seen = {name: seen}
         by_sight = now + (seen[1] + settle - time.monotonic())
         return min(by_stamp, by_sight)
 

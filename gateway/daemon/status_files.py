@@ -16,10 +16,15 @@ job folder is. The file's name and content are its key: taken twice, it is sent 
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.daemon.outgoing import Agency, Local, Pending
-from gateway.errors import IntakeError
+from gateway.errors import IntakeError, UsageError
+
+if TYPE_CHECKING:
+    from gateway.daemon.commands import Answering
 
 SUFFIX = ".status.json"
 MAX_BYTES = 64 * 1024
@@ -30,25 +35,16 @@ def is_status_file(name: str) -> bool:
     return name.endswith(SUFFIX) and len(name) > len(SUFFIX)
 
 
-def prepare(local: Local, agency: Agency, entry: Path) -> Pending:
-    """The signed status the file asks for (worker thread)."""
-    from gateway.daemon import commands  # commands opens configurations; only this function needs it
-
-    data = _read(entry)
-    _, pending, _ = commands.answer(
-        local,
-        _text(data, "answers", entry, required=True),
-        code=_text(data, "code", entry, required=True),
-        description=_text(data, "description", entry),
-        staff=_text(data, "staff", entry),
-        agency_code=agency.code,
-    )
-    return pending
-
-
-def _read(entry: Path) -> dict:
-    with entry.open("rb") as source:
-        raw = source.read(MAX_BYTES + 1)
+def read(entry: Path) -> dict:
+    """The file's request (worker thread): a regular file of one JSON object of known keys."""
+    try:
+        info = entry.lstat()
+        if not stat.S_ISREG(info.st_mode):  # a folder, a link, a pipe (which would block the read)
+            raise IntakeError("a status file must be a regular file", where=entry.name)
+        with entry.open("rb") as source:
+            raw = source.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise IntakeError(f"cannot be read: {exc.strerror or exc}", where=entry.name) from None
     if len(raw) > MAX_BYTES:
         raise IntakeError(f"a status file holds at most {MAX_BYTES} bytes", where=entry.name)
     try:
@@ -60,7 +56,36 @@ def _read(entry: Path) -> dict:
     unknown = sorted(set(data) - KEYS)
     if unknown:
         raise IntakeError(f"unknown keys {', '.join(unknown)} (known: {', '.join(sorted(KEYS))})", where=entry.name)
-    return data
+    return {
+        "answers": _text(data, "answers", entry, required=True),
+        "code": _text(data, "code", entry, required=True),
+        "description": _text(data, "description", entry),
+        "staff": _text(data, "staff", entry),
+    }
+
+
+def answering(local: Local, agency: Agency, request: dict) -> Answering:
+    """What the record says of the answered document (the event loop's thread, which owns the
+    connection). A document already in the inbox whose record is a moment behind (the folder
+    is written before the commit) is left for intake's next run (an OSError postpones)."""
+    from gateway.daemon import commands  # commands opens configurations; only the daemon's intake needs this
+
+    try:
+        return commands.answering(local, request["answers"], agency_code=agency.code, wait=False)
+    except UsageError:
+        if commands.in_the_inbox(local, request["answers"], agency.code):
+            raise BlockingIOError(f"{request['answers']} is in the inbox, its record a moment behind") from None
+        raise
+
+
+def signed(local: Local, answering: Answering, request: dict) -> Pending:
+    """The signed status (worker thread)."""
+    from gateway.daemon import commands
+
+    pending, _ = commands.signed_answer(
+        local, answering, code=request["code"], description=request["description"], staff=request["staff"]
+    )
+    return pending
 
 
 def _text(data: dict, key: str, entry: Path, *, required: bool = False) -> str | None:

@@ -108,3 +108,23 @@ def test_an_entry_stamped_ahead_of_our_clock_settles_by_being_seen_unchanged(tmp
         wait_until(lambda: len(sender.receipts()) == 1, "the 01 of an entry stamped an hour ahead", timeout=20)
     finally:
         province.stop_all()
+
+
+def test_hundreds_of_entries_stamped_ahead_of_our_clock_are_all_taken(tmp_path):
+    """More entries than intake takes in one run, all in our future: each settles by sight
+    and is taken (here refused: they are not edXML), none waits for our clock."""
+    import os
+
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT])
+    try:
+        province.start(PROVINCE)
+        outbox = province.agency(PROVINCE).outbox
+        ahead = time.time() + 3600
+        for n in range(260):
+            path = outbox / f"ahead-{n:03d}.edxml"
+            path.write_bytes(b"<not-edxml/>")
+            os.utime(path, (ahead, ahead))
+        failed = outbox / "failed"
+        wait_until(lambda: len(list(failed.glob("*.error.txt"))) == 260, "all 260 entries taken", timeout=60)
+    finally:
+        province.stop_all()

@@ -49,3 +49,15 @@ def test_status_files_answer_received_documents_and_bad_ones_are_refused_with_th
         assert len(sender.receipts()) == 3
     finally:
         province.stop_all()
+
+
+def test_a_folder_named_like_a_status_file_is_refused_not_retried_for_ever(tmp_path):
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT])
+    try:
+        province.start(DEPARTMENT)
+        outbox = province.agency(DEPARTMENT).outbox
+        (outbox / ".thu-muc.status.json").mkdir()
+        (outbox / ".thu-muc.status.json").rename(outbox / "thu-muc.status.json")
+        assert "regular file" in refusal(province, DEPARTMENT, "thu-muc")
+    finally:
+        province.stop_all()

@@ -89,3 +89,26 @@ def test_run_returns_only_once_the_step_is_committed(tmp_path, steps):
 
     asyncio.run(main())
     assert seen == [1] * steps
+
+
+def test_a_batch_that_cannot_begin_fails_its_callers_rather_than_leaving_them_waiting(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    db = connect(path)
+    db.execute("CREATE TABLE t (name TEXT)")
+    db.execute("PRAGMA busy_timeout = 100")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    group = GroupCommit(db)
+
+    async def main() -> list:
+        return await asyncio.wait_for(
+            asyncio.gather(group.run(lambda: db.execute("INSERT INTO t VALUES ('x')")), return_exceptions=True), 10
+        )
+
+    try:
+        (result,) = asyncio.run(main())
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert isinstance(result, sqlite3.OperationalError) and "locked" in str(result)
+    assert not db.in_transaction
