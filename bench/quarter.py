@@ -1,6 +1,6 @@
 """Tiền Giang's quarter, replayed: the province's Q3 2023 volume through the real exchange.
 
-    python bench/quarter.py --scale 0.01            # CI: 1,176 sent, 5,383 received, checks itself
+    python bench/quarter.py --scale 0.01            # 1,176 sent, 5,383 received, checks itself (CI: 0.005)
     python bench/quarter.py                         # the whole quarter: 117,578 sent, 538,345 received
     python bench/quarter.py --scale 0.1 --seed 7 --keep /tmp/tg   # leaves the province in /tmp/tg
 
@@ -8,7 +8,7 @@ A national axis; Tiền Giang's provincial axis bridged to it; under it the prov
 installations hosting its 1,174 agency codes (bench/replay/shape.py says where the split comes
 from); on the national axis three installations standing for the ministries, the Government
 Office and other provinces. Every one is a real `edxml-gateway` process on the packaged
-defaults, each agency signing with its own key.
+defaults, each agency signing with its own certificate (bench/replay/build.py).
 
 The traffic (bench/replay/traffic.py) is planned from the seed so that the province's totals
 are the published ones (scaled and rounded below --scale 1). The quarter is compressed in

@@ -94,13 +94,7 @@ class Service:
             return "\n".join(self._lines)
 
     def stop(self, timeout: float = 15.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, timeout)
         self._reader.join(5)
         return self.process.returncode
 
@@ -109,3 +103,14 @@ class Service:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
         self._reader.join(5)
+
+
+def terminate(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, as systemd stops a service; SIGKILL if it has not exited within ``timeout``."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from gateway.processes import terminate
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -73,10 +74,4 @@ class Process:
         return 0.0
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+        terminate(self.popen, timeout)
