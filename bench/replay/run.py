@@ -164,15 +164,24 @@ def _recall(province: Province, document: traffic.Planned) -> None:
         raise RuntimeError(f"recall of {document.document_id} failed: {completed.stderr[-1000:]}")
 
 
-def _disk_bytes(root: Path) -> int:
-    total = 0
+def _disk_bytes(root: Path) -> tuple[int, int]:
+    """Bytes on disk of the exchange's data (records, signed copies, inboxes, the axes' stores)
+    and of the logs; the PKI and the replay's own clock are neither. Taken before the traffic
+    and after it: the difference is what the documents cost."""
+    data = logs = 0
     for folder, _, files in os.walk(root):
+        if Path(folder).name in ("pki", "clock"):
+            continue
         for name in files:
             try:
-                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+                size = os.lstat(os.path.join(folder, name)).st_blocks * 512
             except OSError:
                 continue
-    return total
+            if name.endswith(".log"):
+                logs += size
+            else:
+                data += size
+    return data, logs
 
 
 def _report(province: Province) -> dict:
@@ -209,6 +218,7 @@ def replay(root: Path, args: argparse.Namespace) -> int:
         databases = [folders.installation(i) / "var" / "gateway.sqlite3" for i in the_shape.installations.values()]
         progress = Progress(databases)
         cpu_before = {id(p): p.cpu_seconds() for p in province.processes}
+        disk_before = _disk_bytes(root)  # empty databases, WAL files, folders: not the documents' cost
         traffic_began = time.monotonic()
         expected = Expected()
         for number, step in enumerate(plan.steps):
@@ -254,6 +264,7 @@ def replay(root: Path, args: argparse.Namespace) -> int:
     answers = sum(len(step.answers) + len(step.carried) for step in plan.steps)
     recalled = sum(len(d.recipients) for step in plan.steps for d in step.recalls)
     cpu_total = sum(seconds for _, seconds in cpu)
+    data_bytes, log_bytes = (after - before for after, before in zip(_disk_bytes(root), disk_before, strict=True))
     by_kind: dict[str, float] = {}
     for process, seconds in cpu:
         by_kind[process.kind] = by_kind.get(process.kind, 0.0) + seconds
@@ -288,7 +299,8 @@ def replay(root: Path, args: argparse.Namespace) -> int:
         "cpu_ms_per_message": round(1000 * cpu_total / (2 * deliveries + answers + recalled), 2),
         "cpu_ms_per_delivery_by_kind": {k: round(1000 * v / deliveries, 2) for k, v in sorted(by_kind.items())},
         "peak_rss_mib": {k: round(v, 1) for k, v in sorted(peaks.items())},
-        "disk_mib_per_1000_documents": round(_disk_bytes(root) / 2**20 / len(plan.documents) * 1000, 1),
+        "disk_mib_per_1000_documents": round(data_bytes / 2**20 / len(plan.documents) * 1000, 1),
+        "log_mib_per_1000_documents": round(log_bytes / 2**20 / len(plan.documents) * 1000, 1),
         "projected_full_scale_seconds": round(wall / args.scale),
     }
     _print(figures, totals, verdict)
@@ -314,7 +326,10 @@ def _print(figures: dict, expected: dict, verdict: ledger.Verdict) -> None:
         ("CPU ms per message (document, 01, answer)", f"{figures['cpu_ms_per_message']}"),
         *((f"  {kind}", f"{ms}") for kind, ms in figures["cpu_ms_per_delivery_by_kind"].items()),
         *((f"peak RSS, {kind} (MiB)", f"{mib}") for kind, mib in figures["peak_rss_mib"].items()),
-        ("disk per 1,000 documents (MiB)", f"{figures['disk_mib_per_1000_documents']}"),
+        (
+            "disk per 1,000 documents, data; logs (MiB)",
+            f"{figures['disk_mib_per_1000_documents']}; {figures['log_mib_per_1000_documents']}",
+        ),
         ("projected at scale 1", f"{figures['projected_full_scale_seconds']:,} s"),
     ]
     width = max(len(label) for label, _ in rows)
