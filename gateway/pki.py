@@ -93,20 +93,23 @@ def issue(
     days: int = 825,
     signing_usage: bool = True,
     hash_algorithm: hashes.HashAlgorithm | None = None,
+    key: PrivateKey | None = None,
 ) -> KeyPair:
     """A certificate for one agency, its code in Subject organizationIdentifier (2.5.4.97).
 
-    The keyword arguments beyond ``use_ec`` exist so tests can make the certificates an
-    attacker or a careless admin would bring: expired, not yet valid, without signing usage.
+    ``key``: certify this key pair instead of making a new one (a benchmark's many agencies).
+    The keyword arguments beyond it exist so tests can make the certificates an attacker or a
+    careless admin would bring: expired, not yet valid, without signing usage.
     """
     code = AgencyCode.lenient(agency)
-    key = _new_key(use_ec)
+    key = key or _new_key(use_ec)
     start = not_before or datetime.now(UTC) - timedelta(minutes=5)
     end = not_after or start + timedelta(days=days)
+    shown = _fit(name or code.text)
     subject = x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, name or code.text),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, name or code.text),
+            x509.NameAttribute(NameOID.COMMON_NAME, shown),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, shown),
             x509.NameAttribute(AGENCY_CODE_OID, code.text),
         ]
     )
@@ -136,6 +139,13 @@ def issue(
         .sign(ca.key, hash_algorithm or hashes.SHA256())
     )
     return KeyPair(key, certificate)
+
+
+def _fit(name: str) -> str:
+    """A name within the 64 bytes cryptography allows CN and O (RFC 5280's upper bound, which
+    it counts in UTF-8): "Sở Nông nghiệp và Phát triển nông thôn tỉnh Tiền Giang" is 69. Cut at a
+    character; the agency is known by its code, which is never cut."""
+    return name.encode()[:64].decode(errors="ignore").rstrip()
 
 
 # --- the folder layout of `edxml-gateway pki` ------------------------------------------------------

@@ -53,6 +53,17 @@ def test_pki_init_never_replaces_a_ca(pki_dir):
     assert (pki_dir / "ca.key").read_bytes() == before
 
 
+def test_pki_issues_for_an_agency_whose_name_is_longer_than_a_certificate_name_may_be(pki_dir):
+    """CN and O hold 64 bytes; a real department's name in UTF-8 is often more."""
+    code, name = "000.00.07.H58", "Sở Nông nghiệp và Phát triển nông thôn tỉnh Tiền Giang"
+    result = run("pki", "issue", "--dir", str(pki_dir), "--agency", code, "--name", name)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    cert = edxml.TrustStore.from_pem((pki_dir / f"{code}.pem").read_bytes()).authorities[0]
+    assert edxml.agency_of(cert).text == code
+    shown = cert.subject.rfc4514_string()
+    assert "Sở Nông nghiệp và Phát triển nông thôn" in shown
+
+
 def test_pki_issue_without_a_ca_says_what_to_do(tmp_path):
     result = run("pki", "issue", "--dir", str(tmp_path), "--agency", PROVINCE)
     assert result.returncode == 1

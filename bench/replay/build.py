@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.replay.shape import Installation, Shape
@@ -71,8 +71,7 @@ def _issue_batch(
 ) -> list[tuple[str, bytes, bytes]]:
     """Each installation's key pair, and a certificate on it for its own agency and each one it hosts."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives import serialization
 
     from gateway.pki import KeyPair, issue
 
@@ -80,46 +79,12 @@ def _issue_batch(
     ca = KeyPair(key, x509.load_pem_x509_certificate(ca_pem[1]))  # type: ignore[arg-type]
     issued = []
     for code, name, hosted in installations:
-        pair = issue(ca, code, name.encode()[:64].decode(errors="ignore"), not_before=VALID_FROM, days=VALID_DAYS)
-        issued.append((code, pair.key_pem, pair.cert_pem))
-        private = pair.key
-        assert isinstance(private, rsa.RSAPrivateKey)
+        own = issue(ca, code, name, not_before=VALID_FROM, days=VALID_DAYS)
+        issued.append((code, own.key_pem, own.cert_pem))
         for unit, unit_name in hosted:
-            short = unit_name.encode()[:64].decode(errors="ignore")  # cryptography holds CN and O to 64 bytes
-            certificate = (
-                x509.CertificateBuilder()
-                .subject_name(issue_subject(unit, short))
-                .issuer_name(ca.certificate.subject)
-                .public_key(private.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(VALID_FROM)
-                .not_valid_after(VALID_FROM + timedelta(days=VALID_DAYS))
-            )
-            certificate = _extensions(certificate, pair.certificate).sign(ca.key, hashes.SHA256())
-            issued.append((unit, pair.key_pem, certificate.public_bytes(serialization.Encoding.PEM)))
+            pair = issue(ca, unit, unit_name, not_before=VALID_FROM, days=VALID_DAYS, key=own.key)
+            issued.append((unit, pair.key_pem, pair.cert_pem))
     return issued
-
-
-def issue_subject(code: str, name: str):  # -> x509.Name
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-
-    from gateway.edxml import AGENCY_CODE_OID
-
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
-            x509.NameAttribute(AGENCY_CODE_OID, code),
-        ]
-    )
-
-
-def _extensions(builder, model):  # cryptography builders
-    """The extensions of the installation's own certificate (signing usage, key identifiers)."""
-    for extension in model.extensions:
-        builder = builder.add_extension(extension.value, critical=extension.critical)
-    return builder
 
 
 def write_pki(folder: Path, shape: Shape, workers: int = 2) -> None:

@@ -148,9 +148,6 @@ class _Drawer:
         self.outside = [a.code for a in outside]
         self.outside_weights = [3.0 if a.code.endswith("G22") else 1.0 if ".G" in a.code else 0.5 for a in outside]
 
-    def sender(self, agencies: list[Agency], weights: list[float]) -> Agency:
-        return self.rng.choices(agencies, weights)[0]
-
     def recipients(self, sender: Agency) -> list[str]:
         rng = self.rng
         pattern = rng.choices([p for p, _ in PATTERNS], [w for _, w in PATTERNS])[0]
@@ -216,7 +213,7 @@ def plan(shape: Shape, scale: float, seed: int, *, step: str = "day") -> Plan:
 
     drafts: list[tuple[str, list[str]]] = []
     for _ in range(targets.sent):
-        sender = drawer.sender(senders, weights)
+        sender = rng.choices(senders, weights)[0]
         drafts.append((sender.code, drawer.recipients(sender)))
     inside = sum(1 for _, recipients in drafts for r in recipients if r in province)
     while inside > targets.received:  # a tiny scale drew too wide: narrow some documents

@@ -9,12 +9,10 @@ left no record: the inbox folder is written before the row, and found again by n
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
-from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
 from gateway import edxml
 from gateway.daemon import compose, inbox
@@ -169,9 +167,8 @@ class Deliverer:
             examined = replace(examined, refusal=self._foreign_by_records(document))
         if examined.refusal is not None:
             readable = document if isinstance(document, edxml.Document) else None
-            pending, outgoing_id, path = await asyncio.to_thread(
-                _written, agency, self._prepare_rejection, agency, row, examined, readable
-            )
+            prepare = functools.partial(self._prepare_rejection, agency, row, examined, readable)
+            pending, outgoing_id, path = await asyncio.to_thread(agency.outgoing.prepared, prepare)
             reason = examined.refusal
 
             rejected = Settled(
@@ -245,9 +242,8 @@ class Deliverer:
             )
             return
         inbox_id = inbox.folder_name(row.from_code, document.document_id, row.axis_doc_id)
-        pending, outgoing_id, path = await asyncio.to_thread(
-            _written, agency, self._prepare_delivery, agency, row, examined, inbox_id
-        )
+        prepare = functools.partial(self._prepare_delivery, agency, row, examined, inbox_id)
+        pending, outgoing_id, path = await asyncio.to_thread(agency.outgoing.prepared, prepare)
 
         delivered = Settled(
             IncomingState.DELIVERED,
@@ -345,13 +341,6 @@ class _LargePermit:
         if self._held:
             self._held = False
             self._gate.release()
-
-
-def _written(agency: Agency, prepare: Callable[..., Pending], *args: Any) -> tuple[Pending, str, Path]:
-    """Worker thread: the status a delivery owes, prepared and its file written (one hand-off)."""
-    pending = prepare(*args)
-    outgoing_id, path = agency.outgoing.write(pending)
-    return pending, outgoing_id, path
 
 
 def _document_id(message: edxml.Message | None) -> str | None:

@@ -8,6 +8,7 @@ sent goes to ``outbox/failed/`` with the reason beside it. docs/intake.md is the
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ PREPARING_MARK_BYTES = 4 * 1024 * 1024
 PREPARING_ATTEMPTS = 2
 # An empty drop folder is listed again only when its mtime moves, and at least this often.
 EMPTY_TRUSTED_AFTER = 3.0
+FOLDER = ""  # the drop folder itself, among the entries whose mtimes intake watches (no entry is named "")
 LOOK_ANYWAY_SECONDS = 30.0
 
 
@@ -47,11 +49,10 @@ class Intake:
         self._wake_at: float | None = None  # wall-clock time _timer is set for
         self._leftovers_said: set[str] = set()  # taken entries this account could not remove, said once
         self._empty_at: int | None = None  # the folder's mtime when a look found nothing in it
-        self._empty_seen: tuple[int, float] | None = None  # (that mtime, our monotonic time it was first seen)
         self._looked_at = -LOOK_ANYWAY_SECONDS  # when the folder was last listed (monotonic)
         self._awaiting_directory: dict[str, float] = {}  # entry -> the directory's time it lacked a recipient in
-        # entry -> (its newest mtime, our monotonic time when we first saw that mtime): an entry
-        # stamped ahead of our clock settles by being seen unchanged, see _has_settled.
+        # entry (or FOLDER) -> (its mtime, our monotonic time when we first saw that mtime): what
+        # is stamped ahead of our clock settles by being seen unchanged, see _unchanged_for
         self._seen: dict[str, tuple[float, float]] = {}
 
     def worth_a_look(self) -> bool:
@@ -81,16 +82,15 @@ class Intake:
                 owner = "" if self.agency.code == self.local.code else f"{self.agency.code}:"
                 key = f"drop:{owner}{entry.name}:{content}"
                 item = self.store.outgoing.by_source(key)
-                if item is None and status_files.is_status_file(entry.name):
-                    request = await asyncio.to_thread(status_files.read, entry)
-                    answering = status_files.answering(self.local, self.agency, request)  # the record: on the loop
-                    pending = await asyncio.to_thread(status_files.signed, self.local, answering, request)
-                    outgoing_id, path = await asyncio.to_thread(self.outgoing.write, pending)
-                    item = self.outgoing.commit(outgoing_id, path, pending, key)
-                elif item is None:
-                    await asyncio.to_thread(self._count_preparation, entry, size, marker)
-                    pending = await asyncio.to_thread(self._prepare_entry, entry, self.outgoing.next_number())
-                    outgoing_id, path = await asyncio.to_thread(self.outgoing.write, pending)
+                if item is None:
+                    if status_files.is_status_file(entry.name):
+                        request = await asyncio.to_thread(status_files.read, entry)
+                        answering = status_files.answering(self.local, self.agency, request)  # the record: on the loop
+                        prepare = functools.partial(status_files.signed, self.local, answering, request)
+                    else:
+                        await asyncio.to_thread(self._count_preparation, entry, size, marker)
+                        prepare = functools.partial(self._prepare_entry, entry, self.outgoing.next_number())
+                    pending, outgoing_id, path = await asyncio.to_thread(self.outgoing.prepared, prepare)
                     item = self.outgoing.commit(outgoing_id, path, pending, key)
                 # only now that the database owns it does the entry leave the drop folder: renamed
                 # to a dot-name first (ignored by intake), so a crash while deleting leaves no half entry
@@ -174,7 +174,7 @@ class Intake:
         settles_at: float | None = None
         before = os.stat(self.outbox).st_mtime_ns
         candidates = 0
-        listed = set()
+        listed = {FOLDER}
         for entry in sorted(self.outbox.iterdir()):
             listed.add(entry.name)
             if entry.name.startswith(".") or entry.name == "failed":
@@ -187,7 +187,7 @@ class Intake:
                 newest = max(p.stat().st_mtime for p in paths)
             except FileNotFoundError:
                 continue  # the writer is still moving it
-            moment = self._settles_at(entry.name, newest, now, settle)
+            moment = now + self._unchanged_for(entry.name, newest, now, settle)
             if moment <= now:
                 ready.append(entry)
             else:
@@ -197,38 +197,28 @@ class Intake:
         # Trusted as empty only when its last change is a few seconds old: a file system with
         # coarse timestamps (2 s on FAT, a file server's clock behind ours) could give an entry
         # written just after the look the same mtime. And never for long: see worth_a_look.
-        self._empty_at = before if candidates == 0 and self._empty_for_long(before, now) else None
+        trusted = candidates == 0 and self._unchanged_for(FOLDER, before / 1e9, now, EMPTY_TRUSTED_AFTER) <= 0
+        self._empty_at = before if trusted else None
         self._looked_at = time.monotonic()
         if len(ready) < BATCH and len(self._seen) > len(listed):  # the whole listing: forget what is gone
             self._seen = {name: seen for name, seen in self._seen.items() if name in listed}
         return ready, settles_at
 
-    def _empty_for_long(self, mtime_ns: int, now: float) -> bool:
-        """Whether the folder, found empty, last changed long enough ago to be trusted empty while
-        its mtime stays: by its mtime against our clock, or (a file server whose clock runs ahead
-        of ours) by our having seen that mtime for as long."""
-        if mtime_ns < (now - EMPTY_TRUSTED_AFTER) * 1e9:
-            return True
-        if self._empty_seen is None or self._empty_seen[0] != mtime_ns:
-            self._empty_seen = (mtime_ns, time.monotonic())
-        return time.monotonic() - self._empty_seen[1] >= EMPTY_TRUSTED_AFTER
-
-    def _settles_at(self, name: str, newest: float, now: float, settle: float) -> float:
-        """When an entry last changed at ``newest`` (its files' mtime) counts as settled, in our
-        wall-clock time. Normally ``newest + settle``; but a file server whose clock runs ahead of
-        ours stamps entries in our future, and they would wait until our clock caught up (a
-        clock minutes ahead: every document minutes late). So an entry also settles once we have
-        seen the same mtime for ``settle`` seconds of our own monotonic clock."""
-        by_stamp = newest + settle
-        if by_stamp <= now:
-            self._seen.pop(name, None)
+    def _unchanged_for(self, key: str, stamp: float, now: float, seconds: float) -> float:
+        """Seconds until ``key`` (an entry, or FOLDER), last changed at ``stamp`` (its mtime), has
+        been unchanged for ``seconds``: 0 or less once it has. Normally by its mtime against our
+        wall clock; but a file server whose clock runs ahead of ours stamps in our future, and
+        waiting for our clock to catch up would hold every document back by as much. So also by
+        sight: once we have seen the same mtime for ``seconds`` of our own monotonic clock."""
+        by_stamp = stamp + seconds - now
+        if by_stamp <= 0:
+            self._seen.pop(key, None)
             return by_stamp
-        seen = self._seen.get(name)
-        if seen is None or seen[0] != newest:
-            seen = (newest, time.monotonic())
-            self._seen[name] = seen
-        by_sight = now + (seen[1] + settle - time.monotonic())
-        return min(by_stamp, by_sight)
+        seen = self._seen.get(key)
+        if seen is None or seen[0] != stamp:
+            seen = (stamp, time.monotonic())
+            self._seen[key] = seen
+        return min(by_stamp, seen[1] + seconds - time.monotonic())
 
     def tidy(self) -> int:
         """What a crash left in the drop folder: half-removed entries, markers of entries gone."""

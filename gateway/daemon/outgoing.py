@@ -144,6 +144,13 @@ class OutgoingQueue:
         write_atomic(path, pending.signed)
         return outgoing_id, path
 
+    def prepared(self, prepare: Callable[[], Pending]) -> tuple[Pending, str, Path]:
+        """Worker thread: a message signed by ``prepare`` and its file written, in one hand-off;
+        :meth:`commit` on the event loop makes it a row."""
+        pending = prepare()
+        outgoing_id, path = self.write(pending)
+        return pending, outgoing_id, path
+
     def commit(
         self,
         outgoing_id: str,
