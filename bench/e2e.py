@@ -41,6 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway import edxml
+from gateway.axis.store import AxisStore
 from gateway.daemon import compose
 from tests.e2e.province import AGENCIES, build_province
 
@@ -242,6 +243,7 @@ def exchange(root: Path, args: argparse.Namespace) -> dict:
         stop_profilers(profilers)
     finally:
         province.stop_all()
+    calls = axis_calls(province.axis.folder / "data", args.docs)
     finished = max(answered.values()) if answered else time.time()
     to_inbox = [delivered[k] - dropped[k] for k in delivered]
     to_01 = [answered[k] - dropped[k] for k in answered]
@@ -265,9 +267,21 @@ def exchange(root: Path, args: argparse.Namespace) -> dict:
         "cpu_ms_per_document": {name: round(1000 * seconds / args.docs, 2) for name, seconds in cpu.items()},
         "cpu_ms_per_document_total": round(1000 * sum(cpu.values()) / args.docs, 2),
         "cpu_system_share": round(sum(system.values()) / max(sum(cpu.values()), 1e-9), 2),
+        "axis_calls_per_document": calls,
         "idle_seconds": args.idle,
         "idle_cpu_percent_of_a_core": idle,
     }
+
+
+def axis_calls(data_dir: Path, documents: int) -> dict[str, float]:
+    """The calls the axis answered per document, by name: its replay memory keeps each signed
+    request (for ten minutes, longer than this run's traffic)."""
+    store = AxisStore(data_dir)
+    try:
+        rows = store.connection.execute("SELECT call, count(*) FROM seen_requests GROUP BY call").fetchall()
+    finally:
+        store.close()
+    return {call: round(count / documents, 2) for call, count in sorted(tuple(row) for row in rows)}
 
 
 def idle_cpu_percent(processes: dict[str, int], seconds: float) -> dict[str, float]:
@@ -295,6 +309,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.docs = 200
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as temp:
         result = exchange(Path(temp), args)
         result["floor"] = floor(Path(temp), list(AGENCIES)[:2], args.floor_samples)
@@ -320,6 +336,7 @@ def main() -> None:
         + ", ".join(f"{k} {v}" for k, v in result["cpu_ms_per_document"].items())
         + f"; total {result['cpu_ms_per_document_total']} ({int(100 * result['cpu_system_share'])} % in the kernel)"
     )
+    print("axis calls per document: " + ", ".join(f"{k} {v}" for k, v in result["axis_calls_per_document"].items()))
     if args.profile:
         for raw in sorted(args.profile.glob("*.txt")):
             print(f"\nprofile of {raw.stem} (share of samples, inclusive):")

@@ -13,7 +13,7 @@ import binascii
 import hashlib
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable
 from gateway.fsutil import file_sha256
 from gateway.vxp.answers import AxisCode
 from gateway.vxp.payload import PayloadReader, split_payload
-from gateway.vxp.protocol import LONG_POLL_HEADER, sdk_hex, signed_headers
+from gateway.vxp.protocol import INLINE_HEADER, LONG_POLL_HEADER, STATUS_BATCH_HEADER, sdk_hex, signed_headers
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 JSON = "application/json"
@@ -71,6 +71,7 @@ class Listed:
     to_code: str
     status: str
     created_time: str
+    data: bytes | None = None  # the message itself, when the axis carried it in the list
 
 
 class AxisClient:
@@ -95,6 +96,10 @@ class AxisClient:
         # Longest wait the axis announced for a long-poll list (our axis's extension); None until
         # an answer carried the announcement, and always with an axis that does not have it.
         self.long_poll_max: float | None = None
+        # Our axis's batching extensions (gateway/axis/batching.py), likewise: the largest
+        # message a list may carry, and the most docIds one updateStatus may name.
+        self.inline_max: int | None = None
+        self.status_batch_max: int | None = None
 
     async def __aenter__(self) -> AxisClient:
         return self
@@ -139,7 +144,7 @@ class AxisClient:
                 headers=headers,
                 timeout=timeout or self._timeout,
             ) as response:
-                self._note_long_poll(response.headers.get(LONG_POLL_HEADER))
+                self._note_extensions(response.headers)
                 problem = None  # why a streamed "data" is not base64
                 if stream_payload:
                     raw, streamed, problem = await self._read_payload_answer(name, response, before_large)
@@ -177,15 +182,12 @@ class AxisClient:
             raise AxisError(f"{name}: data is not base64: {problem}", where=self.url)
         return answer
 
-    def _note_long_poll(self, announced: str | None) -> None:
-        if not announced:
-            return
-        try:
-            seconds = float(announced)
-        except ValueError:
-            return
-        if 0 < seconds <= 3600:
-            self.long_poll_max = seconds
+    def _note_extensions(self, headers: Mapping[str, str]) -> None:
+        # Each answer says what the axis serves now: one it stops announcing (restarted without
+        # it, or another axis behind the same address) is not used from the next call on.
+        self.long_poll_max = _announced(headers.get(LONG_POLL_HEADER), float, 3600)
+        self.inline_max = _announced(headers.get(INLINE_HEADER), int, 16 * 1024 * 1024)
+        self.status_batch_max = _announced(headers.get(STATUS_BATCH_HEADER), int, 10_000)
 
     # --- the calls ------------------------------------------------------------------------------
 
@@ -217,17 +219,26 @@ class AxisClient:
         return doc_id
 
     async def received_list(
-        self, message_type: MessageType = MessageType.EDOC, *, to: str | None = None, wait: float = 0.0
+        self,
+        message_type: MessageType = MessageType.EDOC,
+        *,
+        to: str | None = None,
+        wait: float = 0.0,
+        inline: bool = False,
     ) -> list[Listed]:
-        """What waits for us. ``wait`` > 0 asks for a long-poll; only when the axis announced it."""
+        """What waits for us. ``wait`` > 0 asks for a long-poll, ``inline`` for the small messages
+        in the list itself (Listed.data): each only of an axis that announced it in its last
+        answer; otherwise the list is a plain one."""
         params = {"servicetype": "eDoc", "messagetype": MessageType(message_type).value}
         if to:
             params["to"] = to
-        if wait > 0:
-            if self.long_poll_max is None:
-                raise ValueError("this axis has not announced long-poll")
+        if wait > 0 and self.long_poll_max:
             wait = min(wait, self.long_poll_max)
             params["wait"] = f"{wait:g}"
+        else:
+            wait = 0.0
+        if inline and self.inline_max:
+            params["inline"] = str(self.inline_max)
         answer = await self.call("getReceivedEdocList", params, wait=wait)
         return [
             Listed(
@@ -237,6 +248,7 @@ class AxisClient:
                 to_code=str(item.get("to", "")),
                 status=str(item.get("status", "")),
                 created_time=str(item.get("created_time", "")),
+                data=_carried(item.get("data")) if "inline" in params else None,
             )
             for item in _data_list(answer)
         ]
@@ -307,6 +319,23 @@ class AxisClient:
             raise ValueError("a recipient reports processing, done or fail, never pending")
         await self.call("updateStatus", {"docId": doc_id, "status": DeliveryState(status).value})
 
+    async def update_statuses(self, doc_ids: Sequence[str], status: DeliveryState) -> set[str]:
+        """update_status for up to ``status_batch_max`` docIds in one call, with an axis that
+        announced it; the docIds the axis did not take (unknown to it, or not ours)."""
+        if DeliveryState(status) is DeliveryState.PENDING:
+            raise ValueError("a recipient reports processing, done or fail, never pending")
+        if not self.status_batch_max:
+            raise ValueError("this axis has not announced updateStatus with docIds")
+        if not 1 <= len(doc_ids) <= self.status_batch_max:
+            raise ValueError(f"{len(doc_ids)} docIds; this axis takes 1 to {self.status_batch_max} at a time")
+        answer = await self.call(
+            "updateStatus", {"docIds": json.dumps(list(doc_ids)), "status": DeliveryState(status).value}
+        )
+        failed = answer.get("failed", [])
+        if not isinstance(failed, list):
+            raise AxisError("updateStatus: failed is not a list", where=self.url)
+        return {str(item.get("docId")) for item in failed if isinstance(item, dict)}
+
     async def sent_list(
         self, *, message_type: MessageType | None = None, doc_id: str | None = None
     ) -> list[dict[str, Any]]:
@@ -358,6 +387,27 @@ class _FileBody:
         if sent != self.size:  # changed under us: the hash sent would not match, and the length would lie
             raise OSError(f"{self.path} changed while it was being sent")
         yield b"\r\n"
+
+
+def _announced(text: str | None, kind: Callable[[str], float], most: float) -> Any:
+    """An extension's announcement header as a number in (0, most], or None."""
+    if not text:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        return None
+    return value if 0 < value <= most else None
+
+
+def _carried(data: object) -> bytes | None:
+    """A list item's inline message; None (fetched with getEdoc instead) when it is not base64."""
+    if not isinstance(data, str):
+        return None
+    try:
+        return pybase64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _data_list(answer: dict) -> list[dict[str, Any]]:

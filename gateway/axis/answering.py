@@ -13,7 +13,6 @@ import pybase64
 from aiohttp import web
 
 from gateway.vxp.answers import ok
-from gateway.vxp.protocol import LONG_POLL_HEADER
 
 _PAYLOAD_SLOT = "edxml-payload-slot"  # where getEdoc's base64 goes into its JSON answer
 STREAM_FROM_BYTES = 4 * 1024 * 1024  # a stored message this large is answered in pieces
@@ -30,7 +29,7 @@ def whole_or_open(path: Path) -> bytes | BinaryIO:
 
 
 async def edoc_answer(
-    request: web.Request, stored: bytes | BinaryIO, axis_doc_id: str, *, long_poll: str | None, log: Any
+    request: web.Request, stored: bytes | BinaryIO, axis_doc_id: str, *, log: Any
 ) -> web.StreamResponse:
     """The answer to getEdoc for a stored message (its bytes, or its open file, closed here)."""
     # The envelope through json, the base64 spliced in as bytes (it needs no escaping): no
@@ -45,8 +44,6 @@ async def edoc_answer(
         size = os.fstat(stored.fileno()).st_size
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.content_length = len(head) + 2 + 4 * -(-size // 3) + len(tail)
-        if long_poll is not None:
-            response.headers[LONG_POLL_HEADER] = long_poll
         await response.prepare(request)
         try:
             await response.write(head + b'"')

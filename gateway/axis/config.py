@@ -76,6 +76,7 @@ class AxisConfig:
     trust: Path | None = None
     allow_sha1: bool = False
     long_poll: bool = True
+    batching: bool = True  # small messages inline in lists, many docIds per updateStatus
     upstream: UpstreamConfig | None = None
 
 
@@ -134,6 +135,7 @@ def load(path: Path) -> AxisConfig:
         trust=base / trust if trust else None,
         allow_sha1=bool(_optional(server, "allow_sha1", bool, where)),
         long_poll=_optional(server, "long_poll", bool, where) is not False,
+        batching=_optional(server, "batching", bool, where) is not False,
         upstream=_upstream(data["upstream"], base, f"{where}: upstream") if "upstream" in data else None,
     )
     if not 0 <= config.port < 65536:  # 0: any free port, logged in axis_listening (tests use it)
@@ -161,6 +163,7 @@ SERVER_KEYS = (
     "trust",
     "allow_sha1",
     "long_poll",
+    "batching",
 )
 SYSTEM_KEYS = ("id", "secret", "secret_file", "agencies", "legacy_sdk")
 UPSTREAM_KEYS = (

@@ -52,6 +52,7 @@ class Delivery:
     fetched_at: float | None
     done_at: float | None
     file: str
+    size: int  # of the stored (relayed) copy
     title: str
     notation: str
     system_id: str

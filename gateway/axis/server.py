@@ -17,11 +17,13 @@ import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+import pybase64
 from aiohttp import web
 
 from gateway import edxml, logs
 from gateway.axis import checks
 from gateway.axis.answering import edoc_answer, whole_or_open
+from gateway.axis.batching import INLINE_MAX_BYTES, STATUS_BATCH_MAX, doc_ids, inline_limit, read_inline
 from gateway.axis.bridge import Bridge
 from gateway.axis.checks import MessageCheck
 from gateway.axis.config import AxisConfig
@@ -33,7 +35,15 @@ from gateway.axis.upload import receive
 from gateway.axis.wire import Checked, Refusal, listed, new_document, sent
 from gateway.fsutil import write_atomic
 from gateway.vxp.answers import AxisCode, fail, ok
-from gateway.vxp.protocol import LONG_POLL_HEADER, AuthError, SignedRequest, hash_file_matches, verify_request
+from gateway.vxp.protocol import (
+    INLINE_HEADER,
+    LONG_POLL_HEADER,
+    STATUS_BATCH_HEADER,
+    AuthError,
+    SignedRequest,
+    hash_file_matches,
+    verify_request,
+)
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 LIST_LIMIT = 100  # oldest first; what is not on this page is on the next look
@@ -60,6 +70,14 @@ class Axis:
         self.log = logs.get("axis")
         self._warned_legacy: set[str] = set()
         self.long_polls = LongPolls()
+        # Our extensions, announced in every answer (_announce); none for an axis that is to
+        # behave as the national one.
+        self.announcements: dict[str, str] = {}
+        if config.long_poll:
+            self.announcements[LONG_POLL_HEADER] = str(LONG_POLL_MAX_SECONDS)
+        if config.batching:
+            self.announcements[INLINE_HEADER] = str(INLINE_MAX_BYTES)
+            self.announcements[STATUS_BATCH_HEADER] = str(STATUS_BATCH_MAX)
         self.bridge: Bridge | None = None  # set by main when [upstream] is configured
         self.directory = Directory(store, self.log, on_registered=self._registered)
         self.handlers = {
@@ -79,7 +97,13 @@ class Axis:
         # Only registerAgency reads a JSON body through aiohttp; sendEdoc streams its own.
         app = web.Application(client_max_size=64 * 1024)
         app.router.add_post("/{call}", self.dispatch)
+        app.on_response_prepare.append(self._announce)
         return app
+
+    async def _announce(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Every answer, refusals and streamed ones too, says which of our extensions this axis
+        serves now: a client stops using one the moment an answer no longer announces it."""
+        response.headers.update(self.announcements)
 
     # --- the door -----------------------------------------------------------------------------
 
@@ -96,10 +120,7 @@ class Axis:
             self.log.exception("internal_error", call=call)
             return self._refuse(request, call, None, Refusal(AxisCode.INTERNAL, type(exc).__name__))
         try:
-            response = await handler(request, signed)
-            if self.config.long_poll:
-                response.headers[LONG_POLL_HEADER] = str(LONG_POLL_MAX_SECONDS)
-            return response
+            return await handler(request, signed)
         except Refusal as refusal:
             return self._refuse(request, call, signed, refusal)
         except Exception as exc:
@@ -253,11 +274,22 @@ class Axis:
     async def get_received_list(self, request: web.Request, signed: SignedRequest) -> web.Response:
         targets, message_type = self._targets(signed), self._message_type(signed)
         wait = wait_seconds(signed.get("wait"), long_poll=self.config.long_poll)
+        inline = inline_limit(signed.get("inline"), enabled=self.config.batching)
         # A long-poll answers when something was never fetched: what the caller already
         # fetched and not yet acknowledged is work in its hands, not news.
         await self.long_polls.wait(targets, wait, lambda: self.store.has_unfetched(targets, message_type))
         deliveries = self.store.listable(targets, message_type, LIST_LIMIT)
-        return web.json_response(ok(data=[listed(d) for d in deliveries]))
+        items = [listed(d) for d in deliveries]
+        if inline:  # see batching.py: the small messages travel in the list, fetched
+            carried = await asyncio.to_thread(read_inline, deliveries, self.store.docs_dir, inline)
+            if carried:
+                self.store.mark_fetched(list(carried))
+                for item, delivery in zip(items, deliveries, strict=True):
+                    data = carried.get(delivery.doc_id)
+                    if data is not None:
+                        item["data"] = pybase64.b64encode(data).decode("ascii")
+                        self._fetched(delivery, signed, inline=True)
+        return web.json_response(ok(data=items))
 
     def close(self) -> None:
         """Answer every waiting long-poll now (shutdown)."""
@@ -282,11 +314,15 @@ class Axis:
         delivery = self._delivery(signed)
         stored = await asyncio.to_thread(whole_or_open, self.store.document_file(delivery))
         try:
-            self.store.mark_fetched(delivery.doc_id)
+            self.store.mark_fetched([delivery.doc_id])
         except BaseException:
             if not isinstance(stored, bytes):
                 stored.close()
             raise
+        self._fetched(delivery, signed)
+        return await edoc_answer(request, stored, delivery.doc_id, log=self.log)
+
+    def _fetched(self, delivery: Delivery, signed: SignedRequest, *, inline: bool = False) -> None:
         self.log.info(
             "delivery_fetched",
             axis_doc_id=delivery.doc_id,
@@ -294,26 +330,41 @@ class Axis:
             peer=delivery.from_code,
             system=signed.system_id,
             message_type=delivery.message_type,
+            inline=inline or None,
         )
-        long_poll = str(LONG_POLL_MAX_SECONDS) if self.config.long_poll else None
-        return await edoc_answer(request, stored, delivery.doc_id, long_poll=long_poll, log=self.log)
 
     async def update_status(self, request: web.Request, signed: SignedRequest) -> web.Response:
-        delivery = self._delivery(signed)
+        many = signed.get("docIds")
+        deliveries, failed = self._deliveries(signed, many) if many is not None else ([self._delivery(signed)], [])
         text = signed.get("status") or ""
         state = DeliveryState.reported(text)
         if state is None:
             raise Refusal(AxisCode.BAD_REQUEST, f"status must be done, fail or processing, not {text!r}")
-        self.store.set_state(delivery.doc_id, state, self.config.fail_retry_seconds)
-        self.log.info(
-            "delivery_state",
-            axis_doc_id=delivery.doc_id,
-            agency=delivery.to_code,
-            peer=delivery.from_code,
-            system=signed.system_id,
-            state=state,
-        )
-        return web.json_response(ok())
+        self.store.set_state([d.doc_id for d in deliveries], state, self.config.fail_retry_seconds)
+        for delivery in deliveries:
+            self.log.info(
+                "delivery_state",
+                axis_doc_id=delivery.doc_id,
+                agency=delivery.to_code,
+                peer=delivery.from_code,
+                system=signed.system_id,
+                state=state,
+            )
+        return web.json_response(ok() if many is None else ok(failed=failed))
+
+    def _deliveries(self, signed: SignedRequest, many: str) -> tuple[list[Delivery], list[dict[str, str]]]:
+        """updateStatus's ``docIds`` (batching.py): the caller's deliveries among them, and the
+        rest as "failed" items (unknown and not-yours look the same, as for one docId)."""
+        own = self._own(signed)
+        found: list[Delivery] = []
+        failed: list[dict[str, str]] = []
+        for doc_id in doc_ids(many, enabled=self.config.batching):
+            delivery = self.store.delivery_for(doc_id, own)
+            if delivery is None:
+                failed.append({"docId": doc_id, "ErrorCode": AxisCode.NOT_FOUND.wire})
+            else:
+                found.append(delivery)
+        return found, failed
 
     async def get_sent_list(self, request: web.Request, signed: SignedRequest) -> web.Response:
         message_type = self._message_type(signed) if signed.get("messagetype") else None

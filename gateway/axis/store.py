@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -212,7 +212,7 @@ class AxisStore:
 
     _DELIVERY = (
         "SELECT d.doc_id, d.sender_doc_id, d.to_code, doc.from_code, d.message_type, d.state, d.created_at,"
-        " d.updated_at, d.fetched_at, d.done_at, doc.file, doc.title, doc.notation, doc.system_id"
+        " d.updated_at, d.fetched_at, d.done_at, doc.file, doc.size, doc.title, doc.notation, doc.system_id"
         " FROM deliveries d JOIN documents doc ON doc.sender_doc_id = d.sender_doc_id"
     )
 
@@ -248,23 +248,24 @@ class AxisStore:
             return None
         return Delivery.from_row(row)
 
-    def mark_fetched(self, doc_id: str) -> None:
+    def mark_fetched(self, doc_ids: Sequence[str]) -> None:
         now = time.time()
         with relaxed(self.bookkeeping):
-            self.bookkeeping.execute(
+            self.bookkeeping.executemany(
                 "UPDATE deliveries SET fetched_at = coalesce(fetched_at, ?), updated_at = ? WHERE doc_id = ?",
-                (now, now, doc_id),
+                [(now, now, doc_id) for doc_id in doc_ids],
             )
 
-    def set_state(self, doc_id: str, state: DeliveryState, retry_after: float) -> None:
+    def set_state(self, doc_ids: Sequence[str], state: DeliveryState, retry_after: float) -> None:
         now = time.time()
         available = now + retry_after if state is DeliveryState.FAIL else now
+        done = state is DeliveryState.DONE
         # not durable: an acknowledgement lost in a power failure is listed again and repeated
         with transaction(self.bookkeeping, durable=False) as db:
-            db.execute(
+            db.executemany(
                 "UPDATE deliveries SET state = ?, available_at = ?, updated_at = ?,"
                 " done_at = CASE WHEN ? THEN coalesce(done_at, ?) ELSE done_at END WHERE doc_id = ?",
-                (state, available, now, state is DeliveryState.DONE, now, doc_id),
+                [(state, available, now, done, now, doc_id) for doc_id in doc_ids],
             )
 
     def sent_by(

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from gateway import edxml
 from gateway.daemon import compose, inbox
+from gateway.daemon.batching import Acknowledgements, Carried
 from gateway.daemon.examine import Examined, Receiver, examine
 from gateway.daemon.health import DELIVERY_FAILING
 from gateway.daemon.link import AxisLink
@@ -24,7 +25,7 @@ from gateway.daemon.statuses import record_status
 from gateway.errors import AxisError, AxisUnavailable, GatewayError
 from gateway.sqlite import GroupCommit
 from gateway.store import Incoming, IncomingState, Settled
-from gateway.vxp.vocabulary import DeliveryState, MessageType
+from gateway.vxp.vocabulary import MessageType
 
 BATCH = 50
 DELIVER_CONCURRENCY = 4
@@ -45,6 +46,9 @@ class Deliverer:
         # Set when deliver has been through what was due of that kind: what a listen waits for
         # after an answer that held nothing new (see Gateway.listen).
         self.fetched = {kind: asyncio.Event() for kind in MessageType}
+        self.carried = Carried()  # messages our axis carried in its lists
+        self.acknowledgements = Acknowledgements(local, link)
+        self._settled: list[str] = []  # axis docIds settled in this round, to acknowledge together
 
     async def run(self) -> None:
         """Fetch, check and deliver what was listed, a few at a time.
@@ -60,6 +64,7 @@ class Deliverer:
                 # listed for an agency removed from [[hosted]] since: nothing was done with it,
                 # so it is forgotten and stays at the axis (look() says so, once)
                 self.store.incoming.forget_listed(row.axis_doc_id)
+                self.carried.take(row.axis_doc_id)
             else:
                 rows.append(row)
         for kind in MessageType:  # in this order: documents first
@@ -78,6 +83,9 @@ class Deliverer:
                         axis_gone.set()
 
             await asyncio.gather(*(one(row) for row in batch))
+            settled, self._settled = self._settled, []
+            if settled:
+                await self.acknowledgements.send(settled)
             self.fetched[kind].set()
             if axis_gone.is_set():
                 return
@@ -97,7 +105,9 @@ class Deliverer:
 
     async def _deliver_fetched(self, row: Incoming, permit: _LargePermit) -> bool:
         try:
-            data = await self.link.client.get_edoc(row.axis_doc_id, before_large=permit.acquire)
+            data = self.carried.take(row.axis_doc_id)
+            if data is None:
+                data = await self.link.client.get_edoc(row.axis_doc_id, before_large=permit.acquire)
         except AxisUnavailable as exc:
             self.link.breaker.down(exc)
             self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
@@ -118,12 +128,18 @@ class Deliverer:
             receiver=replace(self.receiver, code=agency.code),
             accepted_at=row.accepted_at,
         )
+        # Ours to acknowledge from before its outcome commits: retry, looking in between, would
+        # find it settled and unacknowledged and acknowledge it too.
+        in_hand = self.acknowledgements.in_hand
+        in_hand.add(row.axis_doc_id)
         try:
             if isinstance(examined.message, edxml.StatusMessage):
                 await self.commits.run(lambda: record_status(self.local, agency, row, examined))
             elif not await self._settle_document(agency, row, examined):
+                in_hand.discard(row.axis_doc_id)
                 return True  # another copy of the same document is being delivered right now
         except Exception as exc:  # one bad message must not stop the queue behind it
+            in_hand.discard(row.axis_doc_id)
             self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
             level = agency.log.error if isinstance(exc, GatewayError) else agency.log.exception
             level(
@@ -137,7 +153,7 @@ class Deliverer:
             self._note_failing(f"{agency.code}: {exc}")
             return True
         self._note_failing(None)
-        await self.acknowledge(row.axis_doc_id)
+        self._settled.append(row.axis_doc_id)  # acknowledged with the rest of the round (run)
         return True
 
     def _agency(self, row: Incoming) -> Agency:
@@ -310,20 +326,6 @@ class Deliverer:
                 sender=agency.me, to_code=row.from_code, axis_doc_id=row.axis_doc_id, reason=reason
             )
         return agency.outgoing.sign_status(refusal, answers=row.axis_doc_id)
-
-    async def acknowledge(self, axis_doc_id: str) -> None:
-        try:
-            await self.link.client.update_status(axis_doc_id, DeliveryState.DONE)
-        except AxisUnavailable as exc:
-            self.link.breaker.down(exc)
-            self.store.incoming.postpone_ack(axis_doc_id, self.link.delay(0))
-            return
-        except AxisError as exc:
-            self.link.breaker.up()
-            self.store.incoming.postpone_ack(axis_doc_id, self.link.delay(0))
-            self.log.warning("acknowledge_refused", axis_doc_id=axis_doc_id, reason=str(exc))
-            return
-        self.store.incoming.mark_acked(axis_doc_id)
 
 
 class _LargePermit:

@@ -243,8 +243,9 @@ class Gateway:
         """
         if self.breaker.paused():
             return None
+        asked = time.monotonic()
         try:
-            listed = await self.client.received_list(message_type, wait=wait)
+            listed = await self.client.received_list(message_type, wait=wait, inline=True)
         except AxisUnavailable as exc:
             self.breaker.down(exc)
             return None
@@ -266,9 +267,12 @@ class Gateway:
             ):
                 new += 1
                 agency.log.info("message_listed", axis_doc_id=item.doc_id, peer=item.from_code, kind=message_type)
+                self.deliverer.carried.keep(item)
                 continue
             known = self.store.incoming.get(item.doc_id)
-            if known is not None and known.state != IncomingState.LISTED and known.acked:
+            if known is None or known.state == IncomingState.LISTED or not known.acked:
+                continue
+            if not self.deliverer.acknowledgements.after(item.doc_id, asked):  # else it crossed our list
                 self.store.incoming.forget_acknowledgement(item.doc_id)
         self._note_time("last_poll")
         if new:
@@ -303,10 +307,12 @@ class Gateway:
             self.log.error(
                 "message_failed", document_id=item.document_id, peer=list(item.to_codes), reason="deadline passed"
             )
-        for row in self.store.incoming.unacknowledged(BATCH):
-            if self.breaker.paused():
-                return
-            await self.deliverer.acknowledge(row.axis_doc_id)
+        # what the round now running settled is acknowledged by that round
+        acknowledgements = self.deliverer.acknowledgements
+        rows = self.store.incoming.unacknowledged(BATCH)
+        waiting = [row.axis_doc_id for row in rows if row.axis_doc_id not in acknowledgements.in_hand]
+        if waiting and not self.breaker.paused():
+            await acknowledgements.send(waiting)
         if self.registration.due():
             self.wake("directory")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 
 from gateway.sqlite import relaxed, transaction
 from gateway.store import states
@@ -128,14 +129,16 @@ class IncomingTable:
         """The axis lists it again: our acknowledgement was lost and must be repeated."""
         self.db.execute("UPDATE incoming SET acked = 0 WHERE axis_doc_id = ?", (axis_doc_id,))
 
-    def mark_acked(self, axis_doc_id: str) -> None:
-        with relaxed(self.db):  # forgotten in a power failure, the axis is asked again
-            self.db.execute("UPDATE incoming SET acked = 1 WHERE axis_doc_id = ?", (axis_doc_id,))
+    def mark_acked(self, axis_doc_ids: Sequence[str]) -> None:
+        with transaction(self.db, durable=False):  # forgotten in a power failure, the axis is asked again
+            self.db.executemany("UPDATE incoming SET acked = 1 WHERE axis_doc_id = ?", [(i,) for i in axis_doc_ids])
 
-    def postpone_ack(self, axis_doc_id: str, delay: float) -> None:
-        self.db.execute(
-            "UPDATE incoming SET next_attempt_at = ? WHERE axis_doc_id = ?", (time.time() + delay, axis_doc_id)
-        )
+    def postpone_ack(self, axis_doc_ids: Sequence[str], delay: float) -> None:
+        later = time.time() + delay
+        with transaction(self.db, durable=False):  # forgotten, it is only asked again sooner
+            self.db.executemany(
+                "UPDATE incoming SET next_attempt_at = ? WHERE axis_doc_id = ?", [(later, i) for i in axis_doc_ids]
+            )
 
     def received(self, reference: str) -> Incoming | None:
         """The document received under this inbox folder, axis DocId or DocumentId, however it

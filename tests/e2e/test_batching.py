@@ -1,0 +1,77 @@
+"""Gateways use our axis's batching (small messages carried in the list, a round acknowledged
+in one updateStatus) when it announces it, and the plain calls with an axis that does not."""
+
+from __future__ import annotations
+
+import signal
+
+from gateway.axis.store import AxisStore
+from tests.axis.running import start_axis
+from tests.e2e.province import build_province, free_port, wait_until
+
+PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
+DOCUMENTS = 6
+
+
+def calls(province, name: str) -> int:
+    """Calls of ``name`` the axis has seen (its replay memory keeps every one)."""
+    store = AxisStore(province.axis.folder / "data")
+    try:
+        return store.requests_remembered(name)
+    finally:
+        store.close()
+
+
+def exchange_while_the_recipient_is_paused(province) -> None:
+    """One document to start with (a gateway learns what the axis announces from its answers),
+    then documents arrive while the recipient is paused (SIGSTOP), and it takes them together."""
+    sender, recipient = province.start(PROVINCE), province.start(DEPARTMENT)
+    province.drop_job(PROVINCE, "first", {"to": [DEPARTMENT], "subject": "Văn bản đầu tiên"}, {})
+    wait_until(lambda: len(sender.receipts()) == 1, "the first 01")
+    recipient.service.process.send_signal(signal.SIGSTOP)
+    try:
+        for n in range(DOCUMENTS):
+            province.drop_job(PROVINCE, f"job-{n}", {"to": [DEPARTMENT], "subject": f"Văn bản số {n}"}, {})
+        wait_until(lambda: calls(province, "sendEdoc") == 2 + DOCUMENTS, "the documents at the axis")
+    finally:
+        recipient.service.process.send_signal(signal.SIGCONT)
+    wait_until(lambda: len(sender.receipts()) == 1 + DOCUMENTS, "every 01 back")
+    assert len(recipient.delivered()) == 1 + DOCUMENTS
+    # every delivery acknowledged: nothing is listed for anyone any more
+    store = AxisStore(province.axis.folder / "data")
+    try:
+        for kind in ("edoc", "status"):
+            assert store.count_listable({DEPARTMENT, PROVINCE}, kind) == 0
+    finally:
+        store.close()
+
+
+def test_small_messages_come_with_the_list_and_a_round_is_acknowledged_at_once(tmp_path):
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT])
+    try:
+        exchange_while_the_recipient_is_paused(province)
+        # a gateway's very first list is plain (it has not heard the announcement yet): at most
+        # the first document is fetched; everything after travelled in the lists
+        assert calls(province, "getEdoc") <= 1
+        # one call each for the first document and its 01; the six documents in one or two
+        # (the axis answers a waiting list at the first arrival), their 01s as they came back
+        assert calls(province, "updateStatus") <= 2 + 2 + DOCUMENTS < 2 * (1 + DOCUMENTS)
+    finally:
+        province.stop_all()
+
+
+def test_an_axis_without_batching_gets_the_plain_calls(tmp_path):
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT], axis_port=free_port())
+    try:
+        province.axis.service.stop()
+        config = province.axis.config_path
+        config.write_text(
+            config.read_text(encoding="utf-8").replace("[server]\n", "[server]\nbatching = false\n", 1),
+            encoding="utf-8",
+        )
+        province.axis = start_axis(province.axis.folder, config)
+        exchange_while_the_recipient_is_paused(province)
+        assert calls(province, "getEdoc") == 2 * (1 + DOCUMENTS)
+        assert calls(province, "updateStatus") == 2 * (1 + DOCUMENTS)
+    finally:
+        province.stop_all()
