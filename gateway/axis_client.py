@@ -25,9 +25,10 @@ from multidict import CIMultiDict
 from gateway.edxml import DEFAULT_LIMITS
 from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable
 from gateway.fsutil import file_sha256
+from gateway.vxp import extensions
 from gateway.vxp.answers import AxisCode
 from gateway.vxp.payload import PayloadReader, split_payload
-from gateway.vxp.protocol import INLINE_HEADER, LONG_POLL_HEADER, STATUS_BATCH_HEADER, sdk_hex, signed_headers
+from gateway.vxp.protocol import sdk_hex, signed_headers
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 JSON = "application/json"
@@ -185,9 +186,7 @@ class AxisClient:
     def _note_extensions(self, headers: Mapping[str, str]) -> None:
         # Each answer says what the axis serves now: one it stops announcing (restarted without
         # it, or another axis behind the same address) is not used from the next call on.
-        self.long_poll_max = _announced(headers.get(LONG_POLL_HEADER), float, 3600)
-        self.inline_max = _announced(headers.get(INLINE_HEADER), int, 16 * 1024 * 1024)
-        self.status_batch_max = _announced(headers.get(STATUS_BATCH_HEADER), int, 10_000)
+        self.long_poll_max, self.inline_max, self.status_batch_max = extensions.announced(headers)
 
     # --- the calls ------------------------------------------------------------------------------
 
@@ -237,7 +236,7 @@ class AxisClient:
             params["wait"] = f"{wait:g}"
         else:
             wait = 0.0
-        if inline and self.inline_max:
+        if inline and self.inline_max and self.max_answer_bytes >= extensions.INLINE_ANSWER_MAX_BYTES:
             params["inline"] = str(self.inline_max)
         answer = await self.call("getReceivedEdocList", params, wait=wait)
         return [
@@ -248,7 +247,7 @@ class AxisClient:
                 to_code=str(item.get("to", "")),
                 status=str(item.get("status", "")),
                 created_time=str(item.get("created_time", "")),
-                data=_carried(item.get("data")) if "inline" in params else None,
+                data=extensions.carried_message(item.get("data")) if "inline" in params else None,
             )
             for item in _data_list(answer)
         ]
@@ -387,27 +386,6 @@ class _FileBody:
         if sent != self.size:  # changed under us: the hash sent would not match, and the length would lie
             raise OSError(f"{self.path} changed while it was being sent")
         yield b"\r\n"
-
-
-def _announced(text: str | None, kind: Callable[[str], float], most: float) -> Any:
-    """An extension's announcement header as a number in (0, most], or None."""
-    if not text:
-        return None
-    try:
-        value = kind(text)
-    except ValueError:
-        return None
-    return value if 0 < value <= most else None
-
-
-def _carried(data: object) -> bytes | None:
-    """A list item's inline message; None (fetched with getEdoc instead) when it is not base64."""
-    if not isinstance(data, str):
-        return None
-    try:
-        return pybase64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return None
 
 
 def _data_list(answer: dict) -> list[dict[str, Any]]:

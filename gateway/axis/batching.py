@@ -12,7 +12,7 @@ our axis the list carries small messages itself and one updateStatus settles a r
   ``docId``: each named delivery of the caller's agencies gets the state; those that are not
   (unknown, or another system's: they look the same) come back in "failed".
 
-Both are announced in every answer (INLINE_HEADER, STATUS_BATCH_HEADER), as long-poll is: a
+Both are announced in every answer (gateway/vxp/extensions.py), as long-poll is: a
 gateway uses them only with an axis that said so, and the national axis is called as the
 SDK calls it. ``[server] batching = false`` turns both off.
 """
@@ -26,10 +26,11 @@ from pathlib import Path
 from gateway.axis.records import Delivery
 from gateway.axis.wire import Refusal
 from gateway.vxp.answers import AxisCode
+from gateway.vxp.extensions import MOST_DOC_IDS
 
 INLINE_MAX_BYTES = 64 * 1024  # a message this large or smaller may travel in a list
-INLINE_BUDGET_BYTES = 1024 * 1024  # the messages one list answer carries, at most
-STATUS_BATCH_MAX = 100  # docIds one updateStatus may name
+INLINE_BUDGET_BYTES = 1024 * 1024  # the messages one list answer carries, at most (see gateway/vxp/extensions.py)
+STATUS_BATCH_MAX = MOST_DOC_IDS  # docIds one updateStatus may name
 
 
 def inline_limit(text: str | None, *, enabled: bool) -> int:
@@ -71,13 +72,13 @@ def read_inline(deliveries: Sequence[Delivery], docs_dir: Path, limit: int) -> d
     return chosen
 
 
-def doc_ids(text: str, *, enabled: bool) -> list[str]:
+def parse_doc_ids(text: str, *, enabled: bool) -> list[str]:
     """The ``docIds`` parameter: a JSON array of 1 to STATUS_BATCH_MAX docIds, without repeats."""
     if not enabled:
         raise Refusal(AxisCode.BAD_REQUEST, "docIds: this axis takes one docId per updateStatus")
     try:
         ids = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the parser's depth
         raise Refusal(AxisCode.BAD_REQUEST, f"docIds is not a JSON array: {text[:80]!r}") from None
     if not isinstance(ids, list) or not all(isinstance(i, str) and i.strip() for i in ids):
         raise Refusal(AxisCode.BAD_REQUEST, "docIds must be a JSON array of docIds")

@@ -23,7 +23,7 @@ from aiohttp import web
 from gateway import edxml, logs
 from gateway.axis import checks
 from gateway.axis.answering import edoc_answer, whole_or_open
-from gateway.axis.batching import INLINE_MAX_BYTES, STATUS_BATCH_MAX, doc_ids, inline_limit, read_inline
+from gateway.axis.batching import INLINE_MAX_BYTES, STATUS_BATCH_MAX, inline_limit, parse_doc_ids, read_inline
 from gateway.axis.bridge import Bridge
 from gateway.axis.checks import MessageCheck
 from gateway.axis.config import AxisConfig
@@ -35,15 +35,8 @@ from gateway.axis.upload import receive
 from gateway.axis.wire import Checked, Refusal, listed, new_document, sent
 from gateway.fsutil import write_atomic
 from gateway.vxp.answers import AxisCode, fail, ok
-from gateway.vxp.protocol import (
-    INLINE_HEADER,
-    LONG_POLL_HEADER,
-    STATUS_BATCH_HEADER,
-    AuthError,
-    SignedRequest,
-    hash_file_matches,
-    verify_request,
-)
+from gateway.vxp.extensions import INLINE_HEADER, LONG_POLL_HEADER, STATUS_BATCH_HEADER
+from gateway.vxp.protocol import AuthError, SignedRequest, hash_file_matches, verify_request
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 LIST_LIMIT = 100  # oldest first; what is not on this page is on the next look
@@ -280,7 +273,10 @@ class Axis:
         await self.long_polls.wait(targets, wait, lambda: self.store.has_unfetched(targets, message_type))
         deliveries = self.store.listable(targets, message_type, LIST_LIMIT)
         items = [listed(d) for d in deliveries]
-        if inline:  # see batching.py: the small messages travel in the list, fetched
+        # See batching.py: the small messages travel in the list, marked fetched before the
+        # answer is written; an answer lost on the way leaves them listed (and fetched with
+        # getEdoc), only no longer news to a long-poll.
+        if inline:
             carried = await asyncio.to_thread(read_inline, deliveries, self.store.docs_dir, inline)
             if carried:
                 self.store.mark_fetched(list(carried))
@@ -288,7 +284,7 @@ class Axis:
                     data = carried.get(delivery.doc_id)
                     if data is not None:
                         item["data"] = pybase64.b64encode(data).decode("ascii")
-                        self._fetched(delivery, signed, inline=True)
+                        self._log_fetched(delivery, signed, inline=True)
         return web.json_response(ok(data=items))
 
     def close(self) -> None:
@@ -319,10 +315,10 @@ class Axis:
             if not isinstance(stored, bytes):
                 stored.close()
             raise
-        self._fetched(delivery, signed)
+        self._log_fetched(delivery, signed)
         return await edoc_answer(request, stored, delivery.doc_id, log=self.log)
 
-    def _fetched(self, delivery: Delivery, signed: SignedRequest, *, inline: bool = False) -> None:
+    def _log_fetched(self, delivery: Delivery, signed: SignedRequest, *, inline: bool = False) -> None:
         self.log.info(
             "delivery_fetched",
             axis_doc_id=delivery.doc_id,
@@ -334,8 +330,10 @@ class Axis:
         )
 
     async def update_status(self, request: web.Request, signed: SignedRequest) -> web.Response:
-        many = signed.get("docIds")
-        deliveries, failed = self._deliveries(signed, many) if many is not None else ([self._delivery(signed)], [])
+        listed_ids = signed.get("docIds")  # our batching extension: many docIds, a JSON array
+        deliveries, failed = (
+            self._deliveries(signed, listed_ids) if listed_ids is not None else ([self._delivery(signed)], [])
+        )
         text = signed.get("status") or ""
         state = DeliveryState.reported(text)
         if state is None:
@@ -350,15 +348,15 @@ class Axis:
                 system=signed.system_id,
                 state=state,
             )
-        return web.json_response(ok() if many is None else ok(failed=failed))
+        return web.json_response(ok() if listed_ids is None else ok(failed=failed))
 
-    def _deliveries(self, signed: SignedRequest, many: str) -> tuple[list[Delivery], list[dict[str, str]]]:
+    def _deliveries(self, signed: SignedRequest, text: str) -> tuple[list[Delivery], list[dict[str, str]]]:
         """updateStatus's ``docIds`` (batching.py): the caller's deliveries among them, and the
         rest as "failed" items (unknown and not-yours look the same, as for one docId)."""
         own = self._own(signed)
         found: list[Delivery] = []
         failed: list[dict[str, str]] = []
-        for doc_id in doc_ids(many, enabled=self.config.batching):
+        for doc_id in parse_doc_ids(text, enabled=self.config.batching):
             delivery = self.store.delivery_for(doc_id, own)
             if delivery is None:
                 failed.append({"docId": doc_id, "ErrorCode": AxisCode.NOT_FOUND.wire})

@@ -20,7 +20,7 @@ from typing import Any
 
 from gateway.axis.records import Agency, Delivery, NewDocument
 from gateway.axis.schema import migrate
-from gateway.sqlite import connect, relaxed, transaction
+from gateway.sqlite import connect, transaction
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 
@@ -250,8 +250,8 @@ class AxisStore:
 
     def mark_fetched(self, doc_ids: Sequence[str]) -> None:
         now = time.time()
-        with relaxed(self.bookkeeping):
-            self.bookkeeping.executemany(
+        with transaction(self.bookkeeping, durable=False) as db:  # one commit for a list's many
+            db.executemany(
                 "UPDATE deliveries SET fetched_at = coalesce(fetched_at, ?), updated_at = ? WHERE doc_id = ?",
                 [(now, now, doc_id) for doc_id in doc_ids],
             )

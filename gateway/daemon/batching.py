@@ -57,34 +57,46 @@ class Acknowledgements:
         self.store = local.store
         self.log = local.log
         self.link = link
-        self.in_hand: set[str] = set()  # settled and not yet through an acknowledgement: not retry's
+        self._in_hand: set[str] = set()  # settling or settled, deliver's to acknowledge: not retry's
         self._answered: collections.OrderedDict[str, float] = collections.OrderedDict()  # oldest first
+
+    def hold(self, axis_doc_id: str) -> None:
+        """Deliver is settling this delivery and will acknowledge it: retry leaves it alone."""
+        self._in_hand.add(axis_doc_id)
+
+    def release(self, axis_doc_id: str) -> None:
+        """Deliver will not acknowledge it after all (its outcome did not commit)."""
+        self._in_hand.discard(axis_doc_id)
+
+    def held(self, axis_doc_id: str) -> bool:
+        return axis_doc_id in self._in_hand
 
     async def send(self, axis_doc_ids: Sequence[str]) -> None:
         """Tell the axis these are settled. What it does not take now stays unacknowledged, and
         retry asks again after a pause."""
         try:
-            await self._send(axis_doc_ids)
+            await self._send(list(axis_doc_ids))
         finally:
-            self.in_hand.difference_update(axis_doc_ids)
+            self._in_hand.difference_update(axis_doc_ids)
 
-    async def _send(self, axis_doc_ids: Sequence[str]) -> None:
+    async def _send(self, axis_doc_ids: list[str]) -> None:
         client = self.link.client
-        step = client.status_batch_max or 1
-        for start in range(0, len(axis_doc_ids), step):
-            chunk = axis_doc_ids[start : start + step]
-            if self.link.breaker.paused():
-                self.store.incoming.postpone_ack(axis_doc_ids[start:], self.link.delay(0))
+        while axis_doc_ids:
+            if self.link.breaker.paused():  # each call asks, as every worker does (AxisBreaker)
+                self.store.incoming.postpone_ack(axis_doc_ids, self.link.delay(0))
                 return
+            # read once per call: any answer may withdraw or change the announcement
+            most = client.status_batch_max
+            chunk, axis_doc_ids = axis_doc_ids[: most or 1], axis_doc_ids[most or 1 :]
             try:
-                if client.status_batch_max:
+                if most:
                     refused = await client.update_statuses(chunk, DeliveryState.DONE)
                 else:
                     await client.update_status(chunk[0], DeliveryState.DONE)
                     refused = set()
             except AxisUnavailable as exc:
                 self.link.breaker.down(exc)
-                self.store.incoming.postpone_ack(axis_doc_ids[start:], self.link.delay(0))
+                self.store.incoming.postpone_ack(chunk + axis_doc_ids, self.link.delay(0))
                 return
             except AxisError as exc:
                 self.link.breaker.up()
@@ -100,7 +112,7 @@ class Acknowledgements:
                 for doc_id in sorted(refused):
                     self.log.warning("acknowledge_refused", axis_doc_id=doc_id, reason=reason)
 
-    def after(self, axis_doc_id: str, moment: float) -> bool:
+    def answered_after(self, axis_doc_id: str, moment: float) -> bool:
         """Whether our acknowledgement of ``axis_doc_id`` was answered after ``moment`` (monotonic).
 
         A list asked before then may have been answered before the acknowledgement landed and

@@ -95,6 +95,11 @@ class AxisBreaker:
             self._log.warning(f"{self._name}_still_unreachable", error=str(error), **facts)
 
     def up(self) -> None:
+        if self.failures and self._clock() < self._paused_until:
+            # Nobody calls while the axis rests: this call began before the failure and was
+            # answered since (an axis shutting down answers some, refuses others); the probe
+            # after the rest says whether it is back.
+            return
         self._probe_until = 0.0
         if self.failures:
             down = round(self._clock() - self._down_since)

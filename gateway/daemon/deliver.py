@@ -58,6 +58,7 @@ class Deliverer:
         listed together with its document finds it delivered. The database is still only
         touched from the event loop.
         """
+        await self._acknowledge_settled()  # what a round cut short by an error left
         rows = []
         for row in self.store.incoming.due(BATCH, longest_wait=self.link.longest_wait):
             if self.local.receiving(row.to_code) is None:
@@ -76,21 +77,29 @@ class Deliverer:
 
             async def one(row: Incoming, gate: asyncio.Semaphore = gate, axis_gone: asyncio.Event = axis_gone) -> None:
                 async with gate:
-                    if axis_gone.is_set() or self.link.breaker.paused():
+                    carried = self.carried.take(row.axis_doc_id)  # needs no axis: not the breaker's
+                    if carried is None and (axis_gone.is_set() or self.link.breaker.paused()):
                         axis_gone.set()
                         return
-                    if not await self._deliver_one(row):
+                    if not await self._deliver_one(row, carried):
                         axis_gone.set()
+                    self.carried.take(row.axis_doc_id)  # a copy a list brought meanwhile: not needed
 
-            await asyncio.gather(*(one(row) for row in batch))
-            settled, self._settled = self._settled, []
-            if settled:
-                await self.acknowledgements.send(settled)
+            outcomes = await asyncio.gather(*(one(row) for row in batch), return_exceptions=True)
+            await self._acknowledge_settled()
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
             self.fetched[kind].set()
             if axis_gone.is_set():
                 return
 
-    async def _deliver_one(self, row: Incoming) -> bool:
+    async def _acknowledge_settled(self) -> None:
+        settled, self._settled = self._settled, []
+        if settled:
+            await self.acknowledgements.send(settled)
+
+    async def _deliver_one(self, row: Incoming, carried: bytes | None) -> bool:
         """One listed message; False when the axis could not be reached.
 
         Deliveries overlap, but only one large message is in memory at a time: each costs about
@@ -99,26 +108,14 @@ class Deliverer:
         """
         permit = _LargePermit(self._large_delivery)
         try:
-            return await self._deliver_fetched(row, permit)
+            return await self._deliver_fetched(row, permit, carried)
         finally:
             permit.release()
 
-    async def _deliver_fetched(self, row: Incoming, permit: _LargePermit) -> bool:
-        try:
-            data = self.carried.take(row.axis_doc_id)
-            if data is None:
-                data = await self.link.client.get_edoc(row.axis_doc_id, before_large=permit.acquire)
-        except AxisUnavailable as exc:
-            self.link.breaker.down(exc)
-            self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
-            return False
-        except AxisError as exc:
-            self.link.breaker.up()
-            self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
-            log = (self.local.receiving(row.to_code) or self.local).log
-            log.warning("fetch_refused", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
-            return True
-        self.link.breaker.up()
+    async def _deliver_fetched(self, row: Incoming, permit: _LargePermit, carried: bytes | None) -> bool:
+        data, reached = (carried, True) if carried is not None else await self._fetch(row, permit)
+        if data is None:
+            return reached
         agency = self._agency(row)
         examined = await asyncio.to_thread(
             examine,
@@ -130,16 +127,15 @@ class Deliverer:
         )
         # Ours to acknowledge from before its outcome commits: retry, looking in between, would
         # find it settled and unacknowledged and acknowledge it too.
-        in_hand = self.acknowledgements.in_hand
-        in_hand.add(row.axis_doc_id)
+        self.acknowledgements.hold(row.axis_doc_id)
         try:
             if isinstance(examined.message, edxml.StatusMessage):
                 await self.commits.run(lambda: record_status(self.local, agency, row, examined))
             elif not await self._settle_document(agency, row, examined):
-                in_hand.discard(row.axis_doc_id)
+                self.acknowledgements.release(row.axis_doc_id)
                 return True  # another copy of the same document is being delivered right now
         except Exception as exc:  # one bad message must not stop the queue behind it
-            in_hand.discard(row.axis_doc_id)
+            self.acknowledgements.release(row.axis_doc_id)
             self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
             level = agency.log.error if isinstance(exc, GatewayError) else agency.log.exception
             level(
@@ -152,9 +148,29 @@ class Deliverer:
             )
             self._note_failing(f"{agency.code}: {exc}")
             return True
+        if self.link.client.status_batch_max:
+            self._settled.append(row.axis_doc_id)  # acknowledged with the rest of the round (run)
+        else:  # one call each, overlapping as the deliveries do
+            await self.acknowledgements.send([row.axis_doc_id])
         self._note_failing(None)
-        self._settled.append(row.axis_doc_id)  # acknowledged with the rest of the round (run)
         return True
+
+    async def _fetch(self, row: Incoming, permit: _LargePermit) -> tuple[bytes | None, bool]:
+        """getEdoc: the message (None when it failed; postponed) and whether the axis answered."""
+        try:
+            data = await self.link.client.get_edoc(row.axis_doc_id, before_large=permit.acquire)
+        except AxisUnavailable as exc:
+            self.link.breaker.down(exc)
+            self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
+            return None, False
+        except AxisError as exc:
+            self.link.breaker.up()
+            self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
+            log = (self.local.receiving(row.to_code) or self.local).log
+            log.warning("fetch_refused", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
+            return None, True
+        self.link.breaker.up()
+        return data, True
 
     def _agency(self, row: Incoming) -> Agency:
         agency = self.local.receiving(row.to_code)

@@ -270,9 +270,13 @@ class Gateway:
                 self.deliverer.carried.keep(item)
                 continue
             known = self.store.incoming.get(item.doc_id)
-            if known is None or known.state == IncomingState.LISTED or not known.acked:
+            if known is not None and known.state == IncomingState.LISTED:
+                # listed before and not delivered yet: a list after a full one may carry it now
+                self.deliverer.carried.keep(item)
                 continue
-            if not self.deliverer.acknowledgements.after(item.doc_id, asked):  # else it crossed our list
+            if known is None or not known.acked:
+                continue
+            if not self.deliverer.acknowledgements.answered_after(item.doc_id, asked):  # else it crossed our list
                 self.store.incoming.forget_acknowledgement(item.doc_id)
         self._note_time("last_poll")
         if new:
@@ -281,7 +285,8 @@ class Gateway:
 
     def _not_hosted(self, item: Listed, message_type: str) -> None:
         """A delivery for an agency this installation does not host (any more): left at the
-        axis, never fetched nor acknowledged; said once per delivery."""
+        axis, never acknowledged (nor fetched, unless our axis carried it in the list: it is
+        dropped); said once per delivery."""
         self._not_hosted_listed[MessageType(message_type)] = True
         if item.doc_id in self._not_hosted_said:
             return
@@ -307,11 +312,11 @@ class Gateway:
             self.log.error(
                 "message_failed", document_id=item.document_id, peer=list(item.to_codes), reason="deadline passed"
             )
-        # what the round now running settled is acknowledged by that round
+        # what deliver holds, it acknowledges itself; send asks the breaker before each call
         acknowledgements = self.deliverer.acknowledgements
         rows = self.store.incoming.unacknowledged(BATCH)
-        waiting = [row.axis_doc_id for row in rows if row.axis_doc_id not in acknowledgements.in_hand]
-        if waiting and not self.breaker.paused():
+        waiting = [row.axis_doc_id for row in rows if not acknowledgements.held(row.axis_doc_id)]
+        if waiting:
             await acknowledgements.send(waiting)
         if self.registration.due():
             self.wake("directory")

@@ -31,16 +31,6 @@ HASH_HEADER = f"{PREFIX}hash-header"
 VERSION_HEADER = f"{PREFIX}version"
 VERSION = "3.0.201608"
 USER_AGENT = "edxml-gateway XRoad/VPCP"
-# Our axis announces long-poll support, and its longest wait, in this answer header; an
-# axis that does not (the national one) is asked at [poll] interval instead.
-LONG_POLL_HEADER = "X-Long-Poll-Max-Seconds"
-# Our axis's batching extensions, announced the same way: getReceivedEdocList with a signed
-# ``inline`` parameter (bytes) carries each listed message up to that size in its item's
-# "data", as getEdoc would (and counts it fetched); updateStatus with a signed ``docIds``
-# (a JSON array) settles many deliveries in one call. The headers give the largest message
-# an item may carry and the most docIds one call may name.
-INLINE_HEADER = "X-Inline-Max-Bytes"
-STATUS_BATCH_HEADER = "X-Update-Status-Max-Ids"
 # Headers with the prefix that are not parameters: the signature itself and the SDK version.
 _NOT_PARAMETERS = frozenset(h.lower() for h in (SIGN_HEADER, SIGN_HEADER_KEY, HASH_HEADER, VERSION_HEADER))
 

@@ -84,7 +84,8 @@ def test_one_update_status_settles_many_and_names_what_it_did_not_take(axis):
             assert len(await other.received_list("edoc")) == 3  # untouched
             params = {"docIds": json.dumps(theirs), "status": "pending"}
             assert await refused(other.call("updateStatus", params)) == "21"
-            for bad in ("[]", "not json", '{"a": 1}', "[1, 2]", json.dumps(["x"] * (STATUS_BATCH_MAX + 1))):
+            nested = "[" * 3000 + "]" * 3000  # deeper than the JSON parser goes: still a refusal, not a 20
+            for bad in ("[]", "not json", '{"a": 1}', "[1, 2]", json.dumps(["x"] * (STATUS_BATCH_MAX + 1)), nested):
                 assert await refused(other.call("updateStatus", {"docIds": bad, "status": "done"})) == "21"
             assert await other.update_statuses(theirs, "fail") == set()
 

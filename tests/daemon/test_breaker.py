@@ -70,3 +70,16 @@ def test_an_outage_is_said_when_it_starts_once_a_minute_and_when_it_ends():
     assert events.count("axis_still_unreachable") == 9 and len(events) == 11
     assert log.lines[-1][1] == {"after_failures": 300, "down_seconds": 600}
     assert log.lines[1][1]["failures"] == 31 and log.lines[1][1]["down_seconds"] == 60
+
+
+def test_a_call_answered_during_the_rest_began_before_the_failure_and_proves_nothing():
+    """An axis shutting down answers some calls in flight and refuses others: the answers that
+    come after the first refusal do not mean it is back (it flapped, logged thrice, before)."""
+    axis = breaker()
+    axis.down(AxisUnavailable("connection reset"))
+    axis.up()  # a call begun before the failure, answered after it
+    assert axis.failures == 1 and axis.paused()
+    time.sleep(0.6)
+    assert not axis.paused()  # the probe
+    axis.up()
+    assert axis.failures == 0 and not axis.paused()

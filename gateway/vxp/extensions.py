@@ -1,0 +1,71 @@
+"""Our axis's extensions of the VXP calls, as they travel (sans-IO).
+
+Each is announced in a header of every answer of our axis and used by a client only while the
+last answer announced it: the national axis announces none and is called as the public SDK
+calls it; an axis restarted without one is called plainly from its next answer on.
+
+- Long-poll: getReceivedEdocList with a signed ``wait`` (seconds) answers when something never
+  fetched is listed for the caller, or after the wait (gateway/axis/longpoll.py).
+- Inline messages: getReceivedEdocList with a signed ``inline`` (bytes) carries each listed
+  message up to that size in its item's "data", as getEdoc would, and counts it fetched.
+- Many docIds: updateStatus with a signed ``docIds`` (a JSON array) instead of ``docId``
+  settles many deliveries in one call (gateway/axis/batching.py).
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Callable, Mapping
+from typing import NamedTuple, TypeVar
+
+import pybase64
+
+LONG_POLL_HEADER = "X-Long-Poll-Max-Seconds"  # the longest wait
+INLINE_HEADER = "X-Inline-Max-Bytes"  # the largest message an item may carry
+STATUS_BATCH_HEADER = "X-Update-Status-Max-Ids"  # the most docIds one call may name
+# A list answer carries at most 1 MiB of messages (their base64 and 100 items fit in this): a
+# client whose answer limit is smaller asks for plain lists.
+INLINE_ANSWER_MAX_BYTES = 2 * 1024 * 1024
+# docIds one updateStatus names, at most, whatever is announced: the JSON array travels in its
+# own header and again in the signed one, each under aiohttp's 8,190 bytes (100 UUIDs: 4 KB).
+MOST_DOC_IDS = 100
+
+N = TypeVar("N", int, float)
+
+
+class Announced(NamedTuple):
+    """What one answer announced; None for an extension it did not."""
+
+    long_poll_max: float | None
+    inline_max: int | None
+    status_batch_max: int | None
+
+
+def announced(headers: Mapping[str, str]) -> Announced:
+    batch = _number(headers.get(STATUS_BATCH_HEADER), int, 10_000)
+    return Announced(
+        long_poll_max=_number(headers.get(LONG_POLL_HEADER), float, 3600),
+        inline_max=_number(headers.get(INLINE_HEADER), int, 16 * 1024 * 1024),
+        status_batch_max=min(batch, MOST_DOC_IDS) if batch else None,
+    )
+
+
+def carried_message(data: object) -> bytes | None:
+    """A list item's inline message; None (fetched with getEdoc instead) when it is not base64."""
+    if not isinstance(data, str):
+        return None
+    try:
+        return pybase64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _number(text: str | None, kind: Callable[[str], N], most: float) -> N | None:
+    """An announcement header as a number in (0, most], or None."""
+    if not text:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        return None
+    return value if 0 < value <= most else None
