@@ -244,6 +244,7 @@ def exchange(root: Path, args: argparse.Namespace) -> dict:
     finally:
         province.stop_all()
     calls = axis_calls(province.axis.folder / "data", args.docs)
+    commits = axis_commits(province.axis.folder / "axis.log")
     finished = max(answered.values()) if answered else time.time()
     to_inbox = [delivered[k] - dropped[k] for k in delivered]
     to_01 = [answered[k] - dropped[k] for k in answered]
@@ -268,6 +269,7 @@ def exchange(root: Path, args: argparse.Namespace) -> dict:
         "cpu_ms_per_document_total": round(1000 * sum(cpu.values()) / args.docs, 2),
         "cpu_system_share": round(sum(system.values()) / max(sum(cpu.values()), 1e-9), 2),
         "axis_calls_per_document": calls,
+        "axis_documents_per_commit": commits,
         "idle_seconds": args.idle,
         "idle_cpu_percent_of_a_core": idle,
     }
@@ -282,6 +284,16 @@ def axis_calls(data_dir: Path, documents: int) -> dict[str, float]:
     finally:
         store.close()
     return {call: round(count / documents, 2) for call, count in sorted(tuple(row) for row in rows)}
+
+
+def axis_commits(log: Path) -> float | None:
+    """Messages the axis stored per durable COMMIT (its group commit), as it said when it stopped."""
+    for line in log.read_text(encoding="utf-8").splitlines():
+        if '"axis_stopped"' in line:
+            said = json.loads(line)
+            if said.get("commits"):  # an axis from before the group commit does not say
+                return round(said["documents_committed"] / said["commits"], 2)
+    return None
 
 
 def idle_cpu_percent(processes: dict[str, int], seconds: float) -> dict[str, float]:
@@ -336,7 +348,11 @@ def main() -> None:
         + ", ".join(f"{k} {v}" for k, v in result["cpu_ms_per_document"].items())
         + f"; total {result['cpu_ms_per_document_total']} ({int(100 * result['cpu_system_share'])} % in the kernel)"
     )
-    print("axis calls per document: " + ", ".join(f"{k} {v}" for k, v in result["axis_calls_per_document"].items()))
+    print(
+        "axis calls per document: "
+        + ", ".join(f"{k} {v}" for k, v in result["axis_calls_per_document"].items())
+        + f"; messages stored per commit {result['axis_documents_per_commit']}"
+    )
     if args.profile:
         for raw in sorted(args.profile.glob("*.txt")):
             print(f"\nprofile of {raw.stem} (share of samples, inclusive):")

@@ -88,7 +88,7 @@ async def _serve(config: AxisConfig, trust: edxml.TrustStore | None, *, stop: as
         await runner.cleanup()
     finally:
         store.close()
-    log.info("axis_stopped")
+    log.info("axis_stopped", documents_committed=store.commits.steps, commits=store.commits.batches)
 
 
 async def _housekeeping(store: AxisStore) -> None:

@@ -227,7 +227,9 @@ class Axis:
             sender_doc_id, path = self.store.new_document_path()
             await asyncio.to_thread(write_atomic, path, checked.relayed)
             try:
-                doc_ids = self.store.record_document(sender_doc_id, document, forward_to=tuple(outside))
+                doc_ids = await self.store.commits.run(
+                    lambda: self.store.record_document(sender_doc_id, document, forward_to=tuple(outside))
+                )
             except sqlite3.IntegrityError:
                 path.unlink(missing_ok=True)  # the same document won a race with this one
                 duplicate = self.store.find_duplicate(document.dedup_key)

@@ -20,7 +20,7 @@ from typing import Any
 
 from gateway.axis.records import Agency, Delivery, NewDocument
 from gateway.axis.schema import migrate
-from gateway.sqlite import connect, transaction
+from gateway.sqlite import GroupCommit, connect, transaction
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 
@@ -48,6 +48,9 @@ class AxisStore:
         # this store (one process owns the data folder), which forgets it then.
         self._agencies_of: dict[str, frozenset[str]] = {}
         migrate(self.connection)
+        # Documents accepted in the same turn of the event loop share one COMMIT and its fsync
+        # (record_document through commits.run); each sender has its DocId only once it is durable.
+        self.commits = GroupCommit(self.connection)
 
     def close(self) -> None:
         self.checkpoint()

@@ -330,6 +330,22 @@ class TestDurability:
         ids, count = run(scenario())
         assert len(set(ids)) == 100 and count == 100
 
+    def test_the_same_document_sent_ten_times_at_once_is_one_document(self, axis):
+        """Sends committed together (the axis's group commit) race on the same DocumentId: one
+        wins, the others get its DocId."""
+
+        async def scenario():
+            data = document_to(PROVINCE, document_id=f"{MINISTRY},2026/11/25,7/VPCP")
+            async with client(axis, "sys-g22") as g22:
+                ids = await asyncio.gather(
+                    *(g22.send_edoc(data, message_type="edoc", from_code=MINISTRY) for _ in range(10))
+                )
+            async with client(axis, "sys-h58") as h58:
+                return ids, await h58.received_list()
+
+        ids, listed = run(scenario())
+        assert len(set(ids)) == 1 and len(listed) == 1
+
     def test_sigterm_stops_cleanly_and_state_survives_a_restart(self, axis_factory, tmp_path):
         first = axis_factory()
         run(send(first, "sys-g22", document_to(PROVINCE), MINISTRY))
