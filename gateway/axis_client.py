@@ -163,7 +163,7 @@ class AxisClient:
                 if streamed is None:
                     answer = json.loads(raw.decode("utf-8", errors="replace"))
                 payload = None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             raise AxisUnavailable(f"{name}: HTTP {http_status} with a body that is not JSON", where=self.url) from None
         if not isinstance(answer, dict):
             raise AxisUnavailable(f"{name}: the answer is not a JSON object", where=self.url)

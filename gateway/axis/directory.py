@@ -58,7 +58,7 @@ class Directory:
     async def register_agency(self, request: web.Request, signed: SignedRequest) -> web.Response:
         try:
             body = await request.json()
-        except (ValueError, web.HTTPRequestEntityTooLarge):
+        except (ValueError, RecursionError, web.HTTPRequestEntityTooLarge):  # Recursion: "[[[[…"
             raise Refusal(AxisCode.BAD_REQUEST, "the body must be a small JSON object") from None
         if not isinstance(body, dict):
             raise Refusal(AxisCode.BAD_REQUEST, "the body must be a JSON object")

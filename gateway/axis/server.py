@@ -321,15 +321,8 @@ class Axis:
         return await edoc_answer(request, stored, delivery.doc_id, log=self.log)
 
     def _log_fetched(self, delivery: Delivery, signed: SignedRequest, *, inline: bool = False) -> None:
-        self.log.info(
-            "delivery_fetched",
-            axis_doc_id=delivery.doc_id,
-            agency=delivery.to_code,
-            peer=delivery.from_code,
-            system=signed.system_id,
-            message_type=delivery.message_type,
-            inline=inline or None,
-        )
+        facts = _delivery_facts(delivery, signed)
+        self.log.info("delivery_fetched", **facts, message_type=delivery.message_type, inline=inline or None)
 
     async def update_status(self, request: web.Request, signed: SignedRequest) -> web.Response:
         listed_ids = signed.get("docIds")  # our batching extension: many docIds, a JSON array
@@ -342,14 +335,7 @@ class Axis:
             raise Refusal(AxisCode.BAD_REQUEST, f"status must be done, fail or processing, not {text!r}")
         self.store.set_state([d.doc_id for d in deliveries], state, self.config.fail_retry_seconds)
         for delivery in deliveries:
-            self.log.info(
-                "delivery_state",
-                axis_doc_id=delivery.doc_id,
-                agency=delivery.to_code,
-                peer=delivery.from_code,
-                system=signed.system_id,
-                state=state,
-            )
+            self.log.info("delivery_state", **_delivery_facts(delivery, signed), state=state)
         return web.json_response(ok() if listed_ids is None else ok(failed=failed))
 
     def _deliveries(self, signed: SignedRequest, text: str) -> tuple[list[Delivery], list[dict[str, str]]]:
@@ -385,7 +371,7 @@ def _only(recipients: tuple[str, ...], wanted: str | None) -> tuple[str, ...]:
     text = wanted.strip()
     try:
         codes = json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the parser's depth
         raise Refusal(AxisCode.BAD_REQUEST, f"to is neither a JSON array nor a list of codes: {text[:80]!r}") from None
     if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
         raise Refusal(AxisCode.BAD_REQUEST, "to must list agency codes")
@@ -394,3 +380,13 @@ def _only(recipients: tuple[str, ...], wanted: str | None) -> tuple[str, ...]:
     if strays or not chosen:
         raise Refusal(AxisCode.BAD_REQUEST, f"to names {', '.join(strays) or 'nobody'}, not recipients of the file")
     return chosen
+
+
+def _delivery_facts(delivery: Delivery, signed: SignedRequest) -> dict[str, str]:
+    """What every log line about one delivery says: which, to whom, from whom, asked by whom."""
+    return {
+        "axis_doc_id": delivery.doc_id,
+        "agency": delivery.to_code,
+        "peer": delivery.from_code,
+        "system": signed.system_id,
+    }

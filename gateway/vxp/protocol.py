@@ -197,7 +197,7 @@ def verify_request(
         raise AuthError("request", "header values must be ASCII")
     try:
         signed = json.loads(sign_header, object_pairs_hook=list)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the parser's depth
         raise AuthError("request", f"{SIGN_HEADER} is not JSON") from None
     if not isinstance(signed, list) or not signed:
         raise AuthError("request", f"{SIGN_HEADER} is not a JSON object with parameters")

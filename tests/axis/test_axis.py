@@ -99,6 +99,14 @@ class TestAuthentication:
             status, answer = sdk.post("getReceivedEdocList", headers, b"")
             assert (status, answer["ErrorCode"]) == (401, "15")
 
+    def test_a_signed_header_nested_past_the_json_parser_is_refused_unauthenticated(self, axis):
+        """Read before the HMAC is known good: deep nesting is a bad request, not a crash."""
+        sdk, headers = self._headers(axis)
+        nested = "[" * 3000 + "]" * 3000
+        forged = [(n, nested if n.lower() == "xroadvnpt-sign-header" else v) for n, v in headers]
+        status, answer = sdk.post("getReceivedEdocList", forged, b"")
+        assert (status, answer["ErrorCode"]) == (401, "15"), answer
+
     @pytest.mark.parametrize("shift", [timedelta(minutes=-20), timedelta(minutes=20)], ids=["stale", "future"])
     def test_timestamp_outside_the_window(self, axis, shift):
         sdk, headers = self._headers(axis, clock=datetime.now(UTC) + shift)
@@ -144,6 +152,21 @@ class TestAuthentication:
         }
         _, answer = sdk.call("sendEdoc", params, data, "application/octet-stream")
         assert answer["ErrorCode"] == "0", answer
+
+    def test_a_to_nested_past_the_json_parser_is_refused_as_a_bad_parameter(self, axis):
+        import hashlib
+
+        sdk = SdkLikeClient(axis.port, "sys-g22", axis.secret("sys-g22"))
+        data = document_to(DEPARTMENT)
+        params = {
+            "from": MINISTRY,
+            "servicetype": "eDoc",
+            "messagetype": "edoc",
+            "hash-file": hashlib.sha256(data).hexdigest(),
+            "to": "[" * 3000 + "]" * 3000,
+        }
+        status, answer = sdk.call("sendEdoc", params, data, "application/octet-stream")
+        assert (status, answer["ErrorCode"]) == (400, "21"), answer
 
     def test_legacy_sdk_client_keeps_its_old_timestamp_and_repeats_headers(self, axis):
         sdk = SdkLikeClient(
@@ -361,6 +384,13 @@ class TestDurability:
 
 
 class TestAgencies:
+    def test_a_body_nested_past_the_json_parser_is_refused_as_a_bad_request(self, axis):
+        async def scenario():
+            async with client(axis, "sys-h58") as h58:
+                return await refused(h58.call("registerAgency", {}, ("[" * 30_000 + "]" * 30_000).encode()))
+
+        assert run(scenario()) == "21"
+
     def test_register_list_and_delete(self, axis):
         async def scenario():
             async with client(axis, "sys-h58") as h58, client(axis, "sys-g22") as g22:

@@ -13,7 +13,7 @@ import pytest
 from gateway import edxml
 from gateway.axis.answering import STREAM_FROM_BYTES
 from gateway.axis_client import DEFAULT_MAX_ANSWER_BYTES, LARGE_ANSWER_BYTES, AxisClient, answer_limit
-from gateway.errors import AxisError, AxisRefusesGateway
+from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable
 from gateway.vxp.payload import PAYLOAD_SPLIT_BYTES, split_payload
 from tests.axis.test_axis import DEPARTMENT, MINISTRY, client, run, send
 from tests.messages import full_document
@@ -72,6 +72,16 @@ async def answered_by(handler, call, **client_options):
             return await call(c)
     finally:
         await runner.cleanup()
+
+
+def test_an_answer_nested_past_the_json_parser_is_an_unusable_answer_not_a_crash():
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text="[" * 100_000 + "]" * 100_000, content_type="application/json")
+
+    with pytest.raises(AxisUnavailable, match="not JSON"):
+        run(answered_by(handler, lambda c: c.count()))
 
 
 def test_a_nested_data_key_before_the_real_one_is_read_as_json():

@@ -81,6 +81,15 @@ class Province:
         """An installation or a hosted agency, by its code."""
         return self.agencies.get(code) or self.hosted[code]
 
+    def restart_axis(self, server_line: str) -> None:
+        """The axis stopped and started again on its port with one more [server] line (an
+        extension turned off, say); build the province with axis_port for the port to stay."""
+        self.axis.service.stop()
+        config = self.axis.config_path
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace("[server]\n", f"[server]\n{server_line}\n", 1), encoding="utf-8")
+        self.axis = start_axis(self.axis.folder, config)
+
     def start(
         self, code: str, extra: str = "", *, env: dict[str, str] | None = None, wrapper: tuple[str, ...] = ()
     ) -> Agency:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 
 from gateway.axis.store import AxisStore
-from tests.axis.running import start_axis
 from tests.e2e.province import build_province, free_port, wait_until
 
 PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
@@ -63,13 +62,7 @@ def test_small_messages_come_with_the_list_and_a_round_is_acknowledged_at_once(t
 def test_an_axis_without_batching_gets_the_plain_calls(tmp_path):
     province = build_province(tmp_path, [PROVINCE, DEPARTMENT], axis_port=free_port())
     try:
-        province.axis.service.stop()
-        config = province.axis.config_path
-        config.write_text(
-            config.read_text(encoding="utf-8").replace("[server]\n", "[server]\nbatching = false\n", 1),
-            encoding="utf-8",
-        )
-        province.axis = start_axis(province.axis.folder, config)
+        province.restart_axis("batching = false")
         exchange_while_the_recipient_is_paused(province)
         assert calls(province, "getEdoc") == 2 * (1 + DOCUMENTS)
         assert calls(province, "updateStatus") == 2 * (1 + DOCUMENTS)

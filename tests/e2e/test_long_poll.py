@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from gateway.axis.store import AxisStore
-from tests.axis.running import start_axis
 from tests.e2e.province import build_province, free_port, wait_until
 
 PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
@@ -45,13 +44,7 @@ def test_idle_gateways_wait_at_the_axis_instead_of_asking_again_and_again(tmp_pa
 def test_an_axis_without_long_poll_gets_plain_polls(tmp_path):
     province = build_province(tmp_path, [PROVINCE, DEPARTMENT], axis_port=free_port())
     try:
-        province.axis.service.stop()
-        config = province.axis.config_path
-        config.write_text(
-            config.read_text(encoding="utf-8").replace("[server]\n", "[server]\nlong_poll = false\n", 1),
-            encoding="utf-8",
-        )
-        province.axis = start_axis(province.axis.folder, config)
+        province.restart_axis("long_poll = false")
         for code in province.agencies:
             province.start(code)
         exchange_one(province, "plain")
