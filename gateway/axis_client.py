@@ -28,7 +28,7 @@ from gateway.fsutil import file_sha256
 from gateway.vxp import extensions
 from gateway.vxp.answers import AxisCode
 from gateway.vxp.payload import PayloadReader, split_payload
-from gateway.vxp.protocol import sdk_hex, signed_headers
+from gateway.vxp.protocol import parse_json, sdk_hex, signed_headers
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 JSON = "application/json"
@@ -156,14 +156,14 @@ class AxisClient:
             raise AxisUnavailable(f"{name}: {type(exc).__name__}: {exc}", where=self.url) from None
         envelope, payload = split_payload(raw) if streamed is None else (raw, streamed)
         try:
-            answer = json.loads(envelope.decode("utf-8", errors="replace"))
+            answer = parse_json(envelope.decode("utf-8", errors="replace"))
             if payload is not None and not (isinstance(answer, dict) and answer.get("data") == ""):
                 # The "data" cut out was not the top-level one. Read the answer whole; a streamed
                 # one was already consumed, but its top-level "data" is in the envelope as it came.
                 if streamed is None:
-                    answer = json.loads(raw.decode("utf-8", errors="replace"))
+                    answer = parse_json(raw.decode("utf-8", errors="replace"))
                 payload = None
-        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
+        except ValueError:
             raise AxisUnavailable(f"{name}: HTTP {http_status} with a body that is not JSON", where=self.url) from None
         if not isinstance(answer, dict):
             raise AxisUnavailable(f"{name}: the answer is not a JSON object", where=self.url)

@@ -19,7 +19,6 @@ SDK calls it. ``[server] batching = false`` turns both off.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from gateway.axis.records import Delivery
 from gateway.axis.wire import Refusal
 from gateway.vxp.answers import AxisCode
 from gateway.vxp.extensions import MOST_DOC_IDS
+from gateway.vxp.protocol import parse_json
 
 INLINE_MAX_BYTES = 64 * 1024  # a message this large or smaller may travel in a list
 INLINE_BUDGET_BYTES = 1024 * 1024  # the messages one list answer carries, at most (see gateway/vxp/extensions.py)
@@ -77,8 +77,8 @@ def parse_doc_ids(text: str, *, enabled: bool) -> list[str]:
     if not enabled:
         raise Refusal(AxisCode.BAD_REQUEST, "docIds: this axis takes one docId per updateStatus")
     try:
-        ids = json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the parser's depth
+        ids = parse_json(text)
+    except ValueError:
         raise Refusal(AxisCode.BAD_REQUEST, f"docIds is not a JSON array: {text[:80]!r}") from None
     if not isinstance(ids, list) or not all(isinstance(i, str) and i.strip() for i in ids):
         raise Refusal(AxisCode.BAD_REQUEST, "docIds must be a JSON array of docIds")

@@ -13,7 +13,7 @@ from gateway.axis.store import AxisStore
 from gateway.axis.wire import Refusal, parent_code
 from gateway.errors import GatewayError
 from gateway.vxp.answers import AxisCode, ok
-from gateway.vxp.protocol import SignedRequest
+from gateway.vxp.protocol import SignedRequest, parse_json
 
 
 class Directory:
@@ -57,8 +57,8 @@ class Directory:
 
     async def register_agency(self, request: web.Request, signed: SignedRequest) -> web.Response:
         try:
-            body = await request.json()
-        except (ValueError, RecursionError, web.HTTPRequestEntityTooLarge):  # Recursion: "[[[[…"
+            body = parse_json(await request.text())
+        except (ValueError, web.HTTPRequestEntityTooLarge):
             raise Refusal(AxisCode.BAD_REQUEST, "the body must be a small JSON object") from None
         if not isinstance(body, dict):
             raise Refusal(AxisCode.BAD_REQUEST, "the body must be a JSON object")

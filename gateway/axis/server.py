@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -36,7 +35,7 @@ from gateway.axis.wire import Checked, Refusal, listed, new_document, sent
 from gateway.fsutil import write_atomic
 from gateway.vxp.answers import AxisCode, fail, ok
 from gateway.vxp.extensions import INLINE_HEADER, LONG_POLL_HEADER, STATUS_BATCH_HEADER
-from gateway.vxp.protocol import AuthError, SignedRequest, hash_file_matches, verify_request
+from gateway.vxp.protocol import AuthError, SignedRequest, hash_file_matches, parse_json, verify_request
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 LIST_LIMIT = 100  # oldest first; what is not on this page is on the next look
@@ -370,8 +369,8 @@ def _only(recipients: tuple[str, ...], wanted: str | None) -> tuple[str, ...]:
         return recipients
     text = wanted.strip()
     try:
-        codes = json.loads(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
-    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the parser's depth
+        codes = parse_json(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
+    except ValueError:
         raise Refusal(AxisCode.BAD_REQUEST, f"to is neither a JSON array nor a list of codes: {text[:80]!r}") from None
     if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
         raise Refusal(AxisCode.BAD_REQUEST, "to must list agency codes")

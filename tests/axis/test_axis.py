@@ -139,33 +139,23 @@ class TestAuthentication:
         assert receiver.received()["data"] == []
         assert list((axis.folder / "axis-data" / "docs").iterdir()) == []
 
-    def test_standard_hex_and_no_crlf_are_accepted_too(self, axis):
+    @staticmethod
+    def _send_plain(axis, **extra: str) -> tuple[int, dict]:
+        """sendEdoc from the Government Office as the SDK would, with standard hex and no CRLF."""
         import hashlib
 
         sdk = SdkLikeClient(axis.port, "sys-g22", axis.secret("sys-g22"))
         data = document_to(DEPARTMENT)
-        params = {
-            "from": MINISTRY,
-            "servicetype": "eDoc",
-            "messagetype": "edoc",
-            "hash-file": hashlib.sha256(data).hexdigest(),
-        }
-        _, answer = sdk.call("sendEdoc", params, data, "application/octet-stream")
+        params = {"from": MINISTRY, "servicetype": "eDoc", "messagetype": "edoc"}
+        params |= {"hash-file": hashlib.sha256(data).hexdigest(), **extra}
+        return sdk.call("sendEdoc", params, data, "application/octet-stream")
+
+    def test_standard_hex_and_no_crlf_are_accepted_too(self, axis):
+        _, answer = self._send_plain(axis)
         assert answer["ErrorCode"] == "0", answer
 
     def test_a_to_nested_past_the_json_parser_is_refused_as_a_bad_parameter(self, axis):
-        import hashlib
-
-        sdk = SdkLikeClient(axis.port, "sys-g22", axis.secret("sys-g22"))
-        data = document_to(DEPARTMENT)
-        params = {
-            "from": MINISTRY,
-            "servicetype": "eDoc",
-            "messagetype": "edoc",
-            "hash-file": hashlib.sha256(data).hexdigest(),
-            "to": "[" * 3000 + "]" * 3000,
-        }
-        status, answer = sdk.call("sendEdoc", params, data, "application/octet-stream")
+        status, answer = self._send_plain(axis, to="[" * 3000 + "]" * 3000)
         assert (status, answer["ErrorCode"]) == (400, "21"), answer
 
     def test_legacy_sdk_client_keeps_its_old_timestamp_and_repeats_headers(self, axis):
