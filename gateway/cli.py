@@ -15,15 +15,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway import __version__, config
+from gateway import __version__, cli_pki, config
 from gateway.cli_bridge import cmd_bridge
 from gateway.cli_format import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     _stdout_to_devnull,
-    cmd_pki_init,
-    cmd_pki_issue,
     cmd_sign,
     cmd_validate,
 )
@@ -231,18 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("output", metavar="OUT")
     sign.set_defaults(handler=cmd_sign)
 
-    pki_parser = commands.add_parser("pki", help="development certificates")
-    pki_commands = pki_parser.add_subparsers(dest="pki_command", required=True, parser_class=_Parser)
-    init = pki_commands.add_parser("init", help="create a development CA: DIR/ca.pem, DIR/ca.key")
-    init.add_argument("--dir", required=True)
-    init.add_argument("--ec", action="store_true", help="ECDSA P-256 instead of RSA-2048")
-    init.set_defaults(handler=cmd_pki_init)
-    issue = pki_commands.add_parser("issue", help="issue an agency certificate: DIR/CODE.pem, DIR/CODE.key")
-    issue.add_argument("--dir", required=True)
-    issue.add_argument("--agency", required=True, metavar="CODE")
-    issue.add_argument("--name")
-    issue.add_argument("--ec", action="store_true", help="ECDSA P-256 instead of RSA-2048")
-    issue.set_defaults(handler=cmd_pki_issue)
+    cli_pki.add_commands(commands, _Parser)
     run = commands.add_parser("run", help="run this agency's gateway in the foreground (for systemd)")
     run.add_argument("--config", required=True, metavar="gateway.toml")
     run.add_argument(

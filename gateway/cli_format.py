@@ -1,4 +1,4 @@
-"""The `edxml-gateway` commands of the format layer alone: validate, sign, pki.
+"""The `edxml-gateway` commands of the format layer alone: validate, sign.
 
 They need no gateway, axis or database: a file, a key, a trust store.
 """
@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from gateway import config, edxml, pki
+from gateway import config, edxml
 from gateway.edxml import DEFAULT_LIMITS, Limits
 from gateway.errors import GatewayError, LimitExceeded, UsageError
 from gateway.fsutil import write_atomic
@@ -126,21 +126,6 @@ def cmd_sign(args: argparse.Namespace) -> int:
         raise UsageError(f"folder {target.parent} does not exist", where=str(target))
     write_atomic(target, signed)
     print(f"{target}: signed for {identity.agency}")
-    return EXIT_OK
-
-
-# --- pki --------------------------------------------------------------------------------------------
-
-
-def cmd_pki_init(args: argparse.Namespace) -> int:
-    cert_path, key_path = pki.init_dir(Path(args.dir), use_ec=args.ec)
-    print(f"development CA: {cert_path} (key {key_path}, mode 0600)")
-    return EXIT_OK
-
-
-def cmd_pki_issue(args: argparse.Namespace) -> int:
-    cert_path, key_path = pki.issue_to_dir(Path(args.dir), args.agency, args.name, use_ec=args.ec)
-    print(f"certificate for {args.agency}: {cert_path} (key {key_path}, mode 0600)")
     return EXIT_OK
 
 

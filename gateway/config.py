@@ -9,6 +9,7 @@ default, and a test keeps the two in step.
 
 from __future__ import annotations
 
+import enum
 import itertools
 import tomllib
 import types
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.edxml import AgencyCode, Limits
+from gateway.edxml.revocation import RevocationPolicy
 from gateway.errors import AgencyCodeError, GatewayError
 
 
@@ -67,8 +69,12 @@ class SigningSection:
     key: Path | None = None
     cert: Path | None = None
     trust: Path | None = None
+    # CA certificates that are no trust anchors but may complete a signer's path (PEM bundle)
+    intermediates: Path | None = None
     allow_sha1: bool = False
     require_signatures: bool = True
+    # "off" | "soft" | "hard": whether CRLs are fetched, and what an unknown status costs
+    revocation: RevocationPolicy = RevocationPolicy.SOFT
 
 
 @dataclass(frozen=True)
@@ -230,6 +236,8 @@ def _check_daemon(config: Config, where: str) -> None:
             raise ConfigError(f"key {key!r} is missing", where=f"{where}: signing.{key}")
         if not value.is_file():
             raise ConfigError(f"{value} does not exist", where=f"{where}: signing.{key}")
+    if config.signing.intermediates is not None and not config.signing.intermediates.is_file():
+        raise ConfigError(f"{config.signing.intermediates} does not exist", where=f"{where}: signing.intermediates")
     _check_hosted(config, where)
     for section in ("poll", "workers", "intake", "retry"):
         for f in fields(getattr(config, section)):
@@ -348,6 +356,11 @@ def _convert(value: Any, hint: Any, base: Path, where: str) -> Any:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"must be a path, got {value!r}", where=where)
         return base / value
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        choices = [member.value for member in kind]
+        if value not in choices:
+            raise ConfigError(f"must be one of {', '.join(map(repr, choices))}, got {value!r}", where=where)
+        return kind(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     # bool is an int in Python; a limit of `true` is a mistake, not 1

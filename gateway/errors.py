@@ -154,6 +154,20 @@ class TransformRefused(SignatureError):
     title = "signature transform not accepted"
 
 
+class CertificateRevoked(SignatureError):
+    """A certificate of the signer's path was revoked before the moment that counts."""
+
+    code = "SIG210"
+    title = "certificate revoked"
+
+
+class RevocationUnknown(SignatureError):
+    """No usable CRL could be had for the signer's path, and the policy is hard."""
+
+    code = "SIG211"
+    title = "revocation status unknown"
+
+
 class KeyMaterialError(GatewayError):
     """A private key or certificate file cannot be used."""
 

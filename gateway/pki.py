@@ -1,14 +1,16 @@
-"""A development PKI: a CA and agency certificates, so tests, the demo and admins trying
-the gateway out have real keys. Production agencies use certificates from their CA
-(e.g. the government CA); the only requirement the gateway puts on them is documented in
-:mod:`gateway.edxml.certs` (agency code in Subject organizationIdentifier).
+"""A development PKI: a root CA, an intermediate CA, agency certificates and CRLs, so tests, the
+demo and admins trying the gateway out have real keys in the shape real ones come in (national
+root → issuing CA → agency); the folder `edxml-gateway pki` keeps them in is gateway.pki_folder's.
+Production agencies use certificates from their CA (e.g. the government CA); the only
+requirement the gateway puts on them is documented in :mod:`gateway.edxml.certs` (agency code
+in Subject organizationIdentifier).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -16,11 +18,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from gateway.edxml import AGENCY_CODE_OID, AgencyCode, PrivateKey
-from gateway.errors import KeyMaterialError
-from gateway.fsutil import write_atomic
-
-CA_CERT = "ca.pem"
-CA_KEY = "ca.key"
 
 
 @dataclass(frozen=True)
@@ -46,22 +43,27 @@ def _new_key(use_ec: bool) -> PrivateKey:
 def create_ca(
     name: str = "edxml-gateway development CA",
     *,
+    issuer: KeyPair | None = None,
     use_ec: bool = False,
     not_before: datetime | None = None,
     days: int = 3650,
+    crl_url: str | None = None,
 ) -> KeyPair:
+    """A root CA, or with ``issuer`` an intermediate CA under it (as the national root
+    certifies the CA that issues agencies' certificates). ``crl_url``: where the issuer
+    publishes the CRL that would revoke this CA (only an intermediate has one)."""
     key = _new_key(use_ec)
     start = not_before or datetime.now(UTC) - timedelta(minutes=5)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    certificate = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
-        .issuer_name(subject)
+        .issuer_name(issuer.certificate.subject if issuer else subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(start + timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1 if issuer is None else 0), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=False,
@@ -77,9 +79,57 @@ def create_ca(
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
     )
-    return KeyPair(key, certificate)
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.certificate.public_key()), critical=False
+        )
+        builder = _with_crl(builder, crl_url)
+    return KeyPair(key, builder.sign(issuer.key if issuer else key, hashes.SHA256()))  # a root signs itself
+
+
+def _with_crl(builder: x509.CertificateBuilder, crl_url: str | None) -> x509.CertificateBuilder:
+    if crl_url is None:
+        return builder
+    point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
+    return builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """One entry of a CRL: which certificate, since when, and why (RFC 5280 reason code)."""
+
+    serial: int
+    at: datetime
+    reason: x509.ReasonFlags = x509.ReasonFlags.unspecified
+
+
+def make_crl(
+    ca: KeyPair,
+    revoked: Iterable[Revoked] = (),
+    *,
+    number: int = 1,
+    this_update: datetime | None = None,
+    next_update: datetime | None = None,
+    hash_algorithm: hashes.HashAlgorithm | None = None,
+) -> bytes:
+    """The CA's CRL (DER), valid from ``this_update`` (now) to ``next_update`` (a week on)."""
+    start = this_update or datetime.now(UTC) - timedelta(seconds=5)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.certificate.subject)
+        .last_update(start)
+        .next_update(next_update or start + timedelta(days=7))
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.certificate.public_key()), critical=False)
+    )
+    for entry in revoked:
+        revoked_entry = x509.RevokedCertificateBuilder().serial_number(entry.serial).revocation_date(entry.at)
+        if entry.reason is not x509.ReasonFlags.unspecified:
+            revoked_entry = revoked_entry.add_extension(x509.CRLReason(entry.reason), critical=False)
+        builder = builder.add_revoked_certificate(revoked_entry.build())
+    crl = builder.sign(ca.key, hash_algorithm or hashes.SHA256())
+    return crl.public_bytes(serialization.Encoding.DER)
 
 
 def issue(
@@ -94,6 +144,7 @@ def issue(
     signing_usage: bool = True,
     hash_algorithm: hashes.HashAlgorithm | None = None,
     key: PrivateKey | None = None,
+    crl_url: str | None = None,
 ) -> KeyPair:
     """A certificate for one agency, its code in Subject organizationIdentifier (2.5.4.97).
 
@@ -124,7 +175,7 @@ def issue(
         encipher_only=False,
         decipher_only=False,
     )
-    certificate = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca.certificate.subject)
@@ -136,8 +187,8 @@ def issue(
         .add_extension(usage, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.certificate.public_key()), critical=False)
-        .sign(ca.key, hash_algorithm or hashes.SHA256())
     )
+    certificate = _with_crl(builder, crl_url).sign(ca.key, hash_algorithm or hashes.SHA256())
     return KeyPair(key, certificate)
 
 
@@ -146,46 +197,3 @@ def _fit(name: str) -> str:
     it counts in UTF-8): "Sở Nông nghiệp và Phát triển nông thôn tỉnh Tiền Giang" is 69. Cut at a
     character; the agency is known by its code, which is never cut."""
     return name.encode()[:64].decode(errors="ignore").rstrip()
-
-
-# --- the folder layout of `edxml-gateway pki` ------------------------------------------------------
-
-
-def init_dir(folder: Path, *, use_ec: bool = False) -> tuple[Path, Path]:
-    """Create folder/ca.pem and folder/ca.key; never overwrites an existing CA."""
-    folder.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = folder / CA_CERT, folder / CA_KEY
-    for path in (cert_path, key_path):
-        if path.exists():
-            raise KeyMaterialError(f"{path} already exists: refusing to replace a CA", where=str(path))
-    ca = create_ca(use_ec=use_ec)
-    write_atomic(key_path, ca.key_pem, mode=0o600, overwrite=False)
-    write_atomic(cert_path, ca.cert_pem, overwrite=False)
-    return cert_path, key_path
-
-
-def load_ca(folder: Path) -> KeyPair:
-    cert_path, key_path = folder / CA_CERT, folder / CA_KEY
-    try:
-        certificate = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    except FileNotFoundError as exc:
-        raise KeyMaterialError(
-            f"no CA in {folder}: run `edxml-gateway pki init --dir {folder}` first", where=str(exc.filename)
-        ) from None
-    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
-        raise KeyMaterialError(f"CA files in {folder} cannot be read: {exc}", where=str(folder)) from None
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise KeyMaterialError("the CA key is neither RSA nor EC", where=str(key_path))
-    return KeyPair(key, certificate)
-
-
-def issue_to_dir(folder: Path, agency: str, name: str | None = None, *, use_ec: bool = False) -> tuple[Path, Path]:
-    """Write folder/CODE.pem and folder/CODE.key for one agency, issued by the folder's CA."""
-    code = AgencyCode.lenient(agency)
-    ca = load_ca(folder)
-    pair = issue(ca, code.text, name, use_ec=use_ec)
-    cert_path, key_path = folder / f"{code.text}.pem", folder / f"{code.text}.key"
-    write_atomic(key_path, pair.key_pem, mode=0o600)
-    write_atomic(cert_path, pair.cert_pem)
-    return cert_path, key_path

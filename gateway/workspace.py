@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway import pki_folder
 from gateway.pki import KeyPair, create_ca, issue
 from gateway.processes import Service
 
@@ -83,6 +84,7 @@ def create(
     axis_name: str = "axis",
     axis_code: str = AXIS_CODE,
     relays: tuple[str, ...] = (),
+    crl_url: str | None = None,
 ) -> Layout:
     """Write the PKI, the axis configuration and one folder per installation under ``root``.
 
@@ -93,12 +95,31 @@ def create(
     Several axes under one root (gateway/country.py) share one ``ca`` and ``pki/``; each has
     its folder ``axis_name`` and its own ``axis_code``; ``relays`` are the system ids of the
     provincial axes bridged to this one (their agencies are registered by their bridges).
+
+    ``crl_url``: the PKI is made as `edxml-gateway pki` makes it, root → issuing CA → agencies,
+    every certificate naming its CRL under that address (served by `pki serve --dir root/pki`).
     """
     pki = root / "pki"
     pki.mkdir(parents=True, exist_ok=True)
-    if ca is None:
-        ca = create_ca("edxml-gateway demo CA")
-        (pki / "ca.pem").write_bytes(ca.cert_pem)
+    if crl_url is not None:
+        if not (pki / pki_folder.CA_CERT).exists():
+            pki_folder.init_dir(pki, crl_url=crl_url)
+
+        def certify(code: str, name: str, use_ec: bool = False) -> None:
+            pki_folder.issue_to_dir(pki, code, name, use_ec=use_ec)
+
+    else:
+        if ca is None:
+            ca = create_ca("edxml-gateway demo CA")
+            (pki / "ca.pem").write_bytes(ca.cert_pem)
+        issuer = ca
+
+        def certify(code: str, name: str, use_ec: bool = False) -> None:
+            pair = issue(issuer, code, name, use_ec=use_ec)
+            (pki / f"{code}.pem").write_bytes(pair.cert_pem)
+            (pki / f"{code}.key").write_bytes(pair.key_pem)
+            (pki / f"{code}.key").chmod(0o600)
+
     axis_folder = root / axis_name
     axis_folder.mkdir()
     lines = [
@@ -116,10 +137,7 @@ def create(
         secret = secrets.token_hex(16)
         (axis_folder / f"{code}.secret").write_text(secret + "\n")
         lines += ["[[systems]]", f'id = "sys-{code}"', f'secret_file = "{code}.secret"', f'agencies = ["{code}"]']
-        pair = issue(ca, code, name, use_ec=code.endswith(".11.H58"))
-        (pki / f"{code}.pem").write_bytes(pair.cert_pem)
-        (pki / f"{code}.key").write_bytes(pair.key_pem)
-        (pki / f"{code}.key").chmod(0o600)
+        certify(code, name, use_ec=code.endswith(".11.H58"))
         folder = root / code
         folder.mkdir()
         (folder / "secret.txt").write_text(secret + "\n")
@@ -135,10 +153,7 @@ def create(
     for installation, units in (hosted or {}).items():
         host = layout.agencies[installation]
         for code, name in units.items():
-            pair = issue(ca, code, name)
-            (pki / f"{code}.pem").write_bytes(pair.cert_pem)
-            (pki / f"{code}.key").write_bytes(pair.key_pem)
-            (pki / f"{code}.key").chmod(0o600)
+            certify(code, name)
             folder = host.folder / "hosted" / code
             layout.hosted[code] = AgencyFolder(code, name, folder, host.config, hosted_by=installation)
     return layout

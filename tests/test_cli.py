@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from gateway import edxml
+from gateway.errors import UntrustedCertificate
 from tests.messages import MINISTRY, PROVINCE, full_document, full_status
 
 
@@ -37,12 +39,61 @@ def pki_dir(tmp_path_factory) -> Path:
 
 
 def test_pki_writes_keys_private_and_certificates_that_name_the_agency(pki_dir):
-    for name in ("ca.key", f"{PROVINCE}.key", f"{MINISTRY}.key"):
+    for name in ("ca.key", "intermediate.key", f"{PROVINCE}.key", f"{MINISTRY}.key"):
         assert stat.S_IMODE(os.stat(pki_dir / name).st_mode) == 0o600
-    cert = edxml.TrustStore.from_pem((pki_dir / f"{PROVINCE}.pem").read_bytes()).authorities[0]
+    # the agency's certificate, then the issuing CA's: the path a signature carries in KeyInfo
+    cert, issuing = edxml.TrustStore.from_pem((pki_dir / f"{PROVINCE}.pem").read_bytes()).authorities
     assert edxml.agency_of(cert).text == PROVINCE
+    assert issuing.subject == cert.issuer != issuing.issuer
     trust = edxml.TrustStore.from_pem((pki_dir / "ca.pem").read_bytes())
-    assert edxml.check_signing_certificate(cert, trust).text == PROVINCE
+    assert edxml.check_signing_certificate(cert, trust, offered=(issuing,)).text == PROVINCE
+    with pytest.raises(UntrustedCertificate):  # the root alone does not reach the agency
+        edxml.check_signing_certificate(cert, trust)
+    completed = edxml.TrustStore.from_pem(trust_pem := (pki_dir / "ca.pem").read_bytes(), issuing_pem(pki_dir))
+    assert edxml.check_signing_certificate(cert, completed).text == PROVINCE
+    assert trust_pem.count(b"BEGIN CERTIFICATE") == 1
+
+
+def issuing_pem(pki_dir: Path) -> bytes:
+    return (pki_dir / "intermediate.pem").read_bytes()
+
+
+def test_pki_revoke_lists_the_certificate_in_the_issuing_cas_crl(tmp_path):
+    folder = tmp_path / "pki"
+    assert run("pki", "init", "--dir", str(folder), "--crl-url", "http://127.0.0.1:9999/").returncode == 0
+    assert run("pki", "issue", "--dir", str(folder), "--agency", PROVINCE).returncode == 0
+    cert = x509.load_pem_x509_certificate((folder / f"{PROVINCE}.pem").read_bytes())
+    points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert points[0].full_name[0].value == "http://127.0.0.1:9999/intermediate.crl"
+    result = run("pki", "revoke", "--dir", str(folder), "--agency", PROVINCE, "--reason", "keyCompromise")
+    assert result.returncode == 0, result.stderr
+    crl = x509.load_der_x509_crl((folder / "crl" / "intermediate.crl").read_bytes())
+    entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+    assert entry is not None
+    assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason is x509.ReasonFlags.key_compromise
+    assert crl.is_signature_valid(x509.load_pem_x509_certificate(issuing_pem(folder)).public_key())
+    again = run("pki", "crl", "--dir", str(folder), "--days", "1")
+    assert again.returncode == 0
+    renewed = x509.load_der_x509_crl((folder / "crl" / "intermediate.crl").read_bytes())
+    assert renewed.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+    number = renewed.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    assert number > crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("revoke", "--agency", "000.00.99.H58"), "no certificate of 000.00.99.H58"),
+        (("revoke", "--agency", PROVINCE, "--reason", "bored"), "unknown revocation reason 'bored'"),
+        (("revoke", "--agency", PROVINCE, "--at", "yesterday"), "is not an ISO time"),
+        (("revoke", "--agency", PROVINCE, "--at", "2026-12-01T08:00:00"), "names no time zone"),
+        (("crl", "--days", "0"), "--days must be between"),
+        (("serve", "--listen", "nowhere"), "is not HOST:PORT"),
+    ],
+)
+def test_pki_mistakes_are_named_without_a_traceback(pki_dir, args, message):
+    result = run("pki", args[0], "--dir", str(pki_dir), *args[1:])
+    assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_pki_init_never_replaces_a_ca(pki_dir):

@@ -17,12 +17,14 @@ from dataclasses import replace
 from gateway import edxml
 from gateway.daemon import compose, inbox
 from gateway.daemon.batching import Acknowledgements, Carried
-from gateway.daemon.examine import Examined, Receiver, examine
+from gateway.daemon.examine import Examined, Receiver, accepted_moment, examine
 from gateway.daemon.health import DELIVERY_FAILING
 from gateway.daemon.link import AxisLink
 from gateway.daemon.outgoing import Agency, Local, Pending
 from gateway.daemon.statuses import record_status
+from gateway.edxml.revocation import RevocationState
 from gateway.errors import AxisError, AxisUnavailable, GatewayError
+from gateway.revocation import Revocation
 from gateway.sqlite import GroupCommit
 from gateway.store import Incoming, IncomingState, Settled
 from gateway.vxp.vocabulary import MessageType
@@ -32,10 +34,11 @@ DELIVER_CONCURRENCY = 4
 
 
 class Deliverer:
-    def __init__(self, local: Local, link: AxisLink, receiver: Receiver) -> None:
+    def __init__(self, local: Local, link: AxisLink, receiver: Receiver, revocation: Revocation) -> None:
         self.local = local
         self.link = link
         self.receiver = receiver
+        self.revocation = revocation
         self.store = local.store
         self.log = local.log
         self._delivering: set[tuple[str, str, str]] = set()  # (recipient, sender, DocumentId) being delivered now
@@ -125,6 +128,7 @@ class Deliverer:
             receiver=replace(self.receiver, code=agency.code),
             accepted_at=row.accepted_at,
         )
+        examined = await self._judge_revocation(agency, row, examined)
         # Ours to acknowledge from before its outcome commits: retry, looking in between, would
         # find it settled and unacknowledged and acknowledge it too.
         self.acknowledgements.hold(row.axis_doc_id)
@@ -154,6 +158,25 @@ class Deliverer:
             await self.acknowledgements.send([row.axis_doc_id])
         self._note_failing(None)
         return True
+
+    async def _judge_revocation(self, agency: Agency, row: Incoming, examined: Examined) -> Examined:
+        """A valid signature whose certificate (or a CA above it) was revoked before the axis
+        accepted the message is refused like any invalid one: 02 with the reason."""
+        if examined.refusal is not None or examined.signature is None or not examined.signature.valid:
+            return examined
+        verdict = await self.revocation.judge_signature(examined.signature, accepted_moment(row.accepted_at))
+        error = verdict.error(self.revocation.policy)
+        if error is not None:
+            return replace(examined, refusal=str(error))
+        if verdict.state is RevocationState.UNKNOWN:  # soft: accepted, and said
+            agency.log.warning(
+                "revocation_unknown",
+                axis_doc_id=row.axis_doc_id,
+                document_id=_document_id(examined.message),
+                peer=row.from_code,
+                reason=verdict.detail,
+            )
+        return examined
 
     async def _fetch(self, row: Incoming, permit: _LargePermit) -> tuple[bytes | None, bool]:
         """getEdoc: the message (None when it failed; postponed) and whether the axis answered."""

@@ -48,8 +48,7 @@ def examine(
     trusted as the axis itself): the signer's certificate is judged then, so one that expired
     while the message waited for us still counts. Never later than now; without it, now.
     """
-    now = time.time()
-    at = datetime.fromtimestamp(min(accepted_at, now), UTC) if accepted_at is not None else None
+    at = accepted_moment(accepted_at)
     try:
         checked = edxml.validate(
             data,
@@ -64,6 +63,11 @@ def examine(
     message, signature = checked.message, checked.signature
     refusal = _refusal(message, listed_from=listed_from, listed_as=listed_as, code=receiver.code)
     return Examined(data, message, signature, refusal)
+
+
+def accepted_moment(accepted_at: float | None) -> datetime | None:
+    """When the axis accepted a message, as a signature is judged at: never later than now."""
+    return datetime.fromtimestamp(min(accepted_at, time.time()), UTC) if accepted_at is not None else None
 
 
 def _refusal(message: edxml.Message, *, listed_from: str, listed_as: str, code: str) -> str | None:

@@ -22,13 +22,13 @@ from typing import Any
 from gateway import edxml
 from gateway.axis_client import AxisClient, Listed, answer_limit, whole_or_path
 from gateway.config import Config, ConfigError
-from gateway.daemon import directory, inbox
+from gateway.daemon import directory, inbox, trusting
 from gateway.daemon.deliver import Deliverer
 from gateway.daemon.examine import Receiver
 from gateway.daemon.health import CERTIFICATE_WARNING_DAYS
 from gateway.daemon.intake import Intake
 from gateway.daemon.link import AxisLink
-from gateway.daemon.outgoing import Agency, Local, read_file
+from gateway.daemon.outgoing import Agency, Local
 from gateway.daemon.registration import Registration
 from gateway.errors import AxisError, AxisUnavailable, KeyMaterialError
 from gateway.store import IncomingState, Outgoing
@@ -50,12 +50,8 @@ class Gateway:
         self.config = config
         self.code, self.me, self.identity = local.code, local.me, local.identity
         signing = config.signing
-        assert signing.trust
         where = f"{config.path}: signing.trust"
-        try:
-            self.trust = edxml.TrustStore.from_pem(read_file(signing.trust, where))
-        except KeyMaterialError as exc:
-            raise KeyMaterialError(f"{exc.message} ({signing.trust})", where=where) from None
+        self.trust = trusting.load_trust(config)
         for agency in local.agencies.values():  # what recipients will judge each signature by
             try:
                 edxml.check_own_identity(agency.identity, self.trust)
@@ -87,7 +83,8 @@ class Gateway:
         self.link = AxisLink(self.client, config.retry, probe_seconds=config.axis.timeout_seconds + 1, log=self.log)
         self.breaker = self.link.breaker
         self.intakes = [Intake(local, agency) for agency in local.agencies.values()]
-        self.deliverer = Deliverer(local, self.link, self.receiver)
+        self.revocation = trusting.revocation(config, self.log)
+        self.deliverer = Deliverer(local, self.link, self.receiver, self.revocation)
         self.registration = Registration(local, self.client, self.link)
         self._meta_written: dict[str, float] = {}
         self._not_hosted_said: set[str] = set()  # listed deliveries for agencies not hosted, said once
@@ -105,6 +102,7 @@ class Gateway:
 
     async def close(self) -> None:
         await self.client.close()
+        await self.revocation.close()
         self.store.close()
 
     def _note_time(self, key: str) -> None:
@@ -324,6 +322,7 @@ class Gateway:
     async def housekeeping(self) -> None:
         for agency in self.local.agencies.values():
             self._warn_of_certificate_expiry(agency)
+        await self.revocation.refresh()
         removed = await asyncio.to_thread(self._tidy)
         if removed:
             self.log.info("housekeeping_tidied", removed=removed)

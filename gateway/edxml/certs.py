@@ -57,17 +57,21 @@ def load_certificates(pem: bytes, *, what: str = "certificate file") -> tuple[x5
 
 @dataclass(frozen=True)
 class TrustStore:
-    """The certificate authorities whose certificates may sign edXML (roots and intermediates)."""
+    """The certificate authorities whose certificates may sign edXML (the trust anchors: roots,
+    or intermediates an admin chose to trust outright), and ``intermediates``: CA certificates
+    that are no anchors but may complete a path when a signer's KeyInfo leaves them out."""
 
     authorities: tuple[x509.Certificate, ...]
+    intermediates: tuple[x509.Certificate, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.authorities:
             raise KeyMaterialError("the trust store holds no certificate")
 
     @classmethod
-    def from_pem(cls, pem: bytes) -> TrustStore:
-        return cls(load_certificates(pem, what="trust store"))
+    def from_pem(cls, pem: bytes, intermediates: bytes | None = None) -> TrustStore:
+        more = load_certificates(intermediates, what="intermediates file") if intermediates else ()
+        return cls(load_certificates(pem, what="trust store"), more)
 
     def contains(self, certificate: x509.Certificate) -> bool:
         return any(certificate == authority for authority in self.authorities)
@@ -165,7 +169,7 @@ def _is_ca(certificate: x509.Certificate) -> bool:
 def check_own_identity(identity: SigningIdentity, trust: TrustStore, *, at: datetime | None = None) -> None:
     """Refuse a trust store that would make us refuse every legitimate message: one holding an
     agency's certificate instead of its CA, or one our own certificate does not chain to."""
-    for authority in trust.authorities:
+    for authority in (*trust.authorities, *trust.intermediates):
         if not _is_ca(authority):
             raise KeyMaterialError(
                 f"the trust store holds {describe(authority)}, which is not a CA certificate:"
@@ -219,6 +223,26 @@ def check_signing_certificate(
     length, keyCertSign, critical extensions). Anything it cannot process is refused with
     a gateway error, never an exception of the library's own.
     """
+    return check_signer(leaf, trust, at=at, offered=offered).agency
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Who signed: the agency, and the path that made the certificate trusted (the signer's
+    certificate first, the trust anchor last), which revocation is then judged along."""
+
+    agency: AgencyCode
+    chain: tuple[x509.Certificate, ...]
+
+
+def check_signer(
+    leaf: x509.Certificate,
+    trust: TrustStore,
+    *,
+    at: datetime | None = None,
+    offered: tuple[x509.Certificate, ...] = (),
+) -> Signer:
+    """:func:`check_signing_certificate`, also returning the path it built."""
     at = at or datetime.now(UTC)
     try:
         return _check(leaf, trust, at, offered)
@@ -228,9 +252,7 @@ def check_signing_certificate(
         raise UntrustedCertificate(f"certificate cannot be processed: {type(exc).__name__}: {exc}") from None
 
 
-def _check(
-    leaf: x509.Certificate, trust: TrustStore, at: datetime, offered: tuple[x509.Certificate, ...]
-) -> AgencyCode:
+def _check(leaf: x509.Certificate, trust: TrustStore, at: datetime, offered: tuple[x509.Certificate, ...]) -> Signer:
     _check_period(leaf, at, "certificate")
     check_key(leaf, "certificate")
     if _is_ca(leaf):
@@ -248,6 +270,9 @@ def _check(
         raise UntrustedCertificate(f"the message offers {len(unique)} certificates; at most {MAX_OFFERED} are read")
     for certificate in unique:
         check_key(certificate, "offered certificate")
+    # the configured intermediates complete a path the same way, in any order (they were read
+    # from the admin's file, not from the message, so they do not count against MAX_OFFERED)
+    unique.extend(c for c in trust.intermediates if c not in unique)
     verifier = (
         PolicyBuilder()
         .store(Store(list(trust.authorities)))
@@ -257,7 +282,7 @@ def _check(
         .build_client_verifier()
     )
     try:
-        verifier.verify(leaf, unique)
+        chain = verifier.verify(leaf, unique).chain
     except VerificationError as exc:
         for issuer in (*trust.authorities, *unique):
             if issuer.subject == leaf.issuer:
@@ -266,4 +291,4 @@ def _check(
             f"certificate {describe(leaf)} does not chain to a trusted authority"
             f" (issuer '{leaf.issuer.rfc4514_string()}'): {exc}"
         ) from None
-    return agency
+    return Signer(agency, tuple(chain))

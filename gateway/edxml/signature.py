@@ -46,7 +46,7 @@ from gateway.edxml.certs import (
     SigningIdentity,
     TrustStore,
     check_key,
-    check_signing_certificate,
+    check_signer,
     describe,
 )
 from gateway.edxml.lift import NOT_LIFTED, Lifted
@@ -96,6 +96,8 @@ class SignatureVerdict:
     signed_hops: int = 0
     relay_hops: int = 0
     checked_at: datetime | None = None  # when the certificate was judged valid
+    # the path from the signer's certificate to its trust anchor, for revocation to be judged along
+    chain: tuple[x509.Certificate, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -261,7 +263,8 @@ def verify_tree(
         raise SignatureError(f"the signature cannot be processed: {type(exc).__name__}: {exc}") from None
     # Who signed, and whether they may, before any digest: a key nobody trusts costs one
     # signature check, not a canonicalisation of the whole message per Reference.
-    signer_code = check_signing_certificate(leaf, trust, at=moment, offered=tuple(c for c in offered if c is not leaf))
+    signer = check_signer(leaf, trust, at=moment, offered=tuple(c for c in offered if c is not leaf))
+    signer_code = signer.agency
     if signer_code.text != sender:
         raise SignerMismatch(
             f"signed with a certificate of {signer_code} {describe(leaf)}, but the message is From {sender}"
@@ -285,6 +288,7 @@ def verify_tree(
         f"signed by {signer_code}{relayed}",
         signer=signer_code.text,
         certificate=leaf,
+        chain=signer.chain,
         algorithm=method_uri,
         signed_hops=signed_hops,
         relay_hops=relay_hops,

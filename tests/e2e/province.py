@@ -180,15 +180,19 @@ def build_province(
     axis_port: int = 0,
     timing: str | None = None,
     hosted: dict[str, dict[str, str]] | None = None,
+    crl_url: str | None = None,
 ) -> Province:
     """The package's own province layout (gateway/workspace.py), with the test suite's conveniences.
 
     ``timing`` is TOML appended to each gateway's configuration: None for the test suite's
     short intervals, "" for the packaged defaults. ``hosted``: installation code → {code: name}
-    of the agencies it hosts ([[hosted]]).
+    of the agencies it hosts ([[hosted]]). ``crl_url``: a three-level PKI whose certificates
+    name CRLs there (workspace.create).
     """
     codes = codes or list(AGENCIES)
-    layout = workspace.create(root, {code: AGENCIES[code] for code in codes}, axis_port=axis_port, hosted=hosted)
+    layout = workspace.create(
+        root, {code: AGENCIES[code] for code in codes}, axis_port=axis_port, hosted=hosted, crl_url=crl_url
+    )
     province = Province(root)
     province.axis = start_axis(layout.axis_folder, layout.axis_config)
     if timing is None:

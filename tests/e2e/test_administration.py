@@ -311,7 +311,8 @@ def test_track_by_inbox_folder_tells_the_same_story_and_list_narrows_documents(p
 def test_a_certificate_close_to_expiry_is_logged_once_a_day_and_warned_by_health(province, tmp_path):
     from datetime import UTC, datetime, timedelta
 
-    from gateway.pki import init_dir, issue, load_ca
+    from gateway.pki import issue
+    from gateway.pki_folder import init_dir, load_ca
 
     init_dir(tmp_path / "ca")
     pair = issue(load_ca(tmp_path / "ca"), PROVINCE, "UBND tỉnh", not_after=datetime.now(UTC) + timedelta(days=10))

@@ -144,7 +144,7 @@ def test_refused_job_goes_to_failed_with_the_reason(province):
 def test_a_document_that_fails_verification_is_kept_and_answered_with_02(tmp_path):
     """The district trusts only the CA that issued its own certificate; the province's
     certificate comes from another one, which the axis and the province also trust."""
-    from gateway.pki import init_dir, issue_to_dir
+    from gateway.pki_folder import init_dir, issue_to_dir
     from tests.axis.running import start_axis
     from tests.e2e.province import build_province, free_port
 

@@ -1,0 +1,237 @@
+"""CRLs fetched over HTTP, kept on disk until their nextUpdate, refreshed before it, and applied
+to signatures by ``[signing] revocation``: the I/O around :mod:`gateway.edxml.revocation`.
+
+Used by the gateway (every signed message it receives) and by the axis when it verifies. A CRL
+is public data: one cache serves every agency an installation hosts. A fetch that fails is not
+tried again for RETRY_AFTER_FAILURE seconds, so a CA's server that is down costs one timeout a
+minute, not one per message; meanwhile the last CRL fetched (even a stale one) is what counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from gateway.edxml.revocation import (
+    NOT_CHECKED,
+    RevocationPolicy,
+    RevocationState,
+    RevocationVerdict,
+    chain_key,
+    distribution_points,
+    judge,
+)
+from gateway.edxml.signature import SignatureVerdict
+from gateway.fsutil import write_atomic
+
+MAX_CRL_BYTES = 10 * 1024 * 1024  # a national CA's CRL is a few hundred KiB; 10 MiB is far past any
+FETCH_TIMEOUT = 10.0
+RETRY_AFTER_FAILURE = 60.0
+REFRESH_BEFORE = timedelta(hours=1)  # fetched again this long before its nextUpdate (a quarter of a short life)
+LIFE_WITHOUT_NEXT_UPDATE = timedelta(days=1)
+MEMO_ENTRIES = 10_000
+
+
+@dataclass(frozen=True)
+class CachedCrl:
+    url: str
+    der: bytes = field(repr=False)
+    this_update: datetime
+    next_update: datetime
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.der).hexdigest()
+
+    def refresh_at(self) -> datetime:
+        span = self.next_update - self.this_update
+        return self.next_update - min(REFRESH_BEFORE, span / 4)
+
+    def stale(self, now: datetime) -> bool:
+        return now >= self.next_update
+
+
+class CrlError(Exception):
+    """A CRL could not be had: the reason, for the UNKNOWN verdict and the log."""
+
+
+def read_crl(url: str, data: bytes) -> CachedCrl:
+    """Parse a fetched or stored CRL (DER, or PEM as some CAs publish it)."""
+    try:
+        crl = x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----") else x509.load_der_x509_crl(data)
+        this_update = crl.last_update_utc
+        next_update = crl.next_update_utc or this_update + LIFE_WITHOUT_NEXT_UPDATE
+        der = crl.public_bytes(serialization.Encoding.DER)
+    except Exception as exc:  # any bytes at all may come back from a URL
+        raise CrlError(f"{url} did not return a CRL: {type(exc).__name__}: {exc}") from None
+    return CachedCrl(url, der, this_update, next_update)
+
+
+class CrlCache:
+    """CRLs by URL: in memory, on disk under ``folder``, fetched when missing or due."""
+
+    def __init__(self, folder: Path, *, log: Any, timeout: float = FETCH_TIMEOUT, max_bytes: int = MAX_CRL_BYTES):
+        self.folder = folder
+        self.log = log
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self._crls: dict[str, CachedCrl] = {}
+        self._failed: dict[str, tuple[float, str]] = {}  # url → (monotonic time to retry after, reason)
+        self._fetching: dict[str, asyncio.Task[None]] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    def _path(self, url: str) -> Path:
+        return self.folder / f"{hashlib.sha256(url.encode()).hexdigest()[:32]}.crl"
+
+    async def get(self, urls: Iterable[str]) -> tuple[list[CachedCrl], dict[str, str]]:
+        """The CRLs at ``urls`` (fetched first where missing or due) and, for those that could
+        not be had fresh, the reason."""
+        urls = list(urls)
+        await asyncio.gather(*(self._ensure(url) for url in urls))
+        now = datetime.now(UTC)
+        found, problems = [], {}
+        for url in urls:
+            crl = self._crls.get(url)
+            if crl is not None:
+                found.append(crl)
+            if crl is None or crl.stale(now):
+                failed = self._failed.get(url)
+                expired = f"the CRL at {url} expired on {crl.next_update:%Y-%m-%d %H:%M} UTC" if crl else ""
+                problems[url] = failed[1] if failed else expired
+        return found, problems
+
+    async def refresh_due(self) -> None:
+        """Fetch again every known CRL close to its nextUpdate (the daemon calls this each minute),
+        so that no message waits for a fetch."""
+        await asyncio.gather(*(self._ensure(url) for url in list(self._crls)))
+
+    async def close(self) -> None:
+        for task in list(self._fetching.values()):
+            task.cancel()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _ensure(self, url: str) -> None:
+        crl = self._crls.get(url)
+        if crl is None:
+            crl = await asyncio.to_thread(self._load, url)
+        now = datetime.now(UTC)
+        if crl is not None and now < crl.refresh_at():
+            return
+        failed = self._failed.get(url)
+        if failed is not None and time.monotonic() < failed[0]:
+            return
+        task = self._fetching.get(url)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._fetch(url))
+            self._fetching[url] = task
+            task.add_done_callback(lambda _: self._fetching.pop(url, None))
+        await asyncio.shield(task)
+
+    def _load(self, url: str) -> CachedCrl | None:
+        try:
+            crl = read_crl(url, self._path(url).read_bytes())
+        except (OSError, CrlError):
+            return None
+        self._crls[url] = crl
+        return crl
+
+    async def _fetch(self, url: str) -> None:
+        started = time.monotonic()
+        try:
+            data = await self._download(url)
+            crl = read_crl(url, data)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(write_atomic, self._path(url), crl.der)
+        except (CrlError, OSError) as exc:
+            reason = str(exc) if isinstance(exc, CrlError) else f"the CRL at {url} cannot be stored: {exc}"
+            self._failed[url] = (time.monotonic() + RETRY_AFTER_FAILURE, reason)
+            self.log.warning("crl_unavailable", url=url, reason=reason, retry_in=RETRY_AFTER_FAILURE)
+            return
+        self._crls[url] = crl
+        self._failed.pop(url, None)
+        if crl.stale(datetime.now(UTC)):  # served expired: keep it, but do not ask again at once
+            reason = f"the CRL at {url} expired on {crl.next_update:%Y-%m-%d %H:%M} UTC and no newer one is served"
+            self._failed[url] = (time.monotonic() + RETRY_AFTER_FAILURE, reason)
+            self.log.warning("crl_stale", url=url, next_update=crl.next_update.isoformat())
+        self.log.info(
+            "crl_fetched",
+            url=url,
+            bytes=len(crl.der),
+            next_update=crl.next_update.isoformat(),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    async def _download(self, url: str) -> bytes:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        try:
+            async with self._session.get(url, allow_redirects=False) as response:
+                if response.status != 200:
+                    raise CrlError(f"{url} answered HTTP {response.status}")
+                if (response.content_length or 0) > self.max_bytes:
+                    raise CrlError(f"{url} offers {response.content_length} bytes; a CRL may have {self.max_bytes}")
+                body = bytearray()
+                async for piece in response.content.iter_chunked(65536):
+                    body += piece
+                    if len(body) > self.max_bytes:
+                        raise CrlError(f"{url} sent more than {self.max_bytes} bytes; a CRL may have that many")
+                return bytes(body)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise CrlError(f"{url} cannot be fetched: {type(exc).__name__}: {exc}") from None
+
+
+class Revocation:
+    """``[signing] revocation`` applied to a verified signature."""
+
+    def __init__(self, policy: RevocationPolicy, cache: CrlCache | None) -> None:
+        self.policy = policy
+        self.cache = cache
+        # paths found good under a set of CRLs: good at every earlier moment too, since a CRL
+        # lists no revocation later than its own issue (see judge_signature)
+        self._good: dict[tuple[str, tuple[str, ...]], None] = {}
+
+    async def refresh(self) -> None:
+        """Fetch again the CRLs close to their nextUpdate (housekeeping)."""
+        if self.cache is not None:
+            await self.cache.refresh_due()
+
+    async def close(self) -> None:
+        if self.cache is not None:
+            await self.cache.close()
+
+    async def judge_signature(self, signature: SignatureVerdict | None, at: datetime | None) -> RevocationVerdict:
+        """The revocation verdict on a valid signature's path, at ``at`` (by default, now)."""
+        if self.policy is RevocationPolicy.OFF or self.cache is None or signature is None or not signature.chain:
+            return NOT_CHECKED
+        chain = signature.chain
+        urls = distribution_points(chain)
+        if not urls:
+            return judge(chain, (), at=at or datetime.now(UTC))
+        crls, problems = await self.cache.get(urls)
+        memo = (chain_key(chain), tuple(sorted(crl.sha256 for crl in crls)))
+        if memo in self._good and not problems:
+            return RevocationVerdict(RevocationState.GOOD, "not revoked")
+        now = datetime.now(UTC)
+        ders = [crl.der for crl in crls]
+        verdict = await asyncio.to_thread(judge, chain, ders, at=now)
+        if verdict.state is RevocationState.GOOD:
+            if len(self._good) >= MEMO_ENTRIES:
+                self._good.clear()
+            self._good[memo] = None
+        elif at is not None and at < now:
+            # revoked now, or expired now: what counts is the moment the axis accepted it
+            verdict = await asyncio.to_thread(judge, chain, ders, at=at)
+        if verdict.state is RevocationState.UNKNOWN and problems:
+            verdict = RevocationVerdict(RevocationState.UNKNOWN, "; ".join(problems.values()))
+        return verdict

@@ -1,0 +1,186 @@
+"""The CRL cache (gateway/revocation.py) against a real `edxml-gateway pki serve` process and
+a hostile HTTP server on 127.0.0.1: fetched once, kept on disk until due, never hammered, and
+every bad answer a clear reason instead of an exception."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from gateway import logs, pki_folder
+from gateway.pki import make_crl
+from gateway.processes import Service
+from gateway.revocation import CrlCache
+from tests.e2e.province import free_port
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Path, str, Service]]:
+    """A three-level development PKI whose CRLs `pki serve` publishes."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    folder = tmp_path / "pki"
+    pki_folder.init_dir(folder, crl_url=url)
+    service = Service(
+        ["pki", "serve", "--dir", str(folder), "--listen", f"127.0.0.1:{port}"],
+        cwd=tmp_path,
+        log_path=tmp_path / "crl.log",
+    )
+    service.wait_for(lambda e: e.get("event") == "crl_serving", "the CRL server to listen")
+    yield folder, url, service
+    service.stop()
+
+
+def fetch(cache: CrlCache, *urls: str):
+    async def go():
+        try:
+            return await cache.get(urls)
+        finally:
+            await cache.close()
+
+    return asyncio.run(go())
+
+
+def test_fetched_once_then_read_from_disk_until_due(tmp_path, served):
+    folder, url, service = served
+    cache_folder = tmp_path / "crls"
+    crls, problems = fetch(CrlCache(cache_folder, log=logs.get("test")), f"{url}/intermediate.crl")
+    assert not problems and len(crls) == 1
+    assert crls[0].der == (folder / "crl" / "intermediate.crl").read_bytes()
+    assert len(list(cache_folder.glob("*.crl"))) == 1
+    service.stop()  # the CA's server gone: a gateway started again still has the CRL
+    again, problems = fetch(CrlCache(cache_folder, log=logs.get("test")), f"{url}/intermediate.crl")
+    assert not problems and again[0].der == crls[0].der
+
+
+def test_a_revocation_is_seen_when_the_crl_is_due_again(tmp_path, served):
+    folder, url, _ = served
+    pki_folder.issue_to_dir(folder, "000.00.00.H58")
+    pki_folder.write_crls(folder, days=0.0001)  # 8.6 s: refetched within its last quarter
+    cache = CrlCache(tmp_path / "crls", log=logs.get("test"))
+
+    async def go():
+        try:
+            first, _ = await cache.get([f"{url}/intermediate.crl"])
+            pki_folder.revoke(folder, "000.00.00.H58")
+            unchanged, _ = await cache.get([f"{url}/intermediate.crl"])
+            assert unchanged[0].der == first[0].der  # cached: not fetched for every message
+            await asyncio.sleep(max(0.0, (first[0].refresh_at() - datetime.now(UTC)).total_seconds()) + 0.2)
+            await cache.refresh_due()
+            refreshed, _ = await cache.get([f"{url}/intermediate.crl"])
+            return first[0], refreshed[0]
+        finally:
+            await cache.close()
+
+    first, refreshed = asyncio.run(go())
+    assert refreshed.der != first.der and refreshed.this_update >= first.this_update
+
+
+def test_an_unreachable_server_is_tried_once_a_minute_not_once_a_message(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/intermediate.crl"
+    said = Said()
+    cache = CrlCache(tmp_path / "crls", log=said, timeout=2)
+
+    async def go():
+        try:
+            return [await cache.get([url]) for _ in range(5)]
+        finally:
+            await cache.close()
+
+    outcomes = asyncio.run(go())
+    assert [event for event, _ in said.lines] == ["crl_unavailable"]  # one attempt for five messages
+    assert said.lines[0][1]["retry_in"] == 60.0
+    for crls, problems in outcomes:
+        assert crls == [] and "cannot be fetched" in problems[url]
+
+
+class Said:
+    """A log that keeps what it was told (the cache's only way of saying it tried)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict]] = []
+
+    def info(self, event: str, **facts) -> None:
+        self.lines.append((event, facts))
+
+    warning = info
+
+
+@contextmanager
+def hostile_server(routes: dict[str, web.Response | bytes]) -> Iterator[str]:
+    """An HTTP server answering each path with the given bytes or response, in its own thread."""
+    port = free_port()
+    ready = threading.Event()
+    stop: list[asyncio.AbstractEventLoop] = []
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        found = routes[request.path]
+        if isinstance(found, bytes):
+            return web.Response(body=found)
+        if found.status == 599:  # the stream that never ends
+            response = web.StreamResponse()
+            await response.prepare(request)
+            while True:
+                await response.write(b"\x00" * 65536)
+        return found
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        stop.append(loop)
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", answer)
+        runner = web.AppRunner(app, access_log=None)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop[0].call_soon_threadsafe(stop[0].stop)
+        thread.join(10)
+
+
+def test_hostile_answers_are_reasons_not_exceptions(tmp_path, served):
+    folder, _, _ = served
+    real = (folder / "crl" / "intermediate.crl").read_bytes()
+    routes = {
+        "/garbage.crl": b"<html>not a CRL</html>",
+        "/truncated.crl": real[: len(real) // 2],
+        "/missing.crl": web.Response(status=404),
+        "/redirect.crl": web.Response(status=302, headers={"Location": "http://169.254.169.254/"}),
+        "/endless.crl": web.Response(status=599),
+    }
+    with hostile_server(routes) as base:
+        cache = CrlCache(tmp_path / "crls", log=logs.get("test"), timeout=5, max_bytes=1024 * 1024)
+        urls = [base + path for path in routes]
+        crls, problems = fetch(cache, *urls)
+    assert crls == []
+    assert "did not return a CRL" in problems[f"{base}/garbage.crl"]
+    assert "did not return a CRL" in problems[f"{base}/truncated.crl"]
+    assert "HTTP 404" in problems[f"{base}/missing.crl"]
+    assert "HTTP 302" in problems[f"{base}/redirect.crl"]
+    assert "more than 1048576 bytes" in problems[f"{base}/endless.crl"]
+    assert not list((tmp_path / "crls").glob("*.crl"))  # nothing half-written or bogus kept
+
+
+def test_an_expired_crl_is_kept_but_reported(tmp_path, served):
+    folder, _, _ = served
+    now = datetime.now(UTC)
+    issuing = pki_folder.load_issuer(folder)
+    stale = make_crl(issuing, this_update=now - timedelta(days=8), next_update=now - timedelta(days=1))
+    with hostile_server({"/stale.crl": stale}) as base:
+        crls, problems = fetch(CrlCache(tmp_path / "crls", log=logs.get("test")), f"{base}/stale.crl")
+    assert len(crls) == 1 and "expired on" in problems[f"{base}/stale.crl"]
