@@ -14,7 +14,7 @@ import itertools
 import tomllib
 import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,16 @@ class AxisSection:
 
 
 @dataclass(frozen=True)
+class Pkcs11Section:
+    """[signing.pkcs11]: the agency's key on a PKCS#11 token instead of [signing] key."""
+
+    module: Path  # the token's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so
+    token_label: str
+    key_label: str
+    pin_file: Path  # the user PIN, alone in a file readable by the service only
+
+
+@dataclass(frozen=True)
 class SigningSection:
     """[signing]: this agency's key and certificate, and whom it trusts."""
 
@@ -75,6 +85,7 @@ class SigningSection:
     require_signatures: bool = True
     # "off" | "soft" | "hard": whether CRLs are fetched, and what an unknown status costs
     revocation: RevocationPolicy = RevocationPolicy.SOFT
+    pkcs11: Pkcs11Section | None = None
 
 
 @dataclass(frozen=True)
@@ -230,12 +241,23 @@ def _check_daemon(config: Config, where: str) -> None:
         raise ConfigError("the secret must be at least 16 characters", where=f"{where}: axis.secret")
     if not config.axis.url.startswith(("http://", "https://")):
         raise ConfigError(f"{config.axis.url!r} is not an http(s) URL", where=f"{where}: axis.url")
+    signing = config.signing
+    if (signing.key is None) == (signing.pkcs11 is None):
+        raise ConfigError(
+            "give exactly one of key (a PEM file) and [signing.pkcs11] (a key on a token)",
+            where=f"{where}: signing.key",
+        )
     for key in ("key", "cert", "trust"):
-        value = getattr(config.signing, key)
-        if value is None:
+        value = getattr(signing, key)
+        if value is None and key != "key":
             raise ConfigError(f"key {key!r} is missing", where=f"{where}: signing.{key}")
-        if not value.is_file():
+        if value is not None and not value.is_file():
             raise ConfigError(f"{value} does not exist", where=f"{where}: signing.{key}")
+    if signing.pkcs11 is not None:
+        for key in ("module", "pin_file"):
+            value = getattr(signing.pkcs11, key)
+            if not value.is_file():
+                raise ConfigError(f"{value} does not exist", where=f"{where}: signing.pkcs11.{key}")
     if config.signing.intermediates is not None and not config.signing.intermediates.is_file():
         raise ConfigError(f"{config.signing.intermediates} does not exist", where=f"{where}: signing.intermediates")
     _check_hosted(config, where)
@@ -271,6 +293,8 @@ def _check_hosted(config: Config, where: str) -> None:
                 raise ConfigError(exc.message, where=f"{where}: {key}.parent") from None
         for name in ("key", "cert"):
             value = getattr(hosted, name)
+            if name == "key" and value is None and config.signing.pkcs11 is not None:
+                continue  # on the installation's token, labelled with its code
             if value is None or not value.is_file():
                 raise ConfigError(
                     f"{value} does not exist (the {name} of {code}; by default CODE.{'key' if name == 'key' else 'pem'}"
@@ -356,6 +380,11 @@ def _convert(value: Any, hint: Any, base: Path, where: str) -> Any:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"must be a path, got {value!r}", where=where)
         return base / value
+    if is_dataclass(kind):  # a table inside a section: [signing.pkcs11]
+        if not isinstance(value, dict):
+            raise ConfigError(f"must be a table, got {value!r}", where=where)
+        file, _, name = where.rpartition(": ")
+        return _section(value, kind, name, base, file)
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         choices = [member.value for member in kind]
         if value not in choices:

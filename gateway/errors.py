@@ -175,6 +175,14 @@ class KeyMaterialError(GatewayError):
     title = "unusable key or certificate"
 
 
+class TokenUnavailable(KeyMaterialError):
+    """The PKCS#11 token cannot sign: absent, locked, a wrong PIN, no such key. At start the
+    gateway does not start; later, what was to be signed waits and is signed when it is back."""
+
+    code = "PKI301"
+    title = "signing token unavailable"
+
+
 class UsageError(GatewayError):
     """Wrong command-line use; the CLI exits 2."""
 

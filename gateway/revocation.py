@@ -10,6 +10,7 @@ minute, not one per message; meanwhile the last CRL fetched (even a stale one) i
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections.abc import Iterable
@@ -48,10 +49,27 @@ class CachedCrl:
     der: bytes = field(repr=False)
     this_update: datetime
     next_update: datetime
+    parsed: x509.CertificateRevocationList = field(repr=False, compare=False)
 
-    @property
+    @functools.cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.der).hexdigest()
+
+    @functools.cached_property
+    def _serials(self) -> frozenset[int] | None:
+        try:
+            return frozenset(entry.serial_number for entry in self.parsed)
+        except ValueError:  # an entry that cannot be read
+            return None
+
+    def lists(self, certificate: x509.Certificate) -> bool:
+        """Whether this CRL has an entry for ``certificate``: the serials read once per CRL, so
+        that a path whose CAs were judged under this CRL skips certvalidator's scan of every
+        entry. Unreadable entries count as listing it (certvalidator is then to judge)."""
+        if self.parsed.issuer != certificate.issuer:
+            return False
+        serials = self._serials
+        return serials is None or certificate.serial_number in serials
 
     def refresh_at(self) -> datetime:
         span = self.next_update - self.this_update
@@ -74,7 +92,7 @@ def read_crl(url: str, data: bytes) -> CachedCrl:
         der = crl.public_bytes(serialization.Encoding.DER)
     except Exception as exc:  # any bytes at all may come back from a URL
         raise CrlError(f"{url} did not return a CRL: {type(exc).__name__}: {exc}") from None
-    return CachedCrl(url, der, this_update, next_update)
+    return CachedCrl(url, der, this_update, next_update, crl)
 
 
 class CrlCache:
@@ -192,14 +210,22 @@ class CrlCache:
 
 
 class Revocation:
-    """``[signing] revocation`` applied to a verified signature."""
+    """``[signing] revocation`` applied to a verified signature.
+
+    certvalidator reads every entry of a CRL for each path it judges (0.5 s for a CRL of 30,000
+    entries), so what it found is remembered: the CAs above a signer, judged good under a set
+    of CRLs, stay good for every signer under them that the same CRLs do not list, and for
+    every earlier moment (a CRL lists no revocation later than its own issue). A new signer
+    costs one lookup in the CRL; a listed one, or a new set of CRLs, a full judgement.
+    """
 
     def __init__(self, policy: RevocationPolicy, cache: CrlCache | None) -> None:
         self.policy = policy
         self.cache = cache
-        # paths found good under a set of CRLs: good at every earlier moment too, since a CRL
-        # lists no revocation later than its own issue (see judge_signature)
-        self._good: dict[tuple[str, tuple[str, ...]], None] = {}
+        self._good_above: dict[tuple[str, tuple[str, ...], tuple[str, ...]], None] = {}
+        # paths found revoked now under a set of CRLs: revoked for every moment from then on (a
+        # revoked signer sending again and again costs one judgement, not one each)
+        self._revoked: dict[tuple[str, tuple[str, ...]], RevocationVerdict] = {}
 
     async def refresh(self) -> None:
         """Fetch again the CRLs close to their nextUpdate (housekeeping)."""
@@ -219,19 +245,31 @@ class Revocation:
         if not urls:
             return judge(chain, (), at=at or datetime.now(UTC))
         crls, problems = await self.cache.get(urls)
-        memo = (chain_key(chain), tuple(sorted(crl.sha256 for crl in crls)))
-        if memo in self._good and not problems:
+        # the CAs above the signer, where the signer's CRL is, and which CRLs were read
+        above = (chain_key(chain[1:]), distribution_points(chain[:1]), tuple(sorted(crl.sha256 for crl in crls)))
+        if not problems and above in self._good_above and not any(crl.lists(chain[0]) for crl in crls):
             return RevocationVerdict(RevocationState.GOOD, "not revoked")
         now = datetime.now(UTC)
+        whole = (chain_key(chain), above[2])
+        verdict = self._revoked.get(whole) if not problems else None
         ders = [crl.der for crl in crls]
-        verdict = await asyncio.to_thread(judge, chain, ders, at=now)
+        if verdict is None:
+            verdict = await asyncio.to_thread(judge, chain, ders, at=now)
         if verdict.state is RevocationState.GOOD:
-            if len(self._good) >= MEMO_ENTRIES:
-                self._good.clear()
-            self._good[memo] = None
+            _remember(self._good_above, above, None)
+        elif verdict.state is RevocationState.REVOKED and verdict.revoked_at is not None:
+            _remember(self._revoked, whole, verdict)
+            if at is not None and at < verdict.revoked_at:  # accepted before: judged at that moment
+                verdict = await asyncio.to_thread(judge, chain, ders, at=at)
         elif at is not None and at < now:
             # revoked now, or expired now: what counts is the moment the axis accepted it
             verdict = await asyncio.to_thread(judge, chain, ders, at=at)
         if verdict.state is RevocationState.UNKNOWN and problems:
             verdict = RevocationVerdict(RevocationState.UNKNOWN, "; ".join(problems.values()))
         return verdict
+
+
+def _remember(memo: dict, key: object, value: object) -> None:
+    if len(memo) >= MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = value

@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from gateway import logs, pki_folder
+from gateway import edxml, logs, pki_folder
+from gateway.edxml.revocation import RevocationPolicy
 from gateway.pki import make_crl
 from gateway.processes import Service
-from gateway.revocation import CrlCache
+from gateway.revocation import CrlCache, Revocation
 from tests.e2e.province import free_port
+from tests.messages import DEPARTMENT, PROVINCE, full_document, full_status
 
 
 @pytest.fixture
@@ -184,3 +186,29 @@ def test_an_expired_crl_is_kept_but_reported(tmp_path, served):
     with hostile_server({"/stale.crl": stale}) as base:
         crls, problems = fetch(CrlCache(tmp_path / "crls", log=logs.get("test")), f"{base}/stale.crl")
     assert len(crls) == 1 and "expired on" in problems[f"{base}/stale.crl"]
+
+
+def test_a_signer_listed_in_a_crl_is_revoked_even_after_others_under_its_ca_were_judged_good(tmp_path, served):
+    """What is remembered of a good path (its CAs, the CRLs) must never pass a listed signer."""
+    folder, _, _ = served
+    for code in (PROVINCE, DEPARTMENT):
+        pki_folder.issue_to_dir(folder, code)
+    pki_folder.revoke(folder, DEPARTMENT)
+    trust = edxml.TrustStore.from_pem((folder / "ca.pem").read_bytes())
+
+    def signature(code: str, message) -> edxml.SignatureVerdict:
+        identity = edxml.SigningIdentity.from_pem(
+            (folder / f"{code}.key").read_bytes(), (folder / f"{code}.pem").read_bytes()
+        )
+        return edxml.validate(edxml.sign_message(message, identity), trust=trust).signature
+
+    good, revoked = signature(PROVINCE, full_document()), signature(DEPARTMENT, full_status(sender=DEPARTMENT))
+    revocation = Revocation(RevocationPolicy.HARD, CrlCache(tmp_path / "crls", log=Said()))
+
+    async def go():
+        try:
+            return [(await revocation.judge_signature(s, None)).state for s in (good, revoked, good, revoked)]
+        finally:
+            await revocation.close()
+
+    assert asyncio.run(go()) == ["good", "revoked", "good", "revoked"]

@@ -111,6 +111,7 @@ class Inbound:
         digest = hashlib.sha256(data).hexdigest()
         try:
             checked = await asyncio.to_thread(self.check, data, kind, digest)
+            await self.check.judge_revocation(checked)
         except Refusal as refusal:
             return refusal.detail or refusal.code.meaning
         message = checked.message

@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from gateway import edxml
+from gateway import edxml, logs
 from gateway.axis.config import AxisConfig
 from gateway.axis.wire import Checked, Refusal
 from gateway.edxml import Limits, append_trace_header, parse_lifted, serialize
+from gateway.edxml.revocation import RevocationPolicy, RevocationState
 from gateway.errors import GatewayError, MalformedXML, SignatureError
+from gateway.revocation import CrlCache, Revocation
 from gateway.vxp.answers import AxisCode
 from gateway.vxp.vocabulary import MessageType
 
@@ -23,6 +25,21 @@ class MessageCheck:
         self.config = config
         self.trust = trust
         self.limits = Limits(max_bytes=config.max_body_bytes, max_attachment_bytes=config.max_body_bytes)
+        policy = config.revocation if config.verify_signatures else RevocationPolicy.OFF
+        cache = None if policy is RevocationPolicy.OFF else CrlCache(config.data_dir / "crls", log=logs.get("axis"))
+        self.revocation = Revocation(policy, cache)
+
+    async def judge_revocation(self, checked: Checked) -> None:
+        """Refuse a message whose signer's certificate is revoked now (or, under hard, whose
+        status is unknown): the moment the axis accepts it is the moment that counts."""
+        verdict = await self.revocation.judge_signature(checked.signature, None)
+        error = verdict.error(self.revocation.policy)
+        if error is not None:
+            raise Refusal(AxisCode.NOT_EDXML, str(error))
+        if verdict.state is RevocationState.UNKNOWN:
+            logs.get("axis").warning(
+                "revocation_unknown", sender=checked.message.sender.organ_id.text, reason=verdict.detail
+            )
 
     def __call__(self, source: Path | bytes, message_type: MessageType, submitted_sha256: str) -> Checked:
         data = source.read_bytes() if isinstance(source, Path) else source
@@ -60,7 +77,7 @@ class MessageCheck:
         for piece in relayed:
             digest.update(piece)
         size = sum(len(piece) for piece in relayed)
-        return Checked(checked.message, relayed, digest.hexdigest(), size, submitted_sha256)
+        return Checked(checked.message, relayed, digest.hexdigest(), size, submitted_sha256, checked.signature)
 
 
 def recipients(message: edxml.Message) -> tuple[str, ...]:

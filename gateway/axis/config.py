@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.config import ConfigError
 from gateway.edxml import DEFAULT_LIMITS, AgencyCode
+from gateway.edxml.revocation import RevocationPolicy
 from gateway.errors import AgencyCodeError
 
 
@@ -74,7 +75,9 @@ class AxisConfig:
     fail_retry_seconds: int = 60
     verify_signatures: bool = False
     trust: Path | None = None
+    intermediates: Path | None = None  # CA certificates that complete signers' paths (not anchors)
     allow_sha1: bool = False
+    revocation: RevocationPolicy = RevocationPolicy.SOFT  # applied when verify_signatures is on
     long_poll: bool = True
     batching: bool = True  # small messages inline in lists, many docIds per updateStatus
     upstream: UpstreamConfig | None = None
@@ -120,6 +123,11 @@ def load(path: Path) -> AxisConfig:
         raise ConfigError("two [[systems]] share an id", where=f"{where}: systems.id")
 
     trust = _optional(server, "trust", str, where)
+    intermediates = _optional(server, "intermediates", str, where)
+    revocation = _optional(server, "revocation", str, where) or RevocationPolicy.SOFT.value
+    if revocation not in {policy.value for policy in RevocationPolicy}:
+        choices = ", ".join(repr(policy.value) for policy in RevocationPolicy)
+        raise ConfigError(f"must be one of {choices}, got {revocation!r}", where=f"{where}: server.revocation")
     config = AxisConfig(
         path=path,
         host=_required(server, "host", str, f"{where}: server"),
@@ -133,6 +141,8 @@ def load(path: Path) -> AxisConfig:
         fail_retry_seconds=_optional(server, "fail_retry_seconds", int, where) or 60,
         verify_signatures=bool(_optional(server, "verify_signatures", bool, where)),
         trust=base / trust if trust else None,
+        intermediates=base / intermediates if intermediates else None,
+        revocation=RevocationPolicy(revocation),
         allow_sha1=bool(_optional(server, "allow_sha1", bool, where)),
         long_poll=_optional(server, "long_poll", bool, where) is not False,
         batching=_optional(server, "batching", bool, where) is not False,
@@ -161,6 +171,8 @@ SERVER_KEYS = (
     "fail_retry_seconds",
     "verify_signatures",
     "trust",
+    "intermediates",
+    "revocation",
     "allow_sha1",
     "long_poll",
     "batching",

@@ -26,10 +26,11 @@ async def serve(config: AxisConfig, *, stop: asyncio.Event | None = None) -> Non
     trust = None
     if config.trust is not None:
         try:
-            trust = edxml.TrustStore.from_pem(config.trust.read_bytes())
+            more = config.intermediates.read_bytes() if config.intermediates else None
+            trust = edxml.TrustStore.from_pem(config.trust.read_bytes(), more)
         except OSError as exc:
             raise GatewayError(
-                f"trust store {config.trust} cannot be read: {exc.strerror}", where=str(config.trust)
+                f"trust store {exc.filename} cannot be read: {exc.strerror}", where=str(exc.filename)
             ) from None
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -86,6 +87,7 @@ async def _serve(config: AxisConfig, trust: edxml.TrustStore | None, *, stop: as
             bridging.set()
             await asyncio.gather(bridged, return_exceptions=True)
         await runner.cleanup()
+        await axis.check.revocation.close()
     finally:
         store.close()
     log.info("axis_stopped", documents_committed=store.commits.steps, commits=store.commits.batches)

@@ -198,6 +198,7 @@ class Axis:
             gate = self._large_upload if upload.size >= LARGE_UPLOAD_BYTES else contextlib.nullcontext()
             async with gate:
                 checked = await asyncio.to_thread(self.check, upload.source, message_type, submitted.hex())
+                await self.check.judge_revocation(checked)
                 return await self._accept(signed, checked, message_type)
         finally:
             upload.discard()

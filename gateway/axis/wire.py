@@ -33,6 +33,7 @@ class Checked:
     relayed_sha256: str
     relayed_size: int
     submitted_sha256: str  # of the bytes as the sender sent them: what a resend repeats
+    signature: edxml.SignatureVerdict | None = None  # when the axis verifies: whose, along which path
 
 
 def new_document(

@@ -20,7 +20,7 @@ from typing import Any
 from gateway import edxml
 from gateway.daemon import compose, status_files
 from gateway.daemon.outgoing import Agency, Local, Pending
-from gateway.errors import GatewayError, IntakeError, RecipientNotInDirectory
+from gateway.errors import GatewayError, IntakeError, RecipientNotInDirectory, TokenUnavailable
 from gateway.fsutil import file_sha256, write_atomic
 
 BATCH = 50
@@ -32,6 +32,7 @@ PREPARING_ATTEMPTS = 2
 EMPTY_TRUSTED_AFTER = 3.0
 FOLDER = ""  # the drop folder itself, among the entries whose mtimes intake watches (no entry is named "")
 LOOK_ANYWAY_SECONDS = 30.0
+TOKEN_RETRY_SECONDS = 5.0  # a signing token that failed is asked again after this
 
 
 class Intake:
@@ -51,6 +52,7 @@ class Intake:
         self._empty_at: int | None = None  # the folder's mtime when a look found nothing in it
         self._looked_at = -LOOK_ANYWAY_SECONDS  # when the folder was last listed (monotonic)
         self._awaiting_directory: dict[str, float] = {}  # entry -> the directory's time it lacked a recipient in
+        self._token_back_at = 0.0  # monotonic: before then the signing token is not asked again
         # entry (or FOLDER) -> (its mtime, our monotonic time when we first saw that mtime): what
         # is stamped ahead of our clock settles by being seen unchanged, see _unchanged_for
         self._seen: dict[str, tuple[float, float]] = {}
@@ -67,6 +69,8 @@ class Intake:
             return True  # run() says what is wrong
 
     async def run(self) -> None:
+        if time.monotonic() < self._token_back_at:
+            return  # nothing can be signed meanwhile; the entries wait where they are
         entries, settles_at = await asyncio.to_thread(self._settled_entries)
         if settles_at is not None:
             self._wake_at_moment(settles_at)
@@ -100,6 +104,10 @@ class Intake:
                     self._say_leftover(f".taken-{entry.name}", left)
             except OSError as exc:  # the disk, not the document: leave the entry for the next run
                 self.log.warning("intake_postponed", entry=entry.name, reason=f"{type(exc).__name__}: {exc}")
+            except TokenUnavailable as exc:  # the token, not the document: signed when it is back
+                self._token_back_at = time.monotonic() + TOKEN_RETRY_SECONDS
+                self.log.warning("intake_postponed", entry=entry.name, reason=str(exc), retry_in=TOKEN_RETRY_SECONDS)
+                return
             except RecipientNotInDirectory as exc:
                 if self.local.names_at > _written_at(entry):
                     await asyncio.to_thread(self._refuse_entry, entry, str(exc))

@@ -17,7 +17,8 @@ from typing import Any
 
 from gateway import edxml, logs
 from gateway.config import Config, ConfigError, HostedSection
-from gateway.daemon import compose, directory
+from gateway.daemon import compose, directory, trusting
+from gateway.daemon.trusting import read_file
 from gateway.errors import FolderError, GatewayError, IntakeError, KeyMaterialError, UsageError
 from gateway.fsutil import write_atomic
 from gateway.store import GatewayStore, NewOutgoing, Outgoing, OutgoingState, Settled
@@ -315,9 +316,22 @@ class Local:
 def _identity(config: Config, section: HostedSection, key: str) -> edxml.SigningIdentity:
     """An agency's key and certificate, which must name that agency (a signature binds to its From)."""
     code = edxml.AgencyCode.lenient(section.code).text
+    assert section.cert is not None
+    if section.key is None and config.signing.pkcs11 is not None:
+        identity = trusting.token_identity(config, code, section.cert, key)
+    else:
+        identity = _file_identity(config, section, key)
+    if identity.agency.text != code:
+        raise ConfigError(
+            f"the certificate is for {identity.agency}, the agency is {code}", where=f"{config.path}: {key}.cert"
+        )
+    return identity
+
+
+def _file_identity(config: Config, section: HostedSection, key: str) -> edxml.SigningIdentity:
     assert section.key is not None and section.cert is not None
     try:
-        identity = edxml.SigningIdentity.from_pem(
+        return edxml.SigningIdentity.from_pem(
             read_file(section.key, f"{config.path}: {key}.key"),
             read_file(section.cert, f"{config.path}: {key}.cert"),
         )
@@ -325,11 +339,6 @@ def _identity(config: Config, section: HostedSection, key: str) -> edxml.Signing
         raise KeyMaterialError(
             f"{exc.message} ({key}.key {section.key}, {key}.cert {section.cert})", where=str(config.path)
         ) from None
-    if identity.agency.text != code:
-        raise ConfigError(
-            f"the certificate is for {identity.agency}, the agency is {code}", where=f"{config.path}: {key}.cert"
-        )
-    return identity
 
 
 def _make_folders(config: Config, section: HostedSection, key: str) -> None:
@@ -350,14 +359,6 @@ def _listed(agencies: dict[str, Agency]) -> str:
 
 def database_of(config: Config) -> Path:
     return config.paths.data_dir / "gateway.sqlite3"
-
-
-def read_file(path: Path, key: str) -> bytes:
-    """A key, certificate or trust file named by configuration ``key``, or an error naming both."""
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise FolderError(f"{path} cannot be read by {getpass.getuser()}: {exc.strerror}", where=key) from None
 
 
 def make_shared_folder(folder: Path) -> None:

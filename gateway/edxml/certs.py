@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -108,24 +109,38 @@ class SigningIdentity:
         _self_test(key)
         return cls(key=key, certificate=leaf, intermediates=tuple(rest))
 
+    @classmethod
+    def from_key(cls, key: PrivateKey, cert_pem: bytes) -> SigningIdentity:
+        """A key held elsewhere (on a token) with its certificate (and any intermediates): one
+        signature made and verified proves they belong together."""
+        leaf, *rest = load_certificates(cert_pem)
+        _self_test(key, leaf.public_key())
+        return cls(key=key, certificate=leaf, intermediates=tuple(rest))
+
     @property
     def agency(self) -> AgencyCode:
         return agency_of(self.certificate)
 
 
-def _self_test(key: PrivateKey) -> None:
-    """Sign and verify once: a private key whose parts do not fit together (a corrupted file,
-    a fault) makes signatures that fail here rather than at every recipient."""
+def _self_test(key: PrivateKey, public: Any = None) -> None:
+    """Sign and verify once (by ``public``, by default the key's own): a private key whose parts
+    do not fit together (a corrupted file, a fault), or a token key that is not the
+    certificate's, makes signatures that fail here rather than at every recipient."""
     probe = b"edxml-gateway key self-test"
+    public = public or key.public_key()
     try:
-        if isinstance(key, rsa.RSAPrivateKey):
-            key.public_key().verify(
+        if isinstance(key, rsa.RSAPrivateKey) and isinstance(public, rsa.RSAPublicKey):
+            public.verify(
                 key.sign(probe, padding.PKCS1v15(), hashes.SHA256()), probe, padding.PKCS1v15(), hashes.SHA256()
             )
+        elif isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(key.sign(probe, ec.ECDSA(hashes.SHA256())), probe, ec.ECDSA(hashes.SHA256()))
         else:
-            key.public_key().verify(key.sign(probe, ec.ECDSA(hashes.SHA256())), probe, ec.ECDSA(hashes.SHA256()))
+            raise KeyMaterialError("the private key and the certificate's key are of different kinds")
     except (InvalidSignature, ValueError) as exc:
-        raise KeyMaterialError(f"the private key does not make valid signatures ({type(exc).__name__})") from None
+        raise KeyMaterialError(
+            f"the private key does not make signatures its certificate verifies ({type(exc).__name__})"
+        ) from None
 
 
 def agency_of(certificate: x509.Certificate) -> AgencyCode:

@@ -43,16 +43,25 @@ def rejections(folder: Path) -> list[str]:
     return [(p / "reason.txt").read_text() for p in sorted(rejected.iterdir()) if (p / "reason.txt").is_file()]
 
 
-def test_revoked_before_the_axis_accepted_is_refused_with_02_revoked_after_is_delivered(tmp_path):
-    port = free_port()
-    province = build_province(tmp_path / "province", [PROVINCE, DISTRICT], crl_url=f"http://127.0.0.1:{port}")
+def serve_crls(province: Province, port: int, folder: Path) -> Service:
     crls = Service(
         ["pki", "serve", "--dir", str(province.root / "pki"), "--listen", f"127.0.0.1:{port}"],
-        cwd=tmp_path,
-        log_path=tmp_path / "crl.log",
+        cwd=folder,
+        log_path=folder / "crl.log",
     )
+    crls.wait_for(lambda e: e.get("event") == "crl_serving", "the CRL server")
+    return crls
+
+
+def test_revoked_before_the_axis_accepted_is_refused_with_02_revoked_after_is_delivered(tmp_path):
+    port = free_port()
+    province = build_province(
+        tmp_path / "province", [PROVINCE, DISTRICT], axis_port=free_port(), crl_url=f"http://127.0.0.1:{port}"
+    )
+    crls = serve_crls(province, port, tmp_path)
     try:
-        crls.wait_for(lambda e: e.get("event") == "crl_serving", "the CRL server")
+        # an axis that does not look at revocation (as the national one need not): the recipient must
+        province.restart_axis('revocation = "off"')
         revocation(province, DISTRICT, "hard")
         province.start(PROVINCE)  # the district is not running yet: both documents wait at the axis
         province.drop_job(PROVINCE, "before", job("Văn bản 1", [DISTRICT]), {"a.txt": b"1"})
@@ -102,4 +111,22 @@ def test_with_no_crl_to_be_had_soft_delivers_and_says_so_hard_refuses(tmp_path):
         assert "SIG211" in reason and "cannot be fetched" in reason
         assert district.delivered() == []
     finally:
+        province.stop_all()
+
+
+def test_an_axis_that_verifies_refuses_a_revoked_signer_at_the_door(tmp_path):
+    port = free_port()
+    province = build_province(tmp_path / "province", [PROVINCE, DISTRICT], crl_url=f"http://127.0.0.1:{port}")
+    crls = serve_crls(province, port, tmp_path)
+    try:
+        revoked = province.run("pki", "revoke", "--dir", str(province.root / "pki"), "--agency", PROVINCE)
+        assert revoked.returncode == 0, revoked.stderr
+        sender = province.start(PROVINCE)
+        province.start(DISTRICT)
+        province.drop_job(PROVINCE, "revoked", job("Văn bản 4", [DISTRICT]), {"a.txt": b"4"})
+        failed = sender.service.wait_for(lambda e: e.get("event") == "message_failed", "the axis's refusal")
+        assert "SIG210" in failed["reason"] and "revoked" in failed["reason"]
+        assert province.agencies[DISTRICT].delivered() == []
+    finally:
+        crls.stop()
         province.stop_all()

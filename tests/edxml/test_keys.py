@@ -40,5 +40,5 @@ def test_a_key_whose_parts_do_not_fit_is_refused_at_load():
         iqmp=numbers.iqmp,
         public_numbers=numbers.public_numbers,
     ).private_key(unsafe_skip_rsa_key_validation=True)
-    with pytest.raises(KeyMaterialError, match="does not make valid signatures"):
+    with pytest.raises(KeyMaterialError, match="does not make signatures its certificate verifies"):
         edxml.SigningIdentity.from_pem(pem(broken), pair.cert_pem)
