@@ -57,9 +57,19 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+    """(user, system) CPU seconds of a process so far, its children's included (a gateway reads
+    PDFs in one), both those it has waited for and those still running."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0, 0.0
+    user = (int(fields[11]) + int(fields[13])) / TICKS
+    system = (int(fields[12]) + int(fields[14])) / TICKS
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            more = cpu_seconds(int(child))
+            user, system = user + more[0], system + more[1]
+    return user, system
 
 
 # --- the floor ---------------------------------------------------------------------------------

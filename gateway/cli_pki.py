@@ -1,5 +1,5 @@
 """`edxml-gateway pki`: a development PKI in a folder (gateway.pki_folder): init, issue, revoke,
-crl, serve."""
+crl, sign-pdf, serve."""
 
 from __future__ import annotations
 
@@ -48,6 +48,13 @@ def add_commands(commands: Any, parser_class: type) -> None:
     crl.add_argument("--dir", required=True)
     crl.add_argument("--days", type=float, default=pki_folder.CRL_DAYS, help="valid for (default 7 days)")
     crl.set_defaults(handler=cmd_pki_crl)
+    sign_pdf = pki_commands.add_parser("sign-pdf", help="sign a PDF as the agency (PAdES, a new revision)")
+    sign_pdf.add_argument("--dir", required=True)
+    sign_pdf.add_argument("--agency", required=True, metavar="CODE")
+    sign_pdf.add_argument("--field", default="ChuKy1", help="the signature field's name (default ChuKy1)")
+    sign_pdf.add_argument("input", metavar="IN", help="a PDF, or - for a one-page sample")
+    sign_pdf.add_argument("output", metavar="OUT")
+    sign_pdf.set_defaults(handler=cmd_pki_sign_pdf)
     serve = pki_commands.add_parser("serve", help="publish DIR/crl over HTTP, issuing the CRLs anew when due")
     serve.add_argument("--dir", required=True)
     serve.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_CRL_PORT}", metavar="HOST:PORT")
@@ -91,6 +98,24 @@ def cmd_pki_crl(args: argparse.Namespace) -> int:
         raise UsageError(f"--days must be between 0 and 3650, not {args.days}")
     for path in pki_folder.write_crls(Path(args.dir), days=args.days):
         print(f"{path}")
+    return EXIT_OK
+
+
+def cmd_pki_sign_pdf(args: argparse.Namespace) -> int:
+    from gateway.cli_format import read_file
+    from gateway.fsutil import write_atomic
+    from gateway.pdfsig.signing import sample_pdf, sign_pdf
+
+    folder = Path(args.dir)
+    code = args.agency
+    key = read_file(folder / f"{code}.key", what="the agency's key")
+    cert = read_file(folder / f"{code}.pem", what="the agency's certificate")
+    data = sample_pdf(f"Van ban cua {code}") if args.input == "-" else read_file(Path(args.input), what="PDF")
+    target = Path(args.output)
+    if not target.parent.is_dir():
+        raise UsageError(f"folder {target.parent} does not exist", where=str(target))
+    write_atomic(target, sign_pdf(data, key, cert, field=args.field))
+    print(f"{target}: signed by {code} (field {args.field})")
     return EXIT_OK
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from gateway.edxml import AgencyCode, Limits
 from gateway.edxml.revocation import RevocationPolicy
 from gateway.errors import AgencyCodeError, GatewayError
+from gateway.pdfsig.verdict import PdfPolicy
 
 
 class ConfigError(GatewayError):
@@ -85,6 +86,9 @@ class SigningSection:
     require_signatures: bool = True
     # "off" | "soft" | "hard": whether CRLs are fetched, and what an unknown status costs
     revocation: RevocationPolicy = RevocationPolicy.SOFT
+    # "report" | "require": PDF attachments' signatures checked on arrival; require refuses (02)
+    # a document with a PDF that has no valid signature
+    pdf_signatures: PdfPolicy = PdfPolicy.REPORT
     pkcs11: Pkcs11Section | None = None
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gateway import config as config_module
-from gateway import country, workspace
+from gateway import country, demo_pdfs, workspace
 from gateway.daemon import commands
 from gateway.errors import GatewayError
 from gateway.processes import Service
@@ -119,29 +119,6 @@ def _furthest(status: str) -> int:
     return FURTHEST.index(status) if status in FURTHEST else 0
 
 
-def pdf(text: str) -> bytes:
-    """A small, valid one-page PDF (ASCII text), so the attachments are real files."""
-    content = f"BT /F1 14 Tf 72 760 Td ({text}) Tj ET".encode("ascii", "replace")
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R"
-        b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(content)).encode() + b" >>\nstream\n" + content + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for index, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{index} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
-
-
 class Demo:
     def __init__(self, root: Path, documents: int, out: TextIO) -> None:
         self.root = root
@@ -195,7 +172,7 @@ class Demo:
         files = self.root / "files"
         files.mkdir(exist_ok=True)
         for item in self.plan:
-            attachment = pdf(f"Document {item.number}: {item.subject.encode('ascii', 'ignore').decode() or 'van ban'}")
+            attachment = demo_pdfs.signed_pdf(self.root / "pki", item.sender, item.number, item.subject)
             if item.via == "cli":
                 path = files / f"van-ban-{item.number}.pdf"
                 path.write_bytes(attachment)
@@ -357,6 +334,18 @@ class Demo:
         refused = [p for p in self.plan if p.outcome == REFUSED]
         for item in refused:
             self.say(f"#{item.number} refused (02) by {', '.join(item.recipients)}: {REFUSAL}")
+        found = demo_pdfs.verdicts((code, agency.inbox) for code, agency in self.everyone.items())
+        valid = sum(1 for _, _, ok, _ in found if ok)
+        self.say(f"PDF signatures checked on arrival: {valid} of {len(found)} valid")
+        for code, subject, ok, why in found:
+            if not ok:
+                self.say(f"  {code} reports the PDF of '{subject}': {why}")
+
+    def pdfs_as_planned(self) -> bool:
+        """Every delivered PDF valid but the one changed after signing, which each recipient reports."""
+        found = demo_pdfs.verdicts((code, agency.inbox) for code, agency in self.everyone.items())
+        altered = next((p.subject for p in self.plan if p.number == demo_pdfs.ALTERED), None)
+        return bool(found) and all(ok == (subject != altered) for _, subject, ok, _ in found)
 
 
 def run(
@@ -392,6 +381,9 @@ def run(
             time.sleep(0.2)
         demo.say(demo.progress(seen))
         demo.summary(seen, folders=keep or not ok)
+        if ok and not demo.pdfs_as_planned():
+            ok = False
+            demo.say("NOT AS PLANNED: a signed PDF was not judged valid, or the altered one was not reported")
         if ok:
             demo.say(f"every document reached its final state in {time.monotonic() - demo.started:.1f} s")
         else:

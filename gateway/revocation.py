@@ -39,6 +39,7 @@ MAX_CRL_BYTES = 10 * 1024 * 1024  # a national CA's CRL is a few hundred KiB; 10
 FETCH_TIMEOUT = 10.0
 RETRY_AFTER_FAILURE = 60.0
 REFRESH_BEFORE = timedelta(hours=1)  # fetched again this long before its nextUpdate (a quarter of a short life)
+MAX_AGE = timedelta(hours=1)  # and at least this often: a revocation is seen within the hour
 LIFE_WITHOUT_NEXT_UPDATE = timedelta(days=1)
 MEMO_ENTRIES = 10_000
 
@@ -52,6 +53,23 @@ class CachedCrl:
     parsed: x509.CertificateRevocationList = field(repr=False, compare=False)
 
     @functools.cached_property
+    def number(self) -> int | None:
+        try:
+            return self.parsed.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        except (x509.ExtensionNotFound, ValueError):
+            return None
+
+    def order(self, other: CachedCrl) -> int:
+        """-1, 0, 1: this CRL is older than, the same issue as, newer than ``other``, by their
+        CRL numbers (RFC 5280: they only grow), or when either has none, their thisUpdate."""
+        mine, theirs = (
+            (self.number, other.number)
+            if self.number is not None and other.number is not None
+            else (self.this_update, other.this_update)
+        )
+        return (mine > theirs) - (mine < theirs)
+
+    @functools.cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.der).hexdigest()
 
@@ -63,11 +81,12 @@ class CachedCrl:
             return None
 
     def lists(self, certificate: x509.Certificate) -> bool:
-        """Whether this CRL has an entry for ``certificate``: the serials read once per CRL, so
-        that a path whose CAs were judged under this CRL skips certvalidator's scan of every
-        entry. Unreadable entries count as listing it (certvalidator is then to judge)."""
-        if self.parsed.issuer != certificate.issuer:
-            return False
+        """Whether this CRL has an entry for ``certificate``'s serial: the serials read once per
+        CRL, so that a path whose CAs were judged under this CRL skips certvalidator's scan of
+        every entry. The issuer is not compared (names match by RFC 5280 rules cryptography
+        does not apply: a CRL spelling its CA's name in another case still counts for it): a
+        serial listed by any CRL of the set sends the path to a full judgement. Unreadable
+        entries count as listing it."""
         serials = self._serials
         return serials is None or certificate.serial_number in serials
 
@@ -96,7 +115,15 @@ def read_crl(url: str, data: bytes) -> CachedCrl:
 
 
 class CrlCache:
-    """CRLs by URL: in memory, on disk under ``folder``, fetched when missing or due."""
+    """CRLs by URL: in memory, on disk under ``folder``, fetched when missing or due.
+
+    Due: a quarter of its life (at most REFRESH_BEFORE) before its nextUpdate, or MAX_AGE after
+    it was fetched, whichever comes first, so that a revocation the CA publishes at once is
+    seen within the hour even when its CRLs live a week. While a current copy is at hand, the
+    fetch goes on in the background and messages do not wait for it. A fetch that fails, or
+    brings nothing newer, is not tried again for RETRY_AFTER_FAILURE; a CRL older than the one
+    held (a stale mirror, an old CRL replayed over plain HTTP) never replaces it.
+    """
 
     def __init__(self, folder: Path, *, log: Any, timeout: float = FETCH_TIMEOUT, max_bytes: int = MAX_CRL_BYTES):
         self.folder = folder
@@ -104,7 +131,9 @@ class CrlCache:
         self.timeout = timeout
         self.max_bytes = max_bytes
         self._crls: dict[str, CachedCrl] = {}
-        self._failed: dict[str, tuple[float, str]] = {}  # url → (monotonic time to retry after, reason)
+        self._fetched_at: dict[str, float] = {}  # url → when it was last fetched (wall clock)
+        self._next_try: dict[str, float] = {}  # url → no fetch before this (monotonic)
+        self._failed: dict[str, str] = {}  # url → why its last fetch failed
         self._fetching: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
 
@@ -112,8 +141,8 @@ class CrlCache:
         return self.folder / f"{hashlib.sha256(url.encode()).hexdigest()[:32]}.crl"
 
     async def get(self, urls: Iterable[str]) -> tuple[list[CachedCrl], dict[str, str]]:
-        """The CRLs at ``urls`` (fetched first where missing or due) and, for those that could
-        not be had fresh, the reason."""
+        """The CRLs at ``urls`` (fetched first where missing or expired) and, for those that
+        could not be had current, the reason."""
         urls = list(urls)
         await asyncio.gather(*(self._ensure(url) for url in urls))
         now = datetime.now(UTC)
@@ -123,15 +152,18 @@ class CrlCache:
             if crl is not None:
                 found.append(crl)
             if crl is None or crl.stale(now):
-                failed = self._failed.get(url)
                 expired = f"the CRL at {url} expired on {crl.next_update:%Y-%m-%d %H:%M} UTC" if crl else ""
-                problems[url] = failed[1] if failed else expired
+                problems[url] = self._failed.get(url) or expired or f"the CRL at {url} cannot be had"
         return found, problems
 
+    def fresh(self) -> list[CachedCrl]:
+        """The CRLs in memory that are still current (what a PDF is judged with first)."""
+        now = datetime.now(UTC)
+        return [crl for crl in self._crls.values() if not crl.stale(now)]
+
     async def refresh_due(self) -> None:
-        """Fetch again every known CRL close to its nextUpdate (the daemon calls this each minute),
-        so that no message waits for a fetch."""
-        await asyncio.gather(*(self._ensure(url) for url in list(self._crls)))
+        """Fetch again every known CRL that is due (the daemon's housekeeping), waiting for it."""
+        await asyncio.gather(*(self._ensure(url, wait=True) for url in list(self._crls)))
 
     async def close(self) -> None:
         for task in list(self._fetching.values()):
@@ -139,49 +171,70 @@ class CrlCache:
         if self._session is not None:
             await self._session.close()
 
-    async def _ensure(self, url: str) -> None:
+    def _due(self, url: str, crl: CachedCrl, now: datetime) -> bool:
+        return now >= crl.refresh_at() or time.time() - self._fetched_at.get(url, 0.0) >= MAX_AGE.total_seconds()
+
+    async def _ensure(self, url: str, *, wait: bool = False) -> None:
         crl = self._crls.get(url)
         if crl is None:
             crl = await asyncio.to_thread(self._load, url)
         now = datetime.now(UTC)
-        if crl is not None and now < crl.refresh_at():
+        if crl is not None and not self._due(url, crl, now):
             return
-        failed = self._failed.get(url)
-        if failed is not None and time.monotonic() < failed[0]:
+        if time.monotonic() < self._next_try.get(url, 0.0):
             return
         task = self._fetching.get(url)
         if task is None:
             task = asyncio.get_running_loop().create_task(self._fetch(url))
             self._fetching[url] = task
             task.add_done_callback(lambda _: self._fetching.pop(url, None))
-        await asyncio.shield(task)
+        if crl is None or crl.stale(now) or wait:
+            await asyncio.shield(task)
+        # else: the current copy serves this message; the fetch finishes in the background
 
     def _load(self, url: str) -> CachedCrl | None:
+        path = self._path(url)
         try:
-            crl = read_crl(url, self._path(url).read_bytes())
+            crl = read_crl(url, path.read_bytes())
+            fetched_at = path.stat().st_mtime
         except (OSError, CrlError):
             return None
         self._crls[url] = crl
+        self._fetched_at[url] = fetched_at
         return crl
+
+    def _wait(self, url: str) -> None:
+        self._next_try[url] = time.monotonic() + RETRY_AFTER_FAILURE
 
     async def _fetch(self, url: str) -> None:
         started = time.monotonic()
         try:
-            data = await self._download(url)
-            crl = read_crl(url, data)
-            self.folder.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(write_atomic, self._path(url), crl.der)
-        except (CrlError, OSError) as exc:
-            reason = str(exc) if isinstance(exc, CrlError) else f"the CRL at {url} cannot be stored: {exc}"
-            self._failed[url] = (time.monotonic() + RETRY_AFTER_FAILURE, reason)
-            self.log.warning("crl_unavailable", url=url, reason=reason, retry_in=RETRY_AFTER_FAILURE)
+            crl = read_crl(url, await self._download(url))
+        except CrlError as exc:
+            self._failed[url] = str(exc)
+            self._wait(url)
+            self.log.warning("crl_unavailable", url=url, reason=str(exc), retry_in=RETRY_AFTER_FAILURE)
             return
-        self._crls[url] = crl
+        self._fetched_at[url] = time.time()
         self._failed.pop(url, None)
-        if crl.stale(datetime.now(UTC)):  # served expired: keep it, but do not ask again at once
-            reason = f"the CRL at {url} expired on {crl.next_update:%Y-%m-%d %H:%M} UTC and no newer one is served"
-            self._failed[url] = (time.monotonic() + RETRY_AFTER_FAILURE, reason)
-            self.log.warning("crl_stale", url=url, next_update=crl.next_update.isoformat())
+        held = self._crls.get(url)
+        if held is not None and crl.order(held) <= 0:
+            self._wait(url)  # nothing newer yet (the CA publishes at its nextUpdate): asked again later
+            if crl.order(held) < 0:
+                served, kept = crl.this_update.isoformat(), held.this_update.isoformat()
+                self.log.warning("crl_older_than_held", url=url, served=served, held=kept)
+        else:
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                await asyncio.to_thread(write_atomic, self._path(url), crl.der)
+            except OSError as exc:  # kept in memory all the same; the disk is said
+                self.log.warning("crl_not_stored", url=url, reason=f"{type(exc).__name__}: {exc}")
+            self._crls[url] = held = crl
+        if held.stale(datetime.now(UTC)):
+            reason = f"the CRL at {url} expired on {held.next_update:%Y-%m-%d %H:%M} UTC and no newer one is served"
+            self._failed[url] = reason
+            self._wait(url)
+            self.log.warning("crl_stale", url=url, next_update=held.next_update.isoformat())
         self.log.info(
             "crl_fetched",
             url=url,
@@ -242,8 +295,8 @@ class Revocation:
             return NOT_CHECKED
         chain = signature.chain
         urls = distribution_points(chain)
-        if not urls:
-            return judge(chain, (), at=at or datetime.now(UTC))
+        if not urls:  # none, or none we can fetch (ldap:): NOT_CHECKED or UNKNOWN
+            return await asyncio.to_thread(judge, chain, (), at=at or datetime.now(UTC))
         crls, problems = await self.cache.get(urls)
         # the CAs above the signer, where the signer's CRL is, and which CRLs were read
         above = (chain_key(chain[1:]), distribution_points(chain[:1]), tuple(sorted(crl.sha256 for crl in crls)))
@@ -265,7 +318,7 @@ class Revocation:
             # revoked now, or expired now: what counts is the moment the axis accepted it
             verdict = await asyncio.to_thread(judge, chain, ders, at=at)
         if verdict.state is RevocationState.UNKNOWN and problems:
-            verdict = RevocationVerdict(RevocationState.UNKNOWN, "; ".join(problems.values()))
+            verdict = RevocationVerdict(RevocationState.UNKNOWN, "; ".join(problems.values()), transient=True)
         return verdict
 
 

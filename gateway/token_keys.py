@@ -53,15 +53,20 @@ class _Token:
     Operations on a session run one at a time, under its lock."""
 
     def __init__(self, module: Path, label: str, pin: str) -> None:
-        self.module, self.label, self._pin = module, label, pin
+        self.module, self.label, self.pin = module, label, pin
         self.lock = threading.Lock()
         self.session: Any = None
         self.generation = 0  # counts sessions opened: a key found in an earlier one is found again
+        # A token that refused the PIN is not asked again by this process: each try counts
+        # towards locking it (a replaced token, a PIN changed under a running gateway).
+        self.refused: TokenUnavailable | None = None
 
     def open(self, where: str) -> Any:
         """The session (the caller holds the lock), opened if there is none."""
         if self.session is not None:
             return self.session
+        if self.refused is not None:
+            raise self.refused
         library = _library(self.module)
         try:
             token = library.get_token(token_label=self.label)
@@ -77,16 +82,21 @@ class _Token:
             except p11.PKCS11Error:
                 raise self._unreachable(where) from None
         try:
-            self.session = token.open(user_pin=self._pin)
+            self.session = token.open(user_pin=self.pin)
         except (p11.PinIncorrect, p11.PinInvalid, p11.PinLenRange):
-            raise TokenUnavailable(
-                f"the token {self.label!r} refused the PIN (wrong PIN; a few more tries lock it)", where=where
-            ) from None
-        except p11.PinLocked:
-            raise TokenUnavailable(
-                f"the token {self.label!r} is locked (too many wrong PINs): its security officer must unlock it",
+            self.refused = TokenUnavailable(
+                f"the token {self.label!r} refused the PIN (wrong PIN; a few more tries lock it): not tried again"
+                " until the PIN file is corrected and the gateway restarted",
                 where=where,
-            ) from None
+            )
+            raise self.refused from None
+        except p11.PinLocked:
+            self.refused = TokenUnavailable(
+                f"the token {self.label!r} is locked (too many wrong PINs): its security officer must unlock it,"
+                " then the gateway be restarted",
+                where=where,
+            )
+            raise self.refused from None
         except p11.PKCS11Error as exc:
             raise TokenUnavailable(f"no session on the token: {_name(exc)}", where=where) from None
         self.generation += 1
@@ -116,6 +126,10 @@ def _token(settings: TokenSettings) -> _Token:
         token = _TOKENS.get(key)
         if token is None:
             token = _TOKENS[key] = _Token(settings.module, settings.token_label, settings.pin)
+        elif token.pin != settings.pin:  # one login per token and process: one PIN
+            raise TokenUnavailable(
+                f"the token {settings.token_label!r} is already used with another PIN", where=settings.where
+            )
         return token
 
 
@@ -191,6 +205,14 @@ def _name(exc: Exception) -> str:
     return f"{type(exc).__name__}{f': {exc}' if str(exc) else ''}"
 
 
+def unavailable_key(public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey, where: str) -> Any:
+    """A stand-in for a token key in commands that only look (health, track, list): they read
+    the certificate and never sign, so they need neither the token nor its PIN."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return TokenRSAKey(None, public_key, where)
+    return TokenECKey(None, public_key, where)
+
+
 def token_key(session: TokenSession, public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> Any:
     """The token's key as a cryptography private key; ``public_key`` is its certificate's."""
     if session.key_type == KeyType.RSA and isinstance(public_key, rsa.RSAPublicKey):
@@ -207,14 +229,20 @@ def _stays_on_token(*_: object, **__: object) -> NoReturn:
     raise TypeError("the private key stays on its token: it cannot be exported or used to decrypt")
 
 
+def _session(key: Any) -> TokenSession:
+    if key.session is None:
+        raise TokenUnavailable("this command only looks: it does not open the token", where=key.where)
+    return key.session
+
+
 class TokenRSAKey(rsa.RSAPrivateKey):
-    def __init__(self, session: TokenSession, public_key: rsa.RSAPublicKey) -> None:
-        self.session, self._public = session, public_key
+    def __init__(self, session: TokenSession | None, public_key: rsa.RSAPublicKey, where: str = "") -> None:
+        self.session, self._public, self.where = session, public_key, where
 
     def sign(self, data: bytes, padding_: padding.AsymmetricPadding, algorithm: Any) -> bytes:
         if not isinstance(padding_, padding.PKCS1v15) or not isinstance(algorithm, hashes.SHA256):
             raise TypeError("a token key signs RSA PKCS#1 v1.5 with SHA-256 only (what XMLDSig here uses)")
-        return self.session.sign(data, Mechanism.SHA256_RSA_PKCS)
+        return _session(self).sign(data, Mechanism.SHA256_RSA_PKCS)
 
     def public_key(self) -> rsa.RSAPublicKey:
         return self._public
@@ -233,8 +261,8 @@ class TokenRSAKey(rsa.RSAPrivateKey):
 
 
 class TokenECKey(ec.EllipticCurvePrivateKey):
-    def __init__(self, session: TokenSession, public_key: ec.EllipticCurvePublicKey) -> None:
-        self.session, self._public = session, public_key
+    def __init__(self, session: TokenSession | None, public_key: ec.EllipticCurvePublicKey, where: str = "") -> None:
+        self.session, self._public, self.where = session, public_key, where
 
     def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA) or not isinstance(
@@ -244,7 +272,7 @@ class TokenECKey(ec.EllipticCurvePrivateKey):
         # hashed here, signed as CKM_ECDSA: every token has it, not every one has CKM_ECDSA_SHA256
         digest = hashes.Hash(hashes.SHA256())
         digest.update(data)
-        raw = self.session.sign(digest.finalize(), Mechanism.ECDSA)  # PKCS#11 gives r‖s; cryptography speaks DER
+        raw = _session(self).sign(digest.finalize(), Mechanism.ECDSA)  # PKCS#11 gives r‖s; cryptography speaks DER
         half = len(raw) // 2
         return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
 

@@ -54,8 +54,9 @@ class SoftToken:
         )
 
 
-def make_token(folder: Path, label: str, keys: dict[str, Path]) -> SoftToken:
-    """A token labelled ``label`` in ``folder``, holding each PKCS#8 PEM key of ``keys`` under its label."""
+def make_token(folder: Path, label: str, keys: dict[str, Path], *, spare: str | None = None) -> SoftToken:
+    """A token labelled ``label`` in ``folder``, holding each PKCS#8 PEM key of ``keys`` under its
+    label; ``spare``: a second, empty token beside it (one SoftHSM2 configuration per process)."""
     module = module_or_skip()
     tokens = folder / "tokens"
     tokens.mkdir(parents=True)
@@ -68,6 +69,8 @@ def make_token(folder: Path, label: str, keys: dict[str, Path]) -> SoftToken:
         assert done.returncode == 0, done.stdout + done.stderr
 
     util("--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", SO_PIN)
+    if spare is not None:
+        util("--init-token", "--free", "--label", spare, "--pin", PIN, "--so-pin", SO_PIN)
     for index, (key_label, pem) in enumerate(keys.items(), start=1):
         util("--import", str(pem), "--token", label, "--label", key_label, "--id", f"{index:04x}", "--pin", PIN)
     pin_file = folder / "pin.txt"

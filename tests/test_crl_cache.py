@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 
 from gateway import edxml, logs, pki_folder
 from gateway.edxml.revocation import RevocationPolicy
-from gateway.pki import make_crl
+from gateway.pki import Revoked, create_ca, issue, make_crl
 from gateway.processes import Service
 from gateway.revocation import CrlCache, Revocation
 from tests.e2e.province import free_port
@@ -116,13 +119,16 @@ class Said:
 
 
 @contextmanager
-def hostile_server(routes: dict[str, web.Response | bytes]) -> Iterator[str]:
-    """An HTTP server answering each path with the given bytes or response, in its own thread."""
+def hostile_server(routes: dict[str, web.Response | bytes], hits: list[str] | None = None) -> Iterator[str]:
+    """An HTTP server answering each path with the given bytes or response, in its own thread
+    (``routes`` may change while it runs); ``hits`` collects the paths asked for."""
     port = free_port()
     ready = threading.Event()
     stop: list[asyncio.AbstractEventLoop] = []
 
     async def answer(request: web.Request) -> web.StreamResponse:
+        if hits is not None:
+            hits.append(request.path)
         found = routes[request.path]
         if isinstance(found, bytes):
             return web.Response(body=found)
@@ -212,3 +218,105 @@ def test_a_signer_listed_in_a_crl_is_revoked_even_after_others_under_its_ca_were
             await revocation.close()
 
     assert asyncio.run(go()) == ["good", "revoked", "good", "revoked"]
+
+
+def hierarchy_under(base: str) -> tuple:
+    """Root → issuing CA → two agencies, their CRLs named under ``base``."""
+    since = datetime.now(UTC) - timedelta(days=10)
+    root = create_ca("Root CA", not_before=since)
+    issuing = create_ca("Issuing CA", issuer=root, crl_url=f"{base}/root.crl", not_before=since)
+    trust = edxml.TrustStore.from_pem(root.cert_pem)
+    verdicts = []
+    for code, message in ((PROVINCE, full_document()), (DEPARTMENT, full_status(sender=DEPARTMENT))):
+        pair = issue(issuing, code, crl_url=f"{base}/issuing.crl", not_before=since)
+        identity = edxml.SigningIdentity.from_pem(pair.key_pem, pair.cert_pem + issuing.cert_pem)
+        verdicts.append(edxml.validate(edxml.sign_message(message, identity), trust=trust).signature)
+    return root, issuing, verdicts
+
+
+def test_a_crl_naming_its_ca_in_another_case_still_revokes_after_a_good_path_is_remembered(tmp_path):
+    """RFC 5280 compares names without regard to case; what is remembered of a good path must
+    not be fooled by a CRL that spells its CA's name otherwise (found in review)."""
+    routes: dict = {}
+    with hostile_server(routes) as base:
+        root, issuing, (good, revoked) = hierarchy_under(base)
+        shouted = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ISSUING CA")])
+        crl = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(shouted)
+            .last_update(datetime.now(UTC) - timedelta(minutes=1))
+            .next_update(datetime.now(UTC) + timedelta(days=1))
+            .add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(revoked.certificate.serial_number)
+                .revocation_date(datetime.now(UTC) - timedelta(hours=1))
+                .build()
+            )
+            .sign(issuing.key, hashes.SHA256())
+        )
+        routes["/root.crl"] = make_crl(root)
+        routes["/issuing.crl"] = crl.public_bytes(serialization.Encoding.DER)
+        revocation = Revocation(RevocationPolicy.HARD, CrlCache(tmp_path / "crls", log=Said()))
+
+        async def go():
+            try:
+                return [(await revocation.judge_signature(s, None)).state for s in (good, revoked)]
+            finally:
+                await revocation.close()
+
+        assert asyncio.run(go()) == ["good", "revoked"]
+
+
+def test_a_crl_due_for_refresh_is_fetched_once_in_the_background_not_for_every_message(tmp_path):
+    """In its last quarter a CRL is due; a CA that publishes only at nextUpdate serves the same
+    one: asked once, then not before a minute, and no message waits for it (found in review)."""
+    hits: list[str] = []
+    routes: dict = {}
+    with hostile_server(routes, hits) as base:
+        _, issuing, _ = hierarchy_under(base)
+        now = datetime.now(UTC)
+        routes["/issuing.crl"] = make_crl(
+            issuing, this_update=now - timedelta(hours=3), next_update=now + timedelta(minutes=30)
+        )
+        cache = CrlCache(tmp_path / "crls", log=Said())
+
+        async def go():
+            try:
+                for _ in range(6):
+                    crls, problems = await cache.get([f"{base}/issuing.crl"])
+                    assert len(crls) == 1 and not problems
+                    await asyncio.sleep(0.05)
+            finally:
+                await cache.close()
+
+        asyncio.run(go())
+    assert hits == ["/issuing.crl", "/issuing.crl"]  # the first fetch, and one refresh: not six
+
+
+def test_an_older_crl_served_later_never_replaces_the_one_held(tmp_path):
+    """A stale mirror, or an old CRL replayed over plain HTTP, must not undo a revocation."""
+    routes: dict = {}
+    with hostile_server(routes) as base:
+        _, issuing, (_, revoked) = hierarchy_under(base)
+        now = datetime.now(UTC)
+        listing = [Revoked(revoked.certificate.serial_number, now - timedelta(hours=1))]
+        # in its last quarter: due, so the refresh below does fetch
+        routes["/issuing.crl"] = make_crl(
+            issuing, listing, number=7, this_update=now - timedelta(hours=3), next_update=now + timedelta(minutes=30)
+        )
+        said = Said()
+        cache = CrlCache(tmp_path / "crls", log=said)
+
+        async def go():
+            try:
+                (held,), _ = await cache.get([f"{base}/issuing.crl"])
+                routes["/issuing.crl"] = make_crl(issuing, [], number=6)  # older, says nothing is revoked
+                await cache.refresh_due()
+                (after,), _ = await cache.get([f"{base}/issuing.crl"])
+                return held, after
+            finally:
+                await cache.close()
+
+        held, after = asyncio.run(go())
+    assert after.der == held.der and after.number == 7
+    assert [event for event, _ in said.lines].count("crl_older_than_held") == 1

@@ -4,6 +4,7 @@ no such key stops the gateway at start with a clear error."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway import edxml, pki_folder, workspace
-from gateway.errors import KeyMaterialError
+from gateway.errors import KeyMaterialError, TokenUnavailable
 from tests.messages import DEPARTMENT, PROVINCE, full_document, full_status
 from tests.softhsm import SoftToken, make_token
 
@@ -37,6 +38,7 @@ def token(tmp_path_factory, pki) -> SoftToken:
         tmp_path_factory.mktemp("softhsm"),
         "agencies",
         {"rsa": pki / f"{PROVINCE}.key", "ec": pki / f"{DEPARTMENT}.key"},
+        spare="spare",
     )
     os.environ["SOFTHSM2_CONF"] = str(made.conf)
     return made
@@ -76,6 +78,19 @@ def test_a_token_key_that_is_not_the_certificates_is_refused(token, pki):
         edxml.SigningIdentity.from_key(token_key(session, public), cert_pem)
 
 
+def test_a_refused_pin_is_not_tried_again_so_the_token_does_not_lock(token):
+    """Each wrong PIN counts towards locking a token: the second key asked of it fails at once."""
+    from gateway.token_keys import TokenSession, TokenSettings
+
+    with pytest.raises(TokenUnavailable, match="refused the PIN") as first:
+        TokenSession(TokenSettings(token.module, "spare", "any", "000000"))
+    with pytest.raises(TokenUnavailable) as second:
+        TokenSession(TokenSettings(token.module, "spare", "other", "000000"))
+    assert second.value is first.value  # remembered, not a second C_Login
+    with pytest.raises(TokenUnavailable, match="already used with another PIN"):
+        TokenSession(TokenSettings(token.module, "spare", "any", token.pin_file.read_text().strip()))
+
+
 @pytest.fixture
 def installation(tmp_path) -> tuple[Path, SoftToken]:
     """A gateway configuration whose key is on a token of its own (no axis: keys are read first)."""
@@ -108,6 +123,17 @@ def test_the_gateway_starts_with_its_key_on_the_token(installation):
         assert started["hosted"] == [OFFICE]  # its key on the same token, labelled with its code
     finally:
         service.stop()
+    # health looks without the token: it must not need it, nor its PIN
+    token.tokens.rename(token.tokens.with_name("pulled-out"))
+    looked = subprocess.run(
+        [sys.executable, "-m", "gateway", "health", "--config", str(config), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **token.env},
+    )
+    assert "PKI301" not in looked.stdout + looked.stderr and "Traceback" not in looked.stderr
+    assert json.loads(looked.stdout)["status"] in ("OK", "WARNING", "CRITICAL")
 
 
 @pytest.mark.parametrize(

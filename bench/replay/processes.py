@@ -64,8 +64,8 @@ class Process:
             time.sleep(0.05)
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
+        """The process's CPU and its children's (a gateway's PDF reader runs in one)."""
+        return tree_cpu_seconds(self.popen.pid)
 
     def peak_rss_mib(self) -> float:
         for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
@@ -75,3 +75,16 @@ class Process:
 
     def stop(self, timeout: float = 30.0) -> None:
         terminate(self.popen, timeout)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid``, of its children it has waited for, and of those still running."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    total = sum(int(value) for value in fields[11:15]) / TICKS  # utime stime cutime cstime
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            total += tree_cpu_seconds(int(child))
+    return total

@@ -34,6 +34,8 @@ class MessageCheck:
         status is unknown): the moment the axis accepts it is the moment that counts."""
         verdict = await self.revocation.judge_signature(checked.signature, None)
         error = verdict.error(self.revocation.policy)
+        if error is not None and verdict.transient:  # the CA's server, for now: the sender retries
+            raise Refusal(AxisCode.INTERNAL, f"{error}; try again later")
         if error is not None:
             raise Refusal(AxisCode.NOT_EDXML, str(error))
         if verdict.state is RevocationState.UNKNOWN:

@@ -15,14 +15,14 @@ import time
 from dataclasses import replace
 
 from gateway import edxml
-from gateway.daemon import compose, inbox
+from gateway.daemon import compose, inbox, revoking
 from gateway.daemon.batching import Acknowledgements, Carried
 from gateway.daemon.examine import Examined, Receiver, accepted_moment, examine
 from gateway.daemon.health import DELIVERY_FAILING
 from gateway.daemon.link import AxisLink
 from gateway.daemon.outgoing import Agency, Local, Pending
+from gateway.daemon.pdfcheck import PdfChecks
 from gateway.daemon.statuses import record_status
-from gateway.edxml.revocation import RevocationState
 from gateway.errors import AxisError, AxisUnavailable, GatewayError
 from gateway.revocation import Revocation
 from gateway.sqlite import GroupCommit
@@ -34,11 +34,14 @@ DELIVER_CONCURRENCY = 4
 
 
 class Deliverer:
-    def __init__(self, local: Local, link: AxisLink, receiver: Receiver, revocation: Revocation) -> None:
+    def __init__(
+        self, local: Local, link: AxisLink, receiver: Receiver, revocation: Revocation, pdfs: PdfChecks
+    ) -> None:
         self.local = local
         self.link = link
         self.receiver = receiver
         self.revocation = revocation
+        self.pdfs = pdfs
         self.store = local.store
         self.log = local.log
         self._delivering: set[tuple[str, str, str]] = set()  # (recipient, sender, DocumentId) being delivered now
@@ -128,7 +131,12 @@ class Deliverer:
             receiver=replace(self.receiver, code=agency.code),
             accepted_at=row.accepted_at,
         )
-        examined = await self._judge_revocation(agency, row, examined)
+        deadline = self.local.config.retry.deadline_hours * 3600
+        judged = await revoking.judge(self.revocation, row, examined, deadline_seconds=deadline, log=agency.log)
+        if isinstance(judged, revoking.Wait):  # the CRL server's passing outage, under "hard"
+            self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), judged.reason)
+            return True
+        examined = await self.pdfs.examine(judged, accepted_moment(row.accepted_at), agency.log)
         # Ours to acknowledge from before its outcome commits: retry, looking in between, would
         # find it settled and unacknowledged and acknowledge it too.
         self.acknowledgements.hold(row.axis_doc_id)
@@ -158,25 +166,6 @@ class Deliverer:
             await self.acknowledgements.send([row.axis_doc_id])
         self._note_failing(None)
         return True
-
-    async def _judge_revocation(self, agency: Agency, row: Incoming, examined: Examined) -> Examined:
-        """A valid signature whose certificate (or a CA above it) was revoked before the axis
-        accepted the message is refused like any invalid one: 02 with the reason."""
-        if examined.refusal is not None or examined.signature is None or not examined.signature.valid:
-            return examined
-        verdict = await self.revocation.judge_signature(examined.signature, accepted_moment(row.accepted_at))
-        error = verdict.error(self.revocation.policy)
-        if error is not None:
-            return replace(examined, refusal=str(error))
-        if verdict.state is RevocationState.UNKNOWN:  # soft: accepted, and said
-            agency.log.warning(
-                "revocation_unknown",
-                axis_doc_id=row.axis_doc_id,
-                document_id=_document_id(examined.message),
-                peer=row.from_code,
-                reason=verdict.detail,
-            )
-        return examined
 
     async def _fetch(self, row: Incoming, permit: _LargePermit) -> tuple[bytes | None, bool]:
         """getEdoc: the message (None when it failed; postponed) and whether the axis answered."""
@@ -336,7 +325,13 @@ class Deliverer:
         # first: signing can fail, and the inbox then stays clean
         pending = agency.outgoing.sign_status(arrived, answers=row.axis_doc_id)
         inbox.deliver(
-            agency.inbox, inbox_id, examined.data, document, axis_doc_id=row.axis_doc_id, signature=examined.signature
+            agency.inbox,
+            inbox_id,
+            examined.data,
+            document,
+            axis_doc_id=row.axis_doc_id,
+            signature=examined.signature,
+            pdf=examined.pdf,
         )
         return pending
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from gateway import edxml
 from gateway.errors import GatewayError
+from gateway.pdfsig.verdict import PdfReport
 from gateway.vxp.vocabulary import MessageType
 
 
@@ -37,6 +38,7 @@ class Examined:
     message: edxml.Message | None
     signature: edxml.SignatureVerdict | None
     refusal: str | None = None
+    pdf: tuple[PdfReport | None, ...] = ()  # per attachment: its PDF signatures (None: not a PDF)
 
 
 def examine(

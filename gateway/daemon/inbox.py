@@ -18,9 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
 from gateway import edxml
 from gateway.errors import DeliveryError
 from gateway.fsutil import fsync_dir, write_atomic
+from gateway.pdfsig.verdict import PdfReport
 
 DOCUMENT_JSON = "document.json"
 ENVELOPE = "envelope.edxml"
@@ -78,7 +82,13 @@ def _unique_names(attachments: tuple[edxml.Attachment, ...]) -> list[str]:
 
 
 def describe(
-    document: edxml.Document, *, inbox_id: str, axis_doc_id: str, signature: edxml.SignatureVerdict, files: list[str]
+    document: edxml.Document,
+    *,
+    inbox_id: str,
+    axis_doc_id: str,
+    signature: edxml.SignatureVerdict,
+    files: list[str],
+    pdf: tuple[PdfReport | None, ...] = (),
 ) -> dict[str, Any]:
     """document.json: the header a document system needs, without parsing edXML."""
     other = document.other_info
@@ -138,6 +148,7 @@ def describe(
             "signed_hops": signature.signed_hops,
             "relay_hops": signature.relay_hops,
             "certificate_checked_at": signature.checked_at.isoformat() if signature.checked_at else None,
+            "certificate": _certificate(signature.certificate),
         },
         "attachments": [
             {
@@ -147,9 +158,35 @@ def describe(
                 "description": attachment.description,
                 "size": len(attachment.data),
                 "sha256": hashlib.sha256(attachment.data).hexdigest(),
+                **_pdf_facts(pdf[index] if index < len(pdf) else None),
             }
-            for name, attachment in zip(files, document.attachments, strict=True)
+            for index, (name, attachment) in enumerate(zip(files, document.attachments, strict=True))
         ],
+    }
+
+
+def _certificate(certificate: x509.Certificate | None) -> dict[str, str] | None:
+    """Which certificate signed: what a clerk, or a court, asks when the signature is relied on."""
+    if certificate is None:
+        return None
+    return {
+        "subject": certificate.subject.rfc4514_string(),
+        "issuer": certificate.issuer.rfc4514_string(),
+        "serial": f"{certificate.serial_number:x}",
+        "sha256": certificate.fingerprint(hashes.SHA256()).hex(),
+        "not_before": certificate.not_valid_before_utc.isoformat(),
+        "not_after": certificate.not_valid_after_utc.isoformat(),
+    }
+
+
+def _pdf_facts(report: PdfReport | None) -> dict[str, Any]:
+    """A PDF's signatures as checked on arrival (nothing for an attachment that is no PDF)."""
+    if report is None:
+        return {}
+    return {
+        "pdf_signatures": [signature.as_json() for signature in report.signatures],
+        "pdf_signed_validly": report.valid,
+        "pdf_problem": report.problem,
     }
 
 
@@ -165,6 +202,7 @@ def deliver(
     *,
     axis_doc_id: str,
     signature: edxml.SignatureVerdict,
+    pdf: tuple[PdfReport | None, ...] = (),
 ) -> Path:
     """Write inbox/ID atomically; idempotent (an existing inbox/ID is the earlier delivery)."""
     final = inbox / inbox_id
@@ -179,7 +217,9 @@ def deliver(
         for name, attachment in zip(names, document.attachments, strict=True):
             _write(temp / "attachments" / name, attachment.data)
         _write(temp / ENVELOPE, envelope)
-        header = describe(document, inbox_id=inbox_id, axis_doc_id=axis_doc_id, signature=signature, files=names)
+        header = describe(
+            document, inbox_id=inbox_id, axis_doc_id=axis_doc_id, signature=signature, files=names, pdf=pdf
+        )
         _write(temp / DOCUMENT_JSON, json.dumps(header, ensure_ascii=False, indent=2).encode())
         fsync_dir(temp / "attachments")
         fsync_dir(temp)

@@ -258,7 +258,7 @@ class Local:
             *((h, f"hosted[{i}]", f"hosted[{i}]") for i, h in enumerate(config.hosted)),
         ]
         # keys and folders first: a configuration that cannot run leaves no database behind
-        ready = [(section, key, _identity(config, section, key)) for section, key, _ in sections]
+        ready = [(section, key, _identity(config, section, key, looking=looking)) for section, key, _ in sections]
         if not looking:
             for section, _, folders_key in sections:
                 _make_folders(config, section, folders_key)
@@ -313,12 +313,12 @@ class Local:
         return self.config.limits
 
 
-def _identity(config: Config, section: HostedSection, key: str) -> edxml.SigningIdentity:
+def _identity(config: Config, section: HostedSection, key: str, *, looking: bool = False) -> edxml.SigningIdentity:
     """An agency's key and certificate, which must name that agency (a signature binds to its From)."""
     code = edxml.AgencyCode.lenient(section.code).text
     assert section.cert is not None
     if section.key is None and config.signing.pkcs11 is not None:
-        identity = trusting.token_identity(config, code, section.cert, key)
+        identity = trusting.token_identity(config, code, section.cert, key, looking=looking)
     else:
         identity = _file_identity(config, section, key)
     if identity.agency.text != code:

@@ -29,6 +29,7 @@ from gateway.daemon.health import CERTIFICATE_WARNING_DAYS
 from gateway.daemon.intake import Intake
 from gateway.daemon.link import AxisLink
 from gateway.daemon.outgoing import Agency, Local
+from gateway.daemon.pdfcheck import PdfChecks
 from gateway.daemon.registration import Registration
 from gateway.errors import AxisError, AxisUnavailable, KeyMaterialError
 from gateway.store import IncomingState, Outgoing
@@ -37,6 +38,7 @@ from gateway.vxp.vocabulary import MessageType
 
 BATCH = 50
 META_EVERY = 15.0
+PDF_CHILD_IDLE_SECONDS = 600.0  # the PDF reader process is let go after this long without a PDF
 
 CERTIFICATE_WARNED = "certificate_warned_at"  # meta: when certificate_expiring was last logged
 
@@ -84,7 +86,8 @@ class Gateway:
         self.breaker = self.link.breaker
         self.intakes = [Intake(local, agency) for agency in local.agencies.values()]
         self.revocation = trusting.revocation(config, self.log)
-        self.deliverer = Deliverer(local, self.link, self.receiver, self.revocation)
+        self.pdfs = PdfChecks(signing.pdf_signatures, self.trust, self.revocation, self.log)
+        self.deliverer = Deliverer(local, self.link, self.receiver, self.revocation, self.pdfs)
         self.registration = Registration(local, self.client, self.link)
         self._meta_written: dict[str, float] = {}
         self._not_hosted_said: set[str] = set()  # listed deliveries for agencies not hosted, said once
@@ -103,6 +106,7 @@ class Gateway:
     async def close(self) -> None:
         await self.client.close()
         await self.revocation.close()
+        self.pdfs.close()
         self.store.close()
 
     def _note_time(self, key: str) -> None:
@@ -323,6 +327,7 @@ class Gateway:
         for agency in self.local.agencies.values():
             self._warn_of_certificate_expiry(agency)
         await self.revocation.refresh()
+        self.pdfs.inspector.stop_if_idle(PDF_CHILD_IDLE_SECONDS)
         removed = await asyncio.to_thread(self._tidy)
         if removed:
             self.log.info("housekeeping_tidied", removed=removed)

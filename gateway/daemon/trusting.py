@@ -46,13 +46,23 @@ def revocation(config: Config, log: Any) -> Revocation:
     return Revocation(policy, CrlCache(config.paths.data_dir / "crls", log=log))
 
 
-def token_identity(config: Config, code: str, cert: Path, key: str) -> edxml.SigningIdentity:
+def token_identity(config: Config, code: str, cert: Path, key: str, *, looking: bool = False) -> edxml.SigningIdentity:
     """The identity of an agency whose key is on the token of [signing.pkcs11]: the installation's
-    own under ``key_label``, a hosted agency's under its code."""
-    from gateway.token_keys import TokenSession, TokenSettings, token_key  # only a token's installation loads it
+    own under ``key_label``, a hosted agency's under its code. ``looking`` (health, track, list):
+    the certificate only; the token and its PIN are left alone."""
+    from gateway.token_keys import (  # a token's installation only
+        TokenSession,
+        TokenSettings,
+        token_key,
+        unavailable_key,
+    )
 
     pkcs11 = config.signing.pkcs11
     assert pkcs11 is not None and config.agency is not None
+    if looking:
+        leaf, *rest = load_certificates(read_file(cert, f"{config.path}: {key}.cert"), what=f"{key}.cert {cert}")
+        stand_in = unavailable_key(leaf.public_key(), f"{config.path}: signing.pkcs11")
+        return edxml.SigningIdentity(key=stand_in, certificate=leaf, intermediates=tuple(rest))
     pin = read_file(pkcs11.pin_file, f"{config.path}: signing.pkcs11.pin_file").decode("utf-8", "replace").strip()
     label = pkcs11.key_label if code == edxml.AgencyCode.lenient(config.agency.code).text else code
     cert_pem = read_file(cert, f"{config.path}: {key}.cert")

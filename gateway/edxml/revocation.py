@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -57,6 +57,7 @@ class RevocationVerdict:
     state: RevocationState
     detail: str
     revoked_at: datetime | None = None
+    transient: bool = False  # unknown because a CRL could not be fetched just now: worth asking again
 
     def error(self, policy: RevocationPolicy) -> SignatureError | None:
         """Why the message is refused under ``policy`` (its stable code included), or None."""
@@ -71,19 +72,35 @@ NOT_CHECKED = RevocationVerdict(RevocationState.NOT_CHECKED, "revocation not che
 
 
 def distribution_points(chain: Sequence[x509.Certificate]) -> tuple[str, ...]:
-    """The CRL addresses (http only) the certificates of a path name, the anchor's left out:
-    what must be fetched before :func:`judge` can say GOOD."""
-    urls: dict[str, None] = {}
+    """The CRL addresses the gateway can fetch (http, https) that the certificates of a path
+    name, the anchor's left out: what must be fetched before :func:`judge` can say GOOD."""
+    return tuple(url for url in dict.fromkeys(_named_points(chain)) if url.lower().startswith(("http://", "https://")))
+
+
+def names_crls(chain: Sequence[x509.Certificate]) -> bool:
+    """Whether any certificate of the path (the anchor's left out) names a CRL at all, at any
+    address (ldap: too): only a path that names none is NOT_CHECKED; one whose CRLs cannot be
+    fetched is UNKNOWN."""
+    return any(True for _ in _named_points(chain, every=True))
+
+
+def _named_points(chain: Sequence[x509.Certificate], *, every: bool = False) -> Iterator[str]:
     for certificate in chain[:-1] if len(chain) > 1 else chain:
         try:
             points = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
         except x509.ExtensionNotFound:
             continue
+        except ValueError:  # an extension that cannot be read still says a CRL exists
+            yield ""
+            continue
         for point in points:
+            if every and (point.relative_name is not None or point.crl_issuer is not None):
+                yield ""
             for name in point.full_name or ():
-                if isinstance(name, x509.UniformResourceIdentifier) and name.value.lower().startswith("http://"):
-                    urls[name.value] = None
-    return tuple(urls)
+                if isinstance(name, x509.UniformResourceIdentifier):
+                    yield name.value
+                elif every:
+                    yield ""
 
 
 def chain_key(chain: Sequence[x509.Certificate]) -> str:
@@ -98,7 +115,7 @@ def judge(chain: Sequence[x509.Certificate], crls: Iterable[bytes], *, at: datet
     """Whether any certificate of ``chain`` (signer first, anchor last, as the signature check
     built it) was revoked at ``at``, by the DER CRLs ``crls``. NOT_CHECKED when the path names
     no CRL: there is nothing to ask (a CA that publishes none cannot revoke)."""
-    if not distribution_points(chain):
+    if not names_crls(chain):
         return RevocationVerdict(RevocationState.NOT_CHECKED, "the certificates name no CRL distribution point")
     leaf, *middle = [_asn1(c) for c in chain]
     anchor = middle.pop() if middle else leaf

@@ -91,7 +91,7 @@ def test_revoked_before_the_axis_accepted_is_refused_with_02_revoked_after_is_de
         province.stop_all()
 
 
-def test_with_no_crl_to_be_had_soft_delivers_and_says_so_hard_refuses(tmp_path):
+def test_with_no_crl_to_be_had_soft_delivers_hard_waits_then_refuses_at_the_deadline(tmp_path):
     port = free_port()  # nothing will listen there
     province = build_province(
         tmp_path / "province", [PROVINCE, DEPARTMENT, DISTRICT], crl_url=f"http://127.0.0.1:{port}"
@@ -99,15 +99,22 @@ def test_with_no_crl_to_be_had_soft_delivers_and_says_so_hard_refuses(tmp_path):
     try:
         revocation(province, DEPARTMENT, "soft")
         revocation(province, DISTRICT, "hard")
+        district = province.agencies[DISTRICT]
+        # a deadline of 9 s instead of 72 h: the CA's server stays down past it
+        text = district.config.read_text(encoding="utf-8").replace("deadline_hours = 1.0", "deadline_hours = 0.0025")
+        district.config.write_text(text, encoding="utf-8")
         for code in (PROVINCE, DEPARTMENT, DISTRICT):
             province.start(code)
         province.drop_job(PROVINCE, "unknown", job("Văn bản 3", [DEPARTMENT, DISTRICT]), {"a.txt": b"3"})
-        department, district = province.agencies[DEPARTMENT], province.agencies[DISTRICT]
+        department = province.agencies[DEPARTMENT]
         (delivered,) = wait_until(department.delivered, "delivery under soft")
         assert delivered["subject"] == "Văn bản 3"
         (said,) = department.service.events_where(lambda e: e.get("event") == "revocation_unknown")
         assert "cannot be fetched" in said["reason"] and said["peer"] == PROVINCE
-        (reason,) = wait_until(lambda: rejections(district.inbox), "refusal under hard")
+        # hard: a passing outage of the CA's server does not refuse the document at once
+        district.service.wait_for(lambda e: e.get("event") == "revocation_pending", "the document to wait")
+        assert rejections(district.inbox) == [] and district.delivered() == []
+        (reason,) = wait_until(lambda: rejections(district.inbox), "refusal at the deadline")
         assert "SIG211" in reason and "cannot be fetched" in reason
         assert district.delivered() == []
     finally:

@@ -164,3 +164,18 @@ def test_garbage_crl_bytes_are_an_unknown_status_not_an_exception(pki, signed):
         chain_of(signed, pki.trust()), [b"\x30\x82\xff\xff" + b"\x00" * 64, b"not a CRL"], at=datetime.now(UTC)
     )
     assert verdict.state is RevocationState.UNKNOWN
+
+
+@pytest.mark.parametrize("url", ["ldap://ldap.ca.gov.vn/cn=CA?certificateRevocationList", "https://ca.gov.vn/ca.crl"])
+def test_a_crl_we_cannot_fetch_makes_the_status_unknown_not_unchecked(pki, url):
+    """Only a path naming no CRL at all is NOT_CHECKED; one naming it where we do not (or could
+    not) fetch is UNKNOWN, which hard refuses (found in review: ldap and https were NOT_CHECKED)."""
+    agency = issue(pki.issuing, PROVINCE, crl_url=url)
+    data = edxml.sign_message(
+        full_document(), edxml.SigningIdentity.from_pem(agency.key_pem, agency.cert_pem + pki.issuing.cert_pem)
+    )
+    chain = chain_of(data, pki.trust())
+    assert (url in distribution_points(chain)) == url.startswith("https:")
+    verdict = judge(chain, [make_crl(pki.root)], at=datetime.now(UTC))
+    assert verdict.state is RevocationState.UNKNOWN
+    assert isinstance(verdict.error(RevocationPolicy.HARD), RevocationUnknown)

@@ -1,0 +1,40 @@
+"""The demo's PDFs: each document carries a PDF its sender signed (pyHanko, the sender's
+development key), one of them changed after signing, and what every recipient's inbox says
+of them at the end (document.json ``pdf_signatures``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from gateway.pdfsig.signing import alter_after_signing, sample_pdf, sign_pdf
+
+ALTERED = 2  # the document whose PDF is changed after it was signed
+
+
+def signed_pdf(pki: Path, sender: str, number: int, subject: str) -> bytes:
+    text = f"Document {number}: {subject.encode('ascii', 'ignore').decode().strip() or 'van ban'}"
+    signed = sign_pdf(sample_pdf(text), (pki / f"{sender}.key").read_bytes(), (pki / f"{sender}.pem").read_bytes())
+    return alter_after_signing(signed) if number == ALTERED else signed
+
+
+def verdicts(inboxes: Iterable[tuple[str, Path]]) -> list[tuple[str, str, bool, str]]:
+    """(recipient, subject, signed validly, why not) of every PDF delivered into ``inboxes``."""
+    found = []
+    for code, inbox in inboxes:
+        if not inbox.is_dir():
+            continue
+        for described in sorted(inbox.glob("*/document.json")):
+            document = json.loads(described.read_text(encoding="utf-8"))
+            for attachment in document.get("attachments", []):
+                if "pdf_signatures" not in attachment:
+                    continue
+                reasons = [s["detail"] for s in attachment["pdf_signatures"] if not s["valid"]]
+                why = (
+                    attachment.get("pdf_problem")
+                    or "; ".join(reasons)
+                    or ("" if attachment["pdf_signatures"] else "unsigned")
+                )
+                found.append((code, document["subject"], bool(attachment["pdf_signed_validly"]), why))
+    return found

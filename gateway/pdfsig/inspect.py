@@ -1,0 +1,151 @@
+"""What the signatures in one PDF say, by pyHanko: runs inside the inspector's child process
+(gateway.pdfsig.worker), never in the gateway's own, because a hostile PDF can cost any
+amount of memory or time to read.
+
+For each signature: who signed (the certificate's name, organisation and agency code), when
+they say they signed (and a timestamp's time, if one is embedded), whether the signed bytes
+are intact, whether the signature covers the whole file or something was added after it,
+whether the certificate chains to our trust anchors, and whether it was revoked at the
+moment that counts (when the axis accepted the message carrying the PDF). CRLs come from the
+caller; this fetches nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import io
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+
+from gateway.pdfsig.verdict import MAX_SIGNATURES, PDF_MAGIC_WITHIN, PdfReport, PdfSignature
+
+
+def inspect(
+    data: bytes,
+    *,
+    anchors: Sequence[bytes],
+    intermediates: Sequence[bytes],
+    crls: Sequence[bytes],
+    at: datetime,
+    hard: bool,
+) -> PdfReport:
+    """The report on ``data``: a verdict per signature, or why it could not be read."""
+    if b"%PDF-" not in data[:PDF_MAGIC_WITHIN]:
+        return PdfReport(problem="not a PDF (no %PDF- header)")
+    # pyHanko logs a traceback for every suspicious revision it finds; the verdict says it
+    logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        embedded = list(reader.embedded_signatures)
+    except RecursionError:
+        return PdfReport(problem="the PDF nests its objects too deep to be read")
+    except Exception as exc:  # any bytes at all may be called a PDF
+        _out_of_memory(exc)
+        return PdfReport(problem=f"the PDF cannot be read: {type(exc).__name__}: {exc}")
+    if len(embedded) > MAX_SIGNATURES:
+        return PdfReport(problem=f"the PDF holds {len(embedded)} signatures; at most {MAX_SIGNATURES} are checked")
+    urls: set[str] = set()
+    verdicts = []
+    for signature in embedded:
+        verdict, named = _one(signature, anchors, intermediates, crls, at, hard)
+        verdicts.append(verdict)
+        urls |= named
+    return PdfReport(signatures=tuple(verdicts), crl_urls=tuple(sorted(urls)))
+
+
+def _one(signature, anchors, intermediates, crls, at, hard) -> tuple[PdfSignature, set[str]]:
+    from pyhanko.sign.validation import async_validate_pdf_signature
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+    from pyhanko_certvalidator import ValidationContext
+
+    name = str(signature.field_name or "")
+    try:
+        certificate = signature.signer_cert
+    except Exception as exc:
+        return PdfSignature(field=name, detail=f"the signature names no readable certificate: {exc}"), set()
+    context = ValidationContext(
+        trust_roots=[asn1_x509.Certificate.load(der) for der in anchors],
+        other_certs=[asn1_x509.Certificate.load(der) for der in intermediates],
+        crls=list(crls),
+        moment=at,
+        allow_fetching=False,
+        revocation_mode="hard-fail" if hard else "soft-fail",
+        retroactive_revinfo=True,
+    )
+    try:
+        status = asyncio.run(async_validate_pdf_signature(signature, context))
+    except RecursionError:
+        return _named(certificate, name, "the signed revision nests too deep to be checked"), set()
+    except Exception as exc:
+        _out_of_memory(exc)
+        return _named(certificate, name, f"the signature cannot be checked: {type(exc).__name__}: {exc}"), set()
+    timestamp = status.timestamp_validity
+    whole = status.coverage is SignatureCoverageLevel.ENTIRE_FILE
+    revoked = status.revocation_details is not None
+    intact = bool(status.intact and status.valid)
+    verdict = _named(
+        certificate,
+        name,
+        _why(intact, whole, status, revoked),
+        signed_at=status.signer_reported_dt.isoformat() if status.signer_reported_dt else None,
+        timestamp=timestamp.timestamp.isoformat() if timestamp is not None else None,
+        intact=intact,
+        covers_whole_file=whole,
+        trusted=bool(status.trusted),
+        revoked=revoked,
+        valid=bool(status.bottom_line) and whole,
+    )
+    return verdict, _distribution_points(certificate)
+
+
+def _out_of_memory(exc: Exception) -> None:
+    """Memory running out is the worker's to report (its cap), not a fact about the PDF."""
+    if isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM):
+        raise MemoryError from exc
+
+
+def _why(intact: bool, whole: bool, status, revoked: bool) -> str:
+    if not intact:
+        return "the signed bytes changed after signing, or the signature is not the certificate's"
+    if revoked:
+        details = status.revocation_details
+        return f"the certificate was revoked on {details.revocation_date:%Y-%m-%d %H:%M} UTC"
+    if not status.trusted:
+        return f"the certificate does not chain to a trusted authority ({status.trust_problem_indic})"
+    if not whole:
+        return "the file was changed after it was signed (content added after the signed revision)"
+    return "valid"
+
+
+def _named(certificate, field: str, detail: str, **facts) -> PdfSignature:
+    subject = certificate.subject.native if certificate is not None else {}
+    return PdfSignature(
+        field=field,
+        signer=str(subject.get("common_name", "")) or None,
+        organisation=str(subject.get("organization_name", "")) or None,
+        agency=str(subject.get("organization_identifier", "")) or None,
+        serial=f"{certificate.serial_number:x}" if certificate is not None else None,
+        detail=detail,
+        **facts,
+    )
+
+
+def _distribution_points(certificate) -> set[str]:
+    try:
+        parsed = x509.load_der_x509_certificate(certificate.dump())
+        points = parsed.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except Exception:  # no such extension, or one that cannot be read: nothing to fetch
+        return set()
+    return {
+        name.value
+        for point in points
+        for name in point.full_name or ()
+        if isinstance(name, x509.UniformResourceIdentifier) and name.value.lower().startswith("http://")
+    }

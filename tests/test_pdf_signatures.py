@@ -1,0 +1,194 @@
+"""Signatures inside PDF attachments (issue 19), checked by pyHanko in the bounded child process:
+a valid signature along a three-level path, a file changed after signing, a byte flipped, an
+untrusted signer, a revoked one, and PDFs that are not PDFs or are built to exhaust a reader."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from gateway import pki_folder
+from gateway.pdfsig.signing import alter_after_signing, sample_pdf, sign_pdf
+from gateway.pdfsig.worker import PdfInspector
+from gateway.pki import Revoked, make_crl
+from tests.messages import DEPARTMENT, PROVINCE
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("pdf-pki")
+    pki_folder.init_dir(folder, crl_url="http://127.0.0.1:9")
+    pki_folder.issue_to_dir(folder, PROVINCE, "UBND tỉnh Tiền Giang")
+    pki_folder.issue_to_dir(folder, DEPARTMENT, "Sở Nội vụ", use_ec=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def inspector() -> Iterator[PdfInspector]:
+    made = PdfInspector(memory_bytes=768 * 1024 * 1024, timeout=20)
+    yield made
+    made.close()
+
+
+def der(path: Path) -> list[bytes]:
+    return [c.public_bytes(serialization.Encoding.DER) for c in x509.load_pem_x509_certificates(path.read_bytes())]
+
+
+def signed_by(pki: Path, code: str, data: bytes | None = None, field: str = "ChuKy1") -> bytes:
+    return sign_pdf(
+        data or sample_pdf("Quyet dinh 12/QD-UBND"),
+        (pki / f"{code}.key").read_bytes(),
+        (pki / f"{code}.pem").read_bytes(),
+        field=field,
+    )
+
+
+def check(inspector: PdfInspector, pki: Path, data: bytes, *, crls=(), hard: bool = False, at=None):
+    return inspector.inspect_now(data, anchors=der(pki / "ca.pem"), crls=crls, at=at or datetime.now(UTC), hard=hard)
+
+
+def fresh_crls(pki: Path, revoked: list[Revoked] = ()) -> list[bytes]:
+    return [make_crl(pki_folder.load_ca(pki)), make_crl(pki_folder.load_issuer(pki), revoked)]
+
+
+def test_a_signed_pdf_is_valid_and_names_its_signer(inspector, pki):
+    report = check(inspector, pki, signed_by(pki, PROVINCE), crls=fresh_crls(pki), hard=True)
+    (signature,) = report.signatures
+    assert report.valid and signature.valid
+    assert (signature.intact, signature.covers_whole_file, signature.trusted, signature.revoked) == (
+        True,
+        True,
+        True,
+        False,
+    )
+    assert signature.agency == PROVINCE and signature.signer == "UBND tỉnh Tiền Giang"
+    assert signature.signed_at is not None and signature.detail == "valid"
+    assert set(report.crl_urls) == {"http://127.0.0.1:9/intermediate.crl"}
+
+
+def test_signer_and_seal_two_signatures_both_judged(inspector, pki):
+    twice = signed_by(pki, DEPARTMENT, signed_by(pki, PROVINCE), field="ConDau")
+    report = check(inspector, pki, twice, crls=fresh_crls(pki))
+    assert [s.field for s in report.signatures] == ["ChuKy1", "ConDau"]
+    # the first signature no longer covers the whole file (the seal came after it): reported so
+    first, seal = report.signatures
+    assert first.intact and not first.covers_whole_file and seal.valid
+
+
+def test_a_pdf_changed_after_signing_is_reported_as_such(inspector, pki):
+    report = check(inspector, pki, alter_after_signing(signed_by(pki, PROVINCE)), crls=fresh_crls(pki))
+    (signature,) = report.signatures
+    assert signature.intact and not signature.covers_whole_file and not signature.valid
+    assert "changed after it was signed" in signature.detail
+    assert report.refusal("a.pdf") is not None
+
+
+def test_a_flipped_byte_in_the_signed_range_is_not_intact(inspector, pki):
+    data = bytearray(signed_by(pki, PROVINCE))
+    data[data.find(b"Quyet")] = ord("X")
+    (signature,) = check(inspector, pki, bytes(data), crls=fresh_crls(pki)).signatures
+    assert not signature.intact and not signature.valid
+
+
+def test_a_signer_from_another_hierarchy_is_not_trusted(inspector, pki, tmp_path):
+    other = tmp_path / "other"
+    pki_folder.init_dir(other)
+    pki_folder.issue_to_dir(other, PROVINCE)
+    (signature,) = check(inspector, pki, signed_by(other, PROVINCE), crls=fresh_crls(pki)).signatures
+    assert signature.intact and not signature.trusted and not signature.valid
+    assert "does not chain" in signature.detail
+
+
+def test_a_revoked_signer_is_revoked_from_the_moment_of_revocation(inspector, pki):
+    serial = x509.load_pem_x509_certificates((pki / f"{PROVINCE}.pem").read_bytes())[0].serial_number
+    revoked_at = datetime.now(UTC) - timedelta(minutes=1)
+    crls = fresh_crls(pki, [Revoked(serial, revoked_at)])
+    data = signed_by(pki, PROVINCE)
+    (now,) = check(inspector, pki, data, crls=crls).signatures
+    assert now.revoked and not now.valid and "revoked" in now.detail
+    (before,) = check(inspector, pki, data, crls=crls, at=revoked_at - timedelta(seconds=30)).signatures
+    assert not before.revoked
+
+
+def test_without_crls_hard_says_untrusted_soft_says_valid(inspector, pki):
+    data = signed_by(pki, PROVINCE)
+    assert check(inspector, pki, data, hard=False).valid
+    (hard,) = check(inspector, pki, data, hard=True).signatures
+    assert not hard.valid
+
+
+def test_an_unsigned_pdf_is_reported_unsigned(inspector, pki):
+    report = check(inspector, pki, sample_pdf())
+    assert report.signatures == () and report.problem is None and not report.valid
+    assert report.refusal("a.pdf") == "a.pdf: the PDF is not signed"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"<html>not a pdf</html>", "not a PDF"),
+        (b"%PDF-1.7\n" + b"\x00" * 5000, "cannot be read"),
+        (b"%PDF-1.7\n1 0 obj\n" + b"[" * 200_000 + b"\nendobj\n%%EOF\n", "cannot be read"),
+    ],
+    ids=["html", "garbage after the header", "200,000 nested arrays"],
+)
+def test_what_is_not_a_readable_pdf_gets_a_reason(inspector, pki, data, expected):
+    report = check(inspector, pki, data)
+    assert report.problem is not None and expected in report.problem, report.problem
+
+
+def bomb(pki: Path, inflated_mib: int) -> bytes:
+    """A signed PDF, then a revision whose cross-reference stream (which every reader must
+    decode to open the file) inflates from about a kilobyte per MiB to ``inflated_mib`` MiB."""
+    signed = signed_by(pki, PROVINCE)
+    packer = zlib.compressobj(1)
+    chunk = b"\x00" * 2**20
+    stream = b"".join(packer.compress(chunk) for _ in range(inflated_mib)) + packer.flush()
+    start = signed.rfind(b"startxref")
+    previous = int(signed[start + 9 :].split()[0])
+    offset = len(signed) + 1
+    revision = (
+        b"\n"
+        + b"99 0 obj\n<< /Type /XRef /Size 100 /W [1 4 2] /Index [99 1] /Root 1 0 R /Prev "
+        + str(previous).encode()
+        + b" /Filter /FlateDecode /Length "
+        + str(len(stream)).encode()
+        + b" >>\nstream\n"
+        + stream
+        + b"\nendstream\nendobj\nstartxref\n"
+        + str(offset).encode()
+        + b"\n%%EOF\n"
+    )
+    return signed + revision
+
+
+def test_a_pdf_bomb_gets_a_verdict_and_the_next_pdf_is_read(inspector, pki):
+    report = check(inspector, pki, bomb(pki, 1024))  # 1 GiB from about 1 MB
+    assert report.problem is not None and "cannot be read" in report.problem, report
+    assert check(inspector, pki, signed_by(pki, PROVINCE)).valid
+
+
+def test_a_reader_out_of_memory_is_a_verdict_not_the_gateways_end(pki):
+    """Whatever exhausts the child's memory (here: a cap too small to read any PDF) ends as a
+    verdict; the gateway's process never holds the PDF's inflated objects."""
+    starved = PdfInspector(memory_bytes=64 * 1024 * 1024, timeout=20)
+    try:
+        report = check(starved, pki, signed_by(pki, PROVINCE))
+        assert report.problem is not None and ("64 MiB" in report.problem), report.problem
+    finally:
+        starved.close()
+
+
+def test_a_pdf_that_takes_too_long_is_given_up_and_the_next_one_is_read(pki):
+    hurried = PdfInspector(timeout=0.001)
+    try:
+        report = check(hurried, pki, signed_by(pki, PROVINCE))
+        assert report.problem is not None and "took longer than" in report.problem
+    finally:
+        hurried.close()
