@@ -11,6 +11,9 @@ digitised from paper (MessageHeader/ApplicationType "digitized-from-paper", set 
 sender's document.json flag "digitized"), electronic only. Statuses: received documents
 accepted (03) within 1 and within 3 working days (Monday-Friday; public holidays are not
 known to the gateway), finished (06); refusals with their reasons, both ways; recalls.
+Received documents whose PDF attachments all carried valid signatures when they arrived
+(signed, intact, covering the whole file, trusted, not revoked), and those with a PDF that did
+not; documents without a PDF, or received before the gateway checked PDFs, are in neither.
 Peer levels: ministry (central bodies: codes whose top letter is not H or K), province
 (level 1 of H/K), district (level 2: districts and provincial departments alike), commune
 (level 3 and below), other (identifiers outside QĐ 20).
@@ -69,6 +72,8 @@ class Report:
     sent_with_paper: int = 0
     received: int = 0
     received_digitized: int = 0
+    received_pdf_signed: int = 0  # every PDF it carried validly signed (checked on arrival)
+    received_pdf_not_signed: int = 0  # a PDF unsigned, altered, untrusted or revoked
     accepted_within_1_working_day: int = 0
     accepted_within_3_working_days: int = 0
     finished: int = 0
@@ -142,6 +147,8 @@ def agency_report(
     for row in received:
         report.received += 1
         report.received_digitized += int(bool(row.digitized))
+        report.received_pdf_signed += int(row.pdf_signed == 1)
+        report.received_pdf_not_signed += int(row.pdf_signed == 0)
         report.received_by_level[level_of(row.from_code)] += 1
         report.weekly_received[_week(row.document_time or period.start)] += 1
     delivered_at = {row.axis_doc_id: _local(row.finished_at or row.listed_at) for row in received}
@@ -199,6 +206,9 @@ def as_dict(report: Report, period: Period, *, by_level: bool) -> dict[str, Any]
             "digitized_percent": percent(report.received_digitized, report.received),
             "electronic_only": report.received - report.received_digitized,
             "electronic_only_percent": percent(report.received - report.received_digitized, report.received),
+            "with_validly_signed_pdfs": report.received_pdf_signed,
+            "with_validly_signed_pdfs_percent": percent(report.received_pdf_signed, report.received),
+            "with_pdfs_not_validly_signed": report.received_pdf_not_signed,
         },
         "statuses": {
             "accepted_within_1_working_day": report.accepted_within_1_working_day,
@@ -242,6 +252,13 @@ def _rows(data: dict[str, Any]) -> list[tuple[str, str, int, float | None]]:
         ("received", "total", received["total"], None),
         ("received", "digitised from paper", received["digitized"], received["digitized_percent"]),
         ("received", "electronic only", received["electronic_only"], received["electronic_only_percent"]),
+        (
+            "received",
+            "PDFs validly signed",
+            received["with_validly_signed_pdfs"],
+            received["with_validly_signed_pdfs_percent"],
+        ),
+        ("received", "PDFs not validly signed", received["with_pdfs_not_validly_signed"], None),
         ("statuses", "accepted (03) within 1 working day", statuses["accepted_within_1_working_day"], None),
         ("statuses", "accepted (03) within 3 working days", statuses["accepted_within_3_working_days"], None),
         ("statuses", "finished (06)", statuses["finished"], None),

@@ -300,6 +300,7 @@ class Deliverer:
             document_time=compose.document_time(
                 document, signed_hops=examined.signature.signed_hops, default=edxml.now_vietnam()
             ),
+            pdf_signed=all(r.valid for r in examined.pdf if r is not None) if any(examined.pdf) else None,
         )
         await self.commits.run(
             lambda: agency.outgoing.commit(

@@ -178,7 +178,8 @@ def settle_row(db: sqlite3.Connection, axis_doc_id: str, settled: Settled) -> No
     marks = ",".join("?" * len(allowed))  # placeholders only: the states are parameters
     sql = (
         "UPDATE incoming SET state = ?, from_code = ?, document_id = ?, subject = ?, status_code = ?, reason = ?,"  # noqa: S608
-        " inbox_id = ?, paper = ?, digitized = ?, finished_at = ?, next_attempt_at = ?, document_time = ?"
+        " inbox_id = ?, paper = ?, digitized = ?, finished_at = ?, next_attempt_at = ?, document_time = ?,"
+        " pdf_signed = ?"
         f" WHERE axis_doc_id = ? AND state IN ({marks})"
     )
     moved = db.execute(
@@ -196,6 +197,7 @@ def settle_row(db: sqlite3.Connection, axis_doc_id: str, settled: Settled) -> No
             time.time(),
             time.time(),
             settled.document_time,
+            None if settled.pdf_signed is None else int(settled.pdf_signed),
             axis_doc_id,
             *allowed,
         ),

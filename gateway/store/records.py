@@ -60,6 +60,7 @@ class Incoming:
     document_time: str | None = None
     accepted_at: float | None = None  # when the axis says it accepted the message (epoch seconds)
     to_code: str | None = None  # the hosted agency it is for
+    pdf_signed: int | None = None  # its PDFs' signatures: 1 all valid, 0 not all, None no PDF
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Settled:
     paper: bool = False
     digitized: bool = False
     document_time: str | None = None
+    pdf_signed: bool | None = None  # its PDF attachments all validly signed; None: it has none
 
 
 def outgoing_row(row: sqlite3.Row) -> Outgoing:

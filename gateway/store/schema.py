@@ -8,7 +8,7 @@ import sqlite_utils
 
 from gateway.sqlite import transaction
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 DOCUMENTS_QUEUED = "documents_queued"  # meta key of the running number (documents_queued); ":CODE" per agency
 OWNER = "owner"  # meta key: the installation's own agency, which rows from before v7 belong to
 
@@ -65,6 +65,10 @@ def migrate(connection: sqlite3.Connection) -> None:
             connection.execute("ALTER TABLE outgoing ADD COLUMN from_code TEXT")
         if "to_code" not in db["incoming"].columns_dict:
             connection.execute("ALTER TABLE incoming ADD COLUMN to_code TEXT")
+        # v8: whether a received document's PDFs carried valid signatures (1 all, 0 not all,
+        # NULL no PDF or received before the check), for the quarterly report
+        if "pdf_signed" not in db["incoming"].columns_dict:
+            connection.execute("ALTER TABLE incoming ADD COLUMN pdf_signed INTEGER")
         connection.execute("DROP INDEX IF EXISTS incoming_once")
         connection.execute(
             "CREATE UNIQUE INDEX IF NOT EXISTS incoming_once_per_agency ON incoming(to_code, from_code, document_id)"

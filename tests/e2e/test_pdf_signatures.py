@@ -4,6 +4,8 @@ valid PDF signatures. Real processes: the axis, three gateways, a CRL server."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from gateway.pdfsig.signing import alter_after_signing, sample_pdf, sign_pdf
@@ -82,6 +84,18 @@ def test_pdf_signatures_are_reported_in_the_inbox_and_required_where_asked(tmp_p
             lambda: any(r[1] == DEPARTMENT and r[2] == "02" for r in province.agencies[PROVINCE].receipts()),
             "the 02 at the province",
         )
+        # the quarterly report counts the documents whose PDFs carried valid signatures
+        today = datetime.now(timezone(timedelta(hours=7))).date().isoformat()
+        for agency, signed, not_signed in ((district, 0, 1), (department, 1, 0)):
+            done = province.run(
+                "report", "--config", str(agency.config), "--from", today, "--to", today, "--format", "json"
+            )
+            assert done.returncode == 0, done.stderr
+            received = json.loads(done.stdout)["received"]
+            assert (received["with_validly_signed_pdfs"], received["with_pdfs_not_validly_signed"]) == (
+                signed,
+                not_signed,
+            )
     finally:
         crls.stop()
         province.stop_all()

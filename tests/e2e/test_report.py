@@ -132,6 +132,10 @@ def test_quarter_report_is_exact(province):
         "digitized_percent": 25.0,
         "electronic_only": 3,
         "electronic_only_percent": 75.0,
+        # their PDFs are unsigned: none counts as carrying a valid signature
+        "with_validly_signed_pdfs": 0,
+        "with_validly_signed_pdfs_percent": 0.0,
+        "with_pdfs_not_validly_signed": 4,
     }
     statuses = data["statuses"]
     assert statuses["accepted_within_1_working_day"] == 3 and statuses["accepted_within_3_working_days"] == 3
