@@ -58,10 +58,14 @@ class CountryLayout:
         return next(name for name, layout in self.axes.items() if installation in layout.agencies)
 
 
-def create(root: Path, plans: list[AxisPlan]) -> CountryLayout:
-    ca = create_ca("edxml-gateway demo CA")
+def create(root: Path, plans: list[AxisPlan], *, crl_url: str | None = None) -> CountryLayout:
+    """The axes' and installations' files under ``root``, one PKI for all (``crl_url``: three
+    levels, every certificate naming its CRL there, as `edxml-gateway pki` makes them)."""
     (root / "pki").mkdir(parents=True)
-    (root / "pki" / "ca.pem").write_bytes(ca.cert_pem)
+    ca = None
+    if crl_url is None:
+        ca = create_ca("edxml-gateway demo CA")
+        (root / "pki" / "ca.pem").write_bytes(ca.cert_pem)
     axes = {}
     for plan in plans:
         relays = tuple(child.relay_system for child in plans if child.upstream == plan.name)
@@ -73,6 +77,7 @@ def create(root: Path, plans: list[AxisPlan]) -> CountryLayout:
             axis_name=plan.name,
             axis_code=plan.code,
             relays=relays,
+            crl_url=crl_url,
         )
     return CountryLayout(root, {plan.name: plan for plan in plans}, axes)
 

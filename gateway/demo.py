@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gateway import config as config_module
-from gateway import country, demo_pdfs, workspace
+from gateway import country, demo_signatures, workspace
 from gateway.daemon import commands
 from gateway.errors import GatewayError
 from gateway.processes import Service
@@ -124,7 +124,8 @@ class Demo:
         self.root = root
         self.out = out
         self.plan = plan(documents)
-        self.layout = country.create(root, PLANS)
+        self.crl_port = demo_signatures.free_port()
+        self.layout = country.create(root, PLANS, crl_url=f"http://127.0.0.1:{self.crl_port}")
         self.everyone = {**self.layout.agencies, **self.layout.hosted}  # every agency, hosted or not
         self.services: dict[str, Service] = {}
         self.document_ids: dict[int, str] = {}
@@ -139,6 +140,8 @@ class Demo:
     # --- the province ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.services["CRL server"] = demo_signatures.serve_crls(self.root, self.crl_port)
+        self.say(f"CRLs of the development CA (root → issuing CA → agencies) at http://127.0.0.1:{self.crl_port}")
         for name, (service, url) in country.start_axes(self.layout).items():
             self.services[f"axis {name}"] = service
             # the configurations are a real deployment's; the demo's short intervals are an override
@@ -172,7 +175,7 @@ class Demo:
         files = self.root / "files"
         files.mkdir(exist_ok=True)
         for item in self.plan:
-            attachment = demo_pdfs.signed_pdf(self.root / "pki", item.sender, item.number, item.subject)
+            attachment = demo_signatures.signed_pdf(self.root / "pki", item.sender, item.number, item.subject)
             if item.via == "cli":
                 path = files / f"van-ban-{item.number}.pdf"
                 path.write_bytes(attachment)
@@ -334,7 +337,7 @@ class Demo:
         refused = [p for p in self.plan if p.outcome == REFUSED]
         for item in refused:
             self.say(f"#{item.number} refused (02) by {', '.join(item.recipients)}: {REFUSAL}")
-        found = demo_pdfs.verdicts((code, agency.inbox) for code, agency in self.everyone.items())
+        found = demo_signatures.verdicts((code, agency.inbox) for code, agency in self.everyone.items())
         valid = sum(1 for _, _, ok, _ in found if ok)
         self.say(f"PDF signatures checked on arrival: {valid} of {len(found)} valid")
         for code, subject, ok, why in found:
@@ -343,8 +346,8 @@ class Demo:
 
     def pdfs_as_planned(self) -> bool:
         """Every delivered PDF valid but the one changed after signing, which each recipient reports."""
-        found = demo_pdfs.verdicts((code, agency.inbox) for code, agency in self.everyone.items())
-        altered = next((p.subject for p in self.plan if p.number == demo_pdfs.ALTERED), None)
+        found = demo_signatures.verdicts((code, agency.inbox) for code, agency in self.everyone.items())
+        altered = next((p.subject for p in self.plan if p.number == demo_signatures.ALTERED), None)
         return bool(found) and all(ok == (subject != altered) for _, subject, ok, _ in found)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -320,3 +321,49 @@ def test_an_older_crl_served_later_never_replaces_the_one_held(tmp_path):
         held, after = asyncio.run(go())
     assert after.der == held.der and after.number == 7
     assert [event for event, _ in said.lines].count("crl_older_than_held") == 1
+
+
+def test_what_the_bridge_brings_down_is_judged_when_the_upstream_accepted_it(tmp_path, served):
+    """A provincial axis checks what its bridge fetches from the national one: a sender revoked
+    after the national axis accepted the document still counts (the rule a gateway applies),
+    one revoked before does not (found in review: the bridge judged at the moment it fetched)."""
+    from gateway.axis import config as axis_config
+    from gateway.axis.checks import MessageCheck
+    from gateway.axis.wire import Refusal
+    from gateway.vxp.vocabulary import MessageType
+
+    folder, _, _ = served
+    pki_folder.issue_to_dir(folder, PROVINCE)
+    identity = edxml.SigningIdentity.from_pem(
+        (folder / f"{PROVINCE}.key").read_bytes(), (folder / f"{PROVINCE}.pem").read_bytes()
+    )
+    data = edxml.sign_message(full_document(), identity)
+    accepted = time.time()
+    time.sleep(2)  # a CRL dates a revocation to the second, judged within a second's tolerance
+    pki_folder.revoke(folder, PROVINCE)
+    (tmp_path / "axis.toml").write_text(
+        '[server]\nhost = "127.0.0.1"\nport = 0\ndata_dir = "d"\ncode = "000.00.00.H58"\n'
+        f'verify_signatures = true\ntrust = "{folder / "ca.pem"}"\nrevocation = "hard"\n',
+        encoding="utf-8",
+    )
+    check = MessageCheck(
+        axis_config.load(tmp_path / "axis.toml"), edxml.TrustStore.from_pem((folder / "ca.pem").read_bytes())
+    )
+    checked = check(data, MessageType.EDOC, "0" * 64)
+
+    async def go() -> list[str]:
+        outcomes = []
+        try:
+            for moment in (accepted, None):  # the upstream's acceptance; now, as a sender's sendEdoc
+                try:
+                    await check.judge_revocation(checked, moment)
+                    outcomes.append("accepted")
+                except Refusal as refusal:
+                    outcomes.append(refusal.detail or "")
+        finally:
+            await check.revocation.close()
+        return outcomes
+
+    before, now = asyncio.run(go())
+    assert before == "accepted"
+    assert "SIG210" in now

@@ -7,6 +7,8 @@ signature; then the axis's own trace header on a document, whose bytes are what 
 from __future__ import annotations
 
 import hashlib
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway import edxml, logs
@@ -29,10 +31,12 @@ class MessageCheck:
         cache = None if policy is RevocationPolicy.OFF else CrlCache(config.data_dir / "crls", log=logs.get("axis"))
         self.revocation = Revocation(policy, cache)
 
-    async def judge_revocation(self, checked: Checked) -> None:
-        """Refuse a message whose signer's certificate is revoked now (or, under hard, whose
-        status is unknown): the moment the axis accepts it is the moment that counts."""
-        verdict = await self.revocation.judge_signature(checked.signature, None)
+    async def judge_revocation(self, checked: Checked, accepted_at: float | None = None) -> None:
+        """Refuse a message whose signer's certificate is revoked (or, under hard, whose status
+        is unknown) at the moment that counts: now, when this axis accepts it from a sender;
+        ``accepted_at`` when the upstream axis accepted what the bridge brings down."""
+        at = datetime.fromtimestamp(min(accepted_at, time.time()), UTC) if accepted_at is not None else None
+        verdict = await self.revocation.judge_signature(checked.signature, at)
         error = verdict.error(self.revocation.policy)
         if error is not None and verdict.transient:  # the CA's server, for now: the sender retries
             raise Refusal(AxisCode.INTERNAL, f"{error}; try again later")

@@ -34,6 +34,7 @@ from gateway.daemon.registration import Registration
 from gateway.errors import AxisError, AxisUnavailable, KeyMaterialError
 from gateway.store import IncomingState, Outgoing
 from gateway.vxp.answers import AxisCode
+from gateway.vxp.protocol import accepted_time
 from gateway.vxp.vocabulary import MessageType
 
 BATCH = 50
@@ -395,15 +396,3 @@ class Gateway:
                 continue
         removed += sum(worker.tidy() for worker in self.intakes)
         return removed
-
-
-# --- helpers -----------------------------------------------------------------------------------
-
-
-def accepted_time(created_time: str) -> float | None:
-    """The axis's created_time of a listed message (Vietnam wall-clock, edXML's form) as epoch
-    seconds; None when it gives none we can read."""
-    try:
-        return edxml.parse_timestamp(created_time.strip()).replace(tzinfo=edxml.VIETNAM).timestamp()
-    except ValueError:
-        return None

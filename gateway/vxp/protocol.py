@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from gateway.edxml import VIETNAM
+from gateway.edxml import parse_timestamp as parse_edxml_timestamp
 
 PREFIX = "XroadVnpt-"
 SIGN_HEADER = f"{PREFIX}sign-header"
@@ -250,3 +251,12 @@ def verify_request(
     if window is not None and skew > window:
         raise AuthError("timestamp", f"timestamp {timestamp} is {int(skew.total_seconds())} s away from now")
     return SignedRequest(system_id, tuple(params), timestamp, hash_header, skew)
+
+
+def accepted_time(created_time: str) -> float | None:
+    """An axis's created_time of a listed message (Vietnam wall-clock, edXML's form) as epoch
+    seconds: when it accepted the message; None when it gives none we can read."""
+    try:
+        return parse_edxml_timestamp(created_time.strip()).replace(tzinfo=VIETNAM).timestamp()
+    except ValueError:
+        return None

@@ -204,3 +204,16 @@ def build_province(
     for code, folder in layout.hosted.items():
         province.hosted[code] = Agency(**vars(folder))
     return province
+
+
+def job(subject: str, recipients: list[str]) -> dict:
+    """A drop-folder job: its number is the subject's last character ("Văn bản 3")."""
+    return {"to": recipients, "subject": subject, "code_number": subject[-1], "code_notation": "UBND"}
+
+
+def rejections(inbox: Path) -> list[str]:
+    """The reasons of what a recipient refused (inbox/.rejected/*/reason.txt)."""
+    rejected = inbox / ".rejected"
+    if not rejected.is_dir():
+        return []
+    return [(p / "reason.txt").read_text() for p in sorted(rejected.iterdir()) if (p / "reason.txt").is_file()]

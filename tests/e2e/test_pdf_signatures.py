@@ -6,24 +6,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from gateway.pdfsig.signing import alter_after_signing, sample_pdf, sign_pdf
 from gateway.processes import Service
-from tests.e2e.province import build_province, free_port, wait_until
+from tests.e2e.province import build_province, free_port, job, rejections, wait_until
 
 PROVINCE, DEPARTMENT, DISTRICT = "000.00.00.H58", "000.00.11.H58", "000.00.31.H58"
-
-
-def job(subject: str, recipients: list[str]) -> dict:
-    return {"to": recipients, "subject": subject, "code_number": subject[-1], "code_notation": "UBND"}
-
-
-def rejections(folder: Path) -> list[str]:
-    rejected = folder / ".rejected"
-    if not rejected.is_dir():
-        return []
-    return [(p / "reason.txt").read_text() for p in sorted(rejected.iterdir()) if (p / "reason.txt").is_file()]
 
 
 def test_pdf_signatures_are_reported_in_the_inbox_and_required_where_asked(tmp_path):

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from gateway.processes import Service
-from tests.e2e.province import Province, build_province, free_port, wait_until
+from tests.e2e.province import Province, build_province, free_port, job, rejections, wait_until
 
 PROVINCE, DEPARTMENT, DISTRICT = "000.00.00.H58", "000.00.11.H58", "000.00.31.H58"
 
@@ -21,10 +21,6 @@ def revocation(province: Province, code: str, policy: str) -> None:
     agency.config.write_text(text.replace(trust, f'{trust}revocation = "{policy}"\n'), encoding="utf-8")
 
 
-def job(subject: str, recipients: list[str]) -> dict:
-    return {"to": recipients, "subject": subject, "code_number": subject[-1], "code_notation": "UBND"}
-
-
 def sent(province: Province, code: str, count: int) -> None:
     """Wait until the axis has accepted ``count`` documents of ``code``."""
     service = province.agencies[code].service
@@ -34,13 +30,6 @@ def sent(province: Province, code: str, count: int) -> None:
         ),
         f"{count} document(s) of {code} accepted by the axis",
     )
-
-
-def rejections(folder: Path) -> list[str]:
-    rejected = folder / ".rejected"
-    if not rejected.is_dir():
-        return []
-    return [(p / "reason.txt").read_text() for p in sorted(rejected.iterdir()) if (p / "reason.txt").is_file()]
 
 
 def serve_crls(province: Province, port: int, folder: Path) -> Service:

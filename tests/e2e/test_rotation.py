@@ -7,13 +7,9 @@ from __future__ import annotations
 from cryptography import x509
 
 from gateway import edxml
-from tests.e2e.province import build_province, free_port, wait_until
+from tests.e2e.province import build_province, free_port, job, wait_until
 
 PROVINCE, DISTRICT = "000.00.00.H58", "000.00.31.H58"
-
-
-def job(subject: str, recipients: list[str]) -> dict:
-    return {"to": recipients, "subject": subject, "code_number": subject[-1], "code_notation": "UBND"}
 
 
 def serial_of(province, code: str) -> str:

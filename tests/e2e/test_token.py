@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import shutil
 
-from tests.e2e.province import build_province, wait_until
+from tests.e2e.province import build_province, job, wait_until
 from tests.softhsm import make_token
 
 PROVINCE, DISTRICT = "000.00.00.H58", "000.00.31.H58"
-
-
-def job(subject: str, recipients: list[str]) -> dict:
-    return {"to": recipients, "subject": subject, "code_number": subject[-1], "code_notation": "UBND"}
 
 
 def test_an_exchange_signed_on_a_token_survives_the_token_pulled_out(tmp_path):

@@ -1,14 +1,16 @@
-"""The demo's PDFs: each document carries a PDF its sender signed (pyHanko, the sender's
-development key), one of them changed after signing, and what every recipient's inbox says
-of them at the end (document.json ``pdf_signatures``)."""
+"""The demo's signatures of legal value: its CA publishes CRLs (`pki serve`), each document
+carries a PDF its sender signed (pyHanko, the sender's development key), one of them changed
+after signing, and every recipient's inbox says what it found (document.json ``pdf_signatures``)."""
 
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterable
 from pathlib import Path
 
 from gateway.pdfsig.signing import alter_after_signing, sample_pdf, sign_pdf
+from gateway.processes import Service
 
 ALTERED = 2  # the document whose PDF is changed after it was signed
 
@@ -38,3 +40,20 @@ def verdicts(inboxes: Iterable[tuple[str, Path]]) -> list[tuple[str, str, bool, 
                 )
                 found.append((code, document["subject"], bool(attachment["pdf_signed_validly"]), why))
     return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve_crls(root: Path, port: int) -> Service:
+    """`edxml-gateway pki serve` for the demo's PKI: every gateway and axis judges revocation by it."""
+    service = Service(
+        ["pki", "serve", "--dir", str(root / "pki"), "--listen", f"127.0.0.1:{port}"],
+        cwd=root,
+        log_path=root / "crl.log",
+    )
+    service.wait_for(lambda e: e.get("event") == "crl_serving", "the CRL server")
+    return service
