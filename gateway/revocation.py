@@ -31,6 +31,7 @@ from gateway.edxml.revocation import (
     chain_key,
     distribution_points,
     judge,
+    names_crls,
 )
 from gateway.edxml.signature import SignatureVerdict
 from gateway.fsutil import write_atomic
@@ -295,8 +296,10 @@ class Revocation:
             return NOT_CHECKED
         chain = signature.chain
         urls = distribution_points(chain)
-        if not urls:  # none, or none we can fetch (ldap:): NOT_CHECKED or UNKNOWN
-            return await asyncio.to_thread(judge, chain, (), at=at or datetime.now(UTC))
+        if not urls:
+            if not names_crls(chain):  # most paths of a PKI without CRLs: no thread hop for nothing
+                return RevocationVerdict(RevocationState.NOT_CHECKED, "the certificates name no CRL distribution point")
+            return await asyncio.to_thread(judge, chain, (), at=at or datetime.now(UTC))  # ldap: only: UNKNOWN
         crls, problems = await self.cache.get(urls)
         # the CAs above the signer, where the signer's CRL is, and which CRLs were read
         above = (chain_key(chain[1:]), distribution_points(chain[:1]), tuple(sorted(crl.sha256 for crl in crls)))

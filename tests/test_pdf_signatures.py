@@ -129,14 +129,24 @@ def test_an_unsigned_pdf_is_reported_unsigned(inspector, pki):
     assert report.refusal("a.pdf") == "a.pdf: the PDF is not signed"
 
 
+def nested(depth: int) -> bytes:
+    """A well-formed PDF whose catalog is ``depth`` arrays one inside the other."""
+    head = b"%PDF-1.7\n"
+    body = b"1 0 obj\n" + b"[" * depth + b"]" * depth + b"\nendobj\n"
+    xref = b"xref\n0 2\n0000000000 65535 f \n" + f"{len(head):010d} 00000 n \n".encode()
+    trailer = b"trailer\n<< /Size 2 /Root 1 0 R >>\nstartxref\n" + str(len(head) + len(body)).encode()
+    return head + body + xref + trailer + b"\n%%EOF\n"
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
         (b"<html>not a pdf</html>", "not a PDF"),
         (b"%PDF-1.7\n" + b"\x00" * 5000, "cannot be read"),
-        (b"%PDF-1.7\n1 0 obj\n" + b"[" * 200_000 + b"\nendobj\n%%EOF\n", "cannot be read"),
+        (nested(200_000), "nests its objects too deep"),
+        (b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n%%EOF\n", "no startxref"),
     ],
-    ids=["html", "garbage after the header", "200,000 nested arrays"],
+    ids=["html", "garbage after the header", "200,000 nested arrays", "no cross-reference pointer"],
 )
 def test_what_is_not_a_readable_pdf_gets_a_reason(inspector, pki, data, expected):
     report = check(inspector, pki, data)

@@ -22,7 +22,7 @@ from datetime import datetime
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 
-from gateway.pdfsig.verdict import MAX_SIGNATURES, PDF_MAGIC_WITHIN, PdfReport, PdfSignature
+from gateway.pdfsig.verdict import MAX_SIGNATURES, PdfReport, PdfSignature, plainly_not_a_pdf
 
 
 def inspect(
@@ -35,8 +35,9 @@ def inspect(
     hard: bool,
 ) -> PdfReport:
     """The report on ``data``: a verdict per signature, or why it could not be read."""
-    if b"%PDF-" not in data[:PDF_MAGIC_WITHIN]:
-        return PdfReport(problem="not a PDF (no %PDF- header)")
+    plainly = plainly_not_a_pdf(data)
+    if plainly is not None:
+        return PdfReport(problem=plainly)
     # pyHanko logs a traceback for every suspicious revision it finds; the verdict says it
     logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
     from pyhanko.pdf_utils.reader import PdfFileReader

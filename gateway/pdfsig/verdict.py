@@ -9,6 +9,18 @@ from dataclasses import asdict, dataclass
 
 MAX_SIGNATURES = 16  # a document carries its signer's and its seal's; a few more for approvals
 PDF_MAGIC_WITHIN = 1024  # PDF readers accept the header this far in; past it, it is no PDF
+PDF_TAIL = 2048  # where a PDF's last startxref stands (ISO 32000: at the end of the file)
+
+
+def plainly_not_a_pdf(data: bytes) -> str | None:
+    """Why ``data`` cannot be a PDF, judged from its two ends without reading it: no header,
+    or no cross-reference pointer at its end (every PDF, signed or not, ends with one). What
+    passes is for pyHanko, in the child; what fails here never costs one."""
+    if b"%PDF-" not in data[:PDF_MAGIC_WITHIN]:
+        return "not a PDF (no %PDF- header)"
+    if b"startxref" not in data[-PDF_TAIL:]:
+        return "the PDF cannot be read: no startxref at its end (truncated, or not a PDF)"
+    return None
 
 
 class PdfPolicy(enum.StrEnum):

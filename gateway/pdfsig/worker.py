@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from gateway.pdfsig.verdict import PDF_MAGIC_WITHIN, PdfReport
+from gateway.pdfsig.verdict import PdfReport, plainly_not_a_pdf
 
 MEMORY_BYTES = 1536 * 1024 * 1024
 TIMEOUT_SECONDS = 30.0
@@ -28,7 +28,10 @@ TIMEOUT_SECONDS = 30.0
 
 def _serve(connection: Any, memory_bytes: int) -> None:
     """The child: read requests, answer reports, until the pipe closes."""
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    # Lowering one's own limit needs no privilege; a sandbox that forbids even that leaves the
+    # child bounded by the service's cgroup (MemoryMax=), whose OOM killer takes the largest: it.
+    with contextlib.suppress(OSError, ValueError):
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     from gateway.pdfsig.inspect import inspect
 
     while True:
@@ -88,8 +91,9 @@ class PdfInspector:
             "at": at,
             "hard": hard,
         }
-        if b"%PDF-" not in data[:PDF_MAGIC_WITHIN]:  # no child for what is plainly no PDF
-            return PdfReport(problem="not a PDF (no %PDF- header)")
+        plainly = plainly_not_a_pdf(data)
+        if plainly is not None:  # no child for what is plainly no PDF
+            return PdfReport(problem=plainly)
         with self._lock:
             self._used_at = time.monotonic()
             if self._process is None or not self._process.is_alive():
