@@ -13,7 +13,7 @@ import asyncio
 import functools
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ from gateway.edxml.revocation import (
     RevocationVerdict,
     chain_key,
     distribution_points,
+    issuers_by_point,
     judge,
     names_crls,
 )
@@ -135,16 +136,23 @@ class CrlCache:
         self._fetched_at: dict[str, float] = {}  # url → when it was last fetched (wall clock)
         self._next_try: dict[str, float] = {}  # url → no fetch before this (monotonic)
         self._failed: dict[str, str] = {}  # url → why its last fetch failed
+        self._issuers: dict[str, x509.Certificate] = {}  # url → the CA whose CRL it must be
         self._fetching: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
 
     def _path(self, url: str) -> Path:
         return self.folder / f"{hashlib.sha256(url.encode()).hexdigest()[:32]}.crl"
 
-    async def get(self, urls: Iterable[str]) -> tuple[list[CachedCrl], dict[str, str]]:
+    async def get(
+        self, urls: Iterable[str], issuers: Mapping[str, x509.Certificate] | None = None
+    ) -> tuple[list[CachedCrl], dict[str, str]]:
         """The CRLs at ``urls`` (fetched first where missing or expired) and, for those that
-        could not be had current, the reason."""
+        could not be had current, the reason. ``issuers``: the CA whose certificates name each
+        URL: a CRL fetched from there must bear its signature to be kept (plain HTTP: anyone on
+        the way could answer)."""
         urls = list(urls)
+        for url, issuer in (issuers or {}).items():
+            self._issuers.setdefault(url, issuer)
         await asyncio.gather(*(self._ensure(url) for url in urls))
         now = datetime.now(UTC)
         found, problems = [], {}
@@ -216,9 +224,18 @@ class CrlCache:
             self._wait(url)
             self.log.warning("crl_unavailable", url=url, reason=str(exc), retry_in=RETRY_AFTER_FAILURE)
             return
+        issuer = self._issuers.get(url)
+        if issuer is not None and not _signed_by(crl, issuer):
+            reason = f"{url} served a CRL not signed by {issuer.subject.rfc4514_string()}"
+            self._failed[url] = reason
+            self._wait(url)
+            self.log.warning("crl_unavailable", url=url, reason=reason, retry_in=RETRY_AFTER_FAILURE)
+            return
         self._fetched_at[url] = time.time()
         self._failed.pop(url, None)
         held = self._crls.get(url)
+        if held is not None and issuer is not None and not _signed_by(held, issuer):
+            held = None  # what was kept is not its CA's (an earlier forgery, a file put there): replaced
         if held is not None and crl.order(held) <= 0:
             self._wait(url)  # nothing newer yet (the CA publishes at its nextUpdate): asked again later
             if crl.order(held) < 0:
@@ -300,7 +317,7 @@ class Revocation:
             if not names_crls(chain):  # most paths of a PKI without CRLs: no thread hop for nothing
                 return RevocationVerdict(RevocationState.NOT_CHECKED, "the certificates name no CRL distribution point")
             return await asyncio.to_thread(judge, chain, (), at=at or datetime.now(UTC))  # ldap: only: UNKNOWN
-        crls, problems = await self.cache.get(urls)
+        crls, problems = await self.cache.get(urls, issuers_by_point(chain))
         # the CAs above the signer, where the signer's CRL is, and which CRLs were read
         above = (chain_key(chain[1:]), distribution_points(chain[:1]), tuple(sorted(crl.sha256 for crl in crls)))
         if not problems and above in self._good_above and not any(crl.lists(chain[0]) for crl in crls):
@@ -323,6 +340,13 @@ class Revocation:
         if verdict.state is RevocationState.UNKNOWN and problems:
             verdict = RevocationVerdict(RevocationState.UNKNOWN, "; ".join(problems.values()), transient=True)
         return verdict
+
+
+def _signed_by(crl: CachedCrl, issuer: x509.Certificate) -> bool:
+    try:
+        return crl.parsed.is_signature_valid(issuer.public_key())
+    except (TypeError, ValueError):  # a key of a kind CRLs are not signed with here
+        return False
 
 
 def _remember(memo: dict, key: object, value: object) -> None:

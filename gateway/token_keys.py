@@ -65,8 +65,8 @@ class _Token:
         """The session (the caller holds the lock), opened if there is none."""
         if self.session is not None:
             return self.session
-        if self.refused is not None:
-            raise self.refused
+        if self.refused is not None:  # a new exception each time: one raised again grows its traceback
+            raise TokenUnavailable(self.refused.message, where=self.refused.where)
         library = _library(self.module)
         try:
             token = library.get_token(token_label=self.label)
@@ -89,14 +89,14 @@ class _Token:
                 " until the PIN file is corrected and the gateway restarted",
                 where=where,
             )
-            raise self.refused from None
+            raise TokenUnavailable(self.refused.message, where=where) from None
         except p11.PinLocked:
             self.refused = TokenUnavailable(
                 f"the token {self.label!r} is locked (too many wrong PINs): its security officer must unlock it,"
                 " then the gateway be restarted",
                 where=where,
             )
-            raise self.refused from None
+            raise TokenUnavailable(self.refused.message, where=where) from None
         except p11.PKCS11Error as exc:
             raise TokenUnavailable(f"no session on the token: {_name(exc)}", where=where) from None
         self.generation += 1

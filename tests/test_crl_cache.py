@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from gateway import edxml, logs, pki_folder
-from gateway.edxml.revocation import RevocationPolicy
-from gateway.pki import Revoked, create_ca, issue, make_crl
+from gateway.edxml.revocation import RevocationPolicy, RevocationState
+from gateway.pki import KeyPair, Revoked, create_ca, issue, make_crl
 from gateway.processes import Service
 from gateway.revocation import CrlCache, Revocation
 from tests.e2e.province import free_port
@@ -367,3 +367,32 @@ def test_what_the_bridge_brings_down_is_judged_when_the_upstream_accepted_it(tmp
     before, now = asyncio.run(go())
     assert before == "accepted"
     assert "SIG210" in now
+
+
+def test_a_forged_crl_is_never_kept_so_it_cannot_pin_the_cache(tmp_path):
+    """Over plain HTTP anyone on the way can answer: a CRL not signed by the CA whose
+    certificates name its address is refused, whatever CRL number it claims, and the CA's own
+    is taken afterwards (found in review: one forged answer with a huge number stayed for good)."""
+    routes: dict = {}
+    with hostile_server(routes) as base:
+        root, issuing, (_, revoked) = hierarchy_under(base)
+        stranger = create_ca("Issuing CA")  # the same name, another key
+        routes["/root.crl"] = make_crl(root)
+        routes["/issuing.crl"] = make_crl(KeyPair(stranger.key, issuing.certificate), number=10**9)
+        said = Said()
+        revocation = Revocation(RevocationPolicy.SOFT, CrlCache(tmp_path / "crls", log=said))
+        listing = [Revoked(revoked.certificate.serial_number, datetime.now(UTC) - timedelta(hours=1))]
+
+        async def go():
+            try:
+                first = await revocation.judge_signature(revoked, None)
+                routes["/issuing.crl"] = make_crl(issuing, listing, number=2)  # the CA's own
+                revocation.cache._next_try.clear()  # a minute later, as far as the cache knows
+                second = await revocation.judge_signature(revoked, None)
+                return first, second
+            finally:
+                await revocation.close()
+
+        first, second = asyncio.run(go())
+    assert first.state is RevocationState.UNKNOWN and "not signed by" in first.detail
+    assert second.state is RevocationState.REVOKED

@@ -13,7 +13,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from gateway import pki_folder
+from gateway import edxml, pki_folder
+from gateway.daemon.pdfcheck import is_pdf, weigh
 from gateway.pdfsig.signing import alter_after_signing, sample_pdf, sign_pdf
 from gateway.pdfsig.worker import PdfInspector
 from gateway.pki import Revoked, make_crl
@@ -49,8 +50,8 @@ def signed_by(pki: Path, code: str, data: bytes | None = None, field: str = "Chu
     )
 
 
-def check(inspector: PdfInspector, pki: Path, data: bytes, *, crls=(), hard: bool = False, at=None):
-    return inspector.inspect_now(data, anchors=der(pki / "ca.pem"), crls=crls, at=at or datetime.now(UTC), hard=hard)
+def check(inspector: PdfInspector, pki: Path, data: bytes, *, crls=(), at=None):
+    return inspector.inspect_now(data, anchors=der(pki / "ca.pem"), crls=crls, at=at or datetime.now(UTC))
 
 
 def fresh_crls(pki: Path, revoked: list[Revoked] = ()) -> list[bytes]:
@@ -58,7 +59,7 @@ def fresh_crls(pki: Path, revoked: list[Revoked] = ()) -> list[bytes]:
 
 
 def test_a_signed_pdf_is_valid_and_names_its_signer(inspector, pki):
-    report = check(inspector, pki, signed_by(pki, PROVINCE), crls=fresh_crls(pki), hard=True)
+    report = check(inspector, pki, signed_by(pki, PROVINCE), crls=fresh_crls(pki))
     (signature,) = report.signatures
     assert report.valid and signature.valid
     assert (signature.intact, signature.covers_whole_file, signature.trusted, signature.revoked) == (
@@ -69,16 +70,19 @@ def test_a_signed_pdf_is_valid_and_names_its_signer(inspector, pki):
     )
     assert signature.agency == PROVINCE and signature.signer == "UBND tỉnh Tiền Giang"
     assert signature.signed_at is not None and signature.detail == "valid"
-    assert set(report.crl_urls) == {"http://127.0.0.1:9/intermediate.crl"}
+    assert set(report.crl_urls) == {"http://127.0.0.1:9/intermediate.crl", "http://127.0.0.1:9/root.crl"}
 
 
 def test_signer_and_seal_two_signatures_both_judged(inspector, pki):
     twice = signed_by(pki, DEPARTMENT, signed_by(pki, PROVINCE), field="ConDau")
     report = check(inspector, pki, twice, crls=fresh_crls(pki))
     assert [s.field for s in report.signatures] == ["ChuKy1", "ConDau"]
-    # the first signature no longer covers the whole file (the seal came after it): reported so
+    # the first no longer covers the whole file (the seal came after it): said, and still valid,
+    # since what came after is a signature (found in review: it was judged invalid)
     first, seal = report.signatures
-    assert first.intact and not first.covers_whole_file and seal.valid
+    assert first.intact and not first.covers_whole_file and first.valid and seal.valid
+    assert "later revisions only add signatures" in first.detail
+    assert report.valid
 
 
 def test_a_pdf_changed_after_signing_is_reported_as_such(inspector, pki):
@@ -116,11 +120,74 @@ def test_a_revoked_signer_is_revoked_from_the_moment_of_revocation(inspector, pk
     assert not before.revoked
 
 
-def test_without_crls_hard_says_untrusted_soft_says_valid(inspector, pki):
-    data = signed_by(pki, PROVINCE)
-    assert check(inspector, pki, data, hard=False).valid
-    (hard,) = check(inspector, pki, data, hard=True).signatures
-    assert not hard.valid
+def test_without_its_crls_hard_says_unknown_and_worth_asking_again_soft_says_valid(inspector, pki):
+    report = check(inspector, pki, signed_by(pki, PROVINCE))
+    assert report.valid
+    # the whole path's CRLs, the issuing CA's own included (found in review: only the signer's)
+    assert set(report.signatures[0].crl_urls) == {"http://127.0.0.1:9/intermediate.crl", "http://127.0.0.1:9/root.crl"}
+    assert weigh(report, set(), hard=False).valid
+    hard = weigh(report, {"http://127.0.0.1:9/intermediate.crl"}, hard=True)
+    assert not hard.valid and hard.transient
+    assert "revocation status unknown" in hard.signatures[0].detail and "root.crl" in hard.signatures[0].detail
+
+
+def test_an_untrusted_signer_names_no_crl_for_the_gateway_to_fetch(inspector, pki, tmp_path):
+    """A certificate anyone can make must not send the gateway to addresses of its choosing
+    (found in review: every certificate's CRL addresses were fetched)."""
+    other = tmp_path / "other"
+    pki_folder.init_dir(other, crl_url="http://169.254.169.254/latest")
+    pki_folder.issue_to_dir(other, PROVINCE)
+    report = check(inspector, pki, signed_by(other, PROVINCE))
+    assert report.crl_urls == () and report.signatures[0].crl_urls == ()
+
+
+def test_a_pdf_is_known_by_its_content_too():
+    named = edxml.Attachment("a", "vb", sample_pdf(), content_type="application/octet-stream")
+    assert is_pdf(named)
+    assert not is_pdf(edxml.Attachment("b", "notes", b"plain text", content_type="text/plain"))
+
+
+def test_a_reader_that_gives_up_makes_require_wait_until_the_deadline(pki):
+    """Time or memory running out is no verdict on the PDF: under "require" the document waits
+    and is asked again, and is refused only at the retry deadline (found in review)."""
+    import asyncio
+    import dataclasses
+
+    from gateway import logs
+    from gateway.daemon.examine import Examined
+    from gateway.daemon.pdfcheck import PdfChecks
+    from gateway.daemon.revoking import Wait
+    from gateway.edxml.revocation import RevocationPolicy
+    from gateway.pdfsig.verdict import PdfPolicy
+    from gateway.revocation import Revocation
+    from tests.messages import full_document
+
+    trust = edxml.TrustStore.from_pem((pki / "ca.pem").read_bytes())
+    checks = PdfChecks(PdfPolicy.REQUIRE, trust, Revocation(RevocationPolicy.OFF, None), logs.get("test"))
+    checks.inspector.close()
+    checks.inspector = PdfInspector(timeout=0.001)
+    pdf = edxml.Attachment("p", "a.pdf", signed_by(pki, PROVINCE), content_type="application/pdf")
+    examined = Examined(b"", dataclasses.replace(full_document(), attachments=(pdf,)), None)
+    try:
+        waiting = asyncio.run(checks.examine(examined, None, logs.get("test"), deadline_passed=False))
+        assert isinstance(waiting, Wait) and "took longer than" in waiting.reason
+        refused = asyncio.run(checks.examine(examined, None, logs.get("test"), deadline_passed=True))
+        assert isinstance(refused, Examined) and "took longer than" in (refused.refusal or "")
+    finally:
+        checks.close()
+
+
+def test_letting_an_idle_reader_go_never_waits_for_one_at_work(pki):
+    hurried = PdfInspector()
+    try:
+        check(hurried, pki, signed_by(pki, PROVINCE))
+        with hurried._lock:  # a PDF being read right now, from the loop's point of view
+            hurried.stop_if_idle(0)  # returns at once instead of waiting on the lock
+            assert hurried._process is not None
+        hurried.stop_if_idle(0)
+        assert hurried._process is None
+    finally:
+        hurried.close()
 
 
 def test_an_unsigned_pdf_is_reported_unsigned(inspector, pki):

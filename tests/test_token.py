@@ -86,7 +86,11 @@ def test_a_refused_pin_is_not_tried_again_so_the_token_does_not_lock(token):
         TokenSession(TokenSettings(token.module, "spare", "any", "000000"))
     with pytest.raises(TokenUnavailable) as second:
         TokenSession(TokenSettings(token.module, "spare", "other", "000000"))
-    assert second.value is first.value  # remembered, not a second C_Login
+    # remembered, not a second C_Login: the same refusal, said again without asking the token
+    assert second.value.message == first.value.message and "not tried again" in second.value.message
+    from gateway.token_keys import _TOKENS
+
+    assert _TOKENS[(str(token.module), "spare")].refused is not None
     with pytest.raises(TokenUnavailable, match="already used with another PIN"):
         TokenSession(TokenSettings(token.module, "spare", "any", token.pin_file.read_text().strip()))
 

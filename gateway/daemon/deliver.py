@@ -15,7 +15,7 @@ import time
 from dataclasses import replace
 
 from gateway import edxml
-from gateway.daemon import compose, inbox, revoking
+from gateway.daemon import compose, inbox, pdfcheck, revoking
 from gateway.daemon.batching import Acknowledgements, Carried
 from gateway.daemon.examine import Examined, Receiver, accepted_moment, examine
 from gateway.daemon.health import DELIVERY_FAILING
@@ -133,10 +133,15 @@ class Deliverer:
         )
         deadline = self.local.config.retry.deadline_hours * 3600
         judged = await revoking.judge(self.revocation, row, examined, deadline_seconds=deadline, log=agency.log)
-        if isinstance(judged, revoking.Wait):  # the CRL server's passing outage, under "hard"
+        if not isinstance(judged, revoking.Wait):
+            waited = time.time() - (row.accepted_at or row.listed_at)
+            judged = await self.pdfs.examine(
+                judged, accepted_moment(row.accepted_at), agency.log, deadline_passed=waited >= deadline
+            )
+        if isinstance(judged, revoking.Wait):  # a CRL server's passing outage; a PDF reader that gave up
             self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), judged.reason)
             return True
-        examined = await self.pdfs.examine(judged, accepted_moment(row.accepted_at), agency.log)
+        examined = judged
         # Ours to acknowledge from before its outcome commits: retry, looking in between, would
         # find it settled and unacknowledged and acknowledge it too.
         self.acknowledgements.hold(row.axis_doc_id)
@@ -300,7 +305,7 @@ class Deliverer:
             document_time=compose.document_time(
                 document, signed_hops=examined.signature.signed_hops, default=edxml.now_vietnam()
             ),
-            pdf_signed=all(r.valid for r in examined.pdf if r is not None) if any(examined.pdf) else None,
+            pdf_signed=pdfcheck.signed_validly(examined.pdf),
         )
         await self.commits.run(
             lambda: agency.outgoing.commit(

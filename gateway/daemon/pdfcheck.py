@@ -19,15 +19,48 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from gateway import edxml
+from gateway.daemon import revoking
 from gateway.daemon.examine import Examined
 from gateway.edxml.revocation import RevocationPolicy
-from gateway.pdfsig.verdict import PdfPolicy, PdfReport
+from gateway.pdfsig.verdict import MAX_CRL_URLS, PDF_MAGIC_WITHIN, PdfPolicy, PdfReport
 from gateway.pdfsig.worker import PdfInspector
 from gateway.revocation import Revocation
 
 
 def is_pdf(attachment: edxml.Attachment) -> bool:
-    return attachment.content_type.lower() == "application/pdf" or attachment.attachment_name.lower().endswith(".pdf")
+    """By its name, its type, or its first KiB (a PDF named "vb" sent as octet-stream is one)."""
+    return (
+        attachment.content_type.lower() == "application/pdf"
+        or attachment.attachment_name.lower().endswith(".pdf")
+        or b"%PDF-" in attachment.data[:PDF_MAGIC_WITHIN]
+    )
+
+
+def signed_validly(reports: tuple[PdfReport | None, ...]) -> bool | None:
+    """What the report counts of a delivered document: its PDFs all validly signed, or not;
+    None when it has none, or one could not be judged (the reader gave up, a CRL was missing)."""
+    judged = [report for report in reports if report is not None]
+    if not judged or any(report.transient for report in judged):
+        return None
+    return all(report.valid for report in judged)
+
+
+def weigh(report: PdfReport, had: set[str], *, hard: bool) -> PdfReport:
+    """The policy's "hard" on a report: a signature the child found valid whose trusted path
+    names a CRL that could not be had is not valid (the status is unknown), and the report is
+    worth asking again (transient). Under "soft" it stands."""
+    if not hard:
+        return report
+    weighed, unknown = [], False
+    for signature in report.signatures:
+        missing = [url for url in signature.crl_urls if url not in had]
+        if signature.valid and missing:
+            unknown = True
+            signature = replace(
+                signature, valid=False, detail=f"revocation status unknown: no current CRL from {missing[0]}"
+            )
+        weighed.append(signature)
+    return replace(report, signatures=tuple(weighed), transient=report.transient or unknown)
 
 
 class PdfChecks:
@@ -42,9 +75,13 @@ class PdfChecks:
     def close(self) -> None:
         self.inspector.close()
 
-    async def examine(self, examined: Examined, at: datetime | None, log: Any) -> Examined:
+    async def examine(
+        self, examined: Examined, at: datetime | None, log: Any, *, deadline_passed: bool
+    ) -> Examined | revoking.Wait:
         """``examined`` with a report for each PDF attachment (None for the others), refused
-        under "require" when one has no valid signature."""
+        under "require" when one has no valid signature. A report the reader could not finish
+        (time, memory) or whose CRL could not be had is asked again later under "require"
+        (Wait), until the retry deadline; under "report" it is written down as it is."""
         document = examined.message
         if examined.refusal is not None or not isinstance(document, edxml.Document):
             return examined
@@ -57,6 +94,8 @@ class PdfChecks:
                 reports.append(None)
                 continue
             report = await self._judge(attachment.data, moment)
+            if report.transient:  # once more, on a fresh reader
+                report = await self._judge(attachment.data, moment)
             reports.append(report)
             log.info(
                 "pdf_checked",
@@ -64,28 +103,36 @@ class PdfChecks:
                 attachment=attachment.attachment_name,
                 valid=report.valid,
                 problem=report.problem,
+                transient=report.transient,
                 signatures=[(s.signer, s.valid, s.detail) for s in report.signatures],
             )
         examined = replace(examined, pdf=tuple(reports))
-        if self.policy is PdfPolicy.REQUIRE:
-            for attachment, report in zip(document.attachments, reports, strict=True):
-                reason = report.refusal(attachment.attachment_name) if report is not None else None
-                if reason is not None:
-                    return replace(examined, refusal=f"PDF signature required ([signing] pdf_signatures): {reason}")
+        if self.policy is not PdfPolicy.REQUIRE:
+            return examined
+        for attachment, report in zip(document.attachments, reports, strict=True):
+            reason = report.refusal(attachment.attachment_name) if report is not None else None
+            if reason is None:
+                continue
+            if report is not None and report.transient and not deadline_passed:
+                return revoking.Wait(f"PDF signatures not judged yet: {reason}")
+            return replace(examined, refusal=f"PDF signature required ([signing] pdf_signatures): {reason}")
         return examined
 
     async def _judge(self, data: bytes, at: datetime) -> PdfReport:
         hard = self.revocation.policy is RevocationPolicy.HARD
         cache = self.revocation.cache
-        known = cache.fresh() if cache is not None else []
-        report = await self.inspector.inspect(
-            data, anchors=self.anchors, intermediates=self.intermediates, crls=[c.der for c in known], at=at, hard=hard
-        )
-        missing = [url for url in report.crl_urls if url not in {c.url for c in known}]
-        if cache is None or not missing:
-            return report
-        crls, _ = await cache.get(missing)
-        every = [c.der for c in known] + [c.der for c in crls]
+        known = {c.url: c for c in cache.fresh()} if cache is not None else {}
+        report = await self._inspect(data, list(known.values()), at)
+        missing = [url for url in report.crl_urls if url not in known]
+        if cache is not None and missing:
+            crls, _ = await cache.get(missing[:MAX_CRL_URLS])
+            fetched = {c.url: c for c in crls if not c.stale(datetime.now(UTC))}
+            if fetched:  # judged again only when something new was had
+                known.update(fetched)
+                report = await self._inspect(data, list(known.values()), at)
+        return weigh(report, set(known), hard=hard)
+
+    async def _inspect(self, data: bytes, crls: list, at: datetime) -> PdfReport:
         return await self.inspector.inspect(
-            data, anchors=self.anchors, intermediates=self.intermediates, crls=every, at=at, hard=hard
+            data, anchors=self.anchors, intermediates=self.intermediates, crls=[c.der for c in crls], at=at
         )

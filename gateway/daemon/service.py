@@ -107,6 +107,8 @@ class Gateway:
     async def close(self) -> None:
         await self.client.close()
         await self.revocation.close()
+        # the runner closes after the worker threads are done (or gave up on them): no PDF is
+        # being read any more, and the default executor is already shut down
         self.pdfs.close()
         self.store.close()
 

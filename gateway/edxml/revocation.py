@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,6 +76,16 @@ def distribution_points(chain: Sequence[x509.Certificate]) -> tuple[str, ...]:
     """The CRL addresses the gateway can fetch (http, https) that the certificates of a path
     name, the anchor's left out: what must be fetched before :func:`judge` can say GOOD."""
     return tuple(url for url in dict.fromkeys(_named_points(chain)) if url.lower().startswith(("http://", "https://")))
+
+
+def issuers_by_point(chain: Sequence[x509.Certificate]) -> dict[str, x509.Certificate]:
+    """For each fetchable CRL address of a path, the CA whose CRL it is: the issuer of the
+    certificate that names it (the next one up the path)."""
+    found: dict[str, x509.Certificate] = {}
+    for certificate, issuer in itertools.pairwise(chain):
+        for url in distribution_points([certificate, issuer]):
+            found.setdefault(url, issuer)
+    return found
 
 
 def names_crls(chain: Sequence[x509.Certificate]) -> bool:

@@ -22,7 +22,7 @@ from datetime import datetime
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 
-from gateway.pdfsig.verdict import MAX_SIGNATURES, PdfReport, PdfSignature, plainly_not_a_pdf
+from gateway.pdfsig.verdict import MAX_CRL_URLS, MAX_SIGNATURES, PdfReport, PdfSignature, plainly_not_a_pdf
 
 
 def inspect(
@@ -32,7 +32,6 @@ def inspect(
     intermediates: Sequence[bytes],
     crls: Sequence[bytes],
     at: datetime,
-    hard: bool,
 ) -> PdfReport:
     """The report on ``data``: a verdict per signature, or why it could not be read."""
     plainly = plainly_not_a_pdf(data)
@@ -55,13 +54,13 @@ def inspect(
     urls: set[str] = set()
     verdicts = []
     for signature in embedded:
-        verdict, named = _one(signature, anchors, intermediates, crls, at, hard)
+        verdict, named = _one(signature, anchors, intermediates, crls, at)
         verdicts.append(verdict)
         urls |= named
     return PdfReport(signatures=tuple(verdicts), crl_urls=tuple(sorted(urls)))
 
 
-def _one(signature, anchors, intermediates, crls, at, hard) -> tuple[PdfSignature, set[str]]:
+def _one(signature, anchors, intermediates, crls, at) -> tuple[PdfSignature, set[str]]:
     from pyhanko.sign.validation import async_validate_pdf_signature
     from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
@@ -77,7 +76,9 @@ def _one(signature, anchors, intermediates, crls, at, hard) -> tuple[PdfSignatur
         crls=list(crls),
         moment=at,
         allow_fetching=False,
-        revocation_mode="hard-fail" if hard else "soft-fail",
+        # a CRL at hand that lists the signer revokes it; one missing is for the parent to weigh
+        # (the policy's "hard" needs the path's CRLs, which only a trusted path may name)
+        revocation_mode="soft-fail",
         retroactive_revinfo=True,
     )
     try:
@@ -91,19 +92,24 @@ def _one(signature, anchors, intermediates, crls, at, hard) -> tuple[PdfSignatur
     whole = status.coverage is SignatureCoverageLevel.ENTIRE_FILE
     revoked = status.revocation_details is not None
     intact = bool(status.intact and status.valid)
+    valid = bool(status.bottom_line)  # pyHanko's whole judgement: what was added after it is allowed
+    # Only a path that reaches our anchors may name CRLs to fetch: a certificate anyone made
+    # must not send the gateway to addresses of its choosing.
+    urls = _path_points(status.validation_path) if status.trusted and status.validation_path else ()
     verdict = _named(
         certificate,
         name,
-        _why(intact, whole, status, revoked),
+        _why(intact, whole, status, revoked, valid),
         signed_at=status.signer_reported_dt.isoformat() if status.signer_reported_dt else None,
         timestamp=timestamp.timestamp.isoformat() if timestamp is not None else None,
         intact=intact,
         covers_whole_file=whole,
         trusted=bool(status.trusted),
         revoked=revoked,
-        valid=bool(status.bottom_line) and whole,
+        valid=valid,
+        crl_urls=urls,
     )
-    return verdict, _distribution_points(certificate)
+    return verdict, set(urls)
 
 
 def _out_of_memory(exc: Exception) -> None:
@@ -112,7 +118,7 @@ def _out_of_memory(exc: Exception) -> None:
         raise MemoryError from exc
 
 
-def _why(intact: bool, whole: bool, status, revoked: bool) -> str:
+def _why(intact: bool, whole: bool, status, revoked: bool, valid: bool) -> str:
     if not intact:
         return "the signed bytes changed after signing, or the signature is not the certificate's"
     if revoked:
@@ -120,8 +126,12 @@ def _why(intact: bool, whole: bool, status, revoked: bool) -> str:
         return f"the certificate was revoked on {details.revocation_date:%Y-%m-%d %H:%M} UTC"
     if not status.trusted:
         return f"the certificate does not chain to a trusted authority ({status.trust_problem_indic})"
-    if not whole:
+    if not valid and not whole:
         return "the file was changed after it was signed (content added after the signed revision)"
+    if not valid:
+        return f"not valid: {status.summary()}"
+    if not whole:
+        return "valid; later revisions only add signatures or fill in fields"
     return "valid"
 
 
@@ -138,15 +148,20 @@ def _named(certificate, field: str, detail: str, **facts) -> PdfSignature:
     )
 
 
-def _distribution_points(certificate) -> set[str]:
-    try:
-        parsed = x509.load_der_x509_certificate(certificate.dump())
-        points = parsed.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    except Exception:  # no such extension, or one that cannot be read: nothing to fetch
-        return set()
-    return {
-        name.value
-        for point in points
-        for name in point.full_name or ()
-        if isinstance(name, x509.UniformResourceIdentifier) and name.value.lower().startswith("http://")
-    }
+def _path_points(path) -> tuple[str, ...]:
+    """The CRL addresses (http, https) of a trusted path's certificates, the anchor's left out,
+    at most MAX_CRL_URLS."""
+    urls: dict[str, None] = {}
+    for certificate in path.iter_certs(include_root=False):
+        try:
+            parsed = x509.load_der_x509_certificate(certificate.dump())
+            points = parsed.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+        except Exception:  # noqa: S112  # no such extension, or one that cannot be read: nothing to fetch
+            continue
+        for point in points:
+            for name in point.full_name or ():
+                if isinstance(name, x509.UniformResourceIdentifier) and name.value.lower().startswith(
+                    ("http://", "https://")
+                ):
+                    urls[name.value] = None
+    return tuple(urls)[:MAX_CRL_URLS]

@@ -8,6 +8,8 @@ import enum
 from dataclasses import asdict, dataclass
 
 MAX_SIGNATURES = 16  # a document carries its signer's and its seal's; a few more for approvals
+MAX_CRL_URLS = 8  # CRL addresses one signature's path may have fetched
+MAX_SHOWN = 200  # characters of a name or reason from a PDF repeated in a refusal
 PDF_MAGIC_WITHIN = 1024  # PDF readers accept the header this far in; past it, it is no PDF
 PDF_TAIL = 2048  # where a PDF's last startxref stands (ISO 32000: at the end of the file)
 
@@ -47,9 +49,12 @@ class PdfSignature:
     revoked: bool = False
     valid: bool = False
     detail: str = ""
+    crl_urls: tuple[str, ...] = ()  # its trusted path's CRLs (for the parent to fetch and weigh)
 
     def as_json(self) -> dict:
-        return asdict(self)
+        facts = asdict(self)
+        del facts["crl_urls"]
+        return facts
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,8 @@ class PdfReport:
 
     signatures: tuple[PdfSignature, ...] = ()
     problem: str | None = None  # not a PDF, unreadable, too large to check in time or memory
-    crl_urls: tuple[str, ...] = ()  # the CRLs the signers' certificates name (to fetch, then judge again)
+    crl_urls: tuple[str, ...] = ()  # the CRLs the trusted signers' paths name (to fetch, then judge again)
+    transient: bool = False  # the reader gave up (time, memory, died) or a CRL could not be had: ask again later
 
     @property
     def valid(self) -> bool:
@@ -70,8 +76,9 @@ class PdfReport:
         if self.valid:
             return None
         if self.problem is not None:
-            return f"{name}: {self.problem}"
+            return f"{name[:MAX_SHOWN]}: {self.problem[:MAX_SHOWN]}"
         if not self.signatures:
-            return f"{name}: the PDF is not signed"
+            return f"{name[:MAX_SHOWN]}: the PDF is not signed"
         bad = next(s for s in self.signatures if not s.valid)
-        return f"{name}: signature {bad.field!r} by {bad.signer or 'an unnamed signer'}: {bad.detail}"
+        signer = (bad.signer or "an unnamed signer")[:MAX_SHOWN]
+        return f"{name[:MAX_SHOWN]}: signature {bad.field[:MAX_SHOWN]!r} by {signer}: {bad.detail[:MAX_SHOWN]}"

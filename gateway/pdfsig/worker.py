@@ -42,7 +42,7 @@ def _serve(connection: Any, memory_bytes: int) -> None:
         try:
             report = inspect(**request)
         except MemoryError:
-            report = PdfReport(problem=f"reading the PDF needs more than {memory_bytes // 2**20} MiB")
+            report = PdfReport(problem=f"reading the PDF needs more than {memory_bytes // 2**20} MiB", transient=True)
         except Exception as exc:  # a verdict, whatever the PDF did to the reader
             report = PdfReport(problem=f"the PDF cannot be read: {type(exc).__name__}: {exc}")
         try:
@@ -64,11 +64,15 @@ class PdfInspector:
         self._used_at = 0.0  # monotonic: when the child last read a PDF
 
     def stop_if_idle(self, seconds: float) -> None:
-        """Let the child go after ``seconds`` without a PDF (housekeeping): its memory is an
-        installation's for as long as PDFs keep coming, not for good."""
-        with self._lock:
+        """Let the child go after ``seconds`` without a PDF (housekeeping, on the event loop: a
+        PDF being read right now means it is not idle, and nothing waits for it)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
             if self._process is not None and time.monotonic() - self._used_at > seconds:
                 self._stop()
+        finally:
+            self._lock.release()
 
     async def inspect(self, data: bytes, **facts: Any) -> PdfReport:
         return await asyncio.to_thread(self.inspect_now, data, **facts)
@@ -81,7 +85,6 @@ class PdfInspector:
         intermediates: Sequence[bytes] = (),
         crls: Sequence[bytes] = (),
         at: datetime,
-        hard: bool = False,
     ) -> PdfReport:
         request = {
             "data": data,
@@ -89,7 +92,6 @@ class PdfInspector:
             "intermediates": list(intermediates),
             "crls": list(crls),
             "at": at,
-            "hard": hard,
         }
         plainly = plainly_not_a_pdf(data)
         if plainly is not None:  # no child for what is plainly no PDF
@@ -102,12 +104,13 @@ class PdfInspector:
                 self._connection.send(request)
                 if not self._connection.poll(self.timeout):
                     self._stop()
-                    return PdfReport(problem=f"reading the PDF took longer than {self.timeout:.0f} s")
+                    return PdfReport(problem=f"reading the PDF took longer than {self.timeout:.0f} s", transient=True)
                 return self._connection.recv()
             except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
                 self._stop()
                 return PdfReport(
-                    problem=f"the process reading the PDF ended (more than {self.memory_bytes // 2**20} MiB?)"
+                    problem=f"the process reading the PDF ended (more than {self.memory_bytes // 2**20} MiB?)",
+                    transient=True,
                 )
 
     def _start(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from gateway.store.states import IncomingState, OutgoingState
 from gateway.vxp.vocabulary import MessageType
@@ -119,8 +119,12 @@ def outgoing_row(row: sqlite3.Row) -> Outgoing:
     return Outgoing(**values)
 
 
+_INCOMING_FIELDS = frozenset(f.name for f in fields(Incoming))
+
+
 def incoming_row(row: sqlite3.Row) -> Incoming:
-    values = dict(row)
+    # only the columns this version knows: a database a newer gateway migrated stays readable
+    values = {name: value for name, value in dict(row).items() if name in _INCOMING_FIELDS}
     values["message_type"] = MessageType(values["message_type"])
     values["state"] = IncomingState(values["state"])
     return Incoming(**values)
