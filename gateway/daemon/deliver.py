@@ -338,6 +338,7 @@ class Deliverer:
             axis_doc_id=row.axis_doc_id,
             signature=examined.signature,
             pdf=examined.pdf,
+            revocation=examined.revocation,
         )
         return pending
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway import edxml
+from gateway.edxml.revocation import RevocationVerdict
 from gateway.errors import GatewayError
 from gateway.pdfsig.verdict import PdfReport
 from gateway.vxp.vocabulary import MessageType
@@ -39,6 +40,7 @@ class Examined:
     signature: edxml.SignatureVerdict | None
     refusal: str | None = None
     pdf: tuple[PdfReport | None, ...] = ()  # per attachment: its PDF signatures (None: not a PDF)
+    revocation: RevocationVerdict | None = None  # its signer's certificate's, when judged
 
 
 def examine(

@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from gateway import edxml
+from gateway.edxml.revocation import RevocationVerdict
 from gateway.errors import DeliveryError
 from gateway.fsutil import fsync_dir, write_atomic
 from gateway.pdfsig.verdict import PdfReport
@@ -89,6 +90,7 @@ def describe(
     signature: edxml.SignatureVerdict,
     files: list[str],
     pdf: tuple[PdfReport | None, ...] = (),
+    revocation: RevocationVerdict | None = None,
 ) -> dict[str, Any]:
     """document.json: the header a document system needs, without parsing edXML."""
     other = document.other_info
@@ -149,6 +151,9 @@ def describe(
             "relay_hops": signature.relay_hops,
             "certificate_checked_at": signature.checked_at.isoformat() if signature.checked_at else None,
             "certificate": _certificate(signature.certificate),
+            # whether the certificate was revoked when the axis accepted the document: good,
+            # unknown (no current CRL; delivered under soft), not_checked (no CRL named, or off)
+            "revocation": {"state": revocation.state.value, "detail": revocation.detail} if revocation else None,
         },
         "attachments": [
             {
@@ -203,6 +208,7 @@ def deliver(
     axis_doc_id: str,
     signature: edxml.SignatureVerdict,
     pdf: tuple[PdfReport | None, ...] = (),
+    revocation: RevocationVerdict | None = None,
 ) -> Path:
     """Write inbox/ID atomically; idempotent (an existing inbox/ID is the earlier delivery)."""
     final = inbox / inbox_id
@@ -218,7 +224,13 @@ def deliver(
             _write(temp / "attachments" / name, attachment.data)
         _write(temp / ENVELOPE, envelope)
         header = describe(
-            document, inbox_id=inbox_id, axis_doc_id=axis_doc_id, signature=signature, files=names, pdf=pdf
+            document,
+            inbox_id=inbox_id,
+            axis_doc_id=axis_doc_id,
+            signature=signature,
+            files=names,
+            pdf=pdf,
+            revocation=revocation,
         )
         _write(temp / DOCUMENT_JSON, json.dumps(header, ensure_ascii=False, indent=2).encode())
         fsync_dir(temp / "attachments")

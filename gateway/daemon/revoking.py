@@ -37,7 +37,7 @@ async def judge(
         if verdict.transient and revocation.policy is RevocationPolicy.HARD and waited < deadline_seconds:
             log.warning("revocation_pending", **facts, waited_seconds=round(waited))
             return Wait(str(error))
-        return replace(examined, refusal=str(error))
-    if verdict.state is RevocationState.UNKNOWN:  # soft: accepted, and said
+        return replace(examined, refusal=str(error), revocation=verdict)
+    if verdict.state is RevocationState.UNKNOWN:  # soft: accepted, and said (here and in the inbox)
         log.warning("revocation_unknown", **facts)
-    return examined
+    return replace(examined, revocation=verdict)

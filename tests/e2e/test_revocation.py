@@ -65,6 +65,8 @@ def test_revoked_before_the_axis_accepted_is_refused_with_02_revoked_after_is_de
         district = province.start(DISTRICT)
         (delivered,) = wait_until(district.delivered, "the document signed before the revocation")
         assert delivered["subject"] == "Văn bản 1"
+        # what the clerk's system reads: not revoked when the axis accepted it
+        assert delivered["signature"]["revocation"]["state"] == "good"
         (reason,) = wait_until(lambda: rejections(district.inbox), "the document signed after it, refused")
         assert "SIG210" in reason and "revoked" in reason and PROVINCE in reason
         receipts = wait_until(lambda: len(province.agencies[PROVINCE].receipts()) == 2 or None, "01 and 02 back")
@@ -98,6 +100,9 @@ def test_with_no_crl_to_be_had_soft_delivers_hard_waits_then_refuses_at_the_dead
         department = province.agencies[DEPARTMENT]
         (delivered,) = wait_until(department.delivered, "delivery under soft")
         assert delivered["subject"] == "Văn bản 3"
+        # delivered under soft, and the inbox says the status was unknown, with why
+        judged = delivered["signature"]["revocation"]
+        assert judged["state"] == "unknown" and "cannot be fetched" in judged["detail"]
         (said,) = department.service.events_where(lambda e: e.get("event") == "revocation_unknown")
         assert "cannot be fetched" in said["reason"] and said["peer"] == PROVINCE
         # hard: a passing outage of the CA's server does not refuse the document at once
