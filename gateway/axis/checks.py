@@ -7,8 +7,6 @@ signature; then the axis's own trace header on a document, whose bytes are what 
 from __future__ import annotations
 
 import hashlib
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway import edxml, logs
@@ -19,6 +17,7 @@ from gateway.edxml.revocation import RevocationPolicy, RevocationState
 from gateway.errors import GatewayError, MalformedXML, SignatureError
 from gateway.revocation import CrlCache, Revocation
 from gateway.vxp.answers import AxisCode
+from gateway.vxp.protocol import accepted_moment
 from gateway.vxp.vocabulary import MessageType
 
 
@@ -35,8 +34,7 @@ class MessageCheck:
         """Refuse a message whose signer's certificate is revoked (or, under hard, whose status
         is unknown) at the moment that counts: now, when this axis accepts it from a sender;
         ``accepted_at`` when the upstream axis accepted what the bridge brings down."""
-        at = datetime.fromtimestamp(min(accepted_at, time.time()), UTC) if accepted_at is not None else None
-        verdict = await self.revocation.judge_signature(checked.signature, at)
+        verdict = await self.revocation.judge_signature(checked.signature, accepted_moment(accepted_at))
         error = verdict.error(self.revocation.policy)
         if error is not None and verdict.transient:  # the CA's server, for now: the sender retries
             raise Refusal(AxisCode.INTERNAL, f"{error}; try again later")

@@ -17,7 +17,7 @@ from dataclasses import replace
 from gateway import edxml
 from gateway.daemon import compose, inbox, pdfcheck, revoking
 from gateway.daemon.batching import Acknowledgements, Carried
-from gateway.daemon.examine import Examined, Receiver, accepted_moment, examine
+from gateway.daemon.examine import Examined, Receiver, examine
 from gateway.daemon.health import DELIVERY_FAILING
 from gateway.daemon.link import AxisLink
 from gateway.daemon.outgoing import Agency, Local, Pending
@@ -27,6 +27,7 @@ from gateway.errors import AxisError, AxisUnavailable, GatewayError
 from gateway.revocation import Revocation
 from gateway.sqlite import GroupCommit
 from gateway.store import Incoming, IncomingState, Settled
+from gateway.vxp.protocol import accepted_moment
 from gateway.vxp.vocabulary import MessageType
 
 BATCH = 50
@@ -131,21 +132,18 @@ class Deliverer:
             receiver=replace(self.receiver, code=agency.code),
             accepted_at=row.accepted_at,
         )
-        deadline = self.local.config.retry.deadline_hours * 3600
-        judged = await revoking.judge(self.revocation, row, examined, deadline_seconds=deadline, log=agency.log)
-        if not isinstance(judged, revoking.Wait):
-            waited = time.time() - (row.accepted_at or row.listed_at)
-            judged = await self.pdfs.examine(
-                judged, accepted_moment(row.accepted_at), agency.log, deadline_passed=waited >= deadline
-            )
-        if isinstance(judged, revoking.Wait):  # a CRL server's passing outage; a PDF reader that gave up
-            self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), judged.reason)
-            return True
-        examined = judged
         # Ours to acknowledge from before its outcome commits: retry, looking in between, would
         # find it settled and unacknowledged and acknowledge it too.
         self.acknowledgements.hold(row.axis_doc_id)
         try:
+            # judged inside the failure handling below: a CRL cache or a PDF reader that fails
+            # postpones this message like any other failure, not the whole round
+            judged = await self._judge_signatures(agency, row, examined)
+            if isinstance(judged, revoking.Wait):  # a CRL server's passing outage; a PDF reader that gave up
+                self.acknowledgements.release(row.axis_doc_id)
+                self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), judged.reason)
+                return True
+            examined = judged
             if isinstance(examined.message, edxml.StatusMessage):
                 await self.commits.run(lambda: record_status(self.local, agency, row, examined))
             elif not await self._settle_document(agency, row, examined):
@@ -171,6 +169,16 @@ class Deliverer:
             await self.acknowledgements.send([row.axis_doc_id])
         self._note_failing(None)
         return True
+
+    async def _judge_signatures(self, agency: Agency, row: Incoming, examined: Examined) -> Examined | revoking.Wait:
+        """Revocation, then the PDFs' signatures; what cannot be judged yet (a CRL server down, a
+        PDF reader that gave up) waits until the retry deadline after the axis accepted it."""
+        waited = time.time() - (row.accepted_at or row.listed_at)
+        late = waited >= self.local.config.retry.deadline_hours * 3600
+        judged = await revoking.judge(self.revocation, row, examined, deadline_passed=late, log=agency.log)
+        if isinstance(judged, revoking.Wait):
+            return judged
+        return await self.pdfs.examine(judged, accepted_moment(row.accepted_at), agency.log, deadline_passed=late)
 
     async def _fetch(self, row: Incoming, permit: _LargePermit) -> tuple[bytes | None, bool]:
         """getEdoc: the message (None when it failed; postponed) and whether the axis answered."""

@@ -9,14 +9,13 @@ whatever could be read, so that a refusal can still answer the sender properly (
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from gateway import edxml
 from gateway.edxml.revocation import RevocationVerdict
 from gateway.errors import GatewayError
 from gateway.pdfsig.verdict import PdfReport
+from gateway.vxp.protocol import accepted_moment
 from gateway.vxp.vocabulary import MessageType
 
 
@@ -67,11 +66,6 @@ def examine(
     message, signature = checked.message, checked.signature
     refusal = _refusal(message, listed_from=listed_from, listed_as=listed_as, code=receiver.code)
     return Examined(data, message, signature, refusal)
-
-
-def accepted_moment(accepted_at: float | None) -> datetime | None:
-    """When the axis accepted a message, as a signature is judged at: never later than now."""
-    return datetime.fromtimestamp(min(accepted_at, time.time()), UTC) if accepted_at is not None else None
 
 
 def _refusal(message: edxml.Message, *, listed_from: str, listed_as: str, code: str) -> str | None:

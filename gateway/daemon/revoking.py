@@ -7,14 +7,14 @@ down for an hour must not cost its signers' documents for good."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gateway.daemon.examine import Examined, accepted_moment
+from gateway.daemon.examine import Examined
 from gateway.edxml.revocation import RevocationPolicy, RevocationState
 from gateway.revocation import Revocation
 from gateway.store import Incoming
+from gateway.vxp.protocol import accepted_moment
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Wait:
 
 
 async def judge(
-    revocation: Revocation, row: Incoming, examined: Examined, *, deadline_seconds: float, log: Any
+    revocation: Revocation, row: Incoming, examined: Examined, *, deadline_passed: bool, log: Any
 ) -> Examined | Wait:
     if examined.refusal is not None or examined.signature is None or not examined.signature.valid:
         return examined
@@ -33,9 +33,8 @@ async def judge(
     error = verdict.error(revocation.policy)
     facts = {"axis_doc_id": row.axis_doc_id, "peer": row.from_code, "reason": verdict.detail}
     if error is not None:
-        waited = time.time() - (row.accepted_at or row.listed_at)
-        if verdict.transient and revocation.policy is RevocationPolicy.HARD and waited < deadline_seconds:
-            log.warning("revocation_pending", **facts, waited_seconds=round(waited))
+        if verdict.transient and revocation.policy is RevocationPolicy.HARD and not deadline_passed:
+            log.warning("revocation_pending", **facts)
             return Wait(str(error))
         return replace(examined, refusal=str(error), revocation=verdict)
     if verdict.state is RevocationState.UNKNOWN:  # soft: accepted, and said (here and in the inbox)

@@ -22,6 +22,7 @@ from datetime import datetime
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 
+from gateway.edxml.revocation import distribution_points
 from gateway.pdfsig.verdict import MAX_CRL_URLS, MAX_SIGNATURES, PdfReport, PdfSignature, plainly_not_a_pdf
 
 
@@ -113,8 +114,10 @@ def _one(signature, anchors, intermediates, crls, at) -> tuple[PdfSignature, set
 
 
 def _out_of_memory(exc: Exception) -> None:
-    """Memory running out is the worker's to report (its cap), not a fact about the PDF."""
-    if isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM):
+    """Memory running out is the worker's to report (its cap), not a fact about the PDF. Under
+    the cap a C extension's failed allocation can surface as a SystemError ("error return
+    without exception set") instead of a MemoryError: the same, and no verdict on the file."""
+    if isinstance(exc, MemoryError | SystemError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM):
         raise MemoryError from exc
 
 
@@ -149,19 +152,6 @@ def _named(certificate, field: str, detail: str, **facts) -> PdfSignature:
 
 
 def _path_points(path) -> tuple[str, ...]:
-    """The CRL addresses (http, https) of a trusted path's certificates, the anchor's left out,
-    at most MAX_CRL_URLS."""
-    urls: dict[str, None] = {}
-    for certificate in path.iter_certs(include_root=False):
-        try:
-            parsed = x509.load_der_x509_certificate(certificate.dump())
-            points = parsed.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-        except Exception:  # noqa: S112  # no such extension, or one that cannot be read: nothing to fetch
-            continue
-        for point in points:
-            for name in point.full_name or ():
-                if isinstance(name, x509.UniformResourceIdentifier) and name.value.lower().startswith(
-                    ("http://", "https://")
-                ):
-                    urls[name.value] = None
-    return tuple(urls)[:MAX_CRL_URLS]
+    """The fetchable CRL addresses of a trusted path (the anchor's left out), at most MAX_CRL_URLS."""
+    chain = [x509.load_der_x509_certificate(c.dump()) for c in path.iter_certs(include_root=True)]
+    return distribution_points(chain[::-1])[:MAX_CRL_URLS]  # pyHanko lists root first; ours, signer first

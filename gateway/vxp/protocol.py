@@ -18,6 +18,7 @@ import hmac
 import json
 import re
 import secrets
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -260,3 +261,9 @@ def accepted_time(created_time: str) -> float | None:
         return parse_edxml_timestamp(created_time.strip()).replace(tzinfo=VIETNAM).timestamp()
     except ValueError:
         return None
+
+
+def accepted_moment(accepted_at: float | None) -> datetime | None:
+    """When an axis accepted a message, as a signature is judged at: never later than now
+    (an axis clock ahead of ours); None when it said nothing."""
+    return datetime.fromtimestamp(min(accepted_at, time.time()), UTC) if accepted_at is not None else None
