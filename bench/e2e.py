@@ -28,11 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,15 +37,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.profiling import start_profilers, stop_profilers, summarize
 from gateway import edxml
 from gateway.axis.store import AxisStore
 from gateway.daemon import compose
 from tests.e2e.province import AGENCIES, build_province
 
 TICKS = os.sysconf("SC_CLK_TCK")
-# --gil: sample only the thread holding the GIL, which is where Python spends CPU; time waiting
-# for fsync or the network is left out (BENCH_PROFILE=wall puts it back).
-PY_SPY_MODE = [] if os.environ.get("BENCH_PROFILE") == "wall" else ["--gil"]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -157,68 +152,6 @@ def collect(province, codes: list[str], dropped: dict[str, float], timeout: floa
                         answered[key] = received_at
         time.sleep(0.1)
     return delivered, answered
-
-
-def start_profilers(processes: dict[str, int], folder: Path | None) -> list[subprocess.Popen]:
-    """py-spy (pip install py-spy) sampling each process while documents flow, if asked."""
-    if folder is None:
-        return []
-    folder.mkdir(parents=True, exist_ok=True)
-    py_spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
-    if py_spy is None:
-        raise SystemExit("--profile needs py-spy: pip install py-spy")
-    return [
-        subprocess.Popen(
-            [
-                py_spy,
-                "record",
-                "--pid",
-                str(pid),
-                "--rate",
-                "250",
-                "--nonblocking",
-                "--format",
-                "raw",
-                "--output",
-                str(folder / f"{name}.txt"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for name, pid in processes.items()
-    ]
-
-
-def stop_profilers(profilers: list[subprocess.Popen]) -> None:
-    for profiler in profilers:
-        profiler.send_signal(signal.SIGINT)
-    for profiler in profilers:
-        profiler.wait(30)
-
-
-def summarize(raw: Path, top: int = 14) -> list[tuple[str, float]]:
-    """Our own functions (gateway/…) and the library calls they make, by inclusive share of the
-    samples of a folded py-spy profile; generic frames (threads, the event loop) are left out."""
-    inclusive: dict[str, int] = {}
-    total = 0
-    for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        total += int(count)
-        frames = stack.split(";")
-        named = set()
-        for position, frame in enumerate(frames):
-            function, _, where = frame.partition(" (")
-            module = where.split(":")[0]
-            ours = module.startswith("gateway/") and module not in ("gateway/__main__.py", "gateway/cli.py")
-            callee_of_ours = position > 0 and frames[position - 1].partition(" (")[2].startswith("gateway/")
-            if ours or callee_of_ours:
-                named.add(f"{function} ({module})")
-        for name in named:
-            inclusive[name] = inclusive.get(name, 0) + int(count)
-    ranked = sorted(inclusive.items(), key=lambda item: -item[1])
-    return [(name, round(100 * count / total, 1)) for name, count in ranked[:top]] if total else []
 
 
 def exchange(root: Path, args: argparse.Namespace) -> dict:

@@ -50,6 +50,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=2023)
     parser.add_argument("--step", choices=("day", "week"), help="how the clock steps (default: day from --scale 0.1)")
     parser.add_argument("--keep", type=Path, help="build the province in this (new) folder and leave it there")
+    parser.add_argument("--profile", type=Path, help="folder for py-spy profiles of both axes and three gateways")
     parser.add_argument("--stall-seconds", type=float, default=180.0, help="fail when nothing moves this long")
     args = parser.parse_args()
     if not 0 < args.scale <= 1:

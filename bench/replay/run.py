@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+from bench.profiling import start_profilers, stop_profilers, summarize
 from bench.replay import build, ledger, shape, traffic
 from bench.replay.clock import ShiftedClock
 from bench.replay.processes import Process
@@ -227,12 +228,16 @@ def replay(root: Path, args: argparse.Namespace) -> int:
 
         databases = [folders.installation(i) / "var" / "gateway.sqlite3" for i in the_shape.installations.values()]
         progress = Progress(databases)
+        profiled = _profiled(province)
         idle_before = sum(p.cpu_seconds() for p in province.processes)
+        profilers = start_profilers(profiled, args.profile and args.profile / "idle")
         time.sleep(IDLE_SECONDS)
+        stop_profilers(profilers)
         idle_percent = 100 * (sum(p.cpu_seconds() for p in province.processes) - idle_before) / IDLE_SECONDS
         cpu_before = {id(p): p.cpu_seconds() for p in province.processes}
         generator_before = _own_cpu_seconds()
         disk_before = _disk_bytes(root)  # empty databases, WAL files, folders: not the documents' cost
+        profilers = start_profilers(profiled, args.profile)
         traffic_began = time.monotonic()
         expected = Expected()
         for number, step in enumerate(plan.steps):
@@ -258,6 +263,7 @@ def replay(root: Path, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         wall = time.monotonic() - traffic_began
+        stop_profilers(profilers)
         cpu = [(p, p.cpu_seconds() - cpu_before[id(p)]) for p in province.processes]
         generator = _own_cpu_seconds() - generator_before
         peaks: dict[str, float] = {}
@@ -323,7 +329,31 @@ def replay(root: Path, args: argparse.Namespace) -> int:
         "projected_full_scale_seconds": round(wall / args.scale),
     }
     _print(figures, totals, verdict)
+    if args.profile:
+        _print_profiles(args.profile)
     return 0 if figures["report_matches_plan"] and verdict.clean else 1
+
+
+def _profiled(province: Province) -> dict[str, int]:
+    """The processes --profile samples: both axes, UBND tỉnh's gateway (the province's busiest),
+    the first sở and the first huyện (each hosting many agencies)."""
+    chosen: dict[str, int] = {}
+    for process in province.processes:
+        label = process.kind.replace(" ", "-")
+        if process.kind.endswith("axis") or process.name == shape.PROVINCE_CODE:
+            chosen[f"{label}-{process.name}"] = process.popen.pid
+        elif process.kind == "province gateway":
+            role = "huyen" if int(process.name.split(".")[2]) > 33 else "so"  # 000.00.34-44.H58
+            chosen.setdefault(f"{label}-{role}", process.popen.pid)
+    return chosen
+
+
+def _print_profiles(folder: Path) -> None:
+    for phase, where in (("traffic", folder), ("idle", folder / "idle")):
+        for raw in sorted(where.glob("*.txt")):
+            print(f"\nprofile of {raw.stem}, {phase} (share of samples, inclusive):")
+            for name, share in summarize(raw, top=24):
+                print(f"  {share:5.1f} %  {name}")
 
 
 def _print(figures: dict, expected: dict, verdict: ledger.Verdict) -> None:

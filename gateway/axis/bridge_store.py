@@ -50,6 +50,7 @@ class BridgeStore:
     def __init__(self, store: AxisStore) -> None:
         self.store = store
         self.db = store.connection
+        self.directory_version = 0  # counted up when the national directory kept changes
 
     # --- forwarding -------------------------------------------------------------------------
 
@@ -180,6 +181,7 @@ class BridgeStore:
         digest = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
         if self.meta(DIRECTORY_DIGEST) == digest:
             return False
+        self.directory_version += 1
         with transaction(self.db) as db:
             db.execute("DELETE FROM upstream_agencies")
             db.executemany("INSERT OR REPLACE INTO upstream_agencies (code, name, pid, mail) VALUES (?, ?, ?, ?)", rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,10 +28,21 @@ class Directory:
         # when it is older than a few seconds (Bridge.fresh_directory)
         self.national: BridgeStore | None = None
         self.freshen: Callable[[], Awaitable[None]] | None = None
+        # The encoded answer and the versions of both directories it was made from: each gateway
+        # asks every housekeeping interval, and encoding a province's directory costs ~10 ms
+        self._answer: tuple[tuple[int, int], bytes] | None = None
 
     async def get_agencies(self, request: web.Request, signed: SignedRequest) -> web.Response:
         """Every agency here; with an upstream, the national directory as last read too, each
         marked by ``scope``: "local" (delivered by this axis) or "upstream" (through the bridge)."""
+        if self.national is not None and self.freshen is not None:
+            await self.freshen()
+        versions = (self.store.agencies_version, self.national.directory_version if self.national else 0)
+        if self._answer is None or self._answer[0] != versions:
+            self._answer = versions, json.dumps(ok(data=self._entries()), ensure_ascii=False).encode()
+        return web.Response(body=self._answer[1], content_type="application/json", charset="utf-8")
+
+    def _entries(self) -> list[dict[str, str]]:
         agencies = self.store.agencies()
         known = {a.code for a in agencies}
 
@@ -38,10 +50,7 @@ class Directory:
             return {"id": code, "code": code, "pid": pid, "name": name, "mail": mail, "oldCode": ""}
 
         if self.national is None:
-            data = [entry(a.code, a.parent or parent_code(a.code, known), a.name, a.mail) for a in agencies]
-            return web.json_response(ok(data=data))
-        if self.freshen is not None:
-            await self.freshen()
+            return [entry(a.code, a.parent or parent_code(a.code, known), a.name, a.mail) for a in agencies]
         here = [a for a in agencies if a.system_id is not None]
         data = [
             {**entry(a.code, a.parent or parent_code(a.code, known), a.name, a.mail), "scope": "local"} for a in here
@@ -53,7 +62,7 @@ class Directory:
             if code not in listed:
                 listed.add(code)
                 data.append({**entry(code, pid, name, mail), "scope": "upstream"})
-        return web.json_response(ok(data=data))
+        return data
 
     async def register_agency(self, request: web.Request, signed: SignedRequest) -> web.Response:
         try:

@@ -47,6 +47,9 @@ class AxisStore:
         # Every call asks which agencies its system speaks for; the answer changes only through
         # this store (one process owns the data folder), which forgets it then.
         self._agencies_of: dict[str, frozenset[str]] = {}
+        # Counted up with every change of the agencies table: getAgenciesList's encoded answer
+        # (1,174 agencies, 240 KB) is kept until it moves.
+        self.agencies_version = 0
         migrate(self.connection)
         # Documents accepted in the same turn of the event loop share one COMMIT and its fsync
         # (record_document through commits.run); each sender has its DocId only once it is durable.
@@ -74,7 +77,7 @@ class AxisStore:
 
     def seed_agencies(self, agencies: Iterable[tuple[str, str, str, str | None, bool]]) -> None:
         """Make the configured agencies (code, name, mail, system, locked) what the table says."""
-        self._agencies_of.clear()
+        self._agencies_changed()
         with transaction(self.connection) as db:
             for code, name, mail, system_id, locked in agencies:
                 db.execute(
@@ -84,6 +87,11 @@ class AxisStore:
                     " system_id = excluded.system_id, locked = excluded.locked, source = 'config'",
                     (code, name, mail, system_id, int(locked)),
                 )
+
+    def _agencies_changed(self) -> None:
+        """Before any write of the agencies table: what was derived from it is read anew."""
+        self._agencies_of.clear()
+        self.agencies_version += 1
 
     def agency(self, code: str) -> Agency | None:
         row = self.connection.execute("SELECT * FROM agencies WHERE code = ?", (code,)).fetchone()
@@ -100,7 +108,7 @@ class AxisStore:
         return known
 
     def register_agency(self, code: str, name: str, mail: str, system_id: str, parent: str | None = None) -> None:
-        self._agencies_of.clear()
+        self._agencies_changed()
         with transaction(self.connection) as db:
             db.execute(
                 "INSERT INTO agencies (code, name, mail, system_id, locked, source, parent)"
@@ -111,7 +119,7 @@ class AxisStore:
             )
 
     def delete_agency(self, code: str) -> None:
-        self._agencies_of.clear()
+        self._agencies_changed()
         with transaction(self.connection) as db:
             db.execute("DELETE FROM agencies WHERE code = ? AND source = 'registered'", (code,))
 

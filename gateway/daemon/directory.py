@@ -25,10 +25,11 @@ def names_of(agencies: list[dict[str, Any]]) -> dict[str, str]:
     return {str(a.get("code")): str(a.get("name") or a.get("code")) for a in agencies if a.get("code")}
 
 
-def remember(store: GatewayStore, names: dict[str, str]) -> float:
-    """Keep the directory just read; the time it was read."""
+def remember(store: GatewayStore, names: dict[str, str], *, kept: dict[str, str] | None = None) -> float:
+    """Keep the directory just read (unless it is ``kept``, the one written last); the time it was read."""
     now = time.time()
-    store.set_meta(NAMES, json.dumps(names, ensure_ascii=False))
+    if names != kept:  # a province's directory is 1,196 names: written again only when it changed
+        store.set_meta(NAMES, json.dumps(names, ensure_ascii=False))
     store.set_meta(READ_AT, str(now))
     return now
 

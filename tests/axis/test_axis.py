@@ -384,6 +384,7 @@ class TestAgencies:
     def test_register_list_and_delete(self, axis):
         async def scenario():
             async with client(axis, "sys-h58") as h58, client(axis, "sys-g22") as g22:
+                before = {a["code"] for a in await g22.agencies()}  # the answer the axis keeps encoded
                 await h58.register_agency("000.01.31.H58", "UBND xã Hậu Thành", parent=DISTRICT)
                 taken = await refused(g22.register_agency("000.01.31.H58", "Giả mạo"))
                 listed = {a["code"]: a for a in await g22.agencies()}
@@ -391,9 +392,10 @@ class TestAgencies:
                 configured = await refused(h58.delete_agency(DISTRICT))
                 await h58.delete_agency("000.01.31.H58")
                 after = {a["code"] for a in await g22.agencies()}
-            return taken, listed, not_yours, configured, after
+            return before, taken, listed, not_yours, configured, after
 
-        taken, listed, not_yours, configured, after = run(scenario())
+        before, taken, listed, not_yours, configured, after = run(scenario())
+        assert DISTRICT in before and "000.01.31.H58" not in before
         assert taken == "19" and not_yours == "24" and configured == "21"
         assert listed["000.01.31.H58"]["pid"] == DISTRICT and listed["000.01.31.H58"]["name"] == "UBND xã Hậu Thành"
         assert all(value is not None for agency in listed.values() for value in agency.values())

@@ -108,6 +108,28 @@ def test_the_directory_answers_for_the_whole_country(country):
     national = call(country.axis.url, f"sys-{MINISTRY}", country.secrets[MINISTRY], lambda c: c.agencies())
     registered = {a["code"]: a for a in national}
     assert registered[DEPARTMENT]["pid"] == PROVINCE  # the province's agencies, under their parents
+    # an agency registered upstream since: the provincial axis reads the national directory
+    # anew and answers with it (not with the answer it encoded before)
+    new_unit = "000.01.02.G22"
+    call(
+        country.axis.url,
+        f"sys-{MINISTRY}",
+        country.secrets[MINISTRY],
+        lambda c: c.register_agency(new_unit, "Vụ Pháp chế", parent=MINISTRY),
+    )
+    wait_until(
+        lambda: (
+            new_unit
+            in {
+                a["code"]
+                for a in call(
+                    country.provincial.url, f"sys-{PROVINCE}", country.secrets[PROVINCE], lambda c: c.agencies()
+                )
+            }
+        ),
+        "the new national agency in the provincial directory",
+        timeout=30,
+    )
     # a recipient neither axis knows is refused at once, not accepted and lost upstream
     result = country.run(
         "send", "--config", str(country.agencies[PROVINCE].config), "--to", "000.00.00.H99", "--subject", "x"
