@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.profiling import start_profilers, stop_profilers, summarize
+from bench.tools.profiling import start_profilers, stop_profilers, summarize
 from gateway import edxml
 from gateway.axis.store import AxisStore
 from gateway.daemon import compose

@@ -133,6 +133,8 @@ class IntakeSection:
     """[intake]: the drop folder."""
 
     settle_seconds: float = 0.25
+    watch: bool = True  # inotify wakes intake when an entry arrives (gateway/daemon/dropwatch.py)
+    rescan_seconds: float = 5.0  # watched folders are also read this often (what inotify misses)
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,10 @@ class Process:
         """The process's CPU and its children's (a gateway's PDF reader runs in one)."""
         return tree_cpu_seconds(self.popen.pid)
 
+    def system_seconds(self) -> float:
+        """The part of :meth:`cpu_seconds` spent in the kernel."""
+        return tree_cpu(self.popen.pid)[1]
+
     def peak_rss_mib(self) -> float:
         for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -79,12 +83,20 @@ class Process:
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds of ``pid``, of its children it has waited for, and of those still running."""
+    return sum(tree_cpu(pid))
+
+
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """:func:`tree_cpu_seconds` as (user, system): the kernel's share is where fsync, file and
+    socket work show."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    total = sum(int(value) for value in fields[11:15]) / TICKS  # utime stime cutime cstime
+        return 0.0, 0.0
+    user = (int(fields[11]) + int(fields[13])) / TICKS  # utime cutime
+    system = (int(fields[12]) + int(fields[14])) / TICKS  # stime cstime
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
         for child in task.read_text().split():
-            total += tree_cpu_seconds(int(child))
-    return total
+            child_user, child_system = tree_cpu(int(child))
+            user, system = user + child_user, system + child_system
+    return user, system

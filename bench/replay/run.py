@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from bench.profiling import start_profilers, stop_profilers, summarize
 from bench.replay import build, ledger, shape, traffic
 from bench.replay.clock import ShiftedClock
 from bench.replay.processes import Process
 from bench.replay.progress import Progress
+from bench.tools.profiling import start_profilers, stop_profilers, summarize
 from gateway.daemon.inbox import folder_name
 from gateway.edxml import VIETNAM
 
@@ -235,6 +235,7 @@ def replay(root: Path, args: argparse.Namespace) -> int:
         stop_profilers(profilers)
         idle_percent = 100 * (sum(p.cpu_seconds() for p in province.processes) - idle_before) / IDLE_SECONDS
         cpu_before = {id(p): p.cpu_seconds() for p in province.processes}
+        system_before = sum(p.system_seconds() for p in province.processes)
         generator_before = _own_cpu_seconds()
         disk_before = _disk_bytes(root)  # empty databases, WAL files, folders: not the documents' cost
         profilers = start_profilers(profiled, args.profile)
@@ -263,9 +264,10 @@ def replay(root: Path, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         wall = time.monotonic() - traffic_began
-        stop_profilers(profilers)
         cpu = [(p, p.cpu_seconds() - cpu_before[id(p)]) for p in province.processes]
-        generator = _own_cpu_seconds() - generator_before
+        system = sum(p.system_seconds() for p in province.processes) - system_before
+        generator = _own_cpu_seconds() - generator_before  # before py-spy's CPU is counted as a child's
+        stop_profilers(profilers)
         peaks: dict[str, float] = {}
         for process in province.processes:
             peaks[process.kind] = max(peaks.get(process.kind, 0.0), process.peak_rss_mib())
@@ -318,6 +320,7 @@ def replay(root: Path, args: argparse.Namespace) -> int:
         "cpu_ms_per_delivery": round(1000 * cpu_total / deliveries, 2),
         # every message carried: each delivered document, its 01, each answer and recall
         "cpu_ms_per_message": round(1000 * cpu_total / (2 * deliveries + answers + recalled), 2),
+        "cpu_system_share": round(system / cpu_total, 3),
         "cpu_ms_per_delivery_by_kind": {k: round(1000 * v / deliveries, 2) for k, v in sorted(by_kind.items())},
         "idle_cpu_percent_of_a_core": round(idle_percent, 1),
         # what the processes would have used with nothing to do for as long as the traffic took
@@ -373,6 +376,7 @@ def _print(figures: dict, expected: dict, verdict: ledger.Verdict) -> None:
         ("deliveries per second", f"{figures['deliveries_per_second']}"),
         ("CPU ms per delivery, all processes", f"{figures['cpu_ms_per_delivery']}"),
         ("CPU ms per message (document, 01, answer)", f"{figures['cpu_ms_per_message']}"),
+        ("  of it in the kernel", f"{figures['cpu_system_share']:.0%}"),
         *((f"  {kind}", f"{ms}") for kind, ms in figures["cpu_ms_per_delivery_by_kind"].items()),
         (
             "idle CPU of all processes (% of a core)",

@@ -13,6 +13,7 @@ import signal
 import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -20,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from gateway import logs
 from gateway.config import Config, ConfigError
 from gateway.daemon.clock import SteadyInterval, watch_steps
+from gateway.daemon.dropwatch import DropWatch
 from gateway.daemon.service import Gateway
 from gateway.errors import StoreError
 from gateway.fsutil import instance_lock
@@ -121,6 +123,9 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
 
     gateway.wake = wake
     scheduler = AsyncIOScheduler(timezone=UTC)
+    watch = _watch_drop_folders(config, gateway, wake, scheduler, log)
+    if isinstance(watch, DropWatch):  # intake is woken by the kernel; its tick is only the rescan
+        workers["intake"] = (gateway.intake, max(intervals.intake, config.intake.rescan_seconds))
     for name, (_, seconds) in workers.items():
         scheduler.add_job(
             jobs[name],
@@ -148,6 +153,7 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
         outbox=str(gateway.outbox),
         hosted=[code for code in gateway.local.agencies if code != gateway.code],
         workers={name: seconds for name, (_, seconds) in workers.items()},
+        drop_folders="watched" if isinstance(watch, DropWatch) else "polled",
         poll={"interval": config.poll.interval, "long_poll": config.poll.long_poll},
     )
     try:
@@ -156,6 +162,8 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
         log.info("gateway_stopping", in_flight=len(inflight))
         stopping.set()
         scheduler.shutdown(wait=False)
+        if isinstance(watch, DropWatch):
+            watch.close()
         for listener in listeners:  # a list in flight has no effect to lose
             listener.cancel()
         await asyncio.gather(*listeners, return_exceptions=True)
@@ -171,3 +179,22 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
         else:
             await gateway.close()
         log.info("gateway_stopped")
+
+
+def _watch_drop_folders(
+    config: Config, gateway: Gateway, wake: Callable[[str], None], scheduler: AsyncIOScheduler, log: Any
+) -> DropWatch | str:
+    """Every hosted agency's drop folder watched (inotify), or why they are read every
+    [workers] intake seconds instead; a watch lost later puts intake back on that tick."""
+    if not config.intake.watch:
+        return "[intake] watch = false"
+
+    def lost(reason: str) -> None:
+        log.warning("drop_folders_polled", reason=reason, every=config.workers.intake)
+        scheduler.reschedule_job("intake", trigger=SteadyInterval(seconds=config.workers.intake, timezone=UTC))
+        wake("intake")
+
+    watch = DropWatch.start((intake.outbox for intake in gateway.intakes), wake=lambda: wake("intake"), on_lost=lost)
+    if isinstance(watch, str):
+        log.warning("drop_folders_polled", reason=watch, every=config.workers.intake)
+    return watch

@@ -1,0 +1,78 @@
+"""Drop folders watched through inotify: intake runs when an entry arrives, not at its tick.
+
+Intake's tick is a minute here, and the rescan of watched folders too: a document taken within
+seconds was taken because the kernel said it arrived. A drop folder moved away puts intake
+back on its tick, with a warning, and nothing dropped afterwards waits for a watch that is gone.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gateway.workspace import QUICK_TIMING
+from tests.e2e.province import build_province, wait_until
+
+PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
+
+
+def _slow_ticks(intake: float) -> str:
+    """The test suite's timing with intake's tick at ``intake`` s and watched folders rescanned once a minute."""
+    return QUICK_TIMING.replace("intake = 0.2", f"intake = {intake}").replace(
+        "settle_seconds = 0.3", "settle_seconds = 0.3\nrescan_seconds = 60.0"
+    )
+
+
+def _started(sender) -> dict:
+    return sender.service.wait_for(lambda e: e.get("event") == "gateway_started", "the start")
+
+
+def test_a_job_renamed_into_a_watched_drop_folder_is_taken_well_before_any_tick(tmp_path):
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT], timing=_slow_ticks(60.0))
+    try:
+        province.start(DEPARTMENT)
+        sender = province.start(PROVINCE)
+        started = _started(sender)
+        assert started["drop_folders"] == "watched" and started["workers"]["intake"] == 60.0
+        time.sleep(1.0)  # intake's first run, at start, is over: only a wake-up can take what comes now
+        dropped = time.monotonic()
+        province.drop_job(PROVINCE, "watched", {"to": [DEPARTMENT], "subject": "Văn bản theo dõi"}, {})
+        sender.service.wait_for(lambda e: e.get("event") == "intake_taken", "the job taken in", timeout=20)
+        assert time.monotonic() - dropped < 20  # the tick, and the rescan, are a minute away
+        wait_until(lambda: len(sender.receipts()) == 1, "its 01", timeout=30)
+        # intake's own dot-named markers and renames do not keep waking it
+        runs = len(sender.service.events_where(lambda e: e.get("event") == "intake_taken"))
+        assert runs == 1
+        assert "drop_folders_polled" not in sender.service.event_names()
+    finally:
+        province.stop_all()
+
+
+def test_a_drop_folder_moved_away_puts_intake_back_on_its_tick(tmp_path):
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT], timing=_slow_ticks(0.2))
+    try:
+        province.start(DEPARTMENT)
+        sender = province.start(PROVINCE)
+        assert _started(sender)["drop_folders"] == "watched"
+        outbox = province.agency(PROVINCE).outbox
+        outbox.rename(outbox.with_name("outbox.moved"))
+        outbox.mkdir()
+        lost = sender.service.wait_for(lambda e: e.get("event") == "drop_folders_polled", "the watch given up")
+        assert "moved" in lost["reason"] and lost["every"] == 0.2
+        province.drop_job(PROVINCE, "after", {"to": [DEPARTMENT], "subject": "Văn bản sau khi chuyển thư mục"}, {})
+        wait_until(lambda: len(sender.receipts()) == 1, "the job taken by the 0.2 s tick", timeout=30)
+    finally:
+        province.stop_all()
+
+
+def test_watch_false_reads_the_drop_folder_at_every_tick(tmp_path):
+    timing = _slow_ticks(0.2).replace("rescan_seconds = 60.0", "rescan_seconds = 60.0\nwatch = false")
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT], timing=timing)
+    try:
+        province.start(DEPARTMENT)
+        sender = province.start(PROVINCE)
+        started = _started(sender)
+        assert started["drop_folders"] == "polled" and started["workers"]["intake"] == 0.2
+        province.drop_job(PROVINCE, "polled", {"to": [DEPARTMENT], "subject": "Văn bản đọc theo nhịp"}, {})
+        wait_until(lambda: len(sender.receipts()) == 1, "its 01", timeout=30)
+    finally:
+        province.stop_all()
