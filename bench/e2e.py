@@ -101,7 +101,7 @@ def floor(root: Path, codes: list[str], samples: int) -> dict:
         signed = sign(composed.document, signer, edxml.SchemaMode.STRICT)
         received = edxml.validate(signed, trust=trust).message
         assert isinstance(received, edxml.Document)
-        arrived = compose.status_for(received, sender=them, code=edxml.StatusCode.ARRIVED)
+        arrived = compose.status_for(compose.answered(received), sender=them, code=edxml.StatusCode.ARRIVED)
         edxml.validate(sign(arrived, answerer, edxml.SchemaMode.LENIENT), trust=trust)
     seconds = time.process_time() - started
     return {

@@ -194,31 +194,28 @@ def signed_answer(
     if status_code in (edxml.StatusCode.ARRIVED, edxml.StatusCode.RECALL_REQUESTED):
         raise UsageError(f"status {code} is not answered by hand: 01 is sent on delivery, 13 by `recall`")
     row, agency = answering.row, answering.agency
-    document = _envelope(local, agency, row)
-    requests = _change_requests(answering, document)
+    if row.answering:
+        response_for, changing = compose.read_answering_record(row.answering)
+    else:  # delivered by a gateway before v9 kept this in the record: the envelope says it
+        document = _envelope(local, agency, row)
+        response_for = compose.answered(document, fallback_document_id=row.axis_doc_id)
+        changing = compose.changes_another(document)
+    requests = _change_requests(answering, changing)
+    document_id = response_for.document_id or row.axis_doc_id
     refusal = compose.answer_refusal(status_code, answering.earlier, description, requests=requests)
     if refusal is not None:
-        raise UsageError(f"status {code} for {document.document_id or row.axis_doc_id}: {refusal}")
-    status = compose.status_for(
-        document,
-        sender=agency.me,
-        code=status_code,
-        description=description,
-        staff=staff,
-        fallback_document_id=row.axis_doc_id,
-    )
-    return agency.outgoing.sign_status(status, answers=row.axis_doc_id), document.document_id or row.axis_doc_id
+        raise UsageError(f"status {code} for {document_id}: {refusal}")
+    status = compose.status_for(response_for, sender=agency.me, code=status_code, description=description, staff=staff)
+    return agency.outgoing.sign_status(status, answers=row.axis_doc_id), document_id
 
 
-def _change_requests(answering: Answering, document: edxml.Document) -> int:
+def _change_requests(answering: Answering, changing: bool) -> int:
     """What a 15 or 16 may answer: each recall (13) received, and the document itself when it
-    updates or replaces another. A recall counts from its inbox event, which the document
-    system sees a moment before the record is committed."""
+    updates or replaces another (``changing``). A recall counts from its inbox event, which the
+    document system sees a moment before the record is committed."""
     row = answering.row
     events = answering.agency.inbox / (row.inbox_id or row.axis_doc_id) / "events"
     noted = len(list(events.glob("*-13.json"))) if events.is_dir() else 0
-    changes = (edxml.BusinessDocType.UPDATE, edxml.BusinessDocType.REPLACE)
-    changing = document.business is not None and document.business.business_doc_type in changes
     return max(answering.recalls_recorded, noted) + int(changing)
 
 

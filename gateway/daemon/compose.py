@@ -7,6 +7,7 @@ is documented in docs/intake.md; every refusal names the key.
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import re
 import uuid
@@ -186,24 +187,64 @@ def answer_refusal(
     return None
 
 
+def answered(document: edxml.Document, *, fallback_document_id: str | None = None) -> edxml.ResponseFor:
+    """What a status message about ``document`` names of it (its ResponseFor)."""
+    return edxml.ResponseFor(
+        organ_id=document.sender.organ_id,
+        code=str(document.code) if document.code else None,
+        promulgation_date=document.promulgation_info.promulgation_date if document.promulgation_info else None,
+        document_id=document.document_id or fallback_document_id,
+    )
+
+
+def changes_another(document: edxml.Document) -> bool:
+    """Whether ``document`` updates or replaces an earlier one (which a 15 or 16 may answer)."""
+    changes = (edxml.BusinessDocType.UPDATE, edxml.BusinessDocType.REPLACE)
+    return document.business is not None and document.business.business_doc_type in changes
+
+
+def answering_record(document: edxml.Document, *, fallback_document_id: str) -> str:
+    """What answering a received document needs of it, kept in its record when it is delivered:
+    an answer is then composed without reading and parsing the envelope again."""
+    response_for = answered(document, fallback_document_id=fallback_document_id)
+    assert response_for.organ_id is not None
+    return json.dumps(
+        {
+            "organ_id": response_for.organ_id.text,
+            "code": response_for.code,
+            "promulgation_date": response_for.promulgation_date.isoformat() if response_for.promulgation_date else None,
+            "document_id": response_for.document_id,
+            "changes": changes_another(document),
+        },
+        ensure_ascii=False,
+    )
+
+
+def read_answering_record(text: str) -> tuple[edxml.ResponseFor, bool]:
+    """:func:`answering_record` read back: the ResponseFor, and whether the document changes another."""
+    data = json.loads(text)
+    promulgated = data["promulgation_date"]
+    response_for = edxml.ResponseFor(
+        organ_id=edxml.AgencyCode(data["organ_id"]),
+        code=data["code"],
+        promulgation_date=date.fromisoformat(promulgated) if promulgated else None,
+        document_id=data["document_id"],
+    )
+    return response_for, bool(data["changes"])
+
+
 def status_for(
-    answered: edxml.Document,
+    answered: edxml.ResponseFor,
     *,
     sender: edxml.Organization,
     code: edxml.StatusCode,
     description: str | None = None,
     staff: str | None = None,
-    fallback_document_id: str | None = None,
 ) -> edxml.StatusMessage:
     """Our status message about a document we received (01-06, 15, 16, and 02 with the reason)."""
     return edxml.StatusMessage(
         sender=sender,
-        response_for=edxml.ResponseFor(
-            organ_id=answered.sender.organ_id,
-            code=str(answered.code) if answered.code else None,
-            promulgation_date=answered.promulgation_info.promulgation_date if answered.promulgation_info else None,
-            document_id=answered.document_id or fallback_document_id,
-        ),
+        response_for=answered,
         status_code=code,
         staff_info=edxml.StaffInfo(staff=staff) if staff else None,
         description=description or code.meaning,

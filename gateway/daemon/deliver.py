@@ -314,6 +314,7 @@ class Deliverer:
                 document, signed_hops=examined.signature.signed_hops, default=edxml.now_vietnam()
             ),
             pdf_signed=pdfcheck.signed_validly(examined.pdf),
+            answering=compose.answering_record(document, fallback_document_id=row.axis_doc_id),
         )
         await self.commits.run(
             lambda: agency.outgoing.commit(
@@ -334,7 +335,9 @@ class Deliverer:
         document = examined.message
         assert isinstance(document, edxml.Document) and examined.signature is not None
         arrived = compose.status_for(
-            document, sender=agency.me, code=edxml.StatusCode.ARRIVED, fallback_document_id=row.axis_doc_id
+            compose.answered(document, fallback_document_id=row.axis_doc_id),
+            sender=agency.me,
+            code=edxml.StatusCode.ARRIVED,
         )
         # first: signing can fail, and the inbox then stays clean
         pending = agency.outgoing.sign_status(arrived, answers=row.axis_doc_id)
@@ -364,11 +367,10 @@ class Deliverer:
         )
         if document is not None:
             refusal = compose.status_for(
-                document,
+                compose.answered(document, fallback_document_id=row.axis_doc_id),
                 sender=agency.me,
                 code=edxml.StatusCode.REFUSED,
                 description=reason,
-                fallback_document_id=row.axis_doc_id,
             )
         else:
             refusal = compose.refusal_for_unreadable(

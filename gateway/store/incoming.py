@@ -179,7 +179,7 @@ def settle_row(db: sqlite3.Connection, axis_doc_id: str, settled: Settled) -> No
     sql = (
         "UPDATE incoming SET state = ?, from_code = ?, document_id = ?, subject = ?, status_code = ?, reason = ?,"  # noqa: S608
         " inbox_id = ?, paper = ?, digitized = ?, finished_at = ?, next_attempt_at = ?, document_time = ?,"
-        " pdf_signed = ?"
+        " pdf_signed = ?, answering = ?"
         f" WHERE axis_doc_id = ? AND state IN ({marks})"
     )
     moved = db.execute(
@@ -198,6 +198,7 @@ def settle_row(db: sqlite3.Connection, axis_doc_id: str, settled: Settled) -> No
             time.time(),
             settled.document_time,
             None if settled.pdf_signed is None else int(settled.pdf_signed),
+            settled.answering,
             axis_doc_id,
             *allowed,
         ),

@@ -61,6 +61,7 @@ class Incoming:
     accepted_at: float | None = None  # when the axis says it accepted the message (epoch seconds)
     to_code: str | None = None  # the hosted agency it is for
     pdf_signed: int | None = None  # its PDFs' signatures: 1 all valid, 0 not all, None no PDF
+    answering: str | None = None  # what answering it needs, kept at delivery (None before v9)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class Settled:
     digitized: bool = False
     document_time: str | None = None
     pdf_signed: bool | None = None  # its PDF attachments all validly signed; None: it has none
+    answering: str | None = None  # a delivered document: what answering it needs (compose.answering_record)
 
 
 def outgoing_row(row: sqlite3.Row) -> Outgoing:

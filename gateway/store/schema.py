@@ -8,7 +8,7 @@ import sqlite_utils
 
 from gateway.sqlite import transaction
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 DOCUMENTS_QUEUED = "documents_queued"  # meta key of the running number (documents_queued); ":CODE" per agency
 OWNER = "owner"  # meta key: the installation's own agency, which rows from before v7 belong to
 
@@ -69,6 +69,10 @@ def migrate(connection: sqlite3.Connection) -> None:
         # NULL no PDF or received before the check), for the quarterly report
         if "pdf_signed" not in db["incoming"].columns_dict:
             connection.execute("ALTER TABLE incoming ADD COLUMN pdf_signed INTEGER")
+        # v9: what answering a delivered document needs (its ResponseFor), kept at delivery so
+        # that an answer is composed without parsing the envelope again; NULL in older rows
+        if "answering" not in db["incoming"].columns_dict:
+            connection.execute("ALTER TABLE incoming ADD COLUMN answering TEXT")
         connection.execute("DROP INDEX IF EXISTS incoming_once")
         connection.execute(
             "CREATE UNIQUE INDEX IF NOT EXISTS incoming_once_per_agency ON incoming(to_code, from_code, document_id)"

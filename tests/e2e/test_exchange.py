@@ -235,6 +235,41 @@ def test_recall_answered_with_15_and_16(province):
     )
 
 
+def test_an_answer_is_composed_from_the_record_even_after_the_inbox_folder_was_taken_away(province):
+    """Delivery keeps what answering needs (the document's ResponseFor) in its record: the
+    document system may move the inbox folder into its own store and answer days later. A row
+    a gateway kept before v9 (answering NULL) is answered from the envelope in the inbox."""
+    for code in (PROVINCE, DEPARTMENT):
+        province.start(code)
+    job = {"to": [DEPARTMENT], "subject": "Văn bản cần trả lời", "code_number": "12", "code_notation": "UBND-VX"}
+    province.drop_job(PROVINCE, "answered", job, {})
+    (received,) = wait_until(province.agencies[DEPARTMENT].delivered, "the delivery")
+    department = province.agencies[DEPARTMENT]
+    with department.store() as store:
+        (kept,) = store.db.execute("SELECT answering FROM incoming WHERE inbox_id = ?", (received["id"],)).fetchone()
+    record = json.loads(kept)
+    assert record["organ_id"] == PROVINCE and record["code"] == "12/UBND-VX"
+    assert record["document_id"] == received["document_id"] and record["changes"] is False
+    config = str(department.config)
+    folder = department.inbox / received["id"]
+    taken_away = folder.rename(department.folder / "imported-by-the-document-system")
+    result = province.run("respond", "--config", config, received["document_id"], "--code", "03")
+    assert result.returncode == 0, result.stderr
+    taken_away.rename(folder)
+    with department.store() as store:
+        store.db.execute("UPDATE incoming SET answering = NULL WHERE inbox_id = ?", (received["id"],))
+        store.db.commit()
+    result = province.run("respond", "--config", config, received["id"], "--code", "04")
+    assert result.returncode == 0, result.stderr
+    # the sender matched both to its document: each named it as it was sent
+    wait_until(
+        lambda: (
+            {(r[1], r[2]) for r in province.agencies[PROVINCE].receipts()} >= {(DEPARTMENT, "03"), (DEPARTMENT, "04")}
+        ),
+        "03 and 04 at the sender",
+    )
+
+
 def test_bad_configuration_is_refused_naming_the_key(province):
     agency = province.agencies[PROVINCE]
     agency.config.write_text(

@@ -97,3 +97,22 @@ def test_rows_from_before_hosted_agencies_belong_to_the_installations_own_agency
     assert store.outgoing.documents_queued("000.00.00.H58") == 3
     store.claim("000.00.31.H58")  # said once: a later claim changes nothing
     assert store.incoming.get("axis-1").to_code == "000.00.00.H58"
+
+
+def test_a_database_of_version_8_gains_the_answering_record_and_keeps_its_rows(tmp_path: Path):
+    """Version 9 keeps what answering a delivered document needs; a version 8 database has no
+    such column: it is added, NULL in the rows it had (commands.signed_answer then reads the
+    envelope), and a row read from it still reads."""
+    import sqlite3
+
+    store = GatewayStore(tmp_path)
+    store.incoming.note_listed("axis-1", MessageType.EDOC, "000.00.11.H58")
+    store.close()
+    with sqlite3.connect(tmp_path / "gateway.sqlite3") as db:  # as version 8 left it
+        db.execute("ALTER TABLE incoming DROP COLUMN answering")
+        db.execute("PRAGMA user_version = 8")
+    store = GatewayStore(tmp_path)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+    assert "answering" in {row[1] for row in store.db.execute("PRAGMA table_info(incoming)")}
+    assert store.incoming.get("axis-1").answering is None
+    store.close()
