@@ -39,14 +39,13 @@ _CONFIGURATION_ERRORS = (config.ConfigError, KeyMaterialError, FolderError)
 
 
 def cmd_axis(args: argparse.Namespace) -> int:
-    import asyncio
-
+    from gateway import eventloop
     from gateway.axis import config as axis_config
     from gateway.axis.main import serve
 
     try:
         settings = axis_config.load(Path(args.config))
-        asyncio.run(serve(settings))
+        eventloop.run(serve(settings))
     except _CONFIGURATION_ERRORS as exc:
         _not_started("axis", exc)
         return EXIT_CONFIG
@@ -65,13 +64,12 @@ def _daemon_config(args: argparse.Namespace) -> config.Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import asyncio
-
+    from gateway import eventloop
     from gateway.daemon.runner import run
 
     try:
         settings = _daemon_config(args)
-        asyncio.run(run(settings))
+        eventloop.run(run(settings))
     except _CONFIGURATION_ERRORS as exc:
         _not_started("gateway", exc)
         return EXIT_CONFIG
