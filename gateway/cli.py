@@ -39,13 +39,14 @@ _CONFIGURATION_ERRORS = (config.ConfigError, KeyMaterialError, FolderError)
 
 
 def cmd_axis(args: argparse.Namespace) -> int:
-    from gateway import eventloop
+    import asyncio
+
     from gateway.axis import config as axis_config
     from gateway.axis.main import serve
 
     try:
         settings = axis_config.load(Path(args.config))
-        eventloop.run(serve(settings))
+        asyncio.run(serve(settings))
     except _CONFIGURATION_ERRORS as exc:
         _not_started("axis", exc)
         return EXIT_CONFIG
@@ -64,12 +65,13 @@ def _daemon_config(args: argparse.Namespace) -> config.Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gateway import eventloop
+    import asyncio
+
     from gateway.daemon.runner import run
 
     try:
         settings = _daemon_config(args)
-        eventloop.run(run(settings))
+        asyncio.run(run(settings))
     except _CONFIGURATION_ERRORS as exc:
         _not_started("gateway", exc)
         return EXIT_CONFIG

@@ -8,6 +8,8 @@ import logging
 import subprocess
 import sys
 
+import structlog
+
 from gateway import logs
 
 
@@ -18,6 +20,9 @@ def lines_of(text: str) -> list[dict]:
 def test_a_library_error_with_its_traceback_is_one_json_line(capsys):
     root = logging.getLogger()
     saved = (root.handlers[:], root.level, sys.excepthook)
+    # configured here, structlog would print to capsys's stream after it is closed: a later test
+    # of this worker that logs would fail with "I/O operation on closed file"
+    saved_structlog = structlog.get_config()
     try:
         logs.configure(json_lines=True)
         try:
@@ -29,6 +34,7 @@ def test_a_library_error_with_its_traceback_is_one_json_line(capsys):
         (library, ours) = lines_of(capsys.readouterr().err)
     finally:
         root.handlers, root.level, sys.excepthook = saved
+        structlog.configure(**saved_structlog)
     assert library["level"] == "error" and library["logger"] == "apscheduler.executors.default"
     assert "RuntimeError: job cancelled" in library["exception"] and library["event"].startswith("Job 'push'")
     assert ours["event"] == "our_event" and ours["secret_file"] == "***"

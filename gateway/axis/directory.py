@@ -39,7 +39,8 @@ class Directory:
             await self.freshen()
         versions = (self.store.agencies_version, self.national.directory_version if self.national else 0)
         if self._answer is None or self._answer[0] != versions:
-            self._answer = versions, json.dumps(ok(data=self._entries()), ensure_ascii=False).encode()
+            # ASCII with \u escapes, as aiohttp's json_response wrote it: an SDK client decodes it so
+            self._answer = versions, json.dumps(ok(data=self._entries())).encode()
         return web.Response(body=self._answer[1], content_type="application/json", charset="utf-8")
 
     def _entries(self) -> list[dict[str, str]]:

@@ -223,14 +223,14 @@ def answering_record(document: edxml.Document, *, fallback_document_id: str) -> 
 def read_answering_record(text: str) -> tuple[edxml.ResponseFor, bool]:
     """:func:`answering_record` read back: the ResponseFor, and whether the document changes another."""
     data = json.loads(text)
-    promulgated = data["promulgation_date"]
+    promulgated = data.get("promulgation_date")
     response_for = edxml.ResponseFor(
-        organ_id=edxml.AgencyCode(data["organ_id"]),
-        code=data["code"],
+        organ_id=edxml.AgencyCode(data["organ_id"]),  # always written
+        code=data.get("code"),
         promulgation_date=date.fromisoformat(promulgated) if promulgated else None,
-        document_id=data["document_id"],
+        document_id=data.get("document_id"),
     )
-    return response_for, bool(data["changes"])
+    return response_for, bool(data.get("changes"))
 
 
 def status_for(

@@ -25,11 +25,14 @@ def names_of(agencies: list[dict[str, Any]]) -> dict[str, str]:
     return {str(a.get("code")): str(a.get("name") or a.get("code")) for a in agencies if a.get("code")}
 
 
-def remember(store: GatewayStore, names: dict[str, str], *, kept: dict[str, str] | None = None) -> float:
-    """Keep the directory just read (unless it is ``kept``, the one written last); the time it was read."""
+def remember(store: GatewayStore, names: dict[str, str]) -> float:
+    """Keep the directory just read; the time it was read."""
     now = time.time()
-    if names != kept:  # a province's directory is 1,196 names: written again only when it changed
-        store.set_meta(NAMES, json.dumps(names, ensure_ascii=False))
+    text = json.dumps(names, ensure_ascii=False)
+    # a province's directory is 1,196 names: written again only when it differs from what the
+    # store holds (which `send`, another process, may have written since the daemon did)
+    if store.meta(NAMES) != text:
+        store.set_meta(NAMES, text)
     store.set_meta(READ_AT, str(now))
     return now
 

@@ -10,15 +10,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import json
 import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
-from gateway import edxml
-from gateway.daemon import compose, status_files
+from gateway.daemon import compose, jobs, status_files
 from gateway.daemon.outgoing import Agency, Local, Pending
 from gateway.errors import GatewayError, IntakeError, RecipientNotInDirectory, TokenUnavailable
 from gateway.fsutil import file_sha256, write_atomic
@@ -33,6 +30,7 @@ EMPTY_TRUSTED_AFTER = 3.0
 FOLDER = ""  # the drop folder itself, among the entries whose mtimes intake watches (no entry is named "")
 LOOK_ANYWAY_SECONDS = 30.0
 TOKEN_RETRY_SECONDS = 5.0  # a signing token that failed is asked again after this
+TIMER_SLACK_SECONDS = 0.005
 
 
 class Intake:
@@ -53,6 +51,7 @@ class Intake:
         self._looked_at = -LOOK_ANYWAY_SECONDS  # when the folder was last listed (monotonic)
         self._awaiting_directory: dict[str, float] = {}  # entry -> the directory's time it lacked a recipient in
         self._token_back_at = 0.0  # monotonic: before then the signing token is not asked again
+        self._unreadable: str | None = None  # why the folder could not be listed, once said
         # entry (or FOLDER) -> (its mtime, our monotonic time when we first saw that mtime): what
         # is stamped ahead of our clock settles by being seen unchanged, see _unchanged_for
         self._seen: dict[str, tuple[float, float]] = {}
@@ -71,7 +70,12 @@ class Intake:
     async def run(self) -> None:
         if time.monotonic() < self._token_back_at:
             return  # nothing can be signed meanwhile; the entries wait where they are
-        entries, settles_at = await asyncio.to_thread(self._settled_entries)
+        try:
+            entries, settles_at = await asyncio.to_thread(self._settled_entries)
+        except OSError as exc:  # the folder itself (removed, not readable): the other agencies' go on
+            self._say_unreadable(exc)
+            return
+        self._unreadable = None
         if settles_at is not None:
             self._wake_at_moment(settles_at)
         for entry in entries:
@@ -104,9 +108,12 @@ class Intake:
                     self._say_leftover(f".taken-{entry.name}", left)
             except OSError as exc:  # the disk, not the document: leave the entry for the next run
                 self.log.warning("intake_postponed", entry=entry.name, reason=f"{type(exc).__name__}: {exc}")
+                # soon, not at the rescan of a watched folder: nothing else wakes intake for it
+                self._wake_at_moment(time.time() + self.local.config.workers.intake)
             except TokenUnavailable as exc:  # the token, not the document: signed when it is back
                 self._token_back_at = time.monotonic() + TOKEN_RETRY_SECONDS
                 self.log.warning("intake_postponed", entry=entry.name, reason=str(exc), retry_in=TOKEN_RETRY_SECONDS)
+                self._wake_at_moment(time.time() + TOKEN_RETRY_SECONDS)
                 return
             except RecipientNotInDirectory as exc:
                 if self.local.names_at > _written_at(entry):
@@ -151,7 +158,7 @@ class Intake:
 
     def _prepare_entry(self, entry: Path, sequence: int) -> Pending:
         if entry.is_dir():
-            job, files = _read_job(entry, self.limits)
+            job, files = jobs.read_job(entry, self.limits)
             composed = compose.compose_document(
                 job,
                 files,
@@ -161,7 +168,7 @@ class Intake:
                 where=f"{entry.name}/document.json",
             )
             return self.outgoing.sign_document(composed)
-        return self.outgoing.sign_edxml(_read_limited(entry, self.limits.max_bytes))
+        return self.outgoing.sign_edxml(jobs.read_limited(entry, self.limits.max_bytes))
 
     def _wake_at_moment(self, moment: float) -> None:
         """Run intake again when the newest unsettled entry has settled, not at the next tick
@@ -172,7 +179,21 @@ class Intake:
         if self._timer is not None:
             self._timer.cancel()
         self._wake_at = moment
-        self._timer = asyncio.get_running_loop().call_later(max(0.0, moment - now), self.outgoing.wake, "intake")
+        # a timer may fire a little early (the loop's clock is not the wall clock, and has its
+        # grain): a run that finds the entry still unsettled would only set another
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, moment - now) + TIMER_SLACK_SECONDS, self._woken)
+
+    def _woken(self) -> None:
+        """The timer went off: none is set any more, whatever the run it starts finds."""
+        self._wake_at = self._timer = None
+        self.outgoing.wake("intake")
+
+    def _say_unreadable(self, exc: OSError) -> None:
+        """The drop folder cannot be listed: said once until it can (intake tries at every run)."""
+        reason = f"{type(exc).__name__}: {exc.strerror or exc}"
+        if reason != self._unreadable:
+            self._unreadable = reason
+            self.log.error("drop_folder_unreadable", folder=str(self.outbox), reason=reason)
 
     def _settled_entries(self) -> tuple[list[Path], float | None]:
         """Entries unchanged for [intake] settle_seconds, and when the first of the others will be."""
@@ -291,86 +312,6 @@ def _content_hash(entry: Path) -> tuple[str, int]:
         combined.update(digest)
         size += file_size
     return combined.hexdigest(), size
-
-
-def _read_limited(path: Path, limit: int) -> bytes:
-    if path.stat().st_size > limit:
-        raise IntakeError(
-            f"{path.name} is larger than the message limit of {limit} bytes ([limits] max_bytes)", where=path.name
-        )
-    return path.read_bytes()
-
-
-def _read_job(folder: Path, limits: edxml.Limits) -> tuple[dict[str, Any], list[compose.FileInput]]:
-    """document.json and the attachment files of a job folder (listed ones, or every other file).
-
-    Sizes are checked against [limits] before anything is read: a file too large to send must
-    be refused here, not read whole into a service running under a memory limit.
-    """
-    try:
-        job = json.loads((folder / "document.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IntakeError("the job folder has no document.json", where=f"{folder.name}/") from None
-    except ValueError as exc:
-        raise IntakeError(f"document.json is not JSON: {exc}", where=f"{folder.name}/document.json") from None
-    if not isinstance(job, dict):
-        raise IntakeError("document.json must hold a JSON object", where=f"{folder.name}/document.json")
-    listed = job.get("attachments")
-    files: list[compose.FileInput] = []
-    if listed is None:
-        paths = [p for p in sorted(folder.iterdir()) if p.is_file() and p.name != "document.json"]
-        paths = [p for p in paths if not p.name.startswith(".")]
-        _check_sizes(folder, paths, limits)
-        files.extend(compose.FileInput(path.name, path.read_bytes()) for path in paths)
-        return job, files
-    if not isinstance(listed, list):
-        raise IntakeError("must be a list", where=f"{folder.name}/document.json: attachments")
-    specs = []
-    for index, item in enumerate(listed):
-        spec = {"file": item} if isinstance(item, str) else item
-        where = f"{folder.name}/document.json: attachments[{index}]"
-        if not isinstance(spec, dict) or not isinstance(spec.get("file"), str):
-            raise IntakeError("must name a file", where=where)
-        path = folder / spec["file"]
-        if path.resolve().parent != folder.resolve() or not path.is_file():
-            raise IntakeError(f"{spec['file']!r} is not a file of the job folder", where=where)
-        specs.append((spec, path))
-    _check_sizes(folder, [path for _, path in specs], limits)
-    for spec, path in specs:
-        files.append(
-            compose.FileInput(
-                str(spec.get("name") or path.name),
-                path.read_bytes(),
-                spec.get("content_type"),
-                spec.get("description"),
-            )
-        )
-    return job, files
-
-
-def _check_sizes(folder: Path, paths: list[Path], limits: edxml.Limits) -> None:
-    if len(paths) > limits.max_attachments:
-        raise IntakeError(
-            f"{len(paths)} attachments, above the limit of {limits.max_attachments} ([limits] max_attachments)",
-            where=f"{folder.name}/",
-        )
-    total = 0
-    for path in paths:
-        size = path.stat().st_size
-        if size > limits.max_attachment_bytes:
-            raise IntakeError(
-                f"{path.name} is {size} bytes, above the attachment limit of {limits.max_attachment_bytes}"
-                " ([limits] max_attachment_bytes)",
-                where=f"{folder.name}/{path.name}",
-            )
-        total += size
-    encoded = 4 * -(-total // 3)  # base64 of every attachment, before the rest of the message
-    if encoded > limits.max_bytes:
-        raise IntakeError(
-            f"the attachments come to {total} bytes, {encoded} in base64: above the message limit"
-            f" of {limits.max_bytes} bytes ([limits] max_bytes)",
-            where=f"{folder.name}/",
-        )
 
 
 def _take_away(entry: Path) -> OSError | None:

@@ -83,7 +83,6 @@ class Gateway:
         )
         self.log = local.log
         self.names = local.names
-        self._kept_names = dict(local.names)  # the directory as the store holds it
         self.link = AxisLink(self.client, config.retry, probe_seconds=config.axis.timeout_seconds + 1, log=self.log)
         self.breaker = self.link.breaker
         self.intakes = [Intake(local, agency) for agency in local.agencies.values()]
@@ -355,10 +354,9 @@ class Gateway:
             agencies = None
         else:
             self.breaker.up()
-            kept, self.names = self._kept_names, directory.names_of(agencies)
+            self.names = directory.names_of(agencies)
             self.local.names = self.names  # what intake composes documents with
-            self.local.names_at = directory.remember(self.store, self.names, kept=kept)
-            self._kept_names = dict(self.names)
+            self.local.names_at = directory.remember(self.store, self.names)
             self.wake("intake")  # entries held for a recipient the last directory lacked
         released = await self.registration.register(None if agencies is None else set(self.names))
         if released:  # their deadline runs from now: they waited for the axis, not for us

@@ -13,6 +13,7 @@ from gateway.workspace import QUICK_TIMING
 from tests.e2e.province import build_province, wait_until
 
 PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
+DISTRICT, XA_HAU_THANH, XA_AN_HUU = "000.00.31.H58", "000.01.31.H58", "000.02.31.H58"
 
 
 def _slow_ticks(intake: float) -> str:
@@ -74,5 +75,36 @@ def test_watch_false_reads_the_drop_folder_at_every_tick(tmp_path):
         assert started["drop_folders"] == "polled" and started["workers"]["intake"] == 0.2
         province.drop_job(PROVINCE, "polled", {"to": [DEPARTMENT], "subject": "Văn bản đọc theo nhịp"}, {})
         wait_until(lambda: len(sender.receipts()) == 1, "its 01", timeout=30)
+    finally:
+        province.stop_all()
+
+
+def test_hosted_agencies_folders_are_watched_and_one_gone_stops_none_of_the_others(tmp_path):
+    """A huyện hosting two xã: a job in the second xã's folder is taken at once (every drop
+    folder is watched, not only the installation's own); with the first xã's folder moved
+    away for good, intake says so once and goes on reading the others at its tick."""
+    hosted = {DISTRICT: {XA_HAU_THANH: "UBND xã Hậu Thành", XA_AN_HUU: "UBND xã An Hữu"}}
+    province = build_province(tmp_path, [PROVINCE, DISTRICT], timing=_slow_ticks(60.0), hosted=hosted)
+    try:
+        province.start(PROVINCE)
+        huyen = province.start(DISTRICT)
+        huyen.service.wait_for(lambda e: e.get("event") == "agencies_registered", "registration")
+        time.sleep(1.0)
+        province.drop_job(XA_AN_HUU, "from-xa", {"to": [PROVINCE], "subject": "Báo cáo của xã"}, {})
+        huyen.service.wait_for(lambda e: e.get("event") == "intake_taken", "the xã's job taken in", timeout=20)
+
+        gone = province.agency(XA_HAU_THANH).outbox
+        gone.rename(gone.with_name("outbox.gone"))
+        polled = huyen.service.wait_for(lambda e: e.get("event") == "drop_folders_polled", "the watch given up")
+        assert "outbox" in polled["reason"]
+        province.drop_job(DISTRICT, "from-huyen", {"to": [PROVINCE], "subject": "Báo cáo của huyện"}, {})
+        wait_until(
+            lambda: len(huyen.service.events_where(lambda e: e.get("event") == "intake_taken")) == 2,
+            "the huyện's own job, read past the missing folder",
+            timeout=30,
+        )
+        unreadable = huyen.service.events_where(lambda e: e.get("event") == "drop_folder_unreadable")
+        assert len(unreadable) == 1 and XA_HAU_THANH in unreadable[0]["folder"], unreadable
+        assert "worker_error" not in huyen.service.event_names()
     finally:
         province.stop_all()
