@@ -136,7 +136,9 @@ class CrlCache:
         self._fetched_at: dict[str, float] = {}  # url → when it was last fetched (wall clock)
         self._next_try: dict[str, float] = {}  # url → no fetch before this (monotonic)
         self._failed: dict[str, str] = {}  # url → why its last fetch failed
-        self._issuers: dict[str, x509.Certificate] = {}  # url → the CA whose CRL it must be
+        # url → the CAs whose CRL it may be: every certificate of that CA a trusted path showed
+        # (a CA renewed under a new key keeps its CRL's address)
+        self._issuers: dict[str, set[x509.Certificate]] = {}
         self._fetching: dict[str, asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
 
@@ -152,7 +154,7 @@ class CrlCache:
         the way could answer)."""
         urls = list(urls)
         for url, issuer in (issuers or {}).items():
-            self._issuers.setdefault(url, issuer)
+            self._issuers.setdefault(url, set()).add(issuer)
         await asyncio.gather(*(self._ensure(url) for url in urls))
         now = datetime.now(UTC)
         found, problems = [], {}
@@ -224,9 +226,9 @@ class CrlCache:
             self._wait(url)
             self.log.warning("crl_unavailable", url=url, reason=str(exc), retry_in=RETRY_AFTER_FAILURE)
             return
-        issuer = self._issuers.get(url)
-        if issuer is not None and not _signed_by(crl, issuer):
-            reason = f"{url} served a CRL not signed by {issuer.subject.rfc4514_string()}"
+        issuers = self._issuers.get(url)
+        if issuers and not _signed_by(crl, issuers):
+            reason = f"{url} served a CRL not signed by {next(iter(issuers)).subject.rfc4514_string()}"
             self._failed[url] = reason
             self._wait(url)
             self.log.warning("crl_unavailable", url=url, reason=reason, retry_in=RETRY_AFTER_FAILURE)
@@ -234,7 +236,7 @@ class CrlCache:
         self._fetched_at[url] = time.time()
         self._failed.pop(url, None)
         held = self._crls.get(url)
-        if held is not None and issuer is not None and not _signed_by(held, issuer):
+        if held is not None and issuers and not _signed_by(held, issuers):
             held = None  # what was kept is not its CA's (an earlier forgery, a file put there): replaced
         if held is not None and crl.order(held) <= 0:
             self._wait(url)  # nothing newer yet (the CA publishes at its nextUpdate): asked again later
@@ -342,11 +344,15 @@ class Revocation:
         return verdict
 
 
-def _signed_by(crl: CachedCrl, issuer: x509.Certificate) -> bool:
-    try:
-        return crl.parsed.is_signature_valid(issuer.public_key())
-    except (TypeError, ValueError):  # a key of a kind CRLs are not signed with here
-        return False
+def _signed_by(crl: CachedCrl, issuers: Iterable[x509.Certificate]) -> bool:
+    """Whether one of ``issuers`` signed ``crl``."""
+    for issuer in issuers:
+        try:
+            if crl.parsed.is_signature_valid(issuer.public_key()):
+                return True
+        except (TypeError, ValueError):  # a key of a kind CRLs are not signed with here
+            continue
+    return False
 
 
 def _remember(memo: dict, key: object, value: object) -> None:

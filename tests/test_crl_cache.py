@@ -396,3 +396,38 @@ def test_a_forged_crl_is_never_kept_so_it_cannot_pin_the_cache(tmp_path):
         first, second = asyncio.run(go())
     assert first.state is RevocationState.UNKNOWN and "not signed by" in first.detail
     assert second.state is RevocationState.REVOKED
+
+
+def test_a_ca_renewed_under_a_new_key_at_the_same_crl_address_is_still_believed(tmp_path):
+    """The issuing CA is renewed with a new key and keeps its CRL's address: once a signer
+    under the renewed CA is judged, the CRL its new key signs is taken (found in review: the
+    first CA seen for an address was the only one believed, and every later CRL refused)."""
+    routes: dict = {}
+    with hostile_server(routes) as base:
+        root, issuing, (good, _) = hierarchy_under(base)
+        since = datetime.now(UTC) - timedelta(days=1)
+        renewed = create_ca("Issuing CA", issuer=root, crl_url=f"{base}/root.crl", not_before=since)
+        pair = issue(renewed, PROVINCE, crl_url=f"{base}/issuing.crl", not_before=since)
+        identity = edxml.SigningIdentity.from_pem(pair.key_pem, pair.cert_pem + renewed.cert_pem)
+        trust = edxml.TrustStore.from_pem(root.cert_pem)
+        later = edxml.validate(edxml.sign_message(full_document(), identity), trust=trust).signature
+        routes["/root.crl"] = make_crl(root)
+        routes["/issuing.crl"] = make_crl(issuing, number=1)
+        revocation = Revocation(RevocationPolicy.SOFT, CrlCache(tmp_path / "crls", log=Said()))
+        listing = [Revoked(later.certificate.serial_number, datetime.now(UTC) - timedelta(hours=1))]
+
+        async def go():
+            try:
+                before = await revocation.judge_signature(good, None)
+                routes["/issuing.crl"] = make_crl(renewed, listing, number=2)  # the renewed CA's key
+                revocation.cache._next_try.clear()
+                revocation.cache._crls.clear()  # due again, as far as the cache knows
+                for kept in (tmp_path / "crls").iterdir():
+                    kept.unlink()
+                return before, await revocation.judge_signature(later, None)
+            finally:
+                await revocation.close()
+
+        before, after = asyncio.run(go())
+    assert before.state is RevocationState.GOOD
+    assert after.state is RevocationState.REVOKED, after.detail

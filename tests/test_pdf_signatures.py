@@ -71,6 +71,10 @@ def test_a_signed_pdf_is_valid_and_names_its_signer(inspector, pki):
     assert signature.agency == PROVINCE and signature.signer == "UBND tỉnh Tiền Giang"
     assert signature.signed_at is not None and signature.detail == "valid"
     assert set(report.crl_urls) == {"http://127.0.0.1:9/intermediate.crl", "http://127.0.0.1:9/root.crl"}
+    # each address with the CA whose CRL it is: a CRL served there is kept only with its signature
+    issuers = dict(report.crl_issuers)
+    assert issuers["http://127.0.0.1:9/intermediate.crl"] == der(pki / "intermediate.pem")[0]
+    assert issuers["http://127.0.0.1:9/root.crl"] == der(pki / "ca.pem")[0]
 
 
 def test_signer_and_seal_two_signatures_both_judged(inspector, pki):

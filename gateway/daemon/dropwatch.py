@@ -20,16 +20,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-try:  # Linux only; elsewhere the folders are polled
-    import inotify_simple
-except ImportError:  # pragma: no cover - every platform we ship on has it
-    inotify_simple = None
+import inotify_simple
+from inotify_simple import flags
 
-
-def _mask() -> int:
-    flags = inotify_simple.flags
-    # a name that appears (created, renamed in, finished writing), and the folder itself going away
-    return flags.CREATE | flags.MOVED_TO | flags.CLOSE_WRITE | flags.DELETE_SELF | flags.MOVE_SELF
+# a name that appears (created, renamed in, finished writing), and the folder itself going away
+MASK = flags.CREATE | flags.MOVED_TO | flags.CLOSE_WRITE | flags.DELETE_SELF | flags.MOVE_SELF
 
 
 class DropWatch:
@@ -50,16 +45,14 @@ class DropWatch:
         cls, folders: Iterable[Path], *, wake: Callable[[], None], on_lost: Callable[[str], None]
     ) -> DropWatch | str:
         """Watching every folder, or why not (then nothing is watched)."""
-        if inotify_simple is None:
-            return "inotify is not available on this system"
         try:
             notify = inotify_simple.INotify(nonblocking=True)
-        except (OSError, AttributeError) as exc:  # AttributeError: a libc without inotify
+        except (OSError, AttributeError) as exc:  # AttributeError: a libc without inotify (not Linux)
             return f"inotify cannot be started: {exc}"
         watched: dict[int, Path] = {}
         for folder in folders:
             try:
-                watched[notify.add_watch(folder, _mask())] = folder
+                watched[notify.add_watch(folder, MASK)] = folder
             except OSError as exc:  # ENOSPC: fs.inotify.max_user_watches reached; ENOENT, EACCES
                 notify.close()
                 return f"{folder} cannot be watched: {exc.strerror or exc}"
@@ -73,7 +66,6 @@ class DropWatch:
         except OSError as exc:
             self._stop(f"the inotify descriptor cannot be read: {exc.strerror or exc}")
             return
-        flags = inotify_simple.flags
         wake = False
         for event in events:
             if event.mask & flags.Q_OVERFLOW:  # events were dropped: every folder is read anyway

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway import edxml
@@ -94,8 +95,6 @@ class PdfChecks:
                 reports.append(None)
                 continue
             report = await self._judge(attachment.data, moment)
-            if report.transient:  # once more, on a fresh reader
-                report = await self._judge(attachment.data, moment)
             reports.append(report)
             log.info(
                 "pdf_checked",
@@ -125,7 +124,8 @@ class PdfChecks:
         report = await self._inspect(data, list(known.values()), at)
         missing = [url for url in report.crl_urls if url not in known]
         if cache is not None and missing:
-            crls, _ = await cache.get(missing[:MAX_CRL_URLS])
+            issuers = {url: x509.load_der_x509_certificate(der) for url, der in report.crl_issuers}
+            crls, _ = await cache.get(missing[:MAX_CRL_URLS], issuers)
             fetched = {c.url: c for c in crls if not c.stale(datetime.now(UTC))}
             if fetched:  # judged again only when something new was had
                 known.update(fetched)
@@ -133,6 +133,8 @@ class PdfChecks:
         return weigh(report, set(known), hard=hard)
 
     async def _inspect(self, data: bytes, crls: list, at: datetime) -> PdfReport:
-        return await self.inspector.inspect(
-            data, anchors=self.anchors, intermediates=self.intermediates, crls=[c.der for c in crls], at=at
-        )
+        facts = {"anchors": self.anchors, "intermediates": self.intermediates, "crls": [c.der for c in crls], "at": at}
+        report = await self.inspector.inspect(data, **facts)
+        if report.transient:  # the reader gave up (time, memory, died): once more, on a fresh one
+            report = await self.inspector.inspect(data, **facts)
+        return report

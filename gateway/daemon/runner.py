@@ -124,7 +124,7 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
     gateway.wake = wake
     scheduler = AsyncIOScheduler(timezone=UTC)
     watch = _watch_drop_folders(config, gateway, wake, scheduler, log)
-    if isinstance(watch, DropWatch):  # intake is woken by the kernel; its tick is only the rescan
+    if watch is not None:  # intake is woken by the kernel; its tick is only the rescan
         workers["intake"] = (gateway.intake, max(intervals.intake, config.intake.rescan_seconds))
     for name, (_, seconds) in workers.items():
         scheduler.add_job(
@@ -153,7 +153,7 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
         outbox=str(gateway.outbox),
         hosted=[code for code in gateway.local.agencies if code != gateway.code],
         workers={name: seconds for name, (_, seconds) in workers.items()},
-        drop_folders="watched" if isinstance(watch, DropWatch) else "polled",
+        drop_folders="polled" if watch is None else "watched",
         poll={"interval": config.poll.interval, "long_poll": config.poll.long_poll},
     )
     try:
@@ -162,7 +162,7 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
         log.info("gateway_stopping", in_flight=len(inflight))
         stopping.set()
         scheduler.shutdown(wait=False)
-        if isinstance(watch, DropWatch):
+        if watch is not None:
             watch.close()
         for listener in listeners:  # a list in flight has no effect to lose
             listener.cancel()
@@ -183,11 +183,11 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
 
 def _watch_drop_folders(
     config: Config, gateway: Gateway, wake: Callable[[str], None], scheduler: AsyncIOScheduler, log: Any
-) -> DropWatch | str:
-    """Every hosted agency's drop folder watched (inotify), or why they are read every
-    [workers] intake seconds instead; a watch lost later puts intake back on that tick."""
+) -> DropWatch | None:
+    """Every hosted agency's drop folder watched (inotify), or None: they are read every
+    [workers] intake seconds instead (said why); a watch lost later puts intake back on that tick."""
     if not config.intake.watch:
-        return "[intake] watch = false"
+        return None
 
     def lost(reason: str) -> None:
         log.warning("drop_folders_polled", reason=reason, every=config.workers.intake)
@@ -197,4 +197,5 @@ def _watch_drop_folders(
     watch = DropWatch.start((intake.outbox for intake in gateway.intakes), wake=lambda: wake("intake"), on_lost=lost)
     if isinstance(watch, str):
         log.warning("drop_folders_polled", reason=watch, every=config.workers.intake)
+        return None
     return watch

@@ -21,8 +21,9 @@ from datetime import datetime
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
-from gateway.edxml.revocation import distribution_points
+from gateway.edxml.revocation import issuers_by_point
 from gateway.pdfsig.verdict import MAX_CRL_URLS, MAX_SIGNATURES, PdfReport, PdfSignature, plainly_not_a_pdf
 
 
@@ -52,16 +53,17 @@ def inspect(
         return PdfReport(problem=f"the PDF cannot be read: {type(exc).__name__}: {exc}")
     if len(embedded) > MAX_SIGNATURES:
         return PdfReport(problem=f"the PDF holds {len(embedded)} signatures; at most {MAX_SIGNATURES} are checked")
-    urls: set[str] = set()
+    issuers: dict[str, bytes] = {}
     verdicts = []
     for signature in embedded:
         verdict, named = _one(signature, anchors, intermediates, crls, at)
         verdicts.append(verdict)
-        urls |= named
-    return PdfReport(signatures=tuple(verdicts), crl_urls=tuple(sorted(urls)))
+        for url, issuer in named.items():
+            issuers.setdefault(url, issuer)
+    return PdfReport(signatures=tuple(verdicts), crl_issuers=tuple(sorted(issuers.items())))
 
 
-def _one(signature, anchors, intermediates, crls, at) -> tuple[PdfSignature, set[str]]:
+def _one(signature, anchors, intermediates, crls, at) -> tuple[PdfSignature, dict[str, bytes]]:
     from pyhanko.sign.validation import async_validate_pdf_signature
     from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
@@ -96,7 +98,7 @@ def _one(signature, anchors, intermediates, crls, at) -> tuple[PdfSignature, set
     valid = bool(status.bottom_line)  # pyHanko's whole judgement: what was added after it is allowed
     # Only a path that reaches our anchors may name CRLs to fetch: a certificate anyone made
     # must not send the gateway to addresses of its choosing.
-    urls = _path_points(status.validation_path) if status.trusted and status.validation_path else ()
+    points = _path_points(status.validation_path) if status.trusted and status.validation_path else {}
     verdict = _named(
         certificate,
         name,
@@ -108,9 +110,9 @@ def _one(signature, anchors, intermediates, crls, at) -> tuple[PdfSignature, set
         trusted=bool(status.trusted),
         revoked=revoked,
         valid=valid,
-        crl_urls=urls,
+        crl_urls=tuple(points),
     )
-    return verdict, set(urls)
+    return verdict, points
 
 
 def _out_of_memory(exc: Exception) -> None:
@@ -151,7 +153,9 @@ def _named(certificate, field: str, detail: str, **facts) -> PdfSignature:
     )
 
 
-def _path_points(path) -> tuple[str, ...]:
-    """The fetchable CRL addresses of a trusted path (the anchor's left out), at most MAX_CRL_URLS."""
+def _path_points(path) -> dict[str, bytes]:
+    """The fetchable CRL addresses of a trusted path (the anchor's left out), at most
+    MAX_CRL_URLS, each with the certificate (DER) of the CA whose CRL it is."""
     chain = [x509.load_der_x509_certificate(c.dump()) for c in path.iter_certs(include_root=True)]
-    return distribution_points(chain[::-1])[:MAX_CRL_URLS]  # pyHanko lists root first; ours, signer first
+    points = issuers_by_point(chain[::-1])  # pyHanko lists root first; ours, signer first
+    return {url: issuer.public_bytes(Encoding.DER) for url, issuer in list(points.items())[:MAX_CRL_URLS]}

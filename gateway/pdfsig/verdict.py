@@ -63,8 +63,14 @@ class PdfReport:
 
     signatures: tuple[PdfSignature, ...] = ()
     problem: str | None = None  # not a PDF, unreadable, too large to check in time or memory
-    crl_urls: tuple[str, ...] = ()  # the CRLs the trusted signers' paths name (to fetch, then judge again)
+    # the CRLs the trusted signers' paths name, each with its CA's certificate (DER): fetched,
+    # then judged again; a CRL served there is kept only if that CA signed it
+    crl_issuers: tuple[tuple[str, bytes], ...] = ()
     transient: bool = False  # the reader gave up (time, memory, died) or a CRL could not be had: ask again later
+
+    @property
+    def crl_urls(self) -> tuple[str, ...]:
+        return tuple(url for url, _ in self.crl_issuers)
 
     @property
     def valid(self) -> bool:
