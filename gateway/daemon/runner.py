@@ -122,6 +122,9 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
         task.add_done_callback(woken.discard)
 
     gateway.wake = wake
+    removed = await asyncio.to_thread(gateway.tidy_after_crash)
+    if removed:
+        log.info("crash_leftovers_removed", removed=removed)
     scheduler = AsyncIOScheduler(timezone=UTC)
     watch = _watch_drop_folders(config, gateway, wake, scheduler, log)
     if watch is not None:  # intake is woken by the kernel; its tick is only the rescan

@@ -382,9 +382,17 @@ class Gateway:
             )
             self.store.set_meta(warned, str(time.time()))
 
-    def _tidy(self) -> int:
-        """Half-written inbox folders and outgoing files no row names (a crash between write and commit)."""
+    def tidy_after_crash(self) -> int:
+        """What a crash left half-done, removed at start before any worker runs: half-written inbox
+        folders (written again from the record), drop-folder entries half taken away. Only then:
+        while workers run, a .tmp- folder is a delivery being written, and removing one under its
+        rename emptied the delivered folder (found by the quarter's replay)."""
         removed = sum(inbox.remove_temporary(agency.inbox) for agency in self.local.agencies.values())
+        return removed + sum(worker.tidy() for worker in self.intakes)
+
+    def _tidy(self) -> int:
+        """Outgoing files no row names (a crash between write and commit)."""
+        removed = 0
         known = self.store.outgoing.known_files()
         # A file is being written or waits for its commit (here or in a `send` process) for
         # seconds at most; an hour-old one nobody names is a crash's leftover.
@@ -396,5 +404,4 @@ class Gateway:
                     removed += 1
             except FileNotFoundError:
                 continue
-        removed += sum(worker.tidy() for worker in self.intakes)
         return removed

@@ -101,16 +101,32 @@ def test_a_queued_message_whose_file_vanished_fails_alone(province):
     )
 
 
-def test_leftovers_of_an_interrupted_take_are_cleared_and_never_sent(province):
-    """D2: a job folder half deleted by a crash was taken again, under a new DocumentId."""
+def test_leftovers_of_a_crash_are_cleared_at_start_and_a_delivery_being_written_never_is(province):
+    """D2: a job folder half deleted by a crash was taken again, under a new DocumentId. And
+    housekeeping removed inbox/.tmp-ID while a delivery was writing it: its rename then moved a
+    folder whose files the removal went on deleting, so a delivered document's folder was empty
+    (found by bench/quarter.py, where a clock step ran housekeeping beside a delivery)."""
     agency = province.agencies[PROVINCE]
     leftover = agency.outbox / ".taken-job-7"
     leftover.mkdir(parents=True)
     (leftover / "b.txt").write_text("half of a job")
-    province.start(PROVINCE, extra="")
-    agency.service.stop()
+    half_written = agency.inbox / ".tmp-crashed"
+    half_written.mkdir(parents=True)
+    (half_written / "envelope.edxml").write_bytes(b"<half/>")
     agency.config.write_text(agency.config.read_text().replace("housekeeping = 30.0", "housekeeping = 0.5"))
     province.start(PROVINCE)
-    wait_until(lambda: not leftover.exists(), "the leftover to be cleared")
+    wait_until(lambda: not leftover.exists() and not half_written.exists(), "the crash's leftovers to be cleared")
+    assert agency.service.events_where(lambda e: e.get("event") == "crash_leftovers_removed")[0]["removed"] == 2
+    # While it runs: a delivery being written, and an hour-old outgoing file no row names, which
+    # housekeeping removes: once it has, it has been past the delivery's folder too.
+    being_written = agency.inbox / ".tmp-being-written"
+    being_written.mkdir()
+    (being_written / "envelope.edxml").write_bytes(b"<signed/>")
+    orphan = agency.database.parent / "outgoing" / "orphan.edxml"
+    orphan.write_bytes(b"<never committed/>")
+    an_hour_ago = time.time() - 7200
+    os.utime(orphan, (an_hour_ago, an_hour_ago))
+    wait_until(lambda: not orphan.exists(), "housekeeping to remove the orphaned outgoing file")
+    assert (being_written / "envelope.edxml").read_bytes() == b"<signed/>"
     with agency.store() as store:
         assert store.outgoing.known_files() == set()
