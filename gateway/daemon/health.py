@@ -18,12 +18,13 @@ from typing import Any
 
 from gateway import edxml
 from gateway.config import Config
-from gateway.daemon.outgoing import Local, database_of
+from gateway.daemon.outgoing import Agency, Local, database_of
 from gateway.daemon.registration import UNREGISTERED
 from gateway.fsutil import lock_holder
-from gateway.store import Outgoing
+from gateway.store import GatewayStore, Outgoing
 
 CERTIFICATE_WARNING_DAYS = 30
+CERTIFICATE_WARNED = "certificate_warned_at"  # meta: when certificate_expiring was last logged
 CERTIFICATE_CRITICAL_DAYS = 7
 QUEUED_TOO_LONG = 3600.0  # a document queued for an hour is not moving, whatever the reason
 DELIVERY_FAILING = "delivery_failing"  # meta key: the last failure to write the inbox, "" once it works again
@@ -185,3 +186,19 @@ def _rejected_folders(local: Local) -> dict[str, list[str]]:
         if names:
             found[agency.code] = names
     return found
+
+
+def warn_of_certificate_expiry(store: GatewayStore, agency: Agency, *, own: bool) -> None:
+    """Once a day from CERTIFICATE_WARNING_DAYS before: a log line monitoring turns into a ticket."""
+    certificate = agency.identity.certificate
+    days_left = (certificate.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
+    warned = CERTIFICATE_WARNED if own else f"{CERTIFICATE_WARNED}:{agency.code}"
+    last = float(store.meta(warned) or 0)
+    if days_left < CERTIFICATE_WARNING_DAYS and time.time() - last >= 86400:
+        agency.log.warning(
+            "certificate_expiring",
+            days_left=round(days_left, 1),
+            expires=certificate.not_valid_after_utc.isoformat(),
+            hint=f"ask the CA for a new certificate and set {agency.key}.key and {agency.key}.cert to it",
+        )
+        store.set_meta(warned, str(time.time()))

@@ -270,9 +270,11 @@ def reject(inbox: Path, name: str, envelope: bytes | None, reason: str, details:
 def add_event(inbox: Path, inbox_id: str, name: str, event: dict[str, Any]) -> Path | None:
     """An event about a delivered document (a recall request), written atomically; None if not delivered."""
     folder = inbox / inbox_id
-    if not folder.is_dir():
+    try:  # never its parents: a folder the document system took away is not made again, empty
+        (folder / "events").mkdir(exist_ok=True)
+    except FileNotFoundError:
         return None
-    _shared_folder(folder / "events")
+    (folder / "events").chmod(SHARED_FOLDER_MODE)
     path = folder / "events" / f"{name}.json"
     write_atomic(path, json.dumps(event, ensure_ascii=False, indent=2).encode(), mode=SHARED_FILE_MODE)
     return path

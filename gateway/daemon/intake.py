@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 from gateway.daemon import compose, jobs, status_files
@@ -31,6 +32,10 @@ FOLDER = ""  # the drop folder itself, among the entries whose mtimes intake wat
 LOOK_ANYWAY_SECONDS = 30.0
 TOKEN_RETRY_SECONDS = 5.0  # a signing token that failed is asked again after this
 TIMER_SLACK_SECONDS = 0.005
+# A name is at most 255 bytes, and intake keeps names beside an entry's (".preparing-NAME",
+# ".taken-NAME.XXXXXXXX", "failed/NAME.error.txt" written through a temporary name): longer
+# entry names are refused, under a shortened name.
+MAX_ENTRY_NAME_BYTES = 200
 
 
 class Intake:
@@ -51,6 +56,7 @@ class Intake:
         self._looked_at = -LOOK_ANYWAY_SECONDS  # when the folder was last listed (monotonic)
         self._awaiting_directory: dict[str, float] = {}  # entry -> the directory's time it lacked a recipient in
         self._token_back_at = 0.0  # monotonic: before then the signing token is not asked again
+        self._tidied_at: float | None = None  # monotonic: when tidy last ran (in this worker, never beside a take)
         self._unreadable: str | None = None  # why the folder could not be listed, once said
         # entry (or FOLDER) -> (its mtime, our monotonic time when we first saw that mtime): what
         # is stamped ahead of our clock settles by being seen unchanged, see _unchanged_for
@@ -71,6 +77,12 @@ class Intake:
         if time.monotonic() < self._token_back_at:
             return  # nothing can be signed meanwhile; the entries wait where they are
         try:
+            # what a crash or a refused removal left: at the first run, then every housekeeping interval
+            if self._tidied_at is None or time.monotonic() - self._tidied_at >= self.local.config.workers.housekeeping:
+                self._tidied_at = time.monotonic()
+                removed = await asyncio.to_thread(self.tidy)
+                if removed:
+                    self.log.info("intake_tidied", removed=removed)
             entries, settles_at = await asyncio.to_thread(self._settled_entries)
         except OSError as exc:  # the folder itself (removed, not readable): the other agencies' go on
             self._say_unreadable(exc)
@@ -82,6 +94,11 @@ class Intake:
             if self._awaiting_directory.get(entry.name, -1.0) == self.local.names_at:
                 continue  # held until the directory is read again
             self._awaiting_directory.pop(entry.name, None)
+            length = len(os.fsencode(entry.name))
+            if length > MAX_ENTRY_NAME_BYTES:
+                reason = f"the entry's name is {length} bytes long (UTF-8); intake takes names of at most"
+                await asyncio.to_thread(self._refuse_entry, entry, f"{reason} {MAX_ENTRY_NAME_BYTES} bytes")
+                continue
             marker = self.outbox / f"{PREPARING}{entry.name}"
             try:
                 content, size = await asyncio.to_thread(_content_hash, entry)
@@ -280,9 +297,9 @@ class Intake:
 
     def _refuse_entry(self, entry: Path, reason: str) -> None:
         failed = self.outbox / "failed"
-        target = failed / entry.name
+        target = failed / _fitting(entry.name)
         if target.exists():
-            target = failed / f"{entry.stem}.{int(time.time())}{entry.suffix}"
+            target = failed / f"{target.stem}.{int(time.time())}{target.suffix}"
         try:
             entry.rename(target)
             write_atomic(failed / f"{target.name}.error.txt", (reason + "\n").encode())
@@ -318,12 +335,25 @@ def _take_away(entry: Path) -> OSError | None:
     """Out of the drop folder: renamed to a dot-name (ignored from then on), then removed; the
     error when removing it is not allowed (the entry stays as .taken-NAME, never taken again)."""
     hidden = entry.with_name(f".taken-{entry.name}")
+    if hidden.exists():  # an earlier entry of that name this account could not remove
+        hidden = entry.with_name(f".taken-{entry.name}.{uuid.uuid4().hex[:8]}")
     os.replace(entry, hidden)
     try:
         _remove(hidden)
     except OSError as exc:
         return exc
     return None
+
+
+def _fitting(name: str) -> str:
+    """``name``, or a shortened one with a digest of it when it is too long to keep beside."""
+    if len(os.fsencode(name)) <= MAX_ENTRY_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
+    short = name
+    while len(os.fsencode(short)) > MAX_ENTRY_NAME_BYTES - len(digest) - 1:
+        short = short[:-1]
+    return f"{short}-{digest}"
 
 
 def _remove(entry: Path) -> None:

@@ -1,8 +1,8 @@
 """`edxml-gateway run`: the workers on an apscheduler (3.x) loop until SIGTERM.
 
 SIGTERM stops new runs, lets the runs in flight finish (each run is a bounded batch),
-and exits within 10 s; whatever a run did not finish is in the database and resumes at
-the next start.
+and exits within 10 s, or once a worker thread still writing has finished; whatever a run
+did not finish is in the database and resumes at the next start.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
     gateway.wake = wake
     removed = await asyncio.to_thread(gateway.tidy_after_crash)
     if removed:
-        log.info("crash_leftovers_removed", removed=removed)
+        log.info("inbox_leftovers_removed", removed=removed)
     scheduler = AsyncIOScheduler(timezone=UTC)
     watch = _watch_drop_folders(config, gateway, wake, scheduler, log)
     if watch is not None:  # intake is woken by the kernel; its tick is only the rescan
@@ -173,14 +173,17 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
         if inflight:
             await asyncio.wait(set(inflight), timeout=GRACE_SECONDS)
         # A cancelled job's worker thread goes on (asyncio.to_thread cannot stop it): closing
-        # the database under a thread still using it crashed the process (SIGSEGV) at stop.
+        # the database under a thread still using it crashed the process (SIGSEGV) at stop, and
+        # letting the data folder's lock go before it ends would let a new start remove the
+        # inbox folder it is writing as a crash's leftover. So it is waited for (under systemd,
+        # until TimeoutStopSec's SIGKILL, which ends the thread and the lock together).
+        threads = asyncio.ensure_future(loop.shutdown_default_executor())
         try:
-            await asyncio.wait_for(asyncio.shield(loop.shutdown_default_executor()), GRACE_SECONDS)
+            await asyncio.wait_for(asyncio.shield(threads), GRACE_SECONDS)
         except TimeoutError:
-            log.warning("gateway_stop_threads_busy", detail="a worker thread is still running; the database stays open")
-            await gateway.client.close()
-        else:
-            await gateway.close()
+            log.warning("gateway_stop_threads_busy", detail="waiting for a worker thread before the process ends")
+            await threads
+        await gateway.close()
         log.info("gateway_stopped")
 
 

@@ -16,7 +16,6 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from gateway import edxml
@@ -25,10 +24,10 @@ from gateway.config import Config, ConfigError
 from gateway.daemon import directory, inbox, trusting
 from gateway.daemon.deliver import Deliverer
 from gateway.daemon.examine import Receiver
-from gateway.daemon.health import CERTIFICATE_WARNING_DAYS
+from gateway.daemon.health import warn_of_certificate_expiry
 from gateway.daemon.intake import Intake
 from gateway.daemon.link import AxisLink
-from gateway.daemon.outgoing import Agency, Local
+from gateway.daemon.outgoing import Local
 from gateway.daemon.pdfcheck import PdfChecks
 from gateway.daemon.registration import Registration
 from gateway.errors import AxisError, AxisUnavailable, KeyMaterialError
@@ -40,8 +39,6 @@ from gateway.vxp.vocabulary import MessageType
 BATCH = 50
 META_EVERY = 15.0
 PDF_CHILD_IDLE_SECONDS = 600.0  # the PDF reader process is let go after this long without a PDF
-
-CERTIFICATE_WARNED = "certificate_warned_at"  # meta: when certificate_expiring was last logged
 
 
 class Gateway:
@@ -328,7 +325,7 @@ class Gateway:
 
     async def housekeeping(self) -> None:
         for agency in self.local.agencies.values():
-            self._warn_of_certificate_expiry(agency)
+            warn_of_certificate_expiry(self.store, agency, own=agency.code == self.code)
         await self.revocation.refresh()
         self.pdfs.inspector.stop_if_idle(PDF_CHILD_IDLE_SECONDS)
         removed = await asyncio.to_thread(self._tidy)
@@ -367,28 +364,16 @@ class Gateway:
             if agency.code not in self.registration.waiting:
                 self.names.setdefault(agency.code, agency.me.organ_name or agency.code)
 
-    def _warn_of_certificate_expiry(self, agency: Agency) -> None:
-        """Once a day from CERTIFICATE_WARNING_DAYS before: a log line monitoring turns into a ticket."""
-        certificate = agency.identity.certificate
-        days_left = (certificate.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 86400
-        warned = f"{CERTIFICATE_WARNED}:{agency.code}" if agency.code != self.code else CERTIFICATE_WARNED
-        last = float(self.store.meta(warned) or 0)
-        if days_left < CERTIFICATE_WARNING_DAYS and time.time() - last >= 86400:
-            agency.log.warning(
-                "certificate_expiring",
-                days_left=round(days_left, 1),
-                expires=certificate.not_valid_after_utc.isoformat(),
-                hint=f"ask the CA for a new certificate and set {agency.key}.key and {agency.key}.cert to it",
-            )
-            self.store.set_meta(warned, str(time.time()))
-
     def tidy_after_crash(self) -> int:
-        """What a crash left half-done, removed at start before any worker runs: half-written inbox
-        folders (written again from the record), drop-folder entries half taken away. Only then:
-        while workers run, a .tmp- folder is a delivery being written, and removing one under its
-        rename emptied the delivered folder (found by the quarter's replay)."""
-        removed = sum(inbox.remove_temporary(agency.inbox) for agency in self.local.agencies.values())
-        return removed + sum(worker.tidy() for worker in self.intakes)
+        """Half-written inbox folders a crash left, removed at start before any worker runs: while
+        they run, a .tmp- folder is a delivery being written (removing one emptied the delivered folder)."""
+        removed = 0
+        for agency in self.local.agencies.values():
+            try:
+                removed += inbox.remove_temporary(agency.inbox)
+            except OSError as exc:  # the inbox is looked at again by deliver, which says what is wrong
+                agency.log.warning("inbox_leftovers_not_removed", inbox=str(agency.inbox), reason=str(exc))
+        return removed
 
     def _tidy(self) -> int:
         """Outgoing files no row names (a crash between write and commit)."""

@@ -139,6 +139,24 @@ def test_refused_job_goes_to_failed_with_the_reason(province):
         "the second refusal",
     )
     assert "this gateway sends for 000.00.00.H58" in error.read_text()
+    # a name of 246 bytes (78 Vietnamese letters of three bytes): the names intake keeps beside it
+    # would pass the file system's 255, so it is refused, under a name that fits, and the next is taken
+    long_name = "Tờ trình " + "ữ" * 78
+    length = len(long_name.encode())
+    assert 240 < length < 255
+    province.drop_job(PROVINCE, long_name, {"subject": "Tên quá dài", "to": [DEPARTMENT]}, {"a.txt": b"x"})
+    province.drop_job(PROVINCE, "after-the-long-one", {"subject": "Văn bản sau", "to": [DEPARTMENT]}, {"a.txt": b"y"})
+    refused = province.agencies[PROVINCE].service.wait_for(
+        lambda e: e.get("event") == "intake_refused" and "bytes long" in e.get("reason", ""), "the long name refused"
+    )
+    assert f"{length} bytes long" in refused["reason"] and "at most 200 bytes" in refused["reason"]
+    moved = Path(refused["moved_to"])
+    assert moved.parent == failed and len(moved.name.encode()) <= 200 and (moved / "document.json").is_file()
+    assert f"{length} bytes long" in (failed / f"{moved.name}.error.txt").read_text()
+    province.agencies[PROVINCE].service.wait_for(
+        lambda e: e.get("event") == "intake_taken" and e.get("entry") == "after-the-long-one", "the next entry taken"
+    )
+    assert "worker_error" not in province.agencies[PROVINCE].service.event_names()
 
 
 def test_a_document_that_fails_verification_is_kept_and_answered_with_02(tmp_path):
@@ -255,6 +273,15 @@ def test_an_answer_is_composed_from_the_record_even_after_the_inbox_folder_was_t
     taken_away = folder.rename(department.folder / "imported-by-the-document-system")
     result = province.run("respond", "--config", config, received["document_id"], "--code", "03")
     assert result.returncode == 0, result.stderr
+    # a recall meanwhile is recorded, and does not make the folder again (empty, but for events/)
+    recall = province.run(
+        "recall", "--config", str(province.agencies[PROVINCE].config), received["document_id"], "--reason", "Nhầm"
+    )
+    assert recall.returncode == 0, recall.stderr
+    department.service.wait_for(
+        lambda e: e.get("event") == "status_received" and e.get("status_code") == "13", "the recall recorded"
+    )
+    assert not folder.exists()
     taken_away.rename(folder)
     with department.store() as store:
         store.db.execute("UPDATE incoming SET answering = NULL WHERE inbox_id = ?", (received["id"],))

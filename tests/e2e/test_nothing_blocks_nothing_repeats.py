@@ -116,7 +116,9 @@ def test_leftovers_of_a_crash_are_cleared_at_start_and_a_delivery_being_written_
     agency.config.write_text(agency.config.read_text().replace("housekeeping = 30.0", "housekeeping = 0.5"))
     province.start(PROVINCE)
     wait_until(lambda: not leftover.exists() and not half_written.exists(), "the crash's leftovers to be cleared")
-    assert agency.service.events_where(lambda e: e.get("event") == "crash_leftovers_removed")[0]["removed"] == 2
+    for event in ("inbox_leftovers_removed", "intake_tidied"):
+        said = agency.service.wait_for(lambda e, event=event: e.get("event") == event, event)
+        assert said["removed"] == 1, said
     # While it runs: a delivery being written, and an hour-old outgoing file no row names, which
     # housekeeping removes: once it has, it has been past the delivery's folder too.
     being_written = agency.inbox / ".tmp-being-written"
