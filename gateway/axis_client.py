@@ -357,6 +357,15 @@ class AxisClient:
     async def agencies(self) -> list[dict[str, Any]]:
         return _data_list(await self.call("getAgenciesList", {}))
 
+    async def agencies_since(self, known: str | None) -> tuple[list[dict[str, Any]] | None, str | None]:
+        """The directory and the digest our axis names it by; (None, known) when it is still the
+        one ``known`` names (gateway/vxp/extensions.py). ``known`` only as this axis gave it."""
+        answer = await self.call("getAgenciesList", {extensions.DIRECTORY_KNOWN: known} if known else {})
+        digest = extensions.answered_digest(answer)
+        if known is not None and digest == known and answer.get("unchanged") is True:
+            return None, digest
+        return _data_list(answer), digest
+
     async def register_agency(self, code: str, name: str, *, mail: str = "", parent: str = "") -> None:
         # the fields the public SDK sends (facts §5.1); ``pcode`` is the parent agency's code
         fields = {"id": code, "pcode": parent, "code": code, "name": name, "mail": mail, "mobile": "", "fax": ""}

@@ -13,24 +13,32 @@ from gateway.axis.bridge_store import BridgeStore
 from gateway.axis.store import AxisStore
 from gateway.axis.wire import Refusal, parent_code
 from gateway.errors import GatewayError
+from gateway.vxp import extensions
 from gateway.vxp.answers import AxisCode, ok
 from gateway.vxp.protocol import SignedRequest, parse_json
 
 
 class Directory:
     def __init__(
-        self, store: AxisStore, log: Any, *, on_registered: Callable[[str], None] = lambda system_id: None
+        self,
+        store: AxisStore,
+        log: Any,
+        *,
+        on_registered: Callable[[str], None] = lambda system_id: None,
+        digests: bool = True,
     ) -> None:
         self.store = store
+        self.digests = digests  # our extension (gateway/vxp/extensions.py); off: answered as the national axis
         self.log = log
         self.on_registered = on_registered  # long-polls renewed, the upstream told
         # with an upstream: the national directory as last read, and how to have it read anew
         # when it is older than a few seconds (Bridge.fresh_directory)
         self.national: BridgeStore | None = None
         self.freshen: Callable[[], Awaitable[None]] | None = None
-        # The encoded answer and the versions of both directories it was made from: each gateway
-        # asks every housekeeping interval, and encoding a province's directory costs ~10 ms
-        self._answer: tuple[tuple[int, int], bytes] | None = None
+        # The encoded answers (the list, and "unchanged") and the versions of both directories
+        # they were made from: each gateway asks every housekeeping interval, and encoding a
+        # province's directory costs ~10 ms
+        self._answer: tuple[tuple[int, int], str, bytes, bytes] | None = None
 
     async def get_agencies(self, request: web.Request, signed: SignedRequest) -> web.Response:
         """Every agency here; with an upstream, the national directory as last read too, each
@@ -40,8 +48,16 @@ class Directory:
         versions = (self.store.agencies_version, self.national.directory_version if self.national else 0)
         if self._answer is None or self._answer[0] != versions:
             # ASCII with \u escapes, as aiohttp's json_response wrote it: an SDK client decodes it so
-            self._answer = versions, json.dumps(ok(data=self._entries())).encode()
-        return web.Response(body=self._answer[1], content_type="application/json", charset="utf-8")
+            entries = self._entries()
+            digest = extensions.directory_digest(json.dumps(entries).encode())
+            named = {"digest": digest} if self.digests else {}
+            listed = json.dumps(ok(data=entries, **named)).encode()
+            unchanged = json.dumps(ok(unchanged=True, **named)).encode()
+            self._answer = versions, digest, listed, unchanged
+        _, digest, listed, unchanged = self._answer
+        known = self.digests and signed.get(extensions.DIRECTORY_KNOWN) == digest
+        body = unchanged if known else listed
+        return web.Response(body=body, content_type="application/json", charset="utf-8")
 
     def _entries(self) -> list[dict[str, str]]:
         agencies = self.store.agencies()

@@ -71,7 +71,7 @@ class Axis:
             self.announcements[INLINE_HEADER] = str(INLINE_MAX_BYTES)
             self.announcements[STATUS_BATCH_HEADER] = str(STATUS_BATCH_MAX)
         self.bridge: Bridge | None = None  # set by main when [upstream] is configured
-        self.directory = Directory(store, self.log, on_registered=self._registered)
+        self.directory = Directory(store, self.log, on_registered=self._registered, digests=config.batching)
         self.handlers = {
             "sendEdoc": self.send_edoc,
             "getReceivedEdocList": self.get_received_list,

@@ -91,6 +91,8 @@ class Gateway:
         self._not_hosted_said: set[str] = set()  # listed deliveries for agencies not hosted, said once
         self._not_hosted_listed = {kind: False for kind in MessageType}
         self._refreshing = asyncio.Lock()
+        self._directory_digest: str | None = None  # what our axis named the directory read last by
+        self._listed: set[str] = set()  # the codes of that directory
 
     @property
     def wake(self) -> Callable[[str], None]:
@@ -340,22 +342,25 @@ class Gateway:
             await self._refresh_directory()
 
     async def _refresh_directory(self) -> None:
+        listed: set[str] | None = None
         try:
-            agencies = await self.client.agencies()
+            agencies, self._directory_digest = await self.client.agencies_since(self._directory_digest)
         except AxisUnavailable as exc:
             self.breaker.down(exc)
             return
         except AxisError as exc:
             self.breaker.up()
             self.log.warning("directory_not_refreshed", reason=str(exc))
-            agencies = None
         else:
             self.breaker.up()
-            self.names = directory.names_of(agencies)
-            self.local.names = self.names  # what intake composes documents with
-            self.local.names_at = directory.remember(self.store, self.names)
+            if agencies is not None:  # None: our axis says it is the one read last
+                self.names = directory.names_of(agencies)
+                self.local.names = self.names  # what intake composes documents with
+                self._listed = set(self.names)
+            self.local.names_at = directory.remember(self.store, self.names, changed=agencies is not None)
             self.wake("intake")  # entries held for a recipient the last directory lacked
-        released = await self.registration.register(None if agencies is None else set(self.names))
+            listed = self._listed
+        released = await self.registration.register(listed)
         if released:  # their deadline runs from now: they waited for the axis, not for us
             self.store.outgoing.renew_deadlines(released, self.config.retry.deadline_hours * 3600)
             self.wake("push")

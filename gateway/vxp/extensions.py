@@ -10,11 +10,16 @@ calls it; an axis restarted without one is called plainly from its next answer o
   message up to that size in its item's "data", as getEdoc would, and counts it fetched.
 - Many docIds: updateStatus with a signed ``docIds`` (a JSON array) instead of ``docId``
   settles many deliveries in one call (gateway/axis/batching.py).
+- Directory digest: getAgenciesList answers carry a "digest" of the list; asked with a signed
+  ``known`` equal to it, the answer is ``"unchanged": true`` without the list (a province's
+  directory is 300 KB, read by every gateway every housekeeping interval). A client sends
+  ``known`` only with a digest the same axis gave, so an axis without it is never asked.
 """
 
 from __future__ import annotations
 
 import binascii
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import NamedTuple, TypeVar
 
@@ -29,6 +34,9 @@ INLINE_ANSWER_MAX_BYTES = 2 * 1024 * 1024
 # docIds one updateStatus names, at most, whatever is announced: the JSON array travels in its
 # own header and again in the signed one, each under aiohttp's 8,190 bytes (100 UUIDs: 4 KB).
 MOST_DOC_IDS = 100
+
+DIRECTORY_KNOWN = "known"  # getAgenciesList's signed parameter: the digest the caller holds
+DIGEST_CHARACTERS = 32  # of the hex SHA-256 of the encoded list
 
 N = TypeVar("N", int, float)
 
@@ -69,3 +77,16 @@ def _number(text: str | None, kind: Callable[[str], N], most: float) -> N | None
     except ValueError:
         return None
     return value if 0 < value <= most else None
+
+
+def directory_digest(data: bytes) -> str:
+    """The digest a getAgenciesList answer names its list by."""
+    return hashlib.sha256(data).hexdigest()[:DIGEST_CHARACTERS]
+
+
+def answered_digest(answer: Mapping[str, object]) -> str | None:
+    """The digest an answer carries, if it is one of ours; None otherwise."""
+    digest = answer.get("digest")
+    if isinstance(digest, str) and len(digest) == DIGEST_CHARACTERS and all(c in "0123456789abcdef" for c in digest):
+        return digest
+    return None

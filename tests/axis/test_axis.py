@@ -401,6 +401,25 @@ class TestAgencies:
         assert all(value is not None for agency in listed.values() for value in agency.values())
         assert "000.01.31.H58" not in after
 
+    def test_the_directory_is_answered_unchanged_to_a_caller_holding_its_digest(self, axis):
+        async def scenario():
+            async with client(axis, "sys-h58") as h58, client(axis, "sys-g22") as g22:
+                first, digest = await g22.agencies_since(None)
+                again = await g22.agencies_since(digest)
+                stranger = await g22.agencies_since("0" * 32)  # a digest this axis never gave
+                await h58.register_agency("000.02.31.H58", "UBND xã Long Trung", parent=DISTRICT)
+                changed, new_digest = await g22.agencies_since(digest)
+                plain = await g22.agencies()  # as the SDK asks: no digest sent, the whole list
+                await h58.delete_agency("000.02.31.H58")
+            return first, digest, again, stranger, changed, new_digest, plain
+
+        first, digest, again, stranger, changed, new_digest, plain = run(scenario())
+        assert digest is not None and first and again == (None, digest)
+        assert stranger[0] == first and stranger[1] == digest
+        assert changed is not None and new_digest not in (None, digest)
+        assert "000.02.31.H58" in {a["code"] for a in changed} and "000.02.31.H58" not in {a["code"] for a in first}
+        assert plain == changed
+
 
 def test_register_agency_as_the_sdk_posts_it_keeps_the_parent_it_names(axis):
     """A body with every field the SDK sends and Expect: 100-continue; ``pcode`` is kept and

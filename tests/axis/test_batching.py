@@ -17,6 +17,7 @@ from gateway import edxml
 from gateway.axis.batching import INLINE_MAX_BYTES, STATUS_BATCH_MAX
 from gateway.edxml.model import Attachment
 from gateway.errors import AxisUnavailable
+from gateway.vxp.extensions import directory_digest
 from tests.axis.running import write_config
 from tests.axis.test_axis import DEPARTMENT, DISTRICT, MINISTRY, NGHE_AN, client, document_to, refused, send
 from tests.messages import full_document
@@ -107,6 +108,11 @@ def test_an_axis_without_batching_neither_announces_nor_accepts_it(axis_factory)
             assert await refused(c.call("getReceivedEdocList", params)) == "21"
             params = {"docIds": json.dumps([listed[0].doc_id]), "status": "done"}
             assert await refused(c.call("updateStatus", params)) == "21"
+            # the directory as the national axis gives it: no digest, and a `known` changes nothing
+            agencies, digest = await c.agencies_since(None)
+            assert digest is None and agencies
+            answer = await c.call("getAgenciesList", {"known": directory_digest(json.dumps(agencies).encode())})
+            assert "digest" not in answer and "unchanged" not in answer and answer["data"] == agencies
 
     asyncio.run(scenario())
 

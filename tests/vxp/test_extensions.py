@@ -12,7 +12,9 @@ from gateway.vxp.extensions import (
     STATUS_BATCH_HEADER,
     Announced,
     announced,
+    answered_digest,
     carried_message,
+    directory_digest,
 )
 
 
@@ -39,3 +41,10 @@ def test_a_carried_message_that_is_not_base64_is_fetched_instead():
     assert carried_message(pybase64.b64encode(b"<edXML/>").decode()) == b"<edXML/>"
     for bad in (None, 12, "not base64!", "QUJD=", ["QUJD"]):
         assert carried_message(bad) is None, bad
+
+
+def test_only_a_digest_of_our_form_is_taken_from_a_directory_answer():
+    digest = directory_digest(b"[]")
+    assert answered_digest({"digest": digest}) == digest and len(digest) == 32
+    for foreign in ({}, {"digest": None}, {"digest": 7}, {"digest": digest.upper()}, {"digest": digest + "0"}):
+        assert answered_digest(foreign) is None, foreign
