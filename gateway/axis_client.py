@@ -101,6 +101,7 @@ class AxisClient:
         # message a list may carry, and the most docIds one updateStatus may name.
         self.inline_max: int | None = None
         self.status_batch_max: int | None = None
+        self.directory_digests = False  # getAgenciesList takes `known` (gateway/vxp/extensions.py)
 
     async def __aenter__(self) -> AxisClient:
         return self
@@ -186,7 +187,9 @@ class AxisClient:
     def _note_extensions(self, headers: Mapping[str, str]) -> None:
         # Each answer says what the axis serves now: one it stops announcing (restarted without
         # it, or another axis behind the same address) is not used from the next call on.
-        self.long_poll_max, self.inline_max, self.status_batch_max = extensions.announced(headers)
+        announced = extensions.announced(headers)
+        self.long_poll_max, self.inline_max, self.status_batch_max = announced[:3]
+        self.directory_digests = announced.directory_digest
 
     # --- the calls ------------------------------------------------------------------------------
 
@@ -358,9 +361,10 @@ class AxisClient:
         return _data_list(await self.call("getAgenciesList", {}))
 
     async def agencies_since(self, known: str | None) -> tuple[list[dict[str, Any]] | None, str | None]:
-        """The directory and the digest our axis names it by; (None, known) when it is still the
-        one ``known`` names (gateway/vxp/extensions.py). ``known`` only as this axis gave it."""
-        answer = await self.call("getAgenciesList", {extensions.DIRECTORY_KNOWN: known} if known else {})
+        """The directory and the digest our axis names it by (None from an axis without them);
+        (None, known) when it is still the one ``known`` names, as this axis gave it."""
+        params = {extensions.DIRECTORY_KNOWN: known or extensions.NO_DIGEST} if self.directory_digests else {}
+        answer = await self.call("getAgenciesList", params)
         digest = extensions.answered_digest(answer)
         if known is not None and digest == known and answer.get("unchanged") is True:
             return None, digest

@@ -34,7 +34,7 @@ from gateway.axis.upload import receive
 from gateway.axis.wire import Checked, Refusal, listed, new_document, sent
 from gateway.fsutil import write_atomic
 from gateway.vxp.answers import AxisCode, fail, ok
-from gateway.vxp.extensions import INLINE_HEADER, LONG_POLL_HEADER, STATUS_BATCH_HEADER
+from gateway.vxp.extensions import DIRECTORY_DIGEST_HEADER, INLINE_HEADER, LONG_POLL_HEADER, STATUS_BATCH_HEADER
 from gateway.vxp.protocol import AuthError, SignedRequest, hash_file_matches, parse_json, verify_request
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
@@ -70,6 +70,7 @@ class Axis:
         if config.batching:
             self.announcements[INLINE_HEADER] = str(INLINE_MAX_BYTES)
             self.announcements[STATUS_BATCH_HEADER] = str(STATUS_BATCH_MAX)
+            self.announcements[DIRECTORY_DIGEST_HEADER] = "1"
         self.bridge: Bridge | None = None  # set by main when [upstream] is configured
         self.directory = Directory(store, self.log, on_registered=self._registered, digests=config.batching)
         self.handlers = {

@@ -25,16 +25,14 @@ def names_of(agencies: list[dict[str, Any]]) -> dict[str, str]:
     return {str(a.get("code")): str(a.get("name") or a.get("code")) for a in agencies if a.get("code")}
 
 
-def remember(store: GatewayStore, names: dict[str, str], *, changed: bool = True) -> float:
-    """Keep the directory just read (``changed`` False: the axis said it is the one read last);
-    the time it was read."""
+def remember(store: GatewayStore, names: dict[str, str]) -> float:
+    """Keep the directory just read; the time it was read."""
     now = time.time()
-    if changed:
-        text = json.dumps(names, ensure_ascii=False)
-        # a province's directory is 1,196 names: written again only when it differs from what the
-        # store holds (which `send`, another process, may have written since the daemon did)
-        if store.meta(NAMES) != text:
-            store.set_meta(NAMES, text)
+    text = json.dumps(names, ensure_ascii=False)
+    # a province's directory is 1,196 names: written again only when it differs from what the
+    # store holds (which `send`, another process, may have written since the daemon did)
+    if store.meta(NAMES) != text:
+        store.set_meta(NAMES, text)
     store.set_meta(READ_AT, str(now))
     return now
 

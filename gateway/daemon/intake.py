@@ -119,10 +119,10 @@ class Intake:
                     item = self.outgoing.commit(outgoing_id, path, pending, key)
                 # only now that the database owns it does the entry leave the drop folder: renamed
                 # to a dot-name first (ignored by intake), so a crash while deleting leaves no half entry
-                left = await asyncio.to_thread(_take_away, entry)
+                hidden, left = await asyncio.to_thread(_take_away, entry)
                 self.log.info("intake_taken", entry=compose.safe_job_name(entry.name), document_id=item.document_id)
                 if left is not None:
-                    self._say_leftover(f".taken-{entry.name}", left)
+                    self._say_leftover(hidden, left)
             except OSError as exc:  # the disk, not the document: leave the entry for the next run
                 self.log.warning("intake_postponed", entry=entry.name, reason=f"{type(exc).__name__}: {exc}")
                 # soon, not at the rescan of a watched folder: nothing else wakes intake for it
@@ -331,9 +331,9 @@ def _content_hash(entry: Path) -> tuple[str, int]:
     return combined.hexdigest(), size
 
 
-def _take_away(entry: Path) -> OSError | None:
-    """Out of the drop folder: renamed to a dot-name (ignored from then on), then removed; the
-    error when removing it is not allowed (the entry stays as .taken-NAME, never taken again)."""
+def _take_away(entry: Path) -> tuple[str, OSError | None]:
+    """Out of the drop folder: renamed to a dot-name (ignored from then on), then removed; that
+    name, and the error when removing it is not allowed (it stays, never taken again)."""
     hidden = entry.with_name(f".taken-{entry.name}")
     if hidden.exists():  # an earlier entry of that name this account could not remove
         hidden = entry.with_name(f".taken-{entry.name}.{uuid.uuid4().hex[:8]}")
@@ -341,8 +341,8 @@ def _take_away(entry: Path) -> OSError | None:
     try:
         _remove(hidden)
     except OSError as exc:
-        return exc
-    return None
+        return hidden.name, exc
+    return hidden.name, None
 
 
 def _fitting(name: str) -> str:

@@ -1,7 +1,7 @@
 """`edxml-gateway run`: the workers on an apscheduler (3.x) loop until SIGTERM.
 
 SIGTERM stops new runs, lets the runs in flight finish (each run is a bounded batch),
-and exits within 10 s, or once a worker thread still writing has finished; whatever a run
+and exits within 12 s, or once a worker thread still writing has finished; whatever a run
 did not finish is in the database and resumes at the next start.
 """
 
@@ -27,7 +27,8 @@ from gateway.errors import StoreError
 from gateway.fsutil import instance_lock
 from gateway.vxp.vocabulary import MessageType
 
-GRACE_SECONDS = 8.0
+GRACE_SECONDS = 8.0  # for the runs in flight at stop
+THREADS_GRACE_SECONDS = 4.0  # then for worker threads, said before the units' TimeoutStopSec (15 s)
 
 
 async def run(config: Config, *, stop: asyncio.Event | None = None) -> None:
@@ -179,7 +180,7 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
         # until TimeoutStopSec's SIGKILL, which ends the thread and the lock together).
         threads = asyncio.ensure_future(loop.shutdown_default_executor())
         try:
-            await asyncio.wait_for(asyncio.shield(threads), GRACE_SECONDS)
+            await asyncio.wait_for(asyncio.shield(threads), THREADS_GRACE_SECONDS)
         except TimeoutError:
             log.warning("gateway_stop_threads_busy", detail="waiting for a worker thread before the process ends")
             await threads

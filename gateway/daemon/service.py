@@ -92,7 +92,7 @@ class Gateway:
         self._not_hosted_listed = {kind: False for kind in MessageType}
         self._refreshing = asyncio.Lock()
         self._directory_digest: str | None = None  # what our axis named the directory read last by
-        self._listed: set[str] = set()  # the codes of that directory
+        self._read: dict[str, str] = {}  # that directory, as read (self.names adds our own agencies)
 
     @property
     def wake(self) -> Callable[[str], None]:
@@ -344,7 +344,7 @@ class Gateway:
     async def _refresh_directory(self) -> None:
         listed: set[str] | None = None
         try:
-            agencies, self._directory_digest = await self.client.agencies_since(self._directory_digest)
+            agencies, digest = await self.client.agencies_since(self._directory_digest)
         except AxisUnavailable as exc:
             self.breaker.down(exc)
             return
@@ -354,12 +354,15 @@ class Gateway:
         else:
             self.breaker.up()
             if agencies is not None:  # None: our axis says it is the one read last
-                self.names = directory.names_of(agencies)
+                self._read = directory.names_of(agencies)
+                self.names = dict(self._read)
                 self.local.names = self.names  # what intake composes documents with
-                self._listed = set(self.names)
-            self.local.names_at = directory.remember(self.store, self.names, changed=agencies is not None)
+            # stored again if `send` (another process) stored an older one meanwhile; the digest
+            # is kept only once the directory it names is
+            self.local.names_at = directory.remember(self.store, self._read)
+            self._directory_digest = digest
             self.wake("intake")  # entries held for a recipient the last directory lacked
-            listed = self._listed
+            listed = set(self._read)
         released = await self.registration.register(listed)
         if released:  # their deadline runs from now: they waited for the axis, not for us
             self.store.outgoing.renew_deadlines(released, self.config.retry.deadline_hours * 3600)

@@ -10,10 +10,10 @@ calls it; an axis restarted without one is called plainly from its next answer o
   message up to that size in its item's "data", as getEdoc would, and counts it fetched.
 - Many docIds: updateStatus with a signed ``docIds`` (a JSON array) instead of ``docId``
   settles many deliveries in one call (gateway/axis/batching.py).
-- Directory digest: getAgenciesList answers carry a "digest" of the list; asked with a signed
-  ``known`` equal to it, the answer is ``"unchanged": true`` without the list (a province's
-  directory is 300 KB, read by every gateway every housekeeping interval). A client sends
-  ``known`` only with a digest the same axis gave, so an axis without it is never asked.
+- Directory digest: getAgenciesList with a signed ``known`` (a digest the same axis gave, or
+  "none") is answered with a "digest" of the list, and, while ``known`` is that digest, with
+  ``"unchanged": true`` instead of the list (a province's directory is 300 KB, read by every
+  gateway every housekeeping interval).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import pybase64
 LONG_POLL_HEADER = "X-Long-Poll-Max-Seconds"  # the longest wait
 INLINE_HEADER = "X-Inline-Max-Bytes"  # the largest message an item may carry
 STATUS_BATCH_HEADER = "X-Update-Status-Max-Ids"  # the most docIds one call may name
+DIRECTORY_DIGEST_HEADER = "X-Directory-Digest"  # "1": getAgenciesList takes ``known``
 # A list answer carries at most 1 MiB of messages (their base64 and 100 items fit in this): a
 # client whose answer limit is smaller asks for plain lists.
 INLINE_ANSWER_MAX_BYTES = 2 * 1024 * 1024
@@ -36,6 +37,7 @@ INLINE_ANSWER_MAX_BYTES = 2 * 1024 * 1024
 MOST_DOC_IDS = 100
 
 DIRECTORY_KNOWN = "known"  # getAgenciesList's signed parameter: the digest the caller holds
+NO_DIGEST = "none"  # ``known`` of a caller holding none yet
 DIGEST_CHARACTERS = 32  # of the hex SHA-256 of the encoded list
 
 N = TypeVar("N", int, float)
@@ -47,6 +49,7 @@ class Announced(NamedTuple):
     long_poll_max: float | None
     inline_max: int | None
     status_batch_max: int | None
+    directory_digest: bool = False
 
 
 def announced(headers: Mapping[str, str]) -> Announced:
@@ -55,6 +58,7 @@ def announced(headers: Mapping[str, str]) -> Announced:
         long_poll_max=_number(headers.get(LONG_POLL_HEADER), float, 3600),
         inline_max=_number(headers.get(INLINE_HEADER), int, 16 * 1024 * 1024),
         status_batch_max=min(batch, MOST_DOC_IDS) if batch else None,
+        directory_digest=headers.get(DIRECTORY_DIGEST_HEADER) == "1",
     )
 
 

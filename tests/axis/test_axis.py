@@ -404,16 +404,18 @@ class TestAgencies:
     def test_the_directory_is_answered_unchanged_to_a_caller_holding_its_digest(self, axis):
         async def scenario():
             async with client(axis, "sys-h58") as h58, client(axis, "sys-g22") as g22:
-                first, digest = await g22.agencies_since(None)
+                asked_plainly = await g22.agencies_since(None)  # nothing announced to a new client yet
+                first, digest = await g22.agencies_since(None)  # announced since: asked with known=none
                 again = await g22.agencies_since(digest)
                 stranger = await g22.agencies_since("0" * 32)  # a digest this axis never gave
                 await h58.register_agency("000.02.31.H58", "UBND xã Long Trung", parent=DISTRICT)
                 changed, new_digest = await g22.agencies_since(digest)
                 plain = await g22.agencies()  # as the SDK asks: no digest sent, the whole list
                 await h58.delete_agency("000.02.31.H58")
-            return first, digest, again, stranger, changed, new_digest, plain
+            return asked_plainly, first, digest, again, stranger, changed, new_digest, plain
 
-        first, digest, again, stranger, changed, new_digest, plain = run(scenario())
+        asked_plainly, first, digest, again, stranger, changed, new_digest, plain = run(scenario())
+        assert asked_plainly == (first, None)
         assert digest is not None and first and again == (None, digest)
         assert stranger[0] == first and stranger[1] == digest
         assert changed is not None and new_digest not in (None, digest)

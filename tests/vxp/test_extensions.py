@@ -6,6 +6,7 @@ from __future__ import annotations
 import pybase64
 
 from gateway.vxp.extensions import (
+    DIRECTORY_DIGEST_HEADER,
     INLINE_HEADER,
     LONG_POLL_HEADER,
     MOST_DOC_IDS,
@@ -41,6 +42,11 @@ def test_a_carried_message_that_is_not_base64_is_fetched_instead():
     assert carried_message(pybase64.b64encode(b"<edXML/>").decode()) == b"<edXML/>"
     for bad in (None, 12, "not base64!", "QUJD=", ["QUJD"]):
         assert carried_message(bad) is None, bad
+
+
+def test_the_directory_digest_is_announced_by_exactly_one():
+    assert announced({DIRECTORY_DIGEST_HEADER: "1"}).directory_digest
+    assert not announced({DIRECTORY_DIGEST_HEADER: "yes"}).directory_digest and not announced({}).directory_digest
 
 
 def test_only_a_digest_of_our_form_is_taken_from_a_directory_answer():
