@@ -187,9 +187,9 @@ class AxisClient:
     def _note_extensions(self, headers: Mapping[str, str]) -> None:
         # Each answer says what the axis serves now: one it stops announcing (restarted without
         # it, or another axis behind the same address) is not used from the next call on.
-        announced = extensions.announced(headers)
-        self.long_poll_max, self.inline_max, self.status_batch_max = announced[:3]
-        self.directory_digests = announced.directory_digest
+        self.long_poll_max, self.inline_max, self.status_batch_max, self.directory_digests = extensions.announced(
+            headers
+        )
 
     # --- the calls ------------------------------------------------------------------------------
 

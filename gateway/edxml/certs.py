@@ -66,8 +66,9 @@ class TrustStore:
 
     authorities: tuple[x509.Certificate, ...]
     intermediates: tuple[x509.Certificate, ...] = ()
-    # the signers' paths built under these authorities, so that each message need not build its own
-    paths: TrustedPaths = field(default_factory=lambda: TrustedPaths(), compare=False, repr=False)
+    # the signers' paths built under these authorities, so that each message need not build its
+    # own; never passed in, so a store made from another (dataclasses.replace) starts empty
+    paths: TrustedPaths = field(default_factory=lambda: TrustedPaths(), init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.authorities:

@@ -3,6 +3,7 @@ never outside the period in which every certificate of the path is valid."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -77,3 +78,14 @@ def test_the_paths_remembered_are_bounded(authorities):
         check_signer(leaf, trust, offered=(issuing.certificate,))
     assert len(trust.paths) == 2
     assert check_signer(leaves[0], trust, offered=(issuing.certificate,)).agency.text == "000.00.30.H58"
+
+
+def test_a_trust_store_made_from_another_remembers_nothing_of_it(authorities):
+    root, issuing = authorities
+    leaf = issue(issuing, "000.00.31.H58").certificate
+    trust = TrustStore((root.certificate,))
+    check_signer(leaf, trust, offered=(issuing.certificate,))
+    elsewhere = dataclasses.replace(trust, authorities=(create_ca("Another root").certificate,))
+    assert len(elsewhere.paths) == 0
+    with pytest.raises(UntrustedCertificate):
+        check_signer(leaf, elsewhere, offered=(issuing.certificate,))
