@@ -12,8 +12,7 @@ import asyncio
 import binascii
 import hashlib
 import json
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from multidict import CIMultiDict
 from gateway.edxml import DEFAULT_LIMITS
 from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable
 from gateway.fsutil import file_sha256
+from gateway.sendbody import FileBody
 from gateway.vxp import extensions
 from gateway.vxp.answers import AxisCode
 from gateway.vxp.payload import PayloadReader, split_payload
@@ -36,19 +36,6 @@ OCTETS = "application/octet-stream"
 # ErrorCodes that refuse the caller rather than the call (15 authentication, 16 timestamp out of
 # the window, i.e. our clock): every other call would be refused too, so they count as an outage.
 LARGE_ANSWER_BYTES = 16 * 1024 * 1024  # a getEdoc answer this large is a large message (see get_edoc)
-
-
-# A file this large is sent from the disk in pieces instead of read whole first.
-SEND_FROM_FILE_BYTES = 4 * 1024 * 1024
-
-
-def whole_or_path(path: Path) -> bytes | Path:
-    """What send_edoc is given for a stored file (worker thread): a small file's bytes, a large
-    file's path, sent in pieces and never read whole (a 100 MB scan is a 133 MB message)."""
-    with path.open("rb") as handle:
-        if os.fstat(handle.fileno()).st_size >= SEND_FROM_FILE_BYTES:
-            return path
-        return handle.read()
 
 
 def answer_limit(max_message_bytes: int) -> int:
@@ -101,6 +88,7 @@ class AxisClient:
         # message a list may carry, and the most docIds one updateStatus may name.
         self.inline_max: int | None = None
         self.status_batch_max: int | None = None
+        self.send_batch_max: int | None = None  # the most messages one sendEdoc may carry
         self.directory_digests = False  # getAgenciesList takes `known` (gateway/vxp/extensions.py)
 
     async def __aenter__(self) -> AxisClient:
@@ -124,7 +112,7 @@ class AxisClient:
         self,
         name: str,
         params: dict[str, str],
-        body: bytes | _FileBody = b"",
+        body: bytes | FileBody = b"",
         content_type: str = JSON,
         *,
         wait: float = 0.0,
@@ -136,13 +124,13 @@ class AxisClient:
         headers = CIMultiDict(
             signed_headers(params, system_id=self.system_id, secret=self._secret, content_type=content_type)
         )
-        if isinstance(body, _FileBody):
+        if isinstance(body, FileBody):
             headers["Content-Length"] = str(body.size + 2)  # as the bytes would have it: not chunked
         timeout = aiohttp.ClientTimeout(total=self._seconds + wait, sock_connect=10) if wait else None
         try:
             async with self._client().post(
                 f"{self.url}/{name}",
-                data=body.pieces() if isinstance(body, _FileBody) else body,
+                data=body.pieces() if isinstance(body, FileBody) else body,
                 headers=headers,
                 timeout=timeout or self._timeout,
             ) as response:
@@ -187,9 +175,9 @@ class AxisClient:
     def _note_extensions(self, headers: Mapping[str, str]) -> None:
         # Each answer says what the axis serves now: one it stops announcing (restarted without
         # it, or another axis behind the same address) is not used from the next call on.
-        self.long_poll_max, self.inline_max, self.status_batch_max, self.directory_digests = extensions.announced(
-            headers
-        )
+        announced = extensions.announced(headers)
+        self.long_poll_max, self.inline_max, self.status_batch_max = announced[:3]
+        self.directory_digests, self.send_batch_max = announced.directory_digest, announced.send_batch_max
 
     # --- the calls ------------------------------------------------------------------------------
 
@@ -203,7 +191,7 @@ class AxisClient:
         """
         if isinstance(data, Path):
             digest, size = await asyncio.to_thread(file_sha256, data)
-            body: bytes | _FileBody = _FileBody(data, size)
+            body: bytes | FileBody = FileBody(data, size)
         else:
             digest, body = hashlib.sha256(data).digest(), data + b"\r\n"
         params = {
@@ -219,6 +207,28 @@ class AxisClient:
         if not doc_id:
             raise AxisError("sendEdoc: the answer carries no DocId", where=self.url)
         return doc_id
+
+    async def send_many(
+        self,
+        messages: Sequence[bytes],
+        *,
+        message_type: MessageType,
+        from_code: str,
+        to: Sequence[Sequence[str]] | None = None,
+    ) -> list[str | AxisError]:
+        """Several small messages of one type in one sendEdoc (our axis's extension, only while
+        announced): each one's DocId, or the AxisError it alone was refused with, in order.
+        ``to``: for each message, the recipients to deliver to (empty: all), as send_edoc's."""
+        if not self.send_batch_max or not 1 <= len(messages) <= self.send_batch_max:
+            raise ValueError(f"{len(messages)} messages; this axis takes 1 to {self.send_batch_max} at a time")
+        params = {"servicetype": "eDoc", "messagetype": MessageType(message_type).value, "from": from_code}
+        params.update(extensions.send_batch_params(messages, to))
+        answer = await self.call("sendEdoc", params, b"".join(messages), OCTETS)
+        results = answer.get("results")
+        if not isinstance(results, list) or len(results) != len(messages):
+            # what the axis took is unknown: sent again, each is answered with the DocId it has
+            raise AxisUnavailable(f"sendEdoc: the answer has no result for each of {len(messages)} messages")
+        return [_sent_or_refused(result) for result in results]
 
     async def received_list(
         self,
@@ -380,25 +390,11 @@ class AxisClient:
         await self.call("deleteAgency", {"AgencyCode": code})
 
 
-FILE_PIECE = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class _FileBody:
-    """A sendEdoc body read from the signed file as it is sent: the file, then CRLF (the SDK's framing)."""
-
-    path: Path
-    size: int
-
-    async def pieces(self) -> AsyncIterator[bytes]:
-        with self.path.open("rb") as handle:
-            sent = 0
-            while piece := await asyncio.to_thread(handle.read, FILE_PIECE):
-                sent += len(piece)
-                yield piece
-        if sent != self.size:  # changed under us: the hash sent would not match, and the length would lie
-            raise OSError(f"{self.path} changed while it was being sent")
-        yield b"\r\n"
+def _sent_or_refused(result: object) -> str | AxisError:
+    if isinstance(result, dict) and isinstance(result.get("DocId"), str) and result["DocId"]:
+        return result["DocId"]
+    code, reason = (result.get("ErrorCode", ""), result.get("ErrorDesc", "")) if isinstance(result, dict) else ("", "")
+    return AxisError(f"sendEdoc: ErrorCode {code}: {reason or 'no DocId'}", axis_code=str(code))
 
 
 def _data_list(answer: dict) -> list[dict[str, Any]]:

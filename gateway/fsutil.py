@@ -17,10 +17,16 @@ LOCK_PATIENCE = 1.0  # seconds instance_lock waits for a lock held only for an i
 
 
 def write_atomic(
-    path: Path, data: bytes | Iterable[bytes | memoryview], *, mode: int = 0o644, overwrite: bool = True
+    path: Path,
+    data: bytes | Iterable[bytes | memoryview],
+    *,
+    mode: int = 0o644,
+    overwrite: bool = True,
+    sync_folder: bool = True,
 ) -> None:
     """Write ``data`` (bytes, or pieces written one after the other) to ``path`` via a temporary
-    file in the same folder, fsync, then rename."""
+    file in the same folder, fsync, then rename. ``sync_folder=False`` leaves the folder's sync
+    (that makes the name durable) to a caller writing several files in it."""
     path = Path(path)
     if not overwrite and path.exists():
         raise FileExistsError(f"{path} already exists")
@@ -43,7 +49,8 @@ def write_atomic(
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if sync_folder:
+        fsync_dir(path.parent)
 
 
 def file_sha256(path: Path) -> tuple[bytes, int]:

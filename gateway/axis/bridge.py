@@ -34,10 +34,12 @@ from gateway.axis.checks import MessageCheck
 from gateway.axis.config import AxisConfig, UpstreamConfig
 from gateway.axis.store import AxisStore
 from gateway.axis.wire import parent_code
-from gateway.axis_client import AxisClient, whole_or_path
+from gateway.axis_client import AxisClient
 from gateway.daemon import backoff
 from gateway.daemon.breaker import AxisBreaker
 from gateway.errors import AxisError, AxisUnavailable
+from gateway.sendbody import read_if_small, whole_or_path
+from gateway.vxp import extensions
 from gateway.vxp.answers import AxisCode
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
@@ -49,6 +51,9 @@ RECIPIENT_FRESH_SECONDS = 1.0
 # Forwards the upstream refuses as from an agency not ours (ErrorCode 19) are tried this many
 # times, through registrations, before they fail (a code that belongs to another system there)
 SENDER_PATIENCE = 10
+# Forwards to at most this many outside recipients go several a call (the `to` of each travels
+# in one header: 40 of two codes fit it); a document to more goes alone.
+FEW_CODES = 2
 LAST_CONTACT, DIRECTORY_AT = "last_contact", "directory_at"  # bridge_meta keys
 
 
@@ -172,30 +177,98 @@ class Bridge:
     async def forward_due(self) -> None:
         if not self._registered_once.is_set():
             return  # the directory loop wakes this one when it has registered our agencies
-        for forward in self.tables.due_forwards(BATCH):
-            if self.breaker.paused():
+        pending = self.tables.due_forwards(BATCH)
+        while pending:
+            # as a gateway sends (gateway/daemon/sending.py): several small messages a call
+            # once the upstream announced it (our national axis does, the real one does not)
+            if len(pending) > 1 and self.client.send_batch_max:
+                alone = await self._forward_batched(pending)
+                for forward in alone or ():
+                    if not await self._forward_one(forward):
+                        return
                 return
-            path = self.store.docs_dir / forward.file
-            try:
-                data = await asyncio.to_thread(whole_or_path, path)
-            except OSError as exc:
-                self.tables.forward_failed(forward, f"the stored file cannot be read: {exc}")
-                self.log.error("forward_failed", axis_doc_id=forward.sender_doc_id, reason=str(exc))
-                continue
-            try:
-                upstream_doc_id = await self.client.send_edoc(
-                    data, message_type=forward.message_type, from_code=forward.from_code, to=forward.to_codes
-                )
-            except AxisUnavailable as exc:
-                self.breaker.down(exc)
-                self.tables.postpone_forward(forward.sender_doc_id, self.delay(forward.attempts), str(exc))
+            if not await self._forward_one(pending.pop(0)):
                 return
-            except AxisError as exc:
-                self.answered()
-                self._refused(forward, exc)
-                continue
+
+    async def _forward_one(self, forward: Forward) -> bool:
+        """One forward in one call; False when the round must stop (the upstream is away)."""
+        if self.breaker.paused():
+            return False
+        try:
+            data = await asyncio.to_thread(whole_or_path, self.store.docs_dir / forward.file)
+        except OSError as exc:
+            self._unreadable(forward, exc)
+            return True
+        try:
+            upstream_doc_id = await self.client.send_edoc(
+                data, message_type=forward.message_type, from_code=forward.from_code, to=forward.to_codes
+            )
+        except AxisUnavailable as exc:
+            self.breaker.down(exc)
+            self.tables.postpone_forward(forward.sender_doc_id, self.delay(forward.attempts), str(exc))
+            return False
+        except AxisError as exc:
             self.answered()
-            self.tables.forwarded(forward.sender_doc_id, upstream_doc_id)
+            self._refused(forward, exc)
+            return True
+        self.answered()
+        self._forwarded([(forward, upstream_doc_id)])
+        return True
+
+    async def _forward_batched(self, forwards: list[Forward]) -> list[Forward] | None:
+        """The small forwards in as few calls as fit (one message type and at most
+        FEW_CODES outside recipients each); returns those to forward one by one, or None when
+        the upstream is unavailable."""
+        read = await asyncio.to_thread(read_if_small, [self.store.docs_dir / f.file for f in forwards])
+        alone: list[Forward] = []
+        small: dict[MessageType, list[tuple[Forward, bytes]]] = {kind: [] for kind in MessageType}
+        for forward, data in zip(forwards, read, strict=True):
+            if isinstance(data, OSError):
+                self._unreadable(forward, data)
+            elif data is None or len(forward.to_codes) > FEW_CODES:
+                alone.append(forward)
+            else:
+                small[forward.message_type].append((forward, data))
+        for kind, group in small.items():
+            for run in extensions.send_batches([len(data) for _, data in group], self.client.send_batch_max or 1):
+                batch = [group[index] for index in run]
+                if len(batch) < 2 or not self.client.send_batch_max:
+                    alone.extend(forward for forward, _ in batch)
+                    continue
+                if self.breaker.paused():
+                    return None
+                try:
+                    outcomes = await self.client.send_many(
+                        [data for _, data in batch],
+                        message_type=kind,
+                        from_code=batch[0][0].from_code,
+                        to=[forward.to_codes for forward, _ in batch],
+                    )
+                except AxisUnavailable as exc:
+                    self.breaker.down(exc)
+                    for forward, _ in batch:
+                        self.tables.postpone_forward(forward.sender_doc_id, self.delay(forward.attempts), str(exc))
+                    return None
+                except AxisError as exc:  # the call itself refused: each forward goes alone instead
+                    self.answered()
+                    self.log.warning("batch_refused", message_type=kind, messages=len(batch), reason=str(exc))
+                    alone.extend(forward for forward, _ in batch)
+                    continue
+                self.answered()
+                taken = []
+                for (forward, _), outcome in zip(batch, outcomes, strict=True):
+                    if isinstance(outcome, AxisError):
+                        self._refused(forward, outcome)
+                    else:
+                        taken.append((forward, outcome))
+                self._forwarded(taken, len(batch))
+        return alone
+
+    def _forwarded(self, taken: list[tuple[Forward, str]], batch: int = 0) -> None:
+        if not taken:
+            return
+        self.tables.forwarded([(forward.sender_doc_id, upstream_doc_id) for forward, upstream_doc_id in taken])
+        for forward, upstream_doc_id in taken:
             self.log.info(
                 "forwarded",
                 axis_doc_id=forward.sender_doc_id,
@@ -203,7 +276,12 @@ class Bridge:
                 agency=forward.from_code,
                 peer=list(forward.to_codes),
                 message_type=forward.message_type,
+                batch=batch or None,  # how many messages the call carried, when more than one
             )
+
+    def _unreadable(self, forward: Forward, exc: OSError) -> None:
+        self.tables.forward_failed(forward, f"the stored file cannot be read: {exc}")
+        self.log.error("forward_failed", axis_doc_id=forward.sender_doc_id, reason=str(exc))
 
     def _refused(self, forward: Forward, exc: AxisError) -> None:
         code = AxisCode.from_wire(exc.axis_code or "")

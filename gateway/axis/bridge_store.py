@@ -15,6 +15,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.axis.records import NewDocument
@@ -74,12 +75,14 @@ class BridgeStore:
             for row in rows
         ]
 
-    def forwarded(self, sender_doc_id: str, upstream_doc_id: str) -> None:
+    def forwarded(self, sent: Sequence[tuple[str, str]]) -> None:
+        """Forwards the upstream took, each (sender_doc_id, the DocId it gave), in one transaction."""
+        now = time.time()
         with transaction(self.db) as db:
-            db.execute(
+            db.executemany(
                 "UPDATE forwards SET state = 'sent', upstream_doc_id = ?, sent_at = ?, attempts = attempts + 1,"
                 " last_error = NULL WHERE sender_doc_id = ?",
-                (upstream_doc_id, time.time(), sender_doc_id),
+                [(upstream_doc_id, now, sender_doc_id) for sender_doc_id, upstream_doc_id in sent],
             )
 
     def postpone_forward(self, sender_doc_id: str, delay: float, error: str) -> None:

@@ -5,22 +5,23 @@ file under ``incoming/``, checks hash-file, validates the message (lenient schem
 structure, optionally the signature), checks that the sender is one of the caller's
 agencies and that every recipient exists, appends the axis's TraceHeader, writes the
 relayed copy, and only then commits the document and its deliveries and answers.
-The pieces live beside it: upload.py (the body), checks.py (the message), longpoll.py,
-answering.py (getEdoc's streamed answer), directory.py (agency calls), wire.py (shapes).
+The pieces live beside it: upload.py (the body), checks.py (the message), accepting.py (what
+follows the check), multisend.py (several messages in one call), longpoll.py, answering.py
+(getEdoc's streamed answer), directory.py (agency calls), wire.py (shapes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pybase64
 from aiohttp import web
 
 from gateway import edxml, logs
-from gateway.axis import checks
+from gateway.axis import multisend
+from gateway.axis.accepting import accept
 from gateway.axis.answering import edoc_answer, whole_or_open
 from gateway.axis.batching import INLINE_MAX_BYTES, STATUS_BATCH_MAX, inline_limit, parse_doc_ids, read_inline
 from gateway.axis.bridge import Bridge
@@ -31,11 +32,17 @@ from gateway.axis.longpoll import LONG_POLL_MAX_SECONDS, LongPolls, wait_seconds
 from gateway.axis.records import Delivery
 from gateway.axis.store import AxisStore
 from gateway.axis.upload import receive
-from gateway.axis.wire import Checked, Refusal, listed, new_document, sent
-from gateway.fsutil import write_atomic
+from gateway.axis.wire import Refusal, listed, sent
 from gateway.vxp.answers import AxisCode, fail, ok
-from gateway.vxp.extensions import DIRECTORY_DIGEST_HEADER, INLINE_HEADER, LONG_POLL_HEADER, STATUS_BATCH_HEADER
-from gateway.vxp.protocol import AuthError, SignedRequest, hash_file_matches, parse_json, verify_request
+from gateway.vxp.extensions import (
+    DIRECTORY_DIGEST_HEADER,
+    INLINE_HEADER,
+    LONG_POLL_HEADER,
+    MOST_MESSAGES,
+    SEND_BATCH_HEADER,
+    STATUS_BATCH_HEADER,
+)
+from gateway.vxp.protocol import AuthError, SignedRequest, hash_file_matches, verify_request
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 LIST_LIMIT = 100  # oldest first; what is not on this page is on the next look
@@ -71,6 +78,7 @@ class Axis:
             self.announcements[INLINE_HEADER] = str(INLINE_MAX_BYTES)
             self.announcements[STATUS_BATCH_HEADER] = str(STATUS_BATCH_MAX)
             self.announcements[DIRECTORY_DIGEST_HEADER] = "1"
+            self.announcements[SEND_BATCH_HEADER] = str(MOST_MESSAGES)
         self.bridge: Bridge | None = None  # set by main when [upstream] is configured
         self.directory = Directory(store, self.log, on_registered=self._registered, digests=config.batching)
         self.handlers = {
@@ -179,6 +187,8 @@ class Axis:
 
     async def send_edoc(self, request: web.Request, signed: SignedRequest) -> web.Response:
         message_type = self._message_type(signed, default="")
+        if multisend.is_batch(signed):  # our extension: several small messages in one call
+            return await multisend.send_many(self, request, signed, message_type)
         claimed = signed.get("hash-file")
         if not claimed:
             raise Refusal(AxisCode.BAD_REQUEST, "hash-file is missing")
@@ -199,61 +209,12 @@ class Axis:
             gate = self._large_upload if upload.size >= LARGE_UPLOAD_BYTES else contextlib.nullcontext()
             async with gate:
                 checked = await asyncio.to_thread(self.check, upload.source, message_type, submitted.hex())
-                await self.check.judge_revocation(checked)
-                return await self._accept(signed, checked, message_type)
+                (outcome,) = await accept(self, signed, [checked], message_type, [signed.get("to")])
         finally:
             upload.discard()
-
-    async def _accept(self, signed: SignedRequest, checked: Checked, message_type: MessageType) -> web.Response:
-        message = checked.message
-        sender = message.sender.organ_id.text
-        if sender not in self._own(signed):
-            raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{sender} is not an agency of system {signed.system_id}")
-        recipients = _only(checks.recipients(message), signed.get("to"))
-        outside = []
-        for code in recipients:
-            agency = self.store.agency(code)
-            if agency is not None and agency.locked:
-                raise Refusal(AxisCode.RECIPIENT_LOCKED, code)
-            if agency is not None and agency.system_id is not None:
-                continue  # delivered here
-            if self.bridge is not None and await self.bridge.may_forward(code):
-                outside.append(code)  # delivered through the upstream axis
-            elif agency is None:
-                raise Refusal(AxisCode.UNKNOWN_RECIPIENT, code)
-        document = new_document(signed.system_id, message, message_type, recipients, checked)
-        log = self.log.bind(agency=sender, peer=list(recipients), system=signed.system_id, message_type=message_type)
-        duplicate = self.store.find_duplicate(document.dedup_key)
-        if duplicate is None:
-            sender_doc_id, path = self.store.new_document_path()
-            await asyncio.to_thread(write_atomic, path, checked.relayed)
-            try:
-                doc_ids = await self.store.commits.run(
-                    lambda: self.store.record_document(sender_doc_id, document, forward_to=tuple(outside))
-                )
-            except sqlite3.IntegrityError:
-                path.unlink(missing_ok=True)  # the same document won a race with this one
-                duplicate = self.store.find_duplicate(document.dedup_key)
-                if duplicate is None:
-                    raise
-            else:
-                self.long_polls.arrived(document.recipients)
-                if outside and self.bridge is not None:
-                    self.bridge.wake()
-                log.info(
-                    "document_accepted",
-                    axis_doc_id=sender_doc_id,
-                    deliveries=doc_ids,
-                    document_id=document.document_id,
-                    bytes=document.size,
-                    forwarded_to=outside or None,
-                )
-                return web.json_response(ok(DocId=sender_doc_id))
-        sender_doc_id, earlier_recipients = duplicate
-        if tuple(sorted(recipients)) != earlier_recipients:
-            raise Refusal(AxisCode.BAD_REQUEST, "this DocumentId was already sent to other recipients")
-        log.info("document_duplicate", axis_doc_id=sender_doc_id)
-        return web.json_response(ok(DocId=sender_doc_id))
+        if isinstance(outcome, Refusal):
+            raise outcome
+        return web.json_response(ok(DocId=outcome))
 
     # --- receiving ----------------------------------------------------------------------------
 
@@ -362,25 +323,6 @@ class Axis:
             LIST_LIMIT,
         )
         return web.json_response(ok(data=[sent(d) for d in rows]))
-
-
-def _only(recipients: tuple[str, ...], wanted: str | None) -> tuple[str, ...]:
-    """sendEdoc's optional ``to`` (a JSON array, or codes separated by commas): deliver to these
-    of the message's recipients only (what a relay sends on for its outside recipients)."""
-    if not wanted or not wanted.strip():
-        return recipients
-    text = wanted.strip()
-    try:
-        codes = parse_json(text) if text.startswith("[") else [part.strip() for part in text.split(",")]
-    except ValueError:
-        raise Refusal(AxisCode.BAD_REQUEST, f"to is neither a JSON array nor a list of codes: {text[:80]!r}") from None
-    if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
-        raise Refusal(AxisCode.BAD_REQUEST, "to must list agency codes")
-    chosen = tuple(sorted({code.strip() for code in codes if code.strip()}))
-    strays = [code for code in chosen if code not in recipients]
-    if strays or not chosen:
-        raise Refusal(AxisCode.BAD_REQUEST, f"to names {', '.join(strays) or 'nobody'}, not recipients of the file")
-    return chosen
 
 
 def _delivery_facts(delivery: Delivery, signed: SignedRequest) -> dict[str, str]:

@@ -16,10 +16,9 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import Any
 
 from gateway import edxml
-from gateway.axis_client import AxisClient, Listed, answer_limit, whole_or_path
+from gateway.axis_client import AxisClient, Listed, answer_limit
 from gateway.config import Config, ConfigError
 from gateway.daemon import directory, inbox, trusting
 from gateway.daemon.deliver import Deliverer
@@ -30,9 +29,9 @@ from gateway.daemon.link import AxisLink
 from gateway.daemon.outgoing import Local
 from gateway.daemon.pdfcheck import PdfChecks
 from gateway.daemon.registration import Registration
+from gateway.daemon.sending import Sender
 from gateway.errors import AxisError, AxisUnavailable, KeyMaterialError
-from gateway.store import IncomingState, Outgoing
-from gateway.vxp.answers import AxisCode
+from gateway.store import IncomingState
 from gateway.vxp.protocol import accepted_time
 from gateway.vxp.vocabulary import MessageType
 
@@ -87,6 +86,7 @@ class Gateway:
         self.pdfs = PdfChecks(signing.pdf_signatures, self.trust, self.revocation, self.log)
         self.deliverer = Deliverer(local, self.link, self.receiver, self.revocation, self.pdfs)
         self.registration = Registration(local, self.client, self.link)
+        self.sender = Sender(local, self.client, self.link, self.registration, self._note_time)
         self._meta_written: dict[str, float] = {}
         self._not_hosted_said: set[str] = set()  # listed deliveries for agencies not hosted, said once
         self._not_hosted_listed = {kind: False for kind in MessageType}
@@ -128,69 +128,10 @@ class Gateway:
     # --- push and respond -----------------------------------------------------------------------
 
     async def push(self) -> None:
-        await self._send_due(MessageType.EDOC)
+        await self.sender.send_due(MessageType.EDOC)
 
     async def respond(self) -> None:
-        await self._send_due(MessageType.STATUS)
-
-    async def _send_due(self, kind: MessageType) -> None:
-        held = self.registration.waiting  # hosted agencies the axis does not know yet: sending would be refused
-        for item in self.store.outgoing.due(kind, BATCH, longest_wait=self.link.longest_wait, excluding=held):
-            if item.from_code in self.registration.waiting:  # refused as not ours earlier in this batch
-                continue
-            log = self._log_of(item.from_code)
-            path = self.store.outgoing.file(item)
-            try:
-                data = await asyncio.to_thread(whole_or_path, path)
-            except OSError as exc:  # the signed file is gone: nothing can be sent, and the queue must go on
-                self.store.outgoing.fail(item.id, f"the signed file cannot be read: {exc}")
-                log.error("message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
-                continue
-            if self.breaker.paused():  # asked right before the call it may allow (see AxisBreaker.paused)
-                return
-            try:
-                doc_id = await self.client.send_edoc(data, message_type=kind, from_code=item.from_code or self.code)
-            except AxisUnavailable as exc:
-                self.breaker.down(exc)
-                self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
-                return
-            except AxisError as exc:
-                self.breaker.up()  # a refusal is an answer: the axis is there
-                self._refused_by_axis(item, exc)
-                continue
-            self.breaker.up()
-            self.store.outgoing.mark_sent(item.id, doc_id)
-            self.registration.accepted(item.from_code)
-            self._note_time("last_push")
-            log.info(
-                "message_sent",
-                document_id=item.document_id,
-                peer=list(item.to_codes),
-                kind=kind,
-                axis_doc_id=doc_id,
-                status_code=item.status_code,
-            )
-
-    def _log_of(self, code: str | None) -> Any:
-        """The log bound to a hosted agency's code (the installation's own for none or one gone)."""
-        agency = self.local.receiving(code)
-        return agency.log if agency is not None else self.log.bind(agency=code)
-
-    def _refused_by_axis(self, item: Outgoing, exc: AxisError) -> None:
-        code = AxisCode.from_wire(exc.axis_code or "")
-        log = self._log_of(item.from_code)
-        if code is AxisCode.SENDER_NOT_ALLOWED and item.from_code and item.from_code != self.code:
-            # a hosted agency the axis does not count as ours: its messages wait for registration
-            self.registration.refused_sender(item.from_code, str(exc))
-            self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
-            log.error("agency_not_registered", reason=str(exc), document_id=item.document_id)
-            return  # registered again by retry's next round, with backoff
-        if code is not None and code.permanent:  # sending the same bytes again cannot succeed
-            self.store.outgoing.fail(item.id, str(exc))
-            log.error("message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
-        else:
-            self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
-            log.warning("message_postponed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
+        await self.sender.send_due(MessageType.STATUS)
 
     # --- poll -----------------------------------------------------------------------------------
 

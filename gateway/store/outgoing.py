@@ -10,6 +10,7 @@ import json
 import sqlite3
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -149,14 +150,20 @@ class OutgoingTable:
         return [outgoing_row(row) for row in rows]
 
     def mark_sent(self, outgoing_id: str, axis_doc_id: str) -> None:
+        self.mark_all_sent([(outgoing_id, axis_doc_id)])
+
+    def mark_all_sent(self, sent: Sequence[tuple[str, str]]) -> None:
+        """Messages the axis took, each with the DocId it gave, in one transaction."""
+        now = time.time()
         with transaction(self.db, durable=False) as db:
-            self._move(
-                db,
-                outgoing_id,
-                OutgoingState.SENT,
-                "axis_doc_id = ?, sent_at = ?, attempts = attempts + 1, last_error = NULL",
-                (axis_doc_id, time.time()),
-            )
+            for outgoing_id, axis_doc_id in sent:
+                self._move(
+                    db,
+                    outgoing_id,
+                    OutgoingState.SENT,
+                    "axis_doc_id = ?, sent_at = ?, attempts = attempts + 1, last_error = NULL",
+                    (axis_doc_id, now),
+                )
 
     def postpone(self, outgoing_id: str, delay: float, error: str) -> None:
         with transaction(self.db) as db:

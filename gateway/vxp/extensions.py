@@ -14,13 +14,19 @@ calls it; an axis restarted without one is called plainly from its next answer o
   "none") is answered with a "digest" of the list, and, while ``known`` is that digest, with
   ``"unchanged": true`` instead of the list (a province's directory is 300 KB, read by every
   gateway every housekeeping interval).
+- Many messages: sendEdoc with signed ``hash-files`` and ``sizes`` (JSON arrays, one entry a
+  message; and ``to-each``, a relay's ``to`` for each) instead of ``hash-file`` carries several
+  small messages of one type, their bytes one after the other, and is answered with a
+  "results" array, one DocId or ErrorCode a message (gateway/axis/multisend.py): a round of
+  01s and answers is one call, not one call each.
 """
 
 from __future__ import annotations
 
 import binascii
 import hashlib
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple, TypeVar
 
 import pybase64
@@ -29,12 +35,19 @@ LONG_POLL_HEADER = "X-Long-Poll-Max-Seconds"  # the longest wait
 INLINE_HEADER = "X-Inline-Max-Bytes"  # the largest message an item may carry
 STATUS_BATCH_HEADER = "X-Update-Status-Max-Ids"  # the most docIds one call may name
 DIRECTORY_DIGEST_HEADER = "X-Directory-Digest"  # "1": getAgenciesList takes ``known``
+SEND_BATCH_HEADER = "X-Send-Max-Messages"  # the most messages one sendEdoc may carry
 # A list answer carries at most 1 MiB of messages (their base64 and 100 items fit in this): a
 # client whose answer limit is smaller asks for plain lists.
 INLINE_ANSWER_MAX_BYTES = 2 * 1024 * 1024
 # docIds one updateStatus names, at most, whatever is announced: the JSON array travels in its
 # own header and again in the signed one, each under aiohttp's 8,190 bytes (100 UUIDs: 4 KB).
 MOST_DOC_IDS = 100
+# Messages one sendEdoc carries, at most, whatever is announced: their digests travel in a header
+# and again in the signed one (40 SHA-256 in hex: 2.8 KB of aiohttp's 8,190 bytes a header).
+MOST_MESSAGES = 40
+SEND_MESSAGE_MAX_BYTES = 64 * 1024  # a message larger than this is sent alone
+SEND_BODY_MAX_BYTES = 1024 * 1024  # the messages of one call together, at most
+SEND_TO_MAX_CHARACTERS = 2048  # ``to-each`` of one call, at most (a header, as above)
 
 DIRECTORY_KNOWN = "known"  # getAgenciesList's signed parameter: the digest the caller holds
 NO_DIGEST = "none"  # ``known`` of a caller holding none yet
@@ -50,16 +63,52 @@ class Announced(NamedTuple):
     inline_max: int | None
     status_batch_max: int | None
     directory_digest: bool = False
+    send_batch_max: int | None = None
 
 
 def announced(headers: Mapping[str, str]) -> Announced:
     batch = _number(headers.get(STATUS_BATCH_HEADER), int, 10_000)
+    sends = _number(headers.get(SEND_BATCH_HEADER), int, 10_000)
     return Announced(
         long_poll_max=_number(headers.get(LONG_POLL_HEADER), float, 3600),
         inline_max=_number(headers.get(INLINE_HEADER), int, 16 * 1024 * 1024),
         status_batch_max=min(batch, MOST_DOC_IDS) if batch else None,
         directory_digest=headers.get(DIRECTORY_DIGEST_HEADER) == "1",
+        # one message a call is no batch: an announcement of 1 is none
+        send_batch_max=min(sends, MOST_MESSAGES) if sends and sends > 1 else None,
     )
+
+
+def send_batch_params(messages: Sequence[bytes], to: Sequence[Sequence[str]] | None = None) -> dict[str, str]:
+    """The signed parameters of a sendEdoc carrying ``messages`` (their bytes follow one another);
+    ``to``, one list a message, restricts each to those of its recipients (sendEdoc's ``to``,
+    what a relay sends on for its outside recipients; an empty list: all of them)."""
+    params = {
+        "hash-files": json.dumps([hashlib.sha256(m).hexdigest() for m in messages]),
+        "sizes": json.dumps([len(m) for m in messages]),
+    }
+    if to is not None and any(to):
+        params["to-each"] = json.dumps([list(codes) or None for codes in to])
+    return params
+
+
+def fits_a_batch(size: int) -> bool:
+    return 0 < size <= SEND_MESSAGE_MAX_BYTES
+
+
+def send_batches(sizes: Sequence[int], most: int) -> list[range]:
+    """Consecutive runs of messages (by index) that one sendEdoc each may carry: at most ``most``
+    messages and SEND_BODY_MAX_BYTES together; every size must fit a batch."""
+    runs: list[range] = []
+    start, total = 0, 0
+    for index, size in enumerate(sizes):
+        if index > start and (index - start >= most or total + size > SEND_BODY_MAX_BYTES):
+            runs.append(range(start, index))
+            start, total = index, 0
+        total += size
+    if sizes:
+        runs.append(range(start, len(sizes)))
+    return runs
 
 
 def carried_message(data: object) -> bytes | None:

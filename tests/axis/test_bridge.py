@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 
 import pytest
@@ -345,3 +346,29 @@ def test_a_message_from_upstream_for_an_agency_no_local_system_holds_stays_there
     assert log.count('"inbound_refused"') == 1
     states = call(country.axis.url, f"sys-{MINISTRY}", ministry_secret, lambda c: c.sent_list(doc_id=None))
     assert [row["receiveStatus"] for row in states if row["toCode"] == xa] != ["done"]
+
+
+def test_forwards_that_waited_for_the_upstream_go_up_several_a_call(country):
+    """Our national axis takes several messages a sendEdoc: what queued at the provincial axis
+    while it was away goes up in as few calls as fit, each delivered once, each 01 back."""
+    country = running(country)
+    province, ministry = country.agencies[PROVINCE], country.agencies[MINISTRY]
+    country.drop_job(PROVINCE, "j0", job([MINISTRY], "Báo cáo tuần", "10"), {"a.txt": b"x"})
+    wait_until(lambda: ministry.delivered(), "a first document across: the bridge hears what the upstream takes")
+    country.axis.service.stop()
+    for n in range(1, 5):
+        country.drop_job(PROVINCE, f"j{n}", job([MINISTRY], f"Báo cáo số {n}", str(10 + n)), {"a.txt": b"x"})
+
+    def queued() -> int:
+        result = country.run("bridge", "--config", str(country.root / "provincial" / "axis.toml"), "--json")
+        return json.loads(result.stdout)["forwards_queued"]
+
+    wait_until(lambda: queued() == 4, "four forwards waiting for the upstream")
+    country.start_national()
+    batched = country.provincial.service.wait_for(
+        lambda e: e.get("event") == "forwarded" and (e.get("batch") or 0) >= 2, "forwards carried several a call"
+    )
+    assert batched["peer"] == [MINISTRY]
+    wait_until(lambda: len(ministry.delivered()) == 5, "every document delivered across the bridge")
+    wait_until(lambda: len(province.receipts()) == 5, "every 01 back down")
+    assert len({d["document_id"] for d in ministry.delivered()}) == 5

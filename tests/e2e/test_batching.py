@@ -1,5 +1,6 @@
 """Gateways use our axis's batching (small messages carried in the list, a round acknowledged
-in one updateStatus) when it announces it, and the plain calls with an axis that does not."""
+in one updateStatus, a round of answers sent in one sendEdoc) when it announces it, and the
+plain calls with an axis that does not."""
 
 from __future__ import annotations
 
@@ -22,6 +23,14 @@ def calls(province, name: str) -> int:
         store.close()
 
 
+def listable(province, kind: str) -> int:
+    store = AxisStore(province.axis.folder / "data")
+    try:
+        return store.count_listable({DEPARTMENT}, kind)
+    finally:
+        store.close()
+
+
 def nothing_listed(store: AxisStore, kind: str) -> bool:
     return store.count_listable({DEPARTMENT, PROVINCE}, kind) == 0
 
@@ -36,7 +45,7 @@ def exchange_while_the_recipient_is_paused(province) -> None:
     try:
         for n in range(DOCUMENTS):
             province.drop_job(PROVINCE, f"job-{n}", {"to": [DEPARTMENT], "subject": f"Văn bản số {n}"}, {})
-        wait_until(lambda: calls(province, "sendEdoc") == 2 + DOCUMENTS, "the documents at the axis")
+        wait_until(lambda: listable(province, "edoc") == DOCUMENTS, "the documents at the axis")
     finally:
         recipient.service.process.send_signal(signal.SIGCONT)
     wait_until(lambda: len(sender.receipts()) == 1 + DOCUMENTS, "every 01 back")
@@ -65,6 +74,30 @@ def test_small_messages_come_with_the_list_and_a_round_is_acknowledged_at_once(t
         province.stop_all()
 
 
+def test_a_round_of_answers_goes_to_the_axis_in_one_send(tmp_path):
+    """Answers queued while the gateway was stopped (the `respond` command works without it) are
+    all due at its start: one sendEdoc carries them, and each reaches the sender once."""
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT])
+    try:
+        sender, recipient = province.start(PROVINCE), province.start(DEPARTMENT)
+        for n in range(DOCUMENTS):
+            province.drop_job(PROVINCE, f"job-{n}", {"to": [DEPARTMENT], "subject": f"Văn bản số {n}"}, {})
+        wait_until(lambda: len(sender.receipts()) == DOCUMENTS, "every 01 back")
+        recipient.service.stop()
+        before = calls(province, "sendEdoc")
+        for received in recipient.delivered():
+            answered = province.run("respond", "--config", str(recipient.config), received["id"], "--code", "03")
+            assert answered.returncode == 0, answered.stderr
+        province.start(DEPARTMENT)
+        wait_until(lambda: len(sender.receipts()) == 2 * DOCUMENTS, "every 03 back")
+        # one call, or two when the first answer a restarted gateway hears is the one that
+        # tells it the axis takes several messages a call (it sends one alone to learn it)
+        assert calls(province, "sendEdoc") <= before + 2
+        assert sorted(code for _, _, code in sender.receipts()) == ["01"] * DOCUMENTS + ["03"] * DOCUMENTS
+    finally:
+        province.stop_all()
+
+
 def test_an_axis_without_batching_gets_the_plain_calls(tmp_path):
     province = build_province(tmp_path, [PROVINCE, DEPARTMENT], axis_port=free_port())
     try:
@@ -72,5 +105,6 @@ def test_an_axis_without_batching_gets_the_plain_calls(tmp_path):
         exchange_while_the_recipient_is_paused(province)
         assert calls(province, "getEdoc") == 2 * (1 + DOCUMENTS)
         assert calls(province, "updateStatus") == 2 * (1 + DOCUMENTS)
+        assert calls(province, "sendEdoc") == 2 * (1 + DOCUMENTS)  # each message its own call
     finally:
         province.stop_all()

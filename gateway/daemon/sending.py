@@ -1,0 +1,176 @@
+"""push and respond: the queued messages whose time has come, sent to the axis.
+
+With an axis that announces several messages per sendEdoc (our axis, gateway/vxp/extensions.py)
+the small ones of a round go in as few calls as fit, each message still answered on its own
+(a DocId, or the refusal it alone got); what is too large for a batch, and everything for an
+axis that does not announce it (the national one), goes one call a message, as the SDK sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gateway.axis_client import AxisClient
+from gateway.daemon.link import AxisLink
+from gateway.daemon.outgoing import Local
+from gateway.daemon.registration import Registration
+from gateway.errors import AxisError, AxisUnavailable
+from gateway.sendbody import read_if_small, whole_or_path
+from gateway.store import Outgoing
+from gateway.vxp import extensions
+from gateway.vxp.answers import AxisCode
+from gateway.vxp.vocabulary import MessageType
+
+BATCH = 50  # messages taken from the queue per round
+
+
+class Sender:
+    def __init__(
+        self,
+        local: Local,
+        client: AxisClient,
+        link: AxisLink,
+        registration: Registration,
+        note_time: Callable[[str], None],
+    ) -> None:
+        self.local = local
+        self.store = local.store
+        self.code = local.code
+        self.client = client
+        self.link = link
+        self.breaker = link.breaker
+        self.registration = registration
+        self.note_time = note_time
+
+    async def send_due(self, kind: MessageType) -> None:
+        held = self.registration.waiting  # hosted agencies the axis does not know yet: sending would be refused
+        pending = self.store.outgoing.due(kind, BATCH, longest_wait=self.link.longest_wait, excluding=held)
+        while pending:
+            # A gateway learns what the axis takes from its answers: after a start, the first
+            # message goes alone, and the rest of the round in batches once they are announced.
+            if len(pending) > 1 and self.client.send_batch_max:
+                alone = await self._send_batched(pending, kind)
+                for item in alone or ():
+                    if not await self._send_one(item, kind):
+                        return
+                return
+            if not await self._send_one(pending.pop(0), kind):
+                return
+
+    async def _send_one(self, item: Outgoing, kind: MessageType) -> bool:
+        """One message in one call; False when the round must stop (the axis is away)."""
+        if item.from_code in self.registration.waiting:  # refused as not ours earlier in this round
+            return True
+        try:
+            data = await asyncio.to_thread(whole_or_path, self.store.outgoing.file(item))
+        except OSError as exc:  # the signed file is gone: nothing can be sent, and the queue must go on
+            self._unreadable(item, exc)
+            return True
+        if self.breaker.paused():  # asked right before the call it may allow (see AxisBreaker.paused)
+            return False
+        try:
+            doc_id = await self.client.send_edoc(data, message_type=kind, from_code=item.from_code or self.code)
+        except AxisUnavailable as exc:
+            self.breaker.down(exc)
+            self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
+            return False
+        except AxisError as exc:
+            self.breaker.up()  # a refusal is an answer: the axis is there
+            self._refused_by_axis(item, exc)
+            return True
+        self.breaker.up()
+        self._sent([(item, doc_id)], kind)
+        return True
+
+    async def _send_batched(self, items: Sequence[Outgoing], kind: MessageType) -> list[Outgoing] | None:
+        """The small messages of ``items`` in as few calls as fit; returns those to send one by
+        one (too large, or refused as a batch by an axis that stopped taking batches), or None
+        when the axis is unavailable (each message of the round then waits for the next)."""
+        files = [self.store.outgoing.file(item) for item in items]
+        read = await asyncio.to_thread(read_if_small, files)
+        alone: list[Outgoing] = []
+        small: list[tuple[Outgoing, bytes]] = []
+        for item, data in zip(items, read, strict=True):
+            if isinstance(data, OSError):
+                self._unreadable(item, data)
+            elif data is None:
+                alone.append(item)
+            else:
+                small.append((item, data))
+        most = self.client.send_batch_max or 1
+        for run in extensions.send_batches([len(data) for _, data in small], most):
+            batch = [small[index] for index in run if small[index][0].from_code not in self.registration.waiting]
+            if len(batch) < 2 or not self.client.send_batch_max:
+                alone.extend(item for item, _ in batch)
+                continue
+            if self.breaker.paused():
+                return None
+            try:
+                outcomes = await self.client.send_many(
+                    [data for _, data in batch], message_type=kind, from_code=self.code
+                )
+            except AxisUnavailable as exc:
+                self.breaker.down(exc)
+                for item, _ in batch:
+                    self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
+                return None
+            except AxisError as exc:  # the call itself refused: each message is sent alone instead
+                self.breaker.up()
+                self.local.log.warning("batch_refused", kind=kind, messages=len(batch), reason=str(exc))
+                alone.extend(item for item, _ in batch)
+                continue
+            self.breaker.up()
+            sent = []
+            for (item, _), outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, AxisError):
+                    self._refused_by_axis(item, outcome)
+                else:
+                    sent.append((item, outcome))
+            self._sent(sent, kind, len(batch))
+        return alone
+
+    def _sent(self, sent: Sequence[tuple[Outgoing, str]], kind: MessageType, batch: int = 0) -> None:
+        if not sent:
+            return
+        self.store.outgoing.mark_all_sent([(item.id, doc_id) for item, doc_id in sent])
+        self.note_time("last_push")
+        for item, doc_id in sent:
+            self.registration.accepted(item.from_code)
+            self._log_of(item.from_code).info(
+                "message_sent",
+                document_id=item.document_id,
+                peer=list(item.to_codes),
+                kind=kind,
+                axis_doc_id=doc_id,
+                status_code=item.status_code,
+                batch=batch or None,  # how many messages the call carried, when more than one
+            )
+
+    def _unreadable(self, item: Outgoing, exc: OSError) -> None:
+        self.store.outgoing.fail(item.id, f"the signed file cannot be read: {exc}")
+        self._log_of(item.from_code).error(
+            "message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc)
+        )
+
+    def _log_of(self, code: str | None) -> Any:
+        """The log bound to a hosted agency's code (the installation's own for none or one gone)."""
+        agency = self.local.receiving(code)
+        return agency.log if agency is not None else self.local.log.bind(agency=code)
+
+    def _refused_by_axis(self, item: Outgoing, exc: AxisError) -> None:
+        code = AxisCode.from_wire(exc.axis_code or "")
+        log = self._log_of(item.from_code)
+        if code is AxisCode.SENDER_NOT_ALLOWED and item.from_code and item.from_code != self.code:
+            # a hosted agency the axis does not count as ours: its messages wait for registration
+            self.registration.refused_sender(item.from_code, str(exc))
+            self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
+            log.error("agency_not_registered", reason=str(exc), document_id=item.document_id)
+            return  # registered again by retry's next round, with backoff
+        if code is not None and code.permanent:  # sending the same bytes again cannot succeed
+            self.store.outgoing.fail(item.id, str(exc))
+            log.error("message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
+        else:
+            self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
+            log.warning("message_postponed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
