@@ -50,7 +50,7 @@ async def accept(
 ) -> list[str | Refusal]:
     """Each message's DocId (a resend's is the one it had), or why it is refused, in order.
     ``to``: each message's sendEdoc ``to`` (None: all its recipients)."""
-    outcomes: list[str | Refusal | Admitted] = []
+    outcomes: list[str | Refusal | Admitted | Exception] = []
     for item, wanted in zip(judged, to, strict=True):
         if isinstance(item, Refusal):
             outcomes.append(item)
@@ -60,6 +60,8 @@ async def accept(
             outcomes.append(await _admit(axis, signed, item, message_type, wanted))
         except Refusal as refusal:
             outcomes.append(refusal)
+        except Exception as exc:  # a bug or the database: this message alone is refused (20)
+            outcomes.append(exc)
     admitted = [outcome for outcome in outcomes if isinstance(outcome, Admitted)]
     if admitted:
         await asyncio.to_thread(_write, admitted)
@@ -108,11 +110,17 @@ async def _admit(
 
 
 def _write(admitted: Sequence[Admitted]) -> None:
-    """Worker thread: every relayed copy, each synced, then their folder once."""
-    for each in admitted:
-        write_atomic(each.path, each.checked.relayed, sync_folder=False)
-    for folder in {each.path.parent for each in admitted}:
-        fsync_dir(folder)
+    """Worker thread: every relayed copy, each synced, then their folder once; none of them
+    left behind when one cannot be written (no row will name them)."""
+    try:
+        for each in admitted:
+            write_atomic(each.path, each.checked.relayed, sync_folder=False)
+        for folder in {each.path.parent for each in admitted}:
+            fsync_dir(folder)
+    except BaseException:
+        for each in admitted:
+            each.path.unlink(missing_ok=True)
+        raise
 
 
 async def _record(axis: Axis, admitted: Admitted) -> str:

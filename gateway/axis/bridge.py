@@ -51,9 +51,6 @@ RECIPIENT_FRESH_SECONDS = 1.0
 # Forwards the upstream refuses as from an agency not ours (ErrorCode 19) are tried this many
 # times, through registrations, before they fail (a code that belongs to another system there)
 SENDER_PATIENCE = 10
-# Forwards to at most this many outside recipients go several a call (the `to` of each travels
-# in one header: 40 of two codes fit it); a document to more goes alone.
-FEW_CODES = 2
 LAST_CONTACT, DIRECTORY_AT = "last_contact", "directory_at"  # bridge_meta keys
 
 
@@ -182,23 +179,21 @@ class Bridge:
             # as a gateway sends (gateway/daemon/sending.py): several small messages a call
             # once the upstream announced it (our national axis does, the real one does not)
             if len(pending) > 1 and self.client.send_batch_max:
-                alone = await self._forward_batched(pending)
-                for forward in alone or ():
-                    if not await self._forward_one(forward):
-                        return
+                await self._forward_planned(pending)
                 return
             if not await self._forward_one(pending.pop(0)):
                 return
 
-    async def _forward_one(self, forward: Forward) -> bool:
+    async def _forward_one(self, forward: Forward, data: bytes | None = None) -> bool:
         """One forward in one call; False when the round must stop (the upstream is away)."""
         if self.breaker.paused():
             return False
-        try:
-            data = await asyncio.to_thread(whole_or_path, self.store.docs_dir / forward.file)
-        except OSError as exc:
-            self._unreadable(forward, exc)
-            return True
+        if data is None:
+            try:
+                data = await asyncio.to_thread(whole_or_path, self.store.docs_dir / forward.file)
+            except OSError as exc:
+                self._unreadable(forward, exc)
+                return True
         try:
             upstream_doc_id = await self.client.send_edoc(
                 data, message_type=forward.message_type, from_code=forward.from_code, to=forward.to_codes
@@ -215,54 +210,63 @@ class Bridge:
         self._forwarded([(forward, upstream_doc_id)])
         return True
 
-    async def _forward_batched(self, forwards: list[Forward]) -> list[Forward] | None:
-        """The small forwards in as few calls as fit (one message type and at most
-        FEW_CODES outside recipients each); returns those to forward one by one, or None when
-        the upstream is unavailable."""
+    async def _forward_planned(self, forwards: list[Forward]) -> None:
+        """A round in the queue's order: consecutive small forwards of one type together, each
+        other one alone in its place (extensions.plan_sends)."""
         read = await asyncio.to_thread(read_if_small, [self.store.docs_dir / f.file for f in forwards])
-        alone: list[Forward] = []
-        small: dict[MessageType, list[tuple[Forward, bytes]]] = {kind: [] for kind in MessageType}
+        readable: list[tuple[Forward, bytes | None]] = []
         for forward, data in zip(forwards, read, strict=True):
             if isinstance(data, OSError):
                 self._unreadable(forward, data)
-            elif data is None or len(forward.to_codes) > FEW_CODES:
-                alone.append(forward)
             else:
-                small[forward.message_type].append((forward, data))
-        for kind, group in small.items():
-            for run in extensions.send_batches([len(data) for _, data in group], self.client.send_batch_max or 1):
-                batch = [group[index] for index in run]
-                if len(batch) < 2 or not self.client.send_batch_max:
-                    alone.extend(forward for forward, _ in batch)
-                    continue
-                if self.breaker.paused():
-                    return None
-                try:
-                    outcomes = await self.client.send_many(
-                        [data for _, data in batch],
-                        message_type=kind,
-                        from_code=batch[0][0].from_code,
-                        to=[forward.to_codes for forward, _ in batch],
-                    )
-                except AxisUnavailable as exc:
-                    self.breaker.down(exc)
-                    for forward, _ in batch:
-                        self.tables.postpone_forward(forward.sender_doc_id, self.delay(forward.attempts), str(exc))
-                    return None
-                except AxisError as exc:  # the call itself refused: each forward goes alone instead
-                    self.answered()
-                    self.log.warning("batch_refused", message_type=kind, messages=len(batch), reason=str(exc))
-                    alone.extend(forward for forward, _ in batch)
-                    continue
-                self.answered()
-                taken = []
-                for (forward, _), outcome in zip(batch, outcomes, strict=True):
-                    if isinstance(outcome, AxisError):
-                        self._refused(forward, outcome)
-                    else:
-                        taken.append((forward, outcome))
-                self._forwarded(taken, len(batch))
-        return alone
+                readable.append((forward, data))
+        sendables = [
+            extensions.Sendable(None if data is None else len(data), forward.message_type, forward.to_codes)
+            for forward, data in readable
+        ]
+        for call in extensions.plan_sends(sendables, self.client.send_batch_max or 1):
+            batch = [readable[index] for index in call]
+            alone = await self._forward_batch(batch) if len(batch) > 1 and self.client.send_batch_max else batch
+            if alone is None:
+                return
+            for forward, data in alone:
+                if not await self._forward_one(forward, data):
+                    return
+
+    async def _forward_batch(
+        self, batch: list[tuple[Forward, bytes | None]]
+    ) -> list[tuple[Forward, bytes | None]] | None:
+        """Several forwards in one call; returns those to forward alone instead (the call itself
+        refused), or None when the upstream is unavailable (the round stops)."""
+        if self.breaker.paused():
+            return None
+        messages = [data for _, data in batch if data is not None]  # a batch is of messages read
+        assert len(messages) == len(batch)
+        try:
+            outcomes = await self.client.send_many(
+                messages,
+                message_type=batch[0][0].message_type,
+                from_code=self.config.code,  # the messages' senders are several: the call is ours
+                to=[forward.to_codes for forward, _ in batch],
+            )
+        except AxisUnavailable as exc:
+            self.breaker.down(exc)
+            for forward, _ in batch:
+                self.tables.postpone_forward(forward.sender_doc_id, self.delay(forward.attempts), str(exc))
+            return None
+        except AxisError as exc:  # the call itself refused: each forward goes alone instead
+            self.answered()
+            self.log.warning("batch_refused", messages=len(batch), reason=str(exc))
+            return batch
+        self.answered()
+        taken = []
+        for (forward, _), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, AxisError):
+                self._refused(forward, outcome)
+            else:
+                taken.append((forward, outcome))
+        self._forwarded(taken, len(batch))
+        return []
 
     def _forwarded(self, taken: list[tuple[Forward, str]], batch: int = 0) -> None:
         if not taken:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from gateway import logs
 from gateway.axis.accepting import accept
 from gateway.axis.checks import MessageCheck
 from gateway.axis.wire import Checked, Refusal
@@ -139,4 +140,7 @@ def check_each(
             judged.append(check(data, message_type, digest))
         except Refusal as refusal:
             judged.append(refusal)
+        except Exception as exc:  # a bug: this message alone is refused (20), with its trace logged
+            logs.get("axis").error("internal_error", call="sendEdoc", exc_info=exc)
+            judged.append(Refusal(AxisCode.INTERNAL, type(exc).__name__))
     return judged

@@ -51,23 +51,21 @@ class Sender:
             # A gateway learns what the axis takes from its answers: after a start, the first
             # message goes alone, and the rest of the round in batches once they are announced.
             if len(pending) > 1 and self.client.send_batch_max:
-                alone = await self._send_batched(pending, kind)
-                for item in alone or ():
-                    if not await self._send_one(item, kind):
-                        return
+                await self._send_planned(pending, kind)
                 return
             if not await self._send_one(pending.pop(0), kind):
                 return
 
-    async def _send_one(self, item: Outgoing, kind: MessageType) -> bool:
+    async def _send_one(self, item: Outgoing, kind: MessageType, data: bytes | None = None) -> bool:
         """One message in one call; False when the round must stop (the axis is away)."""
         if item.from_code in self.registration.waiting:  # refused as not ours earlier in this round
             return True
-        try:
-            data = await asyncio.to_thread(whole_or_path, self.store.outgoing.file(item))
-        except OSError as exc:  # the signed file is gone: nothing can be sent, and the queue must go on
-            self._unreadable(item, exc)
-            return True
+        if data is None:
+            try:
+                data = await asyncio.to_thread(whole_or_path, self.store.outgoing.file(item))
+            except OSError as exc:  # the signed file is gone: nothing can be sent, and the queue must go on
+                self._unreadable(item, exc)
+                return True
         if self.breaker.paused():  # asked right before the call it may allow (see AxisBreaker.paused)
             return False
         try:
@@ -84,61 +82,73 @@ class Sender:
         self._sent([(item, doc_id)], kind)
         return True
 
-    async def _send_batched(self, items: Sequence[Outgoing], kind: MessageType) -> list[Outgoing] | None:
-        """The small messages of ``items`` in as few calls as fit; returns those to send one by
-        one (too large, or refused as a batch by an axis that stopped taking batches), or None
-        when the axis is unavailable (each message of the round then waits for the next)."""
-        files = [self.store.outgoing.file(item) for item in items]
-        read = await asyncio.to_thread(read_if_small, files)
-        alone: list[Outgoing] = []
-        small: list[tuple[Outgoing, bytes]] = []
+    async def _send_planned(self, items: Sequence[Outgoing], kind: MessageType) -> None:
+        """A round in the queue's order: consecutive small messages together, each larger one
+        alone in its place (extensions.plan_sends)."""
+        read = await asyncio.to_thread(read_if_small, [self.store.outgoing.file(item) for item in items])
+        readable: list[tuple[Outgoing, bytes | None]] = []
         for item, data in zip(items, read, strict=True):
             if isinstance(data, OSError):
                 self._unreadable(item, data)
-            elif data is None:
-                alone.append(item)
             else:
-                small.append((item, data))
-        most = self.client.send_batch_max or 1
-        for run in extensions.send_batches([len(data) for _, data in small], most):
-            batch = [small[index] for index in run if small[index][0].from_code not in self.registration.waiting]
-            if len(batch) < 2 or not self.client.send_batch_max:
-                alone.extend(item for item, _ in batch)
-                continue
-            if self.breaker.paused():
-                return None
-            try:
-                outcomes = await self.client.send_many(
-                    [data for _, data in batch], message_type=kind, from_code=self.code
-                )
-            except AxisUnavailable as exc:
-                self.breaker.down(exc)
-                for item, _ in batch:
-                    self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
-                return None
-            except AxisError as exc:  # the call itself refused: each message is sent alone instead
-                self.breaker.up()
-                self.local.log.warning("batch_refused", kind=kind, messages=len(batch), reason=str(exc))
-                alone.extend(item for item, _ in batch)
-                continue
+                readable.append((item, data))
+        sendables = [extensions.Sendable(None if data is None else len(data)) for _, data in readable]
+        for call in extensions.plan_sends(sendables, self.client.send_batch_max or 1):
+            batch = [readable[index] for index in call if readable[index][0].from_code not in self.registration.waiting]
+            if len(batch) > 1 and self.client.send_batch_max:
+                alone = await self._send_batch(batch, kind)
+                if alone is None:
+                    return
+            else:
+                alone = batch
+            for item, data in alone:
+                if not await self._send_one(item, kind, data):
+                    return
+
+    async def _send_batch(
+        self, batch: list[tuple[Outgoing, bytes | None]], kind: MessageType
+    ) -> list[tuple[Outgoing, bytes | None]] | None:
+        """Several messages in one call; returns those to send alone instead (the call itself
+        refused), or None when the axis is unavailable (the round stops)."""
+        if self.breaker.paused():
+            return None
+        messages = [data for _, data in batch if data is not None]  # a batch is of messages read
+        assert len(messages) == len(batch)
+        try:
+            outcomes = await self.client.send_many(messages, message_type=kind, from_code=self.code)
+        except AxisUnavailable as exc:
+            self.breaker.down(exc)
+            for item, _ in batch:
+                self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
+            return None
+        except AxisError as exc:  # the call itself refused: each message is sent alone instead
             self.breaker.up()
-            sent = []
-            for (item, _), outcome in zip(batch, outcomes, strict=True):
-                if isinstance(outcome, AxisError):
-                    self._refused_by_axis(item, outcome)
-                else:
-                    sent.append((item, outcome))
-            self._sent(sent, kind, len(batch))
-        return alone
+            self.local.log.warning("batch_refused", kind=kind, messages=len(batch), reason=str(exc))
+            return batch
+        self.breaker.up()
+        sent = []
+        for (item, _), outcome in zip(batch, outcomes, strict=True):
+            if not isinstance(outcome, AxisError):
+                sent.append((item, outcome))
+            elif _not_ours(outcome) and item.from_code in self.registration.waiting:
+                continue  # its agency was refused earlier in this call: left due, sent once registered
+            else:
+                self._refused_by_axis(item, outcome)
+        self._sent(sent, kind, len(batch))
+        return []
 
     def _sent(self, sent: Sequence[tuple[Outgoing, str]], kind: MessageType, batch: int = 0) -> None:
         if not sent:
             return
-        self.store.outgoing.mark_all_sent([(item.id, doc_id) for item, doc_id in sent])
+        unmarked = self.store.outgoing.mark_all_sent([(item.id, doc_id) for item, doc_id in sent])
         self.note_time("last_push")
         for item, doc_id in sent:
+            log = self._log_of(item.from_code)
+            if item.id in unmarked:  # the axis has it; our record was moved meanwhile (a command)
+                log.warning("message_sent_unrecorded", id=item.id, axis_doc_id=doc_id, reason=unmarked[item.id])
+                continue
             self.registration.accepted(item.from_code)
-            self._log_of(item.from_code).info(
+            log.info(
                 "message_sent",
                 document_id=item.document_id,
                 peer=list(item.to_codes),
@@ -174,3 +184,7 @@ class Sender:
         else:
             self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
             log.warning("message_postponed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc))
+
+
+def _not_ours(refusal: AxisError) -> bool:
+    return AxisCode.from_wire(refusal.axis_code or "") is AxisCode.SENDER_NOT_ALLOWED

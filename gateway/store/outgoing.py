@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.errors import DocumentIdReused
+from gateway.errors import DocumentIdReused, IllegalTransition
 from gateway.sqlite import transaction
 from gateway.store import states
 from gateway.store.incoming import settle_row
@@ -150,20 +150,29 @@ class OutgoingTable:
         return [outgoing_row(row) for row in rows]
 
     def mark_sent(self, outgoing_id: str, axis_doc_id: str) -> None:
-        self.mark_all_sent([(outgoing_id, axis_doc_id)])
+        unmarked = self.mark_all_sent([(outgoing_id, axis_doc_id)])
+        if unmarked:
+            raise IllegalTransition(unmarked[outgoing_id])
 
-    def mark_all_sent(self, sent: Sequence[tuple[str, str]]) -> None:
-        """Messages the axis took, each with the DocId it gave, in one transaction."""
+    def mark_all_sent(self, sent: Sequence[tuple[str, str]]) -> dict[str, str]:
+        """Messages the axis took, each with the DocId it gave, in one transaction; returns why,
+        by id, for those that could not be marked (moved meanwhile, by an administrator's
+        command say): the others are marked all the same."""
         now = time.time()
+        unmarked: dict[str, str] = {}
         with transaction(self.db, durable=False) as db:
             for outgoing_id, axis_doc_id in sent:
-                self._move(
-                    db,
-                    outgoing_id,
-                    OutgoingState.SENT,
-                    "axis_doc_id = ?, sent_at = ?, attempts = attempts + 1, last_error = NULL",
-                    (axis_doc_id, now),
-                )
+                try:
+                    self._move(
+                        db,
+                        outgoing_id,
+                        OutgoingState.SENT,
+                        "axis_doc_id = ?, sent_at = ?, attempts = attempts + 1, last_error = NULL",
+                        (axis_doc_id, now),
+                    )
+                except IllegalTransition as exc:
+                    unmarked[outgoing_id] = str(exc)
+        return unmarked
 
     def postpone(self, outgoing_id: str, delay: float, error: str) -> None:
         with transaction(self.db) as db:

@@ -92,23 +92,52 @@ def send_batch_params(messages: Sequence[bytes], to: Sequence[Sequence[str]] | N
     return params
 
 
+class Sendable(NamedTuple):
+    """What the plan of a round needs to know of one message."""
+
+    size: int | None  # its bytes; None when it is not read (too large to go with others)
+    kind: str = ""  # its message type: one type a call
+    to: Sequence[str] = ()  # its `to`, when it has one (a relay's outside recipients)
+
+
+def plan_sends(messages: Sequence[Sendable], most: int) -> list[range]:
+    """The calls of a round, in the queue's order: each a range of indexes, one message alone or
+    consecutive ones together (at most ``most``, SEND_BODY_MAX_BYTES, SEND_TO_MAX_CHARACTERS of
+    ``to-each``, and one type). A message that does not fit a batch is sent alone in its place,
+    so no message overtakes one queued before it."""
+    calls: list[range] = []
+    start = total = characters = 0
+    for index, message in enumerate(messages):
+        added = _to_characters(message)
+        if index > start and (
+            _alone(message)
+            or _alone(messages[start])
+            or index - start >= most
+            or message.kind != messages[start].kind
+            or total + (message.size or 0) > SEND_BODY_MAX_BYTES
+            or characters + added > SEND_TO_MAX_CHARACTERS
+        ):
+            calls.append(range(start, index))
+            start, total, characters = index, 0, 0
+        total += message.size or 0
+        characters += added
+    if messages:
+        calls.append(range(start, len(messages)))
+    return calls
+
+
+def _alone(message: Sendable) -> bool:
+    return message.size is None or not fits_a_batch(message.size) or _to_characters(message) > SEND_TO_MAX_CHARACTERS
+
+
+def _to_characters(message: Sendable) -> int:
+    """What the message adds to ``to-each``: its entry, a comma, and room for the escaping the
+    signed header gives each quote."""
+    return 2 * len(json.dumps(list(message.to) or None)) + 1
+
+
 def fits_a_batch(size: int) -> bool:
     return 0 < size <= SEND_MESSAGE_MAX_BYTES
-
-
-def send_batches(sizes: Sequence[int], most: int) -> list[range]:
-    """Consecutive runs of messages (by index) that one sendEdoc each may carry: at most ``most``
-    messages and SEND_BODY_MAX_BYTES together; every size must fit a batch."""
-    runs: list[range] = []
-    start, total = 0, 0
-    for index, size in enumerate(sizes):
-        if index > start and (index - start >= most or total + size > SEND_BODY_MAX_BYTES):
-            runs.append(range(start, index))
-            start, total = index, 0
-        total += size
-    if sizes:
-        runs.append(range(start, len(sizes)))
-    return runs
 
 
 def carried_message(data: object) -> bytes | None:
