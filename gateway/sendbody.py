@@ -46,8 +46,8 @@ class FileBody:
 
 
 def read_if_small(paths: Sequence[Path]) -> list[bytes | OSError | None]:
-    """Worker thread: each file's bytes when it fits a sendEdoc of several messages (our axis's
-    extension), None when it does not, or why it cannot be read."""
+    """Each file's bytes when it fits a sendEdoc of several messages (our axis's extension),
+    None when it does not, or why it cannot be read. Read on the loop: our own small local files."""
     read: list[bytes | OSError | None] = []
     for path in paths:
         try:

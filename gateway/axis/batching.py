@@ -49,7 +49,8 @@ def inline_limit(text: str | None, *, enabled: bool) -> int:
 
 
 def read_inline(deliveries: Sequence[Delivery], docs_dir: Path, limit: int) -> dict[str, bytes]:
-    """Worker thread: the stored copies of the deliveries that fit, by docId, within the budget.
+    """The stored copies of the deliveries that fit, by docId, within the budget (read in
+    place when they are few, gateway/offload.py).
 
     Only what was never fetched: a message fetched and not yet acknowledged is in the caller's
     hands (or was lost with it, and getEdoc answers). A file that is gone or larger than its

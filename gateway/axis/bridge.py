@@ -213,7 +213,7 @@ class Bridge:
     async def _forward_planned(self, forwards: list[Forward]) -> None:
         """A round in the queue's order: consecutive small forwards of one type together, each
         other one alone in its place (extensions.plan_sends)."""
-        read = await asyncio.to_thread(read_if_small, [self.store.docs_dir / f.file for f in forwards])
+        read = read_if_small([self.store.docs_dir / f.file for f in forwards])  # local and small: in place
         readable: list[tuple[Forward, bytes | None]] = []
         for forward, data in zip(forwards, read, strict=True):
             if isinstance(data, OSError):

@@ -22,6 +22,7 @@ from gateway.axis.wire import Refusal, new_document
 from gateway.axis_client import Listed
 from gateway.errors import AxisError, AxisUnavailable
 from gateway.fsutil import write_atomic
+from gateway.offload import in_place_if_small
 from gateway.vxp.protocol import accepted_time
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
@@ -111,7 +112,7 @@ class Inbound:
         # the identity of a document without DocumentId is its content, as at the upstream
         digest = hashlib.sha256(data).hexdigest()
         try:
-            checked = await asyncio.to_thread(self.check, data, kind, digest)
+            checked = await in_place_if_small(len(data), self.check, data, kind, digest)
             await self.check.judge_revocation(checked, accepted_time(item.created_time))
         except Refusal as refusal:
             return refusal.detail or refusal.code.meaning

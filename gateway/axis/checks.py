@@ -1,7 +1,8 @@
 """What the axis checks of a message itself, with no database: the file, its type, its route.
 
-Runs in a worker thread: parse, schema, structure and (when the deployment asks) the
-signature; then the axis's own trace header on a document, whose bytes are what recipients get.
+Runs in place for a small message, in a worker thread for a large one (gateway/offload.py):
+parse, schema, structure and (when the deployment asks) the signature; then the axis's own
+trace header on a document, whose bytes are what recipients get.
 """
 
 from __future__ import annotations

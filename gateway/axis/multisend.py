@@ -6,8 +6,8 @@ body read, a check handed to a thread, a file written and its folder synced, a C
 signed ``hash-files`` and ``sizes`` (and ``to-each``, a relay's ``to`` of each) instead of
 ``hash-file``, one call carries up to MOST_MESSAGES messages of one type, their bytes one
 after the other with nothing between, each at most SEND_MESSAGE_MAX_BYTES: the request is
-authenticated once, the messages checked in one hand-off, written with one sync of the folder
-and recorded with one COMMIT.
+authenticated once, the messages checked together (in place when small, gateway/offload.py),
+written with one sync of the folder and recorded with one COMMIT.
 
 Each message is judged as if it came alone: the answer's "results" has, in order, a DocId or
 an ErrorCode and ErrorDesc for each, and a refused one costs the others nothing. Only what
@@ -29,6 +29,7 @@ from gateway import logs
 from gateway.axis.accepting import accept
 from gateway.axis.checks import MessageCheck
 from gateway.axis.wire import Checked, Refusal
+from gateway.offload import SMALL_BATCH_BYTES, in_place_if_small
 from gateway.vxp.answers import AxisCode, ok
 from gateway.vxp.extensions import (
     MOST_MESSAGES,
@@ -65,7 +66,9 @@ async def send_many(axis: Axis, request: web.Request, signed: SignedRequest, mes
     for size in sizes:
         messages.append(body[start : start + size])
         start += size
-    judged = await asyncio.to_thread(check_each, axis.check, messages, digests, message_type)
+    judged = await in_place_if_small(
+        total, check_each, axis.check, messages, digests, message_type, limit=SMALL_BATCH_BYTES
+    )
     outcomes = await accept(axis, signed, judged, message_type, to)
     results = []
     for index, outcome in enumerate(outcomes):
@@ -129,7 +132,7 @@ def _json_list(text: str, name: str) -> list:
 def check_each(
     check: MessageCheck, messages: Sequence[bytes], digests: Sequence[str], message_type: MessageType
 ) -> list[Checked | Refusal]:
-    """Worker thread: each message against its digest, then as sendEdoc checks one."""
+    """Each message against its digest, then as sendEdoc checks one."""
     judged: list[Checked | Refusal] = []
     for data, claimed in zip(messages, digests, strict=True):
         digest = hashlib.sha256(data).hexdigest()

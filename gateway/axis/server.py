@@ -33,6 +33,7 @@ from gateway.axis.records import Delivery
 from gateway.axis.store import AxisStore
 from gateway.axis.upload import receive
 from gateway.axis.wire import Refusal, listed, sent
+from gateway.offload import SMALL_BATCH_BYTES, in_place_if_small
 from gateway.vxp.answers import AxisCode, fail, ok
 from gateway.vxp.extensions import (
     DIRECTORY_DIGEST_HEADER,
@@ -208,7 +209,7 @@ class Axis:
             # third its size in memory until its relayed copy is written.
             gate = self._large_upload if upload.size >= LARGE_UPLOAD_BYTES else contextlib.nullcontext()
             async with gate:
-                checked = await asyncio.to_thread(self.check, upload.source, message_type, submitted.hex())
+                checked = await in_place_if_small(upload.size, self.check, upload.source, message_type, submitted.hex())
                 (outcome,) = await accept(self, signed, [checked], message_type, [signed.get("to")])
         finally:
             upload.discard()
@@ -241,7 +242,10 @@ class Axis:
         # answer is written; an answer lost on the way leaves them listed (and fetched with
         # getEdoc), only no longer news to a long-poll.
         if inline:
-            carried = await asyncio.to_thread(read_inline, deliveries, self.store.docs_dir, inline)
+            wanted = sum(d.size for d in deliveries if d.fetched_at is None and d.size <= inline)
+            carried = await in_place_if_small(
+                wanted, read_inline, deliveries, self.store.docs_dir, inline, limit=SMALL_BATCH_BYTES
+            )
             if carried:
                 self.store.mark_fetched(list(carried))
                 for item, delivery in zip(items, deliveries, strict=True):

@@ -24,6 +24,7 @@ from gateway.daemon.outgoing import Agency, Local, Pending
 from gateway.daemon.pdfcheck import PdfChecks
 from gateway.daemon.statuses import record_status
 from gateway.errors import AxisError, AxisUnavailable, GatewayError
+from gateway.offload import in_place_if_small
 from gateway.revocation import Revocation
 from gateway.sqlite import GroupCommit
 from gateway.store import Incoming, IncomingState, Settled
@@ -124,7 +125,8 @@ class Deliverer:
         if data is None:
             return reached
         agency = self._agency(row)
-        examined = await asyncio.to_thread(
+        examined = await in_place_if_small(
+            len(data),
             examine,
             data,
             listed_from=row.from_code,

@@ -85,7 +85,8 @@ class Sender:
     async def _send_planned(self, items: Sequence[Outgoing], kind: MessageType) -> None:
         """A round in the queue's order: consecutive small messages together, each larger one
         alone in its place (extensions.plan_sends)."""
-        read = await asyncio.to_thread(read_if_small, [self.store.outgoing.file(item) for item in items])
+        # the queue's own files, small ones read whole: on the loop (gateway/offload.py)
+        read = read_if_small([self.store.outgoing.file(item) for item in items])
         readable: list[tuple[Outgoing, bytes | None]] = []
         for item, data in zip(items, read, strict=True):
             if isinstance(data, OSError):
