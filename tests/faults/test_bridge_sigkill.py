@@ -52,12 +52,11 @@ def test_sigkill_loop_at_the_provincial_axis_while_it_forwards_both_ways(country
 
     kills = 0
     deadline = time.monotonic() + seconds_of_kills
-    while time.monotonic() < deadline and (kills < 3 or not arrived()):
+    while kills < 3 or (time.monotonic() < deadline and not arrived()):  # three at least, however fast
         time.sleep(rng.uniform(0.2, 0.8))
         country.provincial.service.kill()
         kills += 1
         country.start_provincial()
-    assert kills >= 3
     wait_until(arrived, "every document and every 01, both ways", timeout=180)
     time.sleep(1.5)  # anything duplicated would show up now
     for agency in (province, ministry):

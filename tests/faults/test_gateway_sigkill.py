@@ -60,7 +60,11 @@ def test_sigkill_loop_during_an_exchange(small_province, documents, seconds_of_k
         )
     kills = axis_kills = 0
     deadline = time.monotonic() + seconds_of_kills
-    while time.monotonic() < deadline and not everything_arrived(province, documents):
+    # three kills at least (one of the axis when it is a victim too), however fast the exchange:
+    # on a fast machine it may be over before the deadline, on a loaded one restarts take seconds
+    while (kills + axis_kills < 3 or (axis_too and axis_kills < 1)) or (
+        time.monotonic() < deadline and not everything_arrived(province, documents)
+    ):
         time.sleep(rng.uniform(0.1, 0.6))
         victim = rng.choice(victims)
         gateways = [victim] if victim in province.agencies else []
@@ -76,7 +80,6 @@ def test_sigkill_loop_during_an_exchange(small_province, documents, seconds_of_k
             province.axis = start_axis(province.axis.folder, province.axis.config_path)
         for code in gateways:
             province.start(code)
-    assert kills + axis_kills >= 3 and (axis_kills >= 1 or not axis_too)
     started = time.monotonic()
     print(f"{documents} documents to 2 recipients, {kills} SIGKILLs of gateways, {axis_kills} of the axis")
     wait_until(lambda: everything_arrived(province, documents), "every document and every 01", timeout=180)

@@ -56,12 +56,13 @@ def test_sigkill_loop_at_an_installation_hosting_two_agencies(huyen, documents, 
 
     kills = 0
     deadline = time.monotonic() + seconds_of_kills
-    while time.monotonic() < deadline and not arrived():
+    # three kills at least: on a loaded machine a restart takes seconds, and on a fast one the
+    # exchange may be over before the deadline
+    while kills < 3 or (time.monotonic() < deadline and not arrived()):
         time.sleep(rng.uniform(0.1, 0.6))
         province.agencies[DISTRICT].service.kill()
         kills += 1
         province.start(DISTRICT)
-    assert kills >= 3
     wait_until(arrived, "every document and every 01", timeout=180)
     time.sleep(1.0)  # anything duplicated would show up now
     for code in (XA_HAU_THANH, XA_AN_HUU):
