@@ -4,10 +4,11 @@ Handing a call to a worker thread and taking its result back costs about 0.1 ms 
 development machine (asyncio.to_thread of a function that does nothing: 110 µs each, one
 after the other), as much as checking a small status message. For a small message the thread
 buys nothing: the check is Python holding the GIL nearly throughout, so the event loop waits
-for it either way. Run in place, the replay of the province's quarter measured 15-20 % less CPU
-per delivery (docs/performance.md). Large messages still go to a thread, where lxml's parse and
-the digests release the GIL and the loop is not held for long; disk writes that fsync and
-folders the document system shares (perhaps over the network) always do.
+for it either way. With every hand-off of every process run in place (an experiment), the
+replay of the province's quarter measured 15-20 % less CPU per delivery (docs/performance.md).
+Large messages still go to a thread, where lxml's parse and the digests release the GIL and
+the loop is not held for long; disk writes that fsync and folders the document system shares
+(perhaps over the network) always do.
 """
 
 from __future__ import annotations
