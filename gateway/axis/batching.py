@@ -48,6 +48,16 @@ def inline_limit(text: str | None, *, enabled: bool) -> int:
     return min(wanted, INLINE_MAX_BYTES)
 
 
+def may_carry(delivery: Delivery, limit: int) -> bool:
+    """Whether a list may carry this delivery's message: never fetched, and small enough."""
+    return delivery.fetched_at is None and delivery.size <= limit
+
+
+def inline_bytes(deliveries: Sequence[Delivery], limit: int) -> int:
+    """What :func:`read_inline` would read, at most."""
+    return sum(delivery.size for delivery in deliveries if may_carry(delivery, limit))
+
+
 def read_inline(deliveries: Sequence[Delivery], docs_dir: Path, limit: int) -> dict[str, bytes]:
     """The stored copies of the deliveries that fit, by docId, within the budget (read in
     place when they are few, gateway/offload.py).
@@ -59,7 +69,7 @@ def read_inline(deliveries: Sequence[Delivery], docs_dir: Path, limit: int) -> d
     chosen: dict[str, bytes] = {}
     budget = INLINE_BUDGET_BYTES
     for delivery in deliveries:
-        if delivery.fetched_at is not None or delivery.size > limit or delivery.size > budget:
+        if not may_carry(delivery, limit) or delivery.size > budget:
             continue
         try:
             with (docs_dir / delivery.file).open("rb") as handle:

@@ -23,7 +23,14 @@ from gateway import edxml, logs
 from gateway.axis import multisend
 from gateway.axis.accepting import accept
 from gateway.axis.answering import edoc_answer, whole_or_open
-from gateway.axis.batching import INLINE_MAX_BYTES, STATUS_BATCH_MAX, inline_limit, parse_doc_ids, read_inline
+from gateway.axis.batching import (
+    INLINE_MAX_BYTES,
+    STATUS_BATCH_MAX,
+    inline_bytes,
+    inline_limit,
+    parse_doc_ids,
+    read_inline,
+)
 from gateway.axis.bridge import Bridge
 from gateway.axis.checks import MessageCheck
 from gateway.axis.config import AxisConfig
@@ -242,9 +249,13 @@ class Axis:
         # answer is written; an answer lost on the way leaves them listed (and fetched with
         # getEdoc), only no longer news to a long-poll.
         if inline:
-            wanted = sum(d.size for d in deliveries if d.fetched_at is None and d.size <= inline)
             carried = await in_place_if_small(
-                wanted, read_inline, deliveries, self.store.docs_dir, inline, limit=SMALL_BATCH_BYTES
+                inline_bytes(deliveries, inline),
+                read_inline,
+                deliveries,
+                self.store.docs_dir,
+                inline,
+                limit=SMALL_BATCH_BYTES,
             )
             if carried:
                 self.store.mark_fetched(list(carried))

@@ -106,28 +106,28 @@ def plan_sends(messages: Sequence[Sendable], most: int) -> list[range]:
     ``to-each``, and one type). A message that does not fit a batch is sent alone in its place,
     so no message overtakes one queued before it."""
     calls: list[range] = []
+    added = [_to_characters(message) for message in messages]
+    alone = [
+        message.size is None or not fits_a_batch(message.size) or share > SEND_TO_MAX_CHARACTERS
+        for message, share in zip(messages, added, strict=True)
+    ]
     start = total = characters = 0
     for index, message in enumerate(messages):
-        added = _to_characters(message)
         if index > start and (
-            _alone(message)
-            or _alone(messages[start])
+            alone[index]
+            or alone[start]
             or index - start >= most
             or message.kind != messages[start].kind
             or total + (message.size or 0) > SEND_BODY_MAX_BYTES
-            or characters + added > SEND_TO_MAX_CHARACTERS
+            or characters + added[index] > SEND_TO_MAX_CHARACTERS
         ):
             calls.append(range(start, index))
             start, total, characters = index, 0, 0
         total += message.size or 0
-        characters += added
+        characters += added[index]
     if messages:
         calls.append(range(start, len(messages)))
     return calls
-
-
-def _alone(message: Sendable) -> bool:
-    return message.size is None or not fits_a_batch(message.size) or _to_characters(message) > SEND_TO_MAX_CHARACTERS
 
 
 def _to_characters(message: Sendable) -> int:
