@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 import pybase64
 from aiohttp import web
 
+from gateway.offload import SMALL_BYTES
 from gateway.vxp.answers import ok
 
 _PAYLOAD_SLOT = "edxml-payload-slot"  # where getEdoc's base64 goes into its JSON answer
@@ -19,13 +20,17 @@ STREAM_FROM_BYTES = 4 * 1024 * 1024  # a stored message this large is answered i
 STREAM_PIECE = 3 * 1024 * 1024  # read per piece: a multiple of 3, so the pieces' base64 joins up
 
 
-def whole_or_open(path: Path) -> bytes | BinaryIO:
-    """A small stored message's bytes; a large one's open file, to be sent in pieces."""
+async def stored_message(path: Path) -> bytes | BinaryIO:
+    """A small stored message's bytes; a large one's open file, to be sent in pieces. Opened and
+    a small one read on the loop (our own docs/: less than a hand-off, gateway/offload.py)."""
     handle = path.open("rb")
-    if os.fstat(handle.fileno()).st_size >= STREAM_FROM_BYTES:
+    size = os.fstat(handle.fileno()).st_size
+    if size >= STREAM_FROM_BYTES:
         return handle
     with handle:
-        return handle.read()
+        if size <= SMALL_BYTES:
+            return handle.read()
+        return await asyncio.to_thread(handle.read)
 
 
 async def edoc_answer(

@@ -38,7 +38,7 @@ from gateway.axis_client import AxisClient
 from gateway.daemon import backoff
 from gateway.daemon.breaker import AxisBreaker
 from gateway.errors import AxisError, AxisUnavailable
-from gateway.sendbody import read_if_small, whole_or_path
+from gateway.sendbody import read_if_small, stored_body
 from gateway.vxp import extensions
 from gateway.vxp.answers import AxisCode
 from gateway.vxp.vocabulary import DeliveryState, MessageType
@@ -190,7 +190,7 @@ class Bridge:
             return False
         if data is None:
             try:
-                data = await asyncio.to_thread(whole_or_path, self.store.docs_dir / forward.file)
+                data = await stored_body(self.store.docs_dir / forward.file)
             except OSError as exc:
                 self._unreadable(forward, exc)
                 return True

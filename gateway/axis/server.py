@@ -22,7 +22,7 @@ from aiohttp import web
 from gateway import edxml, logs
 from gateway.axis import multisend
 from gateway.axis.accepting import accept
-from gateway.axis.answering import edoc_answer, whole_or_open
+from gateway.axis.answering import edoc_answer, stored_message
 from gateway.axis.batching import (
     INLINE_MAX_BYTES,
     STATUS_BATCH_MAX,
@@ -287,7 +287,7 @@ class Axis:
 
     async def get_edoc(self, request: web.Request, signed: SignedRequest) -> web.StreamResponse:
         delivery = self._delivery(signed)
-        stored = await asyncio.to_thread(whole_or_open, self.store.document_file(delivery))
+        stored = await stored_message(self.store.document_file(delivery))
         try:
             self.store.mark_fetched([delivery.doc_id])
         except BaseException:

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import os
 import shutil
+import stat
 import time
 import uuid
 from pathlib import Path
@@ -100,20 +101,24 @@ class Intake:
                 await asyncio.to_thread(self._refuse_entry, entry, f"{reason} {MAX_ENTRY_NAME_BYTES} bytes")
                 continue
             marker = self.outbox / f"{PREPARING}{entry.name}"
+            marked = False  # whether a marker may stand, to be removed whatever comes of the entry
             try:
-                content, size = await asyncio.to_thread(_content_hash, entry)
+                content, size, request = await asyncio.to_thread(_look_at, entry)
                 # a hosted agency's entries are keyed by its code too: two xã dropping the same
                 # job folder are two documents (the installation's own keeps its key of old)
                 owner = "" if self.agency.code == self.local.code else f"{self.agency.code}:"
                 key = f"drop:{owner}{entry.name}:{content}"
                 item = self.store.outgoing.by_source(key)
                 if item is None:
-                    if status_files.is_status_file(entry.name):
-                        request = await asyncio.to_thread(status_files.read, entry)
+                    if isinstance(request, IntakeError):
+                        raise request
+                    if request is not None:
                         answering = status_files.answering(self.local, self.agency, request)  # the record: on the loop
                         prepare = functools.partial(status_files.signed, self.local, answering, request)
                     else:
-                        await asyncio.to_thread(self._count_preparation, entry, size, marker)
+                        if size >= PREPARING_MARK_BYTES:
+                            marked = True
+                            await asyncio.to_thread(self._count_preparation, entry, size, marker)
                         prepare = functools.partial(self._prepare_entry, entry, self.outgoing.next_number())
                     pending, outgoing_id, path = await asyncio.to_thread(self.outgoing.prepared, prepare)
                     item = self.outgoing.commit(outgoing_id, path, pending, key)
@@ -148,7 +153,8 @@ class Intake:
                 reason = str(exc) if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
                 await asyncio.to_thread(self._refuse_entry, entry, reason)
             finally:
-                marker.unlink(missing_ok=True)  # prepared, refused or postponed: the process lived through it
+                if marked:  # prepared, refused or postponed: the process lived through it
+                    marker.unlink(missing_ok=True)
 
     def _count_preparation(self, entry: Path, size: int, marker: Path) -> None:
         """Refuse a large entry whose preparation the process has already died in twice.
@@ -313,6 +319,18 @@ def _written_at(entry: Path) -> float:
         return entry.stat().st_mtime
     except OSError:
         return time.time()
+
+
+def _look_at(entry: Path) -> tuple[str, int, dict | IntakeError | None]:
+    """The entry's key digest and size and, for a status file, its request or why it is
+    refused: one hand-off, and a status file read once for both."""
+    if not status_files.is_status_file(entry.name):
+        mode = entry.stat().st_mode
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):  # a pipe would block its reader
+            return "", 0, IntakeError("an entry must be a job folder or a regular .edxml file", where=entry.name)
+        return (*_content_hash(entry), None)
+    raw, request = status_files.read(entry)
+    return hashlib.sha256(raw).hexdigest(), len(raw), request
 
 
 def _content_hash(entry: Path) -> tuple[str, int]:

@@ -8,7 +8,6 @@ axis that does not announce it (the national one), goes one call a message, as t
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,7 +16,7 @@ from gateway.daemon.link import AxisLink
 from gateway.daemon.outgoing import Local
 from gateway.daemon.registration import Registration
 from gateway.errors import AxisError, AxisUnavailable
-from gateway.sendbody import read_if_small, whole_or_path
+from gateway.sendbody import read_if_small, stored_body
 from gateway.store import Outgoing
 from gateway.vxp import extensions
 from gateway.vxp.answers import AxisCode
@@ -62,7 +61,7 @@ class Sender:
             return True
         if data is None:
             try:
-                data = await asyncio.to_thread(whole_or_path, self.store.outgoing.file(item))
+                data = await stored_body(self.store.outgoing.file(item))
             except OSError as exc:  # the signed file is gone: nothing can be sent, and the queue must go on
                 self._unreadable(item, exc)
                 return True

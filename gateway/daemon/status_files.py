@@ -16,6 +16,7 @@ job folder is. The file's name and content are its key: taken twice, it is sent 
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,16 +36,25 @@ def is_status_file(name: str) -> bool:
     return name.endswith(SUFFIX) and len(name) > len(SUFFIX)
 
 
-def read(entry: Path) -> dict:
-    """The file's request (worker thread): a regular file of one JSON object of known keys."""
+def read(entry: Path) -> tuple[bytes, dict | IntakeError]:
+    """The file's bytes and its request, or why it is refused (worker thread: intake keys the
+    entry by the same bytes, so the file is read once). A regular file of one JSON object of
+    known keys. An OSError while reading propagates: the disk, not the file; intake tries again."""
+    if not stat.S_ISREG(entry.lstat().st_mode):  # a folder, a link, a pipe (which would block the read)
+        return b"", IntakeError("a status file must be a regular file", where=entry.name)
+    # not following a link, not waiting on a pipe: what was swapped in since the lstat is judged too
+    descriptor = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(descriptor, "rb") as source:
+        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+            return b"", IntakeError("a status file must be a regular file", where=entry.name)
+        raw = source.read(MAX_BYTES + 1)
     try:
-        info = entry.lstat()
-        if not stat.S_ISREG(info.st_mode):  # a folder, a link, a pipe (which would block the read)
-            raise IntakeError("a status file must be a regular file", where=entry.name)
-        with entry.open("rb") as source:
-            raw = source.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise IntakeError(f"cannot be read: {exc.strerror or exc}", where=entry.name) from None
+        return raw, _request(raw, entry)
+    except IntakeError as exc:
+        return raw, exc
+
+
+def _request(raw: bytes, entry: Path) -> dict:
     if len(raw) > MAX_BYTES:
         raise IntakeError(f"a status file holds at most {MAX_BYTES} bytes", where=entry.name)
     try:

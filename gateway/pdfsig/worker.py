@@ -75,6 +75,11 @@ class PdfInspector:
             self._lock.release()
 
     async def inspect(self, data: bytes, **facts: Any) -> PdfReport:
+        # what is plainly no PDF is judged on the loop: two slices of bytes cost less than the
+        # hand-off to a thread (most attachments of an exchange are not PDFs at all)
+        plainly = plainly_not_a_pdf(data)
+        if plainly is not None:
+            return PdfReport(problem=plainly)
         return await asyncio.to_thread(self.inspect_now, data, **facts)
 
     def inspect_now(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from tests.e2e.province import build_province, wait_until
 
@@ -51,7 +52,7 @@ def test_status_files_answer_received_documents_and_bad_ones_are_refused_with_th
         province.stop_all()
 
 
-def test_a_folder_named_like_a_status_file_is_refused_not_retried_for_ever(tmp_path):
+def test_what_is_named_like_a_status_file_but_no_regular_file_is_refused_and_intake_goes_on(tmp_path):
     province = build_province(tmp_path, [PROVINCE, DEPARTMENT])
     try:
         province.start(DEPARTMENT)
@@ -59,5 +60,16 @@ def test_a_folder_named_like_a_status_file_is_refused_not_retried_for_ever(tmp_p
         (outbox / ".thu-muc.status.json").mkdir()
         (outbox / ".thu-muc.status.json").rename(outbox / "thu-muc.status.json")
         assert "regular file" in refusal(province, DEPARTMENT, "thu-muc")
+        # a pipe would block whoever opens it to read, until a writer comes: intake must not wait
+        os.mkfifo(outbox / "ong.status.json")
+        assert "regular file" in refusal(province, DEPARTMENT, "ong")
+        os.mkfifo(outbox / "ong.edxml")
+        wait_until((outbox / "failed" / "ong.edxml.error.txt").is_file, "the pipe named like an edXML file refused")
+        target = tmp_path / "elsewhere.json"
+        target.write_text(json.dumps({"answers": "x", "code": "03"}), encoding="utf-8")
+        (outbox / "lien-ket.status.json").symlink_to(target)
+        assert "regular file" in refusal(province, DEPARTMENT, "lien-ket")
+        province.drop_job(DEPARTMENT, "sau-do", {"to": [PROVINCE], "subject": "Công văn sau đó"}, {})
+        wait_until(lambda: not (outbox / "sau-do").exists(), "the job dropped after them taken")
     finally:
         province.stop_all()
