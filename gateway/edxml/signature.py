@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -326,10 +327,7 @@ def _certificates(signature: etree._Element) -> tuple[x509.Certificate, ...]:
     texts = [] if key_info is None else [el.text or "" for el in key_info.iter(f"{{{ns.DSIG}}}X509Certificate")]
     certificates: list[x509.Certificate | None] = []
     for text in texts[: MAX_OFFERED + 2]:
-        try:
-            certificates.append(x509.load_der_x509_certificate(base64.b64decode("".join(text.split()), validate=True)))
-        except (ValueError, binascii.Error, x509.InvalidVersion):  # InvalidVersion is no ValueError
-            certificates.append(None)
+        certificates.append(_read_certificate("".join(text.split())))
     readable = tuple(c for c in certificates if c is not None)
     if not readable:
         other_keys = key_info is not None and any(
@@ -345,6 +343,16 @@ def _certificates(signature: etree._Element) -> tuple[x509.Certificate, ...]:
     if len(texts) > MAX_OFFERED + 1:
         raise UntrustedCertificate(f"KeyInfo offers {len(texts)} certificates; at most {MAX_OFFERED + 1} are read")
     return readable
+
+
+@functools.lru_cache(maxsize=512)
+def _read_certificate(text: str) -> x509.Certificate | None:
+    """A certificate from its base64, None when it reads as none. Remembered: a sender signs
+    every message with the same certificate, and decoding it was a twentieth of a status check."""
+    try:
+        return x509.load_der_x509_certificate(base64.b64decode(text, validate=True))
+    except (ValueError, binascii.Error, x509.InvalidVersion):  # InvalidVersion is no ValueError
+        return None
 
 
 def _check_coverage(root: etree._Element, frame: Envelope, plan: Plan) -> int:
