@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import os
-import shutil
-import stat
 import time
-import uuid
 from pathlib import Path
 
 from gateway.daemon import compose, jobs, status_files
+from gateway.daemon import entries as entries_on_disk
 from gateway.daemon.outgoing import Agency, Local, Pending
 from gateway.errors import GatewayError, IntakeError, RecipientNotInDirectory, TokenUnavailable
-from gateway.fsutil import file_sha256, write_atomic
+from gateway.fsutil import write_atomic
+from gateway.store import Outgoing
 
 BATCH = 50
 # A marker kept while an entry of this size or more is prepared: see Intake._count_preparation.
@@ -33,10 +31,6 @@ FOLDER = ""  # the drop folder itself, among the entries whose mtimes intake wat
 LOOK_ANYWAY_SECONDS = 30.0
 TOKEN_RETRY_SECONDS = 5.0  # a signing token that failed is asked again after this
 TIMER_SLACK_SECONDS = 0.005
-# A name is at most 255 bytes, and intake keeps names beside an entry's (".preparing-NAME",
-# ".taken-NAME.XXXXXXXX", "failed/NAME.error.txt" written through a temporary name): longer
-# entry names are refused, under a shortened name.
-MAX_ENTRY_NAME_BYTES = 200
 
 
 class Intake:
@@ -91,70 +85,114 @@ class Intake:
         self._unreadable = None
         if settles_at is not None:
             self._wake_at_moment(settles_at)
+        entries = await self._admissible(entries)
+        if not entries:
+            return
+        # the entries' keys (and status files' requests) in one hand-off, their removals from the
+        # drop folder in another: a round of answers dropped together costs three hand-offs and
+        # one per message signed, not three per message
+        looks = await asyncio.to_thread(entries_on_disk.look_at_each, entries)
+        taken: list[tuple[Path, Outgoing]] = []
+        try:
+            for entry, look in zip(entries, looks, strict=True):
+                go_on, item = await self._take_in(entry, look)
+                if item is not None:
+                    taken.append((entry, item))
+                if not go_on:
+                    return
+        finally:
+            if taken:  # only now that the database owns their messages do the entries leave
+                await self._take_away(taken)
+
+    async def _admissible(self, entries: list[Path]) -> list[Path]:
+        """The entries to take in now: not those waiting for the directory to be read again, and
+        not those whose names are too long (refused)."""
+        admissible = []
         for entry in entries:
             if self._awaiting_directory.get(entry.name, -1.0) == self.local.names_at:
                 continue  # held until the directory is read again
             self._awaiting_directory.pop(entry.name, None)
             length = len(os.fsencode(entry.name))
-            if length > MAX_ENTRY_NAME_BYTES:
-                reason = f"the entry's name is {length} bytes long (UTF-8); intake takes names of at most"
-                await asyncio.to_thread(self._refuse_entry, entry, f"{reason} {MAX_ENTRY_NAME_BYTES} bytes")
-                continue
-            marker = self.outbox / f"{PREPARING}{entry.name}"
-            marked = False  # whether a marker may stand, to be removed whatever comes of the entry
-            try:
-                content, size, request = await asyncio.to_thread(_look_at, entry)
-                # a hosted agency's entries are keyed by its code too: two xã dropping the same
-                # job folder are two documents (the installation's own keeps its key of old)
-                owner = "" if self.agency.code == self.local.code else f"{self.agency.code}:"
-                key = f"drop:{owner}{entry.name}:{content}"
-                item = self.store.outgoing.by_source(key)
-                if item is None:
-                    if isinstance(request, IntakeError):
-                        raise request
-                    if request is not None:
-                        answering = status_files.answering(self.local, self.agency, request)  # the record: on the loop
-                        prepare = functools.partial(status_files.signed, self.local, answering, request)
-                    else:
-                        if size >= PREPARING_MARK_BYTES:
-                            marked = True
-                            await asyncio.to_thread(self._count_preparation, entry, size, marker)
-                        prepare = functools.partial(self._prepare_entry, entry, self.outgoing.next_number())
-                    pending, outgoing_id, path = await asyncio.to_thread(self.outgoing.prepared, prepare)
-                    item = self.outgoing.commit(outgoing_id, path, pending, key)
-                # only now that the database owns it does the entry leave the drop folder: renamed
-                # to a dot-name first (ignored by intake), so a crash while deleting leaves no half entry
-                hidden, left = await asyncio.to_thread(_take_away, entry)
-                self.log.info("intake_taken", entry=compose.safe_job_name(entry.name), document_id=item.document_id)
-                if left is not None:
-                    self._say_leftover(hidden, left)
-            except OSError as exc:  # the disk, not the document: leave the entry for the next run
-                self.log.warning("intake_postponed", entry=entry.name, reason=f"{type(exc).__name__}: {exc}")
-                # soon, not at the rescan of a watched folder: nothing else wakes intake for it
-                self._wake_at_moment(time.time() + self.local.config.workers.intake)
-            except TokenUnavailable as exc:  # the token, not the document: signed when it is back
-                self._token_back_at = time.monotonic() + TOKEN_RETRY_SECONDS
-                self.log.warning("intake_postponed", entry=entry.name, reason=str(exc), retry_in=TOKEN_RETRY_SECONDS)
-                self._wake_at_moment(time.time() + TOKEN_RETRY_SECONDS)
-                return
-            except RecipientNotInDirectory as exc:
-                if self.local.names_at > _written_at(entry):
-                    await asyncio.to_thread(self._refuse_entry, entry, str(exc))
-                    continue
-                # The directory is older than the entry: the recipient may have been registered at
-                # the axis since (a hosted agency of another installation, minutes old). Read it
-                # again before refusing.
-                self._awaiting_directory[entry.name] = self.local.names_at
-                self.outgoing.wake("directory")
-                self.log.info(
-                    "intake_postponed", entry=entry.name, reason=f"{exc.message}; reading the axis directory again"
-                )
-            except (GatewayError, UnicodeDecodeError, ValueError) as exc:
-                reason = str(exc) if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
+            most = entries_on_disk.MAX_ENTRY_NAME_BYTES
+            if length > most:
+                reason = f"the entry's name is {length} bytes long (UTF-8); intake takes names of at most {most} bytes"
                 await asyncio.to_thread(self._refuse_entry, entry, reason)
-            finally:
-                if marked:  # prepared, refused or postponed: the process lived through it
-                    marker.unlink(missing_ok=True)
+                continue
+            admissible.append(entry)
+        return admissible
+
+    async def _take_in(self, entry: Path, look: entries_on_disk.Look | OSError) -> tuple[bool, Outgoing | None]:
+        """The entry's message queued (or found queued before): whether the run goes on, and the
+        queued message, None when the entry was refused or is postponed."""
+        marker = self.outbox / f"{PREPARING}{entry.name}"
+        marked = False  # whether a marker may stand, to be removed whatever comes of the entry
+        try:
+            if isinstance(look, OSError):
+                raise look
+            content, size, request = look
+            # a hosted agency's entries are keyed by its code too: two xã dropping the same
+            # job folder are two documents (the installation's own keeps its key of old)
+            owner = "" if self.agency.code == self.local.code else f"{self.agency.code}:"
+            key = f"drop:{owner}{entry.name}:{content}"
+            item = self.store.outgoing.by_source(key)
+            if item is not None:
+                return True, item
+            if isinstance(request, IntakeError):
+                raise request
+            if request is not None:
+                answering = status_files.answering(self.local, self.agency, request)  # the record: on the loop
+                prepare = functools.partial(status_files.signed, self.local, answering, request)
+            else:
+                if size >= PREPARING_MARK_BYTES:
+                    marked = True
+                    await asyncio.to_thread(self._count_preparation, entry, size, marker)
+                prepare = functools.partial(self._prepare_entry, entry, self.outgoing.next_number())
+            pending, outgoing_id, path = await asyncio.to_thread(self.outgoing.prepared, prepare)
+            return True, self.outgoing.commit(outgoing_id, path, pending, key)
+        except OSError as exc:  # the disk, not the document: leave the entry for the next run
+            self._postponed(entry, exc)
+        except TokenUnavailable as exc:  # the token, not the document: signed when it is back
+            self._token_back_at = time.monotonic() + TOKEN_RETRY_SECONDS
+            self.log.warning("intake_postponed", entry=entry.name, reason=str(exc), retry_in=TOKEN_RETRY_SECONDS)
+            self._wake_at_moment(time.time() + TOKEN_RETRY_SECONDS)
+            return False, None
+        except RecipientNotInDirectory as exc:
+            if self.local.names_at > entries_on_disk.written_at(entry):
+                await asyncio.to_thread(self._refuse_entry, entry, str(exc))
+                return True, None
+            # The directory is older than the entry: the recipient may have been registered at
+            # the axis since (a hosted agency of another installation, minutes old). Read it
+            # again before refusing.
+            self._awaiting_directory[entry.name] = self.local.names_at
+            self.outgoing.wake("directory")
+            reason = f"{exc.message}; reading the axis directory again"
+            self.log.info("intake_postponed", entry=entry.name, reason=reason)
+        except (GatewayError, UnicodeDecodeError, ValueError) as exc:
+            reason = str(exc) if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {exc}"
+            await asyncio.to_thread(self._refuse_entry, entry, reason)
+        finally:
+            if marked:  # prepared, refused or postponed: the process lived through it
+                marker.unlink(missing_ok=True)
+        return True, None
+
+    async def _take_away(self, taken: list[tuple[Path, Outgoing]]) -> None:
+        """Out of the drop folder, the entries whose messages the database owns, in one hand-off:
+        each renamed to a dot-name first (ignored by intake), so a crash while deleting leaves no
+        half entry; one that cannot be moved stays, and the next run finds its message queued."""
+        outcomes = await asyncio.to_thread(lambda: [entries_on_disk.taken_away(entry) for entry, _ in taken])
+        for (entry, item), outcome in zip(taken, outcomes, strict=True):
+            if isinstance(outcome, OSError):
+                self._postponed(entry, outcome)
+                continue
+            self.log.info("intake_taken", entry=compose.safe_job_name(entry.name), document_id=item.document_id)
+            hidden, left = outcome
+            if left is not None:
+                self._say_leftover(hidden, left)
+
+    def _postponed(self, entry: Path, exc: OSError) -> None:
+        self.log.warning("intake_postponed", entry=entry.name, reason=f"{type(exc).__name__}: {exc}")
+        # soon, not at the rescan of a watched folder: nothing else wakes intake for it
+        self._wake_at_moment(time.time() + self.local.config.workers.intake)
 
     def _count_preparation(self, entry: Path, size: int, marker: Path) -> None:
         """Refuse a large entry whose preparation the process has already died in twice.
@@ -277,7 +315,7 @@ class Intake:
         removed = 0
         for path in self.outbox.glob(".taken-*"):  # an entry whose removal a crash interrupted
             try:
-                _remove(path)
+                entries_on_disk.remove(path)
             except OSError as exc:  # written by another account without group write: said once
                 self._say_leftover(path.name, exc)
                 continue
@@ -303,7 +341,7 @@ class Intake:
 
     def _refuse_entry(self, entry: Path, reason: str) -> None:
         failed = self.outbox / "failed"
-        target = failed / _fitting(entry.name)
+        target = failed / entries_on_disk.fitting(entry.name)
         if target.exists():
             target = failed / f"{target.stem}.{int(time.time())}{target.suffix}"
         try:
@@ -312,70 +350,3 @@ class Intake:
         except OSError as exc:
             self.log.error("intake_refusal_not_recorded", entry=entry.name, error=str(exc))
         self.log.warning("intake_refused", entry=entry.name, reason=reason, moved_to=str(target))
-
-
-def _written_at(entry: Path) -> float:
-    try:
-        return entry.stat().st_mtime
-    except OSError:
-        return time.time()
-
-
-def _look_at(entry: Path) -> tuple[str, int, dict | IntakeError | None]:
-    """The entry's key digest and size and, for a status file, its request or why it is
-    refused: one hand-off, and a status file read once for both."""
-    if not status_files.is_status_file(entry.name):
-        mode = entry.stat().st_mode
-        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):  # a pipe would block its reader
-            return "", 0, IntakeError("an entry must be a job folder or a regular .edxml file", where=entry.name)
-        return (*_content_hash(entry), None)
-    raw, request = status_files.read(entry)
-    return hashlib.sha256(raw).hexdigest(), len(raw), request
-
-
-def _content_hash(entry: Path) -> tuple[str, int]:
-    """The digest that keys an entry (names and contents) and its size in bytes, read in chunks:
-    an entry too large to send must not be read whole just to be recognised."""
-    if not entry.is_dir():
-        digest, size = file_sha256(entry)
-        return digest.hex(), size
-    combined = hashlib.sha256()
-    size = 0
-    for path in sorted(p for p in entry.rglob("*") if p.is_file()):
-        digest, file_size = file_sha256(path)
-        combined.update(str(path.relative_to(entry)).encode())
-        combined.update(digest)
-        size += file_size
-    return combined.hexdigest(), size
-
-
-def _take_away(entry: Path) -> tuple[str, OSError | None]:
-    """Out of the drop folder: renamed to a dot-name (ignored from then on), then removed; that
-    name, and the error when removing it is not allowed (it stays, never taken again)."""
-    hidden = entry.with_name(f".taken-{entry.name}")
-    if hidden.exists():  # an earlier entry of that name this account could not remove
-        hidden = entry.with_name(f".taken-{entry.name}.{uuid.uuid4().hex[:8]}")
-    os.replace(entry, hidden)
-    try:
-        _remove(hidden)
-    except OSError as exc:
-        return hidden.name, exc
-    return hidden.name, None
-
-
-def _fitting(name: str) -> str:
-    """``name``, or a shortened one with a digest of it when it is too long to keep beside."""
-    if len(os.fsencode(name)) <= MAX_ENTRY_NAME_BYTES:
-        return name
-    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:12]
-    short = name
-    while len(os.fsencode(short)) > MAX_ENTRY_NAME_BYTES - len(digest) - 1:
-        short = short[:-1]
-    return f"{short}-{digest}"
-
-
-def _remove(entry: Path) -> None:
-    if entry.is_dir():
-        shutil.rmtree(entry)
-    else:
-        entry.unlink(missing_ok=True)
