@@ -243,6 +243,11 @@ class Axis:
         # A long-poll answers when something was never fetched: what the caller already
         # fetched and not yet acknowledged is work in its hands, not news.
         await self.long_polls.wait(targets, wait, lambda: self.store.has_unfetched(targets, message_type))
+        if wait and (request.transport is None or request.transport.is_closing()):
+            # The caller went away while it waited (a gateway stopped mid long-poll): news
+            # carried in an answer nobody reads would be fetched, and the call that replaces
+            # this one would wait out its whole long-poll before it listed them.
+            return web.json_response(ok(data=[]))
         deliveries = self.store.listable(targets, message_type, LIST_LIMIT)
         items = [listed(d) for d in deliveries]
         # See batching.py: the small messages travel in the list, marked fetched before the

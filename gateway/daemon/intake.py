@@ -53,6 +53,7 @@ class Intake:
         self._token_back_at = 0.0  # monotonic: before then the signing token is not asked again
         self._tidied_at: float | None = None  # monotonic: when tidy last ran (in this worker, never beside a take)
         self._unreadable: str | None = None  # why the folder could not be listed, once said
+        self._refused = 0  # entries refused into failed/ (a run that refused some made progress)
         # entry (or FOLDER) -> (its mtime, our monotonic time when we first saw that mtime): what
         # is stamped ahead of our clock settles by being seen unchanged, see _unchanged_for
         self._seen: dict[str, tuple[float, float]] = {}
@@ -85,8 +86,13 @@ class Intake:
         self._unreadable = None
         if settles_at is not None:
             self._wake_at_moment(settles_at)
+        # a run takes BATCH entries at most: after a full one that moved something out of the
+        # folder, another run at once, not at the rescan (a backlog would drain BATCH a rescan)
+        full, refused_before = len(entries) >= BATCH, self._refused
         entries = await self._admissible(entries)
         if not entries:
+            if full and self._refused > refused_before:
+                self.outgoing.wake("intake")
             return
         # the entries' keys (and status files' requests) in one hand-off, their removals from the
         # drop folder in another: a round of answers dropped together costs three hand-offs and
@@ -103,6 +109,8 @@ class Intake:
         finally:
             if taken:  # only now that the database owns their messages do the entries leave
                 await self._take_away(taken)
+        if full and (taken or self._refused > refused_before):
+            self.outgoing.wake("intake")
 
     async def _admissible(self, entries: list[Path]) -> list[Path]:
         """The entries to take in now: not those waiting for the directory to be read again, and
@@ -340,6 +348,7 @@ class Intake:
         )
 
     def _refuse_entry(self, entry: Path, reason: str) -> None:
+        self._refused += 1
         failed = self.outbox / "failed"
         target = failed / entries_on_disk.fitting(entry.name)
         if target.exists():

@@ -4,6 +4,7 @@ announced, answered the moment something unfetched arrives, refused by an axis w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -13,11 +14,13 @@ from tests.axis.running import RunningAxis
 from tests.axis.test_axis import DEPARTMENT, MINISTRY, client, document_to, send
 
 
-async def listen(axis: RunningAxis, wait: float, message_type: str = "edoc") -> tuple[list, float]:
+async def listen(
+    axis: RunningAxis, wait: float, message_type: str = "edoc", *, inline: bool = False
+) -> tuple[list, float]:
     async with client(axis, "sys-h58") as c:
         await c.count()  # any answer carries the announcement
         started = time.monotonic()
-        listed = await c.received_list(message_type, wait=wait)
+        listed = await c.received_list(message_type, wait=wait, inline=inline)
         return listed, time.monotonic() - started
 
 
@@ -37,6 +40,25 @@ def test_an_arrival_answers_a_waiting_list_and_fetched_items_do_not(axis):
         # a status for another system does not wake us either
         listed, waited = await listen(axis, 1.0, "status")
         assert listed == [] and waited >= 0.9
+
+    asyncio.run(scenario())
+
+
+def test_a_long_poll_whose_caller_went_away_leaves_the_news_to_the_next_call(axis):
+    """A gateway stopped in the middle of a long-poll: the arrival that wakes its dead call stays
+    news for the call that replaces it, which otherwise waits out its whole wait."""
+
+    async def scenario() -> None:
+        gone = asyncio.create_task(listen(axis, 25, inline=True))
+        await asyncio.sleep(0.5)
+        gone.cancel()  # its session closes: the connection with it
+        with contextlib.suppress(asyncio.CancelledError):
+            await gone
+        await asyncio.sleep(0.5)
+        await send(axis, "sys-g22", document_to(DEPARTMENT), MINISTRY)
+        listed, waited = await asyncio.wait_for(listen(axis, 25, inline=True), 30)
+        assert [item.to_code for item in listed] == [DEPARTMENT] and waited < 25, "answered as news"
+        assert listed[0].data is not None, "carried in the list: never fetched by the call that went away"
 
     asyncio.run(scenario())
 

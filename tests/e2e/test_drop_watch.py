@@ -1,8 +1,9 @@
 """Drop folders watched through inotify: intake runs when an entry arrives, not at its tick.
 
-Intake's tick is a minute here, and the rescan of watched folders too: a document taken within
-seconds was taken because the kernel said it arrived. A drop folder moved away puts intake
-back on its tick, with a warning, and nothing dropped afterwards waits for a watch that is gone.
+The rescan of watched folders is a minute here, and intake's tick too unless a test needs the
+tick itself: a document taken within seconds was taken because the kernel said it arrived. A
+drop folder moved away puts intake back on its tick, with a warning, and nothing dropped
+afterwards waits for a watch that is gone.
 """
 
 from __future__ import annotations
@@ -82,12 +83,17 @@ def test_watch_false_reads_the_drop_folder_at_every_tick(tmp_path):
 def test_hosted_agencies_folders_are_watched_and_one_gone_stops_none_of_the_others(tmp_path):
     """A huyện hosting two xã: a job in the second xã's folder is taken at once (every drop
     folder is watched, not only the installation's own); with the first xã's folder moved
-    away for good, intake says so once and goes on reading the others at its tick."""
+    away for good, intake says so once and goes on reading the others at its tick.
+
+    Intake's tick is 1 s, but while the folders are watched intake runs at the rescan, once a
+    minute: only the watch takes the xã's job within the 20 s waited; once the watch is given
+    up, the tick reads the folders again (every 1 s, not a minute later)."""
     hosted = {DISTRICT: {XA_HAU_THANH: "UBND xã Hậu Thành", XA_AN_HUU: "UBND xã An Hữu"}}
-    province = build_province(tmp_path, [PROVINCE, DISTRICT], timing=_slow_ticks(60.0), hosted=hosted)
+    province = build_province(tmp_path, [PROVINCE, DISTRICT], timing=_slow_ticks(1.0), hosted=hosted)
     try:
         province.start(PROVINCE)
         huyen = province.start(DISTRICT)
+        assert _started(huyen)["workers"]["intake"] == 60.0  # watched: the rescan, not the 1 s tick
         huyen.service.wait_for(lambda e: e.get("event") == "agencies_registered", "registration")
         time.sleep(1.0)
         province.drop_job(XA_AN_HUU, "from-xa", {"to": [PROVINCE], "subject": "Báo cáo của xã"}, {})
@@ -96,7 +102,7 @@ def test_hosted_agencies_folders_are_watched_and_one_gone_stops_none_of_the_othe
         gone = province.agency(XA_HAU_THANH).outbox
         gone.rename(gone.with_name("outbox.gone"))
         polled = huyen.service.wait_for(lambda e: e.get("event") == "drop_folders_polled", "the watch given up")
-        assert "outbox" in polled["reason"]
+        assert "outbox" in polled["reason"] and polled["every"] == 1.0
         province.drop_job(DISTRICT, "from-huyen", {"to": [PROVINCE], "subject": "Báo cáo của huyện"}, {})
         wait_until(
             lambda: len(huyen.service.events_where(lambda e: e.get("event") == "intake_taken")) == 2,
