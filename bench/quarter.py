@@ -1,6 +1,6 @@
 """Tiền Giang's quarter, replayed: the province's Q3 2023 volume through the real exchange.
 
-    python bench/quarter.py --scale 0.01            # 1,176 sent, 5,383 received, checks itself (CI: 0.005)
+    python bench/quarter.py --scale 0.01            # 1,176 sent, 5,383 received, checks itself (as CI runs it)
     python bench/quarter.py                         # the whole quarter: 117,578 sent, 538,345 received
     python bench/quarter.py --scale 0.1 --seed 7 --keep /tmp/tg   # leaves the province in /tmp/tg
 
