@@ -29,9 +29,8 @@ async def stored_body(path: Path) -> bytes | Path:
     """:func:`whole_or_path` on the loop for a small file (our own local disk, read in
     microseconds: less than a hand-off, gateway/offload.py), in a worker thread otherwise."""
     with path.open("rb") as handle:
-        data = handle.read(SMALL_BYTES + 1)
-    if len(data) <= SMALL_BYTES:
-        return data
+        if os.fstat(handle.fileno()).st_size <= SMALL_BYTES:
+            return handle.read()
     return await asyncio.to_thread(whole_or_path, path)
 
 

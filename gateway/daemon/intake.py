@@ -53,7 +53,7 @@ class Intake:
         self._token_back_at = 0.0  # monotonic: before then the signing token is not asked again
         self._tidied_at: float | None = None  # monotonic: when tidy last ran (in this worker, never beside a take)
         self._unreadable: str | None = None  # why the folder could not be listed, once said
-        self._refused = 0  # entries refused into failed/ (a run that refused some made progress)
+        self._refused = 0  # entries moved into failed/ (a run that moved some made progress)
         # entry (or FOLDER) -> (its mtime, our monotonic time when we first saw that mtime): what
         # is stamped ahead of our clock settles by being seen unchanged, see _unchanged_for
         self._seen: dict[str, tuple[float, float]] = {}
@@ -87,16 +87,20 @@ class Intake:
         if settles_at is not None:
             self._wake_at_moment(settles_at)
         # a run takes BATCH entries at most: after a full one that moved something out of the
-        # folder, another run at once, not at the rescan (a backlog would drain BATCH a rescan)
+        # folder, another run at once, not at the rescan (a backlog would drain BATCH a rescan).
+        # Only what left the folder counts: entries that stay (a removal not allowed) must not
+        # make intake go round and round.
         full, refused_before = len(entries) >= BATCH, self._refused
         entries = await self._admissible(entries)
-        if not entries:
-            if full and self._refused > refused_before:
-                self.outgoing.wake("intake")
-            return
-        # the entries' keys (and status files' requests) in one hand-off, their removals from the
-        # drop folder in another: a round of answers dropped together costs three hand-offs and
-        # one per message signed, not three per message
+        moved = await self._take_in_each(entries) if entries else 0
+        if full and (moved or self._refused > refused_before):
+            self.outgoing.wake("intake")
+
+    async def _take_in_each(self, entries: list[Path]) -> int:
+        """Each entry's message queued, then the entries taken away; how many left the folder.
+        Their keys (and status files' requests) are read in one hand-off and their removals
+        made in another: a round of answers dropped together costs three hand-offs and one per
+        message signed, not three per message."""
         looks = await asyncio.to_thread(entries_on_disk.look_at_each, entries)
         taken: list[tuple[Path, Outgoing]] = []
         try:
@@ -105,12 +109,12 @@ class Intake:
                 if item is not None:
                     taken.append((entry, item))
                 if not go_on:
-                    return
+                    break
         finally:
-            if taken:  # only now that the database owns their messages do the entries leave
-                await self._take_away(taken)
-        if full and (taken or self._refused > refused_before):
-            self.outgoing.wake("intake")
+            # only now that the database owns their messages do the entries leave (a crash
+            # before: the next run finds each one's message queued under its key)
+            moved = await self._take_away(taken) if taken else 0
+        return moved
 
     async def _admissible(self, entries: list[Path]) -> list[Path]:
         """The entries to take in now: not those waiting for the directory to be read again, and
@@ -183,19 +187,22 @@ class Intake:
                 marker.unlink(missing_ok=True)
         return True, None
 
-    async def _take_away(self, taken: list[tuple[Path, Outgoing]]) -> None:
+    async def _take_away(self, taken: list[tuple[Path, Outgoing]]) -> int:
         """Out of the drop folder, the entries whose messages the database owns, in one hand-off:
         each renamed to a dot-name first (ignored by intake), so a crash while deleting leaves no
         half entry; one that cannot be moved stays, and the next run finds its message queued."""
         outcomes = await asyncio.to_thread(lambda: [entries_on_disk.taken_away(entry) for entry, _ in taken])
+        moved = 0
         for (entry, item), outcome in zip(taken, outcomes, strict=True):
             if isinstance(outcome, OSError):
                 self._postponed(entry, outcome)
                 continue
+            moved += 1
             self.log.info("intake_taken", entry=compose.safe_job_name(entry.name), document_id=item.document_id)
             hidden, left = outcome
             if left is not None:
                 self._say_leftover(hidden, left)
+        return moved
 
     def _postponed(self, entry: Path, exc: OSError) -> None:
         self.log.warning("intake_postponed", entry=entry.name, reason=f"{type(exc).__name__}: {exc}")
@@ -348,13 +355,13 @@ class Intake:
         )
 
     def _refuse_entry(self, entry: Path, reason: str) -> None:
-        self._refused += 1
         failed = self.outbox / "failed"
         target = failed / entries_on_disk.fitting(entry.name)
         if target.exists():
             target = failed / f"{target.stem}.{int(time.time())}{target.suffix}"
         try:
             entry.rename(target)
+            self._refused += 1  # out of the folder (its reason beside it, or said in the log)
             write_atomic(failed / f"{target.name}.error.txt", (reason + "\n").encode())
         except OSError as exc:
             self.log.error("intake_refusal_not_recorded", entry=entry.name, error=str(exc))
