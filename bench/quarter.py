@@ -3,6 +3,7 @@
     python bench/quarter.py --scale 0.01            # 1,176 sent, 5,383 received, checks itself (as CI runs it)
     python bench/quarter.py                         # the whole quarter: 117,578 sent, 538,345 received
     python bench/quarter.py --scale 0.1 --seed 7 --keep /tmp/tg   # leaves the province in /tmp/tg
+    python bench/quarter.py --resume /tmp/tg        # goes on with a kept replay the machine cut
 
 A national axis; Tiền Giang's provincial axis bridged to it; under it the province's 45
 installations hosting its 1,174 agency codes (bench/replay/shape.py says where the split comes
@@ -22,6 +23,13 @@ into their senders' drop folders, promulgated that day; the gateways sign them a
 The check: a ledger of every planned delivery against every inbox (0 lost, 0 duplicated,
 every 01 back at its sender), and `edxml-gateway report --config <the 45 installations'
 folder> --quarter 2023Q3` printing the planned totals. Exit status 0 only when both hold.
+
+A kept replay (--keep) writes a journal beside the province at every step and every 15 s
+(bench/replay/journal.py). When the machine stops in the middle (the whole quarter takes
+hours), `--resume DIR` starts the province again and goes on from the step that was cut, with
+the same scale, seed and figures so far; the figures say how many cuts the run went through.
+`--interrupt-in-step N` kills the province and the generator with SIGKILL halfway through
+step N's deliveries, as such a cut would (CI's run tests --resume with it).
 
 Printed: a table and one JSON line (wall time, deliveries per second, CPU ms per delivery over
 every process with its 01, peak RSS per kind of process, disk per 1,000 documents, and the
@@ -50,9 +58,17 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=2023)
     parser.add_argument("--step", choices=("day", "week"), help="how the clock steps (default: day from --scale 0.1)")
     parser.add_argument("--keep", type=Path, help="build the province in this (new) folder and leave it there")
+    parser.add_argument("--resume", type=Path, help="go on with the replay kept in this folder, cut before its end")
+    parser.add_argument(
+        "--interrupt-in-step", type=int, metavar="N", help="kill everything halfway through step N (tests --resume)"
+    )
     parser.add_argument("--profile", type=Path, help="folder for py-spy profiles of both axes and three gateways")
     parser.add_argument("--stall-seconds", type=float, default=180.0, help="fail when nothing moves this long")
     args = parser.parse_args()
+    if args.resume is not None and args.keep is not None:
+        parser.error("--resume goes on in the folder it names: no --keep with it")
+    if args.interrupt_in_step is not None and args.keep is None and args.resume is None:
+        parser.error("--interrupt-in-step needs --keep (or --resume): the cut replay is resumed from that folder")
     if not 0 < args.scale <= 1:
         parser.error("--scale is in (0, 1]")
     args.step = args.step or ("day" if args.scale >= 0.1 else "week")
@@ -62,6 +78,13 @@ def arguments() -> argparse.Namespace:
 def main() -> int:
     args = arguments()
     if ROOT_ENV not in os.environ:  # first pass: make the clock, then run again under it
+        if args.resume is not None:
+            root = args.resume.resolve()
+            if not (root / "clock" / "clock-offset").is_file():
+                print(f"quarter: --resume {args.resume} holds no replay (no clock/clock-offset)", file=sys.stderr)
+                return 2
+            env = {**os.environ, **ShiftedClock(root / "clock").env, ROOT_ENV: str(root)}
+            os.execve(sys.executable, [sys.executable, *sys.argv], env)  # noqa: S606 (this script again)
         if args.keep is not None:
             if args.keep.exists() and any(args.keep.iterdir()):
                 print(f"quarter: --keep {args.keep} is not empty", file=sys.stderr)
@@ -79,7 +102,7 @@ def main() -> int:
     try:
         return replay(root, args)
     finally:
-        if args.keep is None:
+        if args.keep is None and args.resume is None:
             shutil.rmtree(root, ignore_errors=True)
 
 

@@ -63,6 +63,10 @@ class ShiftedClock:
     def _offset(self) -> int:
         return struct.unpack_from("<q", self._shared, 8)[0]
 
+    def now(self) -> float:
+        """The province's clock now, in POSIX seconds."""
+        return time.time() + (0.0 if self._shifted else self._offset() / 1e9)
+
     def set(self, moment: datetime) -> None:
         """From now on the province's clocks read ``moment`` (aware), running on from there."""
         real_ns = time.time_ns() - (self._offset() if self._shifted else 0)

@@ -22,6 +22,7 @@ class Verdict:
     receipts_missing: int = 0  # delivered, but the sender holds no 01 from that recipient
     statuses_missing: int = 0  # an answer dropped (02, 03, 06, 15) its document's sender does not hold
     statuses_repeated: int = 0  # a status the sender holds more than once
+    errors_logged: int = 0  # error lines in the processes' logs (footprint.errors_logged)
     examples: list[str] = field(default_factory=list)
 
     @property
@@ -33,6 +34,7 @@ class Verdict:
             or self.receipts_missing
             or self.statuses_missing
             or self.statuses_repeated
+            or self.errors_logged
         )
 
     def note(self, text: str) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.replay.journal import Spent
 from gateway.processes import terminate
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -30,6 +32,7 @@ class Process:
     def start(cls, kind: str, name: str, args: list[str], *, cwd: Path, env: dict[str, str]) -> Process:
         log = cwd / ("axis.log" if args[0] == "axis" else "gateway.log")
         with log.open("ab") as sink:
+            written = sink.tell()  # a resumed replay's process writes after the earlier start's lines
             popen = subprocess.Popen(
                 [sys.executable, "-P", "-m", "gateway", *args],
                 cwd=cwd,
@@ -37,7 +40,7 @@ class Process:
                 stderr=sink,
                 env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
             )
-        return cls(kind, name, log, popen)
+        return cls(kind, name, log, popen, _read=written)
 
     def wait_for(self, event: str, timeout: float = 120.0) -> dict:
         """The first log line with this event (read from the file as it grows)."""
@@ -72,13 +75,49 @@ class Process:
         return tree_cpu(self.popen.pid)[1]
 
     def peak_rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
+        try:
+            status = Path(f"/proc/{self.popen.pid}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            return 0.0
+        for line in status.splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         return 0.0
 
     def stop(self, timeout: float = 30.0) -> None:
         terminate(self.popen, timeout)
+
+
+class Meter:
+    """What the province's processes and the load generator have cost since it was made."""
+
+    def __init__(self, processes: list[Process]) -> None:
+        self.processes = processes
+        self._began = time.monotonic()
+        self._cpu = {id(p): p.cpu_seconds() for p in processes}
+        self._system = sum(p.system_seconds() for p in processes)
+        self._generator = own_cpu_seconds()
+
+    def spent(self) -> Spent:
+        cpu_by_kind: dict[str, float] = {}
+        peaks: dict[str, float] = {}
+        for process in self.processes:
+            seconds = process.cpu_seconds() - self._cpu[id(process)]
+            cpu_by_kind[process.kind] = cpu_by_kind.get(process.kind, 0.0) + seconds
+            peaks[process.kind] = max(peaks.get(process.kind, 0.0), process.peak_rss_mib())
+        return Spent(
+            wall=time.monotonic() - self._began,
+            cpu_by_kind=cpu_by_kind,
+            system=sum(p.system_seconds() for p in self.processes) - self._system,
+            generator=own_cpu_seconds() - self._generator,
+            peaks=peaks,
+        )
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU and that of the commands it ran and waited for (recall)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def tree_cpu_seconds(pid: int) -> float:

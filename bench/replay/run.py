@@ -6,25 +6,33 @@ import argparse
 import asyncio
 import json
 import os
-import resource
+import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from bench.replay import build, ledger, shape, traffic
+from bench.replay import build, figures, footprint, journal, ledger, shape, traffic
 from bench.replay.clock import ShiftedClock
-from bench.replay.processes import Process
+from bench.replay.processes import Meter, Process
 from bench.replay.progress import Progress
-from bench.tools.profiling import start_profilers, stop_profilers, summarize
+from bench.tools.profiling import start_profilers, stop_profilers
 from gateway.daemon.inbox import folder_name
 from gateway.edxml import VIETNAM
 
 # CPU of the 50 processes with no traffic (timers, long-polls), measured before it begins: the
 # share of each delivery's cost that depends on how long the run takes, not on what it carries.
 IDLE_SECONDS = 10.0
+# a resumed province's clock starts this long after the journal's last checkpoint, which was at
+# most journal.CHECKPOINT_SECONDS before the cut
+RESUME_MARGIN_SECONDS = 60.0
+FIGURES = "figures.json"  # the finished replay's figures, beside its journal
 ATTACHMENT = b"%PDF-1.4\n% a scanned page stands here\n" + bytes(range(256)) * 16 + b"\n%%EOF\n"  # 4 KB
 
 
@@ -103,7 +111,10 @@ def _drop(province: Province, document: traffic.Planned) -> None:
     names = province.shape.agencies
     outbox = province.folders.outbox(province.shape, document.sender)
     name = f"rp-{document.number:06d}"
+    if (outbox / name).exists():
+        return  # dropped before a cut, not taken yet: its gateway takes it when it starts
     hidden = outbox / f".{name}"
+    shutil.rmtree(hidden, ignore_errors=True)  # half written when a cut came
     hidden.mkdir()
     job = {
         "document_id": document.document_id,
@@ -127,23 +138,46 @@ class Expected:
     recalls: int = 0  # 13 at every recipient of a recalled document
 
 
-def _wait_quiet(progress: Progress, expected: Expected, stall_seconds: float, day: date) -> None:
-    """Until everything dropped so far has arrived where it was sent."""
-    last, moved = None, time.monotonic()
-    while True:
-        progress.poll()
-        now = (progress.delivered + progress.refused, progress.receipts, progress.recalls)
-        if all(got >= want for got, want in zip(now, (expected.deliveries, expected.receipts, expected.recalls))):  # noqa: B905
-            return
-        if now != last:
-            last, moved = now, time.monotonic()
-        elif time.monotonic() - moved > stall_seconds:
-            raise TimeoutError(
-                f"{day}: nothing moved for {stall_seconds:.0f} s: delivered or refused {now[0]} of"
-                f" {expected.deliveries}, statuses back {now[1]} of {expected.receipts},"
-                f" recalls {now[2]} of {expected.recalls}"
-            )
-        time.sleep(0.1)
+@dataclass
+class Pace:
+    """Waits for the exchange to catch up with what was dropped, writing the journal meanwhile;
+    ``cut_at``: the deliveries after which the whole province and this generator are killed, as
+    a power cut would (--interrupt-in-step, how --resume is tested)."""
+
+    progress: Progress
+    stall_seconds: float
+    checkpoint: Callable[[], None]
+    province: Province
+    cut_at: int | None = None
+
+    def wait_quiet(self, expected: Expected, day: date) -> None:
+        """Until everything dropped so far has arrived where it was sent."""
+        last, moved, saved = None, time.monotonic(), time.monotonic()
+        while True:
+            self.progress.poll()
+            now = (self.progress.delivered + self.progress.refused, self.progress.receipts, self.progress.recalls)
+            if self.cut_at is not None and now[0] >= self.cut_at:
+                self._cut()
+            if all(got >= want for got, want in zip(now, (expected.deliveries, expected.receipts, expected.recalls))):  # noqa: B905
+                return
+            if time.monotonic() - saved >= journal.CHECKPOINT_SECONDS:
+                self.checkpoint()
+                saved = time.monotonic()
+            if now != last:
+                last, moved = now, time.monotonic()
+            elif time.monotonic() - moved > self.stall_seconds:
+                raise TimeoutError(
+                    f"{day}: nothing moved for {self.stall_seconds:.0f} s: delivered or refused {now[0]} of"
+                    f" {expected.deliveries}, statuses back {now[1]} of {expected.receipts},"
+                    f" recalls {now[2]} of {expected.recalls}"
+                )
+            time.sleep(0.1)
+
+    def _cut(self) -> None:
+        print(f"quarter: cutting the power at {self.progress.delivered} deliveries", file=sys.stderr, flush=True)
+        for process in self.province.processes:
+            process.popen.kill()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _answer(province: Province, answer: traffic.Answer) -> None:
@@ -161,6 +195,8 @@ def _answer(province: Province, answer: traffic.Answer) -> None:
 def _recall(province: Province, document: traffic.Planned) -> None:
     agency = province.shape.agencies[document.sender]
     config = province.folders.installation(province.shape.installations[agency.installation]) / "gateway.toml"
+    if _recalled(config.parent / "var" / "gateway.sqlite3", document.document_id):
+        return  # asked before a cut, in the step --resume does again
     command = ["recall", "--config", str(config), document.document_id, "--reason", "Văn bản ban hành nhầm"]
     completed = subprocess.run(
         [sys.executable, "-P", "-m", "gateway", *command], capture_output=True, text=True, timeout=120
@@ -169,30 +205,15 @@ def _recall(province: Province, document: traffic.Planned) -> None:
         raise RuntimeError(f"recall of {document.document_id} failed: {completed.stderr[-1000:]}")
 
 
-def _disk_bytes(root: Path) -> tuple[int, int]:
-    """Bytes on disk of the exchange's data (records, signed copies, inboxes, the axes' stores)
-    and of the logs; the PKI and the replay's own clock are neither. Taken before the traffic
-    and after it: the difference is what the documents cost."""
-    data = logs = 0
-    for folder, _, files in os.walk(root):
-        if Path(folder).name in ("pki", "clock"):
-            continue
-        for name in files:
-            try:
-                size = os.lstat(os.path.join(folder, name)).st_blocks * 512
-            except OSError:
-                continue
-            if name.endswith(".log"):
-                logs += size
-            else:
-                data += size
-    return data, logs
-
-
-def _own_cpu_seconds() -> float:
-    """This process's CPU and that of the commands it ran and waited for (recall)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+def _recalled(database: Path, document_id: str) -> bool:
+    """Whether the sender's gateway holds a recall (13) of its document ``document_id``."""
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)) as db:
+        found = db.execute(
+            "SELECT 1 FROM outgoing AS recall JOIN outgoing AS sent ON recall.answers = sent.id"
+            " WHERE recall.status_code = '13' AND sent.document_id = ? LIMIT 1",
+            (document_id,),
+        ).fetchone()
+    return found is not None
 
 
 def _report(province: Province) -> dict:
@@ -206,22 +227,46 @@ def _report(province: Province) -> dict:
 
 
 def replay(root: Path, args: argparse.Namespace) -> int:
+    """The replay, made anew in ``root`` or (``args.resume``) gone on with from its journal."""
     began = time.monotonic()
+    resuming = args.resume is not None
+    if resuming:
+        record = journal.Journal.load(root)
+        if record.finished:
+            print(f"quarter: the replay in {root} has finished; its figures are in {root / FIGURES}", file=sys.stderr)
+            return 2
+    else:
+        record = journal.Journal(root / journal.NAME, args.scale, args.seed, args.step, commit=_commit())
+    if record.commit != _commit():
+        print(f"quarter: warning: begun at {record.commit}, going on at {_commit()}", file=sys.stderr)
     clock = ShiftedClock(root / "clock")
     the_shape = shape.build()
-    plan = traffic.plan(the_shape, args.scale, args.seed, step=args.step)
+    plan = traffic.plan(the_shape, record.scale, record.seed, step=record.step)
     folders = build.Folders(root)
-    clock.set(_moment(plan.days[0], 7))
-    build.write_province(folders, the_shape)
+    if resuming:
+        killed = journal.stop_leftovers(record.pids, root)
+        if killed:
+            print(f"quarter: killed {len(killed)} processes left from before the cut", file=sys.stderr)
+        record.resumed()
+        # the clock goes on from a little after the last checkpoint, never back: a retry the
+        # gateways set before the cut is not put off by the time the cut lost
+        clock.set(datetime.fromtimestamp(record.moment + RESUME_MARGIN_SECONDS, tz=VIETNAM))
+    else:
+        clock.set(_moment(plan.days[0], 7))
+        build.write_province(folders, the_shape)
     province = Province(folders, the_shape, clock)
     built = time.monotonic()
-    print(f"quarter: province written in {built - began:.1f} s under {root}", file=sys.stderr)
+    made = "found" if resuming else "written"
+    print(f"quarter: province {made} in {built - began:.1f} s under {root}", file=sys.stderr)
     try:
         national_url = province.start_axis("national axis", folders.national)
-        build.bridge(folders, national_url)
+        if not resuming:
+            build.bridge(folders, national_url)
         provincial_url = province.start_axis("provincial axis", folders.provincial)
-        build.write_gateways(folders, the_shape, national_url, provincial_url)
+        if not resuming:
+            build.write_gateways(folders, the_shape, national_url, provincial_url)
         province.start_gateways()
+        record.pids = [p.popen.pid for p in province.processes]
         _wait_for_directories(province)
         started = time.monotonic()
         print(f"quarter: {len(province.processes)} processes up in {started - built:.1f} s", file=sys.stderr)
@@ -229,112 +274,94 @@ def replay(root: Path, args: argparse.Namespace) -> int:
         databases = [folders.installation(i) / "var" / "gateway.sqlite3" for i in the_shape.installations.values()]
         progress = Progress(databases)
         profiled = _profiled(province)
-        idle_before = sum(p.cpu_seconds() for p in province.processes)
-        profilers = start_profilers(profiled, args.profile and args.profile / "idle")
-        time.sleep(IDLE_SECONDS)
-        stop_profilers(profilers)
-        idle_percent = 100 * (sum(p.cpu_seconds() for p in province.processes) - idle_before) / IDLE_SECONDS
-        cpu_before = {id(p): p.cpu_seconds() for p in province.processes}
-        system_before = sum(p.system_seconds() for p in province.processes)
-        generator_before = _own_cpu_seconds()
-        disk_before = _disk_bytes(root)  # empty databases, WAL files, folders: not the documents' cost
+        if resuming:
+            record.restart_seconds.append(started - began)
+        else:
+            record.setup_seconds = started - began
+            record.idle_percent = _idle_percent(province, profiled, args.profile)
+            # empty databases, WAL files, folders: not the documents' cost
+            record.disk_before = footprint.disk_bytes(root)
         profilers = start_profilers(profiled, args.profile)
-        traffic_began = time.monotonic()
+        meter = Meter(province.processes)
+
+        def checkpoint() -> None:
+            record.current, record.moment = meter.spent(), clock.now()
+            record.save()
+
+        checkpoint()
+        pace = Pace(progress, args.stall_seconds, checkpoint, province)
         expected = Expected()
         for number, step in enumerate(plan.steps):
-            clock.set(_moment(step.day, 8 if number < len(plan.days) else 17))
+            deliveries = sum(len(d.recipients) for d in step.documents)
+            if number < record.steps_done:  # done before a cut
+                expected.deliveries += deliveries
+                expected.receipts += deliveries + len(step.carried) + len(step.answers)
+                expected.recalls += sum(len(d.recipients) for d in step.recalls)
+                continue
+            # never back: a resumed step goes on at the clock the cut left
+            moment = max(_moment(step.day, 8 if number < len(plan.days) else 17).timestamp(), clock.now())
+            clock.set(datetime.fromtimestamp(moment, tz=VIETNAM))
+            checkpoint()  # the journal's clock is never behind the province's: a resume goes on from it
             for document in step.documents:
                 _drop(province, document)
             for answer in step.carried:
                 _answer(province, answer)
-            deliveries = sum(len(d.recipients) for d in step.documents)
+            if args.interrupt_in_step == number + 1:
+                pace.cut_at = expected.deliveries + deliveries // 2
             expected.deliveries += deliveries
             expected.receipts += deliveries + len(step.carried)
-            _wait_quiet(progress, expected, args.stall_seconds, step.day)
+            pace.wait_quiet(expected, step.day)
             for answer in step.answers:
                 _answer(province, answer)
             for document in step.recalls:
                 _recall(province, document)
             expected.receipts += len(step.answers)
             expected.recalls += sum(len(d.recipients) for d in step.recalls)
-            _wait_quiet(progress, expected, args.stall_seconds, step.day)
+            pace.wait_quiet(expected, step.day)
+            record.steps_done = number + 1
+            checkpoint()
             print(
                 f"quarter: {step.day} {len(step.documents)} documents, {len(step.answers) + len(step.carried)}"
                 f" answers, {len(step.recalls)} recalls; {expected.deliveries} deliveries so far",
                 file=sys.stderr,
             )
-        wall = time.monotonic() - traffic_began
-        cpu = [(p, p.cpu_seconds() - cpu_before[id(p)]) for p in province.processes]
-        system = sum(p.system_seconds() for p in province.processes) - system_before
-        generator = _own_cpu_seconds() - generator_before  # before py-spy's CPU is counted as a child's
         stop_profilers(profilers)
-        peaks: dict[str, float] = {}
-        for process in province.processes:
-            peaks[process.kind] = max(peaks.get(process.kind, 0.0), process.peak_rss_mib())
         progress.close()
     finally:
         province.stop()
     verdict = ledger.check(folders, the_shape, plan)
-    report = _report(province)
-    totals = plan.totals({a.code for a in the_shape.province})
-    printed = {
-        "sent": report["sent"]["total"],
-        "sent_with_paper": report["sent"]["with_paper"],
-        "received": report["received"]["total"],
-        "received_digitized": report["received"]["digitized"],
-    }
-    deliveries = sum(len(d.recipients) for d in plan.documents)
-    answers = sum(len(step.answers) + len(step.carried) for step in plan.steps)
-    recalled = sum(len(d.recipients) for step in plan.steps for d in step.recalls)
-    cpu_total = sum(seconds for _, seconds in cpu)
-    data_bytes, log_bytes = (after - before for after, before in zip(_disk_bytes(root), disk_before, strict=True))
-    by_kind: dict[str, float] = {}
-    for process, seconds in cpu:
-        by_kind[process.kind] = by_kind.get(process.kind, 0.0) + seconds
-    figures = {
-        "scale": args.scale,
-        "seed": args.seed,
-        "step": args.step,
-        **printed,
-        "report_matches_plan": printed == totals,
-        "documents": len(plan.documents),
-        "deliveries": deliveries,
-        "lost": verdict.lost,
-        "duplicated": verdict.duplicated,
-        "unexpected": verdict.unexpected,
-        "receipts_missing": verdict.receipts_missing,
-        "statuses_missing": verdict.statuses_missing,
-        "statuses_repeated": verdict.statuses_repeated,
-        "answers": answers,
-        "recalls": sum(len(step.recalls) for step in plan.steps),
-        "report_statuses": {
-            "refused_by_recipients": sum(report["statuses"]["refused_by_recipients"].values()),
-            "finished": report["statuses"]["finished"],
-            "accepted_within_1_working_day": report["statuses"]["accepted_within_1_working_day"],
-            "recalls_sent": report["statuses"]["recalls_sent"],
-        },
-        "steps": len(plan.days),
-        "setup_seconds": round(started - began, 1),
-        "wall_seconds": round(wall, 1),
-        "deliveries_per_second": round(deliveries / wall, 1),
-        "cpu_ms_per_delivery": round(1000 * cpu_total / deliveries, 2),
-        # every message carried: each delivered document, its 01, each answer and recall
-        "cpu_ms_per_message": round(1000 * cpu_total / (2 * deliveries + answers + recalled), 2),
-        "cpu_system_share": round(system / cpu_total, 3),
-        "cpu_ms_per_delivery_by_kind": {k: round(1000 * v / deliveries, 2) for k, v in sorted(by_kind.items())},
-        "idle_cpu_percent_of_a_core": round(idle_percent, 1),
-        # what the processes would have used with nothing to do for as long as the traffic took
-        "idle_share_of_cpu": round(idle_percent / 100 * wall / cpu_total, 3),
-        "generator_cpu_ms_per_delivery": round(1000 * generator / deliveries, 2),
-        "peak_rss_mib": {k: round(v, 1) for k, v in sorted(peaks.items())},
-        "disk_mib_per_1000_documents": round(data_bytes / 2**20 / len(plan.documents) * 1000, 1),
-        "log_mib_per_1000_documents": round(log_bytes / 2**20 / len(plan.documents) * 1000, 1),
-        "projected_full_scale_seconds": round(wall / args.scale),
-    }
-    _print(figures, totals, verdict)
+    for event, lines in footprint.errors_logged(root).most_common():
+        verdict.errors_logged += lines
+        verdict.note(f"{lines} error lines in the logs: {event}")
+    province_codes = {a.code for a in the_shape.province}
+    result = figures.compute(record, plan, province_codes, _report(province), verdict, footprint.disk_bytes(root))
+    record.finished = True
+    record.save()
+    (root / FIGURES).write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    figures.show(result, verdict)
     if args.profile:
-        _print_profiles(args.profile)
-    return 0 if figures["report_matches_plan"] and verdict.clean else 1
+        figures.show_profiles(args.profile)
+    return 0 if result["report_matches_plan"] and verdict.clean else 1
+
+
+def _idle_percent(province: Province, profiled: dict[str, int], profile: Path | None) -> float:
+    """CPU of the province's processes with nothing to do, in per cent of a core."""
+    idle_before = sum(p.cpu_seconds() for p in province.processes)
+    profilers = start_profilers(profiled, profile and profile / "idle")
+    time.sleep(IDLE_SECONDS)
+    stop_profilers(profilers)
+    return 100 * (sum(p.cpu_seconds() for p in province.processes) - idle_before) / IDLE_SECONDS
+
+
+def _commit() -> str:
+    """The project's commit the replay runs, for the journal: a resumed run should run the same."""
+    git = shutil.which("git")
+    if git is None:
+        return "unknown"
+    completed = subprocess.run(
+        [git, "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, check=False
+    )
+    return completed.stdout.strip() or "unknown"
 
 
 def _profiled(province: Province) -> dict[str, int]:
@@ -349,50 +376,3 @@ def _profiled(province: Province) -> dict[str, int]:
             role = "huyen" if int(process.name.split(".")[2]) > 33 else "so"  # 000.00.34-44.H58
             chosen.setdefault(f"{label}-{role}", process.popen.pid)
     return chosen
-
-
-def _print_profiles(folder: Path) -> None:
-    for phase, where in (("traffic", folder), ("idle", folder / "idle")):
-        for raw in sorted(where.glob("*.txt")):
-            print(f"\nprofile of {raw.stem}, {phase} (share of samples, inclusive):")
-            for name, share in summarize(raw, top=24):
-                print(f"  {share:5.1f} %  {name}")
-
-
-def _print(figures: dict, expected: dict, verdict: ledger.Verdict) -> None:
-    rows = [
-        ("sent (report / plan)", f"{figures['sent']:,} / {expected['sent']:,}"),
-        ("  with a paper copy", f"{figures['sent_with_paper']:,} / {expected['sent_with_paper']:,}"),
-        ("received (report / plan)", f"{figures['received']:,} / {expected['received']:,}"),
-        ("  digitised from paper", f"{figures['received_digitized']:,} / {expected['received_digitized']:,}"),
-        ("documents, deliveries", f"{figures['documents']:,}, {figures['deliveries']:,}"),
-        ("lost, duplicated, 01 missing", f"{figures['lost']}, {figures['duplicated']}, {figures['receipts_missing']}"),
-        ("answers (02-06, 15), recalls (13)", f"{figures['answers']:,}, {figures['recalls']}"),
-        ("statuses missing, repeated", f"{figures['statuses_missing']}, {figures['statuses_repeated']}"),
-        *((f"  report: {key.replace('_', ' ')}", f"{value:,}") for key, value in figures["report_statuses"].items()),
-        ("calendar steps", f"{figures['steps']} ({figures['step']})"),
-        ("setup (build, start)", f"{figures['setup_seconds']} s"),
-        ("wall time of the traffic", f"{figures['wall_seconds']} s"),
-        ("deliveries per second", f"{figures['deliveries_per_second']}"),
-        ("CPU ms per delivery, all processes", f"{figures['cpu_ms_per_delivery']}"),
-        ("CPU ms per message (document, 01, answer)", f"{figures['cpu_ms_per_message']}"),
-        ("  of it in the kernel", f"{figures['cpu_system_share']:.0%}"),
-        *((f"  {kind}", f"{ms}") for kind, ms in figures["cpu_ms_per_delivery_by_kind"].items()),
-        (
-            "idle CPU of all processes (% of a core)",
-            f"{figures['idle_cpu_percent_of_a_core']}; {figures['idle_share_of_cpu']:.0%} of the traffic's CPU",
-        ),
-        ("this generator, CPU ms per delivery", f"{figures['generator_cpu_ms_per_delivery']}"),
-        *((f"peak RSS, {kind} (MiB)", f"{mib}") for kind, mib in figures["peak_rss_mib"].items()),
-        (
-            "disk per 1,000 documents, data; logs (MiB)",
-            f"{figures['disk_mib_per_1000_documents']}; {figures['log_mib_per_1000_documents']}",
-        ),
-        ("projected at scale 1", f"{figures['projected_full_scale_seconds']:,} s"),
-    ]
-    width = max(len(label) for label, _ in rows)
-    for label, value in rows:
-        print(f"{label:<{width}}  {value}")
-    for example in verdict.examples:
-        print(f"  {example}")
-    print(json.dumps(figures, ensure_ascii=False))

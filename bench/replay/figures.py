@@ -1,0 +1,135 @@
+"""The replay's figures: what the traffic cost (from the journal, over every stretch of the run),
+the report against the plan, the ledger's verdict; printed as a table and one JSON line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.replay import ledger, traffic
+from bench.replay.journal import Journal
+from bench.tools.profiling import summarize
+
+
+def compute(
+    journal: Journal,
+    plan: traffic.Plan,
+    province: set[str],
+    report: dict,
+    verdict: ledger.Verdict,
+    disk: tuple[int, int],
+) -> dict:
+    """``province``: the codes of the province's agencies (the report's side); ``disk``: data
+    and log bytes now."""
+    spent = journal.spent
+    printed = {
+        "sent": report["sent"]["total"],
+        "sent_with_paper": report["sent"]["with_paper"],
+        "received": report["received"]["total"],
+        "received_digitized": report["received"]["digitized"],
+    }
+    totals = plan.totals(province)
+    deliveries = sum(len(d.recipients) for d in plan.documents)
+    answers = sum(len(step.answers) + len(step.carried) for step in plan.steps)
+    recalled = sum(len(d.recipients) for step in plan.steps for d in step.recalls)
+    cpu_total = sum(spent.cpu_by_kind.values())
+    data_bytes, log_bytes = (after - before for after, before in zip(disk, journal.disk_before, strict=True))
+    wall = spent.wall
+    return {
+        "scale": journal.scale,
+        "seed": journal.seed,
+        "step": journal.step,
+        **printed,
+        "report_matches_plan": printed == totals,
+        "documents": len(plan.documents),
+        "deliveries": deliveries,
+        "lost": verdict.lost,
+        "duplicated": verdict.duplicated,
+        "unexpected": verdict.unexpected,
+        "receipts_missing": verdict.receipts_missing,
+        "statuses_missing": verdict.statuses_missing,
+        "statuses_repeated": verdict.statuses_repeated,
+        "errors_logged": verdict.errors_logged,
+        "answers": answers,
+        "recalls": sum(len(step.recalls) for step in plan.steps),
+        "report_statuses": {
+            "refused_by_recipients": sum(report["statuses"]["refused_by_recipients"].values()),
+            "finished": report["statuses"]["finished"],
+            "accepted_within_1_working_day": report["statuses"]["accepted_within_1_working_day"],
+            "recalls_sent": report["statuses"]["recalls_sent"],
+        },
+        "steps": len(plan.days),
+        "setup_seconds": round(journal.setup_seconds, 1),
+        # the run cut (the machine stopped) and resumed with --resume: each restart's start of
+        # the province is not in the wall time, and each cut loses at most a checkpoint's work
+        "interruptions": journal.interruptions,
+        "restart_seconds": [round(s, 1) for s in journal.restart_seconds],
+        "wall_seconds": round(wall, 1),
+        "deliveries_per_second": round(deliveries / wall, 1),
+        "cpu_ms_per_delivery": round(1000 * cpu_total / deliveries, 2),
+        # every message carried: each delivered document, its 01, each answer and recall
+        "cpu_ms_per_message": round(1000 * cpu_total / (2 * deliveries + answers + recalled), 2),
+        "cpu_system_share": round(spent.system / cpu_total, 3),
+        "cpu_ms_per_delivery_by_kind": {k: round(1000 * v / deliveries, 2) for k, v in spent.cpu_by_kind.items()},
+        "idle_cpu_percent_of_a_core": round(journal.idle_percent, 1),
+        # what the processes would have used with nothing to do for as long as the traffic took
+        "idle_share_of_cpu": round(journal.idle_percent / 100 * wall / cpu_total, 3),
+        "generator_cpu_ms_per_delivery": round(1000 * spent.generator / deliveries, 2),
+        "peak_rss_mib": {k: round(v, 1) for k, v in sorted(spent.peaks.items())},
+        "disk_mib_per_1000_documents": round(data_bytes / 2**20 / len(plan.documents) * 1000, 1),
+        "log_mib_per_1000_documents": round(log_bytes / 2**20 / len(plan.documents) * 1000, 1),
+        "projected_full_scale_seconds": round(wall / journal.scale),
+        "expected": totals,
+    }
+
+
+def show(figures: dict, verdict: ledger.Verdict) -> None:
+    expected = figures["expected"]
+    rows = [
+        ("sent (report / plan)", f"{figures['sent']:,} / {expected['sent']:,}"),
+        ("  with a paper copy", f"{figures['sent_with_paper']:,} / {expected['sent_with_paper']:,}"),
+        ("received (report / plan)", f"{figures['received']:,} / {expected['received']:,}"),
+        ("  digitised from paper", f"{figures['received_digitized']:,} / {expected['received_digitized']:,}"),
+        ("documents, deliveries", f"{figures['documents']:,}, {figures['deliveries']:,}"),
+        ("lost, duplicated, 01 missing", f"{figures['lost']}, {figures['duplicated']}, {figures['receipts_missing']}"),
+        ("answers (02-06, 15), recalls (13)", f"{figures['answers']:,}, {figures['recalls']}"),
+        ("statuses missing, repeated", f"{figures['statuses_missing']}, {figures['statuses_repeated']}"),
+        ("error lines in the 50 logs", f"{figures['errors_logged']}"),
+        *((f"  report: {key.replace('_', ' ')}", f"{value:,}") for key, value in figures["report_statuses"].items()),
+        ("calendar steps", f"{figures['steps']} ({figures['step']})"),
+        ("setup (build, start)", f"{figures['setup_seconds']} s"),
+        ("cuts, each resumed (--resume)", f"{figures['interruptions']}; restarts {figures['restart_seconds']} s"),
+        ("wall time of the traffic", f"{figures['wall_seconds']} s"),
+        ("deliveries per second", f"{figures['deliveries_per_second']}"),
+        ("CPU ms per delivery, all processes", f"{figures['cpu_ms_per_delivery']}"),
+        ("CPU ms per message (document, 01, answer)", f"{figures['cpu_ms_per_message']}"),
+        ("  of it in the kernel", f"{figures['cpu_system_share']:.0%}"),
+        *((f"  {kind}", f"{ms}") for kind, ms in figures["cpu_ms_per_delivery_by_kind"].items()),
+        (
+            "idle CPU of all processes (% of a core)",
+            f"{figures['idle_cpu_percent_of_a_core']}; {figures['idle_share_of_cpu']:.0%} of the traffic's CPU",
+        ),
+        ("this generator, CPU ms per delivery", f"{figures['generator_cpu_ms_per_delivery']}"),
+        *((f"peak RSS, {kind} (MiB)", f"{mib}") for kind, mib in figures["peak_rss_mib"].items()),
+        (
+            "disk per 1,000 documents, data; logs (MiB)",
+            f"{figures['disk_mib_per_1000_documents']}; {figures['log_mib_per_1000_documents']}",
+        ),
+        ("projected at scale 1", f"{figures['projected_full_scale_seconds']:,} s"),
+    ]
+    if not figures["interruptions"]:
+        rows = [row for row in rows if not row[0].startswith("cuts,")]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    for example in verdict.examples:
+        print(f"  {example}")
+    print(json.dumps({k: v for k, v in figures.items() if k != "expected"}, ensure_ascii=False))
+
+
+def show_profiles(folder: Path) -> None:
+    for phase, where in (("traffic", folder), ("idle", folder / "idle")):
+        for raw in sorted(where.glob("*.txt")):
+            print(f"\nprofile of {raw.stem}, {phase} (share of samples, inclusive):")
+            for name, share in summarize(raw, top=24):
+                print(f"  {share:5.1f} %  {name}")
