@@ -54,8 +54,8 @@ ROOT_ENV = "QUARTER_REPLAY_ROOT"
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=1.0, help="share of the published volume (default 1)")
-    parser.add_argument("--seed", type=int, default=2023)
+    parser.add_argument("--scale", type=float, help="share of the published volume (default 1)")
+    parser.add_argument("--seed", type=int, help="of the traffic's plan (default 2023)")
     parser.add_argument("--step", choices=("day", "week"), help="how the clock steps (default: day from --scale 0.1)")
     parser.add_argument("--keep", type=Path, help="build the province in this (new) folder and leave it there")
     parser.add_argument("--resume", type=Path, help="go on with the replay kept in this folder, cut before its end")
@@ -65,8 +65,13 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--profile", type=Path, help="folder for py-spy profiles of both axes and three gateways")
     parser.add_argument("--stall-seconds", type=float, default=180.0, help="fail when nothing moves this long")
     args = parser.parse_args()
-    if args.resume is not None and args.keep is not None:
-        parser.error("--resume goes on in the folder it names: no --keep with it")
+    if args.resume is not None:
+        given = [name for name in ("keep", "scale", "seed", "step") if getattr(args, name) is not None]
+        if given:  # the journal holds the run's scale, seed and step; the folder is the run's
+            parser.error(f"--resume goes on with the replay as it was begun: no --{', --'.join(given)} with it")
+        return args
+    args.scale = 1.0 if args.scale is None else args.scale
+    args.seed = 2023 if args.seed is None else args.seed
     if args.interrupt_in_step is not None and args.keep is None and args.resume is None:
         parser.error("--interrupt-in-step needs --keep (or --resume): the cut replay is resumed from that folder")
     if not 0 < args.scale <= 1:

@@ -124,8 +124,11 @@ def cmd_respond(args: argparse.Namespace) -> int:
 def cmd_recall(args: argparse.Namespace) -> int:
     from gateway.daemon import commands
 
-    recipients = commands.recall(_daemon_config(args), args.document_id, reason=args.reason)
-    print(f"recall request (13) queued for {', '.join(recipients)}")
+    queued, before = commands.recall(_daemon_config(args), args.document_id, reason=args.reason)
+    if queued:
+        print(f"recall request (13) queued for {', '.join(queued)}")
+    if before:
+        print(f"recall request (13) queued before for {', '.join(before)}: not sent again")
     return EXIT_OK
 
 

@@ -3,18 +3,25 @@ read back whole after a cut, and the processes a cut left behind stopped, only t
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-from bench.replay.journal import NAME, Journal, Spent, stop_leftovers
+from bench.replay import shape, steps, traffic
+from bench.replay.build import Folders
+from bench.replay.cost import Spent
+from bench.replay.journal import NAME, Journal, NoJournal
+from bench.replay.processes import stop_leftovers
 
 
 def test_a_journal_reads_back_what_was_written(tmp_path: Path) -> None:
-    written = Journal(tmp_path / NAME, 0.01, 7, "week", commit="abc", steps_done=4, moment=1690851600.5)
+    written = Journal(tmp_path / NAME, 0.01, 7, "week", commits=["abc"], steps_done=4, moment=1690851600.5)
     written.current = Spent(wall=12.5, cpu_by_kind={"national axis": 3.0}, system=0.5, peaks={"national axis": 80})
     written.restart_seconds.append(31.0)
     written.disk_before = (1000, 10)
@@ -36,22 +43,21 @@ def test_a_resumed_journal_adds_the_cut_stretch_to_the_earlier_ones() -> None:
 
 
 def test_a_folder_that_is_no_journal_is_said_plainly(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match=r"holds no replay-journal\.json"):
+    with pytest.raises(NoJournal, match=r"holds no replay-journal\.json"):
         Journal.load(tmp_path)
-    (tmp_path / NAME).write_text("{", encoding="utf-8")
-    with pytest.raises(SystemExit, match="is not a journal"):
-        Journal.load(tmp_path)
+    for text in ("{", "[]", '{"scale": 1}'):
+        (tmp_path / NAME).write_text(text, encoding="utf-8")
+        with pytest.raises(NoJournal, match="is not a journal"):
+            Journal.load(tmp_path)
 
 
-def test_only_the_processes_working_in_the_replay_are_stopped(tmp_path: Path) -> None:
-    inside, outside = tmp_path / "province" / "000.00.01.H58", tmp_path / "elsewhere"
-    inside.mkdir(parents=True)
-    outside.mkdir()
+def test_only_the_processes_reading_the_replays_clock_are_stopped(tmp_path: Path) -> None:
+    clock_file = tmp_path / "clock" / "clock-offset"
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
-    left = subprocess.Popen(sleeper, cwd=inside)
-    other = subprocess.Popen(sleeper, cwd=outside)
+    left = subprocess.Popen(sleeper, env={**os.environ, "SHIFTED_CLOCK_FILE": str(clock_file)})
+    other = subprocess.Popen(sleeper, env={**os.environ, "SHIFTED_CLOCK_FILE": str(tmp_path / "another")})
     try:
-        killed = stop_leftovers([left.pid, other.pid, 2**22 + 1], tmp_path / "province")
+        killed = stop_leftovers([left.pid, other.pid, 2**22 + 1], clock_file)
         assert killed == [left.pid]
         assert left.wait(10) == -9
         time.sleep(0.1)
@@ -60,3 +66,31 @@ def test_only_the_processes_working_in_the_replay_are_stopped(tmp_path: Path) ->
         for process in (left, other):
             process.kill()
             process.wait()
+
+
+def test_a_resumed_clock_goes_on_from_the_latest_line_logged(tmp_path: Path) -> None:
+    axis, gateway, empty = tmp_path / "axis.log", tmp_path / "gateway.log", tmp_path / "new.log"
+    line = '{{"event": "x", "timestamp": "{}"}}\n'
+    axis.write_text(line.format("2023-08-07T01:00:00.5Z") * 500, encoding="utf-8")
+    # a gateway killed in the middle of a line: the last whole one counts
+    gateway.write_text(line.format("2023-08-07T01:02:00Z") + '{"event": "y", "timesta', encoding="utf-8")
+    empty.touch()
+    moment = steps.latest_moment([axis, gateway, empty, tmp_path / "absent.log"])
+    assert moment == datetime(2023, 8, 7, 1, 2, tzinfo=UTC).timestamp()
+
+
+def test_a_job_folder_dropped_again_after_a_cut_is_left_or_written_whole(tmp_path: Path) -> None:
+    the_shape = shape.build()
+    folders = Folders(tmp_path)
+    document = traffic.Planned(7, shape.PROVINCE_CODE, ("000.00.01.H58",), date(2023, 8, 7), False, False)
+    outbox = folders.outbox(the_shape, document.sender)
+    outbox.mkdir(parents=True)
+    (outbox / ".rp-000007").mkdir()  # half written when the cut came
+    (outbox / ".rp-000007" / "document.json").write_text("{", encoding="utf-8")
+    steps.drop(folders, the_shape, document)
+    dropped = outbox / "rp-000007"
+    job = json.loads((dropped / "document.json").read_text(encoding="utf-8"))
+    assert job["document_id"] == document.document_id and not (outbox / ".rp-000007").exists()
+    first = {p.name: p.read_bytes() for p in dropped.iterdir()}
+    steps.drop(folders, the_shape, document)  # there, not taken yet: left as it is
+    assert {p.name: p.read_bytes() for p in dropped.iterdir()} == first

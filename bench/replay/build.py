@@ -65,6 +65,10 @@ class Folders:
     def outbox(self, shape: Shape, code: str) -> Path:
         return self.inbox(shape, code).with_name("outbox")
 
+    def process_folders(self, shape: Shape) -> list[Path]:
+        """Where each of the province's processes runs and logs: both axes, every installation."""
+        return [self.national, self.provincial, *(self.installation(i) for i in shape.installations.values())]
+
 
 def _issue_batch(
     ca_pem: tuple[bytes, bytes], installations: list[tuple[str, str, list[tuple[str, str]]]]

@@ -60,9 +60,11 @@ def compute(
         },
         "steps": len(plan.days),
         "setup_seconds": round(journal.setup_seconds, 1),
-        # the run cut (the machine stopped) and resumed with --resume: each restart's start of
-        # the province is not in the wall time, and each cut loses at most a checkpoint's work
+        # the run cut (the machine stopped) and resumed with --resume: each restart of the
+        # province is in the wall time and its CPU (it takes up the cut step's work as it
+        # starts), and each cut loses what the cut step did after its last checkpoint
         "interruptions": journal.interruptions,
+        "commits": journal.commits,  # the project's, at the start of each stretch
         "restart_seconds": [round(s, 1) for s in journal.restart_seconds],
         "wall_seconds": round(wall, 1),
         "deliveries_per_second": round(deliveries / wall, 1),
@@ -98,7 +100,7 @@ def show(figures: dict, verdict: ledger.Verdict) -> None:
         *((f"  report: {key.replace('_', ' ')}", f"{value:,}") for key, value in figures["report_statuses"].items()),
         ("calendar steps", f"{figures['steps']} ({figures['step']})"),
         ("setup (build, start)", f"{figures['setup_seconds']} s"),
-        ("cuts, each resumed (--resume)", f"{figures['interruptions']}; restarts {figures['restart_seconds']} s"),
+        *_cuts(figures),
         ("wall time of the traffic", f"{figures['wall_seconds']} s"),
         ("deliveries per second", f"{figures['deliveries_per_second']}"),
         ("CPU ms per delivery, all processes", f"{figures['cpu_ms_per_delivery']}"),
@@ -117,14 +119,19 @@ def show(figures: dict, verdict: ledger.Verdict) -> None:
         ),
         ("projected at scale 1", f"{figures['projected_full_scale_seconds']:,} s"),
     ]
-    if not figures["interruptions"]:
-        rows = [row for row in rows if not row[0].startswith("cuts,")]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
     for example in verdict.examples:
         print(f"  {example}")
     print(json.dumps({k: v for k, v in figures.items() if k != "expected"}, ensure_ascii=False))
+
+
+def _cuts(figures: dict) -> list[tuple[str, str]]:
+    """The table's row for a run cut and resumed; none for a run in one stretch."""
+    if not figures["interruptions"]:
+        return []
+    return [("cuts, each resumed (--resume)", f"{figures['interruptions']}; restarts {figures['restart_seconds']} s")]
 
 
 def show_profiles(folder: Path) -> None:

@@ -7,7 +7,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-ERROR = b'"level": "error"'
+ERRORS = (b'"level": "error"', b'"level": "critical"')  # critical: an exception no handler caught
 
 
 def disk_bytes(root: Path) -> tuple[int, int]:
@@ -38,7 +38,7 @@ def errors_logged(root: Path) -> Counter[str]:
     for log in root.rglob("*.log"):
         with log.open("rb") as source:
             for line in source:
-                if ERROR in line:
+                if any(level in line for level in ERRORS):
                     try:
                         found[json.loads(line).get("event", "?")] += 1
                     except ValueError:

@@ -1,22 +1,20 @@
 """The province's processes: started with the shifted clock, their logs written straight to files
-(a quarter's log lines are millions: nothing of them is kept in memory here), and what the
-kernel says each one cost: CPU from /proc/PID/stat, peak RSS (VmHWM) from /proc/PID/status."""
+(a quarter's log lines are millions: nothing of them is kept in memory here); and those a cut
+left running, stopped before a resumed run starts the province again."""
 
 from __future__ import annotations
 
 import json
 import os
-import resource
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.replay.journal import Spent
+from bench.replay.cost import tree_cpu, tree_cpu_seconds
 from gateway.processes import terminate
-
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -88,54 +86,30 @@ class Process:
         terminate(self.popen, timeout)
 
 
-class Meter:
-    """What the province's processes and the load generator have cost since it was made."""
-
-    def __init__(self, processes: list[Process]) -> None:
-        self.processes = processes
-        self._began = time.monotonic()
-        self._cpu = {id(p): p.cpu_seconds() for p in processes}
-        self._system = sum(p.system_seconds() for p in processes)
-        self._generator = own_cpu_seconds()
-
-    def spent(self) -> Spent:
-        cpu_by_kind: dict[str, float] = {}
-        peaks: dict[str, float] = {}
-        for process in self.processes:
-            seconds = process.cpu_seconds() - self._cpu[id(process)]
-            cpu_by_kind[process.kind] = cpu_by_kind.get(process.kind, 0.0) + seconds
-            peaks[process.kind] = max(peaks.get(process.kind, 0.0), process.peak_rss_mib())
-        return Spent(
-            wall=time.monotonic() - self._began,
-            cpu_by_kind=cpu_by_kind,
-            system=sum(p.system_seconds() for p in self.processes) - self._system,
-            generator=own_cpu_seconds() - self._generator,
-            peaks=peaks,
-        )
+def stop_leftovers(pids: list[int], clock_file: Path, timeout: float = 30.0) -> list[int]:
+    """Kill what still runs of the province's last start (its load generator was killed alone,
+    say): those of ``pids`` that read the replay's clock ``clock_file``, so that a pid reused
+    since by another process is left alone. Returns the pids killed."""
+    killed = []
+    mark = f"SHIFTED_CLOCK_FILE={clock_file}".encode()
+    for pid in pids:
+        try:
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone, or not ours to look at
+        if mark in environment:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    deadline = time.monotonic() + timeout
+    while any(_running(pid) for pid in killed) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return killed
 
 
-def own_cpu_seconds() -> float:
-    """This process's CPU and that of the commands it ran and waited for (recall)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds of ``pid``, of its children it has waited for, and of those still running."""
-    return sum(tree_cpu(pid))
-
-
-def tree_cpu(pid: int) -> tuple[float, float]:
-    """:func:`tree_cpu_seconds` as (user, system): the kernel's share is where fsync, file and
-    socket work show."""
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs: a zombie (dead, its parent not told yet) does not."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0, 0.0
-    user = (int(fields[11]) + int(fields[13])) / TICKS  # utime cutime
-    system = (int(fields[12]) + int(fields[14])) / TICKS  # stime cstime
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in task.read_text().split():
-            child_user, child_system = tree_cpu(int(child))
-            user, system = user + child_user, system + child_system
-    return user, system
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

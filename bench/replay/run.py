@@ -4,36 +4,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import json
-import os
 import shutil
-import signal
-import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from bench.replay import build, figures, footprint, journal, ledger, shape, traffic
+from bench.replay import build, figures, footprint, journal, ledger, shape, steps, traffic
 from bench.replay.clock import ShiftedClock
-from bench.replay.processes import Meter, Process
+from bench.replay.cost import Meter
+from bench.replay.processes import Process, stop_leftovers
 from bench.replay.progress import Progress
 from bench.tools.profiling import start_profilers, stop_profilers
-from gateway.daemon.inbox import folder_name
 from gateway.edxml import VIETNAM
 
 # CPU of the 50 processes with no traffic (timers, long-polls), measured before it begins: the
 # share of each delivery's cost that depends on how long the run takes, not on what it carries.
 IDLE_SECONDS = 10.0
-# a resumed province's clock starts this long after the journal's last checkpoint, which was at
-# most journal.CHECKPOINT_SECONDS before the cut
+# a resumed province's clock starts this long after the latest time it saw: what the gateways
+# had set to happen within it is due at once, rather than waited for
 RESUME_MARGIN_SECONDS = 60.0
 FIGURES = "figures.json"  # the finished replay's figures, beside its journal
-ATTACHMENT = b"%PDF-1.4\n% a scanned page stands here\n" + bytes(range(256)) * 16 + b"\n%%EOF\n"  # 4 KB
+LOCK = "replay.lock"  # held by the generator running the replay: one at a time in a folder
 
 
 @dataclass
@@ -106,116 +102,6 @@ def _url(axis_folder: Path) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def _drop(province: Province, document: traffic.Planned) -> None:
-    """A job folder written as a document system should: hidden first, renamed when complete."""
-    names = province.shape.agencies
-    outbox = province.folders.outbox(province.shape, document.sender)
-    name = f"rp-{document.number:06d}"
-    if (outbox / name).exists():
-        return  # dropped before a cut, not taken yet: its gateway takes it when it starts
-    hidden = outbox / f".{name}"
-    shutil.rmtree(hidden, ignore_errors=True)  # half written when a cut came
-    hidden.mkdir()
-    job = {
-        "document_id": document.document_id,
-        "to": list(document.recipients),
-        "subject": f"Văn bản số {document.number} của {names[document.sender].name}",
-        "code_number": str(document.number),
-        "code_notation": "VT-RP",
-        "promulgation_date": document.day.isoformat(),
-        "paper": document.paper,
-        "digitized": document.digitized,
-    }
-    (hidden / "document.json").write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
-    (hidden / "van-ban.pdf").write_bytes(ATTACHMENT)
-    hidden.rename(outbox / name)
-
-
-@dataclass
-class Expected:
-    deliveries: int = 0
-    receipts: int = 0  # 01 for every delivery, and every answer
-    recalls: int = 0  # 13 at every recipient of a recalled document
-
-
-@dataclass
-class Pace:
-    """Waits for the exchange to catch up with what was dropped, writing the journal meanwhile;
-    ``cut_at``: the deliveries after which the whole province and this generator are killed, as
-    a power cut would (--interrupt-in-step, how --resume is tested)."""
-
-    progress: Progress
-    stall_seconds: float
-    checkpoint: Callable[[], None]
-    province: Province
-    cut_at: int | None = None
-
-    def wait_quiet(self, expected: Expected, day: date) -> None:
-        """Until everything dropped so far has arrived where it was sent."""
-        last, moved, saved = None, time.monotonic(), time.monotonic()
-        while True:
-            self.progress.poll()
-            now = (self.progress.delivered + self.progress.refused, self.progress.receipts, self.progress.recalls)
-            if self.cut_at is not None and now[0] >= self.cut_at:
-                self._cut()
-            if all(got >= want for got, want in zip(now, (expected.deliveries, expected.receipts, expected.recalls))):  # noqa: B905
-                return
-            if time.monotonic() - saved >= journal.CHECKPOINT_SECONDS:
-                self.checkpoint()
-                saved = time.monotonic()
-            if now != last:
-                last, moved = now, time.monotonic()
-            elif time.monotonic() - moved > self.stall_seconds:
-                raise TimeoutError(
-                    f"{day}: nothing moved for {self.stall_seconds:.0f} s: delivered or refused {now[0]} of"
-                    f" {expected.deliveries}, statuses back {now[1]} of {expected.receipts},"
-                    f" recalls {now[2]} of {expected.recalls}"
-                )
-            time.sleep(0.1)
-
-    def _cut(self) -> None:
-        print(f"quarter: cutting the power at {self.progress.delivered} deliveries", file=sys.stderr, flush=True)
-        for process in self.province.processes:
-            process.popen.kill()
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _answer(province: Province, answer: traffic.Answer) -> None:
-    """A status file in the recipient's drop folder, as its document system writes one."""
-    folder = folder_name(answer.document.sender, answer.document.document_id, "")
-    outbox = province.folders.outbox(province.shape, answer.recipient)
-    body = {"answers": folder, "code": answer.code, "staff": "Văn thư"}
-    if answer.description:
-        body["description"] = answer.description
-    hidden = outbox / f".{folder}-{answer.code}.status.json"
-    hidden.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
-    hidden.rename(outbox / hidden.name[1:])
-
-
-def _recall(province: Province, document: traffic.Planned) -> None:
-    agency = province.shape.agencies[document.sender]
-    config = province.folders.installation(province.shape.installations[agency.installation]) / "gateway.toml"
-    if _recalled(config.parent / "var" / "gateway.sqlite3", document.document_id):
-        return  # asked before a cut, in the step --resume does again
-    command = ["recall", "--config", str(config), document.document_id, "--reason", "Văn bản ban hành nhầm"]
-    completed = subprocess.run(
-        [sys.executable, "-P", "-m", "gateway", *command], capture_output=True, text=True, timeout=120
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"recall of {document.document_id} failed: {completed.stderr[-1000:]}")
-
-
-def _recalled(database: Path, document_id: str) -> bool:
-    """Whether the sender's gateway holds a recall (13) of its document ``document_id``."""
-    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)) as db:
-        found = db.execute(
-            "SELECT 1 FROM outgoing AS recall JOIN outgoing AS sent ON recall.answers = sent.id"
-            " WHERE recall.status_code = '13' AND sent.document_id = ? LIMIT 1",
-            (document_id,),
-        ).fetchone()
-    return found is not None
-
-
 def _report(province: Province) -> dict:
     command = ["report", "--config", str(province.folders.province), "--quarter", "2023Q3", "--format", "json"]
     completed = subprocess.run(
@@ -228,29 +114,58 @@ def _report(province: Province) -> dict:
 
 def replay(root: Path, args: argparse.Namespace) -> int:
     """The replay, made anew in ``root`` or (``args.resume``) gone on with from its journal."""
+    with (root / LOCK).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released however this process ends
+        except BlockingIOError:
+            print(f"quarter: another replay runs in {root}", file=sys.stderr)
+            return 2
+        record = _journal(root, args)
+        if isinstance(record, str):
+            print(f"quarter: {record}", file=sys.stderr)
+            return 2
+        return _run(root, args, record)
+
+
+def _journal(root: Path, args: argparse.Namespace) -> journal.Journal | str:
+    """The journal to go on with, or why there is none."""
+    commit = _commit()
+    if args.resume is None:
+        return journal.Journal(root / journal.NAME, args.scale, args.seed, args.step, commits=[commit])
+    try:
+        record = journal.Journal.load(root)
+    except journal.NoJournal as exc:
+        return str(exc)
+    if record.finished:
+        return f"the replay in {root} has finished; its figures are in {root / FIGURES}"
+    if not record.traffic_began:
+        return f"the replay in {root} was cut before its traffic began: remove the folder and start again"
+    if commit != record.commits[0]:
+        print(f"quarter: warning: begun at {record.commits[0]}, going on at {commit}", file=sys.stderr)
+    record.commits.append(commit)
+    return record
+
+
+def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
     began = time.monotonic()
     resuming = args.resume is not None
-    if resuming:
-        record = journal.Journal.load(root)
-        if record.finished:
-            print(f"quarter: the replay in {root} has finished; its figures are in {root / FIGURES}", file=sys.stderr)
-            return 2
-    else:
-        record = journal.Journal(root / journal.NAME, args.scale, args.seed, args.step, commit=_commit())
-    if record.commit != _commit():
-        print(f"quarter: warning: begun at {record.commit}, going on at {_commit()}", file=sys.stderr)
     clock = ShiftedClock(root / "clock")
     the_shape = shape.build()
     plan = traffic.plan(the_shape, record.scale, record.seed, step=record.step)
+    if args.interrupt_in_step is not None and not 1 <= args.interrupt_in_step <= len(plan.steps):
+        print(f"quarter: --interrupt-in-step is a step from 1 to {len(plan.steps)}", file=sys.stderr)
+        return 2
     folders = build.Folders(root)
     if resuming:
-        killed = journal.stop_leftovers(record.pids, root)
+        killed = stop_leftovers(record.pids, clock.offset_file)
         if killed:
             print(f"quarter: killed {len(killed)} processes left from before the cut", file=sys.stderr)
         record.resumed()
-        # the clock goes on from a little after the last checkpoint, never back: a retry the
-        # gateways set before the cut is not put off by the time the cut lost
-        clock.set(datetime.fromtimestamp(record.moment + RESUME_MARGIN_SECONDS, tz=VIETNAM))
+        # the clock goes on from a little after the latest the province saw (the journal's or
+        # its logs'), never back: a retry the gateways set before the cut is not put off
+        logs = [folder / name for folder in folders.process_folders(the_shape) for name in ("gateway.log", "axis.log")]
+        latest = max(record.moment, steps.latest_moment(logs))
+        clock.set(datetime.fromtimestamp(latest + RESUME_MARGIN_SECONDS, tz=VIETNAM))
     else:
         clock.set(_moment(plan.days[0], 7))
         build.write_province(folders, the_shape)
@@ -258,6 +173,15 @@ def replay(root: Path, args: argparse.Namespace) -> int:
     built = time.monotonic()
     made = "found" if resuming else "written"
     print(f"quarter: province {made} in {built - began:.1f} s under {root}", file=sys.stderr)
+    meter: Meter | None = None
+
+    def checkpoint(ahead: float = 0.0) -> None:
+        """The journal written; its clock never behind the province's (``ahead``: where it is set next)."""
+        if meter is not None:
+            record.current = meter.spent()
+        record.moment = max(record.moment, clock.now(), ahead)
+        record.save()
+
     try:
         national_url = province.start_axis("national axis", folders.national)
         if not resuming:
@@ -267,6 +191,9 @@ def replay(root: Path, args: argparse.Namespace) -> int:
             build.write_gateways(folders, the_shape, national_url, provincial_url)
         province.start_gateways()
         record.pids = [p.popen.pid for p in province.processes]
+        if resuming:  # what a restarting province does is traffic: it takes up where the cut left it
+            meter = Meter(province.processes, from_start=True, began=built)
+        checkpoint()
         _wait_for_directories(province)
         started = time.monotonic()
         print(f"quarter: {len(province.processes)} processes up in {started - built:.1f} s", file=sys.stderr)
@@ -281,42 +208,38 @@ def replay(root: Path, args: argparse.Namespace) -> int:
             record.idle_percent = _idle_percent(province, profiled, args.profile)
             # empty databases, WAL files, folders: not the documents' cost
             record.disk_before = footprint.disk_bytes(root)
+            record.traffic_began = True
+            meter = Meter(province.processes)
         profilers = start_profilers(profiled, args.profile)
-        meter = Meter(province.processes)
-
-        def checkpoint() -> None:
-            record.current, record.moment = meter.spent(), clock.now()
-            record.save()
-
         checkpoint()
-        pace = Pace(progress, args.stall_seconds, checkpoint, province)
-        expected = Expected()
+        pace = steps.Pace(progress, args.stall_seconds, checkpoint, province.processes)
+        expected = steps.Expected()
         for number, step in enumerate(plan.steps):
-            deliveries = sum(len(d.recipients) for d in step.documents)
             if number < record.steps_done:  # done before a cut
-                expected.deliveries += deliveries
-                expected.receipts += deliveries + len(step.carried) + len(step.answers)
-                expected.recalls += sum(len(d.recipients) for d in step.recalls)
+                expected.add_documents(step)
+                expected.add_answers(step)
                 continue
             # never back: a resumed step goes on at the clock the cut left
             moment = max(_moment(step.day, 8 if number < len(plan.days) else 17).timestamp(), clock.now())
+            checkpoint(ahead=moment)
             clock.set(datetime.fromtimestamp(moment, tz=VIETNAM))
-            checkpoint()  # the journal's clock is never behind the province's: a resume goes on from it
             for document in step.documents:
-                _drop(province, document)
-            for answer in step.carried:
-                _answer(province, answer)
+                steps.drop(folders, the_shape, document)
+                pace.tick()
+            for planned in step.carried:
+                steps.answer(folders, the_shape, planned)
+                pace.tick()
             if args.interrupt_in_step == number + 1:
-                pace.cut_at = expected.deliveries + deliveries // 2
-            expected.deliveries += deliveries
-            expected.receipts += deliveries + len(step.carried)
+                pace.cut_at = expected.deliveries + sum(len(d.recipients) for d in step.documents) // 2
+            expected.add_documents(step)
             pace.wait_quiet(expected, step.day)
-            for answer in step.answers:
-                _answer(province, answer)
+            for planned in step.answers:
+                steps.answer(folders, the_shape, planned)
+                pace.tick()
             for document in step.recalls:
-                _recall(province, document)
-            expected.receipts += len(step.answers)
-            expected.recalls += sum(len(d.recipients) for d in step.recalls)
+                steps.recall(folders, the_shape, document)
+                pace.tick()
+            expected.add_answers(step)
             pace.wait_quiet(expected, step.day)
             record.steps_done = number + 1
             checkpoint()
@@ -328,6 +251,7 @@ def replay(root: Path, args: argparse.Namespace) -> int:
         stop_profilers(profilers)
         progress.close()
     finally:
+        checkpoint()  # a run that failed keeps what it cost until here
         province.stop()
     verdict = ledger.check(folders, the_shape, plan)
     for event, lines in footprint.errors_logged(root).most_common():
@@ -335,9 +259,11 @@ def replay(root: Path, args: argparse.Namespace) -> int:
         verdict.note(f"{lines} error lines in the logs: {event}")
     province_codes = {a.code for a in the_shape.province}
     result = figures.compute(record, plan, province_codes, _report(province), verdict, footprint.disk_bytes(root))
+    written = root / f".{FIGURES}.tmp"
+    written.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    written.replace(root / FIGURES)  # before the journal says finished, which points to it
     record.finished = True
     record.save()
-    (root / FIGURES).write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     figures.show(result, verdict)
     if args.profile:
         figures.show_profiles(args.profile)

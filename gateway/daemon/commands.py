@@ -219,7 +219,10 @@ def _change_requests(answering: Answering, changing: bool) -> int:
     return max(answering.recalls_recorded, noted) + int(changing)
 
 
-def recall(config: Config, document_id: str, *, reason: str) -> list[str]:
+def recall(config: Config, document_id: str, *, reason: str) -> tuple[list[str], list[str]]:
+    """Status 13 to each recipient of a document this installation sent: the recipients it was
+    queued for now, and those it was queued for before (a recall is asked once per recipient:
+    asked again after a crash in the middle, it goes only to those it had not reached)."""
     local = _open(config)
     try:
         sent = local.store.outgoing.sent_document(document_id)
@@ -233,11 +236,17 @@ def recall(config: Config, document_id: str, *, reason: str) -> list[str]:
             )
         document = edxml.read_unchecked(local.store.outgoing.file(sent).read_bytes(), limits=local.limits)
         assert isinstance(document, edxml.Document)
-        recipients = []
+        queued: list[str] = []
+        before: list[str] = []
         for status in compose.recall_requests(document, sender=agency.me, reason=reason):
-            agency.outgoing.enqueue(agency.outgoing.sign_status(status, answers=sent.id), new_source_key("recall"))
-            recipients.extend(edxml.routed_to(status))
-        return recipients
+            recipients = edxml.routed_to(status)
+            key = f"recall:{sent.id}:{','.join(recipients)}"
+            if local.store.outgoing.by_source(key) is not None:
+                before.extend(recipients)
+                continue
+            agency.outgoing.enqueue(agency.outgoing.sign_status(status, answers=sent.id), key)
+            queued.extend(recipients)
+        return queued, before
     finally:
         _close(local)
 

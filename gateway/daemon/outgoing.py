@@ -300,6 +300,12 @@ class Local:
         """The hosted agency a message listed for ``code`` is for (no code: our own), if hosted."""
         return self.agencies.get(code or self.code)
 
+    def log_of(self, code: str | None) -> Any:
+        """The log bound to a hosted agency's code (the installation's own for none, or for an
+        agency no longer hosted, bound to its code all the same)."""
+        agency = self.receiving(code)
+        return agency.log if agency is not None else self.log.bind(agency=code)
+
     def set_wake(self, wake: Callable[[str], None]) -> None:
         for agency in self.agencies.values():
             agency.outgoing.wake = wake

@@ -9,7 +9,6 @@ axis that does not announce it (the national one), goes one call a message, as t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from gateway.axis_client import AxisClient
 from gateway.daemon.link import AxisLink
@@ -143,7 +142,7 @@ class Sender:
         unmarked = self.store.outgoing.mark_all_sent([(item.id, doc_id) for item, doc_id in sent])
         self.note_time("last_push")
         for item, doc_id in sent:
-            log = self._log_of(item.from_code)
+            log = self.local.log_of(item.from_code)
             if item.id in unmarked:  # the axis has it; our record was moved meanwhile (a command)
                 log.warning("message_sent_unrecorded", id=item.id, axis_doc_id=doc_id, reason=unmarked[item.id])
                 continue
@@ -160,18 +159,13 @@ class Sender:
 
     def _unreadable(self, item: Outgoing, exc: OSError) -> None:
         self.store.outgoing.fail(item.id, f"the signed file cannot be read: {exc}")
-        self._log_of(item.from_code).error(
+        self.local.log_of(item.from_code).error(
             "message_failed", document_id=item.document_id, peer=list(item.to_codes), reason=str(exc)
         )
 
-    def _log_of(self, code: str | None) -> Any:
-        """The log bound to a hosted agency's code (the installation's own for none or one gone)."""
-        agency = self.local.receiving(code)
-        return agency.log if agency is not None else self.local.log.bind(agency=code)
-
     def _refused_by_axis(self, item: Outgoing, exc: AxisError) -> None:
         code = AxisCode.from_wire(exc.axis_code or "")
-        log = self._log_of(item.from_code)
+        log = self.local.log_of(item.from_code)
         if code is AxisCode.SENDER_NOT_ALLOWED and item.from_code and item.from_code != self.code:
             # a hosted agency the axis does not count as ours: its messages wait for registration
             self.registration.refused_sender(item.from_code, str(exc))

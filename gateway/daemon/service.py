@@ -254,7 +254,7 @@ class Gateway:
     async def retry(self) -> None:
         for item in self.store.outgoing.overdue(excluding=self.registration.waiting):
             self.store.outgoing.fail(item.id, f"not accepted by the axis within {self.config.retry.deadline_hours} h")
-            self.log.error(
+            self.local.log_of(item.from_code).error(  # a hosted agency's failure under its own name
                 "message_failed", document_id=item.document_id, peer=list(item.to_codes), reason="deadline passed"
             )
         # what deliver holds, it acknowledges itself; send asks the breaker before each call

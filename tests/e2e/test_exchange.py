@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from gateway.vxp.vocabulary import MessageType
 from tests.e2e.province import wait_until
 
 MINISTRY, PROVINCE, DEPARTMENT, DISTRICT = "000.00.00.G22", "000.00.00.H58", "000.00.11.H58", "000.00.31.H58"
@@ -231,6 +232,16 @@ def test_recall_answered_with_15_and_16(province):
         "recall", "--config", str(province.agencies[PROVINCE].config), document_id, "--reason", "Ban hành nhầm"
     )
     assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("recall request (13) queued for"), result.stdout
+    # asked again (a script that died after asking, run again): nothing is sent twice
+    again = province.run(
+        "recall", "--config", str(province.agencies[PROVINCE].config), document_id, "--reason", "Ban hành nhầm"
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"recall request (13) queued before for {DEPARTMENT}, {DISTRICT}: not sent again\n"
+    with province.agencies[PROVINCE].store() as store:
+        recalls = [s for s in store.reports.outgoing_for_kind(MessageType.STATUS) if s.status_code == "13"]
+    assert sorted(r.to_codes for r in recalls) == [(DEPARTMENT,), (DISTRICT,)]
     for code in (DEPARTMENT, DISTRICT):
         events = province.agencies[code].inbox / received[code]["id"] / "events"
         event_file = wait_until(lambda e=events: e.is_dir() and list(e.glob("*-13.json")), f"the recall at {code}")[0]

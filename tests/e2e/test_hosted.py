@@ -271,6 +271,19 @@ def test_an_agency_registered_after_the_sender_read_the_directory_is_addressable
     assert typo.returncode != 0 and "INT802" in typo.stderr and "000.77.31.H58" in typo.stderr
 
 
+def test_a_hosted_agencys_message_past_its_deadline_fails_under_the_agencys_name(huyen):
+    """The failure is the xã's, where an admin reading the log by agency looks (it was logged
+    as the huyện's: found by the quarter's replay)."""
+    district = huyen.agencies[DISTRICT]
+    text = district.config.read_text(encoding="utf-8")
+    district.config.write_text(text.replace("deadline_hours = 1.0", "deadline_hours = 0.0011"), "utf-8")  # 4 s
+    province = started(huyen)  # registered: a hosted agency's messages are held until then
+    assert province.axis.service.stop() == 0
+    province.drop_job(XA_HAU_THANH, "late", job([PROVINCE], "Sẽ quá hạn", "7"), {})
+    failed = district.service.wait_for(lambda e: e.get("event") == "message_failed", "the deadline")
+    assert failed["agency"] == XA_HAU_THANH and failed["reason"] == "deadline passed", failed
+
+
 def test_an_agency_the_axis_counts_as_another_systems_waits_and_health_says_why(huyen):
     """A hosted code the axis gives to another system (here a typo: the province's own code):
     the axis refuses its first document (ErrorCode 19), so its documents wait in the queue,

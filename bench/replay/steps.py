@@ -1,0 +1,170 @@
+"""What the load generator does at each step of the calendar, as the province's document systems
+and clerks would: job folders and status files dropped, recalls asked with the CLI; and the
+wait for the exchange to catch up, writing the journal meanwhile.
+
+Everything here may be done again after a cut (--resume does the cut step again from its
+beginning): a job folder or status file dropped again is the same entry, name and content,
+which its gateway finds queued; a recall asked again goes only to the recipients it had not
+reached. Drops are not synced: a resume trusts what a killed generator wrote, as the kernel
+keeps it (a killed process or machine session), not what a power cut of the disk might lose.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from bench.replay import journal, traffic
+from bench.replay.build import Folders
+from bench.replay.processes import Process
+from bench.replay.progress import Progress
+from bench.replay.shape import Shape
+from gateway.daemon.inbox import folder_name
+
+ATTACHMENT = b"%PDF-1.4\n% a scanned page stands here\n" + bytes(range(256)) * 16 + b"\n%%EOF\n"  # 4 KB
+
+
+def drop(folders: Folders, the_shape: Shape, document: traffic.Planned) -> None:
+    """A job folder written as a document system should: hidden first, renamed when complete."""
+    outbox = folders.outbox(the_shape, document.sender)
+    name = f"rp-{document.number:06d}"
+    if (outbox / name).exists():
+        return  # dropped before a cut, not taken yet: its gateway takes it when it starts
+    hidden = outbox / f".{name}"
+    shutil.rmtree(hidden, ignore_errors=True)  # half written when a cut came
+    hidden.mkdir()
+    job = {
+        "document_id": document.document_id,
+        "to": list(document.recipients),
+        "subject": f"Văn bản số {document.number} của {the_shape.agencies[document.sender].name}",
+        "code_number": str(document.number),
+        "code_notation": "VT-RP",
+        "promulgation_date": document.day.isoformat(),
+        "paper": document.paper,
+        "digitized": document.digitized,
+    }
+    (hidden / "document.json").write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
+    (hidden / "van-ban.pdf").write_bytes(ATTACHMENT)
+    hidden.rename(outbox / name)
+
+
+def answer(folders: Folders, the_shape: Shape, planned: traffic.Answer) -> None:
+    """A status file in the recipient's drop folder, as its document system writes one."""
+    folder = folder_name(planned.document.sender, planned.document.document_id, "")
+    outbox = folders.outbox(the_shape, planned.recipient)
+    body = {"answers": folder, "code": planned.code, "staff": "Văn thư"}
+    if planned.description:
+        body["description"] = planned.description
+    hidden = outbox / f".{folder}-{planned.code}.status.json"
+    hidden.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+    hidden.rename(outbox / hidden.name[1:])
+
+
+def recall(folders: Folders, the_shape: Shape, document: traffic.Planned) -> None:
+    agency = the_shape.agencies[document.sender]
+    config = folders.installation(the_shape.installations[agency.installation]) / "gateway.toml"
+    command = ["recall", "--config", str(config), document.document_id, "--reason", "Văn bản ban hành nhầm"]
+    completed = subprocess.run(
+        [sys.executable, "-P", "-m", "gateway", *command], capture_output=True, text=True, timeout=120
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"recall of {document.document_id} failed: {completed.stderr[-1000:]}")
+
+
+@dataclass
+class Expected:
+    deliveries: int = 0
+    receipts: int = 0  # 01 for every delivery, and every answer
+    recalls: int = 0  # 13 at every recipient of a recalled document
+
+    def add_documents(self, step: traffic.Step) -> None:
+        deliveries = sum(len(d.recipients) for d in step.documents)
+        self.deliveries += deliveries
+        self.receipts += deliveries + len(step.carried)
+
+    def add_answers(self, step: traffic.Step) -> None:
+        self.receipts += len(step.answers)
+        self.recalls += sum(len(d.recipients) for d in step.recalls)
+
+
+@dataclass
+class Pace:
+    """Waits for the exchange to catch up with what was dropped, writing the journal at least
+    every journal.CHECKPOINT_SECONDS (``tick``, also between drops); ``cut_at``: the deliveries
+    after which the whole province and this generator are killed, as a power cut would
+    (--interrupt-in-step, how --resume is tested)."""
+
+    progress: Progress
+    stall_seconds: float
+    checkpoint: Callable[[], None]
+    processes: list[Process]
+    cut_at: int | None = None
+    _saved: float = field(default_factory=time.monotonic)
+
+    def tick(self) -> None:
+        if time.monotonic() - self._saved >= journal.CHECKPOINT_SECONDS:
+            self.checkpoint()
+            self._saved = time.monotonic()
+
+    def wait_quiet(self, expected: Expected, day: date) -> None:
+        """Until everything dropped so far has arrived where it was sent."""
+        last, moved = None, time.monotonic()
+        wanted = (expected.deliveries, expected.receipts, expected.recalls)
+        while True:
+            self.progress.poll()
+            now = (self.progress.delivered + self.progress.refused, self.progress.receipts, self.progress.recalls)
+            if self.cut_at is not None and now[0] >= self.cut_at:
+                self._cut()
+            if all(got >= want for got, want in zip(now, wanted, strict=True)):
+                return
+            self.tick()
+            if now != last:
+                last, moved = now, time.monotonic()
+            elif time.monotonic() - moved > self.stall_seconds:
+                raise TimeoutError(
+                    f"{day}: nothing moved for {self.stall_seconds:.0f} s: delivered or refused {now[0]} of"
+                    f" {expected.deliveries}, statuses back {now[1]} of {expected.receipts},"
+                    f" recalls {now[2]} of {expected.recalls}"
+                )
+            time.sleep(0.1)
+
+    def _cut(self) -> None:
+        print(f"quarter: cutting the power at {self.progress.delivered} deliveries", file=sys.stderr, flush=True)
+        for process in reversed(self.processes):  # the gateways first: none logs its axis gone
+            process.popen.kill()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def latest_moment(logs: list[Path]) -> float:
+    """The latest time (POSIX seconds, the province's clock) a line of these logs was written:
+    where a resumed province's clock goes on from, whatever the journal missed."""
+    latest = 0.0
+    for log in logs:
+        try:
+            with log.open("rb") as source:
+                start = max(0, source.seek(0, os.SEEK_END) - 16384)
+                source.seek(start)
+                tail = source.read().splitlines()[1 if start else 0 :]  # the first may be cut
+        except OSError:
+            continue
+        for line in reversed(tail):
+            try:
+                stamp = json.loads(line)["timestamp"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            latest = max(latest, _posix(stamp))
+            break
+    return latest
+
+
+def _posix(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
