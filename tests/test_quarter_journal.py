@@ -94,3 +94,25 @@ def test_a_job_folder_dropped_again_after_a_cut_is_left_or_written_whole(tmp_pat
     first = {p.name: p.read_bytes() for p in dropped.iterdir()}
     steps.drop(folders, the_shape, document)  # there, not taken yet: left as it is
     assert {p.name: p.read_bytes() for p in dropped.iterdir()} == first
+
+
+def test_what_a_cut_left_short_in_the_drop_folders_is_written_again(tmp_path: Path) -> None:
+    the_shape = shape.build()
+    folders = Folders(tmp_path)
+    document = traffic.Planned(8, shape.PROVINCE_CODE, ("000.00.01.H58",), date(2023, 8, 7), False, False)
+    untouched = traffic.Planned(9, shape.PROVINCE_CODE, ("000.00.02.H58",), date(2023, 8, 7), False, False)
+    planned = traffic.Answer(document, "000.00.01.H58", "03", None)
+    step = traffic.Step(date(2023, 8, 7), documents=[document, untouched], answers=[planned])
+    folders.outbox(the_shape, document.sender).mkdir(parents=True)
+    folders.outbox(the_shape, planned.recipient).mkdir(parents=True)
+    steps.drop(folders, the_shape, document)
+    steps.drop(folders, the_shape, untouched)
+    steps.answer(folders, the_shape, planned)
+    whole = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    job = next(p for p in whole if p.name == "document.json" and "rp-000008" in str(p))
+    status = next(p for p in whole if p.name.endswith(".status.json"))
+    job.write_bytes(b"")  # renamed into place, its content not yet on the disk when it stopped
+    status.write_bytes(whole[status][:10])
+    assert steps.repair(folders, the_shape, step) == 2
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == whole
+    assert steps.repair(folders, the_shape, step) == 0

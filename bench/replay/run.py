@@ -166,6 +166,10 @@ def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
         logs = [folder / name for folder in folders.process_folders(the_shape) for name in ("gateway.log", "axis.log")]
         latest = max(record.moment, steps.latest_moment(logs))
         clock.set(datetime.fromtimestamp(latest + RESUME_MARGIN_SECONDS, tz=VIETNAM))
+        if record.steps_done < len(plan.steps):
+            repaired = steps.repair(folders, the_shape, plan.steps[record.steps_done])
+            if repaired:
+                print(f"quarter: {repaired} files the cut left short written again", file=sys.stderr)
     else:
         clock.set(_moment(plan.days[0], 7))
         build.write_province(folders, the_shape)

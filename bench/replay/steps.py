@@ -35,13 +35,52 @@ ATTACHMENT = b"%PDF-1.4\n% a scanned page stands here\n" + bytes(range(256)) * 1
 
 def drop(folders: Folders, the_shape: Shape, document: traffic.Planned) -> None:
     """A job folder written as a document system should: hidden first, renamed when complete."""
-    outbox = folders.outbox(the_shape, document.sender)
-    name = f"rp-{document.number:06d}"
-    if (outbox / name).exists():
+    dropped = _job_folder(folders, the_shape, document)
+    if dropped.exists():
         return  # dropped before a cut, not taken yet: its gateway takes it when it starts
-    hidden = outbox / f".{name}"
+    hidden = dropped.with_name(f".{dropped.name}")
     shutil.rmtree(hidden, ignore_errors=True)  # half written when a cut came
     hidden.mkdir()
+    for name, content in _job_files(the_shape, document).items():
+        (hidden / name).write_bytes(content)
+    hidden.rename(dropped)
+
+
+def answer(folders: Folders, the_shape: Shape, planned: traffic.Answer) -> None:
+    """A status file in the recipient's drop folder, as its document system writes one."""
+    dropped, content = _status_file(folders, the_shape, planned)
+    hidden = dropped.with_name(f".{dropped.name}")
+    hidden.write_bytes(content)
+    hidden.rename(dropped)
+
+
+def repair(folders: Folders, the_shape: Shape, step: traffic.Step) -> int:
+    """Before a resumed province starts: the cut step's entries still in the drop folders
+    written whole again where they differ from what was dropped. Drops are not synced, and a
+    machine that stopped without writing its page cache out may have left a renamed entry
+    empty or short, which its gateway would refuse. Returns how many were written again."""
+    repaired = 0
+    for document in step.documents:
+        dropped = _job_folder(folders, the_shape, document)
+        if not dropped.is_dir():
+            continue  # taken by its gateway, or never dropped
+        for name, content in _job_files(the_shape, document).items():
+            if _content(dropped / name) != content:
+                (dropped / name).write_bytes(content)
+                repaired += 1
+    for planned in (*step.carried, *step.answers):
+        dropped, content = _status_file(folders, the_shape, planned)
+        if dropped.is_file() and _content(dropped) != content:
+            dropped.write_bytes(content)
+            repaired += 1
+    return repaired
+
+
+def _job_folder(folders: Folders, the_shape: Shape, document: traffic.Planned) -> Path:
+    return folders.outbox(the_shape, document.sender) / f"rp-{document.number:06d}"
+
+
+def _job_files(the_shape: Shape, document: traffic.Planned) -> dict[str, bytes]:
     job = {
         "document_id": document.document_id,
         "to": list(document.recipients),
@@ -52,21 +91,23 @@ def drop(folders: Folders, the_shape: Shape, document: traffic.Planned) -> None:
         "paper": document.paper,
         "digitized": document.digitized,
     }
-    (hidden / "document.json").write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
-    (hidden / "van-ban.pdf").write_bytes(ATTACHMENT)
-    hidden.rename(outbox / name)
+    return {"document.json": json.dumps(job, ensure_ascii=False).encode(), "van-ban.pdf": ATTACHMENT}
 
 
-def answer(folders: Folders, the_shape: Shape, planned: traffic.Answer) -> None:
-    """A status file in the recipient's drop folder, as its document system writes one."""
+def _status_file(folders: Folders, the_shape: Shape, planned: traffic.Answer) -> tuple[Path, bytes]:
     folder = folder_name(planned.document.sender, planned.document.document_id, "")
-    outbox = folders.outbox(the_shape, planned.recipient)
     body = {"answers": folder, "code": planned.code, "staff": "Văn thư"}
     if planned.description:
         body["description"] = planned.description
-    hidden = outbox / f".{folder}-{planned.code}.status.json"
-    hidden.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
-    hidden.rename(outbox / hidden.name[1:])
+    outbox = folders.outbox(the_shape, planned.recipient)
+    return outbox / f"{folder}-{planned.code}.status.json", json.dumps(body, ensure_ascii=False).encode()
+
+
+def _content(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def recall(folders: Folders, the_shape: Shape, document: traffic.Planned) -> None:
