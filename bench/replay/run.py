@@ -71,6 +71,7 @@ def _wait_for_directories(province: Province, timeout: float = 600.0) -> None:
     """Until each axis lists every agency of the country: the bridge registers the province's
     hosted agencies upstream as the installations register them with it."""
     from gateway.axis_client import AxisClient
+    from gateway.errors import AxisUnavailable
 
     everyone = set(province.shape.agencies)
     folders = province.folders
@@ -88,11 +89,16 @@ def _wait_for_directories(province: Province, timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
     for folder, code in asks:
         while True:
-            missing = everyone - asyncio.run(listed(folder, code))
+            try:
+                missing = everyone - asyncio.run(listed(folder, code))
+            except AxisUnavailable as exc:  # busy: a province resumed mid-step catches up as it starts
+                missing, why = everyone, str(exc)
+            else:
+                why = f"{len(missing)} agencies missing, e.g. {sorted(missing)[:3]}"
             if not missing:
                 break
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{folder.name} still lacks {len(missing)} agencies, e.g. {sorted(missing)[:3]}")
+                raise TimeoutError(f"{folder.name} did not list the country within {timeout:.0f} s: {why}")
             time.sleep(1.0)
 
 
