@@ -59,7 +59,8 @@ class Journal:
 
     @property
     def interruptions(self) -> int:
-        return len(self.restart_seconds)
+        """Every start after the first, one whose restart failed too (it has no restart_seconds)."""
+        return max(0, len(self.commits) - 1)
 
     @classmethod
     def load(cls, root: Path) -> Journal:

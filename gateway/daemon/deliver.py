@@ -193,8 +193,9 @@ class Deliverer:
         except AxisError as exc:
             self.link.breaker.up()
             self.store.incoming.postpone(row.axis_doc_id, self.link.delay(row.attempts), str(exc))
-            log = (self.local.receiving(row.to_code) or self.local).log
-            log.warning("fetch_refused", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc))
+            self.local.log_of(row.to_code).warning(
+                "fetch_refused", axis_doc_id=row.axis_doc_id, peer=row.from_code, reason=str(exc)
+            )
             return None, True
         self.link.breaker.up()
         return data, True
