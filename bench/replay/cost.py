@@ -26,6 +26,9 @@ class Spent:
     system: float = 0.0
     generator: float = 0.0  # the load generator's own CPU, and the commands it ran (recall)
     peaks: dict[str, float] = field(default_factory=dict)  # peak RSS (MiB) by kind of process
+    # CPU seconds the hypervisor gave other machines while ours wanted it (steal, /proc/stat), on
+    # all cores: a virtual machine's speed is not its own, and this says how much was missing
+    stolen: float = 0.0
 
     def plus(self, other: Spent) -> Spent:
         kinds = self.cpu_by_kind.keys() | other.cpu_by_kind.keys()
@@ -36,6 +39,7 @@ class Spent:
             system=self.system + other.system,
             generator=self.generator + other.generator,
             peaks={k: max(self.peaks.get(k, 0.0), other.peaks.get(k, 0.0)) for k in sorted(peaks)},
+            stolen=self.stolen + other.stolen,
         )
 
 
@@ -50,6 +54,7 @@ class Meter:
         self._cpu = {id(p): 0.0 if from_start else p.cpu_seconds() for p in processes}
         self._system = 0.0 if from_start else sum(p.system_seconds() for p in processes)
         self._generator = own_cpu_seconds()
+        self._stolen = stolen_seconds()
 
     def spent(self) -> Spent:
         cpu_by_kind: dict[str, float] = {}
@@ -64,7 +69,17 @@ class Meter:
             system=sum(p.system_seconds() for p in self.processes) - self._system,
             generator=own_cpu_seconds() - self._generator,
             peaks=peaks,
+            stolen=stolen_seconds() - self._stolen,
         )
+
+
+def stolen_seconds() -> float:
+    """The machine's steal time so far, all cores (0 where the kernel does not count it)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0.0
+    return int(fields[8]) / TICKS if len(fields) > 8 else 0.0  # cpu user nice system idle iowait irq softirq steal
 
 
 def own_cpu_seconds() -> float:

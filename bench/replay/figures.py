@@ -4,6 +4,7 @@ the report against the plan, the ledger's verdict; printed as a table and one JS
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from bench.replay import ledger, traffic
@@ -72,6 +73,8 @@ def compute(
         # every message carried: each delivered document, its 01, each answer and recall
         "cpu_ms_per_message": round(1000 * cpu_total / (2 * deliveries + answers + recalled), 2),
         "cpu_system_share": round(spent.system / cpu_total, 3),
+        # of the machine's cores over the traffic, the share the hypervisor took (compare runs with it)
+        "steal_share": round(spent.stolen / (wall * (os.cpu_count() or 1)), 3),
         "cpu_ms_per_delivery_by_kind": {k: round(1000 * v / deliveries, 2) for k, v in spent.cpu_by_kind.items()},
         "idle_cpu_percent_of_a_core": round(journal.idle_percent, 1),
         # what the processes would have used with nothing to do for as long as the traffic took
@@ -106,6 +109,7 @@ def show(figures: dict, verdict: ledger.Verdict) -> None:
         ("CPU ms per delivery, all processes", f"{figures['cpu_ms_per_delivery']}"),
         ("CPU ms per message (document, 01, answer)", f"{figures['cpu_ms_per_message']}"),
         ("  of it in the kernel", f"{figures['cpu_system_share']:.0%}"),
+        ("machine's CPU taken by the hypervisor (steal)", f"{figures['steal_share']:.0%}"),
         *((f"  {kind}", f"{ms}") for kind, ms in figures["cpu_ms_per_delivery_by_kind"].items()),
         (
             "idle CPU of all processes (% of a core)",

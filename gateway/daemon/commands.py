@@ -234,7 +234,7 @@ def recall(config: Config, document_id: str, *, reason: str) -> tuple[list[str],
                 f"{document_id} was sent by {sent.from_code}, which this installation no longer hosts:"
                 " its key would sign the recall"
             )
-        document = edxml.read_unchecked(local.store.outgoing.file(sent).read_bytes(), limits=local.limits)
+        document = edxml.read_unchecked(local.store.outgoing.signed(sent), limits=local.limits)
         assert isinstance(document, edxml.Document)
         queued: list[str] = []
         before: list[str] = []

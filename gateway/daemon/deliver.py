@@ -228,7 +228,7 @@ class Deliverer:
         if examined.refusal is not None:
             readable = document if isinstance(document, edxml.Document) else None
             prepare = functools.partial(self._prepare_rejection, agency, row, examined, readable)
-            pending, outgoing_id, path = await asyncio.to_thread(agency.outgoing.prepared, prepare)
+            pending, written = await asyncio.to_thread(agency.outgoing.prepared, prepare)
             reason = examined.refusal
 
             rejected = Settled(
@@ -240,7 +240,7 @@ class Deliverer:
             )
             await self.commits.run(
                 lambda: agency.outgoing.commit(
-                    outgoing_id, path, pending, f"auto:{row.axis_doc_id}:02", settling=(row.axis_doc_id, rejected)
+                    written, pending, f"auto:{row.axis_doc_id}:02", settling=(row.axis_doc_id, rejected)
                 )
             )
             agency.log.warning(
@@ -303,7 +303,7 @@ class Deliverer:
             return
         inbox_id = inbox.folder_name(row.from_code, document.document_id, row.axis_doc_id)
         prepare = functools.partial(self._prepare_delivery, agency, row, examined, inbox_id)
-        pending, outgoing_id, path = await asyncio.to_thread(agency.outgoing.prepared, prepare)
+        pending, written = await asyncio.to_thread(agency.outgoing.prepared, prepare)
 
         delivered = Settled(
             IncomingState.DELIVERED,
@@ -321,7 +321,7 @@ class Deliverer:
         )
         await self.commits.run(
             lambda: agency.outgoing.commit(
-                outgoing_id, path, pending, f"auto:{row.axis_doc_id}:01", settling=(row.axis_doc_id, delivered)
+                written, pending, f"auto:{row.axis_doc_id}:01", settling=(row.axis_doc_id, delivered)
             )
         )
         agency.log.info(

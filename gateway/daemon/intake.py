@@ -159,8 +159,8 @@ class Intake:
                     marked = True
                     await asyncio.to_thread(self._count_preparation, entry, size, marker)
                 prepare = functools.partial(self._prepare_entry, entry, self.outgoing.next_number())
-            pending, outgoing_id, path = await asyncio.to_thread(self.outgoing.prepared, prepare)
-            return True, self.outgoing.commit(outgoing_id, path, pending, key)
+            pending, written = await asyncio.to_thread(self.outgoing.prepared, prepare)
+            return True, self.outgoing.commit(written, pending, key)
         except OSError as exc:  # the disk, not the document: leave the entry for the next run
             self._postponed(entry, exc)
         except TokenUnavailable as exc:  # the token, not the document: signed when it is back

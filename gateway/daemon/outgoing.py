@@ -1,7 +1,8 @@
 """Everything we send passes here: signed, written, committed to the queue.
 
 Three steps, so that the slow ones run in a worker thread and the database is only ever
-used from the event loop's thread: sign (CPU), write (disk, fsync), commit (SQLite).
+used from the event loop's thread: sign (CPU), write (a large message's file, fsync), commit
+(SQLite: the row, and a small message's bytes with it).
 The daemon's workers and the commands (send, respond, recall) share this, with the
 record (gateway.store), through :class:`Local`: who we are, our key, our queue.
 """
@@ -9,6 +10,7 @@ record (gateway.store), through :class:`Local`: who we are, our key, our queue.
 from __future__ import annotations
 
 import getpass
+import itertools
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,6 +35,26 @@ class Pending:
 
     signed: Iterable[bytes | memoryview]
     record: NewOutgoing
+
+
+# A signed message up to this size is kept in the database with its row and committed with it
+# (no file, no fsync of its own, the group commit's for the lot); a larger one gets its file.
+KEPT_IN_DATABASE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Written:
+    """A signed message ready for its row: its bytes (``body``, a small one) or the file it was
+    written and fsynced to (``path``, a large one)."""
+
+    outgoing_id: str
+    body: bytes | None = None
+    path: Path | None = None
+
+    def discard(self) -> None:
+        """Not queued after all (queued before, or the commit failed): nothing of it may stay."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def new_source_key(prefix: str) -> str:
@@ -64,7 +86,8 @@ class OutgoingQueue:
         return self.store.outgoing.documents_queued(self.code) + 1
 
     # Three steps, so that the slow ones run in a worker thread and the database is only ever
-    # used from the event loop's thread: sign (CPU), write (disk, fsync), commit (SQLite).
+    # used from the event loop's thread: sign (CPU), write (a large message's file, fsync),
+    # commit (SQLite: the row, with a small message's bytes).
 
     def _sign(self, root: Any, mode: edxml.SchemaMode, lifted: edxml.Lifted = edxml.NOT_LIFTED) -> edxml.Expansion:
         return edxml.sign_outgoing(root, self.identity, mode=mode, lifted=lifted)
@@ -140,27 +163,38 @@ class OutgoingQueue:
         # may be of forms our strict schema does not emit; the answer must still go out.
         return Pending(self._sign(edxml.build_tree(status), edxml.SchemaMode.LENIENT), record)
 
-    def write(self, pending: Pending) -> tuple[str, Path]:
-        outgoing_id, path = self.store.outgoing.new_file()
-        write_atomic(path, pending.signed)
-        return outgoing_id, path
+    def write(self, pending: Pending) -> Written:
+        """A small message's bytes, to be kept in the database with its row; a large one's file,
+        written and fsynced."""
+        outgoing_id = self.store.outgoing.new_id()
+        head: list[bytes] = []
+        size = 0
+        pieces = iter(pending.signed)
+        for piece in pieces:
+            head.append(bytes(piece))  # a piece may be a view of a buffer the next one reuses
+            size += len(head[-1])
+            if size > KEPT_IN_DATABASE_BYTES:
+                path = self.store.outgoing.path_for(outgoing_id)
+                write_atomic(path, itertools.chain(head, pieces))
+                return Written(outgoing_id, path=path)
+        return Written(outgoing_id, body=b"".join(head))
 
-    def prepared(self, prepare: Callable[[], Pending]) -> tuple[Pending, str, Path]:
-        """Worker thread: a message signed by ``prepare`` and its file written, in one hand-off;
-        :meth:`commit` on the event loop makes it a row."""
+    def prepared(self, prepare: Callable[[], Pending]) -> tuple[Pending, Written]:
+        """Worker thread: a message signed by ``prepare`` and written (a large one's file), in one
+        hand-off; :meth:`commit` on the event loop makes it a row."""
         pending = prepare()
-        outgoing_id, path = self.write(pending)
-        return pending, outgoing_id, path
+        return pending, self.write(pending)
 
     def commit(
         self,
-        outgoing_id: str,
-        path: Path,
+        written: Written,
         pending: Pending,
         source_key: str,
         settling: tuple[str, Settled] | None = None,
     ) -> Outgoing:
-        """Commit the row naming the written file (and, with ``settling``, the incoming message it answers)."""
+        """Commit the row with the message's bytes or naming its file (and, with ``settling``,
+        the incoming message it answers)."""
+        outgoing_id = written.outgoing_id
         try:
             item = self.store.outgoing.queue(
                 outgoing_id,
@@ -168,17 +202,18 @@ class OutgoingQueue:
                 source_key=source_key,
                 deadline_seconds=self.deadline_seconds,
                 settling=settling,
+                body=written.body,
             )
         except BaseException:
-            path.unlink(missing_ok=True)
+            written.discard()
             raise
         if item is None:  # queued before from the same source: that one stands
-            path.unlink(missing_ok=True)
+            written.discard()
             existing = self.store.outgoing.by_source(source_key)
             assert existing is not None
             return existing
         if item.id != outgoing_id:  # the same document under its DocumentId, queued before: it stands
-            path.unlink(missing_ok=True)
+            written.discard()
             self.log.info("document_already_queued", document_id=item.document_id, state=item.state, id=item.id)
             if item.state is OutgoingState.QUEUED:
                 self.wake("push")  # a resend of a failed document put it back in the queue
@@ -199,8 +234,7 @@ class OutgoingQueue:
         existing = self.store.outgoing.by_source(source_key)
         if existing is not None:
             return existing
-        outgoing_id, path = self.write(pending)
-        return self.commit(outgoing_id, path, pending, source_key)
+        return self.commit(self.write(pending), pending, source_key)
 
 
 @dataclass

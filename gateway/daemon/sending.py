@@ -60,7 +60,9 @@ class Sender:
             return True
         if data is None:
             try:
-                data = await stored_body(self.store.outgoing.file(item))
+                data = self.store.outgoing.kept([item.id]).get(item.id) or await stored_body(
+                    self.store.outgoing.file(item)
+                )
             except OSError as exc:  # the signed file is gone: nothing can be sent, and the queue must go on
                 self._unreadable(item, exc)
                 return True
@@ -83,8 +85,7 @@ class Sender:
     async def _send_planned(self, items: Sequence[Outgoing], kind: MessageType) -> None:
         """A round in the queue's order: consecutive small messages together, each larger one
         alone in its place (extensions.plan_sends)."""
-        # the queue's own files, small ones read whole: on the loop (gateway/offload.py)
-        read = read_if_small([self.store.outgoing.file(item) for item in items])
+        read = self._read(items)
         readable: list[tuple[Outgoing, bytes | None]] = []
         for item, data in zip(items, read, strict=True):
             if isinstance(data, OSError):
@@ -103,6 +104,28 @@ class Sender:
             for item, data in alone:
                 if not await self._send_one(item, kind, data):
                     return
+
+    def _read(self, items: Sequence[Outgoing]) -> list[bytes | OSError | None]:
+        """Each message's bytes when it fits a batch (None when it does not, or why its file
+        cannot be read): small ones are kept in the database, larger ones' files read on the
+        loop when small enough (our own local disk, gateway/offload.py)."""
+        kept = self.store.outgoing.kept([item.id for item in items])
+        on_disk = [item for item in items if item.id not in kept]
+        from_files = dict(
+            zip(
+                (item.id for item in on_disk),
+                read_if_small([self.store.outgoing.file(item) for item in on_disk]),
+                strict=True,
+            )
+        )
+        read: list[bytes | OSError | None] = []
+        for item in items:
+            data = kept.get(item.id)
+            if data is None:
+                read.append(from_files[item.id])
+            else:
+                read.append(data if extensions.fits_a_batch(len(data)) else None)
+        return read
 
     async def _send_batch(
         self, batch: list[tuple[Outgoing, bytes | None]], kind: MessageType

@@ -1,7 +1,8 @@
-"""Outgoing messages (gói tin gửi đi): queued signed files, their sending, their receipts.
+"""Outgoing messages (gói tin gửi đi): queued signed messages, their sending, their receipts.
 
-A message is queued with its file already written and fsynced; it moves queued → sent, or
-queued → failed → queued again by `retry`, through the table in states.py.
+A small message's signed bytes are kept in ``outgoing_body`` and committed with its row; a
+large one is queued with its file already written and fsynced (``outgoing.file``). It moves
+queued → sent, or queued → failed → queued again by `retry`, through the table in states.py.
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ class OutgoingTable:
         self.db = db
         self.outgoing_dir = outgoing_dir
 
-    def new_file(self) -> tuple[str, Path]:
-        outgoing_id = str(uuid.uuid4())
-        return outgoing_id, self.outgoing_dir / f"{outgoing_id}.edxml"
+    @staticmethod
+    def new_id() -> str:
+        return str(uuid.uuid4())
+
+    def path_for(self, outgoing_id: str) -> Path:
+        """Where a large message's signed file is written (a small one is kept in its row)."""
+        return self.outgoing_dir / f"{outgoing_id}.edxml"
 
     def by_source(self, source_key: str) -> Outgoing | None:
         row = self.db.execute("SELECT * FROM outgoing WHERE source_key = ?", (source_key,)).fetchone()
@@ -45,8 +50,10 @@ class OutgoingTable:
         source_key: str,
         deadline_seconds: float,
         settling: tuple[str, Settled] | None = None,
+        body: bytes | None = None,
     ) -> Outgoing | None:
-        """Record a signed message already written to its file, queued; with ``settling``
+        """Record a signed message queued: ``body``, its bytes, kept with the row, or (None) the
+        file written and fsynced at :meth:`path_for` before; with ``settling``
         (axis DocId, outcome), the incoming message it answers settles in the same transaction.
 
         None, and nothing recorded, when a message from ``source_key`` was queued before. The
@@ -82,7 +89,7 @@ class OutgoingTable:
                         message.kind,
                         message.document_id,
                         source_key,
-                        f"{outgoing_id}.edxml",
+                        "" if body is not None else self.path_for(outgoing_id).name,
                         OutgoingState.QUEUED,
                         now,
                         now + deadline_seconds,
@@ -98,6 +105,8 @@ class OutgoingTable:
                         message.from_code,
                     ),
                 )
+                if body is not None:
+                    db.execute("INSERT INTO outgoing_body (id, signed) VALUES (?, ?)", (outgoing_id, body))
                 if message.kind is MessageType.EDOC:  # the running number, in the same transaction as the row it counts
                     db.execute(
                         "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ?",
@@ -287,7 +296,22 @@ class OutgoingTable:
         return [outgoing_row(row) for row in rows]
 
     def file(self, item: Outgoing) -> Path:
+        """The signed file of a message not kept in the database (see :meth:`kept`)."""
         return self.outgoing_dir / item.file
+
+    def kept(self, outgoing_ids: Sequence[str]) -> dict[str, bytes]:
+        """The signed bytes of those of these messages kept in the database, by id."""
+        rows = self.db.execute(
+            "SELECT id, signed FROM outgoing_body WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(outgoing_ids)),),
+        )
+        kept: dict[str, bytes] = dict(rows)
+        return kept
+
+    def signed(self, item: Outgoing) -> bytes:
+        """A message's signed bytes, wherever they are kept (whole: for a command, not for sending)."""
+        kept = self.kept([item.id])
+        return kept[item.id] if item.id in kept else self.file(item).read_bytes()
 
     def receipts_for(self, outgoing_id: str) -> list[Receipt]:
         rows = self.db.execute(
@@ -296,7 +320,7 @@ class OutgoingTable:
         return [Receipt(**dict(row)) for row in rows]
 
     def known_files(self) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT file FROM outgoing")}
+        return {row[0] for row in self.db.execute("SELECT file FROM outgoing WHERE file != ''")}
 
 
 def _counter(from_code: str | None) -> str:

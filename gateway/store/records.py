@@ -77,7 +77,7 @@ class Receipt:
 
 @dataclass(frozen=True)
 class NewOutgoing:
-    """What the queue records about a signed message, beside its file."""
+    """What the queue records about a signed message, beside its bytes or its file."""
 
     kind: MessageType
     document_id: str

@@ -8,7 +8,7 @@ import sqlite_utils
 
 from gateway.sqlite import transaction
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 DOCUMENTS_QUEUED = "documents_queued"  # meta key of the running number (documents_queued); ":CODE" per agency
 OWNER = "owner"  # meta key: the installation's own agency, which rows from before v7 belong to
 
@@ -73,6 +73,13 @@ def migrate(connection: sqlite3.Connection) -> None:
         # that an answer is composed without parsing the envelope again; NULL in older rows
         if "answering" not in db["incoming"].columns_dict:
             connection.execute("ALTER TABLE incoming ADD COLUMN answering TEXT")
+        # v10: the signed bytes of a small outgoing message kept beside its row and committed with
+        # it, instead of a file of its own (a file, an fsync and a folder's fsync a message);
+        # a large one still has its file (outgoing.file names it; '' when the bytes are here)
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS outgoing_body"
+            " (id TEXT PRIMARY KEY REFERENCES outgoing(id), signed BLOB NOT NULL)"
+        )
         connection.execute("DROP INDEX IF EXISTS incoming_once")
         connection.execute(
             "CREATE UNIQUE INDEX IF NOT EXISTS incoming_once_per_agency ON incoming(to_code, from_code, document_id)"

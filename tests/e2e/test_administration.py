@@ -257,7 +257,9 @@ def test_a_document_id_used_for_another_document_is_refused_and_a_resend_stands_
     assert again.returncode == 0 and again.stdout.strip() == document_id
     with province.agencies[PROVINCE].store() as store:
         assert len(store.outgoing.for_document(document_id)) == 1
-        assert len(list(store.outgoing_dir.iterdir())) == 1  # the refused and the repeated files are gone
+        # kept in the database, the one queued alone: nothing of the refused or the repeated one stays
+        assert not list(store.outgoing_dir.iterdir())
+        assert store.db.execute("SELECT count(*) FROM outgoing_body").fetchone()[0] == 1
         (item,) = store.outgoing.for_document(document_id)
         store.outgoing.fail(item.id, "deadline passed")
     resent = send(first)  # a clerk sending a failed document again: it goes back to the queue

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 
+from gateway.daemon.outgoing import KEPT_IN_DATABASE_BYTES
 from gateway.store import Outgoing, OutgoingState
 from gateway.vxp.vocabulary import MessageType
 from tests.e2e.province import send_directly, signed_by, to, wait_until
@@ -62,11 +63,13 @@ def test_a_resent_document_without_document_id_is_accepted_once(province):
 
 
 def test_a_queued_message_whose_file_vanished_fails_alone(province):
-    """D6: reading the signed file outside the error handling stopped every push behind it."""
+    """D6: reading the signed file outside the error handling stopped every push behind it. A
+    file is a large message's (a small one is kept in the database): the first is large."""
     agency = province.start(PROVINCE)
     agency.service.stop()
-    for name in ("first", "second"):
-        province.drop_job(PROVINCE, name, {"to": [DEPARTMENT], "subject": f"Văn bản {name}"}, {})
+    for name, size in (("first", 2 * KEPT_IN_DATABASE_BYTES), ("second", 10)):
+        scan = {"scan.pdf": os.urandom(size)}
+        province.drop_job(PROVINCE, name, {"to": [DEPARTMENT], "subject": f"Văn bản {name}"}, scan)
     province.start(PROVINCE)
     wait_until(lambda: not [p for p in agency.outbox.iterdir() if p.name != "failed"], "intake of both")
     agency.service.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from cryptography import x509
 
 from gateway import edxml
+from gateway.vxp.vocabulary import MessageType
 from tests.e2e.province import build_province, free_port, job, wait_until
 
 PROVINCE, DISTRICT = "000.00.00.H58", "000.00.31.H58"
@@ -56,10 +57,10 @@ def test_a_renewed_certificate_takes_over_without_losing_what_is_in_flight(tmp_p
         wait_until(lambda: [r for r in district.receipts() if r[2] == "01"], "the province's 01 at the district")
         # the 01 the province owed was signed with the new key, and the district took it
         trust = edxml.TrustStore.from_pem((province.root / "pki" / "ca.pem").read_bytes())
-        signed = [
-            edxml.validate(path.read_bytes(), trust=trust) for path in (sender.folder / "var" / "outgoing").iterdir()
-        ]
-        (status,) = [v for v in signed if isinstance(v.message, edxml.StatusMessage)]
+        with sender.store() as store:
+            (answer,) = store.reports.outgoing_for_kind(MessageType.STATUS)
+            status = edxml.validate(store.outgoing.signed(answer), trust=trust)
+        assert isinstance(status.message, edxml.StatusMessage)
         assert f"{status.signature.certificate.serial_number:x}" == new
         wait_until(lambda: len(sender.receipts()) == 2 or None, "the district's two 01s at the province")
     finally:

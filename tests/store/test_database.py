@@ -112,7 +112,31 @@ def test_a_database_of_version_8_gains_the_answering_record_and_keeps_its_rows(t
         db.execute("ALTER TABLE incoming DROP COLUMN answering")
         db.execute("PRAGMA user_version = 8")
     store = GatewayStore(tmp_path)
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert "answering" in {row[1] for row in store.db.execute("PRAGMA table_info(incoming)")}
     assert store.incoming.get("axis-1").answering is None
+    store.close()
+
+
+def test_a_database_of_version_9_gains_the_kept_bodies_and_its_files_still_read(tmp_path: Path):
+    """Version 10 keeps a small outgoing message's signed bytes in the database; a version 9
+    database named a file for every message: the table is added, and its rows' files read."""
+    import sqlite3
+
+    store = GatewayStore(tmp_path)
+    message = NewOutgoing(kind=MessageType.STATUS, document_id="d-1", subject="01", to_codes=("000.00.11.H58",))
+    store.outgoing.queue("old-1", message, source_key="test:old", deadline_seconds=60)
+    store.outgoing.path_for("old-1").write_bytes(b"<signed/>")
+    store.close()
+    with sqlite3.connect(tmp_path / "gateway.sqlite3") as db:  # as version 9 left it
+        db.execute("DROP TABLE outgoing_body")
+        db.execute("PRAGMA user_version = 9")
+    store = GatewayStore(tmp_path)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
+    (old,) = store.outgoing.for_document("d-1")
+    assert old.file == "old-1.edxml" and store.outgoing.signed(old) == b"<signed/>"
+    store.outgoing.queue("new-1", message, source_key="test:new", deadline_seconds=60, body=b"<kept/>")
+    new = store.outgoing.by_source("test:new")
+    assert new is not None and new.file == "" and store.outgoing.signed(new) == b"<kept/>"
+    assert store.outgoing.known_files() == {"old-1.edxml"}
     store.close()
