@@ -6,8 +6,11 @@ rowid, so a poll costs what is new, not the quarter so far."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+Key = tuple[str, str, str]  # (recipient, sender, DocumentId) of a delivered document
 
 FINAL = ("delivered", "duplicate", "rejected", "recorded")
 
@@ -27,6 +30,18 @@ class Progress:
         self.refused = 0  # documents the recipient's gateway refused (02, kept in .rejected)
         self.receipts = 0  # statuses recorded by the senders of what they answer (01, 02, 03, 06, 15)
         self.recalls = 0  # recalls (13) recorded by recipients
+        self._watched: set[Key] = set()
+        self._arrived: list[Key] = []
+
+    def watch(self, keys: Iterable[Key]) -> None:
+        """Documents to tell about when they are delivered (:meth:`take_arrived`): those that
+        are to be answered, so that each answer is dropped as soon as its document is there."""
+        self._watched.update(keys)
+
+    def take_arrived(self) -> list[Key]:
+        """The watched documents delivered since the last call."""
+        arrived, self._arrived = self._arrived, []
+        return arrived
 
     def _connection(self, path: Path) -> sqlite3.Connection | None:
         if path not in self._connections:
@@ -42,14 +57,18 @@ class Progress:
                 continue
             cursor = self._cursors[path]
             rows = db.execute(
-                "SELECT rowid, state, message_type, status_code FROM incoming WHERE rowid > ? ORDER BY rowid",
+                "SELECT rowid, state, message_type, status_code, to_code, from_code, document_id FROM incoming"
+                " WHERE rowid > ? ORDER BY rowid",
                 (cursor.incoming,),
             ).fetchall()
-            for rowid, state, message_type, status_code in rows:
+            for rowid, state, message_type, status_code, *key in rows:
                 if state not in FINAL:
                     break  # counted when it has settled; the rows after it are read again
                 if message_type == "edoc":
                     self.delivered += state == "delivered"
+                    if state == "delivered" and tuple(key) in self._watched:
+                        self._watched.discard(tuple(key))
+                        self._arrived.append((key[0], key[1], key[2]))
                     self.refused += state == "rejected"
                 elif status_code == "13" and state == "recorded":
                     self.recalls += 1

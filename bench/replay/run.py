@@ -233,6 +233,8 @@ def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
             moment = max(_moment(step.day, 8 if number < len(plan.days) else 17).timestamp(), clock.now())
             checkpoint(ahead=moment)
             clock.set(datetime.fromtimestamp(moment, tz=VIETNAM))
+            # the day's answers, each dropped as soon as the document it answers is delivered
+            owed = steps.Owed(folders, the_shape, step.answers, pace)
             for document in step.documents:
                 steps.drop(folders, the_shape, document)
                 pace.tick()
@@ -242,10 +244,8 @@ def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
             if args.interrupt_in_step == number + 1:
                 pace.cut_at = expected.deliveries + sum(len(d.recipients) for d in step.documents) // 2
             expected.add_documents(step)
-            pace.wait_quiet(expected, step.day)
-            for planned in step.answers:
-                steps.answer(folders, the_shape, planned)
-                pace.tick()
+            pace.wait_quiet(expected, step.day, meanwhile=owed.drop_arrived)
+            owed.drop_the_rest()
             for document in step.recalls:
                 steps.recall(folders, the_shape, document)
                 pace.tick()

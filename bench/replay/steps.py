@@ -121,6 +121,35 @@ def recall(folders: Folders, the_shape: Shape, document: traffic.Planned) -> Non
         raise RuntimeError(f"recall of {document.document_id} failed: {completed.stderr[-1000:]}")
 
 
+class Owed:
+    """A step's answers (02, 03) waiting for the documents they answer: each dropped as soon as
+    its document is in its recipient's inbox, while the rest of the day is still delivered,
+    as a clerk answers what has come in; not all at once after the day's last delivery."""
+
+    def __init__(self, folders: Folders, the_shape: Shape, answers: list[traffic.Answer], pace: Pace) -> None:
+        self.folders, self.the_shape, self.pace = folders, the_shape, pace
+        self._owed: dict[tuple[str, str, str], list[traffic.Answer]] = {}
+        for planned in answers:
+            key = (planned.recipient, planned.document.sender, planned.document.document_id)
+            self._owed.setdefault(key, []).append(planned)
+        pace.progress.watch(self._owed)
+
+    def drop_arrived(self) -> None:
+        """The answers of the documents delivered since the last look."""
+        self.drop(self.pace.progress.take_arrived())
+
+    def drop(self, arrived: list[tuple[str, str, str]]) -> None:
+        for key in arrived:
+            for planned in self._owed.pop(key, ()):
+                answer(self.folders, self.the_shape, planned)
+                self.pace.tick()
+
+    def drop_the_rest(self) -> None:
+        """Whatever the watch did not see (a document delivered twice over a cut, say): its
+        answer is dropped now; a status file dropped again is the same entry."""
+        self.drop(list(self._owed))
+
+
 @dataclass
 class Expected:
     deliveries: int = 0
@@ -156,12 +185,15 @@ class Pace:
             self.checkpoint()
             self._saved = time.monotonic()
 
-    def wait_quiet(self, expected: Expected, day: date) -> None:
-        """Until everything dropped so far has arrived where it was sent."""
+    def wait_quiet(self, expected: Expected, day: date, meanwhile: Callable[[], None] | None = None) -> None:
+        """Until everything dropped so far has arrived where it was sent; ``meanwhile`` is
+        called after each look (the answers of what has arrived dropped as it arrives)."""
         last, moved = None, time.monotonic()
         wanted = (expected.deliveries, expected.receipts, expected.recalls)
         while True:
             self.progress.poll()
+            if meanwhile is not None:
+                meanwhile()
             now = (self.progress.delivered + self.progress.refused, self.progress.receipts, self.progress.recalls)
             if self.cut_at is not None and now[0] >= self.cut_at:
                 self._cut()

@@ -86,8 +86,9 @@ class Answer:
 @dataclass
 class Step:
     """One step of the calendar: first the documents and the answers owed from the step before
-    (06 to yesterday's 03, 15 to yesterday's recalls), then, once they are all delivered, the
-    day's own answers (02, 03) and recalls (13, asked with `edxml-gateway recall`)."""
+    (06 to yesterday's 03, 15 to yesterday's recalls); the day's own answers (02, 03), each as
+    soon as the document it answers is delivered; once all are, the recalls (13, asked with
+    `edxml-gateway recall`)."""
 
     day: date
     documents: list[Planned] = field(default_factory=list)
