@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +74,10 @@ class AxisClient:
         timeout: float = 60.0,
         session: aiohttp.ClientSession | None = None,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.url = url.rstrip("/")
+        self._clock = clock  # the time each request is signed with
         self.max_answer_bytes = max_answer_bytes
         self.system_id = system_id
         self._secret = secret
@@ -120,9 +124,37 @@ class AxisClient:
         before_large: Callable[[], Awaitable[None]] | None = None,
     ) -> dict:
         """One signed call; its JSON answer, checked. ``stream_payload``: the answer's top-level
-        "data" is base64 (getEdoc), decoded as it arrives and returned as a bytearray."""
+        "data" is base64 (getEdoc), decoded as it arrives and returned as a bytearray.
+
+        A call refused for its timestamp (ErrorCode 16) is signed again and made once more: it
+        may have been signed just before a step of either host's clock (an NTP correction, a
+        virtual machine resumed) and checked just after it. Refused at the door, it changed
+        nothing at the axis. A clock truly off is refused again, and that is raised."""
+        again = functools.partial(
+            self._call_once, name, params, body, content_type, wait=wait, stream_payload=stream_payload
+        )
+        try:
+            return await again(before_large=before_large)
+        except AxisRefusesGateway as exc:
+            if exc.axis_code != AxisCode.STALE_TIMESTAMP.wire:
+                raise
+        return await again(before_large=before_large)
+
+    async def _call_once(
+        self,
+        name: str,
+        params: dict[str, str],
+        body: bytes | FileBody,
+        content_type: str,
+        *,
+        wait: float,
+        stream_payload: bool,
+        before_large: Callable[[], Awaitable[None]] | None,
+    ) -> dict:
         headers = CIMultiDict(
-            signed_headers(params, system_id=self.system_id, secret=self._secret, content_type=content_type)
+            signed_headers(
+                params, system_id=self.system_id, secret=self._secret, content_type=content_type, now=self._clock()
+            )
         )
         if isinstance(body, FileBody):
             headers["Content-Length"] = str(body.size + 2)  # as the bytes would have it: not chunked

@@ -11,7 +11,7 @@ import pytest
 
 from gateway import edxml
 from gateway.axis_client import AxisClient
-from gateway.errors import AxisError
+from gateway.errors import AxisError, AxisRefusesGateway
 from tests.axis.running import RunningAxis
 from tests.axis.sdk_client import SdkLikeClient
 from tests.messages import full_document, full_status
@@ -518,3 +518,30 @@ def test_a_section_or_key_the_axis_does_not_know_is_refused(tmp_path, text, name
     with pytest.raises(ConfigError) as caught:
         load(tmp_path / "axis.toml")
     assert named in str(caught.value) and "axis.toml" in str(caught.value)
+
+
+def test_a_call_signed_before_a_clock_step_is_signed_again_once_and_a_clock_off_is_refused(axis):
+    """A request signed just before a step of a clock and checked just after it (the replay's
+    calendar, an NTP correction, a virtual machine resumed) is refused for its timestamp (16):
+    the client signs it again at once. A clock truly off is refused again, and that is raised."""
+    now = datetime.now(UTC)
+    stale_once = iter([now - timedelta(hours=22)])
+    stepped = AxisClient(
+        axis.url, "sys-g22", axis.secret("sys-g22"), timeout=30, clock=lambda: next(stale_once, None) or now
+    )
+    off = AxisClient(axis.url, "sys-g22", axis.secret("sys-g22"), timeout=30, clock=lambda: now - timedelta(hours=2))
+
+    async def both() -> tuple[list, AxisRefusesGateway]:
+        async with stepped, off:
+            listed = await stepped.agencies()
+            try:
+                await off.agencies()
+            except AxisRefusesGateway as exc:
+                return listed, exc
+            raise AssertionError("a clock two hours off was let through")
+
+    listed, refused = run(both())
+    assert MINISTRY in {agency["code"] for agency in listed}
+    assert refused.axis_code == "16"
+    refusals = axis.service.events_where(lambda e: e.get("event") == "request_refused" and e.get("code") == "16")
+    assert len(refusals) == 3  # the stale one once, the one off twice
