@@ -130,15 +130,13 @@ class AxisClient:
         may have been signed just before a step of either host's clock (an NTP correction, a
         virtual machine resumed) and checked just after it. Refused at the door, it changed
         nothing at the axis. A clock truly off is refused again, and that is raised."""
-        again = functools.partial(
-            self._call_once, name, params, body, content_type, wait=wait, stream_payload=stream_payload
-        )
+        once = functools.partial(self._call_once, name, params, body, content_type, wait, stream_payload, before_large)
         try:
-            return await again(before_large=before_large)
+            return await once()
         except AxisRefusesGateway as exc:
             if exc.axis_code != AxisCode.STALE_TIMESTAMP.wire:
                 raise
-        return await again(before_large=before_large)
+        return await once()
 
     async def _call_once(
         self,
@@ -146,7 +144,6 @@ class AxisClient:
         params: dict[str, str],
         body: bytes | FileBody,
         content_type: str,
-        *,
         wait: float,
         stream_payload: bool,
         before_large: Callable[[], Awaitable[None]] | None,

@@ -34,9 +34,11 @@ class Progress:
         self._arrived: list[Key] = []
 
     def watch(self, keys: Iterable[Key]) -> None:
-        """Documents to tell about when they are delivered (:meth:`take_arrived`): those that
-        are to be answered, so that each answer is dropped as soon as its document is there."""
-        self._watched.update(keys)
+        """The documents to tell about when they are delivered (:meth:`take_arrived`), instead
+        of those watched before: a step's documents that are to be answered, so that each
+        answer is dropped as soon as its document is there."""
+        self._watched = set(keys)
+        self._arrived = []
 
     def take_arrived(self) -> list[Key]:
         """The watched documents delivered since the last call."""
@@ -61,14 +63,15 @@ class Progress:
                 " WHERE rowid > ? ORDER BY rowid",
                 (cursor.incoming,),
             ).fetchall()
-            for rowid, state, message_type, status_code, *key in rows:
+            for rowid, state, message_type, status_code, to_code, from_code, document_id in rows:
                 if state not in FINAL:
                     break  # counted when it has settled; the rows after it are read again
                 if message_type == "edoc":
                     self.delivered += state == "delivered"
-                    if state == "delivered" and tuple(key) in self._watched:
-                        self._watched.discard(tuple(key))
-                        self._arrived.append((key[0], key[1], key[2]))
+                    key = (to_code, from_code, document_id)
+                    if state == "delivered" and key in self._watched:
+                        self._watched.discard(key)
+                        self._arrived.append(key)
                     self.refused += state == "rejected"
                 elif status_code == "13" and state == "recorded":
                     self.recalls += 1

@@ -145,8 +145,8 @@ class Owed:
                 self.pace.tick()
 
     def drop_the_rest(self) -> None:
-        """Whatever the watch did not see (a document delivered twice over a cut, say): its
-        answer is dropped now; a status file dropped again is the same entry."""
+        """The answers of documents the watch did not see delivered (one its recipient's
+        gateway refused, say), dropped once the day's deliveries are all settled, as before."""
         self.drop(list(self._owed))
 
 

@@ -305,8 +305,7 @@ class OutgoingTable:
             "SELECT id, signed FROM outgoing_body WHERE id IN (SELECT value FROM json_each(?))",
             (json.dumps(list(outgoing_ids)),),
         )
-        kept: dict[str, bytes] = dict(rows)
-        return kept
+        return dict(rows)
 
     def signed(self, item: Outgoing) -> bytes:
         """A message's signed bytes, wherever they are kept (whole: for a command, not for sending)."""
