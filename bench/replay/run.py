@@ -229,6 +229,7 @@ def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
                 expected.add_documents(step)
                 expected.add_answers(step)
                 continue
+            step_began, step_cpu, delivered_before = time.monotonic(), _cpu(province), expected.deliveries
             # never back: a resumed step goes on at the clock the cut left
             moment = max(_moment(step.day, 8 if number < len(plan.days) else 17).timestamp(), clock.now())
             checkpoint(ahead=moment)
@@ -246,16 +247,18 @@ def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
             expected.add_documents(step)
             pace.wait_quiet(expected, step.day, meanwhile=owed.drop_arrived)
             owed.drop_the_rest()
-            for document in step.recalls:
-                steps.recall(folders, the_shape, document)
-                pace.tick()
+            steps.recall(folders, the_shape, step.recalls, pace.tick)
             expected.add_answers(step)
             pace.wait_quiet(expected, step.day)
             record.steps_done = number + 1
             checkpoint()
+            seconds = max(time.monotonic() - step_began, 1e-6)
+            cores = (_cpu(province) - step_cpu) / seconds
             print(
                 f"quarter: {step.day} {len(step.documents)} documents, {len(step.answers) + len(step.carried)}"
-                f" answers, {len(step.recalls)} recalls; {expected.deliveries} deliveries so far",
+                f" answers, {len(step.recalls)} recalls; {expected.deliveries} deliveries so far;"
+                f" the step {seconds:.1f} s, {(expected.deliveries - delivered_before) / seconds:.1f} deliveries/s,"
+                f" {cores:.2f} cores",
                 file=sys.stderr,
             )
         stop_profilers(profilers)
@@ -278,6 +281,11 @@ def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
     if args.profile:
         figures.show_profiles(args.profile)
     return 0 if result["report_matches_plan"] and verdict.clean else 1
+
+
+def _cpu(province: Province) -> float:
+    """CPU seconds of the province's processes so far: a step's pace beside what it cost."""
+    return sum(process.cpu_seconds() for process in province.processes)
 
 
 def _idle_percent(province: Province, profiled: dict[str, int], profile: Path | None) -> float:
