@@ -56,6 +56,10 @@ def identity_on(token: SoftToken, pki: Path, code: str, label: str) -> edxml.Sig
 @pytest.mark.parametrize(("code", "label"), [(PROVINCE, "rsa"), (DEPARTMENT, "ec")])
 def test_signatures_made_on_the_token_verify_along_the_whole_path(token, pki, code, label):
     identity = identity_on(token, pki, code, label)
+    # a token may take far longer than a key in memory: the daemon never asks it from its event loop
+    assert not identity.in_memory
+    in_memory = edxml.SigningIdentity.from_pem((pki / f"{code}.key").read_bytes(), (pki / f"{code}.pem").read_bytes())
+    assert in_memory.in_memory
     message = full_document() if code == PROVINCE else full_status(sender=code)
     data = edxml.sign_message(message, identity)
     verdict = edxml.validate(data, trust=edxml.TrustStore.from_pem((pki / "ca.pem").read_bytes())).signature

@@ -11,13 +11,15 @@ import asyncio
 import functools
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.daemon import compose, jobs, status_files
+from gateway.daemon import commands, compose, jobs, status_files
 from gateway.daemon import entries as entries_on_disk
 from gateway.daemon.outgoing import Agency, Local, Pending
 from gateway.errors import GatewayError, IntakeError, RecipientNotInDirectory, TokenUnavailable
 from gateway.fsutil import write_atomic
+from gateway.offload import in_place_if_small
 from gateway.store import Outgoing
 
 BATCH = 50
@@ -31,6 +33,19 @@ FOLDER = ""  # the drop folder itself, among the entries whose mtimes intake wat
 LOOK_ANYWAY_SECONDS = 30.0
 TOKEN_RETRY_SECONDS = 5.0  # a signing token that failed is asked again after this
 TIMER_SLACK_SECONDS = 0.005
+# A status file's message signed is its request's text in an envelope with a signature: a few
+# KB more than the file (3.2 KB for the replay's answers, from 200-byte files).
+STATUS_SIGNED_OVERHEAD_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Looked:
+    """What :meth:`Intake.look` read of a drop folder in its worker thread."""
+
+    removed: int  # leftovers of a crash tidied away
+    entries: list[Path]  # settled entries, BATCH at most
+    settles_at: float | None  # when the first unsettled one will have settled
+    looks: list[entries_on_disk.Look | OSError]  # each entry's key, size and status request
 
 
 class Intake:
@@ -69,39 +84,53 @@ class Intake:
         except OSError:
             return True  # run() says what is wrong
 
-    async def run(self) -> None:
-        if time.monotonic() < self._token_back_at:
-            return  # nothing can be signed meanwhile; the entries wait where they are
+    def look(self) -> Looked | OSError | None:
+        """Worker thread: what a run reads of the drop folder, in one hand-off (and one for every
+        hosted agency, see Gateway.intake): the tidying when it is due, the settled entries, and
+        each one's key and status request; None when the folder need not be read (worth_a_look)
+        or nothing can be signed meanwhile; the error when the folder cannot be read."""
+        if time.monotonic() < self._token_back_at or not self.worth_a_look():
+            return None  # a token that failed: the entries wait where they are
         try:
+            removed = 0
             # what a crash or a refused removal left: at the first run, then every housekeeping interval
             if self._tidied_at is None or time.monotonic() - self._tidied_at >= self.local.config.workers.housekeeping:
                 self._tidied_at = time.monotonic()
-                removed = await asyncio.to_thread(self.tidy)
-                if removed:
-                    self.log.info("intake_tidied", removed=removed)
-            entries, settles_at = await asyncio.to_thread(self._settled_entries)
-        except OSError as exc:  # the folder itself (removed, not readable): the other agencies' go on
-            self._say_unreadable(exc)
+                removed = self.tidy()
+            entries, settles_at = self._settled_entries()
+        except OSError as exc:
+            return exc
+        return Looked(removed, entries, settles_at, entries_on_disk.look_at_each(entries))
+
+    async def run(self, looked: Looked | OSError | None) -> None:
+        """Take in what :meth:`look` found."""
+        if looked is None:
+            return
+        if isinstance(looked, OSError):  # the folder itself (removed, not readable): the other agencies' go on
+            self._say_unreadable(looked)
             return
         self._unreadable = None
-        if settles_at is not None:
-            self._wake_at_moment(settles_at)
+        if looked.removed:
+            self.log.info("intake_tidied", removed=looked.removed)
+        if looked.settles_at is not None:
+            self._wake_at_moment(looked.settles_at)
         # a run takes BATCH entries at most: after a full one that moved something out of the
         # folder, another run at once, not at the rescan (a backlog would drain BATCH a rescan).
         # Only what left the folder counts: entries that stay (a removal not allowed) must not
         # make intake go round and round.
-        full, refused_before = len(entries) >= BATCH, self._refused
-        entries = await self._admissible(entries)
-        moved = await self._take_in_each(entries) if entries else 0
+        full, refused_before = len(looked.entries) >= BATCH, self._refused
+        admissible = await self._admissible(looked.entries)
+        kept = set(admissible)
+        looks = [look for entry, look in zip(looked.entries, looked.looks, strict=True) if entry in kept]
+        moved = await self._take_in_each(admissible, looks) if admissible else 0
         if full and (moved or self._refused > refused_before):
             self.outgoing.wake("intake")
 
-    async def _take_in_each(self, entries: list[Path]) -> int:
+    async def _take_in_each(self, entries: list[Path], looks: list[entries_on_disk.Look | OSError]) -> int:
         """Each entry's message queued, then the entries taken away; how many left the folder.
-        Their keys (and status files' requests) are read in one hand-off and their removals
-        made in another: a round of answers dropped together costs three hand-offs and one per
-        message signed, not three per message."""
-        looks = await asyncio.to_thread(entries_on_disk.look_at_each, entries)
+        Their keys (and status files' requests) were read with the listing (:meth:`look`) and
+        their removals are made in one hand-off: a round of answers dropped together costs two
+        hand-offs, and one per document signed, not three per message."""
         taken: list[tuple[Path, Outgoing]] = []
         try:
             for entry, look in zip(entries, looks, strict=True):
@@ -154,12 +183,18 @@ class Intake:
             if request is not None:
                 answering = status_files.answering(self.local, self.agency, request)  # the record: on the loop
                 prepare = functools.partial(status_files.signed, self.local, answering, request)
+                # a status is a few KB signed, kept in the database: signed on the loop when that
+                # reads no file and the key is in memory (a long description, a 15 or 16 that
+                # counts the inbox's recalls, an old record, or a token: in a thread)
+                on_loop = self.agency.identity.in_memory and commands.reads_no_files(answering, request["code"])
+                signed_size = size + STATUS_SIGNED_OVERHEAD_BYTES if on_loop else None
+                pending, written = await in_place_if_small(signed_size, self.outgoing.prepared, prepare)
             else:
                 if size >= PREPARING_MARK_BYTES:
                     marked = True
                     await asyncio.to_thread(self._count_preparation, entry, size, marker)
                 prepare = functools.partial(self._prepare_entry, entry, self.outgoing.next_number())
-            pending, written = await asyncio.to_thread(self.outgoing.prepared, prepare)
+                pending, written = await asyncio.to_thread(self.outgoing.prepared, prepare)
             return True, self.outgoing.commit(written, pending, key)
         except OSError as exc:  # the disk, not the document: leave the entry for the next run
             self._postponed(entry, exc)

@@ -180,8 +180,9 @@ class OutgoingQueue:
         return Written(outgoing_id, body=b"".join(head))
 
     def prepared(self, prepare: Callable[[], Pending]) -> tuple[Pending, Written]:
-        """Worker thread: a message signed by ``prepare`` and written (a large one's file), in one
-        hand-off; :meth:`commit` on the event loop makes it a row."""
+        """A message signed by ``prepare`` and written (a large one's file), in one worker-thread
+        hand-off (or on the loop, a small status signed with a key in memory); :meth:`commit` on the
+        event loop makes it a row."""
         pending = prepare()
         return pending, self.write(pending)
 

@@ -121,9 +121,9 @@ class Gateway:
 
     async def intake(self) -> None:
         """Every hosted agency's drop folder; only those that may hold something are read."""
-        busy = await asyncio.to_thread(lambda: [worker for worker in self.intakes if worker.worth_a_look()])
-        for worker in busy:
-            await worker.run()
+        looked = await asyncio.to_thread(lambda: [worker.look() for worker in self.intakes])
+        for worker, found in zip(self.intakes, looked, strict=True):
+            await worker.run(found)
 
     # --- push and respond -----------------------------------------------------------------------
 

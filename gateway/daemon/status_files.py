@@ -89,7 +89,7 @@ def answering(local: Local, agency: Agency, request: dict) -> Answering:
 
 
 def signed(local: Local, answering: Answering, request: dict) -> Pending:
-    """The signed status (worker thread)."""
+    """The signed status (on the event loop with a key in memory, else a worker thread)."""
     from gateway.daemon import commands
 
     pending, _ = commands.signed_answer(

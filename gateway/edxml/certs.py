@@ -125,6 +125,9 @@ class SigningIdentity:
     key: PrivateKey = field(repr=False)
     certificate: x509.Certificate
     intermediates: tuple[x509.Certificate, ...] = ()
+    # the key is in this process's memory and signs in about a millisecond; a key held elsewhere
+    # (a token, a device that may take far longer) is never asked from an event loop
+    in_memory: bool = True
 
     @classmethod
     def from_pem(cls, key_pem: bytes, cert_pem: bytes, password: bytes | None = None) -> SigningIdentity:
@@ -155,7 +158,7 @@ class SigningIdentity:
         signature made and verified proves they belong together."""
         leaf, *rest = load_certificates(cert_pem)
         _self_test(key, leaf.public_key())
-        return cls(key=key, certificate=leaf, intermediates=tuple(rest))
+        return cls(key=key, certificate=leaf, intermediates=tuple(rest), in_memory=False)
 
     @property
     def agency(self) -> AgencyCode:
