@@ -224,12 +224,15 @@ def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
         checkpoint()
         pace = steps.Pace(progress, args.stall_seconds, checkpoint, province.processes)
         expected = steps.Expected()
+        resumed_at = record.steps_done if resuming else None
         for number, step in enumerate(plan.steps):
             if number < record.steps_done:  # done before a cut
                 expected.add_documents(step)
                 expected.add_answers(step)
                 continue
             step_began, step_cpu, delivered_before = time.monotonic(), _cpu(province), expected.deliveries
+            # the step gone on with after a cut: its pace counts what was delivered before the cut too
+            resumed_here = number == resumed_at
             # never back: a resumed step goes on at the clock the cut left
             moment = max(_moment(step.day, 8 if number < len(plan.days) else 17).timestamp(), clock.now())
             checkpoint(ahead=moment)
@@ -258,7 +261,7 @@ def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
                 f"quarter: {step.day} {len(step.documents)} documents, {len(step.answers) + len(step.carried)}"
                 f" answers, {len(step.recalls)} recalls; {expected.deliveries} deliveries so far;"
                 f" the step {seconds:.1f} s, {(expected.deliveries - delivered_before) / seconds:.1f} deliveries/s,"
-                f" {cores:.2f} cores",
+                f" {cores:.2f} cores{' (resumed in this step)' if resumed_here else ''}",
                 file=sys.stderr,
             )
         stop_profilers(profilers)
