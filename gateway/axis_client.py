@@ -23,32 +23,17 @@ import aiohttp
 import pybase64
 from multidict import CIMultiDict
 
-from gateway.edxml import DEFAULT_LIMITS
+from gateway.axis_reading import DEFAULT_MAX_ANSWER_BYTES, checked_answer, read_answer, read_payload_answer
 from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable
 from gateway.fsutil import file_sha256
 from gateway.sendbody import FileBody
 from gateway.vxp import extensions
 from gateway.vxp.answers import AxisCode
-from gateway.vxp.payload import PayloadReader, split_payload
-from gateway.vxp.protocol import parse_json, sdk_hex, signed_headers
+from gateway.vxp.protocol import sdk_hex, signed_headers
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 JSON = "application/json"
 OCTETS = "application/octet-stream"
-# ErrorCodes that refuse the caller rather than the call (15 authentication, 16 timestamp out of
-# the window, i.e. our clock): every other call would be refused too, so they count as an outage.
-LARGE_ANSWER_BYTES = 16 * 1024 * 1024  # a getEdoc answer this large is a large message (see get_edoc)
-
-
-def answer_limit(max_message_bytes: int) -> int:
-    """The largest answer worth reading for messages up to ``max_message_bytes``: getEdoc's
-    base64 of such a message, with room for its JSON envelope."""
-    return 4 * -(-max_message_bytes // 3) + 1024 * 1024
-
-
-# The largest answer read: getEdoc of the largest message a gateway accepts ([limits] max_bytes,
-# 160 MiB by default) is its base64 in JSON; more is refused, not read into memory.
-DEFAULT_MAX_ANSWER_BYTES = answer_limit(DEFAULT_LIMITS.max_bytes)
 
 
 @dataclass(frozen=True)
@@ -165,41 +150,15 @@ class AxisClient:
             ) as response:
                 self._note_extensions(response.headers)
                 problem = None  # why a streamed "data" is not base64
+                limit, where = self.max_answer_bytes, self.url
                 if stream_payload:
-                    raw, streamed, problem = await self._read_payload_answer(name, response, before_large)
+                    raw, streamed, problem = await read_payload_answer(name, response, limit, where, before_large)
                 else:
-                    raw, streamed = await self._read_answer(name, response), None
+                    raw, streamed = await read_answer(name, response, limit, where), None
                 http_status = response.status
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise AxisUnavailable(f"{name}: {type(exc).__name__}: {exc}", where=self.url) from None
-        envelope, payload = split_payload(raw) if streamed is None else (raw, streamed)
-        try:
-            answer = parse_json(envelope.decode("utf-8", errors="replace"))
-            if payload is not None and not (isinstance(answer, dict) and answer.get("data") == ""):
-                # The "data" cut out was not the top-level one. Read the answer whole; a streamed
-                # one was already consumed, but its top-level "data" is in the envelope as it came.
-                if streamed is None:
-                    answer = parse_json(raw.decode("utf-8", errors="replace"))
-                payload = None
-        except ValueError:
-            raise AxisUnavailable(f"{name}: HTTP {http_status} with a body that is not JSON", where=self.url) from None
-        if not isinstance(answer, dict):
-            raise AxisUnavailable(f"{name}: the answer is not a JSON object", where=self.url)
-        if payload is not None:
-            answer["data"] = payload
-        error_code = str(answer.get("ErrorCode", ""))
-        known = AxisCode.from_wire(error_code)
-        if known is not None and known.refuses_caller:
-            raise AxisRefusesGateway(
-                f"{name}: ErrorCode {error_code}: {answer.get('ErrorDesc', '')}", axis_code=error_code, where=self.url
-            )
-        if str(answer.get("status", "")).upper() == "FAIL" or error_code not in ("0", ""):
-            raise AxisError(
-                f"{name}: ErrorCode {error_code}: {answer.get('ErrorDesc', '')}", axis_code=error_code, where=self.url
-            )
-        if problem is not None and payload is not None:
-            raise AxisError(f"{name}: data is not base64: {problem}", where=self.url)
-        return answer
+        return checked_answer(name, raw, streamed, problem, http_status, where=self.url)
 
     def _note_extensions(self, headers: Mapping[str, str]) -> None:
         # Each answer says what the axis serves now: one it stops announcing (restarted without
@@ -293,50 +252,6 @@ class AxisClient:
             )
             for item in _data_list(answer)
         ]
-
-    async def _read_limited(
-        self,
-        name: str,
-        response: aiohttp.ClientResponse,
-        take: Callable[[bytes], object],
-        before_large: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        """Hand the answer's body to ``take`` a piece at a time, never more than max_answer_bytes."""
-        limit = self.max_answer_bytes
-        too_large = f"{name}: the answer is larger than {limit} bytes (the largest message [limits] max_bytes lets in)"
-        if response.content_length is not None and response.content_length > limit:
-            raise AxisError(too_large, where=self.url)
-        if before_large is not None and (response.content_length or 0) >= LARGE_ANSWER_BYTES:
-            await before_large()  # the caller's turn for a large message, before any of it is read
-        size = 0
-        async for chunk in response.content.iter_chunked(1024 * 1024):
-            size += len(chunk)
-            if size > limit:
-                raise AxisError(too_large, where=self.url)
-            take(chunk)
-
-    async def _read_answer(self, name: str, response: aiohttp.ClientResponse) -> bytes:
-        parts: list[bytes] = []
-        await self._read_limited(name, response, parts.append)
-        return b"".join(parts)
-
-    async def _read_payload_answer(
-        self, name: str, response: aiohttp.ClientResponse, before_large: Callable[[], Awaitable[None]] | None
-    ) -> tuple[bytes, bytearray | None, str | None]:
-        """The answer with its "data" decoded as it arrives: (the JSON around it, the bytes, why
-        they are not base64 or None).
-
-        A 20 MB scan is a 36 MB answer; read whole and then decoded it is 36 + 27 MB at once,
-        decoded in pieces it is the 27 MB message and a megabyte at a time. (answer, None) for
-        an answer that is not shaped so (small, an error, "data" not found near the start).
-        """
-        reader = PayloadReader(response.content_length)
-        try:
-            await self._read_limited(name, response, reader.feed, before_large)
-            envelope, decoded = reader.finish()
-        except ValueError as exc:
-            raise AxisError(f"{name}: {exc}", where=self.url) from None
-        return envelope, decoded, reader.problem
 
     async def get_edoc(
         self, doc_id: str, *, before_large: Callable[[], Awaitable[None]] | None = None

@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 
 from gateway import edxml
-from gateway.axis_client import AxisClient, Listed, answer_limit
+from gateway.axis_client import AxisClient, Listed
+from gateway.axis_reading import answer_limit
 from gateway.config import Config, ConfigError
 from gateway.daemon import directory, inbox, trusting
 from gateway.daemon.deliver import Deliverer

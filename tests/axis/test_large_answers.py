@@ -12,7 +12,8 @@ import pytest
 
 from gateway import edxml
 from gateway.axis.answering import STREAM_FROM_BYTES
-from gateway.axis_client import DEFAULT_MAX_ANSWER_BYTES, LARGE_ANSWER_BYTES, AxisClient, answer_limit
+from gateway.axis_client import AxisClient
+from gateway.axis_reading import DEFAULT_MAX_ANSWER_BYTES, LARGE_ANSWER_BYTES, answer_limit
 from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable
 from gateway.vxp.payload import PAYLOAD_SPLIT_BYTES, split_payload
 from tests.axis.test_axis import DEPARTMENT, MINISTRY, client, run, send
