@@ -26,10 +26,10 @@ SMALL_BATCH_BYTES = 256 * 1024
 
 
 async def in_place_if_small(
-    size: int | None, func: Callable[..., T], /, *args: object, limit: int = SMALL_BYTES, **kwargs: object
+    size: int, func: Callable[..., T], /, *args: object, limit: int = SMALL_BYTES, **kwargs: object
 ) -> T:
     """``func(*args, **kwargs)`` on the loop when ``size`` (the bytes it works on) is at most
-    ``limit``, in a worker thread otherwise (and when ``size`` is None: not for the loop)."""
-    if size is not None and size <= limit:
+    ``limit``, in a worker thread otherwise."""
+    if size <= limit:
         return func(*args, **kwargs)
     return await asyncio.to_thread(func, *args, **kwargs)

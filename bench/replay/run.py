@@ -293,11 +293,11 @@ def _cpu(province: Province) -> float:
 
 def _idle_percent(province: Province, profiled: dict[str, int], profile: Path | None) -> float:
     """CPU of the province's processes with nothing to do, in per cent of a core."""
-    idle_before = sum(p.cpu_seconds() for p in province.processes)
+    idle_before = _cpu(province)
     profilers = start_profilers(profiled, profile and profile / "idle")
     time.sleep(IDLE_SECONDS)
     stop_profilers(profilers)
-    return 100 * (sum(p.cpu_seconds() for p in province.processes) - idle_before) / IDLE_SECONDS
+    return 100 * (_cpu(province) - idle_before) / IDLE_SECONDS
 
 
 def _commit() -> str:

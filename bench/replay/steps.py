@@ -26,7 +26,7 @@ from pathlib import Path
 from bench.replay import journal, traffic
 from bench.replay.build import Folders
 from bench.replay.processes import Process
-from bench.replay.progress import Progress
+from bench.replay.progress import Key, Progress
 from bench.replay.shape import Shape
 from gateway.daemon.inbox import folder_name
 
@@ -157,7 +157,7 @@ class Owed:
 
     def __init__(self, folders: Folders, the_shape: Shape, answers: list[traffic.Answer], pace: Pace) -> None:
         self.folders, self.the_shape, self.pace = folders, the_shape, pace
-        self._owed: dict[tuple[str, str, str], list[traffic.Answer]] = {}
+        self._owed: dict[Key, list[traffic.Answer]] = {}
         for planned in answers:
             key = (planned.recipient, planned.document.sender, planned.document.document_id)
             self._owed.setdefault(key, []).append(planned)
@@ -167,7 +167,7 @@ class Owed:
         """The answers of the documents delivered since the last look."""
         self.drop(self.pace.progress.take_arrived())
 
-    def drop(self, arrived: list[tuple[str, str, str]]) -> None:
+    def drop(self, arrived: list[Key]) -> None:
         for key in arrived:
             for planned in self._owed.pop(key, ()):
                 answer(self.folders, self.the_shape, planned)

@@ -185,10 +185,6 @@ def answering(local: Local, reference: str, *, agency_code: str | None = None, w
     return Answering(row, agency, earlier, recorded)
 
 
-# the answers to a request to recall or change a document, which count the requests received
-CHANGE_ANSWERS = (edxml.StatusCode.CHANGE_ACCEPTED, edxml.StatusCode.CHANGE_REFUSED)
-
-
 def signed_answer(
     local: Local, answering: Answering, *, code: str, description: str | None, staff: str | None
 ) -> tuple[Pending, str]:
@@ -204,7 +200,7 @@ def signed_answer(
         document = _envelope(local, agency, row)
         response_for = compose.answered(document, fallback_document_id=row.axis_doc_id)
         changing = compose.changes_another(document)
-    requests = _change_requests(answering, changing) if status_code in CHANGE_ANSWERS else 0
+    requests = _change_requests(answering, changing) if status_code in compose.CHANGE_ANSWERS else 0
     document_id = response_for.document_id or row.axis_doc_id
     refusal = compose.answer_refusal(status_code, answering.earlier, description, requests=requests)
     if refusal is not None:
@@ -217,7 +213,7 @@ def reads_no_files(answering: Answering, code: str) -> bool:
     """Whether :func:`signed_answer` reads nothing from the disk for a status ``code``: the record
     says what is answered (kept since store v9), and the code is not one that counts the recalls
     noted in the inbox (15, 16). Such an answer may be signed where no file may be waited for."""
-    return bool(answering.row.answering) and code not in {answer.wire for answer in CHANGE_ANSWERS}
+    return bool(answering.row.answering) and code not in {answer.wire for answer in compose.CHANGE_ANSWERS}
 
 
 def _change_requests(answering: Answering, changing: bool) -> int:

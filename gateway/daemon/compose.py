@@ -150,6 +150,10 @@ _STEPS = (
 )
 
 
+# the answers to a request to recall or change a document (15, 16), once each per request
+CHANGE_ANSWERS = (edxml.StatusCode.CHANGE_ACCEPTED, edxml.StatusCode.CHANGE_REFUSED)
+
+
 def answer_refusal(
     code: edxml.StatusCode, earlier: Iterable[edxml.StatusCode], description: str | None, *, requests: int = 0
 ) -> str | None:
@@ -160,9 +164,9 @@ def answer_refusal(
     or 06. 15/16 answer a request to recall or change the document (``requests``: the recalls
     (13) received, and the document itself when it updates or replaces another), once each.
     """
-    answered = [c for c in earlier if c in (edxml.StatusCode.CHANGE_ACCEPTED, edxml.StatusCode.CHANGE_REFUSED)]
+    answered = [c for c in earlier if c in CHANGE_ANSWERS]
     earlier = set(earlier)
-    if code in (edxml.StatusCode.CHANGE_ACCEPTED, edxml.StatusCode.CHANGE_REFUSED):
+    if code in CHANGE_ANSWERS:
         if not requests:
             return "no recall (13) was received for this document, and it updates or replaces none"
         if len(answered) >= requests:

@@ -19,7 +19,7 @@ from gateway.daemon import entries as entries_on_disk
 from gateway.daemon.outgoing import Agency, Local, Pending
 from gateway.errors import GatewayError, IntakeError, RecipientNotInDirectory, TokenUnavailable
 from gateway.fsutil import write_atomic
-from gateway.offload import in_place_if_small
+from gateway.offload import SMALL_BYTES
 from gateway.store import Outgoing
 
 BATCH = 50
@@ -119,21 +119,19 @@ class Intake:
         # Only what left the folder counts: entries that stay (a removal not allowed) must not
         # make intake go round and round.
         full, refused_before = len(looked.entries) >= BATCH, self._refused
-        admissible = await self._admissible(looked.entries)
-        kept = set(admissible)
-        looks = [look for entry, look in zip(looked.entries, looked.looks, strict=True) if entry in kept]
-        moved = await self._take_in_each(admissible, looks) if admissible else 0
+        admissible = await self._admissible(list(zip(looked.entries, looked.looks, strict=True)))
+        moved = await self._take_in_each(admissible) if admissible else 0
         if full and (moved or self._refused > refused_before):
             self.outgoing.wake("intake")
 
-    async def _take_in_each(self, entries: list[Path], looks: list[entries_on_disk.Look | OSError]) -> int:
+    async def _take_in_each(self, entries: list[tuple[Path, entries_on_disk.Look | OSError]]) -> int:
         """Each entry's message queued, then the entries taken away; how many left the folder.
         Their keys (and status files' requests) were read with the listing (:meth:`look`) and
         their removals are made in one hand-off: a round of answers dropped together costs two
         hand-offs, and one per document signed, not three per message."""
         taken: list[tuple[Path, Outgoing]] = []
         try:
-            for entry, look in zip(entries, looks, strict=True):
+            for entry, look in entries:
                 go_on, item = await self._take_in(entry, look)
                 if item is not None:
                     taken.append((entry, item))
@@ -145,11 +143,13 @@ class Intake:
             moved = await self._take_away(taken) if taken else 0
         return moved
 
-    async def _admissible(self, entries: list[Path]) -> list[Path]:
-        """The entries to take in now: not those waiting for the directory to be read again, and
-        not those whose names are too long (refused)."""
+    async def _admissible(
+        self, entries: list[tuple[Path, entries_on_disk.Look | OSError]]
+    ) -> list[tuple[Path, entries_on_disk.Look | OSError]]:
+        """The entries (with their looks) to take in now: not those waiting for the directory to
+        be read again, and not those whose names are too long (refused)."""
         admissible = []
-        for entry in entries:
+        for entry, look in entries:
             if self._awaiting_directory.get(entry.name, -1.0) == self.local.names_at:
                 continue  # held until the directory is read again
             self._awaiting_directory.pop(entry.name, None)
@@ -159,7 +159,7 @@ class Intake:
                 reason = f"the entry's name is {length} bytes long (UTF-8); intake takes names of at most {most} bytes"
                 await asyncio.to_thread(self._refuse_entry, entry, reason)
                 continue
-            admissible.append(entry)
+            admissible.append((entry, look))
         return admissible
 
     async def _take_in(self, entry: Path, look: entries_on_disk.Look | OSError) -> tuple[bool, Outgoing | None]:
@@ -186,9 +186,14 @@ class Intake:
                 # a status is a few KB signed, kept in the database: signed on the loop when that
                 # reads no file and the key is in memory (a long description, a 15 or 16 that
                 # counts the inbox's recalls, an old record, or a token: in a thread)
-                on_loop = self.agency.identity.in_memory and commands.reads_no_files(answering, request["code"])
-                signed_size = size + STATUS_SIGNED_OVERHEAD_BYTES if on_loop else None
-                pending, written = await in_place_if_small(signed_size, self.outgoing.prepared, prepare)
+                if (
+                    size + STATUS_SIGNED_OVERHEAD_BYTES <= SMALL_BYTES
+                    and self.agency.identity.in_memory
+                    and commands.reads_no_files(answering, request["code"])
+                ):
+                    pending, written = self.outgoing.prepared(prepare)
+                else:
+                    pending, written = await asyncio.to_thread(self.outgoing.prepared, prepare)
             else:
                 if size >= PREPARING_MARK_BYTES:
                     marked = True
