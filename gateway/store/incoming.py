@@ -75,7 +75,7 @@ class IncomingTable:
     def unacknowledged(self, limit: int) -> list[Incoming]:
         rows = self.db.execute(
             # states written out, not bound, here and below: only then can SQLite use the partial
-            # indexes on them (incoming_unacknowledged, incoming_once_per_agency, incoming_document)
+            # indexes on them (incoming_unacknowledged, incoming_once_per_agency)
             "SELECT * FROM incoming WHERE state != 'listed' AND acked = 0 AND next_attempt_at <= ? LIMIT ?",
             (time.time(), limit),
         )
@@ -85,7 +85,7 @@ class IncomingTable:
         """The agencies that delivered a document to us under any of these DocumentIds."""
         marks = ",".join("?" * len(document_ids))
         rows = self.db.execute(
-            f"SELECT DISTINCT from_code FROM incoming INDEXED BY incoming_document WHERE document_id IN ({marks})"  # noqa: S608
+            f"SELECT DISTINCT from_code FROM incoming INDEXED BY incoming_about WHERE document_id IN ({marks})"  # noqa: S608
             f" AND state = 'delivered'",
             document_ids,
         )
@@ -144,8 +144,11 @@ class IncomingTable:
         """The document received under this inbox folder, axis DocId or DocumentId, however it
         ended: delivered first, else refused, else a duplicate copy."""
         row = self.db.execute(
+            # SQLite answers the OR from one index a name (incoming_inbox, the primary key,
+            # incoming_about) only while no other term is indexable on its own: the unary +
+            # keeps it from the state index, which holds the whole history of a state
             "SELECT * FROM incoming WHERE (inbox_id = ? OR axis_doc_id = ? OR document_id = ?)"
-            " AND message_type = ? AND state IN (?, ?, ?)"
+            " AND +message_type = ? AND +state IN (?, ?, ?)"
             " ORDER BY CASE state WHEN ? THEN 0 WHEN ? THEN 1 ELSE 2 END, listed_at LIMIT 1",
             (
                 reference,
@@ -166,7 +169,7 @@ class IncomingTable:
         one per hosted agency that received it."""
         rows = self.db.execute(
             "SELECT * FROM incoming WHERE (inbox_id = ? OR axis_doc_id = ? OR document_id = ?)"
-            " AND state = 'delivered' AND message_type = ?",
+            " AND +state = 'delivered' AND +message_type = ?",  # the + as in received()
             (reference, reference, reference, MessageType.EDOC),
         )
         return [incoming_row(row) for row in rows]

@@ -8,7 +8,7 @@ import sqlite_utils
 
 from gateway.sqlite import transaction
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 DOCUMENTS_QUEUED = "documents_queued"  # meta key of the running number (documents_queued); ":CODE" per agency
 OWNER = "owner"  # meta key: the installation's own agency, which rows from before v7 belong to
 
@@ -36,10 +36,7 @@ def migrate(connection: sqlite3.Connection) -> None:
         connection.execute(
             "CREATE INDEX IF NOT EXISTS outgoing_queued_deadline ON outgoing(deadline_at) WHERE state = 'queued'"
         )
-        # v4: who sent a delivered DocumentId, asked when a revoke, update or replace names one
-        connection.execute(
-            "CREATE INDEX IF NOT EXISTS incoming_document ON incoming(document_id) WHERE state = 'delivered'"
-        )
+        # v4 indexed who sent a delivered DocumentId (incoming_document); v11 replaced it
         # v5: when the axis says it accepted an incoming message: the time its signer's
         # certificate is judged at (a time written in the message could be anyone's)
         if "accepted_at" not in db["incoming"].columns_dict:
@@ -85,6 +82,16 @@ def migrate(connection: sqlite3.Connection) -> None:
             "CREATE UNIQUE INDEX IF NOT EXISTS incoming_once_per_agency ON incoming(to_code, from_code, document_id)"
             " WHERE state = 'delivered'"
         )
+        # v11: what each answer and each received status looks up, indexed apart from the history.
+        # A gateway's history only grows (a quarter of UBND tỉnh's is about 190,000 received and
+        # 135,000 sent rows): the lookups by DocumentId, inbox folder and answered DocId scanned
+        # every row of one kind or state, 40-60 ms each at that size against 0.01-0.03 ms now.
+        connection.execute("DROP INDEX IF EXISTS incoming_document")  # covered by incoming_about
+        connection.execute("DROP INDEX IF EXISTS idx_outgoing_document_id")  # covered by outgoing_document
+        connection.execute("CREATE INDEX IF NOT EXISTS incoming_about ON incoming(document_id, message_type, state)")
+        connection.execute("CREATE INDEX IF NOT EXISTS incoming_inbox ON incoming(inbox_id) WHERE inbox_id IS NOT NULL")
+        connection.execute("CREATE INDEX IF NOT EXISTS outgoing_document ON outgoing(document_id, kind, created_at)")
+        connection.execute("CREATE INDEX IF NOT EXISTS outgoing_answers ON outgoing(answers) WHERE answers IS NOT NULL")
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -132,7 +139,6 @@ def _create(db: sqlite_utils.Database) -> None:
     )
     db["outgoing"].create_index(["source_key"], unique=True, if_not_exists=True)
     db["outgoing"].create_index(["kind", "state", "next_attempt_at"], if_not_exists=True)
-    db["outgoing"].create_index(["document_id"], if_not_exists=True)
     db["incoming"].create(
         {
             "axis_doc_id": str,
