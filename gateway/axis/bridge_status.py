@@ -89,7 +89,7 @@ def _figures(db: sqlite3.Connection) -> dict[str, Any]:
             "national_agencies": one("SELECT count(*) FROM upstream_agencies"),
             "forwards_queued": one("SELECT count(*) FROM forwards WHERE state = 'queued'"),
             "oldest_queued_at": one("SELECT min(created_at) FROM forwards WHERE state = 'queued'"),
-            "forwards_sent": one("SELECT count(*) FROM forwards WHERE state = 'sent'"),
+            "forwards_sent": one("SELECT count(*) FROM forwards WHERE state IN ('sent', 'settled')"),
             "forwards_failed": one("SELECT count(*) FROM forwards WHERE state = 'failed'"),
             "inbound": one("SELECT count(*) FROM inbound"),
             "inbound_unacknowledged": one("SELECT count(*) FROM inbound WHERE acked = 0"),

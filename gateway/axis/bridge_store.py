@@ -24,6 +24,11 @@ from gateway.sqlite import relaxed, transaction
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 DIRECTORY_DIGEST = "directory_digest"  # bridge_meta: what the kept national directory holds
+# A forward (f) one of whose outside recipients the upstream has not yet reported done or failed.
+_OUTSIDE_UNSETTLED = (
+    "SELECT 1 FROM deliveries d WHERE d.sender_doc_id = f.sender_doc_id AND d.state NOT IN ('done', 'fail')"
+    " AND d.to_code IN (SELECT value FROM json_each(f.to_codes))"
+)
 
 
 @dataclass(frozen=True)
@@ -110,16 +115,26 @@ class BridgeStore:
 
     def to_check(self, limit: int, every: float) -> list[tuple[str, str, tuple[str, ...]]]:
         """(sender docId, upstream DocId, outside recipients) of forwarded documents an outside
-        recipient of which is still pending or processing, last asked about ``every`` seconds ago
-        or more."""
-        rows = self.db.execute(
-            "SELECT f.sender_doc_id, f.upstream_doc_id, f.to_codes FROM forwards f WHERE f.state = 'sent'"
-            " AND coalesce(f.checked_at, 0) <= ? AND EXISTS (SELECT 1 FROM deliveries d"
-            " WHERE d.sender_doc_id = f.sender_doc_id AND d.state NOT IN ('done', 'fail')"
-            " AND d.to_code IN (SELECT value FROM json_each(f.to_codes))) LIMIT ?",
-            (time.time() - every, limit),
+        recipient of which is still pending or processing: those never asked about first, then
+        those asked about longest ago, ``every`` seconds ago or more.
+
+        Each part is a range of forwards_to_check (the 'sent' forwards by when they were last
+        asked about): neither reads the forwards asked about lately, however many wait upstream.
+        """
+        picked = "SELECT f.sender_doc_id, f.upstream_doc_id, f.to_codes FROM forwards f WHERE f.state = 'sent'"
+        never = self.db.execute(
+            f"{picked} AND f.checked_at IS NULL AND EXISTS ({_OUTSIDE_UNSETTLED}) LIMIT ?",
+            (limit,),
+        ).fetchall()
+        again = (
+            self.db.execute(
+                f"{picked} AND f.checked_at <= ? AND EXISTS ({_OUTSIDE_UNSETTLED}) ORDER BY f.checked_at LIMIT ?",
+                (time.time() - every, limit - len(never)),
+            ).fetchall()
+            if len(never) < limit
+            else []
         )
-        return [(r["sender_doc_id"], r["upstream_doc_id"], tuple(json.loads(r["to_codes"]))) for r in rows]
+        return [(r["sender_doc_id"], r["upstream_doc_id"], tuple(json.loads(r["to_codes"]))) for r in never + again]
 
     def outside_states(self, sender_doc_id: str, states: dict[str, DeliveryState]) -> None:
         """What the upstream says of each outside recipient, as their deliveries here."""
@@ -132,7 +147,12 @@ class BridgeStore:
                     " WHERE sender_doc_id = ? AND to_code = ?",
                     (state, now, state is DeliveryState.DONE, now, sender_doc_id, code),
                 )
-            self.db.execute("UPDATE forwards SET checked_at = ? WHERE sender_doc_id = ?", (now, sender_doc_id))
+            self.db.execute(
+                "UPDATE forwards AS f SET checked_at = ?,"  # noqa: S608
+                f" state = CASE WHEN EXISTS ({_OUTSIDE_UNSETTLED}) THEN state ELSE 'settled' END"
+                " WHERE sender_doc_id = ? AND state = 'sent'",
+                (now, sender_doc_id),
+            )
 
     # --- inbound ----------------------------------------------------------------------------
 

@@ -9,8 +9,9 @@ import sqlite_utils
 from gateway.sqlite import transaction
 
 # 2: seen_requests indexed by expiry; 3: an agency's parent as registered (pcode);
-# 4: the bridge to an upstream axis (forwards, inbound, upstream_agencies, bridge_meta)
-SCHEMA_VERSION = 4
+# 4: the bridge to an upstream axis (forwards, inbound, upstream_agencies, bridge_meta);
+# 5: a forward whose outside recipients are all settled upstream leaves 'sent' for 'settled'
+SCHEMA_VERSION = 5
 
 
 def migrate(connection: sqlite3.Connection) -> None:
@@ -99,7 +100,7 @@ def migrate(connection: sqlite3.Connection) -> None:
         if "parent" not in db["agencies"].columns_dict:
             connection.execute("ALTER TABLE agencies ADD COLUMN parent TEXT")
         # v4, the bridge: a document with recipients outside this axis is forwarded upstream once
-        # (forwards: queued -> sent with the upstream's DocId, or failed); what the upstream
+        # (forwards: queued -> sent with the upstream's DocId -> settled (v5), or failed); what the upstream
         # delivered to us is known by its upstream DocId (inbound), committed before it is
         # acknowledged there; the national directory as last read (upstream_agencies).
         db["forwards"].create(
@@ -137,4 +138,14 @@ def migrate(connection: sqlite3.Connection) -> None:
             {"code": str, "name": str, "pid": str, "mail": str}, pk="code", not_null={"name"}, if_not_exists=True
         )
         db["bridge_meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+        # v5: the receipts check (BridgeStore.to_check) asks every few seconds for forwards with
+        # an outside recipient not yet settled upstream. It walked every forward ever sent; a
+        # quarter of the province's is about 320,000. Settled ones now leave 'sent', and the
+        # rest are read in the order they were last asked about.
+        connection.execute(
+            "UPDATE forwards SET state = 'settled' WHERE state = 'sent' AND NOT EXISTS (SELECT 1 FROM deliveries d"
+            " WHERE d.sender_doc_id = forwards.sender_doc_id AND d.state NOT IN ('done', 'fail')"
+            " AND d.to_code IN (SELECT value FROM json_each(forwards.to_codes)))"
+        )
+        connection.execute("CREATE INDEX IF NOT EXISTS forwards_to_check ON forwards(checked_at) WHERE state = 'sent'")
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

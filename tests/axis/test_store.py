@@ -55,3 +55,93 @@ def test_the_national_directory_is_written_only_when_it_changed(tmp_path):
         assert tables.upstream_knows("000.00.00.H57") and tables.upstream_knows("000.00.00.H99") is False
     finally:
         store.close()
+
+
+def test_the_receipts_check_reads_only_forwards_with_an_outside_recipient_unsettled(tmp_path):
+    """The bridge asks every few seconds which forwarded documents still have an outside
+    recipient pending upstream. A forward whose outside recipients are all reported done or
+    failed leaves 'sent' for 'settled' and is never read again; the rest come never-asked first,
+    then longest unasked. SQLite's steps for the question stay the same as settled ones pile up."""
+    import sqlite3
+
+    from gateway.axis.bridge_store import BridgeStore
+    from gateway.axis.records import NewDocument
+    from gateway.vxp.vocabulary import DeliveryState, MessageType
+
+    store = AxisStore(tmp_path)
+    tables = BridgeStore(store)
+    outside = ("000.00.00.G09", "000.00.00.G10")
+
+    def forward(n: int) -> str:
+        sender_doc_id = f"sender-{n}"
+        document = NewDocument(
+            MessageType.EDOC, "sys", "000.00.01.H58", f"key-{n}", f"d-{n}", "t", "1/UBND", "", "0" * 64, 10, outside
+        )
+        store.record_document(sender_doc_id, document, forward_to=outside)
+        tables.forwarded([(sender_doc_id, f"upstream-{n}")])
+        return sender_doc_id
+
+    def steps() -> int:
+        counted = 0
+
+        def count() -> int:
+            nonlocal counted
+            counted += 1
+            return 0
+
+        store.connection.set_progress_handler(count, 1)
+        try:
+            tables.to_check(20, every=60)
+        finally:
+            store.connection.set_progress_handler(None, 1)
+        return counted
+
+    try:
+        for n in range(3):
+            forward(n)
+        assert [checked[0] for checked in tables.to_check(20, every=60)] == ["sender-0", "sender-1", "sender-2"]
+        tables.outside_states("sender-0", {outside[0]: DeliveryState.DONE, outside[1]: DeliveryState.FAIL})
+        tables.outside_states("sender-1", {outside[0]: DeliveryState.DONE})  # the other still pending
+        states = dict(store.connection.execute("SELECT sender_doc_id, state FROM forwards").fetchall())
+        assert states == {"sender-0": "settled", "sender-1": "sent", "sender-2": "sent"}
+        assert [checked[0] for checked in tables.to_check(20, every=0)] == ["sender-2", "sender-1"]  # never asked first
+        assert [checked[0] for checked in tables.to_check(20, every=60)] == ["sender-2"]  # sender-1 asked just now
+        for n in range(3, 203):
+            tables.outside_states(forward(n), dict.fromkeys(outside, DeliveryState.DONE))
+        few = steps()
+        for n in range(203, 1003):
+            tables.outside_states(forward(n), dict.fromkeys(outside, DeliveryState.DONE))
+        assert steps() <= few + 20, "settled forwards must not be read again"
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "axis.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM forwards WHERE state = 'settled'").fetchone()[0] == 1001
+
+
+def test_an_axis_database_of_version_4_settles_its_forwards_once(tmp_path):
+    import sqlite3
+
+    from gateway.axis.bridge_store import BridgeStore
+    from gateway.axis.records import NewDocument
+    from gateway.vxp.vocabulary import DeliveryState, MessageType
+
+    store = AxisStore(tmp_path)
+    tables = BridgeStore(store)
+    for n, state in enumerate((DeliveryState.DONE, DeliveryState.PENDING)):
+        document = NewDocument(
+            MessageType.EDOC, "sys", "000.00.01.H58", f"k-{n}", f"d-{n}", "t", "1/UBND", "", "0" * 64, 1, ("G09",)
+        )
+        store.record_document(f"s-{n}", document, forward_to=("G09",))
+        tables.forwarded([(f"s-{n}", f"u-{n}")])
+        store.connection.execute("UPDATE deliveries SET state = ? WHERE sender_doc_id = ?", (state, f"s-{n}"))
+    store.close()
+    with sqlite3.connect(tmp_path / "axis.sqlite3") as db:  # as version 4 left it
+        db.execute("DROP INDEX forwards_to_check")
+        db.execute("PRAGMA user_version = 4")
+    store = AxisStore(tmp_path)
+    try:
+        states = dict(store.connection.execute("SELECT sender_doc_id, state FROM forwards").fetchall())
+        assert states == {"s-0": "settled", "s-1": "sent"}
+        assert [checked[0] for checked in BridgeStore(store).to_check(20, every=60)] == ["s-1"]
+    finally:
+        store.close()
