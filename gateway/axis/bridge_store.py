@@ -19,16 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.axis.records import NewDocument
+from gateway.axis.schema import OUTSIDE_UNSETTLED
 from gateway.axis.store import AxisStore, insert_document
 from gateway.sqlite import relaxed, transaction
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 DIRECTORY_DIGEST = "directory_digest"  # bridge_meta: what the kept national directory holds
-# A forward (f) one of whose outside recipients the upstream has not yet reported done or failed.
-_OUTSIDE_UNSETTLED = (
-    "SELECT 1 FROM deliveries d WHERE d.sender_doc_id = f.sender_doc_id AND d.state NOT IN ('done', 'fail')"
-    " AND d.to_code IN (SELECT value FROM json_each(f.to_codes))"
-)
 
 
 @dataclass(frozen=True)
@@ -123,12 +119,12 @@ class BridgeStore:
         """
         picked = "SELECT f.sender_doc_id, f.upstream_doc_id, f.to_codes FROM forwards f WHERE f.state = 'sent'"
         never = self.db.execute(
-            f"{picked} AND f.checked_at IS NULL AND EXISTS ({_OUTSIDE_UNSETTLED}) LIMIT ?",
+            f"{picked} AND f.checked_at IS NULL AND EXISTS ({OUTSIDE_UNSETTLED}) LIMIT ?",
             (limit,),
         ).fetchall()
         again = (
             self.db.execute(
-                f"{picked} AND f.checked_at <= ? AND EXISTS ({_OUTSIDE_UNSETTLED}) ORDER BY f.checked_at LIMIT ?",
+                f"{picked} AND f.checked_at <= ? AND EXISTS ({OUTSIDE_UNSETTLED}) ORDER BY f.checked_at LIMIT ?",
                 (time.time() - every, limit - len(never)),
             ).fetchall()
             if len(never) < limit
@@ -149,7 +145,7 @@ class BridgeStore:
                 )
             self.db.execute(
                 "UPDATE forwards AS f SET checked_at = ?,"  # noqa: S608
-                f" state = CASE WHEN EXISTS ({_OUTSIDE_UNSETTLED}) THEN state ELSE 'settled' END"
+                f" state = CASE WHEN EXISTS ({OUTSIDE_UNSETTLED}) THEN state ELSE 'settled' END"
                 " WHERE sender_doc_id = ? AND state = 'sent'",
                 (now, sender_doc_id),
             )

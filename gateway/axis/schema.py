@@ -12,6 +12,12 @@ from gateway.sqlite import transaction
 # 4: the bridge to an upstream axis (forwards, inbound, upstream_agencies, bridge_meta);
 # 5: a forward whose outside recipients are all settled upstream leaves 'sent' for 'settled'
 SCHEMA_VERSION = 5
+# A forward (f) one of whose outside recipients the upstream has not yet reported done or failed:
+# what keeps it 'sent' (v5), asked by the migration and by the bridge (bridge_store).
+OUTSIDE_UNSETTLED = (
+    "SELECT 1 FROM deliveries d WHERE d.sender_doc_id = f.sender_doc_id AND d.state NOT IN ('done', 'fail')"
+    " AND d.to_code IN (SELECT value FROM json_each(f.to_codes))"
+)
 
 
 def migrate(connection: sqlite3.Connection) -> None:
@@ -143,9 +149,7 @@ def migrate(connection: sqlite3.Connection) -> None:
         # quarter of the province's is about 320,000. Settled ones now leave 'sent', and the
         # rest are read in the order they were last asked about.
         connection.execute(
-            "UPDATE forwards SET state = 'settled' WHERE state = 'sent' AND NOT EXISTS (SELECT 1 FROM deliveries d"
-            " WHERE d.sender_doc_id = forwards.sender_doc_id AND d.state NOT IN ('done', 'fail')"
-            " AND d.to_code IN (SELECT value FROM json_each(forwards.to_codes)))"
+            f"UPDATE forwards AS f SET state = 'settled' WHERE state = 'sent' AND NOT EXISTS ({OUTSIDE_UNSETTLED})"  # noqa: S608
         )
         connection.execute("CREATE INDEX IF NOT EXISTS forwards_to_check ON forwards(checked_at) WHERE state = 'sent'")
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

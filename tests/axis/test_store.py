@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from gateway.axis.store import AxisStore
+from tests.sqlsteps import counted_steps
 
 
 def test_expired_request_signatures_are_forgotten_a_batch_at_a_time(tmp_path):
@@ -82,19 +83,7 @@ def test_the_receipts_check_reads_only_forwards_with_an_outside_recipient_unsett
         return sender_doc_id
 
     def steps() -> int:
-        counted = 0
-
-        def count() -> int:
-            nonlocal counted
-            counted += 1
-            return 0
-
-        store.connection.set_progress_handler(count, 1)
-        try:
-            tables.to_check(20, every=60)
-        finally:
-            store.connection.set_progress_handler(None, 1)
-        return counted
+        return counted_steps(store.connection, lambda: tables.to_check(20, every=60))[0]
 
     try:
         for n in range(3):

@@ -17,21 +17,11 @@ import pytest
 
 from bench.history import PEER, RECEIVED, SENT, first_exchange, grow
 from gateway.store import GatewayStore
+from tests.sqlsteps import counted_steps
 
 
 def steps(db: sqlite3.Connection, lookup: Callable[[], object]) -> int:
-    counted = 0
-
-    def count() -> int:
-        nonlocal counted
-        counted += 1
-        return 0  # go on
-
-    db.set_progress_handler(count, 1)
-    try:
-        found = lookup()
-    finally:
-        db.set_progress_handler(None, 1)
+    counted, found = counted_steps(db, lookup)
     assert found, "the lookup must find what it looks for, or it proves nothing"
     return counted
 
