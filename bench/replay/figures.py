@@ -3,11 +3,12 @@ the report against the plan, the ledger's verdict; printed as a table and one JS
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 
-from bench.replay import ledger, traffic
+from bench.replay import floor, ledger, traffic
 from bench.replay.journal import Journal
 from bench.tools.profiling import summarize
 
@@ -19,9 +20,10 @@ def compute(
     report: dict,
     verdict: ledger.Verdict,
     disk: tuple[int, int],
+    the_floor: floor.Floor,
 ) -> dict:
     """``province``: the codes of the province's agencies (the report's side); ``disk``: data
-    and log bytes now."""
+    and log bytes now; ``the_floor``: the format work's cost measured after the traffic."""
     spent = journal.spent
     printed = {
         "sent": report["sent"]["total"],
@@ -36,6 +38,8 @@ def compute(
     cpu_total = sum(spent.cpu_by_kind.values())
     data_bytes, log_bytes = (after - before for after, before in zip(disk, journal.disk_before, strict=True))
     wall = spent.wall
+    floor_ms = the_floor.per_delivery(len(plan.documents), deliveries, deliveries + answers + recalled)
+    cpu_ms = 1000 * cpu_total / deliveries
     return {
         "scale": journal.scale,
         "seed": journal.seed,
@@ -69,7 +73,7 @@ def compute(
         "restart_seconds": [round(s, 1) for s in journal.restart_seconds],
         "wall_seconds": round(wall, 1),
         "deliveries_per_second": round(deliveries / wall, 1),
-        "cpu_ms_per_delivery": round(1000 * cpu_total / deliveries, 2),
+        "cpu_ms_per_delivery": round(cpu_ms, 2),
         # every message carried: each delivered document, its 01, each answer and recall
         "cpu_ms_per_message": round(1000 * cpu_total / (2 * deliveries + answers + recalled), 2),
         "cpu_system_share": round(spent.system / cpu_total, 3),
@@ -84,6 +88,12 @@ def compute(
         "disk_mib_per_1000_documents": round(data_bytes / 2**20 / len(plan.documents) * 1000, 1),
         "log_mib_per_1000_documents": round(log_bytes / 2**20 / len(plan.documents) * 1000, 1),
         "projected_full_scale_seconds": round(wall / journal.scale),
+        # bench/replay/floor.py: the format work alone, one process, hot; no run can go below it
+        "floor_cpu_ms_per_delivery": round(floor_ms, 2),
+        "floor_ms_per_operation": {k: round(v, 3) for k, v in dataclasses.asdict(the_floor).items()},
+        # CPU per delivery over the floor's (not bench/e2e.py's achieved/floor, a ratio of rates)
+        "cpu_over_floor": round(cpu_ms / floor_ms, 2),
+        "floor_full_scale_seconds": round(floor_ms * floor.FULL_SCALE_DELIVERIES / 1000 / floor.CORES),
         "expected": totals,
     }
 
@@ -122,6 +132,11 @@ def show(figures: dict, verdict: ledger.Verdict) -> None:
             f"{figures['disk_mib_per_1000_documents']}; {figures['log_mib_per_1000_documents']}",
         ),
         ("projected at scale 1", f"{figures['projected_full_scale_seconds']:,} s"),
+        (
+            "floor: format work alone, CPU ms per delivery",
+            f"{figures['floor_cpu_ms_per_delivery']} (the run's CPU {figures['cpu_over_floor']} times it);"
+            f" at scale 1 on 2 cores {figures['floor_full_scale_seconds']:,} s",
+        ),
     ]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from bench.replay import build, figures, footprint, journal, ledger, shape, steps, traffic
+from bench.replay import build, figures, floor, footprint, journal, ledger, shape, steps, traffic
 from bench.replay.clock import ShiftedClock
 from bench.replay.cost import Meter
 from bench.replay.processes import Process, stop_leftovers
@@ -274,7 +274,9 @@ def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
         verdict.errors_logged += lines
         verdict.note(f"{lines} error lines in the logs: {event}")
     province_codes = {a.code for a in the_shape.province}
-    result = figures.compute(record, plan, province_codes, _report(province), verdict, footprint.disk_bytes(root))
+    report = _report(province)
+    the_floor = floor.measure(folders.pki, the_shape)  # the province stopped: the machine is the floor's
+    result = figures.compute(record, plan, province_codes, report, verdict, footprint.disk_bytes(root), the_floor)
     written = root / f".{FIGURES}.tmp"
     written.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     written.replace(root / FIGURES)  # before the journal says finished, which points to it
