@@ -274,9 +274,14 @@ def test_an_answer_is_composed_from_the_record_even_after_the_inbox_folder_was_t
     province.drop_job(PROVINCE, "answered", job, {})
     (received,) = wait_until(province.agencies[DEPARTMENT].delivered, "the delivery")
     department = province.agencies[DEPARTMENT]
-    with department.store() as store:
-        (kept,) = store.db.execute("SELECT answering FROM incoming WHERE inbox_id = ?", (received["id"],)).fetchone()
-    record = json.loads(kept)
+
+    def answering_kept() -> str | None:
+        # the inbox folder appears first, its record is committed a moment later
+        with department.store() as store:
+            row = store.db.execute("SELECT answering FROM incoming WHERE inbox_id = ?", (received["id"],)).fetchone()
+        return None if row is None else row[0]
+
+    record = json.loads(wait_until(answering_kept, "the delivery's record"))
     assert record["organ_id"] == PROVINCE and record["code"] == "12/UBND-VX"
     assert record["document_id"] == received["document_id"] and record["changes"] is False
     config = str(department.config)
