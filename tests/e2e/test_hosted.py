@@ -110,6 +110,12 @@ def test_respond_and_recall_sign_as_the_agency_concerned_and_track_and_health_na
     province.drop_job(PROVINCE, "j1", job([XA_HAU_THANH, XA_AN_HUU], "Công văn", "50"), {"a.txt": b"x"})
     wait_until(lambda: province.hosted[XA_HAU_THANH].delivered() and province.hosted[XA_AN_HUU].delivered(), "copies")
     folder = next(p for p in province.hosted[XA_HAU_THANH].inbox.iterdir() if not p.name.startswith("."))
+
+    def both_recorded() -> bool:  # each folder appears a moment before its record is committed
+        with district.store() as store:
+            return len(store.incoming.delivered_to(folder.name)) == 2
+
+    wait_until(both_recorded, "both copies' records")
     ambiguous = province.run("respond", "--config", str(district.config), folder.name, "--code", "03")
     assert ambiguous.returncode != 0 and "--agency" in ambiguous.stderr and XA_AN_HUU in ambiguous.stderr
     by_path = province.run("respond", "--config", str(district.config), str(folder), "--code", "03")

@@ -95,6 +95,12 @@ def test_quarter_report_is_exact(province):
         "the recall at the district",
     )
 
+    def recall_recorded() -> bool:  # its event file is written a moment before its record is committed
+        with province.agencies[DISTRICT].store() as store:
+            return store.reports.recalls_received([f"{PROVINCE},2023/09/30,3/UBND-VP"]) == 1
+
+    wait_until(recall_recorded, "the recall's record at the district")
+
     configs = [str(province.agencies[c].config) for c in (PROVINCE, DEPARTMENT, DISTRICT, MINISTRY)]
     base = ["report", "--quarter", "2023Q3", "--by-peer-level"] + [a for c in configs for a in ("--config", c)]
     outputs = {}
