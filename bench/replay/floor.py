@@ -60,26 +60,19 @@ def measure(pki: Path, the_shape: Shape, samples: int = 200) -> Floor:
         }
         marks = [time.process_time()]
         composed = compose.compose_document(job, files, sender=me, names=names, sequence=n + 1, where="floor")
-        signed = _signed(composed.document, signer, edxml.SchemaMode.STRICT)
+        signed = edxml.sign_message(composed.document, signer, mode=edxml.SchemaMode.STRICT)
         marks.append(time.process_time())
         received = edxml.validate(signed, trust=trust).message
         marks.append(time.process_time())
         assert isinstance(received, edxml.Document)
         status = compose.status_for(compose.answered(received), sender=them, code=edxml.StatusCode.ARRIVED)
-        answer = _signed(status, answerer, edxml.SchemaMode.LENIENT)
+        answer = edxml.sign_message(status, answerer, mode=edxml.SchemaMode.LENIENT)
         marks.append(time.process_time())
         edxml.validate(answer, trust=trust)
         marks.append(time.process_time())
         for kind in range(4):
             spent[kind] += marks[kind + 1] - marks[kind]
     return Floor(*(1000 * seconds / samples for seconds in spent))
-
-
-def _signed(message: edxml.Message, who: edxml.SigningIdentity, mode: edxml.SchemaMode) -> bytes:
-    tree = edxml.build_tree(message)
-    edxml.validate_tree(tree, mode)  # what a gateway checks before it signs
-    edxml.sign_tree(tree, who)
-    return edxml.serialize(tree)
 
 
 def _identity(pki: Path, code: str) -> edxml.SigningIdentity:
