@@ -111,25 +111,27 @@ class BridgeStore:
 
     def to_check(self, limit: int, every: float) -> list[tuple[str, str, tuple[str, ...]]]:
         """(sender docId, upstream DocId, outside recipients) of forwarded documents an outside
-        recipient of which is still pending or processing: those never asked about first, then
-        those asked about longest ago, ``every`` seconds ago or more.
+        recipient of which is still pending or processing: those never asked about, and those
+        asked about longest ago, ``every`` seconds ago or more.
 
-        Each part is a range of forwards_to_check (the 'sent' forwards by when they were last
-        asked about): neither reads the forwards asked about lately, however many wait upstream.
+        Half the places go to forwards asked about before when any are due, the rest (and any
+        they leave) to the never asked: while more new forwards arrive than one check asks
+        about, the ones asked before must still be asked again, or their outside recipients'
+        states would never reach their senders. Each part is a range of forwards_to_check (the
+        'sent' forwards by when they were last asked about): neither reads the forwards asked
+        about lately, however many wait upstream.
         """
         picked = "SELECT f.sender_doc_id, f.upstream_doc_id, f.to_codes FROM forwards f WHERE f.state = 'sent'"
         never = self.db.execute(
             f"{picked} AND f.checked_at IS NULL AND EXISTS ({OUTSIDE_UNSETTLED}) LIMIT ?",
             (limit,),
         ).fetchall()
-        again = (
-            self.db.execute(
-                f"{picked} AND f.checked_at <= ? AND EXISTS ({OUTSIDE_UNSETTLED}) ORDER BY f.checked_at LIMIT ?",
-                (time.time() - every, limit - len(never)),
-            ).fetchall()
-            if len(never) < limit
-            else []
-        )
+        again_places = max(limit - len(never), limit - limit // 2)
+        again = self.db.execute(
+            f"{picked} AND f.checked_at <= ? AND EXISTS ({OUTSIDE_UNSETTLED}) ORDER BY f.checked_at LIMIT ?",
+            (time.time() - every, again_places),
+        ).fetchall()
+        never = never[: limit - len(again)]
         return [(r["sender_doc_id"], r["upstream_doc_id"], tuple(json.loads(r["to_codes"]))) for r in never + again]
 
     def outside_states(self, sender_doc_id: str, states: dict[str, DeliveryState]) -> None:

@@ -95,6 +95,16 @@ def test_the_receipts_check_reads_only_forwards_with_an_outside_recipient_unsett
         assert states == {"sender-0": "settled", "sender-1": "sent", "sender-2": "sent"}
         assert [checked[0] for checked in tables.to_check(20, every=0)] == ["sender-2", "sender-1"]  # never asked first
         assert [checked[0] for checked in tables.to_check(20, every=60)] == ["sender-2"]  # sender-1 asked just now
+        # More never-asked forwards than a check takes: sender-1 and sender-2, asked before and
+        # due again, still get their half of the places, longest unasked first.
+        tables.outside_states("sender-2", {})
+        for n in range(1003, 1008):
+            forward(n)
+        picked = [checked[0] for checked in tables.to_check(4, every=0)]
+        assert picked == ["sender-1003", "sender-1004", "sender-1", "sender-2"]
+        assert [checked[0] for checked in tables.to_check(3, every=0)] == ["sender-1003", "sender-1", "sender-2"]
+        for n in range(1003, 1008):  # what the new forwards' check found: all still pending
+            tables.outside_states(f"sender-{n}", {})
         for n in range(3, 203):
             tables.outside_states(forward(n), dict.fromkeys(outside, DeliveryState.DONE))
         few = steps()
@@ -105,6 +115,7 @@ def test_the_receipts_check_reads_only_forwards_with_an_outside_recipient_unsett
         store.close()
     with sqlite3.connect(tmp_path / "axis.sqlite3") as db:
         assert db.execute("SELECT count(*) FROM forwards WHERE state = 'settled'").fetchone()[0] == 1001
+        assert db.execute("SELECT count(*) FROM forwards WHERE state = 'sent'").fetchone()[0] == 7
 
 
 def test_an_axis_database_of_version_4_settles_its_forwards_once(tmp_path):
