@@ -12,6 +12,7 @@ import asyncio
 import functools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from gateway import edxml
@@ -20,11 +21,12 @@ from gateway.daemon.batching import Acknowledgements, Carried
 from gateway.daemon.examine import Examined, Receiver, examine
 from gateway.daemon.health import DELIVERY_FAILING
 from gateway.daemon.link import AxisLink
-from gateway.daemon.outgoing import Agency, Local, Pending
+from gateway.daemon.outgoing import Agency, Local, Pending, Written
 from gateway.daemon.pdfcheck import PdfChecks
 from gateway.daemon.statuses import record_status
 from gateway.errors import AxisError, AxisUnavailable, GatewayError
-from gateway.offload import in_place_if_small
+from gateway.mounts import LocalDisks
+from gateway.offload import SMALL_BYTES, in_place_if_small
 from gateway.revocation import Revocation
 from gateway.sqlite import GroupCommit
 from gateway.store import Incoming, IncomingState, Settled
@@ -57,6 +59,7 @@ class Deliverer:
         self.carried = Carried()  # messages our axis carried in its lists
         self.acknowledgements = Acknowledgements(local, link)
         self._settled: list[str] = []  # axis docIds settled in this round, to acknowledge together
+        self._local_disks = LocalDisks()  # which inboxes are written on the loop: see _write_inbox
 
     async def run(self) -> None:
         """Fetch, check and deliver what was listed, a few at a time.
@@ -228,7 +231,7 @@ class Deliverer:
         if examined.refusal is not None:
             readable = document if isinstance(document, edxml.Document) else None
             prepare = functools.partial(self._prepare_rejection, agency, row, examined, readable)
-            pending, written = await asyncio.to_thread(agency.outgoing.prepared, prepare)
+            pending, written = await self._write_inbox(agency, len(examined.data), prepare)
             reason = examined.refusal
 
             rejected = Settled(
@@ -303,7 +306,7 @@ class Deliverer:
             return
         inbox_id = inbox.folder_name(row.from_code, document.document_id, row.axis_doc_id)
         prepare = functools.partial(self._prepare_delivery, agency, row, examined, inbox_id)
-        pending, written = await asyncio.to_thread(agency.outgoing.prepared, prepare)
+        pending, written = await self._write_inbox(agency, len(examined.data), prepare)
 
         delivered = Settled(
             IncomingState.DELIVERED,
@@ -333,8 +336,16 @@ class Deliverer:
             attachments=len(document.attachments),
         )
 
+    async def _write_inbox(self, agency: Agency, size: int, prepare: Callable[[], Pending]) -> tuple[Pending, Written]:
+        """``prepare`` (an inbox folder written and synced, a status signed) through the agency's
+        outgoing queue: on the event loop when the inbox is on a disk of this machine and the
+        message small, as the database's COMMITs are (a worker thread's hand-off costs more
+        here than the writes); in a worker thread otherwise (gateway/mounts.py)."""
+        local = self._local_disks.holds(agency.inbox, agency.log)
+        return await in_place_if_small(size, agency.outgoing.prepared, prepare, limit=SMALL_BYTES if local else -1)
+
     def _prepare_delivery(self, agency: Agency, row: Incoming, examined: Examined, inbox_id: str) -> Pending:
-        """Worker thread: the inbox folder (idempotent) and the status 01, signed by the recipient."""
+        """The inbox folder (idempotent) and the status 01, signed by the recipient."""
         document = examined.message
         assert isinstance(document, edxml.Document) and examined.signature is not None
         arrived = compose.status_for(
@@ -359,7 +370,7 @@ class Deliverer:
     def _prepare_rejection(
         self, agency: Agency, row: Incoming, examined: Examined, document: edxml.Document | None
     ) -> Pending:
-        """Worker thread: the .rejected folder and the status 02 with the reason, signed by the recipient."""
+        """The .rejected folder and the status 02 with the reason, signed by the recipient."""
         reason = examined.refusal or "refused"
         inbox.reject(
             agency.inbox,
