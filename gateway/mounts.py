@@ -4,11 +4,13 @@ An inbox on a local disk is written on the event loop, as the database is: its f
 what the database's COMMIT takes, and a hand-off to a worker thread costs more than the
 writes of a small document (docs/performance.md). An inbox the document system shares over
 the network (NFS, SMB) may answer an fsync in seconds, so anything not known to be local is
-written in a worker thread, where a slow share holds no other work of the gateway.
+written in a worker thread, and its file system is first asked about there too (resolving a
+path on a hung share blocks).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ _ESCAPED = re.compile(r"\\([0-7]{3})")
 class Mount:
     point: Path
     fstype: str
+    device: str = ""  # "major:minor", as os.stat's st_dev of what is on it
 
     @property
     def local(self) -> bool:
@@ -45,13 +48,21 @@ def parse_mountinfo(text: str) -> list[Mount]:
         if not dash or len(before) < 5 or not after:
             continue
         point = _ESCAPED.sub(lambda match: chr(int(match.group(1), 8)), before[4])
-        mounts.append(Mount(Path(point), after[0]))
+        mounts.append(Mount(Path(point), after[0], before[2]))
     return mounts
 
 
-def mount_of(path: Path, mounts: list[Mount]) -> Mount | None:
-    """The mount holding ``path`` (absolute, resolved): the deepest mount point above it."""
-    holding = [mount for mount in mounts if path == mount.point or mount.point in path.parents]
+def mount_of(path: Path, mounts: list[Mount], device: str | None = None) -> Mount | None:
+    """The mount holding ``path`` (absolute, resolved): of the mounts on the path's device
+    (``device``, "major:minor" of its st_dev, when known), the deepest mount point above it.
+
+    The device decides first because the deepest point alone can be wrong: a share mounted
+    later on /srv hides a disk mounted before on /srv/dms, and /srv/dms/inbox is then on the
+    share. Where no mount names the device (a btrfs subvolume's own st_dev), the path decides.
+    """
+    on_device = [mount for mount in mounts if device is not None and mount.device == device]
+    candidates = on_device or mounts
+    holding = [mount for mount in candidates if path == mount.point or mount.point in path.parents]
     # the deepest point; of mounts on one point, the last (it hides the ones before it)
     return max(reversed(holding), key=lambda mount: len(mount.point.parts), default=None)
 
@@ -60,23 +71,37 @@ def file_system_of(folder: Path, mountinfo: Path = MOUNTINFO) -> Mount | None:
     """The mount holding ``folder`` on this machine, or None where the kernel does not say
     (no /proc: not Linux)."""
     try:
-        text = mountinfo.read_text(encoding="utf-8", errors="replace")
+        # names the kernel leaves unescaped are bytes: undecodable ones kept as os.fsdecode keeps them
+        text = mountinfo.read_text(encoding="utf-8", errors="surrogateescape")
     except OSError:
         return None
-    return mount_of(Path(folder).resolve(), parse_mountinfo(text))
+    path = Path(folder).resolve()
+    try:
+        found = os.stat(path).st_dev
+        device: str | None = f"{os.major(found)}:{os.minor(found)}"
+    except OSError:  # not there yet: the path alone
+        device = None
+    return mount_of(path, parse_mountinfo(text), device)
 
 
 class LocalDisks:
     """Whether folders are on a disk of this machine, asked once per folder (at its first
-    write, not at start: a share mounted late by the system is seen), and said in the log
-    once per file system (an installation's inboxes are usually all on one)."""
+    write, not at start: a share mounted late by the system is seen; one mounted after that
+    first write is not, until the daemon starts again), and said in the log once per file
+    system (an installation's inboxes are usually all on one)."""
 
     def __init__(self, mountinfo: Path = MOUNTINFO) -> None:
         self.mountinfo = mountinfo
         self._known: dict[Path, bool] = {}
         self._said: set[Path | None] = set()
 
+    def known(self, folder: Path) -> bool | None:
+        """What :meth:`holds` found for ``folder``, None before it was asked."""
+        return self._known.get(folder)
+
     def holds(self, folder: Path, log: Any) -> bool:
+        """Whether ``folder`` is on a local disk; the first time, it stats the path (in a worker
+        thread when it may be a share)."""
         local = self._known.get(folder)
         if local is None:
             mount = file_system_of(folder, self.mountinfo)

@@ -33,3 +33,22 @@ async def in_place_if_small(
     if size <= limit:
         return func(*args, **kwargs)
     return await asyncio.to_thread(func, *args, **kwargs)
+
+
+class LargePermit:
+    """A place among the large messages a process holds at once (a semaphore's), taken by a
+    delivery from the moment its answer turns out large until it is done, and given back
+    once however the delivery ends."""
+
+    def __init__(self, gate: asyncio.Semaphore) -> None:
+        self._gate = gate
+        self._held = False
+
+    async def acquire(self) -> None:
+        await self._gate.acquire()
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._gate.release()

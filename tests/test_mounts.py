@@ -3,6 +3,7 @@ this machine, in a worker thread on anything that may be a share (gateway/mounts
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from gateway.mounts import LocalDisks, Mount, file_system_of, mount_of, parse_mountinfo
@@ -23,13 +24,13 @@ garbage without the separator
 
 def test_the_mounts_are_read_in_the_kernels_order_with_escapes_undone():
     mounts = parse_mountinfo(MOUNTINFO)
-    assert [(str(m.point), m.fstype) for m in mounts] == [
-        ("/", "ext4"),
-        ("/srv", "xfs"),
-        ("/srv/dms", "nfs4"),
-        ("/srv/scratch", "tmpfs"),
-        ("/srv/scratch", "cifs"),
-        ("/mnt/v b\\n", "ext4"),
+    assert [(str(m.point), m.fstype, m.device) for m in mounts] == [
+        ("/", "ext4", "254:0"),
+        ("/srv", "xfs", "254:1"),
+        ("/srv/dms", "nfs4", "0:50"),
+        ("/srv/scratch", "tmpfs", "0:51"),
+        ("/srv/scratch", "cifs", "0:52"),
+        ("/mnt/v b\\n", "ext4", "0:53"),
     ]
 
 
@@ -39,14 +40,30 @@ def test_a_folder_is_on_the_deepest_mount_above_it_and_the_latest_on_one_point()
     def held(path: str) -> Mount | None:
         return mount_of(Path(path), mounts)
 
-    assert held("/srv/dms/inbox/UBND") == Mount(Path("/srv/dms"), "nfs4")
-    assert held("/srv/dms") == Mount(Path("/srv/dms"), "nfs4")
-    assert held("/srv/dmsx/inbox") == Mount(Path("/srv"), "xfs")  # a sibling, not below the share
-    assert held("/srv/scratch/inbox") == Mount(Path("/srv/scratch"), "cifs")  # the later one hides tmpfs
-    assert held("/var/lib/edxml-gateway/inbox") == Mount(Path("/"), "ext4")
-    assert held("/mnt/v b\\n/inbox") == Mount(Path("/mnt/v b\\n"), "ext4")
+    assert held("/srv/dms/inbox/UBND") == Mount(Path("/srv/dms"), "nfs4", "0:50")
+    assert held("/srv/dms") == Mount(Path("/srv/dms"), "nfs4", "0:50")
+    assert held("/srv/dmsx/inbox") == Mount(Path("/srv"), "xfs", "254:1")  # a sibling, not below the share
+    assert held("/srv/scratch/inbox") == Mount(Path("/srv/scratch"), "cifs", "0:52")  # the later one hides tmpfs
+    assert held("/var/lib/edxml-gateway/inbox") == Mount(Path("/"), "ext4", "254:0")
+    assert held("/mnt/v b\\n/inbox") == Mount(Path("/mnt/v b\\n"), "ext4", "0:53")
     assert mount_of(Path("/srv"), []) is None
     assert [held(p).local for p in ("/srv/dms/a", "/srv/scratch/a", "/srv/a", "/a")] == [False, False, True, True]
+
+
+def test_the_device_of_the_folder_decides_before_the_deepest_mount_point():
+    """A share mounted on /srv after a disk was mounted on /srv/dms hides that disk: what is
+    at /srv/dms/inbox now is on the share, whose device the folder's st_dev names."""
+    hidden = parse_mountinfo(
+        "27 1 254:0 / / rw - ext4 /dev/vda rw\n"
+        "30 27 254:1 / /srv/dms rw - ext4 /dev/vdb rw\n"
+        "41 27 0:50 / /srv rw - nfs4 nas:/srv rw\n"
+    )
+    inbox = Path("/srv/dms/inbox")
+    assert mount_of(inbox, hidden, "0:50") == Mount(Path("/srv"), "nfs4", "0:50")
+    assert mount_of(inbox, hidden, "254:1") == Mount(Path("/srv/dms"), "ext4", "254:1")
+    # a device no mount names (a btrfs subvolume's own st_dev), or none known: the path decides
+    assert mount_of(inbox, hidden, "0:99") == Mount(Path("/srv/dms"), "ext4", "254:1")
+    assert mount_of(inbox, hidden) == Mount(Path("/srv/dms"), "ext4", "254:1")
 
 
 class Lines:
@@ -59,11 +76,13 @@ class Lines:
 
 def test_local_disks_asks_the_kernel_once_per_folder_and_says_what_it_found_once_per_mount(tmp_path):
     mountinfo = tmp_path / "mountinfo"
-    share = tmp_path / "share"
+    share = tmp_path.resolve() / "share"  # as file_system_of resolves the folder
     mountinfo.write_text(f"27 1 254:0 / / rw - ext4 /dev/vda rw\n41 27 0:50 / {share} rw - nfs4 nas:/dms rw\n")
     log = Lines()
     disks = LocalDisks(mountinfo)
+    assert disks.known(tmp_path / "inbox") is None
     assert disks.holds(tmp_path / "inbox", log) is True
+    assert disks.known(tmp_path / "inbox") is True
     assert disks.holds(tmp_path / "inbox-2", log) is True  # the same file system: not said again
     assert disks.holds(share / "inbox", log) is False
     mountinfo.write_text("")  # asked once: a folder's answer is kept
@@ -93,9 +112,12 @@ def test_local_disks_asks_the_kernel_once_per_folder_and_says_what_it_found_once
     assert log.events[-1][1]["file_system"] is None
 
 
-def test_this_machines_own_mounts_hold_a_test_folder(tmp_path):
+def test_this_machines_own_mount_table_names_the_device_a_test_folder_is_on(tmp_path):
     mount = file_system_of(tmp_path)
     if not Path("/proc/self/mountinfo").is_file():
         assert mount is None
         return
-    assert mount is not None and (mount.point == tmp_path or mount.point in tmp_path.resolve().parents)
+    found = os.stat(tmp_path).st_dev
+    assert mount is not None and mount.device == f"{os.major(found)}:{os.minor(found)}"
+    resolved = tmp_path.resolve()
+    assert mount.point == resolved or mount.point in resolved.parents

@@ -114,12 +114,12 @@ class BridgeStore:
         recipient of which is still pending or processing: those never asked about, and those
         asked about longest ago, ``every`` seconds ago or more.
 
-        Half the places go to forwards asked about before when any are due, the rest (and any
-        they leave) to the never asked: while more new forwards arrive than one check asks
-        about, the ones asked before must still be asked again, or their outside recipients'
-        states would never reach their senders. Each part is a range of forwards_to_check (the
-        'sent' forwards by when they were last asked about): neither reads the forwards asked
-        about lately, however many wait upstream.
+        Half the places (rounded up; at ``limit`` 1 the one place) go to forwards asked about
+        before when any are due, the rest (and any they leave) to the never asked: while more
+        new forwards arrive than one check asks about, the ones asked before must still be
+        asked again, or their outside recipients' states would never reach their senders.
+        Each part is a range of forwards_to_check (the 'sent' forwards by when they were last
+        asked about): neither reads the forwards asked about lately, however many wait upstream.
         """
         picked = "SELECT f.sender_doc_id, f.upstream_doc_id, f.to_codes FROM forwards f WHERE f.state = 'sent'"
         never = self.db.execute(

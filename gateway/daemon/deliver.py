@@ -26,7 +26,7 @@ from gateway.daemon.pdfcheck import PdfChecks
 from gateway.daemon.statuses import record_status
 from gateway.errors import AxisError, AxisUnavailable, GatewayError
 from gateway.mounts import LocalDisks
-from gateway.offload import SMALL_BYTES, in_place_if_small
+from gateway.offload import SMALL_BYTES, LargePermit, in_place_if_small
 from gateway.revocation import Revocation
 from gateway.sqlite import GroupCommit
 from gateway.store import Incoming, IncomingState, Settled
@@ -117,13 +117,13 @@ class Deliverer:
         twice and a third its size until it is in the inbox, and four 100 MB scans at once
         would not fit a service under MemoryMax=512M (nor fit after its restart, for ever).
         """
-        permit = _LargePermit(self._large_delivery)
+        permit = LargePermit(self._large_delivery)
         try:
             return await self._deliver_fetched(row, permit, carried)
         finally:
             permit.release()
 
-    async def _deliver_fetched(self, row: Incoming, permit: _LargePermit, carried: bytes | None) -> bool:
+    async def _deliver_fetched(self, row: Incoming, permit: LargePermit, carried: bytes | None) -> bool:
         data, reached = (carried, True) if carried is not None else await self._fetch(row, permit)
         if data is None:
             return reached
@@ -185,7 +185,7 @@ class Deliverer:
             return judged
         return await self.pdfs.examine(judged, accepted_moment(row.accepted_at), agency.log, deadline_passed=late)
 
-    async def _fetch(self, row: Incoming, permit: _LargePermit) -> tuple[bytes | None, bool]:
+    async def _fetch(self, row: Incoming, permit: LargePermit) -> tuple[bytes | None, bool]:
         """getEdoc: the message (None when it failed; postponed) and whether the axis answered."""
         try:
             data = await self.link.client.get_edoc(row.axis_doc_id, before_large=permit.acquire)
@@ -340,9 +340,13 @@ class Deliverer:
         """``prepare`` (an inbox folder written and synced, a status signed) through the agency's
         outgoing queue: on the event loop when the inbox is on a disk of this machine and the
         message small, as the database's COMMITs are (a worker thread's hand-off costs more
-        here than the writes); in a worker thread otherwise (gateway/mounts.py)."""
-        local = self._local_disks.holds(agency.inbox, agency.log)
-        return await in_place_if_small(size, agency.outgoing.prepared, prepare, limit=SMALL_BYTES if local else -1)
+        here than the writes); in a worker thread otherwise (gateway/mounts.py), and always when
+        the key is on a token (never asked from the event loop: a slow token would hold it)."""
+        local = self._local_disks.known(agency.inbox)
+        if local is None:  # stats the inbox's path: not on the loop, it may be a hung share
+            local = await asyncio.to_thread(self._local_disks.holds, agency.inbox, agency.log)
+        in_place = local and agency.identity.in_memory
+        return await in_place_if_small(size, agency.outgoing.prepared, prepare, limit=SMALL_BYTES if in_place else -1)
 
     def _prepare_delivery(self, agency: Agency, row: Incoming, examined: Examined, inbox_id: str) -> Pending:
         """The inbox folder (idempotent) and the status 01, signed by the recipient."""
@@ -391,23 +395,6 @@ class Deliverer:
                 sender=agency.me, to_code=row.from_code, axis_doc_id=row.axis_doc_id, reason=reason
             )
         return agency.outgoing.sign_status(refusal, answers=row.axis_doc_id)
-
-
-class _LargePermit:
-    """Held by a delivery from the moment its answer turns out large until it is done."""
-
-    def __init__(self, gate: asyncio.Semaphore) -> None:
-        self._gate = gate
-        self._held = False
-
-    async def acquire(self) -> None:
-        await self._gate.acquire()
-        self._held = True
-
-    def release(self) -> None:
-        if self._held:
-            self._held = False
-            self._gate.release()
 
 
 def _document_id(message: edxml.Message | None) -> str | None:
