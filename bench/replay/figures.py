@@ -96,7 +96,8 @@ def compute(
         "floor_ms_per_operation": {k: round(v, 3) for k, v in dataclasses.asdict(the_floor).items()},
         # CPU per delivery over the floor's (not bench/e2e.py's achieved/floor, a ratio of rates)
         "cpu_over_floor": round(cpu_ms / floor_ms, 2),
-        "floor_full_scale_seconds": round(floor_ms * floor.FULL_SCALE_DELIVERIES / 1000 / floor.CORES),
+        # the plan's deliveries at scale 1, as projected_full_scale_seconds counts them
+        "floor_full_scale_seconds": round(floor_ms * deliveries / journal.scale / 1000 / floor.CORES),
         "expected": totals,
     }
 
