@@ -14,6 +14,7 @@ which wait (TokenUnavailable), not the process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11
 
+from gateway import logs
 from gateway.errors import TokenUnavailable
 
 _LIBRARIES: dict[str, Any] = {}  # a PKCS#11 module is initialised once per process
@@ -141,6 +143,7 @@ class TokenSession:
         self._token = _token(settings)
         self._key: Any = None
         self._generation = -1
+        self._loop_noted = False  # token_signed_on_event_loop is said once per key
         with self._token.lock:
             key = self._find()  # at start: an absent token, a wrong PIN, a missing key is said now
         self.key_type = key.key_type
@@ -171,6 +174,16 @@ class TokenSession:
         return key
 
     def sign(self, data: bytes, mechanism: Mechanism) -> bytes:
+        if not self._loop_noted and _on_event_loop():
+            # A token signs in about 100 ms, under a lock other keys of the token wait on: on the
+            # thread of an event loop that would hold every delivery of the process. Each caller
+            # hands a token's signature to a worker thread (the key is not ``in_memory``), the
+            # start's self-test included; one that does not is a defect, said as an error line
+            # (which the tests and the replay read) rather than raised, as the signature is good.
+            self._loop_noted = True
+            logs.get("token").error(
+                "token_signed_on_event_loop", key=self.settings.key_label, where=self.settings.where
+            )
         with self._token.lock:
             key = self._find()
             try:
@@ -183,6 +196,14 @@ class TokenSession:
         with self._token.lock:
             if self._token.session is not None:
                 self._token.drop()
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _library(module: Path) -> Any:

@@ -4,6 +4,7 @@ no such key stops the gateway at start with a clear error."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -68,6 +70,25 @@ def test_signatures_made_on_the_token_verify_along_the_whole_path(token, pki, co
         identity.key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
+
+
+def test_a_signature_asked_from_an_event_loop_is_said_once_as_an_error(token, pki):
+    """The daemon hands every token signature to a worker thread: one asked on the loop's own
+    thread is a defect, logged so that the e2e token test and the replay see it."""
+    identity = identity_on(token, pki, PROVINCE, "rsa")
+    message = full_document()
+
+    async def on_the_loop_then_in_a_thread() -> None:
+        await asyncio.to_thread(edxml.sign_message, message, identity)
+        assert not captured  # a worker thread: as the daemon asks
+        edxml.sign_message(message, identity)
+        edxml.sign_message(message, identity)
+
+    with structlog.testing.capture_logs() as captured:
+        asyncio.run(on_the_loop_then_in_a_thread())
+    assert [(e["event"], e["log_level"], e["key"]) for e in captured] == [
+        ("token_signed_on_event_loop", "error", "rsa")
+    ]
 
 
 def test_a_token_key_that_is_not_the_certificates_is_refused(token, pki):

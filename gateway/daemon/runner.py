@@ -48,7 +48,9 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
     # apscheduler's own warnings ("skipped: maximum number of running instances reached") are
     # expected under load and are not JSON: keep only its errors.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
-    gateway = Gateway(config)
+    # made in a worker thread: each agency's key signs a probe at start, and a token's takes
+    # about 100 ms (token_keys logs it as an error when asked from the event loop)
+    gateway = await asyncio.to_thread(Gateway, config)
     # Every line of this process names an agency: lines about one hosted agency bind its code,
     # the rest (libraries' own records too) the installation's, through the context.
     structlog.contextvars.bind_contextvars(agency=gateway.code)

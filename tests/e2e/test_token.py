@@ -55,5 +55,7 @@ def test_an_exchange_signed_on_a_token_survives_the_token_pulled_out(tmp_path):
         assert sorted(d["subject"] for d in sender.delivered()) == ["Văn bản 2", "Văn bản 4"]
         wait_until(lambda: len([r for r in district.receipts() if r[2] == "01"]) == 2 or None, "both 01s")
         assert not any((sender.inbox / ".rejected").glob("*"))
+        # every signature was asked of the token from a worker thread, none from the event loop
+        assert "token_signed_on_event_loop" not in sender.service.event_names()
     finally:
         province.stop_all()
