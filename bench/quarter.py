@@ -4,6 +4,7 @@
     python bench/quarter.py                         # the whole quarter: 117,578 sent, 538,345 received
     python bench/quarter.py --scale 0.1 --seed 7 --keep /tmp/tg   # leaves the province in /tmp/tg
     python bench/quarter.py --resume /tmp/tg        # goes on with a kept replay the machine cut
+    python bench/quarter.py --through 2023-08-11     # the first six weeks at scale 1, checked as a stretch
 
 A national axis; Tiền Giang's provincial axis bridged to it; under it the province's 45
 installations hosting its 1,174 agency codes (bench/replay/shape.py says where the split comes
@@ -31,6 +32,13 @@ the same scale, seed and figures so far; the figures say how many cuts the run w
 `--interrupt-in-step N` kills the province and the generator with SIGKILL halfway through
 step N's deliveries, as such a cut would (CI's run tests --resume with it).
 
+`--through DAY` replays the working days up to DAY and closes the stretch with that day's
+owed answers, as the quarter's last evening closes the quarter; the checks cover the stretch
+(the ledger of its deliveries; the report from 2023-07-01 to DAY against the plan's totals for
+it) and the projection to scale 1 counts the whole quarter's deliveries at the stretch's pace.
+The days before DAY are the quarter's own plan, so `--resume DIR --through DAY` makes a kept
+run of the whole quarter, cut before the end of DAY, into a checked stretch.
+
 Printed: a table and one JSON line (wall time, deliveries per second, CPU ms per delivery over
 every process with its 01, peak RSS per kind of process, disk per 1,000 documents, and the
 wall time projected to --scale 1).
@@ -43,6 +51,7 @@ import os
 import shutil
 import sys
 import tempfile
+from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -52,6 +61,13 @@ from bench.replay.clock import ShiftedClock
 ROOT_ENV = "QUARTER_REPLAY_ROOT"
 
 
+def _day(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is no day: give YYYY-MM-DD") from None
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, help="share of the published volume (default 1)")
@@ -59,6 +75,13 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--step", choices=("day", "week"), help="how the clock steps (default: day from --scale 0.1)")
     parser.add_argument("--keep", type=Path, help="build the province in this (new) folder and leave it there")
     parser.add_argument("--resume", type=Path, help="go on with the replay kept in this folder, cut before its end")
+    parser.add_argument(
+        "--through",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="replay the quarter's working days up to this one and check that stretch (its report from"
+        " 2023-07-01 to this day); with --resume, where the resumed replay stops",
+    )
     parser.add_argument(
         "--interrupt-in-step", type=int, metavar="N", help="kill everything halfway through step N (tests --resume)"
     )

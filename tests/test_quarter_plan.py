@@ -56,3 +56,27 @@ def test_the_calendar_is_the_quarters_working_days():
     assert date(2023, 9, 1) not in days and date(2023, 9, 4) not in days
     weeks = traffic.calendar("week")
     assert len(weeks) == 13 and date(2023, 9, 5) in weeks  # 1-2 July is a weekend
+
+
+def test_a_stretch_is_the_quarters_first_days_closed_by_what_they_owe():
+    """--through: a stretch is the quarter's own plan up to a day (so a cut run of the whole
+    quarter can be resumed as one), every answer and recall in it about its own documents."""
+    province = shape.build()
+    quarter = traffic.plan(province, 0.01, 2023, step="day")
+    last = date(2023, 7, 14)  # the tenth working day
+    stretch = quarter.through(last)
+    assert stretch.days == quarter.days[:10]
+    assert stretch.steps[:10] == quarter.steps[:10]
+    closing = stretch.steps[10]
+    assert closing.day == last and not (closing.documents or closing.answers or closing.recalls)
+    assert closing.carried == quarter.steps[10].carried and closing.carried  # the 06s and 15s owed
+    assert stretch.documents == [d for d in quarter.documents if d.day <= last]
+    assert stretch.deliveries == sum(len(d.recipients) for d in stretch.documents) < quarter.deliveries
+    own = {id(d) for d in stretch.documents}
+    for step in stretch.steps:
+        assert all(id(a.document) in own for a in step.answers + step.carried)
+        assert all(id(d) in own for d in step.recalls)
+    codes = {a.code for a in province.province}
+    assert quarter.through(quarter.days[-1]).totals(codes) == quarter.totals(codes)
+    with pytest.raises(ValueError, match="not a day the calendar steps to"):
+        quarter.through(date(2023, 7, 15))  # a Saturday

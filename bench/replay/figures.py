@@ -23,9 +23,12 @@ def compute(
     verdict: ledger.Verdict,
     disk: tuple[int, int],
     the_floor: floor.Floor,
+    quarter_deliveries: int,
 ) -> dict:
     """``province``: the codes of the province's agencies (the report's side); ``disk``: data
-    and log bytes now; ``the_floor``: the format work's cost measured after the traffic."""
+    and log bytes now; ``the_floor``: the format work's cost measured after the traffic;
+    ``quarter_deliveries``: the whole quarter's at this scale (``plan``'s, or more when the
+    plan is a stretch of it, --through), which the projections to scale 1 count."""
     spent = journal.spent
     printed = {
         "sent": report["sent"]["total"],
@@ -34,7 +37,7 @@ def compute(
         "received_digitized": report["received"]["digitized"],
     }
     totals = plan.totals(province)
-    deliveries = sum(len(d.recipients) for d in plan.documents)
+    deliveries = plan.deliveries
     answers = sum(len(step.answers) + len(step.carried) for step in plan.steps)
     recalled = sum(len(d.recipients) for step in plan.steps for d in step.recalls)
     cpu_total = sum(spent.cpu_by_kind.values())
@@ -46,6 +49,7 @@ def compute(
         "scale": journal.scale,
         "seed": journal.seed,
         "step": journal.step,
+        "through": journal.through,  # the stretch's last day (its report from 2023-07-01), or None: the quarter
         **printed,
         "report_matches_plan": printed == totals,
         "documents": len(plan.documents),
@@ -90,14 +94,15 @@ def compute(
         "peak_rss_mib": {k: round(v, 1) for k, v in sorted(spent.peaks.items())},
         "disk_mib_per_1000_documents": round(data_bytes / 2**20 / len(plan.documents) * 1000, 1),
         "log_mib_per_1000_documents": round(log_bytes / 2**20 / len(plan.documents) * 1000, 1),
-        "projected_full_scale_seconds": round(wall / journal.scale),
+        # the whole quarter at scale 1, at this run's pace (a stretch's too)
+        "projected_full_scale_seconds": round(wall / journal.scale * quarter_deliveries / deliveries),
         # bench/replay/floor.py: the format work alone, one process, hot; no run can go below it
         "floor_cpu_ms_per_delivery": round(floor_ms, 2),
         "floor_ms_per_operation": {k: round(v, 3) for k, v in dataclasses.asdict(the_floor).items()},
         # CPU per delivery over the floor's (not bench/e2e.py's achieved/floor, a ratio of rates)
         "cpu_over_floor": round(cpu_ms / floor_ms, 2),
-        # the plan's deliveries at scale 1, as projected_full_scale_seconds counts them
-        "floor_full_scale_seconds": round(floor_ms * deliveries / journal.scale / 1000 / floor.CORES),
+        # the quarter's deliveries at scale 1, as projected_full_scale_seconds counts them
+        "floor_full_scale_seconds": round(floor_ms * quarter_deliveries / journal.scale / 1000 / floor.CORES),
         "expected": totals,
     }
 
@@ -129,7 +134,7 @@ def show(figures: dict, verdict: ledger.Verdict) -> None:
         ("statuses missing, repeated", f"{figures['statuses_missing']}, {figures['statuses_repeated']}"),
         ("error lines in the 50 logs", f"{figures['errors_logged']}"),
         *((f"  report: {key.replace('_', ' ')}", f"{value:,}") for key, value in figures["report_statuses"].items()),
-        ("calendar steps", f"{figures['steps']} ({figures['step']})"),
+        ("calendar steps", f"{figures['steps']} ({figures['step']}){_stretch(figures)}"),
         ("interpreter of every process", figures["python"]),
         ("setup (build, start)", f"{figures['setup_seconds']} s"),
         *_cuts(figures),
@@ -163,6 +168,11 @@ def show(figures: dict, verdict: ledger.Verdict) -> None:
     for example in verdict.examples:
         print(f"  {example}")
     print(json.dumps({k: v for k, v in figures.items() if k != "expected"}, ensure_ascii=False))
+
+
+def _stretch(figures: dict) -> str:
+    through = figures["through"]
+    return f", the quarter's through {through} (--through; report from 2023-07-01)" if through else ""
 
 
 def _cuts(figures: dict) -> list[tuple[str, str]]:

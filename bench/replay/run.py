@@ -108,8 +108,12 @@ def _url(axis_folder: Path) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def _report(province: Province) -> dict:
-    command = ["report", "--config", str(province.folders.province), "--quarter", "2023Q3", "--format", "json"]
+def _report(province: Province, through: str | None) -> dict:
+    """The province's report over the quarter, or over the stretch replayed (--through)."""
+    period = ["--quarter", "2023Q3"]
+    if through is not None:
+        period = ["--from", traffic.QUARTER_FIRST.isoformat(), "--to", through]
+    command = ["report", "--config", str(province.folders.province), *period, "--format", "json"]
     completed = subprocess.run(
         [sys.executable, "-P", "-m", "gateway", *command], capture_output=True, text=True, timeout=1800
     )
@@ -137,7 +141,9 @@ def _journal(root: Path, args: argparse.Namespace) -> journal.Journal | str:
     """The journal to go on with, or why there is none."""
     commit = _commit()
     if args.resume is None:
-        return journal.Journal(root / journal.NAME, args.scale, args.seed, args.step, commits=[commit])
+        return journal.Journal(
+            root / journal.NAME, args.scale, args.seed, args.step, commits=[commit], through=args.through
+        )
     try:
         record = journal.Journal.load(root)
     except journal.NoJournal as exc:
@@ -149,6 +155,8 @@ def _journal(root: Path, args: argparse.Namespace) -> journal.Journal | str:
     if commit != record.commits[0]:
         print(f"quarter: warning: begun at {record.commits[0]}, going on at {commit}", file=sys.stderr)
     record.commits.append(commit)
+    if args.through is not None:  # a resumed replay may be made a stretch, or a longer one
+        record.through = args.through
     return record
 
 
@@ -157,7 +165,11 @@ def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
     resuming = args.resume is not None
     clock = ShiftedClock(root / "clock")
     the_shape = shape.build()
-    plan = traffic.plan(the_shape, record.scale, record.seed, step=record.step)
+    quarter = traffic.plan(the_shape, record.scale, record.seed, step=record.step)
+    plan = _stretch(quarter, record)
+    if isinstance(plan, str):
+        print(f"quarter: --through {record.through}: {plan}", file=sys.stderr)
+        return 2
     if args.interrupt_in_step is not None and not 1 <= args.interrupt_in_step <= len(plan.steps):
         print(f"quarter: --interrupt-in-step is a step from 1 to {len(plan.steps)}", file=sys.stderr)
         return 2
@@ -274,9 +286,10 @@ def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
         verdict.errors_logged += lines
         verdict.note(f"{lines} error lines in the logs: {event}")
     province_codes = {a.code for a in the_shape.province}
-    report = _report(province)
+    report = _report(province, record.through)
     the_floor = floor.measure(folders.pki, the_shape)  # the province stopped: the machine is the floor's
-    result = figures.compute(record, plan, province_codes, report, verdict, footprint.disk_bytes(root), the_floor)
+    disk = footprint.disk_bytes(root)
+    result = figures.compute(record, plan, province_codes, report, verdict, disk, the_floor, quarter.deliveries)
     written = root / f".{FIGURES}.tmp"
     written.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     written.replace(root / FIGURES)  # before the journal says finished, which points to it
@@ -286,6 +299,19 @@ def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
     if args.profile:
         figures.show_profiles(args.profile)
     return 0 if result["report_matches_plan"] and verdict.clean else 1
+
+
+def _stretch(quarter: traffic.Plan, record: journal.Journal) -> traffic.Plan | str:
+    """The plan this replay runs: the quarter, or its stretch through a day; or why not."""
+    if record.through is None:
+        return quarter
+    try:
+        plan = quarter.through(date.fromisoformat(record.through))
+    except ValueError as exc:
+        return str(exc)
+    if record.steps_done > len(plan.days):  # the next day's step was done: it cannot be undone
+        return f"the replay is past that day already ({record.steps_done} steps done)"
+    return plan
 
 
 def _cpu(province: Province) -> float:

@@ -104,6 +104,23 @@ class Plan:
     documents: list[Planned] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)  # len(days) + 1: the last carries the last answers
 
+    @property
+    def deliveries(self) -> int:
+        return sum(len(d.recipients) for d in self.documents)
+
+    def through(self, last: date) -> Plan:
+        """The plan's days up to ``last`` (a day the calendar steps to), closed by an evening step
+        with the answers owed from that day, as the quarter's last evening closes it: a stretch
+        whose documents, answers and recalls all settle, checked as the quarter is (its report
+        from the quarter's first day to ``last``). The days before are the whole plan's, drawn
+        alike, so a replay cut anywhere before ``last`` and resumed as a stretch goes on with it."""
+        if last not in self.days:
+            raise ValueError(f"{last} is not a day the calendar steps to (a working day, or a week's first)")
+        kept = self.days.index(last) + 1
+        closing = Step(last, carried=list(self.steps[kept].carried))  # owed from ``last`` only
+        documents = [d for d in self.documents if d.day <= last]
+        return Plan(self.targets, self.days[:kept], documents, [*self.steps[:kept], closing])
+
     def totals(self, province: set[str]) -> dict[str, int]:
         """The four figures the report must print, counted from the plan."""
         mine = [d for d in self.documents if d.sender in province]
