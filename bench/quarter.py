@@ -57,6 +57,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.replay.clock import ShiftedClock
+from bench.replay.traffic import calendar
 
 ROOT_ENV = "QUARTER_REPLAY_ROOT"
 
@@ -100,6 +101,8 @@ def arguments() -> argparse.Namespace:
     if not 0 < args.scale <= 1:
         parser.error("--scale is in (0, 1]")
     args.step = args.step or ("day" if args.scale >= 0.1 else "week")
+    if args.through is not None and date.fromisoformat(args.through) not in calendar(args.step):
+        parser.error(f"--through {args.through} is not a day the calendar steps to with --step {args.step}")
     return args
 
 

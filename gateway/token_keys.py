@@ -175,11 +175,12 @@ class TokenSession:
 
     def sign(self, data: bytes, mechanism: Mechanism) -> bytes:
         if not self._loop_noted and _on_event_loop():
-            # A token signs in about 100 ms, under a lock other keys of the token wait on: on the
-            # thread of an event loop that would hold every delivery of the process. Each caller
-            # hands a token's signature to a worker thread (the key is not ``in_memory``), the
-            # start's self-test included; one that does not is a defect, said as an error line
-            # (which the tests and the replay read) rather than raised, as the signature is good.
+            # A USB token may take a tenth of a second to sign (SoftHSM2 2 ms), under a lock other
+            # keys of the token wait on: on the thread of an event loop that would hold every
+            # delivery of the process. Each caller hands a token's signature to a worker thread
+            # (the key is not ``in_memory``), the start's self-test included; one that does not is
+            # a defect, said as an error line (the e2e token test reads it) rather than raised,
+            # as the signature itself is good.
             self._loop_noted = True
             logs.get("token").error(
                 "token_signed_on_event_loop", key=self.settings.key_label, where=self.settings.where

@@ -116,3 +116,25 @@ def test_what_a_cut_left_short_in_the_drop_folders_is_written_again(tmp_path: Pa
     assert steps.repair(folders, the_shape, step) == 2
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == whole
     assert steps.repair(folders, the_shape, step) == 0
+
+
+def test_a_cut_run_becomes_a_stretch_only_before_the_end_of_its_last_day() -> None:
+    """--resume --through DAY: a run of the whole quarter cut in DAY's step (or before it) goes on
+    as the stretch; one cut in the next day's step has dropped documents the stretch does not
+    plan, and is refused (its checkpoint before the drops holds the next day's 08:00)."""
+    from bench.replay.run import _moment, _stretch
+
+    quarter = traffic.plan(shape.build(), 0.01, 2023, step="day")
+    day, following = quarter.days[9], quarter.days[10]
+    cut = Journal(Path("j"), 0.01, 2023, "day", through=day.isoformat())
+    for steps_done, moment in ((3, 0.0), (9, _moment(day, 8).timestamp()), (10, _moment(day, 9).timestamp())):
+        cut.steps_done, cut.moment = steps_done, moment
+        stretch = _stretch(quarter, cut)
+        assert isinstance(stretch, traffic.Plan) and stretch.days[-1] == day, (steps_done, stretch)
+    for steps_done, moment in ((10, _moment(following, 8).timestamp()), (11, _moment(following, 17).timestamp())):
+        cut.steps_done, cut.moment = steps_done, moment
+        assert _stretch(quarter, cut) == f"the replay is past that day already (in or after the step of {following})"
+    cut.through = date(2023, 7, 15).isoformat()  # a Saturday
+    assert "not a day the calendar steps to" in str(_stretch(quarter, cut))
+    cut.through = None
+    assert _stretch(quarter, cut) is quarter

@@ -172,7 +172,8 @@ def show(figures: dict, verdict: ledger.Verdict) -> None:
 
 def _stretch(figures: dict) -> str:
     through = figures["through"]
-    return f", the quarter's through {through} (--through; report from 2023-07-01)" if through else ""
+    first = traffic.QUARTER_FIRST.isoformat()
+    return f", the quarter's through {through} (--through; report from {first})" if through else ""
 
 
 def _cuts(figures: dict) -> list[tuple[str, str]]:

@@ -309,8 +309,15 @@ def _stretch(quarter: traffic.Plan, record: journal.Journal) -> traffic.Plan | s
         plan = quarter.through(date.fromisoformat(record.through))
     except ValueError as exc:
         return str(exc)
-    if record.steps_done > len(plan.days):  # the next day's step was done: it cannot be undone
-        return f"the replay is past that day already ({record.steps_done} steps done)"
+    # a run of the whole quarter cut in the next day's step (or after it) has dropped documents
+    # the stretch does not plan: the checkpoint before a step's drops holds its 08:00
+    kept = len(plan.days)
+    if record.steps_done > kept or (
+        record.steps_done == kept
+        and kept < len(quarter.days)
+        and record.moment >= _moment(quarter.days[kept], 8).timestamp()
+    ):
+        return f"the replay is past that day already (in or after the step of {quarter.days[kept]})"
     return plan
 
 

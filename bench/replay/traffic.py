@@ -119,6 +119,8 @@ class Plan:
         kept = self.days.index(last) + 1
         closing = Step(last, carried=list(self.steps[kept].carried))  # owed from ``last`` only
         documents = [d for d in self.documents if d.day <= last]
+        if not documents:
+            raise ValueError(f"the quarter's plan holds no document through {last}: a later day")
         return Plan(self.targets, self.days[:kept], documents, [*self.steps[:kept], closing])
 
     def totals(self, province: set[str]) -> dict[str, int]:

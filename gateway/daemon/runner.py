@@ -48,8 +48,8 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
     # apscheduler's own warnings ("skipped: maximum number of running instances reached") are
     # expected under load and are not JSON: keep only its errors.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
-    # made in a worker thread: each agency's key signs a probe at start, and a token's takes
-    # about 100 ms (token_keys logs it as an error when asked from the event loop)
+    # made in a worker thread: each agency's key signs a probe at start, and a USB token's may
+    # take a tenth of a second (token_keys logs it as an error when asked from the event loop)
     gateway = await asyncio.to_thread(Gateway, config)
     # Every line of this process names an agency: lines about one hosted agency bind its code,
     # the rest (libraries' own records too) the installation's, through the context.
