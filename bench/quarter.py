@@ -5,6 +5,7 @@
     python bench/quarter.py --scale 0.1 --seed 7 --keep /tmp/tg   # leaves the province in /tmp/tg
     python bench/quarter.py --resume /tmp/tg        # goes on with a kept replay the machine cut
     python bench/quarter.py --through 2023-08-11     # the first six weeks at scale 1, checked as a stretch
+    python bench/quarter.py --from 2023-08-14        # the rest of the quarter after that stretch
 
 A national axis; Tiền Giang's provincial axis bridged to it; under it the province's 45
 installations hosting its 1,174 agency codes (bench/replay/shape.py says where the split comes
@@ -38,6 +39,12 @@ owed answers, as the quarter's last evening closes the quarter; the checks cover
 it) and the projection to scale 1 counts the whole quarter's deliveries at the stretch's pace.
 The days before DAY are the quarter's own plan, so `--resume DIR --through DAY` makes a kept
 run of the whole quarter, cut before the end of DAY, into a checked stretch.
+
+`--from DAY` replays the quarter from DAY on, without the answers owed from the day before (a
+stretch through that day carries them), checked the same way with its report from DAY. Two
+stretches, `--through` the day before DAY and `--from DAY`, share no document, delivery,
+answer or recall and together are the quarter's whole plan: the quarter at scale 1 carried on
+machines that do not stay up for all of it. The second starts from empty databases.
 
 Printed: a table and one JSON line (wall time, deliveries per second, CPU ms per delivery over
 every process with its 01, peak RSS per kind of process, disk per 1,000 documents, and the
@@ -84,15 +91,24 @@ def arguments() -> argparse.Namespace:
         " 2023-07-01 to this day); with --resume, where the resumed replay stops",
     )
     parser.add_argument(
+        "--from",
+        dest="since",
+        type=_day,
+        metavar="YYYY-MM-DD",
+        help="replay the quarter from this working day on and check that stretch (its report from this day"
+        " to 2023-09-30, or to --through): the rest of the quarter after a stretch --through the day before",
+    )
+    parser.add_argument(
         "--interrupt-in-step", type=int, metavar="N", help="kill everything halfway through step N (tests --resume)"
     )
     parser.add_argument("--profile", type=Path, help="folder for py-spy profiles of both axes and three gateways")
     parser.add_argument("--stall-seconds", type=float, default=180.0, help="fail when nothing moves this long")
     args = parser.parse_args()
     if args.resume is not None:
-        given = [name for name in ("keep", "scale", "seed", "step") if getattr(args, name) is not None]
-        if given:  # the journal holds the run's scale, seed and step; the folder is the run's
-            parser.error(f"--resume goes on with the replay as it was begun: no --{', --'.join(given)} with it")
+        given = [name for name in ("keep", "scale", "seed", "step", "since") if getattr(args, name) is not None]
+        if given:  # the journal holds the run's scale, seed, step and first day; the folder is the run's
+            named = ", ".join("--from" if name == "since" else f"--{name}" for name in given)
+            parser.error(f"--resume goes on with the replay as it was begun: no {named} with it")
         return args
     args.scale = 1.0 if args.scale is None else args.scale
     args.seed = 2023 if args.seed is None else args.seed
@@ -101,8 +117,12 @@ def arguments() -> argparse.Namespace:
     if not 0 < args.scale <= 1:
         parser.error("--scale is in (0, 1]")
     args.step = args.step or ("day" if args.scale >= 0.1 else "week")
-    if args.through is not None and date.fromisoformat(args.through) not in calendar(args.step):
-        parser.error(f"--through {args.through} is not a day the calendar steps to with --step {args.step}")
+    days = calendar(args.step)
+    for option, day in (("--from", args.since), ("--through", args.through)):
+        if day is not None and date.fromisoformat(day) not in days:
+            parser.error(f"{option} {day} is not a day the calendar steps to with --step {args.step}")
+    if args.since is not None and args.through is not None and args.since > args.through:
+        parser.error(f"--from {args.since} is after --through {args.through}")
     return args
 
 

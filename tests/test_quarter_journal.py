@@ -133,8 +133,47 @@ def test_a_cut_run_becomes_a_stretch_only_before_the_end_of_its_last_day() -> No
         assert isinstance(stretch, traffic.Plan) and stretch.days[-1] == day, (steps_done, stretch)
     for steps_done, moment in ((10, _moment(following, 8).timestamp()), (11, _moment(following, 17).timestamp())):
         cut.steps_done, cut.moment = steps_done, moment
-        assert _stretch(quarter, cut) == f"the replay is past that day already (in or after the step of {following})"
+        assert _stretch(quarter, cut) == (
+            f"--through {day}: the replay is past that day already (in or after the step of {following})"
+        )
     cut.through = date(2023, 7, 15).isoformat()  # a Saturday
     assert "not a day the calendar steps to" in str(_stretch(quarter, cut))
     cut.through = None
     assert _stretch(quarter, cut) is quarter
+
+
+def test_a_stretch_from_a_day_is_planned_and_checked_as_the_rest_of_the_quarter() -> None:
+    """--from DAY (with --through or without): the journal's days give the plan; a day the
+    calendar does not step to is said with the option that named it."""
+    from bench.replay.run import _moment, _stretch
+
+    quarter = traffic.plan(shape.build(), 0.01, 2023, step="day")
+    first, last = quarter.days[50], quarter.days[55]
+    run = Journal(Path("j"), 0.01, 2023, "day", since=first.isoformat())
+    rest = _stretch(quarter, run)
+    assert isinstance(rest, traffic.Plan) and rest.days == quarter.days[50:]
+    run.through = last.isoformat()
+    window = _stretch(quarter, run)
+    assert isinstance(window, traffic.Plan) and window.days == quarter.days[50:56]
+    run.steps_done, run.moment = 6, _moment(quarter.days[56], 8).timestamp()
+    assert "past that day already" in str(_stretch(quarter, run))
+    run.steps_done, run.moment, run.since = 0, 0.0, date(2023, 7, 15).isoformat()  # a Saturday
+    assert str(_stretch(quarter, run)).startswith("--from 2023-07-15 --through")
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (["--from", "2023-07-15"], "--from 2023-07-15 is not a day the calendar steps to with --step day"),
+        (["--from", "2023-08-25", "--through", "2023-08-24"], "--from 2023-08-25 is after --through 2023-08-24"),
+        (["--resume", "somewhere", "--from", "2023-08-25"], "no --from with it"),
+        (["--through", "2023-07-04", "--scale", "0.01"], "--through 2023-07-04 is not a day the calendar steps to"),
+    ],
+)
+def test_a_stretch_asked_wrongly_is_refused_before_anything_is_built(tmp_path: Path, given: list[str], said: str):
+    script = Path(__file__).resolve().parent.parent / "bench" / "quarter.py"
+    done = subprocess.run(
+        [sys.executable, str(script), *given], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 2 and said in done.stderr, done.stderr
+    assert not any(tmp_path.iterdir())

@@ -80,3 +80,40 @@ def test_a_stretch_is_the_quarters_first_days_closed_by_what_they_owe():
     assert quarter.through(quarter.days[-1]).totals(codes) == quarter.totals(codes)
     with pytest.raises(ValueError, match="not a day the calendar steps to"):
         quarter.through(date(2023, 7, 15))  # a Saturday
+
+
+def test_the_rest_of_the_quarter_after_a_stretch_completes_it():
+    """--from: the quarter from a day on, without the answers owed from the day before. With the
+    stretch --through that day before it shares nothing, and the two are the whole plan."""
+    province = shape.build()
+    quarter = traffic.plan(province, 0.01, 2023, step="day")
+    first, before = quarter.days[10], quarter.days[9]
+    rest, stretch = quarter.since(first), quarter.through(before)
+    assert rest.days == quarter.days[10:] and rest.steps[1:] == quarter.steps[11:]
+    opening = rest.steps[0]
+    assert opening.day == first and opening.documents and not opening.carried
+    assert (opening.documents, opening.answers, opening.recalls) == (
+        quarter.steps[10].documents,
+        quarter.steps[10].answers,
+        quarter.steps[10].recalls,
+    )
+    own = {id(d) for d in rest.documents}
+    assert rest.documents == [d for d in quarter.documents if d.day >= first]
+    for step in rest.steps:
+        assert all(id(a.document) in own for a in step.answers + step.carried)
+        assert all(id(d) in own for d in step.recalls)
+
+    def everything(plan: traffic.Plan) -> tuple[list[int], list[int], list[int]]:
+        answers = [id(a) for step in plan.steps for a in step.answers + step.carried]
+        recalls = [id(d) for step in plan.steps for d in step.recalls]
+        return [id(d) for d in plan.documents], answers, recalls
+
+    for mine, theirs, whole in zip(everything(stretch), everything(rest), everything(quarter), strict=True):
+        assert sorted(mine + theirs) == sorted(whole) and not set(mine) & set(theirs)
+    codes = {a.code for a in province.province}
+    assert {k: stretch.totals(codes)[k] + rest.totals(codes)[k] for k in quarter.totals(codes)} == quarter.totals(codes)
+    assert stretch.deliveries + rest.deliveries == quarter.deliveries
+    assert quarter.since(quarter.days[0]).totals(codes) == quarter.totals(codes)
+    assert quarter.since(first).through(quarter.days[12]).days == quarter.days[10:13]
+    with pytest.raises(ValueError, match="not a day the calendar steps to"):
+        quarter.since(date(2023, 7, 15))  # a Saturday

@@ -28,7 +28,7 @@ def compute(
     """``province``: the codes of the province's agencies (the report's side); ``disk``: data
     and log bytes now; ``the_floor``: the format work's cost measured after the traffic;
     ``quarter_deliveries``: the whole quarter's at this scale (``plan``'s, or more when the
-    plan is a stretch of it, --through), which the projections to scale 1 count."""
+    plan is a stretch of it, --from or --through), which the projections to scale 1 count."""
     spent = journal.spent
     printed = {
         "sent": report["sent"]["total"],
@@ -49,7 +49,8 @@ def compute(
         "scale": journal.scale,
         "seed": journal.seed,
         "step": journal.step,
-        "through": journal.through,  # the stretch's last day (its report from 2023-07-01), or None: the quarter
+        "since": journal.since,  # the stretch's first day (--from), or None: from the quarter's first
+        "through": journal.through,  # the stretch's last day (--through), or None: to the quarter's last
         **printed,
         "report_matches_plan": printed == totals,
         "documents": len(plan.documents),
@@ -171,9 +172,11 @@ def show(figures: dict, verdict: ledger.Verdict) -> None:
 
 
 def _stretch(figures: dict) -> str:
-    through = figures["through"]
-    first = traffic.QUARTER_FIRST.isoformat()
-    return f", the quarter's through {through} (--through; report from {first})" if through else ""
+    since, through = figures.get("since"), figures["through"]
+    if since is None and through is None:
+        return ""
+    first, last = since or traffic.QUARTER_FIRST.isoformat(), through or traffic.QUARTER_LAST.isoformat()
+    return f", the quarter's stretch {first} to {last} (--from, --through; the report over it)"
 
 
 def _cuts(figures: dict) -> list[tuple[str, str]]:

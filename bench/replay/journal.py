@@ -42,6 +42,7 @@ class Journal:
     step: str
     commits: list[str] = field(default_factory=list)  # the project's, at the start of each stretch
     through: str | None = None  # the last day replayed (--through, ISO), or None for the whole quarter
+    since: str | None = None  # the first day replayed (--from, ISO), or None: from the quarter's first
     traffic_began: bool = False  # before, a cut leaves nothing worth resuming (no idle, no disk measured)
     setup_seconds: float = 0.0  # build and the first start
     restart_seconds: list[float] = field(default_factory=list)  # each resume's start of the province

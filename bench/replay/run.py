@@ -108,11 +108,12 @@ def _url(axis_folder: Path) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def _report(province: Province, through: str | None) -> dict:
-    """The province's report over the quarter, or over the stretch replayed (--through)."""
+def _report(province: Province, since: str | None, through: str | None) -> dict:
+    """The province's report over the quarter, or over the stretch replayed (--from, --through)."""
     period = ["--quarter", "2023Q3"]
-    if through is not None:
-        period = ["--from", traffic.QUARTER_FIRST.isoformat(), "--to", through]
+    if since is not None or through is not None:
+        first, last = since or traffic.QUARTER_FIRST.isoformat(), through or traffic.QUARTER_LAST.isoformat()
+        period = ["--from", first, "--to", last]
     command = ["report", "--config", str(province.folders.province), *period, "--format", "json"]
     completed = subprocess.run(
         [sys.executable, "-P", "-m", "gateway", *command], capture_output=True, text=True, timeout=1800
@@ -142,7 +143,13 @@ def _journal(root: Path, args: argparse.Namespace) -> journal.Journal | str:
     commit = _commit()
     if args.resume is None:
         return journal.Journal(
-            root / journal.NAME, args.scale, args.seed, args.step, commits=[commit], through=args.through
+            root / journal.NAME,
+            args.scale,
+            args.seed,
+            args.step,
+            commits=[commit],
+            through=args.through,
+            since=args.since,
         )
     try:
         record = journal.Journal.load(root)
@@ -168,7 +175,7 @@ def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
     quarter = traffic.plan(the_shape, record.scale, record.seed, step=record.step)
     plan = _stretch(quarter, record)
     if isinstance(plan, str):
-        print(f"quarter: --through {record.through}: {plan}", file=sys.stderr)
+        print(f"quarter: {plan}", file=sys.stderr)
         return 2
     if args.interrupt_in_step is not None and not 1 <= args.interrupt_in_step <= len(plan.steps):
         print(f"quarter: --interrupt-in-step is a step from 1 to {len(plan.steps)}", file=sys.stderr)
@@ -286,7 +293,7 @@ def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
         verdict.errors_logged += lines
         verdict.note(f"{lines} error lines in the logs: {event}")
     province_codes = {a.code for a in the_shape.province}
-    report = _report(province, record.through)
+    report = _report(province, record.since, record.through)
     the_floor = floor.measure(folders.pki, the_shape)  # the province stopped: the machine is the floor's
     disk = footprint.disk_bytes(root)
     result = figures.compute(record, plan, province_codes, report, verdict, disk, the_floor, quarter.deliveries)
@@ -302,22 +309,27 @@ def _run(root: Path, args: argparse.Namespace, record: journal.Journal) -> int:
 
 
 def _stretch(quarter: traffic.Plan, record: journal.Journal) -> traffic.Plan | str:
-    """The plan this replay runs: the quarter, or its stretch through a day; or why not."""
-    if record.through is None:
-        return quarter
+    """The plan this replay runs: the quarter, or its stretch from a day or through one; or why not."""
+    plan = quarter
     try:
-        plan = quarter.through(date.fromisoformat(record.through))
+        if record.since is not None:
+            plan = plan.since(date.fromisoformat(record.since))
+        if record.through is None:
+            return plan
+        plan = plan.through(date.fromisoformat(record.through))
     except ValueError as exc:
-        return str(exc)
-    # a run of the whole quarter cut in the next day's step (or after it) has dropped documents
-    # the stretch does not plan: the checkpoint before a step's drops holds its 08:00
-    kept = len(plan.days)
+        asked = [f"--{name} {day}" for name, day in (("from", record.since), ("through", record.through)) if day]
+        return f"{' '.join(asked)}: {exc}"
+    # a run cut in the step of the day after --through (or later) has dropped documents the
+    # stretch does not plan: the checkpoint before a step's drops holds its 08:00
+    kept, following = len(plan.days), quarter.days.index(plan.days[-1]) + 1
     if record.steps_done > kept or (
         record.steps_done == kept
-        and kept < len(quarter.days)
-        and record.moment >= _moment(quarter.days[kept], 8).timestamp()
+        and following < len(quarter.days)
+        and record.moment >= _moment(quarter.days[following], 8).timestamp()
     ):
-        return f"the replay is past that day already (in or after the step of {quarter.days[kept]})"
+        past = f"in or after the step of {quarter.days[following]}"
+        return f"--through {record.through}: the replay is past that day already ({past})"
     return plan
 
 

@@ -123,6 +123,20 @@ class Plan:
             raise ValueError(f"the quarter's plan holds no document through {last}: a later day")
         return Plan(self.targets, self.days[:kept], documents, [*self.steps[:kept], closing])
 
+    def since(self, first: date) -> Plan:
+        """The plan's days from ``first`` on (a day the calendar steps to), without the answers
+        owed from the day before: the rest of the quarter after a stretch ``through`` that day
+        (which carries them), so the two share no document, delivery, answer or recall and
+        together are the whole plan. Every answer and recall of a step is about the step's own
+        documents or the day before's, so nothing in it is about a document it does not hold."""
+        if first not in self.days:
+            raise ValueError(f"{first} is not a day the calendar steps to (a working day, or a week's first)")
+        begun = self.days.index(first)
+        day = self.steps[begun]
+        opening = Step(first, documents=day.documents, answers=day.answers, recalls=day.recalls)  # none carried
+        documents = [d for d in self.documents if d.day >= first]
+        return Plan(self.targets, self.days[begun:], documents, [opening, *self.steps[begun + 1 :]])
+
     def totals(self, province: set[str]) -> dict[str, int]:
         """The four figures the report must print, counted from the plan."""
         mine = [d for d in self.documents if d.sender in province]
