@@ -40,11 +40,13 @@ it) and the projection to scale 1 counts the whole quarter's deliveries at the s
 The days before DAY are the quarter's own plan, so `--resume DIR --through DAY` makes a kept
 run of the whole quarter, cut before the end of DAY, into a checked stretch.
 
-`--from DAY` replays the quarter from DAY on, without the answers owed from the day before (a
-stretch through that day carries them), checked the same way with its report from DAY. Two
-stretches, `--through` the day before DAY and `--from DAY`, share no document, delivery,
-answer or recall and together are the quarter's whole plan: the quarter at scale 1 carried on
-machines that do not stay up for all of it. The second starts from empty databases.
+`--from DAY` replays the quarter from DAY on, without the answers owed from the calendar's step
+before (a stretch through that day carries them), checked the same way with its report from
+DAY. Two stretches at the same --scale, --seed and --step, `--through` the step before DAY and
+`--from DAY`, share no document, delivery, answer or recall and together are the quarter's whole
+plan: its every delivery carried and checked on machines that do not stay up for all of it. They
+split the plan and the checks, not the run: the second starts from empty databases, without the
+history the first left, so its pace is not that of the quarter's later weeks in one run.
 
 Printed: a table and one JSON line (wall time, deliveries per second, CPU ms per delivery over
 every process with its 01, peak RSS per kind of process, disk per 1,000 documents, and the
@@ -87,16 +89,17 @@ def arguments() -> argparse.Namespace:
         "--through",
         type=_day,
         metavar="YYYY-MM-DD",
-        help="replay the quarter's working days up to this one and check that stretch (its report from"
-        " 2023-07-01 to this day); with --resume, where the resumed replay stops",
+        help="replay the quarter's working days up to this one and check that stretch (its report to this"
+        " day, from 2023-07-01 or --from); with --resume, where the resumed replay stops",
     )
     parser.add_argument(
         "--from",
         dest="since",
         type=_day,
         metavar="YYYY-MM-DD",
-        help="replay the quarter from this working day on and check that stretch (its report from this day"
-        " to 2023-09-30, or to --through): the rest of the quarter after a stretch --through the day before",
+        help="replay the quarter from this day of the calendar on and check that stretch (its report from"
+        " this day to 2023-09-30 or --through): the rest of the quarter after a stretch --through the"
+        " calendar's step before, at the same --scale, --seed and --step",
     )
     parser.add_argument(
         "--interrupt-in-step", type=int, metavar="N", help="kill everything halfway through step N (tests --resume)"

@@ -22,6 +22,7 @@ from bench.replay.processes import stop_leftovers
 
 def test_a_journal_reads_back_what_was_written(tmp_path: Path) -> None:
     written = Journal(tmp_path / NAME, 0.01, 7, "week", commits=["abc"], steps_done=4, moment=1690851600.5)
+    written.since, written.through = "2023-07-10", "2023-08-28"
     written.current = Spent(wall=12.5, cpu_by_kind={"national axis": 3.0}, system=0.5, peaks={"national axis": 80})
     written.restart_seconds.append(31.0)
     written.disk_before = (1000, 10)
@@ -155,10 +156,32 @@ def test_a_stretch_from_a_day_is_planned_and_checked_as_the_rest_of_the_quarter(
     run.through = last.isoformat()
     window = _stretch(quarter, run)
     assert isinstance(window, traffic.Plan) and window.days == quarter.days[50:56]
-    run.steps_done, run.moment = 6, _moment(quarter.days[56], 8).timestamp()
-    assert "past that day already" in str(_stretch(quarter, run))
-    run.steps_done, run.moment, run.since = 0, 0.0, date(2023, 7, 15).isoformat()  # a Saturday
-    assert str(_stretch(quarter, run)).startswith("--from 2023-07-15 --through")
+    run.steps_done, run.moment = 6, _moment(last, 9).timestamp()  # cut in the stretch's last step
+    assert isinstance(_stretch(quarter, run), traffic.Plan)
+    run.steps_done, run.moment = 6, _moment(quarter.days[56], 8).timestamp()  # in the step after it
+    assert str(_stretch(quarter, run)) == (
+        f"--through {last}: the replay is past that day already (in or after the step of {quarter.days[56]})"
+    )
+    run.steps_done, run.moment, run.through = 0, 0.0, quarter.days[49].isoformat()  # resumed --through too early
+    assert _stretch(quarter, run) == f"--through {quarter.days[49]} is before the replay's --from {first}"
+    run.through, run.since = None, date(2023, 7, 15).isoformat()  # a Saturday
+    assert _stretch(quarter, run) == (
+        "--from 2023-07-15: 2023-07-15 is not a day the calendar steps to (a working day, or a week's first)"
+    )
+
+
+def test_the_report_and_the_figures_name_the_stretch_replayed() -> None:
+    from bench.replay.figures import _stretch as named
+    from bench.replay.run import report_period
+
+    assert report_period(None, None) == ["--quarter", "2023Q3"]
+    assert report_period("2023-08-25", None) == ["--from", "2023-08-25", "--to", "2023-09-30"]
+    assert report_period(None, "2023-08-24") == ["--from", "2023-07-01", "--to", "2023-08-24"]
+    assert named({"since": None, "through": None}) == ""
+    assert named({"since": "2023-08-25", "through": None}).endswith(
+        "2023-08-25 to 2023-09-30 (--from; the report over it)"
+    )
+    assert named({"through": "2023-08-24"}).endswith("2023-07-01 to 2023-08-24 (--through; the report over it)")
 
 
 @pytest.mark.parametrize(

@@ -82,20 +82,25 @@ def test_a_stretch_is_the_quarters_first_days_closed_by_what_they_owe():
         quarter.through(date(2023, 7, 15))  # a Saturday
 
 
-def test_the_rest_of_the_quarter_after_a_stretch_completes_it():
-    """--from: the quarter from a day on, without the answers owed from the day before. With the
-    stretch --through that day before it shares nothing, and the two are the whole plan."""
+@pytest.mark.parametrize(
+    ("step", "first"),
+    [("day", date(2023, 7, 17)), ("day", date(2023, 9, 5)), ("week", date(2023, 9, 5)), ("week", date(2023, 7, 10))],
+)
+def test_the_rest_of_the_quarter_after_a_stretch_completes_it(step: str, first: date):
+    """--from: the quarter from a day on, without the answers owed from the calendar's step
+    before (after a weekend, after Quốc khánh; day or week steps). With the stretch --through
+    that step it shares nothing, and the two are the whole plan."""
     province = shape.build()
-    quarter = traffic.plan(province, 0.01, 2023, step="day")
-    first, before = quarter.days[10], quarter.days[9]
-    rest, stretch = quarter.since(first), quarter.through(before)
-    assert rest.days == quarter.days[10:] and rest.steps[1:] == quarter.steps[11:]
+    quarter = traffic.plan(province, 0.1, 2023, step=step)
+    begun = quarter.days.index(first)
+    rest, stretch = quarter.since(first), quarter.through(quarter.days[begun - 1])
+    assert rest.days == quarter.days[begun:] and rest.steps[1:] == quarter.steps[begun + 1 :]
     opening = rest.steps[0]
-    assert opening.day == first and opening.documents and not opening.carried
+    assert opening.day == first and opening.documents and quarter.steps[begun].carried and not opening.carried
     assert (opening.documents, opening.answers, opening.recalls) == (
-        quarter.steps[10].documents,
-        quarter.steps[10].answers,
-        quarter.steps[10].recalls,
+        quarter.steps[begun].documents,
+        quarter.steps[begun].answers,
+        quarter.steps[begun].recalls,
     )
     own = {id(d) for d in rest.documents}
     assert rest.documents == [d for d in quarter.documents if d.day >= first]
@@ -114,6 +119,13 @@ def test_the_rest_of_the_quarter_after_a_stretch_completes_it():
     assert {k: stretch.totals(codes)[k] + rest.totals(codes)[k] for k in quarter.totals(codes)} == quarter.totals(codes)
     assert stretch.deliveries + rest.deliveries == quarter.deliveries
     assert quarter.since(quarter.days[0]).totals(codes) == quarter.totals(codes)
-    assert quarter.since(first).through(quarter.days[12]).days == quarter.days[10:13]
+    assert quarter.since(first).through(quarter.days[-1]).days == quarter.days[begun:]
     with pytest.raises(ValueError, match="not a day the calendar steps to"):
         quarter.since(date(2023, 7, 15))  # a Saturday
+
+
+def test_a_stretch_without_documents_is_refused():
+    quarter = traffic.plan(shape.build(), 0.0001, 2023, step="day")
+    empty = next(day for day in reversed(quarter.days) if not any(d.day >= day for d in quarter.documents))
+    with pytest.raises(ValueError, match=f"the plan holds no document from {empty} on"):
+        quarter.since(empty)

@@ -176,7 +176,8 @@ def _stretch(figures: dict) -> str:
     if since is None and through is None:
         return ""
     first, last = since or traffic.QUARTER_FIRST.isoformat(), through or traffic.QUARTER_LAST.isoformat()
-    return f", the quarter's stretch {first} to {last} (--from, --through; the report over it)"
+    asked = ", ".join(option for option, day in (("--from", since), ("--through", through)) if day)
+    return f", the quarter's stretch {first} to {last} ({asked}; the report over it)"
 
 
 def _cuts(figures: dict) -> list[tuple[str, str]]:

@@ -108,12 +108,16 @@ def _url(axis_folder: Path) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def report_period(since: str | None, through: str | None) -> list[str]:
+    """The report's arguments for the quarter, or for the stretch replayed (--from, --through)."""
+    if since is None and through is None:
+        return ["--quarter", "2023Q3"]
+    return ["--from", since or traffic.QUARTER_FIRST.isoformat(), "--to", through or traffic.QUARTER_LAST.isoformat()]
+
+
 def _report(province: Province, since: str | None, through: str | None) -> dict:
-    """The province's report over the quarter, or over the stretch replayed (--from, --through)."""
-    period = ["--quarter", "2023Q3"]
-    if since is not None or through is not None:
-        first, last = since or traffic.QUARTER_FIRST.isoformat(), through or traffic.QUARTER_LAST.isoformat()
-        period = ["--from", first, "--to", last]
+    """The province's report over what was replayed."""
+    period = report_period(since, through)
     command = ["report", "--config", str(province.folders.province), *period, "--format", "json"]
     completed = subprocess.run(
         [sys.executable, "-P", "-m", "gateway", *command], capture_output=True, text=True, timeout=1800
@@ -316,6 +320,8 @@ def _stretch(quarter: traffic.Plan, record: journal.Journal) -> traffic.Plan | s
             plan = plan.since(date.fromisoformat(record.since))
         if record.through is None:
             return plan
+        if record.since is not None and record.through < record.since:  # ISO days compare as text
+            return f"--through {record.through} is before the replay's --from {record.since}"
         plan = plan.through(date.fromisoformat(record.through))
     except ValueError as exc:
         asked = [f"--{name} {day}" for name, day in (("from", record.since), ("through", record.through)) if day]

@@ -112,29 +112,33 @@ class Plan:
         """The plan's days up to ``last`` (a day the calendar steps to), closed by an evening step
         with the answers owed from that day, as the quarter's last evening closes it: a stretch
         whose documents, answers and recalls all settle, checked as the quarter is (its report
-        from the quarter's first day to ``last``). The days before are the whole plan's, drawn
-        alike, so a replay cut anywhere before ``last`` and resumed as a stretch goes on with it."""
+        from its first day to ``last``). The days before are the whole plan's, drawn alike, so a
+        replay cut anywhere before ``last`` and resumed as a stretch goes on with it."""
         if last not in self.days:
             raise ValueError(f"{last} is not a day the calendar steps to (a working day, or a week's first)")
         kept = self.days.index(last) + 1
         closing = Step(last, carried=list(self.steps[kept].carried))  # owed from ``last`` only
         documents = [d for d in self.documents if d.day <= last]
         if not documents:
-            raise ValueError(f"the quarter's plan holds no document through {last}: a later day")
+            raise ValueError(f"the plan holds no document from {self.days[0]} through {last}")
         return Plan(self.targets, self.days[:kept], documents, [*self.steps[:kept], closing])
 
     def since(self, first: date) -> Plan:
         """The plan's days from ``first`` on (a day the calendar steps to), without the answers
         owed from the day before: the rest of the quarter after a stretch ``through`` that day
         (which carries them), so the two share no document, delivery, answer or recall and
-        together are the whole plan. Every answer and recall of a step is about the step's own
-        documents or the day before's, so nothing in it is about a document it does not hold."""
+        together are the whole plan ("the day before" is the calendar's step before: the working
+        day, or with week steps the week's first). Every answer and recall of a step is about the
+        step's own documents or the day before's, so nothing in it is about a document it does not
+        hold."""
         if first not in self.days:
             raise ValueError(f"{first} is not a day the calendar steps to (a working day, or a week's first)")
         begun = self.days.index(first)
         day = self.steps[begun]
         opening = Step(first, documents=day.documents, answers=day.answers, recalls=day.recalls)  # none carried
         documents = [d for d in self.documents if d.day >= first]
+        if not documents:
+            raise ValueError(f"the plan holds no document from {first} on")
         return Plan(self.targets, self.days[begun:], documents, [opening, *self.steps[begun + 1 :]])
 
     def totals(self, province: set[str]) -> dict[str, int]:
