@@ -66,7 +66,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.replay.clock import ShiftedClock
-from bench.replay.traffic import calendar
+from bench.replay.traffic import calendar, stretch_options
 
 ROOT_ENV = "QUARTER_REPLAY_ROOT"
 
@@ -108,10 +108,10 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--stall-seconds", type=float, default=180.0, help="fail when nothing moves this long")
     args = parser.parse_args()
     if args.resume is not None:
-        given = [name for name in ("keep", "scale", "seed", "step", "since") if getattr(args, name) is not None]
+        begun_with = (("--keep", args.keep), ("--scale", args.scale), ("--seed", args.seed), ("--step", args.step))
+        given = [option for option, value in (*begun_with, ("--from", args.since)) if value is not None]
         if given:  # the journal holds the run's scale, seed, step and first day; the folder is the run's
-            named = ", ".join("--from" if name == "since" else f"--{name}" for name in given)
-            parser.error(f"--resume goes on with the replay as it was begun: no {named} with it")
+            parser.error(f"--resume goes on with the replay as it was begun: no {', '.join(given)} with it")
         return args
     args.scale = 1.0 if args.scale is None else args.scale
     args.seed = 2023 if args.seed is None else args.seed
@@ -121,8 +121,8 @@ def arguments() -> argparse.Namespace:
         parser.error("--scale is in (0, 1]")
     args.step = args.step or ("day" if args.scale >= 0.1 else "week")
     days = calendar(args.step)
-    for option, day in (("--from", args.since), ("--through", args.through)):
-        if day is not None and date.fromisoformat(day) not in days:
+    for option, day in stretch_options(args.since, args.through):
+        if date.fromisoformat(day) not in days:
             parser.error(f"{option} {day} is not a day the calendar steps to with --step {args.step}")
     if args.since is not None and args.through is not None and args.since > args.through:
         parser.error(f"--from {args.since} is after --through {args.through}")

@@ -175,8 +175,8 @@ def _stretch(figures: dict) -> str:
     since, through = figures.get("since"), figures["through"]
     if since is None and through is None:
         return ""
-    first, last = since or traffic.QUARTER_FIRST.isoformat(), through or traffic.QUARTER_LAST.isoformat()
-    asked = ", ".join(option for option, day in (("--from", since), ("--through", through)) if day)
+    first, last = traffic.stretch_window(since, through)
+    asked = ", ".join(option for option, _ in traffic.stretch_options(since, through))
     return f", the quarter's stretch {first} to {last} ({asked}; the report over it)"
 
 

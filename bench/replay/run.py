@@ -112,7 +112,8 @@ def report_period(since: str | None, through: str | None) -> list[str]:
     """The report's arguments for the quarter, or for the stretch replayed (--from, --through)."""
     if since is None and through is None:
         return ["--quarter", "2023Q3"]
-    return ["--from", since or traffic.QUARTER_FIRST.isoformat(), "--to", through or traffic.QUARTER_LAST.isoformat()]
+    first, last = traffic.stretch_window(since, through)
+    return ["--from", first, "--to", last]
 
 
 def _report(province: Province, since: str | None, through: str | None) -> dict:
@@ -324,8 +325,8 @@ def _stretch(quarter: traffic.Plan, record: journal.Journal) -> traffic.Plan | s
             return f"--through {record.through} is before the replay's --from {record.since}"
         plan = plan.through(date.fromisoformat(record.through))
     except ValueError as exc:
-        asked = [f"--{name} {day}" for name, day in (("from", record.since), ("through", record.through)) if day]
-        return f"{' '.join(asked)}: {exc}"
+        asked = " ".join(f"{option} {day}" for option, day in traffic.stretch_options(record.since, record.through))
+        return f"{asked}: {exc}"
     # a run cut in the step of the day after --through (or later) has dropped documents the
     # stretch does not plan: the checkpoint before a step's drops holds its 08:00
     kept, following = len(plan.days), quarter.days.index(plan.days[-1]) + 1

@@ -114,9 +114,7 @@ class Plan:
         whose documents, answers and recalls all settle, checked as the quarter is (its report
         from its first day to ``last``). The days before are the whole plan's, drawn alike, so a
         replay cut anywhere before ``last`` and resumed as a stretch goes on with it."""
-        if last not in self.days:
-            raise ValueError(f"{last} is not a day the calendar steps to (a working day, or a week's first)")
-        kept = self.days.index(last) + 1
+        kept = self._position(last) + 1
         closing = Step(last, carried=list(self.steps[kept].carried))  # owed from ``last`` only
         documents = [d for d in self.documents if d.day <= last]
         if not documents:
@@ -131,15 +129,18 @@ class Plan:
         day, or with week steps the week's first). Every answer and recall of a step is about the
         step's own documents or the day before's, so nothing in it is about a document it does not
         hold."""
-        if first not in self.days:
-            raise ValueError(f"{first} is not a day the calendar steps to (a working day, or a week's first)")
-        begun = self.days.index(first)
+        begun = self._position(first)
         day = self.steps[begun]
         opening = Step(first, documents=day.documents, answers=day.answers, recalls=day.recalls)  # none carried
         documents = [d for d in self.documents if d.day >= first]
         if not documents:
             raise ValueError(f"the plan holds no document from {first} on")
         return Plan(self.targets, self.days[begun:], documents, [opening, *self.steps[begun + 1 :]])
+
+    def _position(self, day: date) -> int:
+        if day not in self.days:
+            raise ValueError(f"{day} is not a day the calendar steps to (a working day, or a week's first)")
+        return self.days.index(day)
 
     def totals(self, province: set[str]) -> dict[str, int]:
         """The four figures the report must print, counted from the plan."""
@@ -151,6 +152,16 @@ class Plan:
             "received": len(received),
             "received_digitized": sum(d.digitized for d, _ in received),
         }
+
+
+def stretch_options(since: str | None, through: str | None) -> list[tuple[str, str]]:
+    """The options that asked for a stretch, with their days (ISO): what messages and labels name."""
+    return [(option, day) for option, day in (("--from", since), ("--through", through)) if day is not None]
+
+
+def stretch_window(since: str | None, through: str | None) -> tuple[str, str]:
+    """The first and last day (ISO) a stretch replays: the quarter's own where none was asked."""
+    return since or QUARTER_FIRST.isoformat(), through or QUARTER_LAST.isoformat()
 
 
 def working_days() -> list[date]:
