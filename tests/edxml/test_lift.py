@@ -175,7 +175,7 @@ def test_an_attachment_decodes_the_same_lifted_or_whole():
 
 def test_a_signature_of_another_shape_is_checked_with_its_runs_put_back(pki):
     """An enveloped signxml signature is verified by signxml on the whole tree: the runs go back in."""
-    from tests.edxml.test_signatures import attacker_sign
+    from tests.edxml.forgery import attacker_sign
 
     root = build_tree(with_scans(BIG))
     data = serialize(attacker_sign(root, pki.agencies[PROVINCE], whole_document=True))

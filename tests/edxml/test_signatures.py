@@ -8,15 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives import hashes
 from lxml import etree
-from signxml import DigestAlgorithm, SignatureConstructionMethod, SignatureMethod, SignatureReference, XMLSigner
+from signxml import DigestAlgorithm, SignatureMethod
 
 from gateway import edxml
 from gateway.edxml.build import serialize
 from gateway.edxml.ns import DSIG, EDXML
-from gateway.edxml.signature import C14N, SignatureState
+from gateway.edxml.signature import SignatureState
 from gateway.edxml.xmlsafe import parse_xml
 from gateway.errors import (
-    AttachmentError,
     CertificateExpired,
     CertificateUsage,
     KeyMaterialError,
@@ -30,7 +29,11 @@ from gateway.errors import (
     WeakAlgorithm,
 )
 from gateway.pki import create_ca, issue
-from gateway.vxp.protocol import VIETNAM
+from tests.edxml.forgery import (
+    attacker_sign,
+    check,
+    relay,
+)
 from tests.messages import DEPARTMENT, MINISTRY, PROVINCE, full_document, full_status
 
 E = f"{{{EDXML}}}"
@@ -40,20 +43,6 @@ D = f"{{{DSIG}}}"
 @pytest.fixture(scope="module")
 def signed(pki) -> bytes:
     return edxml.sign_message(full_document(), pki.identity(PROVINCE))
-
-
-def check(data: bytes, pki, **kwargs) -> edxml.Validation:
-    return edxml.validate(data, trust=pki.trust, **kwargs)
-
-
-def relay(data: bytes, organ_id: str = MINISTRY) -> bytes:
-    """What an axis does on the way: append a TraceHeader, re-serialise the whole file."""
-    root = parse_xml(data)
-    traces = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{E}TraceHeaderList")
-    hop = etree.SubElement(traces, f"{E}TraceHeader")
-    etree.SubElement(hop, f"{E}OrganId").text = organ_id
-    etree.SubElement(hop, f"{E}Timestamp").text = f"{datetime.now(VIETNAM):%Y/%m/%d %H:%M:%S}"  # when it accepted it
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
 class TestGoodSignatures:
@@ -305,205 +294,3 @@ class TestWrapping:
         assert signed_hop != twice
         with pytest.raises(SignatureMismatch):  # the sender's own hop is signed: it cannot change
             check(signed_hop, pki)
-
-
-class _AnyAlgorithmSigner(XMLSigner):
-    """signxml refuses to make SHA-1 signatures; legacy senders (and attackers) do not."""
-
-    def check_deprecated_methods(self) -> None:
-        return None
-
-
-def attacker_sign(
-    root: etree._Element,
-    pair,
-    *,
-    method: SignatureMethod = SignatureMethod.RSA_SHA256,
-    digest: DigestAlgorithm = DigestAlgorithm.SHA256,
-    parts: tuple[str, ...] = ("MessageHeader", "Bussiness", "TraceHeader", "edXMLBody", "AttachmentEncoded"),
-    extra_uris: tuple[str, ...] = (),
-    whole_document: bool = False,
-) -> etree._Element:
-    """Sign with signxml directly, as someone not using our signer would; returns the signed tree."""
-    uris = []
-    for name in parts:
-        for index, element in enumerate(root.iter(f"{E}{name}")):
-            element.set("Id", f"x-{name}-{index}")
-            uris.append(f"#x-{name}-{index}")
-    signer = _AnyAlgorithmSigner(
-        method=SignatureConstructionMethod.enveloped if whole_document else SignatureConstructionMethod.detached,
-        signature_algorithm=method,
-        digest_algorithm=digest,
-        c14n_algorithm=C14N,
-    )
-    signer.namespaces = {None: DSIG}
-    header = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader")
-    if whole_document:
-        placeholder = etree.SubElement(header, f"{D}Signature", Id="placeholder", nsmap={None: DSIG})
-        assert placeholder is not None
-        return signer.sign(root, key=pair.key, cert=[pair.certificate])  # a signed copy
-    signature = signer.sign(
-        root,
-        key=pair.key,
-        cert=[pair.certificate],
-        reference_uri=[SignatureReference(URI=uri, c14n_method=C14N) for uri in [*uris, *extra_uris]],
-    )
-    header.append(signature)
-    return root
-
-
-class TestReviewFindings:
-    """Attacks found in review; each test failed before its fix."""
-
-    def test_comment_cannot_cut_a_signed_attachment(self, signed, pki):
-        text = signed.decode()
-        match = re.search(r"(<edXML:ContentTransferEncoded[^>]*>)([A-Za-z0-9+/=]+)", text)
-        payload = match.group(2)
-        cut = text[: match.start(2)] + payload[:8] + "<!--x-->" + payload[8:] + text[match.end(2) :]
-        with pytest.raises(AttachmentError, match="comment"):
-            check(cut.encode(), pki)
-
-    def test_comment_cannot_change_the_sender_the_certificate_is_compared_with(self, pki):
-        root = edxml.build_tree(full_document())
-        organ_id = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{E}MessageHeader/{E}From/{E}OrganId")
-        comment = etree.Comment("")
-        comment.tail = ".001"
-        organ_id.append(comment)  # <OrganId>000.00.00.H58<!---->.001</OrganId>
-        with pytest.raises(StructureError, match="comment"):
-            edxml.sign(serialize(root), pki.identity(PROVINCE))
-        with pytest.raises(StructureError, match="comment"):
-            check(serialize(attacker_sign(root, pki.agencies[PROVINCE])), pki)
-
-    def test_an_unreadable_certificate_beside_a_real_one_is_invalid_not_unsigned(self, signed, pki):
-        forged = signed.decode().replace("Về việc triển khai", "Về việc giả mạo")
-        forged = forged.replace("</X509Data>", "<X509Certificate>!</X509Certificate></X509Data>")
-        with pytest.raises(UntrustedCertificate, match="cannot be read"):
-            check(forged.encode(), pki, require_signature=False)
-
-    def test_a_key_without_a_certificate_is_invalid_not_unsigned(self, signed, pki):
-        text = re.sub(r"<X509Data>.*?</X509Data>", "<KeyName>somebody</KeyName>", signed.decode(), flags=re.S)
-        with pytest.raises(UntrustedCertificate, match="without a certificate"):
-            check(text.encode(), pki, require_signature=False)
-
-    def test_signed_trace_headers_cannot_be_reordered(self, pki):
-        hops = (
-            edxml.TraceHeader(edxml.AgencyCode(PROVINCE), datetime(2023, 7, 3, 8, 0)),
-            edxml.TraceHeader(edxml.AgencyCode(MINISTRY), datetime(2023, 7, 3, 9, 0)),
-        )
-        from dataclasses import replace as with_
-
-        root = parse_xml(edxml.sign_message(with_(full_document(), trace_headers=hops), pki.identity(PROVINCE)))
-        first, second = root.iter(f"{E}TraceHeader")
-        first.addprevious(second)
-        with pytest.raises(SignatureCoverage, match="order"):
-            check(serialize(root), pki)
-
-    def test_a_certificate_with_broken_extensions_is_a_gateway_error(self, signed, pki):
-        import base64
-
-        from cryptography.hazmat.primitives import serialization
-
-        der = pki.agencies[PROVINCE].certificate.public_bytes(serialization.Encoding.DER)
-        broken = der.replace(bytes.fromhex("0603551d0e"), bytes.fromhex("0603551d13"))  # a second BasicConstraints
-        text = signed.decode()
-        match = re.search(r"<X509Certificate>([^<]*)</X509Certificate>", text)
-        tampered = text[: match.start(1)] + base64.b64encode(broken).decode() + text[match.end(1) :]
-        with pytest.raises(SignatureError):
-            check(tampered.encode(), pki)
-
-    def test_many_offered_certificates_are_refused_before_any_is_tried(self, signed, pki):
-        text = signed.decode()
-        certificate = re.search(r"<X509Certificate>[^<]*</X509Certificate>", text).group(0)
-        flooded = text.replace(certificate, certificate * 1000)
-        with pytest.raises(UntrustedCertificate, match="1000 certificates"):
-            check(flooded.encode(), pki)
-
-    def test_path_length_and_key_cert_sign_of_intermediates_are_enforced(self, pki):
-        from cryptography import x509
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        from gateway.edxml.certs import AGENCY_CODE_OID
-        from gateway.pki import KeyPair
-
-        now = datetime.now(UTC)
-
-        def make(subject, key, issuer, issuer_key, *, ca, path_length=None, org=None):
-            names = [x509.NameAttribute(NameOID.COMMON_NAME, subject)]
-            names += [x509.NameAttribute(AGENCY_CODE_OID, org)] if org else []
-            usage = x509.KeyUsage(not ca, not ca, False, False, False, ca, ca, False, False)
-            return (
-                x509.CertificateBuilder()
-                .subject_name(x509.Name(names))
-                .issuer_name(issuer)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - timedelta(days=1))
-                .not_valid_after(now + timedelta(days=30))
-                .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
-                .add_extension(usage, critical=True)
-                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-                .add_extension(
-                    x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
-                )
-                .sign(issuer_key, hashes.SHA256())
-            )
-
-        root_key, sub_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
-        root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Root, no sub-CA allowed")])
-        root = make("Root, no sub-CA allowed", root_key, root_name, root_key, ca=True, path_length=0)
-        sub = make("Rogue sub-CA", sub_key, root.subject, root_key, ca=True)
-        leaf = KeyPair(leaf_key, make("leaf", leaf_key, sub.subject, sub_key, ca=False, org=PROVINCE))
-        identity = edxml.SigningIdentity(key=leaf.key, certificate=leaf.certificate, intermediates=(sub,))
-        data = edxml.sign_message(full_document(), identity)
-        with pytest.raises(UntrustedCertificate, match="does not chain"):
-            edxml.validate(data, trust=edxml.TrustStore((root,)))
-
-
-class TestTwoImplementations:
-    """Signatures are made and checked in place (gateway/edxml/dsig.py); signxml, an
-    independent implementation, must agree both ways on every shape we accept."""
-
-    @pytest.mark.parametrize("code", [PROVINCE, DEPARTMENT])  # an RSA and an EC key
-    def test_signxml_verifies_what_we_sign(self, pki, code):
-        from signxml import SignatureConfiguration, XMLVerifier
-
-        message = full_document(sender=code) if code == PROVINCE else full_status()
-        root = parse_xml(edxml.sign_message(message, pki.identity(code)))
-        references = len(root.findall(f".//{D}Reference"))
-        verified = XMLVerifier().verify(
-            root,
-            x509_cert=pki.identity(code).certificate,
-            id_attribute="Id",
-            expect_config=SignatureConfiguration(expect_references=references),
-        )
-        results = verified if isinstance(verified, list) else [verified]
-        assert len(results) == references >= (5 if code == PROVINCE else 1)
-
-    def test_a_signxml_signature_of_our_shape_is_checked_in_place(self, pki):
-        root = parse_xml(serialize(attacker_sign(edxml.build_tree(full_document()), pki.agencies[PROVINCE])))
-        assert check(serialize(root), pki).signature.valid
-        root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{E}MessageHeader/{E}Subject").text = "Đổi"
-        with pytest.raises(SignatureMismatch, match="digest of #x-MessageHeader-0"):
-            check(serialize(root), pki)
-
-    def test_an_inclusive_namespaces_parameter_is_part_of_what_is_signed(self, pki):
-        root = parse_xml(serialize(attacker_sign(edxml.build_tree(full_document()), pki.agencies[PROVINCE])))
-        signature = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{D}Signature")
-        # InclusiveNamespaces: a PrefixList changes what exclusive c14n emits
-        for transform in signature.iter(f"{D}Transform"):
-            etree.SubElement(transform, "{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces", PrefixList="")
-        with pytest.raises(SignatureMismatch):  # SignedInfo changed after signing
-            check(serialize(root), pki)
-
-    def test_a_signxml_whole_document_signature_is_checked_in_place(self, pki):
-        pair = pki.agencies[PROVINCE]
-        root = parse_xml(serialize(attacker_sign(edxml.build_tree(full_document()), pair, whole_document=True)))
-        assert check(serialize(root), pki).signature.valid
-
-    def test_ecdsa_value_of_the_wrong_length_is_a_mismatch(self, pki):
-        root = parse_xml(edxml.sign_message(full_status(), pki.identity(DEPARTMENT)))
-        value = root.find(f"{E}edXMLEnvelope/{E}edXMLHeader/{D}Signature/{D}SignatureValue")
-        value.text = value.text[:-8] + "="
-        with pytest.raises((SignatureMismatch, SignatureError)):
-            check(serialize(root), pki)

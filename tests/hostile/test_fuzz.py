@@ -19,7 +19,7 @@ from gateway.edxml.build import serialize
 from gateway.edxml.ns import DSIG, EDXML
 from gateway.edxml.xmlsafe import parse_xml
 from gateway.errors import GatewayError
-from tests.edxml.test_signature_attacks import (
+from tests.edxml.forgery import (
     BASE64,
     ENVELOPED,
     EXC,
