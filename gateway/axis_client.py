@@ -29,7 +29,7 @@ from gateway.fsutil import file_sha256
 from gateway.sendbody import FileBody
 from gateway.vxp import extensions
 from gateway.vxp.answers import AxisCode
-from gateway.vxp.protocol import sdk_hex, signed_headers
+from gateway.vxp.protocol import doc_id_problem, sdk_hex, signed_headers
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 JSON = "application/json"
@@ -47,6 +47,13 @@ class Listed:
     status: str
     created_time: str
     data: bytes | None = None  # the message itself, when the axis carried it in the list
+
+
+class Listing(list[Listed]):
+    """getReceivedEdocList's items we can use; ``unusable`` says why each other one was left out
+    (a docId that cannot be sent back or name a file), for the caller to log."""
+
+    unusable: tuple[str, ...] = ()
 
 
 class AxisClient:
@@ -133,11 +140,13 @@ class AxisClient:
         stream_payload: bool,
         before_large: Callable[[], Awaitable[None]] | None,
     ) -> dict:
-        headers = CIMultiDict(
-            signed_headers(
+        try:
+            signed = signed_headers(
                 params, system_id=self.system_id, secret=self._secret, content_type=content_type, now=self._clock()
             )
-        )
+        except ValueError as exc:  # a value from an answer (a docId) that no request can carry
+            raise AxisError(f"{name}: {exc}", where=self.url) from None
+        headers = CIMultiDict(signed)
         if isinstance(body, FileBody):
             headers["Content-Length"] = str(body.size + 2)  # as the bytes would have it: not chunked
         timeout = aiohttp.ClientTimeout(total=self._seconds + wait, sock_connect=10) if wait else None
@@ -225,7 +234,7 @@ class AxisClient:
         to: str | None = None,
         wait: float = 0.0,
         inline: bool = False,
-    ) -> list[Listed]:
+    ) -> Listing:
         """What waits for us. ``wait`` > 0 asks for a long-poll, ``inline`` for the small messages
         in the list itself (Listed.data): each only of an axis that announced it in its last
         answer; otherwise the list is a plain one."""
@@ -240,18 +249,26 @@ class AxisClient:
         if inline and self.inline_max and self.max_answer_bytes >= extensions.INLINE_ANSWER_MAX_BYTES:
             params["inline"] = str(self.inline_max)
         answer = await self.call("getReceivedEdocList", params, wait=wait)
-        return [
-            Listed(
-                doc_id=str(item.get("docId", "")),
-                message_type=str(item.get("messageType", message_type)),
-                from_code=str(item.get("from", "")),
-                to_code=str(item.get("to", "")),
-                status=str(item.get("status", "")),
-                created_time=str(item.get("created_time", "")),
-                data=extensions.carried_message(item.get("data")) if "inline" in params else None,
+        listing = Listing()
+        unusable = []
+        for item in _data_list(answer):
+            problem = doc_id_problem(item.get("docId"))
+            if problem is not None:  # never fetched nor acknowledged: it could not be named again
+                unusable.append(problem)
+                continue
+            listing.append(
+                Listed(
+                    doc_id=str(item["docId"]),
+                    message_type=str(item.get("messageType", message_type)),
+                    from_code=str(item.get("from", "")),
+                    to_code=str(item.get("to", "")),
+                    status=str(item.get("status", "")),
+                    created_time=str(item.get("created_time", "")),
+                    data=extensions.carried_message(item.get("data")) if "inline" in params else None,
+                )
             )
-            for item in _data_list(answer)
-        ]
+        listing.unusable = tuple(unusable)
+        return listing
 
     async def get_edoc(
         self, doc_id: str, *, before_large: Callable[[], Awaitable[None]] | None = None

@@ -44,6 +44,7 @@ class Inbound:
         # what the upstream holds for us that we cannot take (refused, or for an agency no longer
         # here): left there unacknowledged, said once per run
         self._left_upstream: set[str] = set()
+        self._unusable_said: dict[MessageType, tuple[str, ...]] = {}  # what a list left out, said when it changes
 
     @property
     def breaker(self) -> Any:
@@ -68,6 +69,10 @@ class Inbound:
             self.log.error("upstream_list_refused", reason=str(exc))
             return None
         self._up()
+        if listed.unusable != self._unusable_said.get(kind, ()):
+            self._unusable_said[kind] = listed.unusable
+            if listed.unusable:
+                self.log.error("inbound_unusable", kind=kind, count=len(listed.unusable), first=listed.unusable[0])
         taken = 0
         for item in listed:
             if self.breaker.paused():

@@ -256,13 +256,23 @@ def status_for(
     )
 
 
-def refusal_for_unreadable(
-    *, sender: edxml.Organization, to_code: str, axis_doc_id: str, reason: str
+def refusal(
+    document: edxml.Document | None, *, sender: edxml.Organization, listed_from: str, axis_doc_id: str, reason: str
 ) -> edxml.StatusMessage:
-    """Status 02 for a message we could not even read: it answers the axis's docId."""
+    """Status 02 for a message we refuse, always to the sender the axis named (the one it
+    authenticated): about the document as its file names it when the file names that sender;
+    else about the axis's docId. A file claiming another agency's From (and its DocumentId)
+    must not get that agency told that one of its real documents was refused."""
+    if document is not None and document.sender.organ_id.text == listed_from:
+        return status_for(
+            answered(document, fallback_document_id=axis_doc_id),
+            sender=sender,
+            code=edxml.StatusCode.REFUSED,
+            description=reason,
+        )
     return edxml.StatusMessage(
         sender=sender,
-        response_for=edxml.ResponseFor(organ_id=edxml.AgencyCode.lenient(to_code), document_id=axis_doc_id),
+        response_for=edxml.ResponseFor(organ_id=edxml.AgencyCode.lenient(listed_from), document_id=axis_doc_id),
         status_code=edxml.StatusCode.REFUSED,
         description=reason,
         timestamp=edxml.now_vietnam(),

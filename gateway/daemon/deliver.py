@@ -128,19 +128,20 @@ class Deliverer:
         if data is None:
             return reached
         agency = self._agency(row)
-        examined = await in_place_if_small(
-            len(data),
-            examine,
-            data,
-            listed_from=row.from_code,
-            listed_as=row.message_type,
-            receiver=replace(self.receiver, code=agency.code),
-            accepted_at=row.accepted_at,
-        )
-        # Ours to acknowledge from before its outcome commits: retry, looking in between, would
-        # find it settled and unacknowledged and acknowledge it too.
-        self.acknowledgements.hold(row.axis_doc_id)
-        try:
+        examined: Examined | None = None
+        try:  # anything raised from here on postpones this message, never the round behind it
+            examined = await in_place_if_small(
+                len(data),
+                examine,
+                data,
+                listed_from=row.from_code,
+                listed_as=row.message_type,
+                receiver=replace(self.receiver, code=agency.code),
+                accepted_at=row.accepted_at,
+            )
+            # Ours to acknowledge from before its outcome commits: retry, looking in between, would
+            # find it settled and unacknowledged and acknowledge it too.
+            self.acknowledgements.hold(row.axis_doc_id)
             # judged inside the failure handling below: a CRL cache or a PDF reader that fails
             # postpones this message like any other failure, not the whole round
             judged = await self._judge_signatures(agency, row, examined)
@@ -161,7 +162,7 @@ class Deliverer:
             level(
                 "delivery_failed",
                 axis_doc_id=row.axis_doc_id,
-                document_id=_document_id(examined.message),
+                document_id=_document_id(examined.message if examined is not None else None),
                 peer=row.from_code,
                 code=getattr(exc, "code", None),
                 reason=str(exc),
@@ -383,17 +384,9 @@ class Deliverer:
             reason,
             {"axis_doc_id": row.axis_doc_id, "from": row.from_code, "message_type": row.message_type},
         )
-        if document is not None:
-            refusal = compose.status_for(
-                compose.answered(document, fallback_document_id=row.axis_doc_id),
-                sender=agency.me,
-                code=edxml.StatusCode.REFUSED,
-                description=reason,
-            )
-        else:
-            refusal = compose.refusal_for_unreadable(
-                sender=agency.me, to_code=row.from_code, axis_doc_id=row.axis_doc_id, reason=reason
-            )
+        refusal = compose.refusal(
+            document, sender=agency.me, listed_from=row.from_code, axis_doc_id=row.axis_doc_id, reason=reason
+        )
         return agency.outgoing.sign_status(refusal, answers=row.axis_doc_id)
 
 

@@ -58,10 +58,20 @@ def folder_name(sender: str, document_id: str | None, axis_doc_id: str) -> str:
     copies from the axis, or a retry after a crash, land in the same folder and never in two.
     """
     if not document_id:
-        return edxml.safe_file_name(axis_doc_id)
+        return axis_name(axis_doc_id)
     digest = hashlib.sha256(f"{sender}\n{document_id}".encode()).hexdigest()[:10]
     readable = edxml.safe_file_name(document_id.replace("/", "-").replace(",", "_"), fallback="document")
     return f"{readable[:90]}-{digest}"
+
+
+def axis_name(axis_doc_id: str) -> str:
+    """The axis's docId as a file name: itself when it is one; else what is safe of it and a
+    digest of it, so that no docId an axis makes up ("x/../../victim") names a path outside
+    the inbox, and two docIds made safe alike still name two files."""
+    safe = edxml.safe_file_name(axis_doc_id, fallback="message")
+    if safe == axis_doc_id:
+        return safe
+    return f"{safe[:90]}-{hashlib.sha256(axis_doc_id.encode()).hexdigest()[:10]}"
 
 
 def _unique_names(attachments: tuple[edxml.Attachment, ...]) -> list[str]:
@@ -243,8 +253,9 @@ def deliver(
     return final
 
 
-def reject(inbox: Path, name: str, envelope: bytes | None, reason: str, details: dict[str, Any]) -> Path:
-    """Keep a refused message for the admin: inbox/.rejected/ID/ with the reason."""
+def reject(inbox: Path, axis_doc_id: str, envelope: bytes | None, reason: str, details: dict[str, Any]) -> Path:
+    """Keep a refused message for the admin: inbox/.rejected/<the axis's docId>/ with the reason."""
+    name = axis_name(axis_doc_id)
     folder = inbox / ".rejected" / name
     if folder.is_dir():
         return folder
@@ -275,7 +286,7 @@ def add_event(inbox: Path, inbox_id: str, name: str, event: dict[str, Any]) -> P
     except FileNotFoundError:
         return None
     (folder / "events").chmod(SHARED_FOLDER_MODE)
-    path = folder / "events" / f"{name}.json"
+    path = folder / "events" / f"{edxml.safe_file_name(name)}.json"
     write_atomic(path, json.dumps(event, ensure_ascii=False, indent=2).encode(), mode=SHARED_FILE_MODE)
     return path
 

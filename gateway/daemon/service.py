@@ -91,6 +91,7 @@ class Gateway:
         self._meta_written: dict[str, float] = {}
         self._not_hosted_said: set[str] = set()  # listed deliveries for agencies not hosted, said once
         self._not_hosted_listed = {kind: False for kind in MessageType}
+        self._unusable_said = {kind: () for kind in MessageType}  # what a list left out, said when it changes
         self._refreshing = asyncio.Lock()
         self._directory_digest: str | None = None  # what our axis named the directory read last by
         self._read: dict[str, str] = {}  # that directory, as read (self.names adds our own agencies)
@@ -202,6 +203,12 @@ class Gateway:
         self.breaker.up()
         new = 0
         self._not_hosted_listed[MessageType(message_type)] = False
+        if listed.unusable != self._unusable_said[MessageType(message_type)]:
+            self._unusable_said[MessageType(message_type)] = listed.unusable
+            if listed.unusable:
+                self.log.warning(
+                    "listed_unusable", kind=message_type, count=len(listed.unusable), first=listed.unusable[0]
+                )
         for item in listed:
             accepted_at = accepted_time(item.created_time)
             agency = self.local.receiving(item.to_code)

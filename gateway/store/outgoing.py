@@ -283,9 +283,11 @@ class OutgoingTable:
         return None if row is None else outgoing_row(row)
 
     def sent_document(self, document_id: str) -> Outgoing | None:
+        """The document we sent under ``document_id``: one abandoned only when no other has it
+        since (a DocumentId may be queued again once its document is abandoned)."""
         row = self.db.execute(
-            "SELECT * FROM outgoing WHERE kind = ? AND document_id = ? ORDER BY created_at LIMIT 1",
-            (MessageType.EDOC, document_id),
+            "SELECT * FROM outgoing WHERE kind = ? AND document_id = ? ORDER BY state = ?, created_at LIMIT 1",
+            (MessageType.EDOC, document_id, OutgoingState.ABANDONED),
         ).fetchone()
         return None if row is None else outgoing_row(row)
 

@@ -256,14 +256,46 @@ def verify_request(
 
 def accepted_time(created_time: str) -> float | None:
     """An axis's created_time of a listed message (Vietnam wall-clock, edXML's form) as epoch
-    seconds: when it accepted the message; None when it gives none we can read."""
+    seconds: when it accepted the message; None when it gives none we can read, or one no
+    axis can have meant (before 1970, or past 9999 in UTC: .NET's DateTime.MinValue is
+    0001/01/01, which Vietnam's offset puts before the first year)."""
     try:
-        return parse_edxml_timestamp(created_time.strip()).replace(tzinfo=VIETNAM).timestamp()
-    except ValueError:
+        moment = parse_edxml_timestamp(created_time.strip()).replace(tzinfo=VIETNAM)
+        seconds = moment.timestamp()
+        datetime.fromtimestamp(seconds, UTC)  # representable both ways, or not a time at all
+    except (ValueError, OverflowError, OSError):
         return None
+    return seconds if seconds >= 0 else None
 
 
 def accepted_moment(accepted_at: float | None) -> datetime | None:
     """When an axis accepted a message, as a signature is judged at: never later than now
-    (an axis clock ahead of ours); None when it said nothing."""
-    return datetime.fromtimestamp(min(accepted_at, time.time()), UTC) if accepted_at is not None else None
+    (an axis clock ahead of ours); None when it said nothing, or nothing a time can be (a
+    record kept before accepted_time refused such values)."""
+    if accepted_at is None or accepted_at < 0:
+        return None
+    try:
+        return datetime.fromtimestamp(min(accepted_at, time.time()), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+# The axis's own identifier of a delivery (a UUID at the national axis and ours). It is sent
+# back in signed headers (ASCII, one line) and names files (.rejected/<docId>, the SDK's
+# <folder>/<yyyy>/<M>/<docId>.edxml), so anything else can never be fetched or acknowledged.
+DOC_ID_MAX_CHARS = 128
+_DOC_ID = re.compile(rf"[!-~]{{1,{DOC_ID_MAX_CHARS}}}")  # printable ASCII, no blank
+
+
+def doc_id_problem(value: object) -> str | None:
+    """Why ``value``, an axis's docId, is not one we can use; None when it is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return f"docId is {type(value).__name__ if value is not None else 'missing'}, not a string"
+    shown = repr(value[:60]) + ("…" if len(value) > 60 else "")
+    if not _DOC_ID.fullmatch(value):
+        return f"docId {shown} is not 1-{DOC_ID_MAX_CHARS} printable ASCII characters without blanks"
+    if "/" in value or "\\" in value or value.startswith("."):
+        return f"docId {shown} would name a path, not a file"
+    return None
