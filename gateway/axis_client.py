@@ -23,7 +23,7 @@ import aiohttp
 import pybase64
 from multidict import CIMultiDict
 
-from gateway.axis_reading import DEFAULT_MAX_ANSWER_BYTES, checked_answer, read_answer, read_payload_answer
+from gateway.axis_reading import DEFAULT_MAX_ANSWER_BYTES, checked_answer, read_answer, read_payload_answer, said
 from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable
 from gateway.fsutil import file_sha256
 from gateway.sendbody import FileBody
@@ -355,7 +355,7 @@ def _sent_or_refused(result: object) -> str | AxisError:
     if isinstance(result, dict) and isinstance(result.get("DocId"), str) and result["DocId"]:
         return result["DocId"]
     code, reason = (result.get("ErrorCode", ""), result.get("ErrorDesc", "")) if isinstance(result, dict) else ("", "")
-    return AxisError(f"sendEdoc: ErrorCode {code}: {reason or 'no DocId'}", axis_code=str(code))
+    return AxisError(f"sendEdoc: ErrorCode {said(code)}: {said(reason) or 'no DocId'}", axis_code=str(code)[:20])
 
 
 def _data_list(answer: dict) -> list[dict[str, Any]]:

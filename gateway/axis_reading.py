@@ -99,16 +99,31 @@ def checked_answer(
         raise AxisUnavailable(f"{name}: the answer is not a JSON object", where=where)
     if payload is not None:
         answer["data"] = payload
-    error_code = str(answer.get("ErrorCode", ""))
+    error_code = str(answer.get("ErrorCode", ""))[:20]  # ours are two digits; the rest is noise
     known = AxisCode.from_wire(error_code)
     if known is not None and known.refuses_caller:
         raise AxisRefusesGateway(
-            f"{name}: ErrorCode {error_code}: {answer.get('ErrorDesc', '')}", axis_code=error_code, where=where
+            f"{name}: ErrorCode {said(error_code)}: {said(answer.get('ErrorDesc', ''))}",
+            axis_code=error_code,
+            where=where,
         )
     if str(answer.get("status", "")).upper() == "FAIL" or error_code not in ("0", ""):
         raise AxisError(
-            f"{name}: ErrorCode {error_code}: {answer.get('ErrorDesc', '')}", axis_code=error_code, where=where
+            f"{name}: ErrorCode {said(error_code)}: {said(answer.get('ErrorDesc', ''))}",
+            axis_code=error_code,
+            where=where,
         )
     if problem is not None and payload is not None:
         raise AxisError(f"{name}: data is not base64: {problem}", where=where)
     return answer
+
+
+SAID_MAX_CHARS = 300
+
+
+def said(value: object) -> str:
+    """What an axis said (an ErrorDesc, an ErrorCode), as an error message may carry it: one
+    line, at most SAID_MAX_CHARS; an axis's 50 MB of text must not reach every log line and
+    record that names the refusal."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= SAID_MAX_CHARS else text[:SAID_MAX_CHARS] + f"… ({len(text)} characters)"

@@ -397,6 +397,8 @@ class Bridge:
             self.answered()
             states = {}
             for row in rows:
+                if str(row.get("senderDocId") or upstream_doc_id) != upstream_doc_id:
+                    continue  # an upstream that ignored the docId asked for: another document's state
                 code = str(row.get("toCode") or "")
                 state = DeliveryState.reported(str(row.get("receiveStatus") or ""))
                 if code in outside and state is not None:

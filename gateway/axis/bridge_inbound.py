@@ -81,24 +81,29 @@ class Inbound:
         return taken
 
     async def _take(self, item: Listed, kind: MessageType) -> bool:
-        """Commit (or find committed) and acknowledge one listed item; False when it cannot be taken."""
-        if self.tables.inbound(item.doc_id) is None:
-            to_code = item.to_code.strip()
-            agency = self.store.agency(to_code)
-            if agency is None or agency.system_id is None:
-                return await self._leave(item, f"{to_code or 'no agency'} is not an agency of this axis")
-            try:
-                data = await self.client.get_edoc(item.doc_id)
-            except AxisUnavailable as exc:
-                self.breaker.down(exc)
-                return False
-            except AxisError as exc:
-                self._up()
-                return await self._leave(item, f"the upstream refused to hand it over: {exc}")
+        """Commit (or find committed) and acknowledge one listed item; whether it was taken now:
+        False when it cannot be taken, and for one committed before (listed again, its
+        acknowledgement lost or not taken), so that an upstream listing it again and again is
+        not asked again at once, for ever."""
+        if self.tables.inbound(item.doc_id) is not None:
+            await self._acknowledge(item.doc_id)
+            return False
+        to_code = item.to_code.strip()
+        agency = self.store.agency(to_code)
+        if agency is None or agency.system_id is None:
+            return await self._leave(item, f"{to_code or 'no agency'} is not an agency of this axis")
+        try:
+            data = await self.client.get_edoc(item.doc_id)
+        except AxisUnavailable as exc:
+            self.breaker.down(exc)
+            return False
+        except AxisError as exc:
             self._up()
-            refusal = await self._commit(item, kind, data, to_code)
-            if refusal is not None:
-                return await self._leave(item, refusal)
+            return await self._leave(item, f"the upstream refused to hand it over: {exc}")
+        self._up()
+        refusal = await self._commit(item, kind, data, to_code)
+        if refusal is not None:
+            return await self._leave(item, refusal)
         await self._acknowledge(item.doc_id)
         return True
 

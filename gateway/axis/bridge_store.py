@@ -19,11 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.axis.records import NewDocument
-from gateway.axis.schema import OUTSIDE_UNSETTLED
 from gateway.axis.store import AxisStore, insert_document
 from gateway.sqlite import relaxed, transaction
 from gateway.vxp.vocabulary import DeliveryState, MessageType
 
+# How long after a forward was sent its outside recipients reported failed are still asked about.
+FAILED_WATCH_SECONDS = 7 * 24 * 3600
 DIRECTORY_DIGEST = "directory_digest"  # bridge_meta: what the kept national directory holds
 
 
@@ -110,9 +111,9 @@ class BridgeStore:
             )
 
     def to_check(self, limit: int, every: float) -> list[tuple[str, str, tuple[str, ...]]]:
-        """(sender docId, upstream DocId, outside recipients) of forwarded documents an outside
-        recipient of which is still pending or processing: those never asked about, and those
-        asked about longest ago, ``every`` seconds ago or more.
+        """(sender docId, upstream DocId, outside recipients) of forwarded documents not yet
+        settled (see outside_states): those never asked about, and those asked about longest
+        ago, ``every`` seconds ago or more.
 
         Half the places (rounded up; at ``limit`` 1 the one place) go to forwards asked about
         before when any are due, the rest (and any they leave) to the never asked: while more
@@ -123,19 +124,22 @@ class BridgeStore:
         """
         picked = "SELECT f.sender_doc_id, f.upstream_doc_id, f.to_codes FROM forwards f WHERE f.state = 'sent'"
         never = self.db.execute(
-            f"{picked} AND f.checked_at IS NULL AND EXISTS ({OUTSIDE_UNSETTLED}) LIMIT ?",
+            f"{picked} AND f.checked_at IS NULL LIMIT ?",
             (limit,),
         ).fetchall()
         again_places = max(limit - len(never), limit - limit // 2)
         again = self.db.execute(
-            f"{picked} AND f.checked_at <= ? AND EXISTS ({OUTSIDE_UNSETTLED}) ORDER BY f.checked_at LIMIT ?",
+            f"{picked} AND f.checked_at <= ? ORDER BY f.checked_at LIMIT ?",
             (time.time() - every, again_places),
         ).fetchall()
         never = never[: limit - len(again)]
         return [(r["sender_doc_id"], r["upstream_doc_id"], tuple(json.loads(r["to_codes"]))) for r in never + again]
 
     def outside_states(self, sender_doc_id: str, states: dict[str, DeliveryState]) -> None:
-        """What the upstream says of each outside recipient, as their deliveries here."""
+        """What the upstream says of each outside recipient, as their deliveries here; the
+        forward settles (is not asked about again) once each is done, or once each is done or
+        failed and it was sent FAILED_WATCH_SECONDS ago: in VXP a failed delivery is listed
+        to its recipient again later, and may still become done."""
         now = time.time()
         with relaxed(self.db):
             for code, state in states.items():
@@ -145,11 +149,20 @@ class BridgeStore:
                     " WHERE sender_doc_id = ? AND to_code = ?",
                     (state, now, state is DeliveryState.DONE, now, sender_doc_id, code),
                 )
+            reported = self.db.execute(
+                "SELECT d.state, f.sent_at FROM forwards f JOIN deliveries d ON d.sender_doc_id = f.sender_doc_id"
+                " WHERE f.sender_doc_id = ? AND d.to_code IN (SELECT value FROM json_each(f.to_codes))",
+                (sender_doc_id,),
+            ).fetchall()
+            outside = {row[0] for row in reported}
+            watched_since = now - FAILED_WATCH_SECONDS
+            settled = outside <= {DeliveryState.DONE} or (
+                outside <= {DeliveryState.DONE, DeliveryState.FAIL} and (reported[0][1] or 0) <= watched_since
+            )
             self.db.execute(
-                "UPDATE forwards AS f SET checked_at = ?,"  # noqa: S608
-                f" state = CASE WHEN EXISTS ({OUTSIDE_UNSETTLED}) THEN state ELSE 'settled' END"
+                "UPDATE forwards SET checked_at = ?, state = CASE WHEN ? THEN 'settled' ELSE state END"
                 " WHERE sender_doc_id = ? AND state = 'sent'",
-                (now, sender_doc_id),
+                (now, settled, sender_doc_id),
             )
 
     # --- inbound ----------------------------------------------------------------------------

@@ -13,7 +13,9 @@ from gateway.sqlite import transaction
 # 5: a forward whose outside recipients are all settled upstream leaves 'sent' for 'settled'
 SCHEMA_VERSION = 5
 # A forward (f) one of whose outside recipients the upstream has not yet reported done or failed:
-# what keeps it 'sent' (v5), asked by the migration and by the bridge (bridge_store).
+# what kept it 'sent' when v5 settled the forwards of an older database, once. Since, the bridge
+# settles each forward as it hears of it (BridgeStore.outside_states), a failed recipient too
+# once the upstream has had a week to deliver it after all.
 OUTSIDE_UNSETTLED = (
     "SELECT 1 FROM deliveries d WHERE d.sender_doc_id = f.sender_doc_id AND d.state NOT IN ('done', 'fail')"
     " AND d.to_code IN (SELECT value FROM json_each(f.to_codes))"

@@ -60,12 +60,13 @@ def test_the_national_directory_is_written_only_when_it_changed(tmp_path):
 
 def test_the_receipts_check_reads_only_forwards_with_an_outside_recipient_unsettled(tmp_path):
     """The bridge asks every few seconds which forwarded documents still have an outside
-    recipient pending upstream. A forward whose outside recipients are all reported done or
-    failed leaves 'sent' for 'settled' and is never read again; the rest come never-asked first,
-    then longest unasked. SQLite's steps for the question stay the same as settled ones pile up."""
+    recipient pending upstream. A forward whose outside recipients are all reported done (or
+    done or failed, a week after it was sent) leaves 'sent' for 'settled' and is never read
+    again; the rest come never-asked first, then longest unasked. SQLite's steps for the
+    question stay the same as settled ones pile up."""
     import sqlite3
 
-    from gateway.axis.bridge_store import BridgeStore
+    from gateway.axis.bridge_store import FAILED_WATCH_SECONDS, BridgeStore
     from gateway.axis.records import NewDocument
     from gateway.vxp.vocabulary import DeliveryState, MessageType
 
@@ -89,7 +90,16 @@ def test_the_receipts_check_reads_only_forwards_with_an_outside_recipient_unsett
         for n in range(3):
             forward(n)
         assert [checked[0] for checked in tables.to_check(20, every=60)] == ["sender-0", "sender-1", "sender-2"]
+        # a failed recipient may still be delivered (VXP lists it again): asked about for a week
         tables.outside_states("sender-0", {outside[0]: DeliveryState.DONE, outside[1]: DeliveryState.FAIL})
+        assert (
+            store.connection.execute("SELECT state FROM forwards WHERE sender_doc_id = 'sender-0'").fetchone()[0]
+            == "sent"
+        )
+        store.connection.execute(
+            "UPDATE forwards SET sent_at = sent_at - ? WHERE sender_doc_id = 'sender-0'", (FAILED_WATCH_SECONDS + 1,)
+        )
+        tables.outside_states("sender-0", {outside[1]: DeliveryState.FAIL})  # a week later: its last word
         tables.outside_states("sender-1", {outside[0]: DeliveryState.DONE})  # the other still pending
         states = dict(store.connection.execute("SELECT sender_doc_id, state FROM forwards").fetchall())
         assert states == {"sender-0": "settled", "sender-1": "sent", "sender-2": "sent"}
