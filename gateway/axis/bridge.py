@@ -105,10 +105,12 @@ class Bridge:
     async def fresh_directory(self, max_age: float) -> None:
         """The national directory read anew if it is older than ``max_age`` seconds (one read at
         a time: callers meanwhile wait for that one)."""
+        asked = time.monotonic()
         async with self._directory_lock:
             # by the last attempt, not the last success: an upstream that refuses its directory
-            # is asked again in max_age, not at every local getAgenciesList
-            if time.monotonic() - self._directory_tried_at > max_age and not self.breaker.paused():
+            # is asked again in max_age, not at every local getAgenciesList; and as of when this
+            # caller asked: those who waited out a slow read take it, not one read each after it
+            if asked - self._directory_tried_at > max_age and not self.breaker.paused():
                 await self.refresh_directory()
 
     def wake(self) -> None:

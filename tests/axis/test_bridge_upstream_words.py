@@ -6,14 +6,17 @@ the test's."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from gateway.axis.bridge import Bridge
+from gateway.axis.bridge_store import UpstreamAgency
 from gateway.axis.checks import MessageCheck
 from gateway.axis.config import load
 from gateway.axis.records import NewDocument
@@ -26,7 +29,7 @@ OK = {"status": "OK", "ErrorCode": "0", "ErrorDesc": "Thanh cong"}
 
 
 async def with_bridge(
-    tmp_path: Path, answers: dict[str, Callable[[web.Request], dict]], act: Callable[[Bridge, AxisStore], Awaitable]
+    tmp_path: Path, answers: dict[str, Callable[[web.Request], Any]], act: Callable[[Bridge, AxisStore], Awaitable]
 ) -> tuple[object, list[tuple[str, dict]]]:
     """``act(bridge, store)`` with the bridge's upstream answering each call by ``answers[name]``;
     what it returned, and the calls the upstream saw (name, signed parameters)."""
@@ -36,7 +39,10 @@ async def with_bridge(
         name = request.match_info["name"]
         signed = json.loads(request.headers.get("XroadVnpt-sign-header", "{}"))
         calls.append((name, {k.removeprefix("XroadVnpt-"): v for k, v in signed.items()}))
-        return web.json_response(answers[name](request) if name in answers else {**OK, "data": []})
+        answer = answers[name](request) if name in answers else {**OK, "data": []}
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return web.json_response(answer)
 
     app = web.Application()
     app.router.add_post("/{name}", handler)
@@ -124,3 +130,21 @@ def test_an_upstreams_refusal_of_megabytes_is_told_in_one_short_line(tmp_path):
     error, _ = asyncio.run(with_bridge(tmp_path, {"getSentEdocList": lambda r: refusal}, act))
     assert "\n" not in str(error) and len(str(error)) < 500 and "(4999999 characters)" in str(error)
     assert error.axis_code == "99"
+
+
+def test_recipient_checks_that_waited_out_a_slow_directory_read_take_it(tmp_path):
+    """Ten sendEdocs to a code the national directory lacks, while its read takes 2 s: one read
+    for all of them (before: one after another, each waiting for the last, 20 s in all)."""
+
+    async def slow_directory(request: web.Request) -> dict:
+        await asyncio.sleep(2)
+        return {**OK, "data": [{"code": "000.00.00.G22", "name": "Văn phòng Chính phủ"}]}
+
+    async def act(bridge: Bridge, store: AxisStore) -> list[bool]:
+        # read before, and lacking the code
+        bridge.tables.replace_upstream_agencies([UpstreamAgency("000.00.00.G22", "Văn phòng Chính phủ", "", "")])
+        return await asyncio.gather(*(bridge.may_forward("000.00.00.G99") for _ in range(10)))
+
+    verdicts, calls = asyncio.run(with_bridge(tmp_path, {"getAgenciesList": slow_directory}, act))
+    assert verdicts == [False] * 10
+    assert [name for name, _ in calls].count("getAgenciesList") == 1
