@@ -18,6 +18,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from gateway.axis import checks
+from gateway.axis.config import UPSTREAM_SYSTEM_ID
 from gateway.axis.wire import Refusal, new_document
 from gateway.axis_client import Listed
 from gateway.errors import AxisError, AxisUnavailable
@@ -29,7 +30,7 @@ from gateway.vxp.vocabulary import DeliveryState, MessageType
 if TYPE_CHECKING:
     from gateway.axis.bridge import Bridge
 
-UPSTREAM = "upstream"  # the system_id recorded for what came down from the upstream
+LEFT_SAID_MAX = 10_000  # docIds left upstream that are said once, remembered at most
 
 
 class Inbound:
@@ -92,6 +93,8 @@ class Inbound:
         agency = self.store.agency(to_code)
         if agency is None or agency.system_id is None:
             return await self._leave(item, f"{to_code or 'no agency'} is not an agency of this axis")
+        if agency.locked:  # as a local sender is refused (ErrorCode for a locked recipient)
+            return await self._leave(item, f"{to_code} is locked at this axis")
         try:
             data = await self.client.get_edoc(item.doc_id)
         except AxisUnavailable as exc:
@@ -111,6 +114,8 @@ class Inbound:
         """What the upstream holds for us that we cannot take: said once a run, and reported
         `fail` so that it is listed again only after the upstream's retry delay."""
         if item.doc_id not in self._left_upstream:
+            if len(self._left_upstream) >= LEFT_SAID_MAX:  # an upstream making up docIds: said again, not kept
+                self._left_upstream.clear()
             self._left_upstream.add(item.doc_id)
             self.log.error("inbound_refused", upstream_doc_id=item.doc_id, peer=item.from_code, reason=reason)
         with contextlib.suppress(AxisError, AxisUnavailable):
@@ -136,7 +141,7 @@ class Inbound:
         local_sender = self.store.agency(sender)
         if local_sender is not None and local_sender.system_id is not None:
             return f"the sender {sender} is an agency of this axis: what it sends never comes from the upstream"
-        document = new_document(UPSTREAM, message, kind, routed, checked)
+        document = new_document(UPSTREAM_SYSTEM_ID, message, kind, routed, checked)
         # The database only from the event loop's thread (its connection is shared with every
         # request); the file, with its fsync, in a worker thread, before the row that names it.
         for _ in range(3):

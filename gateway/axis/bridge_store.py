@@ -146,7 +146,7 @@ class BridgeStore:
                 self.db.execute(
                     "UPDATE deliveries SET state = ?, updated_at = ?,"
                     " done_at = CASE WHEN ? THEN coalesce(done_at, ?) ELSE done_at END"
-                    " WHERE sender_doc_id = ? AND to_code = ?",
+                    " WHERE sender_doc_id = ? AND to_code = ? AND state != 'done'",  # done stays done
                     (state, now, state is DeliveryState.DONE, now, sender_doc_id, code),
                 )
             reported = self.db.execute(

@@ -177,6 +177,9 @@ SERVER_KEYS = (
     "long_poll",
     "batching",
 )
+# Whose the messages the bridge brings down from the upstream are (documents.system_id): a
+# system of that id would list them as its own sent ones (getSentEdocList).
+UPSTREAM_SYSTEM_ID = "upstream"
 SYSTEM_KEYS = ("id", "secret", "secret_file", "agencies", "legacy_sdk")
 UPSTREAM_KEYS = (
     "url",
@@ -287,6 +290,11 @@ def _secret(item: dict[str, Any], base: Path, where: str) -> str:
 
 def _system(item: dict[str, Any], base: Path, where: str) -> SystemConfig:
     system_id = _required(item, "id", str, where)
+    if system_id == UPSTREAM_SYSTEM_ID:
+        raise ConfigError(
+            f"{UPSTREAM_SYSTEM_ID!r} is the system the axis records what its upstream brings down under",
+            where=f"{where}.id",
+        )
     secret = _secret(item, base, where)
     agencies = _required(item, "agencies", list, where)
     if not all(isinstance(code, str) for code in agencies):

@@ -70,6 +70,10 @@ AXIS_BASE = '[server]\nhost = "127.0.0.1"\nport = 0\ndata_dir = "d"\ncode = "000
         (AXIS_BASE + '[upstream]\nurl = "https://x"\nsystem_id = "s"\nsecrett = "s"\n', "upstream.secrett"),
         (AXIS_BASE.replace("port = 0", "prot = 0"), "unknown key 'prot'; [server] takes host"),
         (AXIS_BASE + '[[agencies]]\ncode = "000.00.00.H58"\nname = "x"\nlock = true\n', "[agencies[0]] takes code"),
+        (
+            AXIS_BASE + '[[systems]]\nid = "upstream"\nsecret = "0123456789abcdef"\nagencies = []\n',
+            "axis.toml: systems[0].id",
+        ),
     ],
 )
 def test_a_section_or_key_the_axis_does_not_know_is_refused(tmp_path, text, named):

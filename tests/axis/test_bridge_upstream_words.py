@@ -29,7 +29,11 @@ OK = {"status": "OK", "ErrorCode": "0", "ErrorDesc": "Thanh cong"}
 
 
 async def with_bridge(
-    tmp_path: Path, answers: dict[str, Callable[[web.Request], Any]], act: Callable[[Bridge, AxisStore], Awaitable]
+    tmp_path: Path,
+    answers: dict[str, Callable[[web.Request], Any]],
+    act: Callable[[Bridge, AxisStore], Awaitable],
+    *,
+    locked: bool = False,
 ) -> tuple[object, list[tuple[str, dict]]]:
     """``act(bridge, store)`` with the bridge's upstream answering each call by ``answers[name]``;
     what it returned, and the calls the upstream saw (name, signed parameters)."""
@@ -56,7 +60,7 @@ async def with_bridge(
         '[server]\nhost = "127.0.0.1"\nport = 0\ndata_dir = "data"\ncode = "000.00.00.H58"\n'
         f'[upstream]\nurl = "http://127.0.0.1:{port}"\nsystem_id = "sys-tiengiang-axis"\n'
         'secret = "0123456789abcdef0123"\n'
-        f'[[agencies]]\ncode = "{LOCAL}"\nname = "Sở Tư pháp"\n'
+        f'[[agencies]]\ncode = "{LOCAL}"\nname = "Sở Tư pháp"\nlocked = {str(locked).lower()}\n'
         f'[[systems]]\nid = "sys-h58"\nsecret = "0123456789abcdef0123"\nagencies = ["{LOCAL}"]\n',
         encoding="utf-8",
     )
@@ -148,3 +152,17 @@ def test_recipient_checks_that_waited_out_a_slow_directory_read_take_it(tmp_path
     verdicts, calls = asyncio.run(with_bridge(tmp_path, {"getAgenciesList": slow_directory}, act))
     assert verdicts == [False] * 10
     assert [name for name, _ in calls].count("getAgenciesList") == 1
+
+
+def test_a_delivery_for_an_agency_locked_here_is_left_upstream_unfetched(tmp_path):
+    """A local sender is refused a locked recipient; what comes down for it was taken in."""
+    listed = {**OK, "data": [{"docId": "up-2", "from": OUTSIDE, "to": LOCAL, "messageType": "edoc"}]}
+
+    async def act(bridge: Bridge, store: AxisStore) -> int | None:
+        return await bridge.inbound.receive(MessageType.EDOC)
+
+    taken, calls = asyncio.run(with_bridge(tmp_path, {"getReceivedEdocList": lambda r: listed}, act, locked=True))
+    assert taken == 0
+    assert [(name, params.get("docId"), params.get("status")) for name, params in calls[1:]] == [
+        ("updateStatus", "up-2", "fail")
+    ]

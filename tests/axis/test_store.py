@@ -101,6 +101,13 @@ def test_the_receipts_check_reads_only_forwards_with_an_outside_recipient_unsett
         )
         tables.outside_states("sender-0", {outside[1]: DeliveryState.FAIL})  # a week later: its last word
         tables.outside_states("sender-1", {outside[0]: DeliveryState.DONE})  # the other still pending
+        tables.outside_states("sender-1", {outside[0]: DeliveryState.PROCESSING})  # done stays done
+        assert (
+            store.connection.execute(
+                "SELECT state FROM deliveries WHERE sender_doc_id = 'sender-1' AND to_code = ?", (outside[0],)
+            ).fetchone()[0]
+            == "done"
+        )
         states = dict(store.connection.execute("SELECT sender_doc_id, state FROM forwards").fetchall())
         assert states == {"sender-0": "settled", "sender-1": "sent", "sender-2": "sent"}
         assert [checked[0] for checked in tables.to_check(20, every=0)] == ["sender-2", "sender-1"]  # never asked first
