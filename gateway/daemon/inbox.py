@@ -220,9 +220,14 @@ def deliver(
     pdf: tuple[PdfReport | None, ...] = (),
     revocation: RevocationVerdict | None = None,
 ) -> Path:
-    """Write inbox/ID atomically; idempotent (an existing inbox/ID is the earlier delivery)."""
+    """Write inbox/ID atomically; idempotent (an existing inbox/ID is the earlier delivery,
+    unless its document.json names another document: a DeliveryError then, never a document
+    taken for delivered that was not written)."""
     final = inbox / inbox_id
     if final.is_dir():
+        other = _other_document(final, document)
+        if other is not None:
+            raise DeliveryError(f"the inbox folder {final} holds another document ({other})", where=str(final))
         return final
     temp = inbox / f".tmp-{inbox_id}"
     try:
@@ -251,6 +256,20 @@ def deliver(
         shutil.rmtree(temp, ignore_errors=True)
         raise DeliveryError(f"cannot write {final}: {exc.strerror or exc}", where=str(final)) from None
     return final
+
+
+def _other_document(folder: Path, document: edxml.Document) -> str | None:
+    """What document.json in ``folder`` names when it is not ``document`` (its folder name was
+    found for another sender and DocumentId: the name's digest is short enough to be searched
+    for); None when it is the same, or when the document system took the file away."""
+    try:
+        header = json.loads((folder / DOCUMENT_JSON).read_bytes())
+        sender, document_id = header["from"]["code"], header["document_id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if (sender, document_id) == (document.sender.organ_id.text, document.document_id):
+        return None
+    return f"from {sender}, DocumentId {document_id}"
 
 
 def reject(inbox: Path, axis_doc_id: str, envelope: bytes | None, reason: str, details: dict[str, Any]) -> Path:

@@ -143,3 +143,20 @@ def test_receipts_of_a_document_queued_again_after_its_abandonment_reach_the_new
         assert found is not None and found.id == "second" and found.state is OutgoingState.QUEUED
     finally:
         store.close()
+
+
+def test_an_inbox_folder_found_for_another_document_is_not_taken_for_its_delivery(tmp_path: Path, pki):
+    """Folder names end in a 40-bit digest of (sender, DocumentId): a sender who searched for a
+    name another sender's next document will get must not have that one taken for delivered."""
+    from gateway.errors import DeliveryError
+
+    first = edxml.validate(edxml.sign_message(full_document(), pki.identity(PROVINCE)), trust=pki.trust)
+    name = inbox.folder_name(PROVINCE, first.message.document_id, "axis-1")
+    folder = inbox.deliver(tmp_path, name, b"<x/>", first.message, axis_doc_id="axis-1", signature=first.signature)
+    again = inbox.deliver(tmp_path, name, b"<x/>", first.message, axis_doc_id="axis-2", signature=first.signature)
+    assert again == folder  # the same document once more: its earlier delivery
+    claimed = edxml.sign_message(full_document(sender=MINISTRY), pki.identity(MINISTRY))
+    other = edxml.validate(claimed, trust=pki.trust)
+    with pytest.raises(DeliveryError, match=f"holds another document \\(from {PROVINCE}"):
+        inbox.deliver(tmp_path, name, b"<y/>", other.message, axis_doc_id="axis-3", signature=other.signature)
+    assert (folder / "envelope.edxml").read_bytes() == b"<x/>"
