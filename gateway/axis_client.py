@@ -260,8 +260,8 @@ class AxisClient:
                 Listed(
                     doc_id=str(item["docId"]),
                     message_type=str(item.get("messageType", message_type)),
-                    from_code=str(item.get("from", "")),
-                    to_code=str(item.get("to", "")),
+                    from_code=str(item.get("from", "")).strip(),
+                    to_code=str(item.get("to", "")).strip(),
                     status=str(item.get("status", "")),
                     created_time=str(item.get("created_time", "")),
                     data=extensions.carried_message(item.get("data")) if "inline" in params else None,

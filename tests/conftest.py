@@ -18,6 +18,9 @@ from gateway.edxml import (
 from gateway.pki import KeyPair, create_ca, issue
 from tests.messages import DEPARTMENT, MINISTRY, PROVINCE, full_document, full_status
 
+# the hand-made signatures' helpers assert as tests do: their failures said as pytest says them
+pytest.register_assert_rewrite("tests.edxml.forgery")
+
 settings.register_profile("ci", deadline=None, max_examples=150, derandomize=True)
 settings.register_profile("dev", deadline=None, max_examples=60)
 settings.register_profile("fuzz", deadline=None, max_examples=20_000)  # long runs: HYPOTHESIS_PROFILE=fuzz

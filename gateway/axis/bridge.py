@@ -399,7 +399,7 @@ class Bridge:
             self.answered()
             states = {}
             for row in rows:
-                if str(row.get("senderDocId") or upstream_doc_id) != upstream_doc_id:
+                if str(row.get("senderDocId") or upstream_doc_id).lower() != upstream_doc_id.lower():
                     continue  # an upstream that ignored the docId asked for: another document's state
                 code = str(row.get("toCode") or "")
                 state = DeliveryState.reported(str(row.get("receiveStatus") or ""))

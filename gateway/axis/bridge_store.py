@@ -25,6 +25,7 @@ from gateway.vxp.vocabulary import DeliveryState, MessageType
 
 # How long after a forward was sent its outside recipients reported failed are still asked about.
 FAILED_WATCH_SECONDS = 7 * 24 * 3600
+FAILED_RECHECK_SECONDS = 3600.0  # meanwhile, how much later than a pending one it is asked again
 DIRECTORY_DIGEST = "directory_digest"  # bridge_meta: what the kept national directory holds
 
 
@@ -159,10 +160,13 @@ class BridgeStore:
             settled = outside <= {DeliveryState.DONE} or (
                 outside <= {DeliveryState.DONE, DeliveryState.FAIL} and (reported[0][1] or 0) <= watched_since
             )
+            # one waiting only on failed recipients is asked again in an hour, not every round:
+            # a week of such forwards must not push the pending ones' questions back
+            only_failed = outside <= {DeliveryState.DONE, DeliveryState.FAIL}
             self.db.execute(
                 "UPDATE forwards SET checked_at = ?, state = CASE WHEN ? THEN 'settled' ELSE state END"
                 " WHERE sender_doc_id = ? AND state = 'sent'",
-                (now, settled, sender_doc_id),
+                (now + (FAILED_RECHECK_SECONDS if only_failed else 0.0), settled, sender_doc_id),
             )
 
     # --- inbound ----------------------------------------------------------------------------

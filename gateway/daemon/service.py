@@ -163,9 +163,10 @@ class Gateway:
                 new = None
             if new is None or not waited:
                 pause = poll.interval
-            elif new == 0 and self._not_hosted_listed[message_type]:
-                # what waits at the axis is for an agency no longer hosted: the axis answers each
-                # long-poll at once while it is there, so ask no more often than a plain poll
+            elif new == 0 and (self._not_hosted_listed[message_type] or self._unusable_said[message_type]):
+                # what waits at the axis is for an agency no longer hosted, or has a docId we
+                # cannot use: the axis answers each long-poll at once while it is there, so ask
+                # no more often than a plain poll
                 pause = poll.interval
             elif new == 0:
                 # The axis answers a long-poll at once while anything is unfetched, so an answer

@@ -96,6 +96,7 @@ def test_the_receipts_check_reads_only_forwards_with_an_outside_recipient_unsett
             store.connection.execute("SELECT state FROM forwards WHERE sender_doc_id = 'sender-0'").fetchone()[0]
             == "sent"
         )
+        assert "sender-0" not in [checked[0] for checked in tables.to_check(20, every=0)]  # asked again in an hour
         store.connection.execute(
             "UPDATE forwards SET sent_at = sent_at - ? WHERE sender_doc_id = 'sender-0'", (FAILED_WATCH_SECONDS + 1,)
         )
