@@ -167,10 +167,11 @@ class CrlCache:
                 problems[url] = self._failed.get(url) or expired or f"the CRL at {url} cannot be had"
         return found, problems
 
-    def fresh(self) -> list[CachedCrl]:
-        """The CRLs in memory that are still current (what a PDF is judged with first)."""
-        now = datetime.now(UTC)
-        return [crl for crl in self._crls.values() if not crl.stale(now)]
+    def fresh(self, at: datetime | None = None) -> list[CachedCrl]:
+        """The CRLs in memory that are current at ``at`` (now): what a PDF accepted then is
+        judged with first, as a signature in the XML is (one expired since still counts)."""
+        moment = at or datetime.now(UTC)
+        return [crl for crl in self._crls.values() if not crl.stale(moment)]
 
     async def refresh_due(self) -> None:
         """Fetch again every known CRL that is due (the daemon's housekeeping), waiting for it."""

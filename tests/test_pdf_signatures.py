@@ -273,3 +273,23 @@ def test_a_pdf_that_takes_too_long_is_given_up_and_the_next_one_is_read(pki):
         assert report.problem is not None and "took longer than" in report.problem
     finally:
         hurried.close()
+
+
+def test_a_signature_without_its_signers_certificate_is_its_own_verdict_not_the_pdfs(inspector, pki):
+    """Its CMS without the certificates it carried (the byte range untouched): that signature
+    says why, the other is judged as usual (found in review: the PDF as a whole became an
+    AttributeError, and the other signature's verdict was lost)."""
+    from asn1crypto import cms
+
+    data = bytearray(signed_by(pki, PROVINCE, signed_by(pki, DEPARTMENT), field="ChuKy2"))
+    start = data.rfind(b"/Contents <") + len(b"/Contents <")
+    end = data.find(b">", start)
+    info = cms.ContentInfo.load(bytes.fromhex(data[start:end].decode()), strict=False)
+    info["content"]["certificates"] = cms.CertificateSet([])
+    blob = info.dump(force=True).hex().encode()
+    data[start:end] = blob.ljust(end - start, b"0")
+    report = check(inspector, pki, bytes(data), crls=fresh_crls(pki))
+    assert report.problem is None, report.problem
+    assert sorted(signature.valid for signature in report.signatures) == [False, True]
+    (broken,) = (signature for signature in report.signatures if not signature.valid)
+    assert "no readable certificate" in broken.detail or "cannot be checked" in broken.detail, broken.detail

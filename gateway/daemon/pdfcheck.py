@@ -120,13 +120,13 @@ class PdfChecks:
     async def _judge(self, data: bytes, at: datetime) -> PdfReport:
         hard = self.revocation.policy is RevocationPolicy.HARD
         cache = self.revocation.cache
-        known = {c.url: c for c in cache.fresh()} if cache is not None else {}
+        known = {c.url: c for c in cache.fresh(at)} if cache is not None else {}
         report = await self._inspect(data, list(known.values()), at)
         missing = [url for url in report.crl_urls if url not in known]
         if cache is not None and missing:
             issuers = {url: x509.load_der_x509_certificate(der) for url, der in report.crl_issuers}
             crls, _ = await cache.get(missing[:MAX_CRL_URLS], issuers)
-            fetched = {c.url: c for c in crls if not c.stale(datetime.now(UTC))}
+            fetched = {c.url: c for c in crls if not c.stale(at)}  # current when the axis accepted it
             if fetched:  # judged again only when something new was had
                 known.update(fetched)
                 report = await self._inspect(data, list(known.values()), at)

@@ -72,7 +72,7 @@ def _one(signature, anchors, intermediates, crls, at) -> tuple[PdfSignature, dic
     try:
         certificate = signature.signer_cert
     except Exception as exc:
-        return PdfSignature(field=name, detail=f"the signature names no readable certificate: {exc}"), set()
+        return PdfSignature(field=name, detail=f"the signature names no readable certificate: {exc}"), {}
     context = ValidationContext(
         trust_roots=[asn1_x509.Certificate.load(der) for der in anchors],
         other_certs=[asn1_x509.Certificate.load(der) for der in intermediates],
@@ -87,10 +87,10 @@ def _one(signature, anchors, intermediates, crls, at) -> tuple[PdfSignature, dic
     try:
         status = asyncio.run(async_validate_pdf_signature(signature, context))
     except RecursionError:
-        return _named(certificate, name, "the signed revision nests too deep to be checked"), set()
+        return _named(certificate, name, "the signed revision nests too deep to be checked"), {}
     except Exception as exc:
         _out_of_memory(exc)
-        return _named(certificate, name, f"the signature cannot be checked: {type(exc).__name__}: {exc}"), set()
+        return _named(certificate, name, f"the signature cannot be checked: {type(exc).__name__}: {exc}"), {}
     timestamp = status.timestamp_validity
     whole = status.coverage is SignatureCoverageLevel.ENTIRE_FILE
     revoked = status.revocation_details is not None
