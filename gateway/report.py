@@ -153,6 +153,8 @@ def agency_report(
         report.weekly_received[_week(row.document_time or period.start)] += 1
     delivered_at = {row.axis_doc_id: _local(row.finished_at or row.listed_at) for row in received}
     accepted: dict[str, datetime] = {}
+    finished: set[str] = set()  # a document counts once, whatever was said of it twice
+    refused: dict[str, str] = {}
     for status in store.reports.statuses_answering(delivered_at):
         code_sent = status.status_code
         if code_sent == "03":
@@ -160,9 +162,12 @@ def agency_report(
                 accepted.get(status.answers or "", datetime.max), _local(status.created_at)
             )
         elif code_sent == "06":
-            report.finished += 1
+            finished.add(status.answers or "")
         elif code_sent == "02":
-            report.refused_by_us[status.subject or "(no reason given)"] += 1
+            refused.setdefault(status.answers or "", status.subject or "(no reason given)")
+    report.finished = len(finished)
+    for reason in refused.values():
+        report.refused_by_us[reason] += 1
     for axis_doc_id, when in accepted.items():
         arrived = delivered_at.get(axis_doc_id)
         if arrived is None:

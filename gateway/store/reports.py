@@ -47,15 +47,16 @@ class ReportQueries:
         return [row for row in map(incoming_row, rows) if agencies.holds(row.to_code)]
 
     def statuses_answering(self, axis_doc_ids: Iterable[str]) -> list[Outgoing]:
-        """The statuses we sent about documents we received (01-06, 02, 15, 16)."""
+        """The statuses we sent, or will, about documents we received (01-06, 02, 15, 16): not
+        those abandoned (given up, never to be sent)."""
         ids = list(axis_doc_ids)
         found: list[Outgoing] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self.db.execute(
-                f"SELECT * FROM outgoing WHERE kind = ? AND answers IN ({marks})",  # noqa: S608
-                (MessageType.STATUS, *chunk),
+                f"SELECT * FROM outgoing WHERE kind = ? AND state != ? AND answers IN ({marks})",  # noqa: S608
+                (MessageType.STATUS, OutgoingState.ABANDONED, *chunk),
             )
             found.extend(outgoing_row(row) for row in rows)
         return found
