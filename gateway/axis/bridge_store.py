@@ -156,13 +156,11 @@ class BridgeStore:
                 (sender_doc_id,),
             ).fetchall()
             outside = {row[0] for row in reported}
-            watched_since = now - FAILED_WATCH_SECONDS
-            settled = outside <= {DeliveryState.DONE} or (
-                outside <= {DeliveryState.DONE, DeliveryState.FAIL} and (reported[0][1] or 0) <= watched_since
-            )
-            # one waiting only on failed recipients is asked again in an hour, not every round:
-            # a week of such forwards must not push the pending ones' questions back
+            # waiting only on failed recipients: asked again in an hour, not every round (a week
+            # of such forwards must not push the pending ones' questions back), then settled
             only_failed = outside <= {DeliveryState.DONE, DeliveryState.FAIL}
+            watched_long = only_failed and (reported[0][1] or 0) <= now - FAILED_WATCH_SECONDS
+            settled = outside <= {DeliveryState.DONE} or watched_long
             self.db.execute(
                 "UPDATE forwards SET checked_at = ?, state = CASE WHEN ? THEN 'settled' ELSE state END"
                 " WHERE sender_doc_id = ? AND state = 'sent'",

@@ -107,7 +107,7 @@ def _received_row(
 
 
 def _envelope(local: Local, agency: Agency, row: Incoming) -> edxml.Document:
-    envelope = agency.inbox / (row.inbox_id or inbox.axis_name(row.axis_doc_id)) / "envelope.edxml"
+    envelope = agency.inbox / inbox.recorded_name(row.inbox_id, row.axis_doc_id) / "envelope.edxml"
     try:
         data = envelope.read_bytes()
     except OSError as exc:
@@ -221,7 +221,7 @@ def _change_requests(answering: Answering, changing: bool) -> int:
     updates or replaces another (``changing``). A recall counts from its inbox event, which the
     document system sees a moment before the record is committed."""
     row = answering.row
-    events = answering.agency.inbox / (row.inbox_id or inbox.axis_name(row.axis_doc_id)) / "events"
+    events = answering.agency.inbox / inbox.recorded_name(row.inbox_id, row.axis_doc_id) / "events"
     noted = len(list(events.glob("*-13.json"))) if events.is_dir() else 0
     return max(answering.recalls_recorded, noted) + int(changing)
 

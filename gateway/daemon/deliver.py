@@ -30,7 +30,7 @@ from gateway.offload import SMALL_BYTES, LargePermit, in_place_if_small
 from gateway.revocation import Revocation
 from gateway.sqlite import GroupCommit
 from gateway.store import Incoming, IncomingState, Settled
-from gateway.vxp.protocol import accepted_moment
+from gateway.vxp.protocol import accepted_moment, kept_acceptance
 from gateway.vxp.vocabulary import MessageType
 
 BATCH = 50
@@ -179,8 +179,7 @@ class Deliverer:
     async def _judge_signatures(self, agency: Agency, row: Incoming, examined: Examined) -> Examined | revoking.Wait:
         """Revocation, then the PDFs' signatures; what cannot be judged yet (a CRL server down, a
         PDF reader that gave up) waits until the retry deadline after the axis accepted it."""
-        accepted = row.accepted_at if row.accepted_at is not None and row.accepted_at >= 0 else None
-        waited = time.time() - (accepted or row.listed_at)  # a negative one: kept before accepted_time refused it
+        waited = time.time() - (kept_acceptance(row.accepted_at) or row.listed_at)
         late = waited >= self.local.config.retry.deadline_hours * 3600
         judged = await revoking.judge(self.revocation, row, examined, deadline_passed=late, log=agency.log)
         if isinstance(judged, revoking.Wait):

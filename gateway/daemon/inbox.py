@@ -74,6 +74,12 @@ def axis_name(axis_doc_id: str) -> str:
     return f"{safe[:90]}-{hashlib.sha256(axis_doc_id.encode()).hexdigest()[:10]}"
 
 
+def recorded_name(inbox_id: str | None, axis_doc_id: str) -> str:
+    """The inbox folder's name of a delivered message's record: its own, or (a record older
+    than inbox_id) the one its axis docId gives."""
+    return inbox_id or axis_name(axis_doc_id)
+
+
 def _unique_names(attachments: tuple[edxml.Attachment, ...]) -> list[str]:
     """Safe, distinct file names: a second "a.pdf" becomes "a (2).pdf"."""
     used: set[str] = set()

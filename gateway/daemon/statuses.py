@@ -27,7 +27,7 @@ def record_status(local: Local, agency: Agency, row: Incoming, examined: Examine
         else:
             inbox.add_event(
                 agency.inbox,
-                original.inbox_id or inbox.axis_name(original.axis_doc_id),
+                inbox.recorded_name(original.inbox_id, original.axis_doc_id),
                 f"{inbox.axis_name(row.axis_doc_id)}-13",
                 {
                     "status_code": "13",

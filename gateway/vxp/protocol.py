@@ -268,11 +268,18 @@ def accepted_time(created_time: str) -> float | None:
     return seconds if seconds >= 0 else None
 
 
+def kept_acceptance(accepted_at: float | None) -> float | None:
+    """A recorded acceptance time, or None for one that is no time (negative: kept before
+    accepted_time refused such values)."""
+    return accepted_at if accepted_at is not None and accepted_at >= 0 else None
+
+
 def accepted_moment(accepted_at: float | None) -> datetime | None:
     """When an axis accepted a message, as a signature is judged at: never later than now
     (an axis clock ahead of ours); None when it said nothing, or nothing a time can be (a
     record kept before accepted_time refused such values)."""
-    if accepted_at is None or accepted_at < 0:
+    accepted_at = kept_acceptance(accepted_at)
+    if accepted_at is None:
         return None
     try:
         return datetime.fromtimestamp(min(accepted_at, time.time()), UTC)
