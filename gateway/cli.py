@@ -9,6 +9,7 @@ start; `health` follows the monitoring convention instead (0 OK, 1 WARNING, 2 CR
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
 import json
 import sys
@@ -27,7 +28,7 @@ from gateway.cli_format import (
 )
 from gateway.cli_format import emit as _emit
 from gateway.cli_report import cmd_report
-from gateway.errors import FolderError, GatewayError, KeyMaterialError, UsageError
+from gateway.errors import AddressError, FolderError, GatewayError, KeyMaterialError, UsageError
 
 # --- axis -------------------------------------------------------------------------------------------
 
@@ -370,11 +371,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `edxml-gateway track … | head`: the reader left, nothing is wrong
         _stdout_to_devnull()
         return EXIT_OK
-    except OSError as exc:  # a file or folder this account cannot use: a sentence, not a traceback
-        print(f"edxml-gateway: {FolderError(_os_reason(exc), where=exc.filename)}", file=sys.stderr)
+    except OSError as exc:  # a file, folder or address this account cannot use: a sentence, not a traceback
+        print(f"edxml-gateway: {_os_error(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+def _os_error(exc: OSError) -> GatewayError:
+    if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+        # asyncio's message names the address: "error while attempting to bind on address (…)"
+        return AddressError(
+            f"{exc}; check server.host and server.port of the axis's configuration (--listen of"
+            " `pki serve`) and what else listens on this host"
+        )
+    if exc.filename is None:  # not about a path (a socket, a full disk met through a descriptor)
+        return FolderError(f"{exc.strerror or exc}", where=None)
+    return FolderError(_os_reason(exc), where=exc.filename)
 
 
 def _os_reason(exc: OSError) -> str:

@@ -124,7 +124,8 @@ class Demo:
         self.root = root
         self.out = out
         self.plan = plan(documents)
-        self.crl_port = demo_signatures.free_port()
+        self.crl_reservation = demo_signatures.reserve_port()
+        self.crl_port: int = self.crl_reservation.getsockname()[1]
         self.layout = country.create(root, PLANS, crl_url=f"http://127.0.0.1:{self.crl_port}")
         self.everyone = {**self.layout.agencies, **self.layout.hosted}  # every agency, hosted or not
         self.services: dict[str, Service] = {}
@@ -141,6 +142,7 @@ class Demo:
 
     def start(self) -> None:
         self.services["CRL server"] = demo_signatures.serve_crls(self.root, self.crl_port)
+        self.crl_reservation.close()
         self.say(f"CRLs of the development CA (root → issuing CA → agencies) at http://127.0.0.1:{self.crl_port}")
         for name, (service, url) in country.start_axes(self.layout).items():
             self.services[f"axis {name}"] = service

@@ -42,10 +42,16 @@ def verdicts(inboxes: Iterable[tuple[str, Path]]) -> list[tuple[str, str, bool, 
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def reserve_port() -> socket.socket:
+    """A port on 127.0.0.1 held for the CRL server until it listens: the certificates name it
+    before the server starts, and a port merely found free may be taken meanwhile by another
+    program (a parallel test's axis). The socket is bound with SO_REUSEADDR and never listens,
+    so `pki serve` (aiohttp binds with SO_REUSEADDR too) can take the port while we hold it,
+    and the kernel gives the port to no one else; close it once the server is up."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 def serve_crls(root: Path, port: int) -> Service:

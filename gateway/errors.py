@@ -279,6 +279,13 @@ class AlreadyRunning(GatewayError):
     title = "already running"
 
 
+class AddressError(GatewayError):
+    """The address an axis or `pki serve` is configured to listen at is taken or not this host's."""
+
+    code = "RUN952"
+    title = "cannot listen at the address"
+
+
 class ServiceError(GatewayError):
     """A child process (axis or gateway started by the demo or a test) failed or did not start."""
 

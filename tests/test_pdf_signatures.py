@@ -69,7 +69,7 @@ def test_a_signed_pdf_is_valid_and_names_its_signer(inspector, pki):
         False,
     )
     assert signature.agency == PROVINCE and signature.signer == "UBND tỉnh Tiền Giang"
-    assert signature.signed_at is not None and signature.detail == "valid"
+    assert signature.signed_at is not None and signature.detail == "valid" and signature.revocation == "good"
     assert set(report.crl_urls) == {"http://127.0.0.1:9/intermediate.crl", "http://127.0.0.1:9/root.crl"}
     # each address with the CA whose CRL it is: a CRL served there is kept only with its signature
     issuers = dict(report.crl_issuers)
@@ -133,6 +133,22 @@ def test_without_its_crls_hard_says_unknown_and_worth_asking_again_soft_says_val
     hard = weigh(report, {"http://127.0.0.1:9/intermediate.crl"}, hard=True)
     assert not hard.valid and hard.transient
     assert "revocation status unknown" in hard.signatures[0].detail and "root.crl" in hard.signatures[0].detail
+
+
+def test_a_path_whose_crl_is_only_at_an_ldap_address_is_unknown_under_hard(inspector, tmp_path):
+    """Found in review: "hard" weighed only the addresses the gateway fetches (http), so a path
+    naming its CRLs at ldap: alone counted as checked, where an XML signature's is unknown."""
+    ldap = tmp_path / "ldap"
+    pki_folder.init_dir(ldap, crl_url="ldap://ldap.ca.example/cn=CRL")
+    pki_folder.issue_to_dir(ldap, PROVINCE, "UBND tỉnh Tiền Giang")
+    report = check(inspector, ldap, signed_by(ldap, PROVINCE))
+    (signature,) = report.signatures
+    assert signature.valid and signature.crl_urls == () and signature.revocation == "unknown"
+    assert weigh(report, set(), hard=False).valid
+    hard = weigh(report, set(), hard=True)
+    assert not hard.valid and not hard.transient  # no fetch can bring it: refused at once under "require"
+    assert hard.signatures[0].detail.startswith("revocation status unknown: ")
+    assert "revocation_detail" not in hard.signatures[0].as_json()
 
 
 def test_an_untrusted_signer_names_no_crl_for_the_gateway_to_fetch(inspector, pki, tmp_path):

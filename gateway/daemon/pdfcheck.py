@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from gateway import edxml
 from gateway.daemon import revoking
 from gateway.daemon.examine import Examined
-from gateway.edxml.revocation import RevocationPolicy
+from gateway.edxml.revocation import RevocationPolicy, RevocationState
 from gateway.pdfsig.verdict import MAX_CRL_URLS, PDF_MAGIC_WITHIN, PdfPolicy, PdfReport
 from gateway.pdfsig.worker import PdfInspector
 from gateway.revocation import Revocation
@@ -48,20 +48,22 @@ def signed_validly(reports: tuple[PdfReport | None, ...]) -> bool | None:
 
 def weigh(report: PdfReport, had: set[str], *, hard: bool) -> PdfReport:
     """The policy's "hard" on a report: a signature the child found valid whose trusted path
-    names a CRL that could not be had is not valid (the status is unknown), and the report is
-    worth asking again (transient). Under "soft" it stands."""
+    names a CRL that could not be had, or whose revocation the child found unknown with the
+    CRLs it had (one only at an ldap: address, say), is not valid, as an XML signature's would
+    be. The report is worth asking again (transient) when a CRL may yet be fetched. Under
+    "soft" it stands."""
     if not hard:
         return report
-    weighed, unknown = [], False
+    weighed, fetchable = [], False
     for signature in report.signatures:
         missing = [url for url in signature.crl_urls if url not in had]
-        if signature.valid and missing:
-            unknown = True
-            signature = replace(
-                signature, valid=False, detail=f"revocation status unknown: no current CRL from {missing[0]}"
-            )
+        unknown = signature.revocation == RevocationState.UNKNOWN
+        if signature.valid and (missing or unknown):
+            fetchable = fetchable or bool(missing)
+            why = f"no current CRL from {missing[0]}" if missing else signature.revocation_detail
+            signature = replace(signature, valid=False, detail=f"revocation status unknown: {why}")
         weighed.append(signature)
-    return replace(report, signatures=tuple(weighed), transient=report.transient or unknown)
+    return replace(report, signatures=tuple(weighed), transient=report.transient or fetchable)
 
 
 class PdfChecks:

@@ -23,7 +23,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from gateway.edxml.revocation import issuers_by_point
+from gateway.edxml.revocation import issuers_by_point, judge
 from gateway.pdfsig.verdict import MAX_CRL_URLS, MAX_SIGNATURES, PdfReport, PdfSignature, plainly_not_a_pdf
 
 
@@ -98,7 +98,12 @@ def _one(signature, anchors, intermediates, crls, at) -> tuple[PdfSignature, dic
     valid = bool(status.bottom_line)  # pyHanko's whole judgement: what was added after it is allowed
     # Only a path that reaches our anchors may name CRLs to fetch: a certificate anyone made
     # must not send the gateway to addresses of its choosing.
-    points = _path_points(status.validation_path) if status.trusted and status.validation_path else {}
+    chain = _chain(status.validation_path) if status.trusted and status.validation_path else []
+    points = _path_points(chain)
+    # The path's revocation judged as an XML signature's is, by the CRLs at hand: under "hard"
+    # the parent refuses an unknown status, whether a CRL could not be fetched, is only at an
+    # address the gateway does not fetch (ldap:), or is past the MAX_CRL_URLS it asks for.
+    revocation = judge(chain, crls, at=at) if chain else None
     verdict = _named(
         certificate,
         name,
@@ -111,6 +116,8 @@ def _one(signature, anchors, intermediates, crls, at) -> tuple[PdfSignature, dic
         revoked=revoked,
         valid=valid,
         crl_urls=tuple(points),
+        revocation=revocation.state.value if revocation else "",
+        revocation_detail=revocation.detail if revocation else "",
     )
     return verdict, points
 
@@ -153,9 +160,13 @@ def _named(certificate, field: str, detail: str, **facts) -> PdfSignature:
     )
 
 
-def _path_points(path) -> dict[str, bytes]:
+def _chain(path) -> list[x509.Certificate]:
+    """A validation path as ours are ordered, signer first and anchor last (pyHanko: root first)."""
+    return [x509.load_der_x509_certificate(c.dump()) for c in path.iter_certs(include_root=True)][::-1]
+
+
+def _path_points(chain: list[x509.Certificate]) -> dict[str, bytes]:
     """The fetchable CRL addresses of a trusted path (the anchor's left out), at most
     MAX_CRL_URLS, each with the certificate (DER) of the CA whose CRL it is."""
-    chain = [x509.load_der_x509_certificate(c.dump()) for c in path.iter_certs(include_root=True)]
-    points = issuers_by_point(chain[::-1])  # pyHanko lists root first; ours, signer first
+    points = issuers_by_point(chain)
     return {url: issuer.public_bytes(Encoding.DER) for url, issuer in list(points.items())[:MAX_CRL_URLS]}

@@ -50,10 +50,14 @@ class PdfSignature:
     valid: bool = False
     detail: str = ""
     crl_urls: tuple[str, ...] = ()  # its trusted path's CRLs (for the parent to fetch and weigh)
+    # the trusted path's revocation by the CRLs the child had (a RevocationState's value: good,
+    # revoked, unknown, not_checked; "" for a path not trusted), for the parent's "hard" to weigh
+    revocation: str = ""
+    revocation_detail: str = ""
 
     def as_json(self) -> dict:
         facts = asdict(self)
-        del facts["crl_urls"]
+        del facts["crl_urls"], facts["revocation_detail"]
         return facts
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -81,3 +82,21 @@ def test_a_section_or_key_the_axis_does_not_know_is_refused(tmp_path, text, name
     with pytest.raises(ConfigError) as caught:
         load(tmp_path / "axis.toml")
     assert named in str(caught.value) and "axis.toml" in str(caught.value)
+
+
+def test_an_address_already_taken_is_said_as_such_not_as_a_folder_problem(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "axis.toml").write_text(AXIS_BASE.replace("port = 0", f"port = {port}"))
+        result = subprocess.run(
+            [sys.executable, "-m", "gateway", "axis", "--config", str(tmp_path / "axis.toml")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    said = result.stderr.strip().splitlines()[-1]
+    assert said.startswith("edxml-gateway: RUN952") and f"'127.0.0.1', {port}" in said, said
+    assert "server.port" in said and "owner and mode" not in said and "Traceback" not in result.stderr
