@@ -23,7 +23,14 @@ import aiohttp
 import pybase64
 from multidict import CIMultiDict
 
-from gateway.axis_reading import DEFAULT_MAX_ANSWER_BYTES, checked_answer, read_answer, read_payload_answer, said
+from gateway.axis_reading import (
+    DEFAULT_MAX_ANSWER_BYTES,
+    LIST_ANSWER_MAX_BYTES,
+    checked_answer,
+    read_list_answer,
+    read_payload_answer,
+    said,
+)
 from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable
 from gateway.fsutil import file_sha256
 from gateway.sendbody import FileBody
@@ -159,11 +166,13 @@ class AxisClient:
             ) as response:
                 self._note_extensions(response.headers)
                 problem = None  # why a streamed "data" is not base64
-                limit, where = self.max_answer_bytes, self.url
-                if stream_payload:
+                where = self.url
+                if stream_payload:  # getEdoc: a message, as large as [limits] max_bytes lets in
+                    limit = self.max_answer_bytes
                     raw, streamed, problem = await read_payload_answer(name, response, limit, where, before_large)
                 else:
-                    raw, streamed = await read_answer(name, response, limit, where), None
+                    limit = min(self.max_answer_bytes, LIST_ANSWER_MAX_BYTES)
+                    raw, streamed = await read_list_answer(name, response, limit, where), None
                 http_status = response.status
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise AxisUnavailable(f"{name}: {type(exc).__name__}: {exc}", where=self.url) from None

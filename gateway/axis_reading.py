@@ -10,6 +10,7 @@ import aiohttp
 from gateway.edxml import DEFAULT_LIMITS
 from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable
 from gateway.vxp.answers import AxisCode
+from gateway.vxp.extensions import INLINE_ANSWER_MAX_BYTES
 from gateway.vxp.payload import PayloadReader, split_payload
 from gateway.vxp.protocol import parse_json
 
@@ -26,6 +27,20 @@ def answer_limit(max_message_bytes: int) -> int:
 # 160 MiB by default) is its base64 in JSON; more is refused, not read into memory.
 DEFAULT_MAX_ANSWER_BYTES = answer_limit(DEFAULT_LIMITS.max_bytes)
 
+# Every other answer is a list or a word, parsed whole: a national directory of 30,000 agencies
+# or a backlog of 80,000 listed items is about 16 MiB of JSON, an inline list's messages 2 MiB
+# more. An answer of the getEdoc limit's size that lists "{}" over and over would be tens of
+# millions of objects in memory; a list is refused past these, before it is parsed.
+LIST_ANSWER_MAX_BYTES = 16 * 1024 * 1024 + INLINE_ANSWER_MAX_BYTES
+LIST_ANSWER_MAX_OBJECTS = 200_000
+
+
+def _too_many_objects(name: str, raw: bytes, where: str) -> None:
+    """A list answer with more JSON objects than any axis lists (counted by their opening
+    brace, strings' included: an upper bound, in C, before the parser makes them) is refused."""
+    if raw.count(b"{") > LIST_ANSWER_MAX_OBJECTS:
+        raise AxisError(f"{name}: the answer holds more than {LIST_ANSWER_MAX_OBJECTS} objects", where=where)
+
 
 async def read_limited(
     name: str,
@@ -34,9 +49,11 @@ async def read_limited(
     limit: int,
     where: str,
     before_large: Callable[[], Awaitable[None]] | None = None,
+    bound: str = "the largest message [limits] max_bytes lets in",
 ) -> None:
-    """Hand the answer's body to ``take`` a piece at a time, never more than ``limit`` bytes."""
-    too_large = f"{name}: the answer is larger than {limit} bytes (the largest message [limits] max_bytes lets in)"
+    """Hand the answer's body to ``take`` a piece at a time, never more than ``limit`` bytes
+    (``bound`` says what that limit is, for the error)."""
+    too_large = f"{name}: the answer is larger than {limit} bytes ({bound})"
     if response.content_length is not None and response.content_length > limit:
         raise AxisError(too_large, where=where)
     if before_large is not None and (response.content_length or 0) >= LARGE_ANSWER_BYTES:
@@ -49,9 +66,13 @@ async def read_limited(
         take(chunk)
 
 
-async def read_answer(name: str, response: aiohttp.ClientResponse, limit: int, where: str) -> bytes:
+async def read_list_answer(name: str, response: aiohttp.ClientResponse, limit: int, where: str) -> bytes:
+    """An answer that is not getEdoc's: at most ``limit`` bytes and LIST_ANSWER_MAX_OBJECTS."""
     parts: list[bytes] = []
-    await read_limited(name, response, parts.append, limit, where)
+    await read_limited(name, response, parts.append, limit, where, bound="the most a list or directory may be")
+    raw = b"".join(parts)
+    _too_many_objects(name, raw, where)
+    return raw
     return b"".join(parts)
 
 

@@ -118,6 +118,10 @@ def _local(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, VIETNAM).replace(tzinfo=None)
 
 
+def _epoch(local: str) -> float:
+    return datetime.fromisoformat(local).replace(tzinfo=VIETNAM).timestamp()
+
+
 def _week(text: str) -> str:
     moment = datetime.fromisoformat(text)
     monday = moment.date() - timedelta(days=moment.weekday())
@@ -152,10 +156,14 @@ def agency_report(
         report.received_by_level[level_of(row.from_code)] += 1
         report.weekly_received[_week(row.document_time or period.start)] += 1
     delivered_at = {row.axis_doc_id: _local(row.finished_at or row.listed_at) for row in received}
+    # refused on arrival (no clerk saw them): counted with the clerks' refusals, as the sender's
+    # report counts both under "refused by recipients"
+    bounds = (_epoch(period.start), _epoch(period.end))
+    rejected = [row.axis_doc_id for row in store.reports.rejected_between(*bounds, chosen)]
     accepted: dict[str, datetime] = {}
     finished: set[str] = set()  # a document counts once, whatever was said of it twice
     refused: dict[str, str] = {}
-    for status in store.reports.statuses_answering(delivered_at):
+    for status in store.reports.statuses_answering([*delivered_at, *rejected]):
         code_sent = status.status_code
         if code_sent == "03":
             accepted[status.answers or ""] = min(

@@ -46,6 +46,17 @@ class ReportQueries:
         )
         return [row for row in map(incoming_row, rows) if agencies.holds(row.to_code)]
 
+    def rejected_between(self, start: float, end: float, agencies: Agencies) -> list[Incoming]:
+        """Documents refused on arrival (02 — từ chối: schema, signature, recipient) that arrived
+        in [start, end) (epoch seconds: when the axis accepted them, else when listed; such a
+        document's own date may be unreadable)."""
+        rows = self.db.execute(
+            "SELECT * FROM incoming WHERE message_type = ? AND state = ?"
+            " AND coalesce(accepted_at, listed_at) >= ? AND coalesce(accepted_at, listed_at) < ?",
+            (MessageType.EDOC, IncomingState.REJECTED, start, end),
+        )
+        return [row for row in map(incoming_row, rows) if agencies.holds(row.to_code)]
+
     def statuses_answering(self, axis_doc_ids: Iterable[str]) -> list[Outgoing]:
         """The statuses we sent, or will, about documents we received (01-06, 02, 15, 16): not
         those abandoned (given up, never to be sent)."""

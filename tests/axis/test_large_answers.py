@@ -13,7 +13,13 @@ import pytest
 from gateway import edxml
 from gateway.axis.answering import STREAM_FROM_BYTES
 from gateway.axis_client import AxisClient
-from gateway.axis_reading import DEFAULT_MAX_ANSWER_BYTES, LARGE_ANSWER_BYTES, answer_limit
+from gateway.axis_reading import (
+    DEFAULT_MAX_ANSWER_BYTES,
+    LARGE_ANSWER_BYTES,
+    LIST_ANSWER_MAX_BYTES,
+    LIST_ANSWER_MAX_OBJECTS,
+    answer_limit,
+)
 from gateway.errors import AxisError, AxisRefusesGateway, AxisUnavailable
 from gateway.vxp.payload import PAYLOAD_SPLIT_BYTES, split_payload
 from tests.axis.test_axis import DEPARTMENT, MINISTRY, client, run, send
@@ -189,3 +195,28 @@ def test_the_caller_is_asked_before_a_large_answer_is_read():
         asked.clear()
         assert run(answered_by(handler, fetch_with_hook)) == message
         assert asked == expected
+
+
+def test_a_list_answer_past_what_any_axis_lists_is_refused_before_it_is_parsed():
+    """Found in review: every answer was read up to getEdoc's limit (about 224 MB) and parsed at
+    once, so an axis listing "{}" over and over could fill a gateway's memory with objects."""
+    from aiohttp import web
+
+    objects = b'{"status":"OK","ErrorCode":"0","data":[' + b"{}," * LIST_ANSWER_MAX_OBJECTS + b"{}]}"
+    long = b'{"status":"OK","ErrorCode":"0","data":[{"docId":"' + b"x" * LIST_ANSWER_MAX_BYTES + b'"}]}'
+    answers = {"objects": objects, "long": long}
+
+    def answering(which: str):
+        async def handler(request: web.Request) -> web.Response:
+            return web.Response(body=answers[which], content_type="application/json")
+
+        return handler
+
+    with pytest.raises(AxisError, match=f"more than {LIST_ANSWER_MAX_OBJECTS} objects"):
+        run(answered_by(answering("objects"), lambda c: c.received_list()))
+    with pytest.raises(AxisError, match=f"larger than {LIST_ANSWER_MAX_BYTES} bytes \\(the most a list"):
+        run(answered_by(answering("long"), lambda c: c.agencies()))
+    # a message is still read to its own, larger limit: the same bytes as getEdoc's data
+    payload = base64.b64encode(b"m" * LIST_ANSWER_MAX_BYTES)
+    answers["edoc"] = b'{"status":"OK","ErrorCode":"0","data":"' + payload + b'"}'
+    assert len(run(answered_by(answering("edoc"), lambda c: c.get_edoc("1")))) == LIST_ANSWER_MAX_BYTES
