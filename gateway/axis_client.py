@@ -209,10 +209,13 @@ class AxisClient:
         if to:  # the recipients to deliver to, of those the file names (a relay's outside ones)
             params["to"] = json.dumps(list(to))
         answer = await self.call("sendEdoc", params, body, OCTETS)
-        doc_id = str(answer.get("DocId") or "")
+        doc_id = answer.get("DocId")
         if not doc_id:
             raise AxisError("sendEdoc: the answer carries no DocId", where=self.url)
-        return doc_id
+        problem = doc_id_problem(doc_id)
+        if problem is not None:  # it names our record of the message, and may name a file
+            raise AxisError(f"sendEdoc: the answer's {problem}", where=self.url)
+        return str(doc_id)
 
     async def send_many(
         self,
@@ -362,7 +365,8 @@ class AxisClient:
 
 def _sent_or_refused(result: object) -> str | AxisError:
     if isinstance(result, dict) and isinstance(result.get("DocId"), str) and result["DocId"]:
-        return result["DocId"]
+        problem = doc_id_problem(result["DocId"])
+        return result["DocId"] if problem is None else AxisError(f"sendEdoc: the answer's {problem}")
     code, reason = (result.get("ErrorCode", ""), result.get("ErrorDesc", "")) if isinstance(result, dict) else ("", "")
     return AxisError(f"sendEdoc: ErrorCode {said(code)}: {said(reason) or 'no DocId'}", axis_code=str(code)[:20])
 

@@ -89,7 +89,7 @@ async def _admit(
     if sender not in axis.store.agencies_of(signed.system_id):
         raise Refusal(AxisCode.SENDER_NOT_ALLOWED, f"{sender} is not an agency of system {signed.system_id}")
     recipients = only(checks.recipients(message), wanted)
-    outside = []
+    outside, unserved = [], []
     for code in recipients:
         agency = axis.store.agency(code)
         if agency is not None and agency.locked:
@@ -100,8 +100,12 @@ async def _admit(
             outside.append(code)  # delivered through the upstream axis
         elif agency is None:
             raise Refusal(AxisCode.UNKNOWN_RECIPIENT, code)
+        else:
+            unserved.append(code)  # in the directory, served by no system yet (registerAgency)
     document = new_document(signed.system_id, message, message_type, recipients, checked)
     log = axis.log.bind(agency=sender, peer=list(recipients), system=signed.system_id, message_type=message_type)
+    if unserved:  # its deliveries wait, listed to no one, until a system takes the agency on
+        log.warning("recipient_unserved", unserved=unserved, document_id=document.document_id)
     duplicate = axis.store.find_duplicate(document.dedup_key)
     if duplicate is not None:
         return _resent(duplicate, recipients, log)

@@ -15,10 +15,12 @@ import asyncio
 import contextlib
 import hashlib
 import sqlite3
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from gateway.axis import checks
 from gateway.axis.config import UPSTREAM_SYSTEM_ID
+from gateway.axis.records import NewDocument
 from gateway.axis.wire import Refusal, new_document
 from gateway.axis_client import Listed
 from gateway.errors import AxisError, AxisUnavailable
@@ -141,7 +143,9 @@ class Inbound:
         local_sender = self.store.agency(sender)
         if local_sender is not None and local_sender.system_id is not None:
             return f"the sender {sender} is an agency of this axis: what it sends never comes from the upstream"
-        document = new_document(UPSTREAM_SYSTEM_ID, message, kind, routed, checked)
+        document = self._known_by_content_if_reused(
+            new_document(UPSTREAM_SYSTEM_ID, message, kind, routed, checked), to_code, item.doc_id
+        )
         # The database only from the event loop's thread (its connection is shared with every
         # request); the file, with its fsync, in a worker thread, before the row that names it.
         for _ in range(3):
@@ -177,6 +181,26 @@ class Inbound:
             delivered=added,
         )
         return None
+
+    def _known_by_content_if_reused(self, document: NewDocument, to_code: str, upstream_doc_id: str) -> NewDocument:
+        """A document known here under its sender and DocumentId is another recipient's copy of
+        it, unless it is other content for a recipient it did not name: the sender used the
+        DocumentId again for another document (our axis refuses that at sendEdoc; the upstream
+        may not). Taken for the first, it would deliver the first file to an agency that file
+        does not name, which refuses it, while this one is acknowledged upstream and lost. It
+        is known by its content instead, as a document without DocumentId is."""
+        existing = self.store.find_duplicate(document.dedup_key)
+        if existing is None or to_code in existing[1] or self.store.document_sha256(existing[0]) == document.sha256:
+            return document
+        self.log.warning(
+            "inbound_document_id_reused",
+            upstream_doc_id=upstream_doc_id,
+            document_id=document.document_id,
+            peer=document.from_code,
+            agency=to_code,
+            earlier=existing[0],
+        )
+        return replace(document, dedup_key=f"{document.dedup_key}|{document.sha256}")
 
     async def _acknowledge(self, upstream_doc_id: str) -> None:
         try:

@@ -174,6 +174,12 @@ class AxisStore:
         )
         return row["sender_doc_id"], tuple(r["to_code"] for r in recipients)
 
+    def document_sha256(self, sender_doc_id: str) -> str | None:
+        """The digest of a document's stored copy (None for an id not known here)."""
+        row = self.connection.execute("SELECT sha256 FROM documents WHERE sender_doc_id = ?", (sender_doc_id,))
+        found = row.fetchone()
+        return found[0] if found else None
+
     def new_document_path(self) -> tuple[str, Path]:
         sender_doc_id = str(uuid.uuid4())
         return sender_doc_id, self.docs_dir / f"{sender_doc_id}.edxml"

@@ -12,7 +12,7 @@ import pytest
 from gateway import edxml
 from gateway.axis_client import AxisClient
 from gateway.errors import AxisError, AxisRefusesGateway
-from tests.axis.running import RunningAxis
+from tests.axis.running import RunningAxis, write_config
 from tests.axis.sdk_client import SdkLikeClient
 from tests.messages import full_document, full_status
 
@@ -228,6 +228,17 @@ class TestIsolationAndRouting:
 
     def test_locked_recipient(self, axis):
         assert run(refused(send(axis, "sys-g22", document_to("000.00.00.H30"), MINISTRY))) == "23"
+
+    def test_a_recipient_no_system_serves_is_kept_for_and_said(self, axis_factory, tmp_path):
+        """Found in review: a delivery for an agency in the directory that no system serves
+        (yet: registerAgency) waited, listed to no one, and nothing said so."""
+        config = write_config(tmp_path)
+        with config.open("a", encoding="utf-8") as file:
+            file.write('[[agencies]]\ncode = "000.00.00.H29"\nname = "UBND tỉnh Đồng Nai"\n')
+        axis = axis_factory(folder=tmp_path)
+        assert run(send(axis, "sys-g22", document_to("000.00.00.H29"), MINISTRY))
+        said = axis.service.wait_for(lambda e: e.get("event") == "recipient_unserved", "the unserved recipient said")
+        assert said["unserved"] == ["000.00.00.H29"] and said["level"] == "warning"
 
     def test_relayed_copy_has_one_more_trace_header_and_nothing_else_changed(self, axis, pki):
         original = full_document(sender=MINISTRY)

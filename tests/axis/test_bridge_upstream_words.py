@@ -6,6 +6,8 @@ the test's."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
 import inspect
 import json
 import time
@@ -15,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway import edxml
 from gateway.axis.bridge import Bridge
 from gateway.axis.bridge_store import UpstreamAgency
 from gateway.axis.checks import MessageCheck
@@ -23,8 +26,9 @@ from gateway.axis.records import NewDocument
 from gateway.axis.store import AxisStore
 from gateway.errors import AxisError
 from gateway.vxp.vocabulary import MessageType
+from tests.messages import full_document, organization
 
-LOCAL, OUTSIDE = "000.00.01.H58", "000.00.00.G09"
+LOCAL, LOCAL_2, OUTSIDE = "000.00.01.H58", "000.00.02.H58", "000.00.00.G09"
 OK = {"status": "OK", "ErrorCode": "0", "ErrorDesc": "Thanh cong"}
 
 
@@ -61,11 +65,16 @@ async def with_bridge(
         f'[upstream]\nurl = "http://127.0.0.1:{port}"\nsystem_id = "sys-tiengiang-axis"\n'
         'secret = "0123456789abcdef0123"\n'
         f'[[agencies]]\ncode = "{LOCAL}"\nname = "Sở Tư pháp"\nlocked = {str(locked).lower()}\n'
-        f'[[systems]]\nid = "sys-h58"\nsecret = "0123456789abcdef0123"\nagencies = ["{LOCAL}"]\n',
+        f'[[agencies]]\ncode = "{LOCAL_2}"\nname = "Sở Nội vụ"\n'
+        f'[[systems]]\nid = "sys-h58"\nsecret = "0123456789abcdef0123"\nagencies = ["{LOCAL}", "{LOCAL_2}"]\n',
         encoding="utf-8",
     )
     config = load(path)
     store = AxisStore(config.data_dir)
+    store.seed_agencies(  # as the axis does at start
+        (a.code, a.name, a.mail, next((s.id for s in config.systems if a.code in s.agencies), None), a.locked)
+        for a in config.agencies
+    )
     bridge = Bridge(config, store, MessageCheck(config, None), lambda codes: None)
     try:
         return await act(bridge, store), calls
@@ -166,3 +175,38 @@ def test_a_delivery_for_an_agency_locked_here_is_left_upstream_unfetched(tmp_pat
     assert [(name, params.get("docId"), params.get("status")) for name, params in calls[1:]] == [
         ("updateStatus", "up-2", "fail")
     ]
+
+
+def test_a_documentid_the_sender_used_again_for_another_document_delivers_that_document(tmp_path):
+    """Found in review: what came down was known by its sender and DocumentId alone, so a
+    second document under the first one's DocumentId, for another of our agencies, was
+    recorded as that agency's copy of the first: the first file went to an agency it does not
+    name (which refuses it), and the second was acknowledged upstream and lost."""
+    base = full_document(sender=OUTSIDE, attachments=0)
+    first = dataclasses.replace(base, to=(organization(LOCAL, "Sở Tư pháp"),), subject="Văn bản thứ nhất")
+    second = dataclasses.replace(base, to=(organization(LOCAL_2, "Sở Nội vụ"),), subject="Văn bản thứ hai")
+    assert first.document_id == second.document_id
+    files = {"up-1": edxml.build(first), "up-2": edxml.build(second)}
+    files["up-3"] = files["up-2"]  # the second sent again, under a new upstream docId
+    lists = iter([("up-1", LOCAL), ("up-2", LOCAL_2), ("up-3", LOCAL_2)])
+
+    def listed(request: web.Request) -> dict:
+        doc_id, to = next(lists)
+        return {**OK, "data": [{"docId": doc_id, "from": OUTSIDE, "to": to, "messageType": "edoc"}]}
+
+    async def fetched(request: web.Request) -> dict:
+        doc_id = json.loads(request.headers["XroadVnpt-sign-header"])["XroadVnpt-docId"]
+        return {**OK, "data": base64.b64encode(files[doc_id]).decode("ascii")}
+
+    async def act(bridge: Bridge, store: AxisStore) -> list[tuple[str, str, str]]:
+        for _ in range(3):
+            assert await bridge.inbound.receive(MessageType.EDOC) == 1
+        rows = store.connection.execute(
+            "SELECT d.to_code, d.sender_doc_id, f.file FROM deliveries d JOIN documents f USING (sender_doc_id)"
+            " ORDER BY d.to_code, f.received_at"
+        )
+        return [(to, sender_doc_id, (store.docs_dir / file).read_text("utf-8")) for to, sender_doc_id, file in rows]
+
+    delivered, _ = asyncio.run(with_bridge(tmp_path, {"getReceivedEdocList": listed, "getEdoc": fetched}, act))
+    subjects = [(to, "thứ nhất" if "thứ nhất" in text else "thứ hai") for to, _, text in delivered]
+    assert subjects == [(LOCAL, "thứ nhất"), (LOCAL_2, "thứ hai")]  # the second's resend: known, once

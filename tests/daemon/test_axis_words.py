@@ -66,6 +66,33 @@ def test_a_list_leaves_out_the_items_whose_docid_cannot_be_used_and_says_why():
     assert "would name a path" in listed.unusable[0] and "missing" in listed.unusable[1]
 
 
+def test_a_docid_sendedoc_answers_that_cannot_be_used_is_not_taken_for_the_message():
+    """Found in review: the DocId sendEdoc answered was kept as our record's axis docId
+    unchecked, where a listed one is checked; a batch's results the same."""
+
+    async def handler(request: web.Request) -> web.Response:
+        answer = {"status": "OK", "ErrorCode": "0", "DocId": TRAVERSAL}
+        if any(name.lower().endswith("hash-files") for name in request.headers):  # two messages in one call
+            answer["results"] = [{"DocId": TRAVERSAL}, {"DocId": "good-2"}]
+        return web.Response(
+            text=json.dumps(answer), headers={"X-Send-Max-Messages": "40"}, content_type="application/json"
+        )
+
+    async def send_one(client):
+        return await client.send_edoc(b"<x/>", message_type="edoc", from_code=MINISTRY)
+
+    with pytest.raises(AxisError, match=r"sendEdoc: the answer's docId .* would name a path"):
+        asyncio.run(answered_by(handler, send_one))
+
+    async def send_two(client):
+        with pytest.raises(AxisError):  # the first answer teaches the client the batch extension
+            await send_one(client)
+        return await client.send_many([b"<a/>", b"<b/>"], message_type="status", from_code=MINISTRY)
+
+    first, second = asyncio.run(answered_by(handler, send_two))
+    assert isinstance(first, AxisError) and "would name a path" in str(first) and second == "good-2"
+
+
 def test_a_docid_no_request_can_carry_is_a_refused_call_not_a_crash():
     async def handler(request: web.Request) -> web.Response:
         raise AssertionError("nothing may be sent")
