@@ -4,6 +4,7 @@ untrusted signer, a revoked one, and PDFs that are not PDFs or are built to exha
 
 from __future__ import annotations
 
+import io
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
 from gateway import edxml, pki_folder
 from gateway.daemon.pdfcheck import is_pdf, weigh
@@ -95,6 +98,63 @@ def test_a_pdf_changed_after_signing_is_reported_as_such(inspector, pki):
     assert signature.intact and not signature.covers_whole_file and not signature.valid
     assert "changed after it was signed" in signature.detail
     assert report.refusal("a.pdf") is not None
+
+
+def with_text_field(pdf: bytes, name: str, value: str) -> bytes:
+    """``pdf`` with a form text field on its page, as a form-based template carries one."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    page_ref = writer.root["/Pages"]["/Kids"][0]
+    page = page_ref.get_object()
+    field = generic.DictionaryObject(
+        {
+            generic.pdf_name("/FT"): generic.pdf_name("/Tx"),
+            generic.pdf_name("/T"): generic.TextStringObject(name),
+            generic.pdf_name("/V"): generic.TextStringObject(value),
+            generic.pdf_name("/Type"): generic.pdf_name("/Annot"),
+            generic.pdf_name("/Subtype"): generic.pdf_name("/Widget"),
+            generic.pdf_name("/Rect"): generic.ArrayObject([generic.NumberObject(n) for n in (72, 700, 300, 720)]),
+            generic.pdf_name("/F"): generic.NumberObject(4),
+            generic.pdf_name("/P"): page_ref,
+        }
+    )
+    reference = writer.add_object(field)
+    page["/Annots"] = generic.ArrayObject([reference])
+    writer.update_container(page)
+    writer.root["/AcroForm"] = generic.DictionaryObject({generic.pdf_name("/Fields"): generic.ArrayObject([reference])})
+    writer.update_root()
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def filled_in(pdf: bytes, value: str) -> bytes:
+    """A new revision that gives every text field ``value``: allowed by PDF's form filling."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    for reference in writer.root["/AcroForm"]["/Fields"]:
+        field = reference.get_object()
+        if field.get("/FT") == "/Tx":
+            field["/V"] = generic.TextStringObject(value)
+            writer.update_container(field)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_a_form_field_filled_in_after_signing_is_not_valid(inspector, pki):
+    """Found in review: pyHanko allows form filling after an approval signature, and the
+    verdict said valid ("later revisions only add signatures or fill in fields"): a field of
+    an official document filled in after signing changes what the signed page shows."""
+    signed = signed_by(pki, PROVINCE, with_text_field(sample_pdf("Quyet dinh"), "SoVanBan", "12/QD-UBND"))
+    (before,) = check(inspector, pki, signed, crls=fresh_crls(pki)).signatures
+    assert before.valid and before.detail == "valid"
+    report = check(inspector, pki, filled_in(signed, "HUY BO"), crls=fresh_crls(pki))
+    (after,) = report.signatures
+    assert after.intact and after.trusted and not after.valid
+    assert after.detail == "form fields were filled in after it was signed: SoVanBan"
+    assert report.refusal("qd.pdf") is not None
+    # a seal signed after it fills only its own field: both stay valid
+    sealed = check(inspector, pki, signed_by(pki, DEPARTMENT, signed, field="ConDau"), crls=fresh_crls(pki))
+    assert sealed.valid
 
 
 def test_a_flipped_byte_in_the_signed_range_is_not_intact(inspector, pki):

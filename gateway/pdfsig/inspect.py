@@ -55,15 +55,16 @@ def inspect(
         return PdfReport(problem=f"the PDF holds {len(embedded)} signatures; at most {MAX_SIGNATURES} are checked")
     issuers: dict[str, bytes] = {}
     verdicts = []
+    signature_fields = frozenset(str(signature.field_name or "") for signature in embedded)
     for signature in embedded:
-        verdict, named = _one(signature, anchors, intermediates, crls, at)
+        verdict, named = _one(signature, anchors, intermediates, crls, at, signature_fields)
         verdicts.append(verdict)
         for url, issuer in named.items():
             issuers.setdefault(url, issuer)
     return PdfReport(signatures=tuple(verdicts), crl_issuers=tuple(sorted(issuers.items())))
 
 
-def _one(signature, anchors, intermediates, crls, at) -> tuple[PdfSignature, dict[str, bytes]]:
+def _one(signature, anchors, intermediates, crls, at, signature_fields) -> tuple[PdfSignature, dict[str, bytes]]:
     from pyhanko.sign.validation import async_validate_pdf_signature
     from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
@@ -96,6 +97,11 @@ def _one(signature, anchors, intermediates, crls, at) -> tuple[PdfSignature, dic
     revoked = status.revocation_details is not None
     intact = bool(status.intact and status.valid)
     valid = bool(status.bottom_line)  # pyHanko's whole judgement: what was added after it is allowed
+    # pyHanko allows a later revision to fill in form fields (PDF's form filling, which an
+    # approval signature permits): in an official document a field filled after signing
+    # changes what the signed page shows. Later signatures fill their own fields: those pass.
+    filled = sorted(set(getattr(status.diff_result, "changed_form_fields", ())) - signature_fields)
+    valid = valid and not filled
     # Only a path that reaches our anchors may name CRLs to fetch: a certificate anyone made
     # must not send the gateway to addresses of its choosing.
     chain = _chain(status.validation_path) if status.trusted and status.validation_path else []
@@ -107,7 +113,7 @@ def _one(signature, anchors, intermediates, crls, at) -> tuple[PdfSignature, dic
     verdict = _named(
         certificate,
         name,
-        _why(intact, whole, status, revoked, valid),
+        _why(intact, whole, status, revoked, valid, filled),
         signed_at=status.signer_reported_dt.isoformat() if status.signer_reported_dt else None,
         timestamp=timestamp.timestamp.isoformat() if timestamp is not None else None,
         intact=intact,
@@ -130,7 +136,7 @@ def _out_of_memory(exc: Exception) -> None:
         raise MemoryError from exc
 
 
-def _why(intact: bool, whole: bool, status, revoked: bool, valid: bool) -> str:
+def _why(intact: bool, whole: bool, status, revoked: bool, valid: bool, filled: list[str]) -> str:
     if not intact:
         return "the signed bytes changed after signing, or the signature is not the certificate's"
     if revoked:
@@ -138,12 +144,17 @@ def _why(intact: bool, whole: bool, status, revoked: bool, valid: bool) -> str:
         return f"the certificate was revoked on {details.revocation_date:%Y-%m-%d %H:%M} UTC"
     if not status.trusted:
         return f"the certificate does not chain to a trusted authority ({status.trust_problem_indic})"
+    if filled:
+        shown = ", ".join(name[:60] for name in filled[:5]) + (
+            f" and {len(filled) - 5} more" if len(filled) > 5 else ""
+        )
+        return f"form fields were filled in after it was signed: {shown}"
     if not valid and not whole:
         return "the file was changed after it was signed (content added after the signed revision)"
     if not valid:
         return f"not valid: {status.summary()}"
     if not whole:
-        return "valid; later revisions only add signatures or fill in fields"
+        return "valid; later revisions only add signatures or timestamps"
     return "valid"
 
 
