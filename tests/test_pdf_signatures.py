@@ -257,6 +257,44 @@ def test_a_reader_that_gives_up_makes_require_wait_until_the_deadline(pki):
         checks.close()
 
 
+def test_a_documents_pdfs_together_have_a_budget_and_what_is_past_it_is_not_read(pki):
+    """Found in review: every PDF of a document went through the reader one after the other,
+    each up to its deadline (and once more on a fresh reader), while the deliveries of the
+    round waited: a document of many PDFs built to run to the deadline held them for hours."""
+    import asyncio
+    import dataclasses
+
+    from gateway import logs
+    from gateway.daemon.examine import Examined
+    from gateway.daemon.pdfcheck import DOCUMENT_PDF_SECONDS, PdfChecks
+    from gateway.edxml.revocation import RevocationPolicy
+    from gateway.pdfsig.verdict import PdfPolicy
+    from gateway.pdfsig.worker import TIMEOUT_SECONDS
+    from gateway.revocation import Revocation
+    from tests.messages import full_document
+
+    assert DOCUMENT_PDF_SECONDS == 2 * TIMEOUT_SECONDS
+    trust = edxml.TrustStore.from_pem((pki / "ca.pem").read_bytes())
+    checks = PdfChecks(PdfPolicy.REPORT, trust, Revocation(RevocationPolicy.OFF, None), logs.get("test"))
+    checks.inspector.close()
+    checks.inspector = PdfInspector(timeout=0.001)  # every PDF runs to the reader's deadline
+    checks.document_seconds = 0.001  # as if the first one had used the document's whole time
+    pdfs = tuple(
+        edxml.Attachment(f"p{i}", f"{i}.pdf", signed_by(pki, PROVINCE), content_type="application/pdf")
+        for i in range(5)
+    )
+    examined = Examined(b"", dataclasses.replace(full_document(), attachments=pdfs), None)
+    try:
+        judged = asyncio.run(checks.examine(examined, None, logs.get("test"), deadline_passed=False))
+    finally:
+        checks.close()
+    first, *rest = judged.pdf
+    assert "took longer than" in first.problem
+    assert all(
+        r.transient and r.problem == "not read: this document's PDFs took more than 0.001 s together" for r in rest
+    )
+
+
 def test_letting_an_idle_reader_go_never_waits_for_one_at_work(pki):
     hurried = PdfInspector()
     try:

@@ -12,6 +12,7 @@ ones it named that were not.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -24,8 +25,15 @@ from gateway.daemon import revoking
 from gateway.daemon.examine import Examined
 from gateway.edxml.revocation import RevocationPolicy, RevocationState
 from gateway.pdfsig.verdict import MAX_CRL_URLS, PDF_MAGIC_WITHIN, PdfPolicy, PdfReport
-from gateway.pdfsig.worker import PdfInspector
+from gateway.pdfsig.worker import TIMEOUT_SECONDS, PdfInspector
 from gateway.revocation import Revocation
+
+# The reading time of one document's PDFs together: two PDFs at the reader's deadline (a signed
+# PDF of an exchange takes well under a second). The deliveries of a round wait for the
+# document being examined; without a budget, a hundred PDFs each built to run to the deadline
+# (and asked again on a fresh reader) would hold them for over an hour. What is past it is
+# judged "not read" and, under "require", asked again later, as a reader that gave up is.
+DOCUMENT_PDF_SECONDS = 2 * TIMEOUT_SECONDS
 
 
 def is_pdf(attachment: edxml.Attachment) -> bool:
@@ -74,6 +82,7 @@ class PdfChecks:
         self.anchors = [c.public_bytes(serialization.Encoding.DER) for c in trust.authorities]
         self.intermediates = [c.public_bytes(serialization.Encoding.DER) for c in trust.intermediates]
         self.inspector = PdfInspector()
+        self.document_seconds = DOCUMENT_PDF_SECONDS
 
     def close(self) -> None:
         self.inspector.close()
@@ -92,11 +101,18 @@ class PdfChecks:
             return examined
         moment = at or datetime.now(UTC)
         reports: list[PdfReport | None] = []
+        started = time.monotonic()
         for attachment in document.attachments:
             if not is_pdf(attachment):
                 reports.append(None)
                 continue
-            report = await self._judge(attachment.data, moment)
+            if time.monotonic() - started > self.document_seconds:
+                budget = f"{self.document_seconds:g} s"
+                report = PdfReport(
+                    problem=f"not read: this document's PDFs took more than {budget} together", transient=True
+                )
+            else:
+                report = await self._judge(attachment.data, moment)
             reports.append(report)
             log.info(
                 "pdf_checked",
