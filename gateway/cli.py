@@ -9,8 +9,6 @@ start; `health` follows the monitoring convention instead (0 OK, 1 WARNING, 2 CR
 from __future__ import annotations
 
 import argparse
-import errno
-import getpass
 import json
 import sys
 from collections.abc import Sequence
@@ -18,6 +16,7 @@ from pathlib import Path
 
 from gateway import __version__, cli_pki, config
 from gateway.cli_bridge import cmd_bridge
+from gateway.cli_errors import os_error, unknown_reason
 from gateway.cli_format import (
     EXIT_FAILED,
     EXIT_OK,
@@ -28,7 +27,7 @@ from gateway.cli_format import (
 )
 from gateway.cli_format import emit as _emit
 from gateway.cli_report import cmd_report
-from gateway.errors import AddressError, FolderError, GatewayError, KeyMaterialError, UsageError
+from gateway.errors import FolderError, GatewayError, KeyMaterialError, UsageError
 
 # --- axis -------------------------------------------------------------------------------------------
 
@@ -170,10 +169,11 @@ def cmd_health(args: argparse.Namespace) -> int:
 
     try:
         level, report = health.check(_daemon_config(args))
-    except GatewayError as exc:  # health could not look: UNKNOWN, not CRITICAL, said where monitoring reads
-        print(f"edxml-gateway: {exc}", file=sys.stderr)
-        unknown = {"status": "UNKNOWN", "healthy": False, "problems": [{"level": "UNKNOWN", "text": str(exc)}]}
-        _emit(json.dumps(unknown, ensure_ascii=False) if args.json else f"UNKNOWN: {exc}")
+    except Exception as exc:  # health could not look: UNKNOWN (3), whatever stopped it
+        said = unknown_reason(exc)
+        print(f"edxml-gateway: {said}", file=sys.stderr)
+        unknown = {"status": "UNKNOWN", "healthy": False, "problems": [{"level": "UNKNOWN", "text": said}]}
+        _emit(json.dumps(unknown, ensure_ascii=False) if args.json else f"UNKNOWN: {said}")
         return health.Level.UNKNOWN
     _emit(json.dumps(report, ensure_ascii=False) if args.json else health.render_text(report))
     return level
@@ -372,27 +372,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stdout_to_devnull()
         return EXIT_OK
     except OSError as exc:  # a file, folder or address this account cannot use: a sentence, not a traceback
-        print(f"edxml-gateway: {_os_error(exc)}", file=sys.stderr)
+        print(f"edxml-gateway: {os_error(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
-
-
-def _os_error(exc: OSError) -> GatewayError:
-    if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
-        # asyncio's message names the address: "error while attempting to bind on address (…)"
-        return AddressError(
-            f"{exc}; check server.host and server.port of the axis's configuration (--listen of"
-            " `pki serve`) and what else listens on this host"
-        )
-    if exc.filename is None:  # not about a path (a socket, a full disk met through a descriptor)
-        return FolderError(f"{exc.strerror or exc}", where=None)
-    return FolderError(_os_reason(exc), where=exc.filename)
-
-
-def _os_reason(exc: OSError) -> str:
-    who = getpass.getuser()
-    return f"{exc.strerror or exc} for {who}; check the owner and mode of this path and of its folders"
 
 
 def run() -> None:

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from gateway.cli_errors import unknown_reason
 from gateway.cli_format import emit
-from gateway.errors import GatewayError
 
 
 def cmd_bridge(args: argparse.Namespace) -> int:
@@ -18,10 +18,11 @@ def cmd_bridge(args: argparse.Namespace) -> int:
 
     try:
         level, report = bridge_status.check(axis_config.load(Path(args.config)))
-    except GatewayError as exc:  # could not look: UNKNOWN, said where monitoring reads
-        print(f"edxml-gateway: {exc}", file=sys.stderr)
-        unknown = {"status": "UNKNOWN", "problems": [{"level": "UNKNOWN", "text": str(exc)}]}
-        emit(json.dumps(unknown, ensure_ascii=False) if args.json else f"UNKNOWN: {exc}")
+    except Exception as exc:  # could not look: UNKNOWN (3), said where monitoring reads
+        said = unknown_reason(exc)
+        print(f"edxml-gateway: {said}", file=sys.stderr)
+        unknown = {"status": "UNKNOWN", "problems": [{"level": "UNKNOWN", "text": said}]}
+        emit(json.dumps(unknown, ensure_ascii=False) if args.json else f"UNKNOWN: {said}")
         return Level.UNKNOWN
     emit(json.dumps(report, ensure_ascii=False) if args.json else bridge_status.render_text(report))
     return level

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import math
 import tomllib
 import types
 import typing
@@ -267,11 +268,17 @@ def _check_daemon(config: Config, where: str) -> None:
     if config.signing.intermediates is not None and not config.signing.intermediates.is_file():
         raise ConfigError(f"{config.signing.intermediates} does not exist", where=f"{where}: signing.intermediates")
     _check_hosted(config, where)
-    for section in ("poll", "workers", "intake", "retry"):
-        for f in fields(getattr(config, section)):
-            value = getattr(getattr(config, section), f.name)
-            if not isinstance(value, bool) and value <= 0:
-                raise ConfigError("must be positive", where=f"{where}: {section}.{f.name}")
+    numbers = [("axis", "timeout_seconds")]  # 0 or less: aiohttp waits for a stalled axis for ever
+    numbers += [
+        (section, f.name)
+        for section in ("poll", "workers", "intake", "retry")
+        for f in fields(getattr(config, section))
+    ]
+    for section, name in numbers:
+        value = getattr(getattr(config, section), name)
+        # nan passes every comparison and inf overflows the timers: neither is a number of seconds
+        if not isinstance(value, bool) and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"must be a positive number, not {value}", where=f"{where}: {section}.{name}")
 
 
 def _check_hosted(config: Config, where: str) -> None:

@@ -6,6 +6,7 @@ import sqlite3
 
 import sqlite_utils
 
+from gateway.errors import StoreError
 from gateway.sqlite import transaction
 
 SCHEMA_VERSION = 11
@@ -18,6 +19,14 @@ def migrate(connection: sqlite3.Connection) -> None:
     version = connection.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
         return
+    if version > SCHEMA_VERSION:
+        # a newer release's database (an upgrade rolled back): taken as ours, it would be marked
+        # older and written without the newer rules, and its migration run again later
+        raise StoreError(
+            f"the database was made by a newer edxml-gateway (schema version {version}; this one knows"
+            f" {SCHEMA_VERSION}): run the newer release, or restore the backup taken before the upgrade",
+            where=connection.execute("PRAGMA database_list").fetchone()[2],
+        )
     db = sqlite_utils.Database(connection)
     with transaction(connection):
         _create(db)

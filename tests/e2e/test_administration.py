@@ -356,3 +356,23 @@ def test_abandon_records_the_person_behind_sudo(monkeypatch):
     assert commands.who_runs_this().startswith("alice (as ")
     monkeypatch.delenv("SUDO_USER")
     assert "(as" not in commands.who_runs_this()
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("[axis]\ntimeout_seconds = 0.0\n", "axis.timeout_seconds"),
+        ("[retry]\ndeadline_hours = nan\n", "retry.deadline_hours"),
+        ("[poll]\ninterval = inf\n", "poll.interval"),
+    ],
+)
+def test_a_number_of_seconds_that_is_no_number_is_refused_at_start_naming_the_key(province, tmp_path, override, key):
+    """Found in review: nan passed "must be positive" (and later failed a NOT NULL insert with a
+    traceback), inf overflowed health's arithmetic, and axis.timeout_seconds = 0 was taken as
+    "no timeout" by aiohttp: a stalled axis held a worker for ever."""
+    agency = province.agencies[PROVINCE]
+    overrides = tmp_path / "override.toml"
+    overrides.write_text(override, encoding="utf-8")
+    result = province.run("run", "--config", str(agency.config), "--overrides", str(overrides))
+    assert result.returncode == 78 and "Traceback" not in result.stderr
+    assert "CFG500" in result.stderr and key in result.stderr and "must be a positive number" in result.stderr
