@@ -131,14 +131,31 @@ def _in_an_inbox(local: Local, reference: str, agency_code: str | None) -> tuple
         if path.parent.resolve() == agency.inbox.resolve():
             return path.name, agency_code or agency.code
     # a DocumentId has slashes too (its date, 2023/07/03): it is a path only if there is one
-    return (path.name if path.is_dir() else reference.rstrip("/")), agency_code
+    return (path.name if _is_dir(path) else reference.rstrip("/")), agency_code
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name no file system holds (ENAMETOOLONG): no folder at all
+        return False
 
 
 def in_the_inbox(local: Local, name: str, agency_code: str | None) -> bool:
+    return inbox_written_at(local, name, agency_code) is not None
+
+
+def inbox_written_at(local: Local, name: str, agency_code: str | None) -> float | None:
+    """When inbox folder ``name``'s document.json was written, None when there is none."""
     if name.startswith(".") or "/" in name:
-        return False
+        return None
     agencies = [local.agency(agency_code)] if agency_code else list(local.agencies.values())
-    return any((agency.inbox / name / "document.json").is_file() for agency in agencies)
+    for agency in agencies:
+        try:
+            return (agency.inbox / name / "document.json").stat().st_mtime
+        except OSError:  # none there, or a name no file system holds
+            continue
+    return None
 
 
 def respond(

@@ -8,6 +8,7 @@ sent goes to ``outbox/failed/`` with the reason beside it. docs/intake.md is the
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import os
 import time
@@ -46,6 +47,22 @@ class Looked:
     entries: list[Path]  # settled entries, BATCH at most
     settles_at: float | None  # when the first unsettled one will have settled
     looks: list[entries_on_disk.Look | OSError]  # each entry's key, size and status request
+
+
+# Errors that are the entry's as the document system wrote it, not the disk's: a file this
+# account may not read (written under umask 077), a folder where a file belongs, a name too
+# long for the folders intake keeps beside it, a link loop. Retried, they fail again five
+# times a second for ever; refused, the entry and why are in failed/ for the document system.
+ENTRY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP})
+
+
+def _the_entrys(entry: Path, exc: OSError) -> bool:
+    """Whether ``exc`` is one of ENTRY_ERRNOS about the entry or a file in it (the same error on
+    the gateway's own folders is its configuration, and every entry would meet it)."""
+    if exc.errno not in ENTRY_ERRNOS or exc.filename is None:
+        return False
+    where, top = Path(os.path.abspath(os.fsdecode(exc.filename))), Path(os.path.abspath(entry))
+    return where == top or top in where.parents
 
 
 class Intake:
@@ -201,8 +218,11 @@ class Intake:
                 prepare = functools.partial(self._prepare_entry, entry, self.outgoing.next_number())
                 pending, written = await asyncio.to_thread(self.outgoing.prepared, prepare)
             return True, self.outgoing.commit(written, pending, key)
-        except OSError as exc:  # the disk, not the document: leave the entry for the next run
-            self._postponed(entry, exc)
+        except OSError as exc:
+            if _the_entrys(entry, exc):  # the entry as written, which no retry reads better
+                await asyncio.to_thread(self._refuse_entry, entry, f"{entry.name} cannot be read: {exc}")
+            else:  # the disk, not the document: leave the entry for the next run
+                self._postponed(entry, exc)
         except TokenUnavailable as exc:  # the token, not the document: signed when it is back
             self._token_back_at = time.monotonic() + TOKEN_RETRY_SECONDS
             self.log.warning("intake_postponed", entry=entry.name, reason=str(exc), retry_in=TOKEN_RETRY_SECONDS)

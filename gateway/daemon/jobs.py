@@ -3,13 +3,19 @@ or a ready .edxml file. Sizes are checked before anything is read (docs/intake.m
 
 from __future__ import annotations
 
-import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from gateway import edxml
 from gateway.daemon import compose
 from gateway.errors import IntakeError
+from gateway.vxp.protocol import parse_json
+
+# document.json says what the document is (subject, recipients, a summary): a few KB. The text of
+# a document travels as its attachments, which [limits] bounds.
+DOCUMENT_JSON_MAX_BYTES = 1024 * 1024
 
 
 def read_limited(path: Path, limit: int) -> bytes:
@@ -27,18 +33,21 @@ def read_job(folder: Path, limits: edxml.Limits) -> tuple[dict[str, Any], list[c
     be refused here, not read whole into a service running under a memory limit.
     """
     try:
-        job = json.loads((folder / "document.json").read_text(encoding="utf-8"))
+        raw = regular_file_bytes(folder / "document.json", DOCUMENT_JSON_MAX_BYTES, f"{folder.name}/document.json")
     except FileNotFoundError:
         raise IntakeError("the job folder has no document.json", where=f"{folder.name}/") from None
-    except ValueError as exc:
+    try:
+        job = parse_json(raw.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError, and JSON nested past the parser's depth, too
         raise IntakeError(f"document.json is not JSON: {exc}", where=f"{folder.name}/document.json") from None
     if not isinstance(job, dict):
         raise IntakeError("document.json must hold a JSON object", where=f"{folder.name}/document.json")
     listed = job.get("attachments")
     files: list[compose.FileInput] = []
     if listed is None:
-        paths = [p for p in sorted(folder.iterdir()) if p.is_file() and p.name != "document.json"]
-        paths = [p for p in paths if not p.name.startswith(".")]
+        paths = [p for p in sorted(folder.iterdir()) if p.name != "document.json" and not p.name.startswith(".")]
+        for path in paths:
+            own_file(folder, path, f"{folder.name}/{path.name}")
         check_sizes(folder, paths, limits)
         files.extend(compose.FileInput(path.name, path.read_bytes()) for path in paths)
         return job, files
@@ -51,8 +60,7 @@ def read_job(folder: Path, limits: edxml.Limits) -> tuple[dict[str, Any], list[c
         if not isinstance(spec, dict) or not isinstance(spec.get("file"), str):
             raise IntakeError("must name a file", where=where)
         path = folder / spec["file"]
-        if path.resolve().parent != folder.resolve() or not path.is_file():
-            raise IntakeError(f"{spec['file']!r} is not a file of the job folder", where=where)
+        own_file(folder, path, where)
         specs.append((spec, path))
     check_sizes(folder, [path for _, path in specs], limits)
     for spec, path in specs:
@@ -65,6 +73,33 @@ def read_job(folder: Path, limits: edxml.Limits) -> tuple[dict[str, Any], list[c
             )
         )
     return job, files
+
+
+def own_file(folder: Path, path: Path, where: str) -> None:
+    """An attachment is a regular file of the job folder itself: not a link (the gateway can
+    read its own signing key, which the document system's account cannot: a link to it would
+    send it away), not a pipe or a device (a read that blocks or never ends), not elsewhere."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        mode = 0
+    if path.parent.resolve() != folder.resolve() or not stat.S_ISREG(mode):
+        raise IntakeError(f"{path.name!r} is not a regular file of the job folder (a link, a folder?)", where=where)
+
+
+def regular_file_bytes(path: Path, limit: int, where: str) -> bytes:
+    """A regular file's bytes, at most ``limit``: not through a link, never waiting on a pipe or
+    reading a device for ever (what was swapped in after the check is judged too)."""
+    if path.is_symlink() or (path.exists() and not stat.S_ISREG(path.lstat().st_mode)):
+        raise IntakeError("must be a regular file (not a link, a pipe or a device)", where=where)
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(descriptor, "rb") as source:
+        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+            raise IntakeError("must be a regular file (not a link, a pipe or a device)", where=where)
+        raw = source.read(limit + 1)
+    if len(raw) > limit:
+        raise IntakeError(f"{path.name} is larger than {limit} bytes", where=where)
+    return raw
 
 
 def check_sizes(folder: Path, paths: list[Path], limits: edxml.Limits) -> None:

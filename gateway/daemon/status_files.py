@@ -15,14 +15,19 @@ job folder is. The file's name and content are its key: taken twice, it is sent 
 
 from __future__ import annotations
 
-import json
 import os
 import stat
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.daemon.outgoing import Agency, Local, Pending
 from gateway.errors import IntakeError, UsageError
+from gateway.vxp.protocol import parse_json
+
+# How long a status file answering an inbox folder the record does not hold yet waits for it: the
+# folder is written a moment before its commit (milliseconds; minutes under a stalled disk).
+RECORD_BEHIND_SECONDS = 600.0
 
 if TYPE_CHECKING:
     from gateway.daemon.commands import Answering
@@ -58,7 +63,7 @@ def _request(raw: bytes, entry: Path) -> dict:
     if len(raw) > MAX_BYTES:
         raise IntakeError(f"a status file holds at most {MAX_BYTES} bytes", where=entry.name)
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = parse_json(raw.decode("utf-8"))  # JSON nested past the parser's depth: a ValueError too
     except (UnicodeDecodeError, ValueError) as exc:
         raise IntakeError(f"not JSON in UTF-8: {exc}", where=entry.name) from None
     if not isinstance(data, dict):
@@ -83,7 +88,10 @@ def answering(local: Local, agency: Agency, request: dict) -> Answering:
     try:
         return commands.answering(local, request["answers"], agency_code=agency.code, wait=False)
     except UsageError:
-        if commands.in_the_inbox(local, request["answers"], agency.code):
+        written = commands.inbox_written_at(local, request["answers"], agency.code)
+        # a moment, not for ever: a folder whose record is gone (restored from a backup, say)
+        # is refused as a document the record does not hold
+        if written is not None and time.time() - written < RECORD_BEHIND_SECONDS:
             raise BlockingIOError(f"{request['answers']} is in the inbox, its record a moment behind") from None
         raise
 
