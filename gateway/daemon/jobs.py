@@ -46,6 +46,7 @@ def read_job(folder: Path, limits: edxml.Limits) -> tuple[dict[str, Any], list[c
     files: list[compose.FileInput] = []
     if listed is None:
         paths = [p for p in sorted(folder.iterdir()) if p.name != "document.json" and not p.name.startswith(".")]
+        paths = [p for p in paths if not stat.S_ISDIR(p.lstat().st_mode)]  # a folder in a job is no attachment
         for path in paths:
             own_file(folder, path, f"{folder.name}/{path.name}")
         check_sizes(folder, paths, limits)
