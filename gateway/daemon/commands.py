@@ -252,6 +252,13 @@ def recall(config: Config, document_id: str, *, reason: str) -> tuple[list[str],
         sent = local.store.outgoing.sent_document(document_id)
         if sent is None:
             raise UsageError(f"no document {document_id!r} was sent by this installation")
+        if sent.state is not OutgoingState.SENT:
+            # statuses and documents go out apart: a 13 could reach a recipient before the
+            # document, be refused there, and the document then be delivered all the same
+            raise UsageError(
+                f"{document_id} is {sent.state}, not sent yet: a recall could reach its recipients before it;"
+                " recall it once it is sent, or `abandon` it so that it never goes"
+            )
         agency = local.receiving(sent.from_code)  # the recall is signed by the agency that sent the document
         if agency is None:
             raise UsageError(

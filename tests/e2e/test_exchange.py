@@ -474,3 +474,20 @@ def test_respond_right_after_the_folder_appears_waits_for_its_record(province):
     wait_until(lambda: len(province.agencies[PROVINCE].receipts()) == 2, "the 03 back at the sender")
     nothing = province.run("respond", "--config", str(department.config), "no-such-folder", "--code", "03")
     assert nothing.returncode == 2 and "no delivered document" in nothing.stderr
+
+
+def test_a_recall_of_a_document_not_sent_yet_is_refused(province, tmp_path):
+    """Found in review: a queued (or failed) document could be recalled; the 13 goes out with
+    the statuses, apart from the documents, and reaching a recipient first it is refused there
+    while the document is then delivered all the same."""
+    config = str(province.agencies[PROVINCE].config)
+    (tmp_path / "cv.txt").write_bytes(b"noi dung")
+    queued = province.run(
+        "send", "--config", config, "--to", DEPARTMENT, "--subject", "Chưa gửi", str(tmp_path / "cv.txt")
+    )
+    assert queued.returncode == 0, queued.stderr
+    document_id = queued.stdout.strip().splitlines()[-1]
+    result = province.run("recall", "--config", config, document_id, "--reason", "Nhầm")
+    assert result.returncode == 2 and "is queued, not sent yet" in result.stderr and "abandon" in result.stderr
+    with province.agencies[PROVINCE].store() as store:
+        assert not [s for s in store.reports.outgoing_for_kind(MessageType.STATUS) if s.status_code == "13"]
