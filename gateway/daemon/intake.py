@@ -335,7 +335,7 @@ class Intake:
         """Entries unchanged for [intake] settle_seconds, and when the first of the others will be."""
         settle = self.local.config.intake.settle_seconds
         now = time.time()
-        ready = []
+        ready: list[tuple[float, Path]] = []
         settles_at: float | None = None
         before = os.stat(self.outbox).st_mtime_ns
         candidates = 0
@@ -354,7 +354,7 @@ class Intake:
                 continue  # the writer is still moving it
             moment = now + self._unchanged_for(entry.name, newest, now, settle)
             if moment <= now:
-                ready.append(entry)
+                ready.append((newest, entry))
             else:
                 settles_at = moment if settles_at is None else min(settles_at, moment)
             if len(ready) >= BATCH:
@@ -367,7 +367,9 @@ class Intake:
         self._looked_at = time.monotonic()
         if len(ready) < BATCH and len(self._seen) > len(listed):  # the whole listing: forget what is gone
             self._seen = {name: seen for name, seen in self._seen.items() if name in listed}
-        return ready, settles_at
+        # in the order they were written, not by name: a 03 and then a 06 about one document,
+        # found together after a stop, go out as the clerk wrote them (a 03 after its 06 is refused)
+        return [entry for _, entry in sorted(ready, key=lambda pair: (pair[0], pair[1].name))], settles_at
 
     def _unchanged_for(self, key: str, stamp: float, now: float, seconds: float) -> float:
         """Seconds until ``key`` (an entry, or FOLDER), last changed at ``stamp`` (its mtime), has

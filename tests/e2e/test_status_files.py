@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from tests.e2e.province import build_province, wait_until
 
@@ -71,5 +72,29 @@ def test_what_is_named_like_a_status_file_but_no_regular_file_is_refused_and_int
         assert "regular file" in refusal(province, DEPARTMENT, "lien-ket")
         province.drop_job(DEPARTMENT, "sau-do", {"to": [PROVINCE], "subject": "Công văn sau đó"}, {})
         wait_until(lambda: not (outbox / "sau-do").exists(), "the job dropped after them taken")
+    finally:
+        province.stop_all()
+
+
+def test_status_files_found_together_go_out_in_the_order_they_were_written(tmp_path):
+    """Found in review: entries were taken in name order, so a 03 and a 06 written while the
+    gateway was stopped could go out 06 first, and the 03 was then refused ("06 was already
+    sent"). Written 03 first under a name that sorts last: both go out, 03 first."""
+    province = build_province(tmp_path, [PROVINCE, DEPARTMENT])
+    try:
+        for code in province.agencies:
+            province.start(code)
+        sender, recipient = province.agencies[PROVINCE], province.agencies[DEPARTMENT]
+        province.drop_job(PROVINCE, "cv-thu-tu", {"to": [DEPARTMENT], "subject": "Công văn"}, {})
+        wait_until(lambda: len(sender.receipts()) == 1, "the 01")
+        folder = recipient.delivered()[0]["id"]
+        recipient.service.stop()
+        drop_status(province, DEPARTMENT, "z-tiep-nhan", {"answers": folder, "code": "03"})
+        earlier = time.time() - 30
+        os.utime(recipient.outbox / "z-tiep-nhan.status.json", (earlier, earlier))
+        drop_status(province, DEPARTMENT, "a-xong", {"answers": folder, "code": "06"})
+        province.start(DEPARTMENT)
+        wait_until(lambda: {r[2] for r in sender.receipts()} == {"01", "03", "06"}, "the 03 and the 06")
+        assert not (recipient.outbox / "failed").exists() or not list((recipient.outbox / "failed").iterdir())
     finally:
         province.stop_all()
