@@ -122,3 +122,18 @@ def lock_holder(folder: Path) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def take_group(made: Path | int, folder: Path) -> None:
+    """Give ``made`` (a path, or an open file) the group of ``folder``, the one it is in: the
+    shared folders' group, not the service's own, which reads the keys and which the document
+    system must not have. A group the service is not in is left as it was made."""
+    wanted = folder.stat().st_gid
+    try:
+        if isinstance(made, int):
+            if os.fstat(made).st_gid != wanted:
+                os.fchown(made, -1, wanted)
+        elif made.stat().st_gid != wanted:
+            os.chown(made, -1, wanted)
+    except PermissionError:
+        pass

@@ -3,6 +3,7 @@ it, whether it is something intake may read at all, and its removal once taken."
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -19,6 +20,22 @@ from gateway.fsutil import file_sha256
 # ".taken-NAME.XXXXXXXX", "failed/NAME.error.txt" written through a temporary name): longer
 # entry names are refused, under a shortened name.
 MAX_ENTRY_NAME_BYTES = 200
+
+
+# Errors that are the entry's as the document system wrote it, not the disk's: a file this
+# account may not read (written under umask 077), a folder where a file belongs, a name too
+# long for the folders intake keeps beside it, a link loop. Retried, they fail again five
+# times a second for ever; refused, the entry and why are in failed/ for the document system.
+ENTRY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP})
+
+
+def the_entrys(entry: Path, exc: OSError) -> bool:
+    """Whether ``exc`` is one of ENTRY_ERRNOS about the entry or a file in it (the same error on
+    the gateway's own folders is its configuration, and every entry would meet it)."""
+    if exc.errno not in ENTRY_ERRNOS or exc.filename is None:
+        return False
+    where, top = Path(os.path.abspath(os.fsdecode(exc.filename))), Path(os.path.abspath(entry))
+    return where == top or top in where.parents
 
 
 def written_at(entry: Path) -> float:

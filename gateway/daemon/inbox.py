@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from gateway import edxml
 from gateway.edxml.revocation import RevocationVerdict
 from gateway.errors import DeliveryError
-from gateway.fsutil import fsync_dir, write_atomic
+from gateway.fsutil import fsync_dir, take_group, write_atomic
 from gateway.pdfsig.verdict import PdfReport
 
 DOCUMENT_JSON = "document.json"
@@ -32,14 +32,16 @@ ENVELOPE = "envelope.edxml"
 
 
 # What the gateway writes in the inbox the document system may read, move and remove: its
-# account is in the gateway's group (docs/intake.md). Set explicitly, whatever the service's
-# UMask; no setgid bit (the units forbid setting it, and the gateway's group is its own).
+# account is in the inbox's group (edxml-exchange, docs/intake.md). Set explicitly, whatever the
+# service's UMask; no setgid bit (the units forbid setting it), so each folder and file made is
+# given the group of the folder it is made in, as a setgid folder would give it.
 SHARED_FILE_MODE = 0o660
 SHARED_FOLDER_MODE = 0o770
 
 
 def _write(path: Path, data: bytes) -> None:
     with path.open("xb") as handle:
+        take_group(handle.fileno(), path.parent)
         os.fchmod(handle.fileno(), SHARED_FILE_MODE)
         handle.write(data)
         handle.flush()
@@ -48,6 +50,7 @@ def _write(path: Path, data: bytes) -> None:
 
 def _shared_folder(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
+    take_group(path, path.parent)
     path.chmod(SHARED_FOLDER_MODE)
 
 
@@ -310,9 +313,11 @@ def add_event(inbox: Path, inbox_id: str, name: str, event: dict[str, Any]) -> P
         (folder / "events").mkdir(exist_ok=True)
     except FileNotFoundError:
         return None
+    take_group(folder / "events", folder)
     (folder / "events").chmod(SHARED_FOLDER_MODE)
     path = folder / "events" / f"{edxml.safe_file_name(name)}.json"
     write_atomic(path, json.dumps(event, ensure_ascii=False, indent=2).encode(), mode=SHARED_FILE_MODE)
+    take_group(path, folder / "events")
     return path
 
 

@@ -8,7 +8,6 @@ sent goes to ``outbox/failed/`` with the reason beside it. docs/intake.md is the
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
 import os
 import time
@@ -19,7 +18,7 @@ from gateway.daemon import commands, compose, jobs, status_files
 from gateway.daemon import entries as entries_on_disk
 from gateway.daemon.outgoing import Agency, Local, Pending
 from gateway.errors import GatewayError, IntakeError, RecipientNotInDirectory, TokenUnavailable
-from gateway.fsutil import write_atomic
+from gateway.fsutil import take_group, write_atomic
 from gateway.offload import SMALL_BYTES
 from gateway.store import Outgoing
 
@@ -47,22 +46,6 @@ class Looked:
     entries: list[Path]  # settled entries, BATCH at most
     settles_at: float | None  # when the first unsettled one will have settled
     looks: list[entries_on_disk.Look | OSError]  # each entry's key, size and status request
-
-
-# Errors that are the entry's as the document system wrote it, not the disk's: a file this
-# account may not read (written under umask 077), a folder where a file belongs, a name too
-# long for the folders intake keeps beside it, a link loop. Retried, they fail again five
-# times a second for ever; refused, the entry and why are in failed/ for the document system.
-ENTRY_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP})
-
-
-def _the_entrys(entry: Path, exc: OSError) -> bool:
-    """Whether ``exc`` is one of ENTRY_ERRNOS about the entry or a file in it (the same error on
-    the gateway's own folders is its configuration, and every entry would meet it)."""
-    if exc.errno not in ENTRY_ERRNOS or exc.filename is None:
-        return False
-    where, top = Path(os.path.abspath(os.fsdecode(exc.filename))), Path(os.path.abspath(entry))
-    return where == top or top in where.parents
 
 
 class Intake:
@@ -219,7 +202,7 @@ class Intake:
                 pending, written = await asyncio.to_thread(self.outgoing.prepared, prepare)
             return True, self.outgoing.commit(written, pending, key)
         except OSError as exc:
-            if _the_entrys(entry, exc):  # the entry as written, which no retry reads better
+            if entries_on_disk.the_entrys(entry, exc):  # the entry as written, which no retry reads better
                 await asyncio.to_thread(self._refuse_entry, entry, f"{entry.name} cannot be read: {exc}")
             else:  # the disk, not the document: leave the entry for the next run
                 self._postponed(entry, exc)
@@ -425,6 +408,7 @@ class Intake:
             entry.rename(target)
             self._refused += 1  # out of the folder (its reason beside it, or said in the log)
             write_atomic(failed / f"{target.name}.error.txt", (reason + "\n").encode())
+            take_group(failed / f"{target.name}.error.txt", failed)  # the document system reads why
         except OSError as exc:
             self.log.error("intake_refusal_not_recorded", entry=entry.name, error=str(exc))
         self.log.warning("intake_refused", entry=entry.name, reason=reason, moved_to=str(target))

@@ -404,10 +404,10 @@ def database_of(config: Config) -> Path:
 
 def make_shared_folder(folder: Path) -> None:
     """A folder shared with the document system, created setgid and group-writable (2770):
-    what either account writes in it belongs to the service's group, whatever the service's
-    UMask. A folder that exists is left as its administrator set it. Under a unit with
-    RestrictSUIDSGID= the setgid bit is refused: the folder is then 0770, and the README's
-    install creates it 2770 beforehand."""
+    what either account writes in it belongs to the folder's group (inside the outbox or the
+    inbox the README makes, the exchange group), whatever the service's UMask. A folder that
+    exists is left as its administrator set it. Under a unit with RestrictSUIDSGID= the setgid
+    bit is refused: the folder is then 0770, and the README's install creates it 2770 beforehand."""
     if folder.is_dir():
         return
     folder.mkdir(parents=True, exist_ok=True)

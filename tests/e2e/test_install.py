@@ -16,8 +16,11 @@ from gateway.processes import Service
 from tests.conftest import REPO
 from tests.e2e.province import build_province, wait_until
 from tests.e2e.test_shared_folders import (
+    AS_THE_UNIT,
+    EXCHANGE,
     GROUP,
     accounts,
+    as_document_system,
     drop_as_document_system,
     shared_root,  # noqa: F401 - a fixture used below
 )
@@ -28,7 +31,8 @@ pytestmark = two_accounts
 PROVINCE, DEPARTMENT = "000.00.00.H58", "000.00.11.H58"
 # Steps of the block that this machine stands in for: the venv is this test run's environment,
 # the account is GROUP, systemd is the unit's settings applied by hand below.
-STOOD_IN_FOR = ("python3 -m venv", "/pip install", "useradd", "ln -s", "systemd/", "systemctl")
+STOOD_IN_FOR = ("python3 -m venv", "/pip install", "useradd", "groupadd", "usermod", "ln -s", "systemd/", "systemctl")
+GROUPS = {"edxml-gateway": GROUP, "edxml-exchange": EXCHANGE}  # the README's groups, as this machine has them
 
 
 def readme_install_steps() -> list[list[str]]:
@@ -57,7 +61,7 @@ def test_the_readme_install_section_works_as_written(shared_root):  # noqa: F811
             # the service's account is this test's root without privileges, its group GROUP
             owner = {i + 1 for i, arg in enumerate(under_root) if arg == "-o"}
             mapped = [
-                ("root" if i in owner else GROUP) if arg == "edxml-gateway" else arg for i, arg in enumerate(under_root)
+                ("root" if i in owner else GROUPS[arg]) if arg in GROUPS else arg for i, arg in enumerate(under_root)
             ]
             subprocess.run(mapped, cwd=REPO, check=True)
         etc = root / "etc" / "edxml-gateway"
@@ -66,7 +70,7 @@ def test_the_readme_install_section_works_as_written(shared_root):  # noqa: F811
         assert (root / "opt" / "edxml-gateway" / "README.md").is_file()
         assert (root / "opt" / "edxml-gateway" / "docs" / "intake.md").is_file()
         shared = root / "var" / "lib" / "edxml-gateway" / "outbox"
-        assert stat.S_IMODE(shared.stat().st_mode) == 0o2770 and grp.getgrgid(shared.stat().st_gid).gr_name == GROUP
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o2770 and grp.getgrgid(shared.stat().st_gid).gr_name == EXCHANGE
 
         # what the agency brings, where the README's table puts it: root:edxml-gateway, 0640
         pki = province.root / "pki"
@@ -80,7 +84,9 @@ def test_the_readme_install_section_works_as_written(shared_root):  # noqa: F811
             placed = ["install", "-o", "root", "-g", GROUP, "-m", "0640", str(source), str(etc / name)]
             subprocess.run(placed, check=True)
         state = root / "var" / "lib" / "edxml-gateway"  # StateDirectory=, as systemd makes it
-        subprocess.run(["install", "-d", "-o", "root", "-g", GROUP, "-m", "0750", str(state)], check=True)
+        unit = (REPO / "systemd" / "edxml-gateway.service").read_text(encoding="utf-8")
+        assert "StateDirectoryMode=0751" in unit
+        subprocess.run(["install", "-d", "-o", "root", "-g", GROUP, "-m", "0751", str(state)], check=True)
         config = etc / "gateway.toml"
         text = config.read_text(encoding="utf-8")
         for old, new in (
@@ -99,13 +105,9 @@ def test_the_readme_install_section_works_as_written(shared_root):  # noqa: F811
         config.write_text(text, encoding="utf-8")  # "then edit it": the mode stays 0640
         assert stat.S_IMODE(config.stat().st_mode) == 0o640
 
-        # as the unit runs it: its group, no capability, UMask=0027, WorkingDirectory= the state
-        unit = (REPO / "systemd" / "edxml-gateway.service").read_text(encoding="utf-8")
+        # as the unit runs it: its groups, no capability, UMask=0027, WorkingDirectory= the state
         assert "UMask=0027" in unit and "WorkingDirectory=/var/lib/edxml-gateway" in unit
-        as_unit = (
-            *("setpriv", f"--regid={GROUP}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"),
-            *("sh", "-c", 'umask 0027 && exec "$@"', "sh"),
-        )
+        as_unit = AS_THE_UNIT
         service = Service(
             ["run", "--config", str(config)], cwd=state, log_path=shared_root / "installed.log", wrapper=as_unit
         )
@@ -116,6 +118,13 @@ def test_the_readme_install_section_works_as_written(shared_root):  # noqa: F811
             health = [*as_unit, sys.executable, "-P", "-m", "gateway", "health", "--config", str(config)]
             wait_until(lambda: subprocess.run(health, capture_output=True).returncode == 0, "an OK health report")
             assert [p.name for p in (state / "outbox").iterdir()] == ["failed"]
+            # the document system reaches its two folders and nothing else: not the keys, the
+            # axis secret, the configuration or the database (found in review: the README put it
+            # in the service's group, which reads them all)
+            assert as_document_system("ls", str(state / "inbox")).returncode == 0
+            for secret in (etc / "agency.key", etc / "axis.secret", etc / "gateway.toml", state / "var"):
+                assert as_document_system("cat", str(secret)).returncode != 0, secret
+            assert as_document_system("ls", str(state / "var")).returncode != 0
         finally:
             service.stop()
     finally:
