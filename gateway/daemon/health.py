@@ -20,6 +20,7 @@ from gateway import edxml
 from gateway.config import Config
 from gateway.daemon.outgoing import Agency, Local, database_of
 from gateway.daemon.registration import UNREGISTERED
+from gateway.edxml.revocation import RevocationPolicy
 from gateway.fsutil import lock_holder
 from gateway.store import GatewayStore, Outgoing
 
@@ -41,6 +42,19 @@ class Level(enum.IntEnum):
 class Problem:
     level: Level
     text: str
+
+
+def relaxed_checks(config: Config) -> list[str]:
+    """What the configuration lets in that the defaults refuse: said at every start and by
+    health for as long as it stays (a setting made for a test and forgotten)."""
+    said = []
+    if not config.signing.require_signatures:
+        said.append("[signing] require_signatures = false: unsigned documents, and forged signatures, are delivered")
+    if config.signing.revocation is RevocationPolicy.OFF:
+        said.append('[signing] revocation = "off": documents signed with revoked certificates are delivered')
+    if config.signing.allow_sha1:
+        said.append("[signing] allow_sha1 = true: SHA-1 signatures, which can be forged, are accepted")
+    return said
 
 
 def check(config: Config) -> tuple[Level, dict[str, Any]]:
@@ -124,6 +138,8 @@ def _check(local: Local) -> tuple[Level, dict[str, Any]]:
         )
     if oldest_queued is not None and now - oldest_queued > QUEUED_TOO_LONG:
         problem(Level.WARNING, f"a message has waited in the queue since {edxml.vietnam_iso(oldest_queued)}")
+    for relaxed in relaxed_checks(config):
+        problem(Level.WARNING, relaxed)
     level = max((p.level for p in problems), default=Level.OK)
     report = {
         "status": level.name,

@@ -20,6 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from gateway import logs
 from gateway.config import Config, ConfigError
+from gateway.daemon import health
 from gateway.daemon.clock import SteadyInterval, watch_steps
 from gateway.daemon.dropwatch import DropWatch
 from gateway.daemon.service import Gateway
@@ -162,6 +163,8 @@ async def _run(config: Config, *, stop: asyncio.Event | None) -> None:
         drop_folders="polled" if watch is None else "watched",
         poll={"interval": config.poll.interval, "long_poll": config.poll.long_poll},
     )
+    for relaxed in health.relaxed_checks(config):
+        log.warning("signature_checks_relaxed", setting=relaxed)
     try:
         await stop.wait()
     finally:

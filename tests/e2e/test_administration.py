@@ -376,3 +376,15 @@ def test_a_number_of_seconds_that_is_no_number_is_refused_at_start_naming_the_ke
     result = province.run("run", "--config", str(agency.config), "--overrides", str(overrides))
     assert result.returncode == 78 and "Traceback" not in result.stderr
     assert "CFG500" in result.stderr and key in result.stderr and "must be a positive number" in result.stderr
+
+
+def test_signature_checks_turned_off_are_said_at_start_and_by_health(province):
+    """Found in review: require_signatures = false (or revocation = "off") delivered forged and
+    unsigned documents with nothing said anywhere: a test's setting forgotten in production."""
+    agency = province.agencies[PROVINCE]
+    replace_in_config(agency, 'trust = "../pki/ca.pem"', 'trust = "../pki/ca.pem"\nrequire_signatures = false')
+    started = province.start(PROVINCE)
+    said = started.service.wait_for(lambda e: e.get("event") == "signature_checks_relaxed", "the warning")
+    assert said["level"] == "warning" and "require_signatures = false" in said["setting"]
+    code, report = health(province, PROVINCE)
+    assert code >= WARNING and "require_signatures = false: unsigned documents" in texts(report)
