@@ -122,30 +122,31 @@ def load(path: Path) -> AxisConfig:
     if len({s.id for s in systems}) != len(systems):
         raise ConfigError("two [[systems]] share an id", where=f"{where}: systems.id")
 
-    trust = _optional(server, "trust", str, where)
-    intermediates = _optional(server, "intermediates", str, where)
-    revocation = _optional(server, "revocation", str, where) or RevocationPolicy.SOFT.value
+    at = f"{where}: server"  # each optional key named as server.KEY
+    trust = _optional(server, "trust", str, at)
+    intermediates = _optional(server, "intermediates", str, at)
+    revocation = _optional(server, "revocation", str, at) or RevocationPolicy.SOFT.value
     if revocation not in {policy.value for policy in RevocationPolicy}:
         choices = ", ".join(repr(policy.value) for policy in RevocationPolicy)
         raise ConfigError(f"must be one of {choices}, got {revocation!r}", where=f"{where}: server.revocation")
     config = AxisConfig(
         path=path,
-        host=_required(server, "host", str, f"{where}: server"),
-        port=_required(server, "port", int, f"{where}: server"),
-        data_dir=base / _required(server, "data_dir", str, f"{where}: server"),
-        code=_code(_required(server, "code", str, f"{where}: server"), f"{where}: server.code"),
+        host=_required(server, "host", str, at),
+        port=_required(server, "port", int, at),
+        data_dir=base / _required(server, "data_dir", str, at),
+        code=_code(_required(server, "code", str, at), f"{at}.code"),
         systems=systems,
         agencies=agencies,
-        max_body_bytes=_optional(server, "max_body_bytes", int, where) or DEFAULT_LIMITS.max_bytes,
-        timestamp_window_seconds=_optional(server, "timestamp_window_seconds", int, where) or 300,
-        fail_retry_seconds=_optional(server, "fail_retry_seconds", int, where) or 60,
-        verify_signatures=bool(_optional(server, "verify_signatures", bool, where)),
+        max_body_bytes=_or_default(_optional(server, "max_body_bytes", int, at), DEFAULT_LIMITS.max_bytes),
+        timestamp_window_seconds=_or_default(_optional(server, "timestamp_window_seconds", int, at), 300),
+        fail_retry_seconds=_or_default(_optional(server, "fail_retry_seconds", int, at), 60),
+        verify_signatures=bool(_optional(server, "verify_signatures", bool, at)),
         trust=base / trust if trust else None,
         intermediates=base / intermediates if intermediates else None,
         revocation=RevocationPolicy(revocation),
-        allow_sha1=bool(_optional(server, "allow_sha1", bool, where)),
-        long_poll=_optional(server, "long_poll", bool, where) is not False,
-        batching=_optional(server, "batching", bool, where) is not False,
+        allow_sha1=bool(_optional(server, "allow_sha1", bool, at)),
+        long_poll=_optional(server, "long_poll", bool, at) is not False,
+        batching=_optional(server, "batching", bool, at) is not False,
         upstream=_upstream(data["upstream"], base, f"{where}: upstream") if "upstream" in data else None,
     )
     if not 0 <= config.port < 65536:  # 0: any free port, logged in axis_listening (tests use it)
@@ -230,6 +231,11 @@ def _required(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
 
 def _optional(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return _required(table, key, kind, where) if key in table else None
+
+
+def _or_default(value: Any, default: Any) -> Any:
+    """The default only when the key is absent: a 0 written is checked (and refused), not replaced."""
+    return default if value is None else value
 
 
 def _code(text: str, where: str) -> str:

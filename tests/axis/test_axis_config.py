@@ -84,6 +84,25 @@ def test_a_section_or_key_the_axis_does_not_know_is_refused(tmp_path, text, name
     assert named in str(caught.value) and "axis.toml" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        ('max_body_bytes = "big"', "axis.toml: server.max_body_bytes"),
+        ("max_body_bytes = 0", "axis.toml: server.max_body_bytes"),
+        ("timestamp_window_seconds = 0", "axis.toml: server.timestamp_window_seconds"),
+        ("fail_retry_seconds = -5", "axis.toml: server.fail_retry_seconds"),
+        ("long_poll = 1", "axis.toml: server.long_poll"),
+    ],
+)
+def test_a_wrong_server_value_is_refused_naming_its_section_and_key(tmp_path, line, named):
+    """Found in review: an optional [server] key's error named "axis.toml.max_body_bytes", and
+    a 0 written was silently replaced by the default, past the check that refuses it."""
+    (tmp_path / "axis.toml").write_text(AXIS_BASE.replace("port = 0\n", f"port = 0\n{line}\n"))
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path / "axis.toml")
+    assert named in str(caught.value), str(caught.value)
+
+
 def test_an_address_already_taken_is_said_as_such_not_as_a_folder_problem(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
