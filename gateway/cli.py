@@ -47,12 +47,8 @@ def cmd_axis(args: argparse.Namespace) -> int:
     try:
         settings = axis_config.load(Path(args.config))
         asyncio.run(serve(settings))
-    except _CONFIGURATION_ERRORS as exc:
-        _not_started("axis", exc)
-        return EXIT_CONFIG
-    except GatewayError as exc:
-        _not_started("axis", exc)
-        return EXIT_FAILED
+    except (GatewayError, OSError) as exc:
+        return _not_started("axis", exc)
     return EXIT_OK
 
 
@@ -72,21 +68,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         settings = _daemon_config(args)
         asyncio.run(run(settings))
-    except _CONFIGURATION_ERRORS as exc:
-        _not_started("gateway", exc)
-        return EXIT_CONFIG
-    except GatewayError as exc:  # e.g. RUN951, another instance on the data folder
-        _not_started("gateway", exc)
-        return EXIT_FAILED
+    except (GatewayError, OSError) as exc:  # e.g. RUN951, another instance on the data folder
+        return _not_started("gateway", exc)
     return EXIT_OK
 
 
-def _not_started(component: str, error: GatewayError) -> None:
+def _not_started(component: str, exc: GatewayError | OSError) -> int:
     """Why a service did not start, as a log line like every other one of the service: JSON in the
-    journal (the README's jq pipelines read it), readable on a terminal."""
+    journal (the README's jq pipelines read it), readable on a terminal; and its exit code: 78
+    for what only a person can mend (the configuration, a key, a folder's owner or mode: a
+    restart would fail alike), 1 for the rest (another instance, an address taken for now)."""
     from gateway import logs
 
+    error = os_error(exc) if isinstance(exc, OSError) else exc
     logs.get(component).error("not_started", code=error.code, reason=error.message, where=error.where, error=str(error))
+    return EXIT_CONFIG if isinstance(error, _CONFIGURATION_ERRORS) else EXIT_FAILED
 
 
 def cmd_send(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -388,3 +389,30 @@ def test_signature_checks_turned_off_are_said_at_start_and_by_health(province):
     assert said["level"] == "warning" and "require_signatures = false" in said["setting"]
     code, report = health(province, PROVINCE)
     assert code >= WARNING and "require_signatures = false: unsigned documents" in texts(report)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv to drop the capability"
+)
+def test_a_data_folder_the_service_cannot_write_stops_it_as_a_configuration_error(province):
+    """Found in review: a data folder that exists but cannot be written (put back by root from a
+    backup) made `run` print a plain-text line and exit 1: systemd restarted it five times for
+    nothing, and the line broke the README's jq pipelines."""
+    agency = province.agencies[PROVINCE]
+    data = agency.folder / "var"
+    data.mkdir(exist_ok=True)
+    data.chmod(0o555)
+    try:
+        without_override = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]
+        result = subprocess.run(
+            [*without_override, sys.executable, "-m", "gateway", "run", "--config", str(agency.config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        data.chmod(0o755)
+    assert result.returncode == 78, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    said = json.loads(line)  # one JSON line, as every line of the service
+    assert said["event"] == "not_started" and said["code"] == "CFG501" and ".lock" in said["where"]
