@@ -214,7 +214,8 @@ class OutgoingQueue:
             assert existing is not None
             return existing
         if item.id != outgoing_id:  # the same document under its DocumentId, queued before: it stands
-            written.discard()
+            if written.path is None or item.file != written.path.name:  # unless it took this signing's file
+                written.discard()
             self.log.info("document_already_queued", document_id=item.document_id, state=item.state, id=item.id)
             if item.state is OutgoingState.QUEUED:
                 self.wake("push")  # a resend of a failed document put it back in the queue

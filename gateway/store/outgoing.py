@@ -58,8 +58,8 @@ class OutgoingTable:
 
         None, and nothing recorded, when a message from ``source_key`` was queued before. The
         row queued earlier, and nothing recorded, when it holds the same document under the same
-        DocumentId (a resend; a failed one goes back to the queue, as `retry` would do);
-        DocumentIdReused when it holds another one.
+        DocumentId (a resend; a failed one goes back to the queue with the message signed now,
+        ``body`` or the new file, in place of its own); DocumentIdReused when it holds another one.
         """
         now = time.time()
         try:
@@ -74,6 +74,13 @@ class OutgoingTable:
                             "next_attempt_at = ?, deadline_at = ?, last_error = NULL",
                             (now, now + deadline_seconds),
                         )
+                        # with the message signed now: what failed may have been its bytes (a
+                        # certificate since renewed, a signed file lost), which `retry` resends
+                        db.execute("DELETE FROM outgoing_body WHERE id = ?", (earlier.id,))
+                        if body is not None:
+                            db.execute("INSERT INTO outgoing_body (id, signed) VALUES (?, ?)", (earlier.id, body))
+                        new_file = "" if body is not None else self.path_for(outgoing_id).name
+                        db.execute("UPDATE outgoing SET file = ? WHERE id = ?", (new_file, earlier.id))
                         earlier = outgoing_row(
                             db.execute("SELECT * FROM outgoing WHERE id = ?", (earlier.id,)).fetchone()
                         )
