@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("--peer", metavar="CODE", help="a recipient (or, with --received, the sender)")
     listing.add_argument("--since", metavar="DATE", help="yyyy-mm-dd, Vietnam time")
-    listing.add_argument("--limit", type=int, default=200, help="at most this many, newest first (200)")
+    listing.add_argument("--limit", type=_at_least_one, default=200, help="at most this many, newest first (200)")
     listing.add_argument("--agency", metavar="CODE", help="what one hosted agency sent (or received)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_list)
@@ -372,6 +372,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+def _at_least_one(text: str) -> int:
+    """--limit: a count (SQLite reads LIMIT -1 as "no limit at all")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
 
 
 def run() -> None:

@@ -236,3 +236,10 @@ def test_console_script_is_installed():
     assert result.returncode == 0 and "validate" in result.stdout and "pki" in result.stdout
     version = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
     assert version.returncode == 0 and version.stdout.startswith("edxml-gateway ")
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "many"])
+def test_list_limit_must_be_a_count(tmp_path, limit):
+    """Found in review: --limit -1 listed everything (SQLite's LIMIT -1), though "at most"."""
+    result = run("list", "--config", str(tmp_path / "gateway.toml"), "--limit", limit)
+    assert result.returncode == 2 and "--limit" in result.stderr and "Traceback" not in result.stderr
