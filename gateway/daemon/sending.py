@@ -14,7 +14,7 @@ from gateway.axis_client import AxisClient
 from gateway.daemon.link import AxisLink
 from gateway.daemon.outgoing import Local
 from gateway.daemon.registration import Registration
-from gateway.errors import AxisError, AxisUnavailable
+from gateway.errors import AxisError, AxisUnavailable, IllegalTransition
 from gateway.sendbody import read_if_small, stored_body
 from gateway.store import Outgoing
 from gateway.vxp import extensions
@@ -187,10 +187,22 @@ class Sender:
         )
 
     def _refused_by_axis(self, item: Outgoing, exc: AxisError) -> None:
+        try:
+            self._record_refusal(item, exc)
+        except IllegalTransition:
+            # settled while the call was out: failed by its deadline (the retry worker), or
+            # abandoned by an administrator; that stands, and the queue goes on
+            self.local.log_of(item.from_code).info(
+                "message_settled_meanwhile", document_id=item.document_id, reason=str(exc)
+            )
+
+    def _record_refusal(self, item: Outgoing, exc: AxisError) -> None:
         code = AxisCode.from_wire(exc.axis_code or "")
         log = self.local.log_of(item.from_code)
-        if code is AxisCode.SENDER_NOT_ALLOWED and item.from_code and item.from_code != self.code:
+        if code is AxisCode.SENDER_NOT_ALLOWED and item.from_code in self.registration.hosted:
             # a hosted agency the axis does not count as ours: its messages wait for registration
+            # (one removed from [[hosted]] since is not held: for ever, out of the deadline's
+            # reach, and looked up among the hosted at every round; its message fails below)
             self.registration.refused_sender(item.from_code, str(exc))
             self.store.outgoing.postpone(item.id, self.link.delay(item.attempts), str(exc))
             log.error("agency_not_registered", reason=str(exc), document_id=item.document_id)

@@ -329,6 +329,24 @@ def test_an_agency_the_axis_counts_as_another_systems_waits_and_health_says_why(
     with district.store() as store:
         (held,) = [item for item in store.reports.outgoing_for_kind(MessageType.EDOC) if item.from_code == PROVINCE]
     assert held.state == "queued" and "ErrorCode 19" in (held.last_error or "")
+    # the agency taken out of [[hosted]]: its held message is refused once more and fails, for
+    # `retry` or `abandon` (found in review: it was held for ever, out of its deadline's reach,
+    # and every registration round looked it up among the hosted: a KeyError each time)
+    district.service.stop()
+    district.config.write_text(district.config.read_text(encoding="utf-8").replace(taken, ""), "utf-8")
+    restarted = province.start(DISTRICT)
+    restarted.service.wait_for(lambda e: e.get("event") == "message_failed", "its deadline, passed meanwhile")
+    retried = province.run("retry", "--config", str(district.config), held.document_id)
+    assert retried.returncode == 0, retried.stderr
+    failed = restarted.service.wait_for(
+        lambda e: e.get("event") == "message_failed" and "ErrorCode 19" in e.get("reason", ""), "refused, failed"
+    )
+    assert failed["document_id"] == held.document_id
+    with district.store() as store:
+        (held,) = [item for item in store.reports.outgoing_for_kind(MessageType.EDOC) if item.from_code == PROVINCE]
+    assert held.state == "failed"
+    time.sleep(1.0)
+    assert "worker_error" not in restarted.service.event_names()
 
 
 def test_the_same_job_folder_dropped_by_two_hosted_agencies_is_two_documents(huyen):
