@@ -96,7 +96,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 continue
             found_wanted = True
         counted.add(data_dir)
-        store = GatewayStore(settings.paths.data_dir)
+        store = GatewayStore(settings.paths.data_dir, looking=True)
         try:
             total.add(report.agency_report(store, hosted, period, own=own))
         finally:

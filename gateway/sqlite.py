@@ -60,6 +60,29 @@ def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
     return connection
 
 
+def connect_to_look(path: Path) -> sqlite3.Connection:
+    """A connection that only reads (health, track, list, report), for whoever may read the
+    database: root, or a member of the service's group, who cannot write it or its folder. While
+    a gateway has it open, its -wal and -shm files are there and are read through; with none
+    (the gateway stopped: nothing writes) the file is read as it is, without making them."""
+    wal = path.with_name(path.name + "-wal")
+    options = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+    try:
+        connection = sqlite3.connect(
+            f"{path.absolute().as_uri()}?{options}",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=_Connection,
+        )
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.row_factory = sqlite3.Row
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"database {path} cannot be read: {exc}", where=str(path)) from None
+    return connection
+
+
 @contextmanager
 def transaction(connection: sqlite3.Connection, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
     """BEGIN IMMEDIATE … COMMIT, rolled back on any error.

@@ -298,7 +298,7 @@ class Local:
         if not looking:
             for section, _, folders_key in sections:
                 _make_folders(config, section, folders_key)
-        store = GatewayStore(config.paths.data_dir)
+        store = GatewayStore(config.paths.data_dir, looking=looking)
         if not looking:  # health and track only read; the daemon and the commands claim
             store.claim(own)
         deadline = config.retry.deadline_hours * 3600

@@ -16,22 +16,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.sqlite import connect, relaxed, transaction
+from gateway.sqlite import connect, connect_to_look, relaxed, transaction
 from gateway.store.incoming import IncomingTable
 from gateway.store.outgoing import OutgoingTable
 from gateway.store.reports import ReportQueries
-from gateway.store.schema import OWNER, migrate
+from gateway.store.schema import OWNER, migrate, readable_as_it_is
 
 
 class GatewayStore:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, looking: bool = False) -> None:
+        """``looking``: only read (health, track, list, report): nothing made or migrated, and
+        readable by a member of the service's group who may not write there."""
         self.data_dir = data_dir
         self.outgoing_dir = data_dir / "outgoing"
-        for folder in (data_dir, self.outgoing_dir):
-            folder.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / "gateway.sqlite3"
-        self.db = connect(self.path)
-        migrate(self.db)
+        if looking:
+            self.db = connect_to_look(self.path)
+            readable_as_it_is(self.db)
+        else:
+            for folder in (data_dir, self.outgoing_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+            self.db = connect(self.path)
+            migrate(self.db)
         self.outgoing = OutgoingTable(self.db, self.outgoing_dir)
         self.incoming = IncomingTable(self.db)
         self.reports = ReportQueries(self.db)

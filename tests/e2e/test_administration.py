@@ -416,3 +416,35 @@ def test_a_data_folder_the_service_cannot_write_stops_it_as_a_configuration_erro
     (line,) = result.stderr.strip().splitlines()
     said = json.loads(line)  # one JSON line, as every line of the service
     assert said["event"] == "not_started" and said["code"] == "CFG501" and ".lock" in said["where"]
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv to drop the capability"
+)
+def test_looking_commands_read_a_record_they_may_not_write(province):
+    """Found in review: health, list and track opened the database to write (a lock taken at
+    open, migrations), so a member of the service's group, who may only read it, got "attempt
+    to write a readonly database": UNKNOWN from health instead of CRITICAL "not running". The
+    record here is root's, read without the capability that lets root write anywhere."""
+    agency = province.agencies[PROVINCE]
+    province.start(PROVINCE)
+    wait_until(lambda: health(province, PROVINCE)[0] == OK, "an OK report")
+    agency.service.stop()
+    data = agency.database.parent
+    modes = {path: path.stat().st_mode for path in [data, *data.iterdir()]}
+    for path in modes:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        reader = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-m", "gateway"]
+        looked = subprocess.run(
+            [*reader, "health", "--config", str(agency.config), "--json"], capture_output=True, text=True
+        )
+        listed = subprocess.run([*reader, "list", "--config", str(agency.config)], capture_output=True, text=True)
+        files_after = sorted(p.name for p in data.iterdir())
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
+    assert looked.returncode == CRITICAL, looked.stdout + looked.stderr
+    assert "the gateway is not running" in texts(json.loads(looked.stdout))
+    assert listed.returncode == 0, listed.stderr
+    assert files_after == sorted(p.name for p in modes if p != data)  # nothing made beside the database
