@@ -60,6 +60,20 @@ def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
     return connection
 
 
+def refuse_newer(connection: sqlite3.Connection, known: int) -> int:
+    """The database's schema version, refused when a newer release made it (an upgrade rolled
+    back): taken as ours, it would be marked older and written without the newer rules, and
+    its migration run again later."""
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version > known:
+        raise StoreError(
+            f"the database was made by a newer edxml-gateway (schema version {version}; this one knows"
+            f" {known}): run the newer release, or restore the backup taken before the upgrade",
+            where=connection.execute("PRAGMA database_list").fetchone()[2],
+        )
+    return version
+
+
 def connect_to_look(path: Path) -> sqlite3.Connection:
     """A connection that only reads (health, track, list, report), for whoever may read the
     database: root, or a member of the service's group, who cannot write it or its folder. While

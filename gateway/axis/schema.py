@@ -6,8 +6,7 @@ import sqlite3
 
 import sqlite_utils
 
-from gateway.errors import StoreError
-from gateway.sqlite import transaction
+from gateway.sqlite import refuse_newer, transaction
 
 # 2: seen_requests indexed by expiry; 3: an agency's parent as registered (pcode);
 # 4: the bridge to an upstream axis (forwards, inbound, upstream_agencies, bridge_meta);
@@ -25,17 +24,8 @@ OUTSIDE_UNSETTLED = (
 
 def migrate(connection: sqlite3.Connection) -> None:
     """Create the tables and indexes this version needs, once (PRAGMA user_version says)."""
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
-    if version == SCHEMA_VERSION:
+    if refuse_newer(connection, SCHEMA_VERSION) == SCHEMA_VERSION:
         return
-    if version > SCHEMA_VERSION:
-        # a newer release's database (an upgrade rolled back): taken as ours, it would be marked
-        # older and written without the newer rules, and its migration run again later
-        raise StoreError(
-            f"the database was made by a newer edxml-gateway (schema version {version}; this one knows"
-            f" {SCHEMA_VERSION}): run the newer release, or restore the backup taken before the upgrade",
-            where=connection.execute("PRAGMA database_list").fetchone()[2],
-        )
     db = sqlite_utils.Database(connection)
     with transaction(connection):
         db["agencies"].create(

@@ -15,12 +15,12 @@ job folder is. The file's name and content are its key: taken twice, it is sent 
 
 from __future__ import annotations
 
-import os
 import stat
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gateway.daemon.jobs import regular_file_bytes
 from gateway.daemon.outgoing import Agency, Local, Pending
 from gateway.errors import IntakeError, UsageError
 from gateway.vxp.protocol import parse_json
@@ -45,14 +45,12 @@ def read(entry: Path) -> tuple[bytes, dict | IntakeError]:
     """The file's bytes and its request, or why it is refused (worker thread: intake keys the
     entry by the same bytes, so the file is read once). A regular file of one JSON object of
     known keys. An OSError while reading propagates: the disk, not the file; intake tries again."""
-    if not stat.S_ISREG(entry.lstat().st_mode):  # a folder, a link, a pipe (which would block the read)
+    if stat.S_ISDIR(entry.lstat().st_mode):
         return b"", IntakeError("a status file must be a regular file", where=entry.name)
-    # not following a link, not waiting on a pipe: what was swapped in since the lstat is judged too
-    descriptor = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(descriptor, "rb") as source:
-        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
-            return b"", IntakeError("a status file must be a regular file", where=entry.name)
-        raw = source.read(MAX_BYTES + 1)
+    try:  # not through a link, never waiting on a pipe or a device
+        raw = regular_file_bytes(entry, MAX_BYTES, entry.name)
+    except IntakeError as refused:
+        return b"", refused
     try:
         return raw, _request(raw, entry)
     except IntakeError as exc:
@@ -60,8 +58,6 @@ def read(entry: Path) -> tuple[bytes, dict | IntakeError]:
 
 
 def _request(raw: bytes, entry: Path) -> dict:
-    if len(raw) > MAX_BYTES:
-        raise IntakeError(f"a status file holds at most {MAX_BYTES} bytes", where=entry.name)
     try:
         data = parse_json(raw.decode("utf-8"))  # JSON nested past the parser's depth: a ValueError too
     except (UnicodeDecodeError, ValueError) as exc:

@@ -7,7 +7,7 @@ import sqlite3
 import sqlite_utils
 
 from gateway.errors import StoreError
-from gateway.sqlite import transaction
+from gateway.sqlite import refuse_newer, transaction
 
 SCHEMA_VERSION = 11
 DOCUMENTS_QUEUED = "documents_queued"  # meta key of the running number (documents_queued); ":CODE" per agency
@@ -17,8 +17,7 @@ OWNER = "owner"  # meta key: the installation's own agency, which rows from befo
 def readable_as_it_is(connection: sqlite3.Connection) -> None:
     """For a connection that only reads (health, track, list, report): the database must be of
     this release's version, since nothing brings it up to date from here."""
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
-    _not_newer(connection, version)
+    version = refuse_newer(connection, SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         raise StoreError(
             f"the database is of an earlier edxml-gateway (schema version {version}; this one knows"
@@ -27,23 +26,10 @@ def readable_as_it_is(connection: sqlite3.Connection) -> None:
         )
 
 
-def _not_newer(connection: sqlite3.Connection, version: int) -> None:
-    if version > SCHEMA_VERSION:
-        # a newer release's database (an upgrade rolled back): taken as ours, it would be marked
-        # older and written without the newer rules, and its migration run again later
-        raise StoreError(
-            f"the database was made by a newer edxml-gateway (schema version {version}; this one knows"
-            f" {SCHEMA_VERSION}): run the newer release, or restore the backup taken before the upgrade",
-            where=connection.execute("PRAGMA database_list").fetchone()[2],
-        )
-
-
 def migrate(connection: sqlite3.Connection) -> None:
     """Bring a database of any earlier version up to SCHEMA_VERSION, in one transaction."""
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
-    if version == SCHEMA_VERSION:
+    if refuse_newer(connection, SCHEMA_VERSION) == SCHEMA_VERSION:
         return
-    _not_newer(connection, version)
     db = sqlite_utils.Database(connection)
     with transaction(connection):
         _create(db)
